@@ -1,0 +1,263 @@
+"""Thin Typer app: options → settings → provider + sink → run. No provider SDK is imported here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from streamchat._version import __version__
+from streamchat.config import Settings, load_settings
+from streamchat.environment import Environment
+from streamchat.errors import EXIT_INTERRUPTED, StreamchatError, UsageError, redact
+from streamchat.ui import UI
+
+CHAT = "chat"
+
+
+class DefaultGroup(TyperGroup):
+    """A group that runs `chat` when the first word is not a subcommand (like click-default-group).
+
+    `streamchat "models are fun"` chats; `streamchat models` lists models.
+    """
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
+            args = [CHAT, *args]
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx, formatter) -> None:
+        formatter.write_usage("streamchat", "[OPTIONS] [PROMPT]...\n       streamchat COMMAND [ARGS]...")
+        formatter.write_paragraph()
+        formatter.write_text(
+            "Stream an LLM's answer to the terminal. With no PROMPT and a terminal on stdin, open a chat "
+            "REPL; with piped stdin, the input is the prompt (or context after PROMPT)."
+        )
+        chat = self.commands[CHAT]
+        with ctx.scope(cleanup=False):
+            rows = [p.get_help_record(ctx) for p in chat.get_params(ctx)]
+        with formatter.section("Options"):
+            formatter.write_dl([r for r in rows if r] + [("--version", "Print the version and exit.")])
+        self.format_commands(ctx, formatter)
+        formatter.write_paragraph()
+        formatter.write_text("Exit codes: 0 ok, 2 usage, 3 config/auth, 4 bad request/unknown model, "
+                             "5 rate limit/server, 6 network/timeout, 130 interrupted.")
+
+
+app = typer.Typer(
+    cls=DefaultGroup,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"streamchat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Stream LLM answers in the terminal."""
+
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", envvar="STREAMCHAT_CONFIG", metavar="PATH",
+                                                   help="Config file [env: STREAMCHAT_CONFIG].")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Tracebacks and HTTP details on stderr (keys redacted).")]
+ModelOpt = Annotated[Optional[str], typer.Option("-m", "--model", metavar="PROVIDER:MODEL",
+                                                 help="Model or alias [env: STREAMCHAT_MODEL; default: local:smollm2].")]
+
+
+class _RedactingFormatter(logging.Formatter):
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__("debug: %(name)s: %(message)s")
+        self.secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secrets)
+
+
+def _setup_debug(settings: Settings | None) -> None:
+    secrets: tuple[str, ...] = ()
+    if settings is not None:
+        found = []
+        for prov in settings.providers.values():
+            with contextlib.suppress(StreamchatError):
+                if prov.api_key or prov.api_key_env:
+                    found.append(prov.resolve_key() or "")
+        secrets = tuple(s for s in found if s)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG)
+
+
+@contextlib.contextmanager
+def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
+    """Every failure ends as one line on stderr and a documented exit code."""
+    try:
+        yield
+    except StreamchatError as err:
+        if debug:
+            import traceback
+
+            traceback.print_exception(err.__cause__ or err, file=sys.stderr)
+        ui.error(str(err))
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
+        if debug:
+            raise
+        ui.error(f"internal error: {type(exc).__name__}: {exc} — run with --debug and report it")
+        raise typer.Exit(1) from None
+
+
+def read_stdin(env: Environment, limit: int) -> str | None:
+    """Piped stdin as text, or None for a terminal. Binary or oversized input is refused clearly."""
+    if env.stdin is None or env.stdin_isatty:
+        return None
+    try:
+        data = env.stdin.buffer.read(limit + 1)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if len(data) > limit:
+        raise UsageError(f"stdin is larger than {limit} bytes",
+                         hint="pass less input, or raise max_input_bytes in the config")
+    if b"\x00" in data:
+        raise UsageError("stdin holds binary data (NUL bytes)", hint="pipe text, not a binary file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"stdin is not valid UTF-8 (byte {exc.start})",
+                         hint="convert it first, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def compose_prompt(args: list[str] | None, stdin_text: str | None) -> str | None:
+    """Arguments, stdin, or both (stdin appended after the prompt as context)."""
+    prompt = " ".join(args or []).strip()
+    context = (stdin_text or "").strip("\n")
+    if prompt and context.strip():
+        return f"{prompt}\n\n{context}"
+    return prompt or (context if context.strip() else None)
+
+
+@app.command(CHAT, help="Answer a prompt (the default command).")
+def chat(
+    prompt: Annotated[Optional[list[str]], typer.Argument(help="The prompt; stdin is appended as context.",
+                                                          show_default=False)] = None,
+    model: ModelOpt = None,
+    system: Annotated[Optional[str], typer.Option("-s", "--system", help="System prompt.")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, max=2.0,
+                                                         help="Sampling temperature.")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="Longest answer.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="NDJSON events on stdout.")] = False,
+    no_markdown: Annotated[bool, typer.Option("--no-markdown", help="Plain text even on a terminal.")] = False,
+    stats: Annotated[bool, typer.Option("--stats", help="TTFT, tokens, tok/s and time on stderr.")] = False,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, metavar="SECONDS",
+                                                     help="Wait at most this long to connect or for the next byte.")] = None,
+    sanitize: Annotated[bool, typer.Option("--sanitize", help="Strip terminal control sequences in piped output too.")] = False,
+    no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed requests.")] = False,
+    cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
+    cid: Annotated[Optional[str], typer.Option("--cid", help="Continue the conversation with this id.")] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not save this conversation.")] = False,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    from streamchat.chat import ChatOptions, run_chat
+
+    env = Environment()
+    ui = UI(env)
+    with error_boundary(ui, debug):
+        settings = load_settings(config, warn=ui.warn)
+        if debug:
+            _setup_debug(settings)
+        opts = ChatOptions(
+            model=model, system=system, temperature=temperature, max_tokens=max_tokens, json=json_out,
+            markdown=not no_markdown and settings.markdown, stats=stats,
+            timeout=timeout or settings.timeout, sanitize=sanitize, retry=not no_retry,
+            continue_last=cont, cid=cid, log=settings.log and not no_log,
+        )
+        text = compose_prompt(prompt, read_stdin(env, settings.max_input_bytes))
+        if text is None:
+            if not env.stdin_isatty:
+                raise UsageError("no prompt given", hint='pass a prompt: streamchat "question", or pipe text in')
+            from streamchat.repl import run_repl
+
+            code = run_repl(settings, opts, env)
+        else:
+            code = run_chat(settings, opts, env, text)
+    raise typer.Exit(code)
+
+
+@app.command("models", help="List the models each configured provider offers.")
+def models(
+    provider: Annotated[Optional[str], typer.Argument(help="Only this provider.")] = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    from streamchat.chat import list_models
+
+    env = Environment()
+    ui = UI(env)
+    with error_boundary(ui, debug):
+        settings = load_settings(config, warn=ui.warn)
+        if debug:
+            _setup_debug(settings)
+        raise typer.Exit(list_models(settings, env, provider))
+
+
+config_app = typer.Typer(help="Show or create the configuration.", rich_markup_mode=None, add_completion=False)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("path", help="Print the config file path.")
+def config_path(config: ConfigOpt = None) -> None:
+    from streamchat.config import default_config_path
+
+    print(config or default_config_path())
+
+
+@config_app.command("show", help="Print the effective settings (secrets masked).")
+def config_show(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    import json
+
+    from streamchat.config import masked
+
+    env = Environment()
+    with error_boundary(UI(env), debug):
+        print(json.dumps(masked(load_settings(config, warn=UI(env).warn)), indent=2, default=str))
+
+
+@config_app.command("init", help="Write the example config to the user config dir.")
+def config_init(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat.config import ConfigError, default_config_path, example_config
+
+    env = Environment()
+    with error_boundary(UI(env), debug):
+        path = config or default_config_path()
+        if path.exists():
+            raise ConfigError(f"{path} already exists", hint="edit it, or remove it first")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(example_config(), encoding="utf-8")
+        path.chmod(0o600)
+        print(path)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,272 @@
+"""Settings from flags, environment and TOML; validation and model resolution only.
+
+Precedence: command-line flags > environment (STREAMCHAT_MODEL, ...) > config file >
+built-in defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from streamchat.errors import AuthError, ConfigError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+APP = "streamchat"
+DEFAULT_MODEL = "local:smollm2"
+PROVIDER_TYPES = ("openai", "anthropic", "local")
+
+
+def config_dir() -> Path:
+    from platformdirs import user_config_path
+
+    return user_config_path(APP)
+
+
+def data_dir() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path(APP)
+
+
+def default_config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One `[providers.NAME]` table; `type` picks the adapter."""
+
+    name: str
+    type: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key_cmd: str | list[str] | None = None
+    api_key: str | None = None
+    default_model: str | None = None
+    models: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def resolve_key(self) -> str | None:
+        """The API key from the config, the environment or a command; never logged."""
+        if self.api_key:
+            return self.api_key
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return os.environ[self.api_key_env]
+        if self.api_key_cmd:
+            return _run_key_cmd(self.name, self.api_key_cmd)
+        return None
+
+    def require_key(self) -> str | None:
+        key = self.resolve_key()
+        if key is None and self.type in ("openai", "anthropic") and self.base_url is None:
+            env = self.api_key_env or f"{self.type.upper()}_API_KEY"
+            base_env = f"{self.type.upper()}_BASE_URL"
+            if os.environ.get(base_env):
+                return "not-needed"
+            raise AuthError(
+                f"no API key for provider '{self.name}'",
+                hint=f"set {env}, or api_key_cmd in [providers.{self.name}] (streamchat config path)",
+            )
+        return key or "not-needed"
+
+
+def _run_key_cmd(name: str, cmd: str | list[str]) -> str:
+    argv = cmd if isinstance(cmd, list) else shlex.split(cmd)
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"api_key_cmd for provider '{name}' could not run: {type(exc).__name__}",
+                          hint="check the command in your config") from None
+    if out.returncode != 0 or not out.stdout.strip():
+        raise ConfigError(f"api_key_cmd for provider '{name}' failed (exit {out.returncode})",
+                          hint="run the command by hand to see why")
+    return out.stdout.strip()
+
+
+BUILTIN_PROVIDERS: dict[str, ProviderConfig] = {
+    "openai": ProviderConfig("openai", "openai", api_key_env="OPENAI_API_KEY", default_model="gpt-4o-mini"),
+    "anthropic": ProviderConfig("anthropic", "anthropic", api_key_env="ANTHROPIC_API_KEY",
+                                default_model="claude-sonnet-4-5"),
+    "ollama": ProviderConfig("ollama", "openai", base_url="http://127.0.0.1:11434/v1", default_model="llama3.2"),
+    "local": ProviderConfig("local", "local", default_model="smollm2"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path | None = None
+    default_model: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float = 60.0
+    retries: int = 2
+    retry_max_wait: float = 20.0
+    log: bool = True
+    markdown: bool = True
+    max_input_bytes: int = 4 * 1024 * 1024
+    vi_mode: bool = False
+    providers: dict[str, ProviderConfig] = field(default_factory=lambda: dict(BUILTIN_PROVIDERS))
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def model_spec(self, flag: str | None) -> str:
+        return flag or os.environ.get("STREAMCHAT_MODEL") or self.default_model or DEFAULT_MODEL
+
+    def resolve(self, spec: str | None) -> tuple[ProviderConfig, str]:
+        """`provider:model`, an alias, a provider name or a known model → (provider, model).
+
+        Split at the first colon only: `openai:ft:gpt-4o:org` is provider `openai`,
+        model `ft:gpt-4o:org`.
+        """
+        spec = self.model_spec(spec)
+        seen: set[str] = set()
+        while spec in self.aliases and spec not in seen:
+            seen.add(spec)
+            spec = self.aliases[spec]
+        name, sep, model = spec.partition(":")
+        if sep and name in self.providers:
+            return self.providers[name], model or self._provider_default(self.providers[name])
+        if not sep and name in self.providers:
+            return self.providers[name], self._provider_default(self.providers[name])
+        for prov in self.providers.values():
+            if spec in prov.models:
+                return prov, spec
+        if spec.endswith(".gguf"):
+            return self.providers["local"], spec
+        known = ", ".join(sorted(self.providers))
+        raise UsageError(f"unknown model '{spec}'",
+                         hint=f"use PROVIDER:MODEL with a provider of: {known}, or an alias from [aliases]")
+
+    @staticmethod
+    def _provider_default(prov: ProviderConfig) -> str:
+        if prov.default_model:
+            return prov.default_model
+        if prov.models:
+            return prov.models[0]
+        raise UsageError(f"provider '{prov.name}' has no default model", hint=f"use {prov.name}:MODEL")
+
+
+_TOP_KEYS = {
+    "default_model": str, "system": str, "temperature": (int, float), "max_tokens": int,
+    "timeout": (int, float), "retries": int, "retry_max_wait": (int, float), "log": bool,
+    "markdown": bool, "max_input_bytes": int, "vi_mode": bool,
+}
+_PROVIDER_KEYS = {"type", "base_url", "api_key_env", "api_key_cmd", "api_key", "default_model", "models"}
+
+
+def load_settings(path: Path | None = None, *, warn=None) -> Settings:
+    """Read the config file (explicit path, STREAMCHAT_CONFIG, or the user config dir)."""
+    explicit = path or (Path(os.environ["STREAMCHAT_CONFIG"]) if os.environ.get("STREAMCHAT_CONFIG") else None)
+    path = explicit or default_config_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"config file not found: {path}", hint="fix --config / STREAMCHAT_CONFIG, or run `streamchat config init`")
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the file, or compare with config.example.toml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    settings = parse_settings(data, path)
+    if warn is not None and _holds_key(data) and _loose_permissions(path):
+        warn(f"warning: {path} holds an API key and is readable by others — run: chmod 600 {shlex.quote(str(path))}")
+    return settings
+
+
+def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
+    where = f"{path}: " if path else ""
+    values: dict[str, Any] = {"path": path}
+    for key, value in data.items():
+        if key in ("providers", "aliases"):
+            continue
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"{where}unknown key '{key}'", hint="see config.example.toml for the keys")
+        if not isinstance(value, _TOP_KEYS[key]) or (isinstance(value, bool) and _TOP_KEYS[key] is not bool):
+            raise ConfigError(f"{where}'{key}' has the wrong type ({type(value).__name__})")
+        values[key] = value
+    providers = dict(BUILTIN_PROVIDERS)
+    for name, table in (data.get("providers") or {}).items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}[providers.{name}] must be a table")
+        providers[name] = _parse_provider(name, table, providers.get(name), where)
+    aliases = data.get("aliases") or {}
+    if not all(isinstance(v, str) for v in aliases.values()):
+        raise ConfigError(f"{where}[aliases] values must be strings like 'openai:gpt-4o'")
+    return Settings(providers=providers, aliases=dict(aliases), **values)
+
+
+def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | None, where: str) -> ProviderConfig:
+    ptype = table.get("type", base.type if base else "openai")
+    if ptype not in PROVIDER_TYPES:
+        raise ConfigError(f"{where}[providers.{name}] type '{ptype}' is not one of {', '.join(PROVIDER_TYPES)}")
+    known = {k: v for k, v in table.items() if k in _PROVIDER_KEYS and k != "type"}
+    options = {k: v for k, v in table.items() if k not in _PROVIDER_KEYS}
+    if "models" in known:
+        known["models"] = tuple(known["models"])
+    if base is not None and base.type == ptype:
+        return replace(base, options={**base.options, **options}, **known)
+    return ProviderConfig(name=name, type=ptype, options=options, **known)
+
+
+def _holds_key(data: dict[str, Any]) -> bool:
+    return any(isinstance(t, dict) and t.get("api_key") for t in (data.get("providers") or {}).values())
+
+
+def _loose_permissions(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+    except OSError:
+        return False
+
+
+SECRET_KEYS = ("api_key",)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with secrets masked, for `config show`."""
+    out: dict[str, Any] = {k: getattr(settings, k) for k in _TOP_KEYS}
+    out["config_file"] = str(settings.path) if settings.path else None
+    out["resolved_default_model"] = settings.model_spec(None)
+    provs: dict[str, Any] = {}
+    for name, p in settings.providers.items():
+        entry: dict[str, Any] = {"type": p.type}
+        for key in ("base_url", "api_key_env", "api_key_cmd", "default_model"):
+            if getattr(p, key):
+                entry[key] = getattr(p, key)
+        if p.models:
+            entry["models"] = list(p.models)
+        if p.api_key:
+            entry["api_key"] = _mask(p.api_key)
+        elif p.api_key_env:
+            entry["api_key_set"] = bool(os.environ.get(p.api_key_env))
+        entry.update(p.options)
+        provs[name] = entry
+    out["providers"] = provs
+    out["aliases"] = settings.aliases
+    return out
+
+
+def _mask(secret: str) -> str:
+    return "*** (set in file)"
+
+
+def example_config() -> str:
+    """The documented example config: shipped in the wheel, or read from a source checkout."""
+    from importlib.resources import files
+
+    packaged = files("streamchat").joinpath("config.example.toml")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "config.example.toml").read_text(encoding="utf-8")

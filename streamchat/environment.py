@@ -1,0 +1,50 @@
+"""The process's streams and terminal facts in one object that tests can replace."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import IO
+
+
+def _isatty(stream: IO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@dataclass
+class Environment:
+    stdin: IO = field(default_factory=lambda: sys.stdin)
+    stdout: IO = field(default_factory=lambda: sys.stdout)
+    stderr: IO = field(default_factory=lambda: sys.stderr)
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def stdin_isatty(self) -> bool:
+        return _isatty(self.stdin)
+
+    @property
+    def stdout_isatty(self) -> bool:
+        return _isatty(self.stdout)
+
+    @property
+    def stderr_isatty(self) -> bool:
+        return _isatty(self.stderr)
+
+    @property
+    def no_color(self) -> bool:
+        return bool(self.environ.get("NO_COLOR")) and not self.force_color
+
+    @property
+    def force_color(self) -> bool:
+        return bool(self.environ.get("FORCE_COLOR"))
+
+    @property
+    def dumb(self) -> bool:
+        return self.environ.get("TERM") == "dumb"
+
+    def stderr_styled(self) -> bool:
+        return (self.stderr_isatty or self.force_color) and not self.no_color and not self.dumb

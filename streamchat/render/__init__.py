@@ -1,0 +1,1 @@
+"""Terminal rendering: sanitizing, live Markdown, spinner."""

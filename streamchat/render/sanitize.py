@@ -1,0 +1,22 @@
+"""Make model text safe for a terminal: no escape sequences of the model's own.
+
+ESC, BEL, backspace and every other C0 control but TAB and LF are shown as Unicode
+control pictures (␛, ␇ …), C1 controls (U+0080–U+009F, which some terminals treat as
+CSI/OSC introducers) as U+FFFD, DEL as ␡, and CR is dropped (it would overwrite the line).
+"""
+
+from __future__ import annotations
+
+_TABLE: dict[int, str | None] = {c: chr(0x2400 + c) for c in range(0x20) if c not in (0x09, 0x0A)}
+_TABLE[0x0D] = None
+_TABLE[0x7F] = "\u2421"
+_TABLE.update({c: "\ufffd" for c in range(0x80, 0xA0)})
+
+
+def sanitize(text: str) -> str:
+    return text.translate(_TABLE)
+
+
+def is_safe(text: str) -> bool:
+    """True when `text` holds no character that sanitize() would change."""
+    return not any(ord(ch) in _TABLE for ch in text)

@@ -1,0 +1,37 @@
+"""Byte-level writing to stdout shared by every sink: flush per chunk, broken pipe → OutputClosed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO
+
+from streamchat.errors import OutputClosed
+
+
+class Output:
+    def __init__(self, stream: IO) -> None:
+        self._stream = stream
+        self._buffer = getattr(stream, "buffer", None)
+
+    def write(self, text: str) -> None:
+        try:
+            if self._buffer is not None:
+                self._buffer.write(text.encode("utf-8", "surrogateescape"))
+                self._buffer.flush()
+            else:
+                self._stream.write(text)
+                self._stream.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            raise OutputClosed() from None
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

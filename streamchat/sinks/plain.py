@@ -1,0 +1,50 @@
+"""Plain text exactly as streamed: for pipes, TERM=dumb and --no-markdown."""
+
+from __future__ import annotations
+
+from streamchat.environment import Environment
+from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
+from streamchat.render.sanitize import sanitize
+from streamchat.sinks._output import Output
+from streamchat.ui import UI
+
+
+class PlainSink:
+    """Writes each chunk the moment it arrives. Bytes pass through unchanged unless
+    `sanitize` (always on for a terminal, `--sanitize` for pipes)."""
+
+    def __init__(self, env: Environment, *, sanitize: bool = False, stats: bool = False) -> None:
+        self.env = env
+        self.out = Output(env.stdout)
+        self.sanitize = sanitize
+        self.stats = stats
+        self.ui = UI(env)
+        self._last = ""
+        self._reasoning_open = False
+
+    def begin(self) -> None:
+        pass
+
+    def feed(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self._close_reasoning()
+            text = sanitize(event.text) if self.sanitize else event.text
+            self.out.write(text)
+            self._last = text[-1:] or self._last
+        elif isinstance(event, ReasoningDelta):
+            self._reasoning_open = True
+            self.env.stderr.write(sanitize(event.text))
+            self.env.stderr.flush()
+
+    def _close_reasoning(self) -> None:
+        if self._reasoning_open:
+            self._reasoning_open = False
+            self.env.stderr.write("\n")
+            self.env.stderr.flush()
+
+    def end(self, result: TurnResult) -> None:
+        self._close_reasoning()
+        if self.env.stdout_isatty and self._last not in ("", "\n"):
+            self.out.write("\n")
+        if self.stats:
+            self.ui.notice(result.stats.summary())

@@ -1,0 +1,32 @@
+"""One-line messages on stderr: errors, notices, stats. Never on stdout."""
+
+from __future__ import annotations
+
+import contextlib
+
+from streamchat.environment import Environment
+
+_DIM, _RED, _BOLD, _RESET = "\x1b[2m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
+
+
+class UI:
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.styled = env.stderr_styled()
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.env.stderr.write(text + "\n")
+            self.env.stderr.flush()
+
+    def error(self, message: str) -> None:
+        one_line = " ".join(message.split("\n"))
+        if self.styled:
+            self._write(f"{_BOLD}{_RED}error:{_RESET} {one_line}")
+        else:
+            self._write(f"error: {one_line}")
+
+    def notice(self, message: str) -> None:
+        self._write(f"{_DIM}{message}{_RESET}" if self.styled else message)
+
+    warn = notice

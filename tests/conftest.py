@@ -1,0 +1,94 @@
+"""Shared fixtures: the fake streaming server and a runner for the installed `streamchat`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fakeserver import FakeLLMServer  # noqa: E402
+
+STREAMCHAT = shutil.which("streamchat") or str(Path(sys.executable).parent / "streamchat")
+
+
+@pytest.fixture(scope="session")
+def _server_instance() -> Iterator[FakeLLMServer]:
+    server = FakeLLMServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(_server_instance: FakeLLMServer) -> FakeLLMServer:
+    _server_instance.reset()
+    return _server_instance
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def base_env(home: Path, server: FakeLLMServer | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OPENAI_", "ANTHROPIC_", "STREAMCHAT_", "NO_COLOR", "FORCE_COLOR"))}
+    env.update({
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "STREAMCHAT_DB": str(home / "log.db"),
+        "PYTHONUNBUFFERED": "1",
+        "TERM": "xterm-256color",
+    })
+    if server is not None:
+        env.update({
+            "OPENAI_BASE_URL": f"{server.url}/v1",
+            "OPENAI_API_KEY": "sk-test-openai-SECRET123",
+            "ANTHROPIC_BASE_URL": server.url,
+            "ANTHROPIC_API_KEY": "sk-ant-test-SECRET456",
+        })
+        cfg = home / "streamchat.toml"
+        cfg.write_text(f'[providers.compat]\ntype = "openai"\nbase_url = "{server.url}/v1"\n')
+        env["STREAMCHAT_CONFIG"] = str(cfg)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8")
+
+
+@pytest.fixture
+def run(home: Path, server: FakeLLMServer):
+    """Run the installed CLI against the fake server; returns exit code, stdout bytes, stderr."""
+
+    def _run(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
+             timeout: float = 60) -> Result:
+        proc = subprocess.run(
+            [STREAMCHAT, *args],
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            env=env or base_env(home, server),
+            timeout=timeout,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
+
+    return _run
+
+
+PROVIDERS = ["openai", "anthropic", "compat"]

@@ -1,0 +1,315 @@
+"""A scriptable streaming server speaking the OpenAI and Anthropic SSE wire formats.
+
+The test suite starts it on 127.0.0.1 and points the real SDKs at it. A `Script`,
+registered under a model name, says what to stream and how: chunking down to single
+bytes, delays, a gate the test opens, HTTP errors and mid-stream faults. The server
+records every request body and counts client disconnects.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class ClientGone(Exception):
+    pass
+
+
+@dataclass
+class Script:
+    chunks: list[str] = field(default_factory=lambda: ["Hello", ", ", "world", "!"])
+    reasoning: list[str] = field(default_factory=list)
+    delay: float = 0.0  # seconds between chunks
+    first_delay: float = 0.0  # before the response headers
+    status: int = 200
+    error_type: str | None = None
+    error_message: str = "scripted error"
+    headers: dict[str, str] = field(default_factory=dict)
+    fault: str | None = None  # drop | malformed | error_event | no_done | stall
+    fault_after: int = 0  # text chunks sent before the fault
+    finish_reason: str | None = None  # default: stop / end_turn
+    byte_split: int | None = None  # write each event in pieces of this many bytes
+    gate: threading.Event | None = None  # wait for it after the first chunk
+    usage: tuple[int, int] | None = (7, 0)  # (input, output); output 0 → number of chunks
+
+
+@dataclass
+class Record:
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class FakeLLMServer:
+    def __init__(self) -> None:
+        self.scripts: dict[str, Script] = {}
+        self.requests: list[Record] = []
+        self.disconnects: list[float] = []
+        self.completed = 0
+        self.attempts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"owner": self})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> FakeLLMServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.scripts.clear()
+            self.requests.clear()
+            self.disconnects.clear()
+            self.attempts.clear()
+            self.completed = 0
+
+    def script(self, model: str, script: Script | None = None, **kwargs: Any) -> Script:
+        script = script or Script(**kwargs)
+        self.scripts[model] = script
+        return script
+
+    def wait_disconnect(self, timeout: float = 5.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.disconnects:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def last_messages(self) -> list[dict[str, Any]]:
+        return self.requests[-1].body["messages"]
+
+
+def _echo_script(body: dict[str, Any]) -> Script:
+    last = body["messages"][-1]["content"]
+    if isinstance(last, list):
+        last = "".join(part.get("text", "") for part in last)
+    text = f"echo: {last}"
+    return Script(chunks=[text[i : i + 4] for i in range(0, len(text), 4)])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeLLMServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _wait(self, seconds: float) -> None:
+        """Sleep, but notice at once if the client hangs up."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+            if ready:
+                try:
+                    data = self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    data = b""
+                if not data:
+                    raise ClientGone()
+
+    def _send_chunk(self, data: bytes, split: int | None) -> None:
+        pieces = [data[i : i + split] for i in range(0, len(data), split)] if split else [data]
+        try:
+            for piece in pieces:
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.flush()
+                if split:
+                    time.sleep(0.002)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise ClientGone() from exc
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    # -- routes --------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            models = sorted(self.owner.scripts) + ["echo"]
+            self._json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "test", "type": "model",
+                 "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m in models]})
+        else:
+            self._json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        owner = self.owner
+        with owner._lock:
+            owner.requests.append(Record(self.path, body, dict(self.headers)))
+        flavor = "anthropic" if self.path.endswith("/messages") else "openai"
+        model = body.get("model", "")
+        script = owner.scripts.get(model) or (_echo_script(body) if model == "echo" else None)
+        try:
+            if script is None:
+                self._error(flavor, 404, "not_found_error", f"model '{model}' not found", {})
+                return
+            if script.first_delay:
+                self._wait(script.first_delay)
+            if script.status != 200:
+                self._error(flavor, script.status, script.error_type, script.error_message, script.headers)
+                return
+            self._start_stream()
+            (self._stream_anthropic if flavor == "anthropic" else self._stream_openai)(script, model)
+            with owner._lock:
+                owner.completed += 1
+        except ClientGone:
+            with owner._lock:
+                owner.disconnects.append(time.monotonic())
+            self.close_connection = True
+
+    def _error(self, flavor: str, status: int, etype: str | None, message: str, headers: dict[str, str]) -> None:
+        if flavor == "anthropic":
+            payload = {"type": "error", "error": {"type": etype or "api_error", "message": message}}
+        else:
+            payload = {"error": {"message": message, "type": etype or "api_error", "code": etype}}
+        self._json(status, payload, headers)
+
+    def _chunks_with_faults(self, script: Script, emit_text, emit_fault) -> bool:
+        """Emit text chunks; returns False when a fault ended the stream early."""
+        for i, text in enumerate(script.chunks):
+            if script.fault and i == script.fault_after:
+                emit_fault()
+                return False
+            emit_text(text)
+            if i == 0 and script.gate is not None:
+                while not script.gate.is_set():
+                    self._wait(0.02)
+            if script.delay:
+                self._wait(script.delay)
+        if script.fault and script.fault_after >= len(script.chunks):
+            emit_fault()
+            return False
+        return True
+
+    def _fault(self, script: Script, send, error_event: bytes) -> None:
+        fault = script.fault
+        if fault == "drop":
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif fault == "malformed":
+            send(b'event: content_block_delta\ndata: {"oops\n\n')
+            self._send_chunk(b"", None)
+        elif fault == "error_event":
+            send(error_event)
+            self._send_chunk(b"", None)
+        elif fault == "no_done":
+            self._send_chunk(b"", None)
+        elif fault == "stall":
+            self._wait(3600)
+
+    # -- OpenAI --------------------------------------------------------------------------
+    def _stream_openai(self, script: Script, model: str) -> None:
+        created = int(time.time())
+
+        def send(raw: bytes) -> None:
+            self._send_chunk(raw, script.byte_split)
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
+            payload = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": created,
+                       "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+            send(b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n")
+
+        chunk({"role": "assistant", "content": ""})
+        for r in script.reasoning:
+            chunk({"reasoning_content": r})
+        error_event = b'data: {"error": {"message": "' + script.error_message.encode() + b'", "type": "' + \
+            (script.error_type or "server_error").encode() + b'"}}\n\n'
+        ok = self._chunks_with_faults(script, lambda t: chunk({"content": t}),
+                                      lambda: self._fault(script, send, error_event))
+        if not ok:
+            return
+        chunk({}, script.finish_reason or "stop")
+        if script.usage:
+            out = script.usage[1] or len(script.chunks)
+            payload = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": created, "model": model,
+                       "choices": [], "usage": {"prompt_tokens": script.usage[0], "completion_tokens": out,
+                                                 "total_tokens": script.usage[0] + out}}
+            send(b"data: " + json.dumps(payload).encode() + b"\n\n")
+        send(b"data: [DONE]\n\n")
+        self._send_chunk(b"", None)
+
+    # -- Anthropic -----------------------------------------------------------------------
+    def _stream_anthropic(self, script: Script, model: str) -> None:
+        def send(raw: bytes) -> None:
+            self._send_chunk(raw, script.byte_split)
+
+        def event(name: str, data: dict[str, Any]) -> None:
+            send(f"event: {name}\ndata: ".encode() + json.dumps(data, ensure_ascii=False).encode() + b"\n\n")
+
+        usage_in = script.usage[0] if script.usage else 0
+        event("message_start", {"type": "message_start", "message": {
+            "id": "msg_test", "type": "message", "role": "assistant", "content": [], "model": model,
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": usage_in, "output_tokens": 1}}})
+        index = 0
+        if script.reasoning:
+            event("content_block_start", {"type": "content_block_start", "index": 0,
+                                          "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+            for r in script.reasoning:
+                event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                              "delta": {"type": "thinking_delta", "thinking": r}})
+            event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                          "delta": {"type": "signature_delta", "signature": "sig"}})
+            event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            index = 1
+        event("content_block_start", {"type": "content_block_start", "index": index,
+                                      "content_block": {"type": "text", "text": ""}})
+        error_event = ("event: error\ndata: " + json.dumps({"type": "error", "error": {
+            "type": script.error_type or "overloaded_error", "message": script.error_message}}) + "\n\n").encode()
+        ok = self._chunks_with_faults(
+            script,
+            lambda t: event("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                    "delta": {"type": "text_delta", "text": t}}),
+            lambda: self._fault(script, send, error_event))
+        if not ok:
+            return
+        event("content_block_stop", {"type": "content_block_stop", "index": index})
+        out = (script.usage[1] if script.usage else 0) or len(script.chunks)
+        event("message_delta", {"type": "message_delta",
+                                "delta": {"stop_reason": script.finish_reason or "end_turn", "stop_sequence": None},
+                                "usage": {"output_tokens": out}})
+        event("message_stop", {"type": "message_stop"})
+        self._send_chunk(b"", None)
+
+
+if __name__ == "__main__":  # a manual playground: python tests/fakeserver.py
+    srv = FakeLLMServer().start()
+    print(srv.url, flush=True)
+    threading.Event().wait()
