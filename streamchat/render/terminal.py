@@ -1,11 +1,213 @@
-"""Terminal sink (temporary: plain sanitized text until the live Markdown renderer lands)."""
+"""The live terminal sink: committed Markdown above a small repainted region.
+
+Finished blocks are printed once and left to the terminal's scrollback; only the open
+block is repainted, on a timer (≤ 30 fps, the first text at once), never taller than
+the screen. Model text is sanitized before it is parsed, so only our own escape
+sequences reach the terminal.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+
 from streamchat.environment import Environment
-from streamchat.sinks.plain import PlainSink
+from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
+from streamchat.render.markdown_stream import LineRenderer, MarkdownStream
+from streamchat.render.sanitize import sanitize
+from streamchat.render.spinner import Spinner
+from streamchat.sinks._output import Output
+from streamchat.ui import UI
+
+FRAME_INTERVAL = 1 / 30
+CSI = "\x1b["
+SYNC_START, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"  # synchronized output; ignored where unknown
+HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
 
 
-class MarkdownSink(PlainSink):
-    def __init__(self, env: Environment, *, stats: bool = False) -> None:
-        super().__init__(env, sanitize=True, stats=stats)
+def color_system_for(env: Environment) -> str | None:
+    if env.no_color:
+        return None
+    colorterm = env.environ.get("COLORTERM", "")
+    if colorterm in ("truecolor", "24bit"):
+        return "truecolor"
+    return "256" if "256" in env.environ.get("TERM", "") else "standard"
+
+
+def _terminal_size(env: Environment) -> tuple[int, int]:
+    try:
+        size = shutil.os.get_terminal_size(env.stdout.fileno())  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError):
+        size = shutil.get_terminal_size()
+    return max(20, size.columns), max(3, size.lines)
+
+
+class LiveRegion:
+    """Paints lines at the bottom of the terminal and commits lines above it.
+
+    The cursor always rests at the start of the line below the region, so a repaint is:
+    up N lines, clear to the end of the screen, write committed lines, write live lines.
+    """
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+        self.height = 0
+
+    def paint(self, commit: list[str], live: list[str]) -> None:
+        parts = [SYNC_START]
+        if self.height:
+            parts.append(f"\r{CSI}{self.height}A{CSI}J")
+        parts.extend(line + "\n" for line in commit)
+        parts.extend(line + "\n" for line in live)
+        parts.append(SYNC_END)
+        self.height = len(live)
+        self.write("".join(parts))
+
+
+class MarkdownSink:
+    def __init__(self, env: Environment, *, stats: bool = False,
+                 size: Callable[[], tuple[int, int]] | None = None, timer: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.env = env
+        self.out = Output(env.stdout)
+        self.ui = UI(env)
+        self.stats = stats
+        self.size = size or (lambda: _terminal_size(env))
+        self.clock = clock
+        self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(env), no_color=env.no_color))
+        self.region = LiveRegion(self.out.write)
+        self.spinner = Spinner(env, "waiting")
+        self._lock = threading.RLock()
+        self._dirty = False
+        self._last_paint = float("-inf")
+        self._width, self._height = self.size()
+        self._use_timer = timer
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._old_winch = None
+        self._reasoning: list[str] = []
+        self._reasoning_live = False
+        self._reasoning_shown = False
+        self._resized = False
+        self._started_text = False
+
+    # -- sink protocol -------------------------------------------------------------------
+    def begin(self) -> None:
+        self.spinner.start()
+        self._install_winch()
+
+    def feed(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self._on_text(sanitize(event.text))
+        elif isinstance(event, ReasoningDelta):
+            self._on_reasoning(sanitize(event.text))
+
+    def end(self, result: TurnResult) -> None:
+        self._stop.set()
+        self.spinner.stop()
+        self._restore_winch()
+        with self._lock:
+            self._end_reasoning()
+            commit = self.stream.finish(self._width)
+            if result.state == "interrupted" and result.exit_code == 130:
+                commit.append(self._dim("[interrupted]"))
+            self.region.paint(commit, [])
+            if self._started_text:
+                self.out.write(SHOW_CURSOR)
+        if self._reasoning and not self._reasoning_shown:
+            self.ui.notice(f"(reasoning: {len(''.join(self._reasoning))} characters, see --json)")
+        if self.stats:
+            self.ui.notice(result.stats.summary())
+
+    # -- text ----------------------------------------------------------------------------
+    def _on_text(self, text: str) -> None:
+        with self._lock:
+            if not self._started_text:
+                self.spinner.stop()
+                self._end_reasoning()
+                self._started_text = True
+                self.out.write(HIDE_CURSOR)
+                self._start_timer()
+            self.stream.append(text)
+            self._dirty = True
+            if self.clock() - self._last_paint >= FRAME_INTERVAL:
+                self._paint()
+
+    def _paint(self) -> None:
+        """Repaint now (caller holds the lock)."""
+        self._dirty = False
+        self._last_paint = self.clock()
+        commit, live = self.stream.update(self._width, max(1, self._height - 2))
+        self.region.paint(commit, live)
+
+    def flush(self) -> None:
+        """Paint pending text and pending resizes; called by the repaint timer."""
+        with self._lock:
+            if self._resized:
+                self._resized = False
+                width, height = self.size()
+                if (width, height) != (self._width, self._height):
+                    self.resize(width, height)
+                    return
+            if self._dirty:
+                self._paint()
+
+    def _start_timer(self) -> None:
+        if not self._use_timer or self._thread is not None:
+            return
+
+        def tick() -> None:
+            while not self._stop.wait(FRAME_INTERVAL):
+                with contextlib.suppress(Exception):
+                    self.flush()
+
+        self._thread = threading.Thread(target=tick, name="repaint", daemon=True)
+        self._thread.start()
+
+    # -- resize --------------------------------------------------------------------------
+    def resize(self, width: int, height: int) -> None:
+        """Re-flow the live region at the new size (committed lines stay as printed)."""
+        with self._lock:
+            self._width, self._height = width, height
+            self._paint()
+
+    def _install_winch(self) -> None:
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGWINCH"):
+            return
+
+        def on_winch(_sig: int, _frame: object) -> None:
+            self._resized = True  # the repaint timer re-flows; a handler must not paint
+
+        with contextlib.suppress(ValueError, OSError):
+            self._old_winch = signal.signal(signal.SIGWINCH, on_winch)
+
+    def _restore_winch(self) -> None:
+        if self._old_winch is not None:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signal.SIGWINCH, self._old_winch)
+            self._old_winch = None
+
+    # -- reasoning -----------------------------------------------------------------------
+    def _on_reasoning(self, text: str) -> None:
+        self._reasoning.append(text)
+        if self._started_text:
+            return  # shown as a one-line summary at the end, not into the live region
+        self.spinner.stop()
+        self._reasoning_live = self._reasoning_shown = True
+        with contextlib.suppress(OSError, ValueError):
+            self.env.stderr.write(self._dim(text))
+            self.env.stderr.flush()
+
+    def _end_reasoning(self) -> None:
+        if self._reasoning_live:
+            self._reasoning_live = False
+            with contextlib.suppress(OSError, ValueError):
+                self.env.stderr.write("\n")
+                self.env.stderr.flush()
+
+    def _dim(self, text: str) -> str:
+        return text if self.env.no_color else f"\x1b[2m{text}\x1b[0m"

@@ -1,0 +1,128 @@
+"""Incremental Markdown layout: finished blocks are rendered once, only the open tail is re-parsed.
+
+`MarkdownStream` holds no terminal: it turns a growing text into lines to *commit*
+(printed once, then left to scrollback) and lines of the *live* tail (repainted). Its
+output, concatenated, equals a static `rich.markdown.Markdown` render of the whole text:
+Rich separates top-level blocks with one blank line when the earlier block's element
+has `new_line`, so that separator is carried across chunk boundaries here.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.theme import Theme
+
+CODE_THEME = "monokai"
+
+
+class LineRenderer:
+    """Markdown source → ANSI lines at a width, with one Rich console per width."""
+
+    def __init__(self, *, color_system: str | None = "truecolor", no_color: bool = False) -> None:
+        self.color_system = color_system
+        self.no_color = no_color
+        self._consoles: dict[int, tuple[Console, io.StringIO]] = {}
+
+    def _console(self, width: int) -> tuple[Console, io.StringIO]:
+        if width not in self._consoles:
+            buf = io.StringIO()
+            console = Console(file=buf, width=width, force_terminal=self.color_system is not None,
+                              color_system=self.color_system, no_color=self.no_color, highlight=False,
+                              emoji=False, legacy_windows=False, soft_wrap=False, force_jupyter=False,
+                              theme=Theme({}))
+            self._consoles[width] = (console, buf)
+        return self._consoles[width]
+
+    def render(self, markdown: Markdown, width: int) -> list[str]:
+        console, buf = self._console(width)
+        buf.seek(0)
+        buf.truncate()
+        console.print(markdown)
+        out = buf.getvalue()
+        if not out:
+            return []
+        return out[:-1].split("\n") if out.endswith("\n") else out.split("\n")
+
+
+def parse(text: str) -> Markdown:
+    # Links as "text (url)": no OSC 8 hyperlinks, which many terminals and pagers mangle.
+    return Markdown(text, code_theme=CODE_THEME, hyperlinks=False)
+
+
+def _top_level_starts(md: Markdown) -> list[tuple[int, str]]:
+    """(first source line, token type) of each top-level block."""
+    return [(tok.map[0], tok.type) for tok in md.parsed if tok.level == 0 and tok.nesting >= 0 and tok.map]
+
+
+def _line_offsets(text: str) -> list[int]:
+    offsets = [0]
+    pos = text.find("\n")
+    while pos != -1:
+        offsets.append(pos + 1)
+        pos = text.find("\n", pos + 1)
+    return offsets
+
+
+class MarkdownStream:
+    def __init__(self, renderer: LineRenderer | None = None) -> None:
+        self.renderer = renderer or LineRenderer()
+        self.text = ""
+        self.base = 0  # offset of the open (unfinished) region in `text`
+        self.separator = False  # a blank line is owed before the next block
+        self.printed = 0  # lines of the open region already committed (tall blocks)
+
+    def append(self, text: str) -> None:
+        self.text += text
+
+    def update(self, width: int, max_live: int) -> tuple[list[str], list[str]]:
+        """→ (lines to commit now, live lines). Re-parses only from the open block."""
+        commit: list[str] = []
+        src = self.text[self.base :]
+        blocks = _top_level_starts(parse(src))
+        if len(blocks) >= 2:
+            cut_line, _ = blocks[-1]
+            cut = _line_offsets(src)[cut_line]
+            lines = self._render(src[:cut], width)
+            commit.extend(lines[self.printed :])
+            self.separator = _owes_separator(blocks[-2][1])
+            self.base += cut
+            self.printed = 0
+            src = src[cut:]
+        live = self._render(src, width)[self.printed :]
+        if len(live) > max_live:  # a block taller than the screen: commit its top lines
+            spill = len(live) - max_live
+            commit.extend(live[:spill])
+            self.printed += spill
+            live = live[spill:]
+        return commit, live
+
+    def finish(self, width: int) -> list[str]:
+        """The rest of the answer, to commit when the stream ends."""
+        lines = self._render(self.text[self.base :], width)[self.printed :]
+        self.base = len(self.text)
+        self.printed = 0
+        return lines
+
+    def _render(self, src: str, width: int) -> list[str]:
+        """Render a chunk as it would appear inside the whole answer.
+
+        Rich puts one blank line before a block when the element closed before it has
+        `new_line` (or when the block's own inner element did). A one-line sentinel
+        paragraph in front recreates that state exactly; its line is then dropped.
+        """
+        if not self.separator:
+            return self.renderer.render(parse(src), width)
+        return self.renderer.render(parse("x\n\n" + src), width)[1:]
+
+
+def _owes_separator(token_type: str) -> bool:
+    element = Markdown.elements.get(token_type)
+    return True if element is None else bool(element.new_line)
+
+
+def render_static(text: str, width: int, renderer: LineRenderer | None = None) -> list[str]:
+    """The reference: the whole answer rendered at once."""
+    return (renderer or LineRenderer()).render(parse(text), width)

@@ -1,0 +1,163 @@
+"""The live Markdown sink, replayed into a terminal emulator with scrollback."""
+
+from __future__ import annotations
+
+import pytest
+from answers import answer_of_size, sample_answer, tokens
+from terminal_emulator import Terminal, plain, tty_env
+
+from streamchat.events import ReasoningDelta, TextDelta, TurnResult
+from streamchat.render.markdown_stream import LineRenderer, render_static
+from streamchat.render.terminal import MarkdownSink
+
+TALL_CODE = "Intro paragraph.\n\n```python\n" + "\n".join(f"x_{i} = {i} * 2  # line {i}" for i in range(60)) + \
+    "\n```\n\nAfter the code.\n"
+
+
+def replay(text: str, width: int, height: int, *, chunk: int = 4, resize_at: int | None = None,
+           new_size: tuple[int, int] | None = None, env_extra: dict[str, str] | None = None):
+    env, out, _err = tty_env(**(env_extra or {}))
+    size = [(width, height)]
+    clock = [0.0]
+    term = Terminal(width, height)
+    sink = MarkdownSink(env, size=lambda: size[0], timer=False, clock=lambda: clock[0])
+    sink.begin()
+    pieces = tokens(text, chunk)
+    for i, piece in enumerate(pieces):
+        if resize_at is not None and i == resize_at:
+            term.feed(out.getvalue())
+            out.seek(0)
+            out.truncate()
+            size[0] = new_size
+            term.resize(*new_size)
+            sink.resize(*new_size)
+        sink.feed(TextDelta(piece))
+        clock[0] += 0.002
+    sink.end(TurnResult())
+    term.feed(out.getvalue())
+    return term, out.getvalue()
+
+
+def expected(text: str, width: int) -> list[str]:
+    return plain(render_static(text, width, LineRenderer(color_system=None)))
+
+
+@pytest.mark.parametrize("width,height", [(80, 24), (120, 10)])
+@pytest.mark.parametrize("text", [sample_answer(0) + sample_answer(1), TALL_CODE], ids=["mixed", "tall-code"])
+def test_scrollback_equals_static_render(text, width, height):
+    term, _ = replay(text, width, height)
+    assert term.lines() == expected(text, width)
+
+
+def test_one_token_per_character_and_large_chunks():
+    text = sample_answer(3)
+    for chunk in (1, 50):
+        term, _ = replay(text, 80, 24, chunk=chunk)
+        assert term.lines() == expected(text, 80)
+
+
+def test_resize_mid_stream_reflows_live_region():
+    text = "Opening paragraph " + "lorem ipsum " * 40 + "\n"
+    term, _ = replay(text, 100, 20, resize_at=60, new_size=(60, 20))
+    assert term.lines() == expected(text, 60)
+
+
+def test_live_region_never_taller_than_screen():
+    env, out, _ = tty_env()
+    clock = [0.0]
+    sink = MarkdownSink(env, size=lambda: (80, 10), timer=False, clock=lambda: clock[0])
+    sink.begin()
+    for piece in tokens(TALL_CODE, 5):
+        sink.feed(TextDelta(piece))
+        clock[0] += 0.05
+        assert sink.region.height <= 8
+    sink.end(TurnResult())
+
+
+def test_repaints_are_throttled_not_per_token():
+    env, out, _ = tty_env()
+    clock = [0.0]
+    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False, clock=lambda: clock[0])
+    sink.begin()
+    paints = 0
+    original = sink.region.paint
+
+    def counting(commit, live):
+        nonlocal paints
+        paints += 1
+        original(commit, live)
+
+    sink.region.paint = counting
+    for piece in tokens(sample_answer(0), 4)[:300]:
+        sink.feed(TextDelta(piece))
+        clock[0] += 0.001  # 1000 tokens/s
+    assert 1 <= paints <= 300 * 0.001 * 30 + 2
+
+
+def test_first_text_is_painted_at_once():
+    env, out, _ = tty_env()
+    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False, clock=lambda: 5.0)
+    sink.begin()
+    sink.feed(TextDelta("Hello"))
+    assert "Hello" in out.getvalue()
+
+
+EVIL = ("clear\x1b[2J\x1b[H title\x1b]0;pwned\x07 clip\x1b]52;c;ZXZpbA==\x07 bell\x07 "
+        "red\x1b[31mRED\x1b[0m c1\x9b31m back\x08\x08 del\x7f cr\rx\n")
+
+
+def test_model_escapes_never_reach_the_terminal():
+    env, out, _ = tty_env()
+    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False)
+    sink.begin()
+    for piece in tokens(EVIL, 3):
+        sink.feed(TextDelta(piece))
+    sink.end(TurnResult())
+    data = out.getvalue()
+    for bad in ("\x1b[2J", "\x1b[H", "\x1b]0;", "\x1b]52;", "\x07", "\x9b", "\x08", "\x7f", "cr\rx", "\x1b[31mRED"):
+        assert bad not in data, repr(bad)
+    assert "␛" in data  # shown, not silently dropped
+
+
+def test_no_color_keeps_layout_without_colors():
+    text = sample_answer(0)
+    env, out, _ = tty_env(NO_COLOR="1")
+    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False)
+    sink.begin()
+    for piece in tokens(text, 8):
+        sink.feed(TextDelta(piece))
+    sink.end(TurnResult())
+    import re
+
+    assert not re.search(r"\x1b\[[0-9;]*m", out.getvalue().replace("\x1b[0m", ""))
+    term = Terminal(80, 24)
+    term.feed(out.getvalue())
+    assert term.lines() == expected(text, 80)
+
+
+def test_reasoning_is_dim_on_stderr_and_answer_on_stdout():
+    env, out, err = tty_env()
+    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False)
+    sink.begin()
+    sink.feed(ReasoningDelta("thinking hard"))
+    sink.feed(TextDelta("The answer"))
+    sink.end(TurnResult())
+    assert "thinking hard" in err.getvalue() and "\x1b[2m" in err.getvalue()
+    assert "thinking" not in out.getvalue() and "The answer" in out.getvalue()
+
+
+def test_interrupted_answer_is_marked():
+    env, out, _ = tty_env()
+    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False)
+    sink.begin()
+    sink.feed(TextDelta("partial answ"))
+    sink.end(TurnResult(state="interrupted", exit_code=130))
+    term = Terminal(80, 24)
+    term.feed(out.getvalue())
+    assert term.lines() == ["partial answ", "[interrupted]"]
+
+
+def test_large_answer_linear_layout():
+    text = answer_of_size(30_000)
+    term, _ = replay(text, 80, 24, chunk=16)
+    assert term.lines() == expected(text, 80)
