@@ -59,8 +59,12 @@ def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI 
 
 
 def build_request(target: Target, settings: Settings, opts: ChatOptions, history: list[Message],
-                  prompt: str | None) -> ChatRequest:
-    system = opts.system if opts.system is not None else settings.system
+                  prompt: str | None, system: str | None = None) -> ChatRequest:
+    """Messages for the provider: system prompt (flag > conversation > config), history, prompt."""
+    if opts.system is not None:
+        system = opts.system
+    elif system is None:
+        system = settings.system
     messages: list[Message] = []
     if system and not any(m.role == "system" for m in history):
         messages.append(Message("system", system))
@@ -91,7 +95,7 @@ def run_chat(settings: Settings, opts: ChatOptions, env: Environment, prompt: st
     conversation = log.pick(continue_last=opts.continue_last, cid=opts.cid)
     target = resolve_target(settings, opts.model if opts.model or not conversation.model else conversation.model,
                             opts.timeout, ui)
-    request = build_request(target, settings, opts, conversation.messages, prompt)
+    request = build_request(target, settings, opts, conversation.messages, prompt, conversation.system)
     result = stream_answer(target, request, settings, opts, env, ui)
     system = next((m.content for m in request.messages if m.role == "system"), None)
     log.record(conversation, target.provider_name, target.model, system, prompt, result)

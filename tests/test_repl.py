@@ -1,0 +1,156 @@
+"""The REPL through a real pseudo-terminal (pexpect) against the fake server."""
+
+from __future__ import annotations
+
+import time
+
+import pexpect
+import pytest
+from conftest import STREAMCHAT, base_env
+from fakeserver import Script
+
+PROMPT = "›"
+
+
+def spawn(home, server, *args: str, env_extra: dict[str, str] | None = None) -> pexpect.spawn:
+    env = base_env(home, server, PROMPT_TOOLKIT_NO_CPR="1", **(env_extra or {}))
+    child = pexpect.spawn(STREAMCHAT, list(args), env=env, encoding="utf-8", dimensions=(30, 100), timeout=15)
+    child.expect_exact(PROMPT)
+    return child
+
+
+def ask(child: pexpect.spawn, text: str) -> None:
+    child.sendline(text)
+
+
+@pytest.fixture
+def repl(home, server):
+    children = []
+
+    def _spawn(*args: str, **kw) -> pexpect.spawn:
+        child = spawn(home, server, *args, **kw)
+        children.append(child)
+        return child
+
+    yield _spawn
+    for child in children:
+        child.close(force=True)
+
+
+def test_question_streams_answer_and_context_carries(repl, server):
+    child = repl("-m", "openai:echo")
+    ask(child, "first question")
+    child.expect_exact("echo: first question")
+    child.expect_exact(PROMPT)
+    ask(child, "second one")
+    child.expect_exact("echo: second one")
+    child.expect_exact(PROMPT)
+    assert server.last_messages() == [
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "echo: first question"},
+        {"role": "user", "content": "second one"},
+    ]
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_ctrl_c_mid_stream_keeps_partial_and_returns_prompt(repl, server):
+    server.script("slow", Script(chunks=[f"tok{i} " for i in range(200)], delay=0.05))
+    child = repl("-m", "openai:slow")
+    ask(child, "go")
+    child.expect_exact("tok3")
+    sent = time.monotonic()
+    child.sendintr()
+    child.expect_exact("[interrupted]")
+    child.expect_exact(PROMPT, timeout=1)
+    assert time.monotonic() - sent < 1.0
+    assert server.wait_disconnect(1), "the HTTP stream was not closed"
+    assert server.completed == 0
+    # the partial answer is the assistant turn in the next request
+    server.script("next", Script(chunks=["ok"]))
+    ask(child, "/model openai:next")
+    child.expect_exact("model: openai:next")
+    ask(child, "continue")
+    child.expect_exact("ok")
+    msgs = server.last_messages()
+    assert msgs[0] == {"role": "user", "content": "go"}
+    assert msgs[1]["role"] == "assistant" and msgs[1]["content"].startswith("tok0 tok1 tok2 tok3")
+    assert len(msgs[1]["content"].split()) < 200
+    assert msgs[2] == {"role": "user", "content": "continue"}
+
+
+def test_ctrl_c_at_prompt_clears_line_and_ctrl_d_exits_zero(repl, server):
+    child = repl("-m", "openai:echo")
+    child.send("half typed")
+    child.sendintr()
+    child.expect_exact(PROMPT)
+    ask(child, "fresh")
+    child.expect_exact("echo: fresh")
+    child.expect_exact(PROMPT)
+    assert server.last_messages()[-1]["content"] == "fresh"
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_new_retry_and_exit(repl, server):
+    child = repl("-m", "openai:echo")
+    ask(child, "one")
+    child.expect_exact("echo: one")
+    child.expect_exact(PROMPT)
+    ask(child, "/retry")
+    child.expect_exact("echo: one")
+    child.expect_exact(PROMPT)
+    assert server.last_messages() == [{"role": "user", "content": "one"}]
+    ask(child, "/new")
+    child.expect_exact("new conversation")
+    ask(child, "two")
+    child.expect_exact("echo: two")
+    assert server.last_messages() == [{"role": "user", "content": "two"}]
+    child.expect_exact(PROMPT)
+    ask(child, "/bogus")
+    child.expect_exact("unknown command /bogus")
+    child.expect_exact(PROMPT)
+    ask(child, "/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_error_mid_session_leaves_repl_usable(repl, server):
+    server.script("bad", Script(status=500))
+    child = repl("-m", "openai:bad", "--no-retry")
+    ask(child, "hello")
+    child.expect_exact("HTTP 500")
+    child.expect_exact(PROMPT)
+    ask(child, "/model openai:echo")
+    child.expect_exact("model: openai:echo")
+    ask(child, "again")
+    child.expect_exact("echo: again")
+    # the failed turn (no text) is not sent as context
+    assert server.last_messages() == [{"role": "user", "content": "again"}]
+
+
+def test_multiline_block_and_system_prompt(repl, server):
+    child = repl("-m", "openai:echo", "-s", "sys prompt")
+    ask(child, '"""')
+    ask(child, "line a")
+    ask(child, 'line b"""')
+    child.expect_exact("echo: line a")
+    child.expect_exact(PROMPT)
+    msgs = server.last_messages()
+    assert msgs[0] == {"role": "system", "content": "sys prompt"}
+    assert msgs[-1] == {"role": "user", "content": "line a\nline b"}
+
+
+def test_save_transcript(repl, server, tmp_path):
+    child = repl("-m", "openai:echo")
+    ask(child, "keep me")
+    child.expect_exact("echo: keep me")
+    out = tmp_path / "t.md"
+    ask(child, f"/save {out}")
+    child.expect_exact("saved")
+    assert "keep me" in out.read_text() and "## Assistant" in out.read_text()
