@@ -259,5 +259,79 @@ def config_init(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
         print(path)
 
 
+history_app = typer.Typer(help="List, show, export, remove and search logged conversations.", rich_markup_mode=None,
+                          add_completion=False, invoke_without_command=True)
+app.add_typer(history_app, name="history")
+
+
+@contextlib.contextmanager
+def _command(config: Optional[Path], debug: bool) -> Iterator[tuple[Settings, Environment]]:
+    """Settings and environment for a subcommand, inside the error boundary."""
+    env = Environment()
+    ui = UI(env)
+    with error_boundary(ui, debug):
+        settings = load_settings(config, warn=ui.warn)
+        if debug:
+            _setup_debug(settings)
+        yield settings, env
+
+
+@history_app.callback()
+def history_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="How many conversations.")] = 20,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List recent conversations (default), or run a history subcommand."""
+    if ctx.invoked_subcommand is None:
+        from streamchat import history
+
+        with _command(config, debug) as (settings, env):
+            history.list_recent(settings, env, limit)
+
+
+@history_app.command("show", help="Show a conversation (Markdown on a terminal, plain when piped).")
+def history_show(cid: Annotated[str, typer.Argument(metavar="ID")], config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat import history
+
+    with _command(config, debug) as (settings, env):
+        history.show(settings, env, cid)
+
+
+@history_app.command("export", help="Export a conversation as Markdown or JSON.")
+def history_export(
+    cid: Annotated[str, typer.Argument(metavar="ID")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    from streamchat import history
+
+    with _command(config, debug) as (settings, env):
+        history.export(settings, env, cid, fmt)
+
+
+@history_app.command("rm", help="Delete a conversation.")
+def history_rm(cid: Annotated[str, typer.Argument(metavar="ID")], config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat import history
+
+    with _command(config, debug) as (settings, env):
+        history.remove(settings, env, cid)
+
+
+@history_app.command("search", help="Full-text search over all messages.")
+def history_search(
+    text: Annotated[str, typer.Argument(metavar="TEXT")],
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1)] = 20,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    from streamchat import history
+
+    with _command(config, debug) as (settings, env):
+        history.search(settings, env, text, limit)
+
+
 def main() -> None:
     app()

@@ -1,0 +1,119 @@
+"""The SQLite conversation log through the CLI against the fake server."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+
+from conftest import STREAMCHAT, base_env
+from fakeserver import Script
+
+from streamchat.store import SCHEMA_VERSION, V1
+
+
+def rows(home, sql="SELECT role, content, state FROM messages ORDER BY id"):
+    db = sqlite3.connect(home / "log.db")
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def test_continue_sends_earlier_turns(run, server, home):
+    assert run("-m", "openai:echo", "-s", "sys", "first").code == 0
+    r = run("-c", "second")
+    assert r.code == 0, r.stderr
+    assert server.requests[-1].body["model"] == "echo"  # the conversation's model is kept
+    assert server.last_messages() == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "echo: first"},
+        {"role": "user", "content": "second"},
+    ]
+    assert [r[0] for r in rows(home)] == ["user", "assistant", "user", "assistant"]
+    r = run("--cid", "1", "-m", "anthropic:echo", "third")
+    assert r.code == 0 and len(server.last_messages()) == 5
+
+
+def test_interrupted_stream_is_stored_with_partial_text(server, home):
+    server.script("slow", Script(chunks=[f"w{i} " for i in range(100)], delay=0.05))
+    proc = subprocess.Popen([STREAMCHAT, "-m", "openai:slow", "q"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(home, server))
+    shown = proc.stdout.read1(100)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    (content, state), = rows(home, "SELECT content, state FROM messages WHERE role = 'assistant'")
+    assert state == "interrupted"
+    assert content == (shown + rest).decode() and content.startswith("w0 ")
+
+
+def test_error_mid_stream_is_stored_marked(run, server, home):
+    server.script("drop", Script(chunks=["part one ", "part two"], fault="drop", fault_after=1))
+    r = run("-m", "openai:drop", "q")
+    assert r.code == 6
+    assert r.out == "part one "
+    (content, state), = rows(home, "SELECT content, state FROM messages WHERE role = 'assistant'")
+    assert (content, state) == ("part one ", "error")
+
+
+def test_two_concurrent_processes_both_land(server, home):
+    server.script("slowish", Script(chunks=["a", "b", "c"], delay=0.1))
+    env = base_env(home, server)
+    procs = [subprocess.Popen([STREAMCHAT, "-m", "openai:slowish", f"q{i}"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for i in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert b"warning" not in err
+    assert rows(home, "SELECT COUNT(*) FROM conversations")[0][0] == 2
+    assert rows(home, "SELECT COUNT(*) FROM messages")[0][0] == 4
+
+
+def test_export_formats_parse(run, server, home):
+    run("-m", "openai:echo", "hello **there**")
+    r = run("history", "export", "1", "--format", "json")
+    data = json.loads(r.out)
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
+    assert data["messages"][1]["content"] == "echo: hello **there**"
+    assert data["messages"][1]["output_tokens"] >= 1 and data["messages"][1]["ttft_ms"] > 0
+    md = run("history", "export", "1").out
+    assert "## User" in md and "hello **there**" in md
+    assert run("history").out.startswith("1\t")
+    assert "there" in run("history", "search", "there").out
+    assert run("history", "show", "1").out == md
+    assert run("history", "rm", "1").code == 0
+    assert run("history", "show", "1").code == 2
+
+
+def test_migration_from_v1(run, server, home):
+    db = sqlite3.connect(home / "log.db")
+    db.executescript(V1)
+    db.execute("INSERT INTO conversations VALUES (1, 0, 0, 'openai', 'echo', NULL, 'old')")
+    db.execute("INSERT INTO messages (conversation_id, role, content, created_at) VALUES (1, 'user', 'old q', 0)")
+    db.execute("INSERT INTO messages (conversation_id, role, content, created_at) VALUES (1, 'assistant', 'old a', 0)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    r = run("-c", "new q")
+    assert r.code == 0, r.stderr
+    assert server.last_messages()[:2] == [{"role": "user", "content": "old q"}, {"role": "assistant", "content": "old a"}]
+    assert rows(home, "PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    assert rows(home, "SELECT state FROM messages WHERE id = 1")[0][0] == "ok"
+    assert "old" in run("history", "search", "old").out
+
+
+def test_no_log_writes_nothing(run, server, home):
+    r = run("-m", "openai:echo", "--no-log", "q")
+    assert r.code == 0
+    assert not (home / "log.db").exists()
+
+
+def test_corrupt_database_still_prints_answer(run, server, home):
+    (home / "log.db").write_bytes(b"this is not a database" * 100)
+    r = run("-m", "openai:echo", "q")
+    assert r.code == 0
+    assert r.out == "echo: q"
+    assert "warning" in r.stderr and "not be saved" in r.stderr and "Traceback" not in r.stderr
