@@ -333,5 +333,44 @@ def history_search(
         history.search(settings, env, text, limit)
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command("serve", help="Serve streams over HTTP: SSE /stream, OpenAI-compatible /v1, WebSocket /ws, web page /.")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8765,
+    model: ModelOpt = None,
+    token: Annotated[Optional[str], typer.Option("--token", envvar="STREAMCHAT_TOKEN", show_envvar=True,
+                                                 help="Require 'Authorization: Bearer TOKEN' (or ?token=).")] = None,
+    cors: Annotated[Optional[str], typer.Option("--cors", metavar="ORIGIN", help="Allow this browser origin.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, metavar="SECONDS")] = None,
+    no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    with _command(config, debug) as (settings, env):
+        if host not in LOOPBACK and not token:
+            raise UsageError(f"refusing to bind {host} without a token",
+                             hint="pass --token SECRET (or STREAMCHAT_TOKEN), or bind 127.0.0.1")
+        try:
+            import uvicorn
+
+            from streamchat.serve.app import ServeOptions, create_app
+        except ImportError:
+            from streamchat.errors import ConfigError
+
+            raise ConfigError("streamchat serve needs FastAPI and uvicorn",
+                              hint="install them with: pip install 'streamchat[serve]'") from None
+        from streamchat.chat import ChatOptions, resolve_target, retry_policy
+
+        opts = ChatOptions(model=model, timeout=timeout or settings.timeout, retry=not no_retry)
+        target = resolve_target(settings, model, opts.timeout, UI(env))  # fail fast; loads a local model once
+        options = ServeOptions(default_model=model or settings.model_spec(None), token=token, cors_origin=cors,
+                               timeout=opts.timeout, retry=retry_policy(settings, opts))
+        UI(env).notice(f"streamchat serving {target.provider_name}:{target.model} on http://{host}:{port}/")
+        uvicorn.run(create_app(settings, options), host=host, port=port, log_level="debug" if debug else "warning")
+
+
 def main() -> None:
     app()

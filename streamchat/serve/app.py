@@ -1,0 +1,270 @@
+"""The FastAPI application: SSE /stream, OpenAI-compatible /v1, WebSocket /ws and the web page."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from streamchat.config import Settings
+from streamchat.errors import StreamchatError, UsageError
+from streamchat.events import Done, Message
+from streamchat.providers.base import ChatRequest, get_provider
+from streamchat.serve.bridge import Finished, TurnStream
+from streamchat.serve.wire import OpenAIChunks, finish_reason, frame, http_status, openai_error, sse, usage_dict
+from streamchat.session import RetryPolicy
+
+HEARTBEAT_S = 15.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    default_model: str | None = None
+    token: str | None = None
+    cors_origin: str | None = None
+    timeout: float = 60.0
+    retry: RetryPolicy = RetryPolicy()
+    max_body_bytes: int = 1024 * 1024
+    max_prompt_chars: int = 200_000
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+def _content(value: Any) -> str:
+    """A message's content: a string, or OpenAI content parts of type text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(p.get("text", "") for p in value if isinstance(p, dict) and p.get("type") == "text")
+    raise RequestError(422, "message content must be a string or a list of text parts", "invalid_content")
+
+
+def parse_messages(body: dict[str, Any]) -> list[Message]:
+    if isinstance(body.get("messages"), list):
+        out = []
+        for m in body["messages"]:
+            if not isinstance(m, dict) or m.get("role") not in ROLES:
+                raise RequestError(422, "each message needs a role of system, user or assistant", "invalid_message")
+            out.append(Message(ROLES[m["role"]], _content(m.get("content", ""))))
+    elif isinstance(body.get("prompt"), str):
+        out = [Message("user", body["prompt"])]
+    else:
+        raise RequestError(422, "send 'messages' (a list) or 'prompt' (a string)", "missing_prompt")
+    if isinstance(body.get("system"), str) and body["system"]:
+        out.insert(0, Message("system", body["system"]))
+    if not any(m.role == "user" for m in out):
+        raise RequestError(422, "no user message", "missing_prompt")
+    return out
+
+
+def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
+    app = FastAPI(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None)
+    page = files("streamchat.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    if options.cors_origin:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=[options.cors_origin], allow_methods=["*"],
+                           allow_headers=["*"])
+
+    def authorized(headers: Any, query: Any) -> bool:
+        if not options.token:
+            return True
+        given = headers.get("authorization", "")
+        given = given[7:] if given.lower().startswith("bearer ") else query.get("token", "")
+        return hmac.compare_digest(given.encode(), options.token.encode())
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if request.method == "OPTIONS":
+            return await call_next(request)
+        if not authorized(request.headers, request.query_params):
+            return JSONResponse(openai_error("missing or wrong bearer token", "unauthorized", 401), status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > options.max_body_bytes:
+            return JSONResponse(openai_error(f"request body over {options.max_body_bytes} bytes", "too_large", 413),
+                                status_code=413)
+        return await call_next(request)
+
+    def turn_for(body: dict[str, Any]) -> tuple[TurnStream, str]:
+        messages = parse_messages(body)
+        if sum(len(m.content) for m in messages) > options.max_prompt_chars:
+            raise RequestError(422, f"prompt longer than {options.max_prompt_chars} characters", "prompt_too_long")
+        spec = body.get("model") or options.default_model
+        try:
+            cfg, model = settings.resolve(spec if isinstance(spec, str) else None)
+            provider = get_provider(cfg, timeout=options.timeout)
+        except StreamchatError as err:
+            raise RequestError(http_status(err) if not isinstance(err, UsageError) else 404, str(err), err.code) from None
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        temperature = body.get("temperature")
+        request = ChatRequest(model=model, messages=tuple(messages),
+                              temperature=float(temperature) if isinstance(temperature, (int, float)) else None,
+                              max_tokens=int(max_tokens) if isinstance(max_tokens, int) else None,
+                              timeout=options.timeout)
+        return TurnStream(provider, request, options.retry, cfg.base_url), f"{cfg.name}:{model}"
+
+    def error_response(err: RequestError) -> JSONResponse:
+        return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status)
+
+    async def read_json(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > options.max_body_bytes:
+            raise RequestError(413, f"request body over {options.max_body_bytes} bytes", "too_large")
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError as exc:
+            raise RequestError(400, f"invalid JSON: {exc.msg}", "invalid_json") from None
+        if not isinstance(body, dict):
+            raise RequestError(422, "the body must be a JSON object", "invalid_body")
+        return body
+
+    async def sse_body(turn: TurnStream):
+        async for item in turn.events(heartbeat=HEARTBEAT_S):
+            if item is None:
+                yield ": ping\n\n"
+            elif isinstance(item, Finished):
+                yield sse(item.result)
+            elif not isinstance(item, Done):
+                yield sse(item)
+
+    def stream_response(body: dict[str, Any]) -> Response:
+        try:
+            turn, _name = turn_for(body)
+        except RequestError as err:
+            return error_response(err)
+        return StreamingResponse(sse_body(turn), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
+                                           "script-src 'unsafe-inline'; connect-src 'self'"})
+
+    @app.get("/stream")
+    async def stream_get(prompt: str, model: str | None = None, system: str | None = None) -> Response:
+        return stream_response({"prompt": prompt, "model": model, "system": system})
+
+    @app.post("/stream")
+    async def stream_post(request: Request) -> Response:
+        try:
+            return stream_response(await read_json(request))
+        except RequestError as err:
+            return error_response(err)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        names: list[str] = list(settings.aliases)
+        for name, prov in settings.providers.items():
+            names += [f"{name}:{m}" for m in dict.fromkeys([*([prov.default_model] if prov.default_model else []),
+                                                              *prov.models])]
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "streamchat"}
+                                           for n in names]}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+            turn, name = turn_for(body)
+        except RequestError as err:
+            return error_response(err)
+        chunks = OpenAIChunks(body.get("model") or name)
+        if not body.get("stream"):
+            result = None
+            async for item in turn.events():
+                if isinstance(item, Finished):
+                    result = item.result
+            assert result is not None
+            if result.state == "error":
+                status = http_status(result.exception)
+                code = getattr(result.exception, "code", "error")
+                return JSONResponse(openai_error(result.error or "failed", code, status), status_code=status)
+            return JSONResponse(chunks.completion(result))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        async def body_iter():
+            yield chunks.chunk({"role": "assistant", "content": ""})
+            async for item in turn.events(heartbeat=HEARTBEAT_S):
+                if item is None:
+                    yield ": ping\n\n"
+                elif isinstance(item, Finished):
+                    result = item.result
+                    if result.state == "error":
+                        code = getattr(result.exception, "code", "error")
+                        payload = openai_error(result.error or "failed", code, http_status(result.exception))
+                        yield f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+                        return
+                    yield chunks.chunk({}, finish_reason(result))
+                    if include_usage:
+                        yield chunks.chunk({}, usage=usage_dict(result), choices=False)
+                    yield "data: [DONE]\n\n"
+                else:
+                    piece = chunks.for_event(item)
+                    if piece:
+                        yield piece
+
+        return StreamingResponse(body_iter(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @app.websocket("/ws")
+    async def websocket(ws: WebSocket) -> None:
+        if not authorized(ws.headers, ws.query_params):
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        receiver = asyncio.ensure_future(ws.receive_json())
+        try:
+            while True:
+                message = await receiver
+                receiver = asyncio.ensure_future(ws.receive_json())
+                if not isinstance(message, dict) or message.get("type") == "cancel":
+                    continue
+                try:
+                    turn, _name = turn_for(message)
+                except RequestError as err:
+                    await ws.send_json({"type": "error", "message": err.message, "code": err.code})
+                    continue
+                receiver = await _run_ws_turn(ws, turn, receiver)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            receiver.cancel()
+
+    return app
+
+
+async def _run_ws_turn(ws: WebSocket, turn: TurnStream, receiver: asyncio.Future) -> asyncio.Future:
+    """Stream one answer while listening for {"type": "cancel"}; returns the pending receive."""
+    events = turn.events().__aiter__()
+    next_item = asyncio.ensure_future(events.__anext__())
+    try:
+        while True:
+            done, _ = await asyncio.wait({next_item, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                message = receiver.result()  # raises WebSocketDisconnect when the client leaves
+                if isinstance(message, dict) and message.get("type") == "cancel":
+                    turn.cancel()
+                receiver = asyncio.ensure_future(ws.receive_json())
+            if next_item in done:
+                item = next_item.result()
+                if isinstance(item, Finished):
+                    await ws.send_json(frame(item.result))
+                    return receiver
+                if not isinstance(item, Done):
+                    await ws.send_json(frame(item))
+                next_item = asyncio.ensure_future(events.__anext__())
+    finally:
+        turn.cancel()
+        if not next_item.done():
+            next_item.cancel()

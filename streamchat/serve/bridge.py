@@ -1,0 +1,80 @@
+"""Run a turn in a worker thread and hand its events to asyncio.
+
+The provider adapters are synchronous (SDK streams, llama.cpp), so each answer runs
+`session.run_turn` in its own thread with a sink that forwards events to an asyncio
+queue. When the HTTP client goes away or cancels, the next event the sink receives
+raises `OutputClosed`, and run_turn closes the upstream stream — the same path a
+closed pipe takes in the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from streamchat.errors import OutputClosed
+from streamchat.events import Event, TurnResult
+from streamchat.providers.base import ChatRequest, Provider
+from streamchat.session import RetryPolicy, run_turn
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last item of a stream: the turn's result (ok, error or cancelled)."""
+
+    result: TurnResult
+
+
+class QueueSink:
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, cancelled: threading.Event) -> None:
+        self.loop, self.queue, self.cancelled = loop, queue, cancelled
+
+    def _put(self, item: object) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def begin(self) -> None:
+        pass
+
+    def feed(self, event: Event) -> None:
+        if self.cancelled.is_set():
+            raise OutputClosed()
+        self._put(event)
+
+    def end(self, result: TurnResult) -> None:
+        self._put(Finished(result))
+
+
+class TurnStream:
+    """An async iterator of events ending with `Finished`; `cancel()` stops the upstream."""
+
+    def __init__(self, provider: Provider, request: ChatRequest, retry: RetryPolicy, base_url: str | None = None):
+        self.provider, self.request, self.retry, self.base_url = provider, request, retry, base_url
+        self.cancelled = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    async def events(self, heartbeat: float | None = None) -> AsyncIterator[Event | Finished | None]:
+        """Yields events, then Finished; yields None after `heartbeat` seconds of silence."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        sink = QueueSink(loop, queue, self.cancelled)
+        self.thread = threading.Thread(
+            target=run_turn, args=(self.provider, self.request, sink),
+            kwargs={"retry": self.retry, "base_url": self.base_url}, daemon=True, name="turn")
+        self.thread.start()
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), heartbeat) if heartbeat else await queue.get()
+                except asyncio.TimeoutError:
+                    yield None
+                    continue
+                yield item
+                if isinstance(item, Finished):
+                    return
+        finally:
+            self.cancel()  # client gone or done: the worker closes the upstream at its next event

@@ -1,0 +1,103 @@
+"""Wire shapes for the server: SSE events, WebSocket frames and OpenAI chunks, from one event model."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from streamchat import errors
+from streamchat.events import Done, Event, ReasoningDelta, TextDelta, TurnResult, Usage
+from streamchat.sinks.ndjson import event_dict, result_dict
+
+_HTTP_STATUS: list[tuple[type[errors.StreamchatError], int]] = [
+    (errors.ModelNotFoundError, 404),
+    (errors.BadRequestError, 400),
+    (errors.UsageError, 400),
+    (errors.RateLimitError, 429),
+    (errors.OverloadedError, 503),
+    (errors.NetworkError, 504),
+    (errors.StreamchatError, 502),
+]
+
+
+def http_status(err: BaseException | None) -> int:
+    for cls, status in _HTTP_STATUS:
+        if isinstance(err, cls):
+            return status
+    return 500
+
+
+def frame(item: Event | TurnResult) -> dict[str, Any]:
+    """{"type": "token"|"reasoning"|"usage"|"done"|"error", ...}: the SSE/WebSocket vocabulary."""
+    if isinstance(item, TurnResult) and item.state == "interrupted":
+        return {"type": "done", "finish_reason": "cancelled", "stats": item.stats.as_dict()}
+    data = result_dict(item) if isinstance(item, TurnResult) else event_dict(item)
+    if data["type"] == "text":
+        data["type"] = "token"
+    return data
+
+
+def sse(item: Event | TurnResult) -> str:
+    """One SSE event; the data is one line of JSON, so newlines in text never break framing."""
+    data = frame(item)
+    name = data.pop("type")
+    if name == "error":
+        data = {"message": data["message"], "code": data["code"]}
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def openai_error(message: str, code: str, status: int) -> dict[str, Any]:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return {"error": {"message": message, "type": kind, "code": code, "param": None}}
+
+
+class OpenAIChunks:
+    """Builds `chat.completion.chunk` objects for one response."""
+
+    def __init__(self, model: str) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+        self.model = model
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None,
+              choices: bool = True) -> str:
+        body: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                                "model": self.model,
+                                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else []}
+        if usage is not None:
+            body["usage"] = usage
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    def for_event(self, event: Event) -> str | None:
+        if isinstance(event, TextDelta):
+            return self.chunk({"content": event.text})
+        if isinstance(event, ReasoningDelta):
+            return self.chunk({"reasoning_content": event.text})
+        if isinstance(event, (Usage, Done)):
+            return None  # folded into the closing chunks
+        return None
+
+    def completion(self, result: TurnResult) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": result.text}
+        if result.reasoning:
+            message["reasoning_content"] = result.reasoning
+        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "message": message, "finish_reason": _finish(result)}],
+                "usage": usage_dict(result)}
+
+
+def _finish(result: TurnResult) -> str:
+    reason = result.finish_reason or "stop"
+    return {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop"}.get(reason, reason)
+
+
+def usage_dict(result: TurnResult) -> dict[str, int]:
+    prompt = result.stats.input_tokens or 0
+    return {"prompt_tokens": prompt, "completion_tokens": result.stats.tokens,
+            "total_tokens": prompt + result.stats.tokens}
+
+
+def finish_reason(result: TurnResult) -> str:
+    return _finish(result)

@@ -1,0 +1,52 @@
+"""Start `streamchat serve` as a real process for the tests and the load benchmark."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+from conftest import STREAMCHAT, base_env
+from fakeserver import FakeLLMServer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    def __init__(self, home: Path, upstream: FakeLLMServer, *args: str, token: str | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cfg = home / "serve.toml"
+        cfg.write_text(f'retries = 0\n[providers.compat]\ntype = "openai"\nbase_url = "{upstream.url}/v1"\n')
+        env = base_env(home, upstream, STREAMCHAT_CONFIG=str(cfg))
+        argv = [STREAMCHAT, "serve", "--port", str(self.port), *args]
+        if token:
+            argv += ["--token", token]
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited: {self.proc.stderr.read().decode()}")
+            try:
+                if httpx.get(f"{self.url}/v1/models", headers=headers, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("serve did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

@@ -1,0 +1,194 @@
+"""`streamchat serve` as a real process, with the fake server as its upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import httpx
+import pytest
+from conftest import STREAMCHAT, base_env
+from fakeserver import Script
+from servehelp import ServeProcess
+
+pytest.importorskip("fastapi", reason="the `serve` extra is installed by .ci/run")
+
+
+@pytest.fixture(scope="module")
+def _serve(_server_instance, tmp_path_factory):
+    proc = ServeProcess(tmp_path_factory.mktemp("serve"), _server_instance, "-m", "openai:echo")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def serve(_serve, server):
+    return _serve
+
+
+def parse_sse(raw: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in raw.split("\n\n"):
+        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+        if not lines:
+            continue
+        name = next(line[7:] for line in lines if line.startswith("event: "))
+        data = [line[6:] for line in lines if line.startswith("data: ")]
+        assert len(data) == 1, block  # one line of JSON per event
+        events.append((name, json.loads(data[0])))
+    return events
+
+
+TEXT = ["first line\nsecond", " line 🎉 and ", "中文\n\nend"]
+
+
+def test_sse_framing_newlines_and_split_emoji(serve, server):
+    server.script("m1", Script(chunks=TEXT, byte_split=1))
+    r = httpx.get(f"{serve.url}/stream", params={"prompt": "hi", "model": "openai:m1"}, timeout=30)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert r.headers["cache-control"] == "no-cache" and r.headers["x-accel-buffering"] == "no"
+    events = parse_sse(r.text)
+    assert "".join(d["text"] for n, d in events if n == "token") == "".join(TEXT)
+    assert events[-1][0] == "done" and events[-1][1]["finish_reason"] == "stop"
+    assert "ttft_ms" in events[-1][1]["stats"]
+    assert any(n == "usage" for n, _ in events)
+
+
+def test_sse_post_messages_and_system(serve, server):
+    body = {"model": "anthropic:echo", "system": "sys",
+            "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                         {"role": "user", "content": "c"}]}
+    r = httpx.post(f"{serve.url}/stream", json=body, timeout=30)
+    events = parse_sse(r.text)
+    assert "".join(d["text"] for n, d in events if n == "token") == "echo: c"
+    assert server.requests[-1].body["system"] == "sys"
+    assert len(server.requests[-1].body["messages"]) == 3
+
+
+@pytest.mark.parametrize("script,code", [(Script(status=500), "server_error"),
+                                         (Script(chunks=["part"], fault="error_event", fault_after=1,
+                                                     error_type="overloaded_error"), "overloaded")])
+def test_sse_error_event(serve, server, script, code):
+    server.script("bad", script)
+    r = httpx.get(f"{serve.url}/stream", params={"prompt": "hi", "model": "anthropic:bad"}, timeout=30)
+    events = parse_sse(r.text)
+    assert events[-1][0] == "error"
+    assert events[-1][1]["code"] == code and events[-1][1]["message"]
+
+
+def test_openai_sdk_as_client_streaming_and_not(serve, server):
+    import openai
+
+    server.script("m1", Script(chunks=TEXT))
+    client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="unused", max_retries=0)
+    for model in ("anthropic:m1", "openai:m1", "compat:m1"):
+        done = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "q"}])
+        assert done.choices[0].message.content == "".join(TEXT)
+        stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "q"}],
+                                                stream=True, stream_options={"include_usage": True})
+        parts, usage = [], None
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                parts.append(chunk.choices[0].delta.content)
+            usage = chunk.usage or usage
+        assert "".join(parts) == "".join(TEXT)
+        assert usage is not None and usage.completion_tokens == len(TEXT)
+    assert any(m.id == "openai:gpt-4o-mini" for m in client.models.list())
+
+
+def test_openai_sdk_sees_upstream_errors(serve, server):
+    import openai
+
+    server.script("limited", Script(status=429))
+    client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="openai:limited", messages=[{"role": "user", "content": "q"}])
+    server.script("dies", Script(chunks=["a", "b"], fault="drop", fault_after=1))
+    with pytest.raises(openai.APIError):
+        for _ in client.chat.completions.create(model="openai:dies", messages=[{"role": "user", "content": "q"}],
+                                                stream=True):
+            pass
+
+
+def test_websocket_stream_cancel_and_stream_again(serve, server):
+    import websockets
+
+    server.script("slow", Script(chunks=[f"t{i} " for i in range(300)], delay=0.02))
+
+    async def scenario():
+        async with websockets.connect(f"ws://127.0.0.1:{serve.port}/ws") as ws:
+            await ws.send(json.dumps({"prompt": "one", "model": "openai:echo"}))
+            frames = []
+            while not frames or frames[-1]["type"] not in ("done", "error"):
+                frames.append(json.loads(await ws.recv()))
+            assert "".join(f["text"] for f in frames if f["type"] == "token") == "echo: one"
+            await ws.send(json.dumps({"messages": [{"role": "user", "content": "long"}], "model": "openai:slow"}))
+            first = json.loads(await ws.recv())
+            assert first["type"] == "token"
+            await ws.send(json.dumps({"type": "cancel"}))
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame["type"] != "token":
+                    break
+            assert frame == {**frame, "type": "done", "finish_reason": "cancelled"}
+            assert server.wait_disconnect(1)
+            await ws.send(json.dumps({"prompt": "two"}))
+            frames = []
+            while not frames or frames[-1]["type"] not in ("done", "error"):
+                frames.append(json.loads(await ws.recv()))
+            assert "".join(f["text"] for f in frames if f["type"] == "token") == "echo: two"
+
+    asyncio.run(scenario())
+
+
+def test_client_disconnect_closes_upstream(serve, server):
+    server.script("slow", Script(chunks=[f"t{i} " for i in range(500)], delay=0.02))
+    with httpx.stream("GET", f"{serve.url}/stream", params={"prompt": "x", "model": "openai:slow"}, timeout=30) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                break
+    assert server.wait_disconnect(1.5), "upstream generation was orphaned"
+    assert server.completed == 0
+
+
+def test_limits(serve, server):
+    r = httpx.post(f"{serve.url}/stream", content=b"x" * (2 * 1024 * 1024), timeout=30,
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    r = httpx.post(f"{serve.url}/stream", json={"prompt": "y" * 300_000}, timeout=30)
+    assert r.status_code == 422
+    r = httpx.post(f"{serve.url}/stream", json={"nothing": 1}, timeout=30)
+    assert r.status_code == 422
+    r = httpx.get(f"{serve.url}/stream", params={"prompt": "x", "model": "nosuch:model"}, timeout=30)
+    assert r.status_code == 404 and "unknown model" in r.json()["error"]["message"]
+
+
+def test_token_auth(tmp_path, server):
+    proc = ServeProcess(tmp_path, server, "-m", "openai:echo", token="s3cret")
+    try:
+        assert httpx.get(f"{proc.url}/v1/models").status_code == 401
+        assert httpx.get(f"{proc.url}/v1/models", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert httpx.get(f"{proc.url}/stream", params={"prompt": "x"}).status_code == 401
+        assert httpx.get(f"{proc.url}/", params={"token": "s3cret"}).status_code == 200
+        r = httpx.get(f"{proc.url}/stream", params={"prompt": "x"}, headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 200 and "echo: x" in "".join(d["text"] for n, d in parse_sse(r.text) if n == "token")
+        import websockets
+
+        async def ws_refused():
+            with pytest.raises((websockets.exceptions.InvalidStatus, websockets.exceptions.ConnectionClosed)):
+                async with websockets.connect(f"ws://127.0.0.1:{proc.port}/ws") as ws:
+                    await ws.send(json.dumps({"prompt": "x"}))
+                    await ws.recv()
+
+        asyncio.run(ws_refused())
+    finally:
+        proc.stop()
+
+
+def test_non_loopback_without_token_is_refused(home, server):
+    p = subprocess.run([STREAMCHAT, "serve", "--host", "0.0.0.0", "-m", "openai:echo"], env=base_env(home, server),
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2
+    assert "refusing to bind 0.0.0.0 without a token" in p.stderr and "Traceback" not in p.stderr
