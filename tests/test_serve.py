@@ -175,6 +175,7 @@ def test_token_auth(tmp_path, server):
         r = httpx.get(f"{proc.url}/stream", params={"prompt": "x"}, headers={"Authorization": "Bearer s3cret"})
         assert r.status_code == 200 and "echo: x" in "".join(d["text"] for n, d in parse_sse(r.text) if n == "token")
         import websockets
+        import websockets.exceptions
 
         async def ws_refused():
             with pytest.raises((websockets.exceptions.InvalidStatus, websockets.exceptions.ConnectionClosed)):
