@@ -56,7 +56,7 @@ class FakeLLMServer:
         self.attempts: dict[str, int] = {}
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"owner": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -101,6 +101,10 @@ def _echo_script(body: dict[str, Any]) -> Script:
         last = "".join(part.get("text", "") for part in last)
     text = f"echo: {last}"
     return Script(chunks=[text[i : i + 4] for i in range(0, len(text), 4)])
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the default backlog of 5 drops SYNs under load tests
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -133,13 +133,12 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
         return body
 
     async def sse_body(turn: TurnStream):
-        async for item in turn.events(heartbeat=HEARTBEAT_S):
-            if item is None:
+        async for batch in turn.batches(heartbeat=HEARTBEAT_S):
+            if batch is None:
                 yield ": ping\n\n"
-            elif isinstance(item, Finished):
-                yield sse(item.result)
-            elif not isinstance(item, Done):
-                yield sse(item)
+                continue
+            yield "".join(sse(item.result) if isinstance(item, Finished) else sse(item)
+                          for item in batch if not isinstance(item, Done))
 
     def stream_response(body: dict[str, Any]) -> Response:
         try:
@@ -194,26 +193,22 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
             return JSONResponse(chunks.completion(result))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
+        def closing(result) -> str:
+            if result.state == "error":
+                code = getattr(result.exception, "code", "error")
+                payload = openai_error(result.error or "failed", code, http_status(result.exception))
+                return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"  # the SDK raises APIError on it
+            usage = chunks.chunk({}, usage=usage_dict(result), choices=False) if include_usage else ""
+            return chunks.chunk({}, finish_reason(result)) + usage + "data: [DONE]\n\n"
+
         async def body_iter():
             yield chunks.chunk({"role": "assistant", "content": ""})
-            async for item in turn.events(heartbeat=HEARTBEAT_S):
-                if item is None:
+            async for batch in turn.batches(heartbeat=HEARTBEAT_S):
+                if batch is None:
                     yield ": ping\n\n"
-                elif isinstance(item, Finished):
-                    result = item.result
-                    if result.state == "error":
-                        code = getattr(result.exception, "code", "error")
-                        payload = openai_error(result.error or "failed", code, http_status(result.exception))
-                        yield f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-                        return
-                    yield chunks.chunk({}, finish_reason(result))
-                    if include_usage:
-                        yield chunks.chunk({}, usage=usage_dict(result), choices=False)
-                    yield "data: [DONE]\n\n"
-                else:
-                    piece = chunks.for_event(item)
-                    if piece:
-                        yield piece
+                    continue
+                yield "".join(closing(item.result) if isinstance(item, Finished) else (chunks.for_event(item) or "")
+                              for item in batch)
 
         return StreamingResponse(body_iter(), media_type="text/event-stream", headers=SSE_HEADERS)
 

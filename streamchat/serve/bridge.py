@@ -59,6 +59,16 @@ class TurnStream:
 
     async def events(self, heartbeat: float | None = None) -> AsyncIterator[Event | Finished | None]:
         """Yields events, then Finished; yields None after `heartbeat` seconds of silence."""
+        async for batch in self.batches(heartbeat):
+            if batch is None:
+                yield None
+                continue
+            for item in batch:
+                yield item
+
+    async def batches(self, heartbeat: float | None = None) -> AsyncIterator[list[Event | Finished] | None]:
+        """Like events(), but everything already queued comes as one list, so a busy server
+        writes one chunk per wake-up instead of one per token."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         sink = QueueSink(loop, queue, self.cancelled)
@@ -73,8 +83,11 @@ class TurnStream:
                 except asyncio.TimeoutError:
                     yield None
                     continue
-                yield item
-                if isinstance(item, Finished):
+                batch = [item]
+                while not isinstance(batch[-1], Finished) and not queue.empty():
+                    batch.append(queue.get_nowait())
+                yield batch
+                if isinstance(batch[-1], Finished):
                     return
         finally:
             self.cancel()  # client gone or done: the worker closes the upstream at its next event
