@@ -29,6 +29,7 @@ class ChatOptions:
     continue_last: bool = False
     cid: str | None = None
     log: bool = True
+    debug: bool = False
 
 
 def retry_policy(settings: Settings, opts: ChatOptions) -> RetryPolicy:
@@ -99,9 +100,17 @@ def run_chat(settings: Settings, opts: ChatOptions, env: Environment, prompt: st
     result = stream_answer(target, request, settings, opts, env, ui)
     system = next((m.content for m in request.messages if m.role == "system"), None)
     log.record(conversation, target.provider_name, target.model, system, prompt, result)
-    if result.state == "error":
-        ui.error(result.error or "failed")
+    report_failure(result, ui, opts.debug)
     return result.exit_code
+
+
+def report_failure(result: TurnResult, ui: UI, debug: bool) -> None:
+    """One line on stderr for a failed turn; with --debug the underlying traceback first."""
+    if result.state != "error":
+        return
+    if debug and result.exception is not None:
+        ui.traceback(result.exception.__cause__ or result.exception)
+    ui.error(result.error or "failed")
 
 
 def list_models(settings: Settings, env: Environment, only: str | None) -> int:

@@ -112,9 +112,7 @@ def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
         yield
     except StreamchatError as err:
         if debug:
-            import traceback
-
-            traceback.print_exception(err.__cause__ or err, file=sys.stderr)
+            ui.traceback(err.__cause__ or err)
         ui.error(str(err))
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
@@ -191,7 +189,7 @@ def chat(
             model=model, system=system, temperature=temperature, max_tokens=max_tokens, json=json_out,
             markdown=not no_markdown and settings.markdown, stats=stats,
             timeout=timeout or settings.timeout, sanitize=sanitize, retry=not no_retry,
-            continue_last=cont, cid=cid, log=settings.log and not no_log,
+            continue_last=cont, cid=cid, log=settings.log and not no_log, debug=debug,
         )
         text = compose_prompt(prompt, read_stdin(env, settings.max_input_bytes))
         if text is None:

@@ -34,7 +34,8 @@ class StreamchatError(Exception):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        return f"{self.message} — {self.hint}" if self.hint else self.message
+        # Upstream messages sometimes echo the key ("Incorrect API key provided: sk-…"): never show it.
+        return redact(f"{self.message} — {self.hint}" if self.hint else self.message)
 
 
 class UsageError(StreamchatError):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from streamchat.chat import ChatOptions, Target, build_request, resolve_target, stream_answer
+from streamchat.chat import ChatOptions, Target, build_request, report_failure, resolve_target, stream_answer
 from streamchat.config import Settings, data_dir
 from streamchat.conversation import ChatState
 from streamchat.environment import Environment
@@ -69,8 +69,7 @@ class Repl:
         self.state.add_turn(prompt, result)
         self.log.record(self.conversation, self.target.provider_name, self.target.model, self.state.system,
                         prompt, result)
-        if result.state == "error":
-            self.ui.error(result.error or "failed")
+        report_failure(result, self.ui, self.opts.debug)
 
     def handle(self, line: str) -> None:
         text = line.strip()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import traceback as _traceback
 
 from streamchat.environment import Environment
+from streamchat.errors import redact
 
 _DIM, _RED, _BOLD, _RESET = "\x1b[2m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
 
@@ -30,3 +32,7 @@ class UI:
         self._write(f"{_DIM}{message}{_RESET}" if self.styled else message)
 
     warn = notice
+
+    def traceback(self, exc: BaseException) -> None:
+        """--debug only: the full traceback, with anything key-like redacted."""
+        self._write(redact("".join(_traceback.format_exception(exc))).rstrip("\n"))

@@ -38,6 +38,7 @@ class Script:
     byte_split: int | None = None  # write each event in pieces of this many bytes
     gate: threading.Event | None = None  # wait for it after the first chunk
     usage: tuple[int, int] | None = (7, 0)  # (input, output); output 0 → number of chunks
+    fail_first: int | None = None  # the HTTP error status applies to this many attempts, then it streams
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Record:
 
 
 class FakeLLMServer:
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
         self.scripts: dict[str, Script] = {}
         self.requests: list[Record] = []
         self.disconnects: list[float] = []
@@ -60,6 +61,13 @@ class FakeLLMServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        if tls is not None:  # a certificate nobody trusts: for the TLS-error tests
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def start(self) -> FakeLLMServer:
@@ -177,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         owner = self.owner
         with owner._lock:
-            owner.requests.append(Record(self.path, body, dict(self.headers)))
+            owner.requests.append(Record(self.path, body, {k.lower(): v for k, v in self.headers.items()}))
         flavor = "anthropic" if self.path.endswith("/messages") else "openai"
         model = body.get("model", "")
         script = owner.scripts.get(model) or (_echo_script(body) if model == "echo" else None)
@@ -187,7 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if script.first_delay:
                 self._wait(script.first_delay)
-            if script.status != 200:
+            with owner._lock:
+                attempt = owner.attempts[model] = owner.attempts.get(model, 0) + 1
+            failing = script.fail_first is None or attempt <= script.fail_first
+            if script.status != 200 and failing:
                 self._error(flavor, script.status, script.error_type, script.error_message, script.headers)
                 return
             self._start_stream()

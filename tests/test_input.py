@@ -1,0 +1,82 @@
+"""Standard input edge cases and the sanitizer's properties."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from terminal_emulator import tty_env
+
+from streamchat.events import TextDelta, TurnResult
+from streamchat.render.sanitize import sanitize
+from streamchat.render.terminal import MarkdownSink
+from streamchat.sinks.plain import PlainSink
+
+
+def test_binary_stdin_is_refused(run, server):
+    r = run("-m", "openai:echo", stdin=b"\x00\x01binary")
+    assert r.code == 2 and "binary" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_invalid_utf8_stdin_is_refused(run, server):
+    r = run("-m", "openai:echo", stdin=b"caf\xe9 latin-1")
+    assert r.code == 2 and "not valid UTF-8 (byte 3)" in r.stderr and "iconv" in r.stderr
+
+
+def test_oversized_stdin_is_refused(run, server, home):
+    cfg = home / "small.toml"
+    cfg.write_text("max_input_bytes = 1000\n")
+    r = run("-m", "openai:echo", "--config", str(cfg), stdin=b"x" * 2000)
+    assert r.code == 2 and "larger than 1000 bytes" in r.stderr
+    assert len(server.requests) == 0
+
+
+def test_piped_output_is_raw_unless_sanitize(run, server):
+    evil = "a\x1b]0;title\x07b\x1b[2Jc"
+    server.script("m", chunks=[evil])
+    assert run("-m", "openai:m", "q").out == evil
+    assert run("-m", "openai:m", "--sanitize", "q").out == sanitize(evil)
+    assert "\x1b" not in sanitize(evil) and "\x07" not in sanitize(evil)
+
+
+FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
+OWN = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\d+A|\x1b\[J|\x1b\[\?(2026|25)[hl]|\r")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200), st.integers(1, 9))
+def test_no_text_can_make_the_terminal_sinks_emit_controls(text, size):
+    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+    env, out, _ = tty_env()
+    sink = PlainSink(env, sanitize=True)
+    for piece in pieces:
+        sink.feed(TextDelta(piece))
+    assert not FORBIDDEN.search(out.getvalue().replace("\n", "").replace("\t", ""))
+    env, out, _ = tty_env()
+    md = MarkdownSink(env, size=lambda: (60, 12), timer=False)
+    md.begin()
+    for piece in pieces:
+        md.feed(TextDelta(piece))
+    md.end(TurnResult())
+    leftover = OWN.sub("", out.getvalue()).replace("\n", "").replace("\t", "")
+    assert not FORBIDDEN.search(leftover), repr(leftover)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60),
+       st.integers(1, 7))
+def test_incremental_utf8_over_any_chunking_equals_whole(_server_instance, text, split):
+    """Bytes split anywhere on the wire (mid-character too) decode to exactly the sent text."""
+    from fakeserver import Script
+
+    from streamchat.config import ProviderConfig
+    from streamchat.events import Message
+    from streamchat.providers.base import ChatRequest
+    from streamchat.providers.openai import OpenAIProvider
+
+    _server_instance.script("prop", Script(chunks=[text[: len(text) // 2], text[len(text) // 2 :]], byte_split=split))
+    provider = OpenAIProvider(ProviderConfig("p", "openai", base_url=f"{_server_instance.url}/v1", api_key="k"))
+    got = "".join(e.text for e in provider.stream(ChatRequest("prop", (Message("user", "q"),)))
+                  if isinstance(e, TextDelta))
+    assert got == text
