@@ -146,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 self.wfile.flush()
                 if split:
-                    time.sleep(0.002)
+                    time.sleep(0.0005)  # let each piece leave as its own TCP segment
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise ClientGone() from exc
 
