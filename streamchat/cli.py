@@ -41,7 +41,7 @@ class DefaultGroup(TyperGroup):
         )
         chat = self.commands[CHAT]
         with ctx.scope(cleanup=False):
-            rows = [p.get_help_record(ctx) for p in chat.get_params(ctx)]
+            rows = [p.get_help_record(ctx) for p in chat.get_params(ctx) if p.param_type_name == "option"]
         with formatter.section("Options"):
             formatter.write_dl([r for r in rows if r] + [("--version", "Print the version and exit.")])
         self.format_commands(ctx, formatter)
@@ -74,7 +74,7 @@ def _root(
 
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", envvar="STREAMCHAT_CONFIG", metavar="PATH",
-                                                   help="Config file [env: STREAMCHAT_CONFIG].")]
+                                                   help="Config file.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Tracebacks and HTTP details on stderr (keys redacted).")]
 ModelOpt = Annotated[Optional[str], typer.Option("-m", "--model", metavar="PROVIDER:MODEL",
                                                  help="Model or alias [env: STREAMCHAT_MODEL; default: local:smollm2].")]
@@ -126,6 +126,18 @@ def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+@contextlib.contextmanager
+def _command(config: Optional[Path], debug: bool) -> Iterator[tuple[Settings, Environment]]:
+    """Settings and environment for a subcommand, inside the error boundary."""
+    env = Environment()
+    ui = UI(env)
+    with error_boundary(ui, debug):
+        settings = load_settings(config, warn=ui.warn)
+        if debug:
+            _setup_debug(settings)
+        yield settings, env
+
+
 def read_stdin(env: Environment, limit: int) -> str | None:
     """Piped stdin as text, or None for a terminal. Binary or oversized input is refused clearly."""
     if env.stdin is None or env.stdin_isatty:
@@ -160,10 +172,10 @@ def chat(
     prompt: Annotated[Optional[list[str]], typer.Argument(help="The prompt; stdin is appended as context.",
                                                           show_default=False)] = None,
     model: ModelOpt = None,
-    system: Annotated[Optional[str], typer.Option("-s", "--system", help="System prompt.")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, max=2.0,
-                                                         help="Sampling temperature.")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="Longest answer.")] = None,
+    system: Annotated[Optional[str], typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, max=2.0, metavar="FLOAT",
+                                                         help="Sampling temperature (0-2).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, metavar="N", help="Longest answer in tokens.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="NDJSON events on stdout.")] = False,
     no_markdown: Annotated[bool, typer.Option("--no-markdown", help="Plain text even on a terminal.")] = False,
     stats: Annotated[bool, typer.Option("--stats", help="TTFT, tokens, tok/s and time on stderr.")] = False,
@@ -172,19 +184,14 @@ def chat(
     sanitize: Annotated[bool, typer.Option("--sanitize", help="Strip terminal control sequences in piped output too.")] = False,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed requests.")] = False,
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
-    cid: Annotated[Optional[str], typer.Option("--cid", help="Continue the conversation with this id.")] = None,
+    cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", help="Continue the conversation with this id.")] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not save this conversation.")] = False,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     from streamchat.chat import ChatOptions, run_chat
 
-    env = Environment()
-    ui = UI(env)
-    with error_boundary(ui, debug):
-        settings = load_settings(config, warn=ui.warn)
-        if debug:
-            _setup_debug(settings)
+    with _command(config, debug) as (settings, env):
         opts = ChatOptions(
             model=model, system=system, temperature=temperature, max_tokens=max_tokens, json=json_out,
             markdown=not no_markdown and settings.markdown, stats=stats,
@@ -211,12 +218,7 @@ def models(
 ) -> None:
     from streamchat.chat import list_models
 
-    env = Environment()
-    ui = UI(env)
-    with error_boundary(ui, debug):
-        settings = load_settings(config, warn=ui.warn)
-        if debug:
-            _setup_debug(settings)
+    with _command(config, debug) as (settings, env):
         raise typer.Exit(list_models(settings, env, provider))
 
 
@@ -237,9 +239,8 @@ def config_show(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
 
     from streamchat.config import masked
 
-    env = Environment()
-    with error_boundary(UI(env), debug):
-        print(json.dumps(masked(load_settings(config, warn=UI(env).warn)), indent=2, default=str))
+    with _command(config, debug) as (settings, env):
+        env.stdout.write(json.dumps(masked(settings), indent=2, default=str) + "\n")
 
 
 @config_app.command("init", help="Write the example config to the user config dir.")
@@ -260,18 +261,6 @@ def config_init(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
 history_app = typer.Typer(help="List, show, export, remove and search logged conversations.", rich_markup_mode=None,
                           add_completion=False, invoke_without_command=True)
 app.add_typer(history_app, name="history")
-
-
-@contextlib.contextmanager
-def _command(config: Optional[Path], debug: bool) -> Iterator[tuple[Settings, Environment]]:
-    """Settings and environment for a subcommand, inside the error boundary."""
-    env = Environment()
-    ui = UI(env)
-    with error_boundary(ui, debug):
-        settings = load_settings(config, warn=ui.warn)
-        if debug:
-            _setup_debug(settings)
-        yield settings, env
 
 
 @history_app.callback()

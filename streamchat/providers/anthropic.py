@@ -8,7 +8,7 @@ from typing import Any
 from streamchat.config import ProviderConfig
 from streamchat.errors import IncompleteStreamError
 from streamchat.events import Done, Event, ReasoningDelta, TextDelta, Usage
-from streamchat.providers.base import ChatRequest, http_timeout, split_system
+from streamchat.providers.base import ChatRequest, sdk_client_options, split_system
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -19,12 +19,7 @@ class AnthropicProvider:
 
         self.name = config.name
         self.base_url = config.base_url
-        self._client = anthropic.Anthropic(
-            api_key=config.require_key(),
-            base_url=config.base_url,
-            max_retries=0,  # streamchat owns the retry policy (session.py)
-            timeout=http_timeout(timeout),
-        )
+        self._client = anthropic.Anthropic(**sdk_client_options(config, timeout))
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         system, messages = split_system(request.messages)

@@ -63,8 +63,18 @@ def as_dicts(messages: tuple[Message, ...]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
 
-def http_timeout(seconds: float):
-    """SDK timeout: `seconds` bounds connecting and every wait for the next byte."""
+def sdk_client_options(config: ProviderConfig, timeout: float) -> dict[str, object]:
+    """Constructor arguments shared by the official SDK clients.
+
+    `timeout` bounds connecting and every wait for the next byte (so it is also the
+    idle timeout of a stream); the SDKs' own retries are off because session.py owns
+    the retry policy.
+    """
     import httpx2
 
-    return httpx2.Timeout(seconds, connect=min(seconds, 15.0))
+    return {
+        "api_key": config.require_key(),
+        "base_url": config.base_url,
+        "max_retries": 0,
+        "timeout": httpx2.Timeout(timeout, connect=min(timeout, 15.0)),
+    }

@@ -8,7 +8,7 @@ from typing import Any
 from streamchat.config import ProviderConfig
 from streamchat.errors import IncompleteStreamError
 from streamchat.events import Done, Event, ReasoningDelta, TextDelta, Usage
-from streamchat.providers.base import ChatRequest, as_dicts, http_timeout
+from streamchat.providers.base import ChatRequest, as_dicts, sdk_client_options
 
 
 class OpenAIProvider:
@@ -17,12 +17,7 @@ class OpenAIProvider:
 
         self.name = config.name
         self.base_url = config.base_url
-        self._client = openai.OpenAI(
-            api_key=config.require_key(),
-            base_url=config.base_url,
-            max_retries=0,  # streamchat owns the retry policy (session.py)
-            timeout=http_timeout(timeout),
-        )
+        self._client = openai.OpenAI(**sdk_client_options(config, timeout))
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         kwargs: dict[str, Any] = {
