@@ -26,9 +26,30 @@ class Terminal:
     def feed(self, data: str) -> None:
         self.stream.feed(data.replace("\n", "\r\n"))  # what the tty's ONLCR does
 
-    def resize(self, width: int, height: int) -> None:
+    def resize(self, width: int, height: int, *, reflow: bool = False) -> None:
+        """Resize like xterm (lines truncated) or, with `reflow`, like tmux/VTE/kitty: a row
+        wider than the new width is re-wrapped onto several rows. Rich pads every rendered
+        line to the full width, so a non-blank row counts as `width` cells wide."""
+        if not reflow:
+            self.width, self.height = width, height
+            self.screen.resize(height, width)
+            return
+        old_width = self.width
+        cursor_row = len(self.screen.history.top) + self.screen.cursor.y
+        rows = self.rows()[:cursor_row]
+        wrapped: list[str] = []
+        for row in rows:
+            cells = old_width if row.strip() else 0
+            padded = row.ljust(cells)
+            wrapped += [padded[i : i + width] for i in range(0, max(cells, 1), width)]
         self.width, self.height = width, height
-        self.screen.resize(height, width)
+        self.screen = pyte.HistoryScreen(width, height, history=100000)
+        self.stream = pyte.Stream(self.screen)
+        self.stream.feed("".join(row.rstrip() + "\r\n" for row in wrapped))
+
+    def rows(self) -> list[str]:
+        hist = ["".join(line[x].data for x in sorted(line)) for line in self.screen.history.top]
+        return hist + list(self.screen.display)
 
     def lines(self) -> list[str]:
         """Scrollback + screen as text, trailing blank lines dropped."""

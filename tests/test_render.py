@@ -15,8 +15,8 @@ TALL_CODE = "Intro paragraph.\n\n```python\n" + "\n".join(f"x_{i} = {i} * 2  # l
 
 
 def replay(text: str, width: int, height: int, *, chunk: int = 4, resize_at: int | None = None,
-           new_size: tuple[int, int] | None = None, env_extra: dict[str, str] | None = None):
-    env, out, _err = tty_env(**(env_extra or {}))
+           new_size: tuple[int, int] | None = None, env_extra: dict[str, str] | None = None, reflow: bool = False):
+    env, out, _err = tty_env(**(env_extra if env_extra is not None else {"XTERM_VERSION": "pyte"}))
     size = [(width, height)]
     clock = [0.0]
     term = Terminal(width, height)
@@ -29,7 +29,7 @@ def replay(text: str, width: int, height: int, *, chunk: int = 4, resize_at: int
             out.seek(0)
             out.truncate()
             size[0] = new_size
-            term.resize(*new_size)
+            term.resize(*new_size, reflow=reflow)
             sink.resize(*new_size)
         sink.feed(TextDelta(piece))
         clock[0] += 0.002
@@ -56,10 +56,19 @@ def test_one_token_per_character_and_large_chunks():
         assert term.lines() == expected(text, 80)
 
 
-def test_resize_mid_stream_reflows_live_region():
+@pytest.mark.parametrize("new_width", [60, 130])
+def test_resize_mid_stream_xterm_truncating(new_width):
     text = "Opening paragraph " + "lorem ipsum " * 40 + "\n"
-    term, _ = replay(text, 100, 20, resize_at=60, new_size=(60, 20))
-    assert term.lines() == expected(text, 60)
+    term, _ = replay(text, 100, 20, resize_at=60, new_size=(new_width, 20))
+    assert term.lines() == expected(text, new_width)
+
+
+@pytest.mark.parametrize("new_width", [45, 60, 130])
+def test_resize_mid_stream_reflowing_terminal(new_width):
+    """tmux, VTE, kitty… re-wrap the old live rows: all of them are erased, none left above."""
+    text = "Opening paragraph " + "lorem ipsum " * 40 + "\n\n```python\nx = 1\n"
+    term, _ = replay(text, 100, 30, resize_at=70, new_size=(new_width, 30), env_extra={}, reflow=True)
+    assert term.lines() == expected(text, new_width)
 
 
 def test_live_region_never_taller_than_screen():
@@ -82,10 +91,10 @@ def test_repaints_are_throttled_not_per_token():
     paints = 0
     original = sink.region.paint
 
-    def counting(commit, live):
+    def counting(commit, live, width):
         nonlocal paints
         paints += 1
-        original(commit, live)
+        original(commit, live, width)
 
     sink.region.paint = counting
     for piece in tokens(sample_answer(0), 4)[:300]:
@@ -161,3 +170,21 @@ def test_large_answer_linear_layout():
     text = answer_of_size(30_000)
     term, _ = replay(text, 80, 24, chunk=16)
     assert term.lines() == expected(text, 80)
+
+
+def test_never_clears_the_screen_from_the_region_top():
+    """tmux copies a clear-from-top-left into the scrollback: a region at the top of the
+    screen would then be duplicated on every repaint. Repaints overwrite lines in place."""
+    env, out, _ = tty_env()
+    clock = [0.0]
+    sink = MarkdownSink(env, size=lambda: (60, 12), timer=False, clock=lambda: clock[0])
+    sink.begin()
+    for piece in tokens(TALL_CODE, 3):
+        sink.feed(TextDelta(piece))
+        clock[0] += 0.05
+    sink.end(TurnResult())
+    data = out.getvalue()
+    assert "A\x1b[J" not in data and "\x1b[2J" not in data
+    term = Terminal(60, 12)
+    term.feed(data)
+    assert term.lines() == expected(TALL_CODE, 60)

@@ -9,6 +9,7 @@ nothing keeps running in the background.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,7 +68,8 @@ class LocalProvider:
                     n_ctx=int(opts.get("n_ctx", 4096)),
                     n_threads=int(opts.get("n_threads") or os.cpu_count() or 2),
                     n_gpu_layers=int(opts.get("n_gpu_layers", 0)),
-                    verbose=False,  # llama.cpp's own log lines stay off the terminal
+                    # llama.cpp's own log lines stay off the terminal unless --debug
+                    verbose=logging.getLogger().isEnabledFor(logging.DEBUG),
                 )
             except ValueError as exc:
                 raise ConfigError(f"cannot load model {path.name}: not a valid GGUF file ({exc})",

@@ -9,11 +9,14 @@ sequences reach the terminal.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable
+
+from rich.cells import cell_len
 
 from streamchat.environment import Environment
 from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
@@ -24,6 +27,7 @@ from streamchat.sinks._output import Output
 from streamchat.ui import UI
 
 FRAME_INTERVAL = 1 / 30
+ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
 CSI = "\x1b["
 SYNC_START, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"  # synchronized output; ignored where unknown
 HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
@@ -50,22 +54,60 @@ class LiveRegion:
     """Paints lines at the bottom of the terminal and commits lines above it.
 
     The cursor always rests at the start of the line below the region, so a repaint is:
-    up N lines, clear to the end of the screen, write committed lines, write live lines.
+    up N rows, clear to the end of the screen, write committed lines, write live lines.
+    N counts screen rows, not lines: after the window narrows, a reflowing terminal
+    (tmux, VTE, kitty, iTerm2, WezTerm, Alacritty, Konsole) has re-wrapped each line
+    wider than the new width onto several rows; xterm truncates them instead.
     """
 
-    def __init__(self, write: Callable[[str], None]) -> None:
+    def __init__(self, write: Callable[[str], None], *, reflow: bool = True) -> None:
         self.write = write
-        self.height = 0
+        self.reflow = reflow
+        self.height = 0  # lines in the live region
+        self._cells: list[int] = []  # their widths on screen
+        self.width = 0
 
-    def paint(self, commit: list[str], live: list[str]) -> None:
+    def rows(self) -> int:
+        """Screen rows the live region occupies now, at the current width."""
+        if not self.reflow or not self.width:
+            return len(self._cells)
+        return sum(max(1, -(-cells // self.width)) for cells in self._cells)
+
+    def paint(self, commit: list[str], live: list[str], width: int) -> None:
+        """Overwrite the region in place, then clear what is left below it.
+
+        No erase-display is ever issued from the top-left corner: tmux (like xterm with
+        some settings) copies a whole-screen clear into the scrollback, which would
+        duplicate the region on every repaint once it sits at the top of the screen.
+        """
+        self.width = width
+        rows = self.rows()
         parts = [SYNC_START]
-        if self.height:
-            parts.append(f"\r{CSI}{self.height}A{CSI}J")
-        parts.extend(line + "\n" for line in commit)
-        parts.extend(line + "\n" for line in live)
+        if rows:
+            parts.append(f"\r{CSI}{rows}A")
+        cells = [cell_len(ANSI_SGR.sub("", line)) for line in live]
+        for line in commit:
+            parts.append(self._line(line, cell_len(ANSI_SGR.sub("", line)), width))
+        for line, n in zip(live, cells, strict=True):
+            parts.append(self._line(line, n, width))
+        if commit or live:
+            parts.append(f"{CSI}J")
+        elif rows:  # nothing to draw: blank the old rows one by one, then come back up
+            parts.append(f"{CSI}2K" + f"{CSI}1B{CSI}2K" * (rows - 1) + (f"{CSI}{rows - 1}A" if rows > 1 else ""))
         parts.append(SYNC_END)
         self.height = len(live)
+        self._cells = cells
         self.write("".join(parts))
+
+    @staticmethod
+    def _line(line: str, cells: int, width: int) -> str:
+        # Erase the rest of a short line; a full-width line must not get EL, which would
+        # erase its last cell while the cursor waits in the wrap column.
+        return line + ("\n" if cells >= width else f"{CSI}K\n")
+
+    def resized(self, width: int) -> None:
+        """The terminal changed width: rows() now counts re-wrapped lines."""
+        self.width = width
 
 
 class MarkdownSink:
@@ -79,7 +121,8 @@ class MarkdownSink:
         self.size = size or (lambda: _terminal_size(env))
         self.clock = clock
         self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(env), no_color=env.no_color))
-        self.region = LiveRegion(self.out.write)
+        # xterm truncates lines when the window narrows; the others re-wrap them
+        self.region = LiveRegion(self.out.write, reflow="XTERM_VERSION" not in env.environ)
         self.spinner = Spinner(env, "waiting")
         self._lock = threading.RLock()
         self._dirty = False
@@ -115,7 +158,7 @@ class MarkdownSink:
             commit = self.stream.finish(self._width)
             if result.state == "interrupted" and result.exit_code == 130:
                 commit.append(self._dim("[interrupted]"))
-            self.region.paint(commit, [])
+            self.region.paint(commit, [], self._width)
             if self._started_text:
                 self.out.write(SHOW_CURSOR)
         if self._reasoning and not self._reasoning_shown:
@@ -138,22 +181,22 @@ class MarkdownSink:
                 self._paint()
 
     def _paint(self) -> None:
-        """Repaint now (caller holds the lock)."""
+        """Repaint now (caller holds the lock), at the terminal's current size."""
+        if self._resized:
+            self._resized = False
+            width, height = self.size()
+            if (width, height) != (self._width, self._height):
+                self._width, self._height = width, height
+                self.region.resized(width)
         self._dirty = False
         self._last_paint = self.clock()
         commit, live = self.stream.update(self._width, max(1, self._height - 2))
-        self.region.paint(commit, live)
+        self.region.paint(commit, live, self._width)
 
     def flush(self) -> None:
         """Paint pending text and pending resizes; called by the repaint timer."""
         with self._lock:
-            if self._resized:
-                self._resized = False
-                width, height = self.size()
-                if (width, height) != (self._width, self._height):
-                    self.resize(width, height)
-                    return
-            if self._dirty:
+            if self._dirty or self._resized:
                 self._paint()
 
     def _start_timer(self) -> None:
@@ -173,6 +216,7 @@ class MarkdownSink:
         """Re-flow the live region at the new size (committed lines stay as printed)."""
         with self._lock:
             self._width, self._height = width, height
+            self.region.resized(width)
             self._paint()
 
     def _install_winch(self) -> None:
@@ -180,7 +224,7 @@ class MarkdownSink:
             return
 
         def on_winch(_sig: int, _frame: object) -> None:
-            self._resized = True  # the repaint timer re-flows; a handler must not paint
+            self._resized = True  # the next paint (or the timer) re-flows; a handler must not paint
 
         with contextlib.suppress(ValueError, OSError):
             self._old_winch = signal.signal(signal.SIGWINCH, on_winch)
