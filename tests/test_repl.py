@@ -154,3 +154,29 @@ def test_save_transcript(repl, server, tmp_path):
     ask(child, f"/save {out}")
     child.expect_exact("saved")
     assert "keep me" in out.read_text() and "## Assistant" in out.read_text()
+
+
+def test_history_and_load_resume_a_conversation(repl, server, run):
+    assert run("-m", "openai:echo", "saved question").code == 0
+    child = repl("-m", "openai:echo")
+    ask(child, "/history")
+    child.expect_exact("saved question")
+    child.expect_exact(PROMPT)
+    ask(child, "/load 1")
+    child.expect_exact("loaded conversation 1 (1 turns)")
+    child.expect_exact(PROMPT)
+    ask(child, "next")
+    child.expect_exact("echo: next")
+    assert server.last_messages() == [
+        {"role": "user", "content": "saved question"},
+        {"role": "assistant", "content": "echo: saved question"},
+        {"role": "user", "content": "next"},
+    ]
+
+
+def test_continue_flag_resumes_in_repl(repl, server, run):
+    assert run("-m", "openai:echo", "earlier").code == 0
+    child = repl("-c")
+    ask(child, "later")
+    child.expect_exact("echo: later")
+    assert [m["content"] for m in server.last_messages()] == ["earlier", "echo: earlier", "later"]
