@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import pexpect
@@ -15,6 +16,7 @@ PROMPT = "›"
 def spawn(home, server, *args: str, env_extra: dict[str, str] | None = None) -> pexpect.spawn:
     env = base_env(home, server, PROMPT_TOOLKIT_NO_CPR="1", **(env_extra or {}))
     child = pexpect.spawn(STREAMCHAT, list(args), env=env, encoding="utf-8", dimensions=(30, 100), timeout=15)
+    child.logfile_read = io.StringIO()  # everything the terminal showed
     child.expect_exact(PROMPT)
     return child
 
@@ -180,3 +182,20 @@ def test_continue_flag_resumes_in_repl(repl, server, run):
     ask(child, "later")
     child.expect_exact("echo: later")
     assert [m["content"] for m in server.last_messages()] == ["earlier", "echo: earlier", "later"]
+
+
+def test_double_ctrl_c_leaves_no_traceback(repl, server):
+    server.script("slow", Script(chunks=[f"tok{i} " for i in range(300)], delay=0.03))
+    child = repl("-m", "openai:slow")
+    ask(child, "go")
+    child.expect_exact("tok2")
+    child.sendintr()
+    child.sendintr()
+    child.expect_exact(PROMPT, timeout=2)
+    ask(child, "/model openai:echo")
+    child.expect_exact("model: openai:echo")
+    ask(child, "still alive")
+    child.expect_exact("echo: still alive")
+    child.expect_exact(PROMPT)
+    assert "Traceback" not in child.logfile_read.getvalue()
+    child.sendeof()

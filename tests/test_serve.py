@@ -193,3 +193,20 @@ def test_non_loopback_without_token_is_refused(home, server):
                        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert p.returncode == 2
     assert "refusing to bind 0.0.0.0 without a token" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_local_model_through_serve_concurrently(tmp_path, server):
+    pytest.importorskip("llama_cpp")
+    proc = ServeProcess(tmp_path, server, "-m", "local")
+    try:
+        async def two():
+            async with httpx.AsyncClient(timeout=60) as client:
+                body = {"prompt": "Name a fruit.", "max_tokens": 8}
+                return await asyncio.gather(*(client.post(f"{proc.url}/stream", json=body) for _ in range(2)))
+
+        for r in asyncio.run(two()):
+            events = parse_sse(r.text)
+            assert events[-1][0] == "done", events[-1]
+            assert "".join(d["text"] for n, d in events if n == "token").strip()
+    finally:
+        proc.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,9 @@ class LocalProvider:
         self.base_url = None
         self.options = config.options
         self._models: dict[Path, Any] = {}
+        # One llama.cpp context is not thread-safe: `serve` runs turns in threads, so
+        # generations take turns (a cancelled one releases the lock when it is closed).
+        self._lock = threading.Lock()
 
     def _load(self, model: str) -> Any:
         """Load a GGUF once per process; reused by every REPL turn and by `serve`."""
@@ -80,6 +84,10 @@ class LocalProvider:
         self._load(model)
 
     def stream(self, request: ChatRequest) -> Iterator[Event]:
+        with self._lock:
+            yield from self._generate(request)
+
+    def _generate(self, request: ChatRequest) -> Iterator[Event]:
         llm = self._load(request.model)
         max_tokens = request.max_tokens or int(self.options.get("max_tokens", DEFAULT_MAX_TOKENS))
         sampling = dict(SAMPLING)
