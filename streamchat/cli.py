@@ -212,7 +212,7 @@ def chat(
 
 @app.command("models", help="List the models each configured provider offers.")
 def models(
-    provider: Annotated[Optional[str], typer.Argument(help="Only this provider.")] = None,
+    provider: Annotated[Optional[str], typer.Argument(metavar="[PROVIDER]", help="Only this provider.")] = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -266,7 +266,7 @@ app.add_typer(history_app, name="history")
 @history_app.callback()
 def history_list(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="How many conversations.")] = 20,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N", help="How many conversations.")] = 20,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -289,7 +289,7 @@ def history_show(cid: Annotated[str, typer.Argument(metavar="ID")], config: Conf
 @history_app.command("export", help="Export a conversation as Markdown or JSON.")
 def history_export(
     cid: Annotated[str, typer.Argument(metavar="ID")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="md|json", help="Output format.")] = "md",
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -310,7 +310,7 @@ def history_rm(cid: Annotated[str, typer.Argument(metavar="ID")], config: Config
 @history_app.command("search", help="Full-text search over all messages.")
 def history_search(
     text: Annotated[str, typer.Argument(metavar="TEXT")],
-    limit: Annotated[int, typer.Option("-n", "--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N", help="How many matches.")] = 20,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -325,13 +325,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 @app.command("serve", help="Serve streams over HTTP: SSE /stream, OpenAI-compatible /v1, WebSocket /ws, web page /.")
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port to listen on.")] = 8765,
     model: ModelOpt = None,
-    token: Annotated[Optional[str], typer.Option("--token", envvar="STREAMCHAT_TOKEN", show_envvar=True,
+    token: Annotated[Optional[str], typer.Option("--token", envvar="STREAMCHAT_TOKEN", show_envvar=True, metavar="TOKEN",
                                                  help="Require 'Authorization: Bearer TOKEN' (or ?token=).")] = None,
     cors: Annotated[Optional[str], typer.Option("--cors", metavar="ORIGIN", help="Allow this browser origin.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, metavar="SECONDS")] = None,
+    timeout: Annotated[Optional[float], typer.Option(
+        "--timeout", min=0.1, metavar="SECONDS", help="Upstream connect / next-byte timeout.")] = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
     config: ConfigOpt = None,
     debug: DebugOpt = False,

@@ -8,7 +8,6 @@ Exit codes (documented in README):
 
 from __future__ import annotations
 
-import json
 import re
 
 EXIT_OK = 0
@@ -101,11 +100,6 @@ class NetworkError(StreamchatError):
 
 class TimeoutError_(NetworkError):
     code = "timeout"
-
-
-class Interrupted(StreamchatError):
-    exit_code = EXIT_INTERRUPTED
-    code = "interrupted"
 
 
 _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|sk-ant-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
@@ -248,17 +242,3 @@ def _root_cause(exc: BaseException) -> BaseException:
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:160]
-
-
-def error_payload(err: StreamchatError) -> dict[str, object]:
-    return {"message": str(err), "code": err.code, "exit_code": err.exit_code}
-
-
-def dumps_error(err: StreamchatError) -> str:
-    return json.dumps({"type": "error", **error_payload(err)}, ensure_ascii=False)
-
-
-class OutputClosed(Exception):
-    """stdout was closed by the reader (`streamchat … | head -1`): stop quietly."""
-
-    exit_code = 141

@@ -16,7 +16,3 @@ _TABLE.update({c: "\ufffd" for c in range(0x80, 0xA0)})
 def sanitize(text: str) -> str:
     return text.translate(_TABLE)
 
-
-def is_safe(text: str) -> bool:
-    """True when `text` holds no character that sanitize() would change."""
-    return not any(ord(ch) in _TABLE for ch in text)
