@@ -242,3 +242,9 @@ def _root_cause(exc: BaseException) -> BaseException:
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:160]
+
+
+class OutputClosed(Exception):
+    """stdout was closed by the reader (`streamchat … | head -1`): stop quietly."""
+
+    exit_code = 141
