@@ -67,13 +67,17 @@ def test_missing_extra_names_the_install_command(monkeypatch):
 
 
 def test_repl_ctrl_c_stops_local_generation(home):
-    env = base_env(home, PROMPT_TOOLKIT_NO_CPR="1")
+    # One thread: the suite runs tests in parallel, and llama.cpp workers competing for
+    # every core stall for hundreds of ms (see providers/local.py default_threads).
+    cfg = home / "one-thread.toml"
+    cfg.write_text("[providers.local]\nn_threads = 1\n")
+    env = base_env(home, PROMPT_TOOLKIT_NO_CPR="1", STREAMCHAT_CONFIG=str(cfg))
     child = pexpect.spawn(STREAMCHAT, ["-m", "local", "--max-tokens", "3000", "--temperature", "1.0"], env=env,
                           encoding="utf-8", dimensions=(30, 100), timeout=30)
     try:
         child.expect_exact("›")
         child.sendline("Write a very long story about a dragon and a knight, with many chapters.")
-        child.expect(r"[A-Za-z]{3}")  # the answer has started
+        child.expect_exact("\x1b[?2026h")  # the renderer's first paint: the answer has started
         time.sleep(0.3)
         sent = time.monotonic()
         child.sendintr()
