@@ -8,8 +8,10 @@ many streams completed with a `done` event.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,11 +20,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from fakeserver import FakeLLMServer, Script  # noqa: E402
 from servehelp import ServeProcess  # noqa: E402
 
 CLIENTS = int(os.environ.get("CLIENTS", 200))
-CHUNKS = 50
+CHUNKS = int(os.environ.get("CHUNKS", 50))
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -32,38 +33,63 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def one(client: httpx.AsyncClient, url: str, start: float) -> tuple[float, int, bool]:
-    first, events, done = None, 0, False
-    async with client.stream("GET", url, params={"prompt": "go", "model": "openai:fast"}) as r:
-        async for line in r.aiter_lines():
-            if line.startswith("event: "):
-                events += 1
-                first = first or time.perf_counter() - start
-                done = done or line == "event: done"
-    return first or float("nan"), events, done
+async def one(host: str, port: int, path: str, start: float) -> tuple[float, int, bool, float]:
+    """One SSE client on a raw socket: the bench must not be slower than the server it measures."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    first, data = None, b""
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            break
+        if first is None and b"event: " in chunk:
+            first = time.perf_counter() - start
+        data += chunk
+    writer.close()
+    server_ttft = float("nan")
+    tail = data[data.rfind(b"event: done") :]
+    if tail.startswith(b"event: done"):
+        payload = tail.split(b"data: ", 1)[1].split(b"\n", 1)[0]
+        server_ttft = json.loads(payload)["stats"]["ttft_ms"] / 1000
+    return first or float("nan"), data.count(b"event: "), b"event: done" in data, server_ttft
 
 
-async def load(url: str) -> tuple[list[tuple[float, int, bool]], float]:
-    limits = httpx.Limits(max_connections=CLIENTS + 10, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        start = time.perf_counter()
-        results = await asyncio.wait_for(asyncio.gather(*(one(client, url, time.perf_counter()) for _ in range(CLIENTS))),
-                                         timeout=120)
-        return results, time.perf_counter() - start
+async def load(url: str) -> tuple[list[tuple[float, int, bool, float]], float]:
+    parts = httpx.URL(url)
+    path = "/stream?prompt=go&model=openai:fast"
+    start = time.perf_counter()
+    results = await asyncio.wait_for(
+        asyncio.gather(*(one(parts.host, parts.port, path, start) for _ in range(CLIENTS))), timeout=120)
+    return results, time.perf_counter() - start
+
+
+class Upstream:
+    """The fake upstream in its own process, so it does not share a GIL with the clients."""
+
+    def __init__(self) -> None:
+        script = Path(__file__).resolve().parent.parent / "tests" / "fakeserver.py"
+        self.proc = subprocess.Popen([sys.executable, str(script), str(CHUNKS)], stdout=subprocess.PIPE, text=True)
+        self.url = self.proc.stdout.readline().strip()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def main() -> None:
-    upstream = FakeLLMServer().start()
-    upstream.script("fast", Script(chunks=[f"tok{i} " for i in range(CHUNKS)]))
-    serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast")
+    upstream = Upstream()
+    serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast")  # type: ignore[arg-type]
     try:
-        results, elapsed = asyncio.run(load(f"{serve.url}/stream"))
+        results, elapsed = asyncio.run(load(serve.url))
         firsts = sorted(r[0] for r in results)
         events = sum(r[1] for r in results)
         completed = sum(r[2] for r in results)
         p99 = firsts[min(len(firsts) - 1, int(len(firsts) * 0.99))]
         print(f"clients {CLIENTS} × {CHUNKS} tokens, wall {elapsed:.2f} s")
         print(f"time to first event  p50 {statistics.median(firsts) * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms")
+        inner = sorted(r[3] for r in results)
+        print(f"upstream first token (inside serve)  p50 {statistics.median(inner) * 1000:7.1f} ms")
         print(f"events/s             {events / elapsed:9.0f}")
         print(f"server peak RSS      {peak_rss_mb(serve.proc.pid):9.1f} MB")
         print(f"completed streams    {completed}/{CLIENTS}")

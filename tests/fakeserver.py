@@ -324,7 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_chunk(b"", None)
 
 
-if __name__ == "__main__":  # a manual playground: python tests/fakeserver.py
+if __name__ == "__main__":  # python tests/fakeserver.py [CHUNKS]: "fast" streams CHUNKS tokens
+    import sys
+
     srv = FakeLLMServer().start()
+    srv.script("fast", Script(chunks=[f"tok{i} " for i in range(int(sys.argv[1]) if len(sys.argv) > 1 else 50)]))
     print(srv.url, flush=True)
     threading.Event().wait()

@@ -28,11 +28,27 @@ class Finished:
 
 
 class QueueSink:
+    """Forwards events to the loop, with backpressure: when the loop (or the client) is
+    more than HIGH_WATER events behind, the worker waits. A fast upstream then cannot
+    starve the event loop of the GIL, and a slow client does not buffer a whole answer."""
+
+    HIGH_WATER = 32
+
     def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, cancelled: threading.Event) -> None:
         self.loop, self.queue, self.cancelled = loop, queue, cancelled
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._drained = threading.Event()
 
     def _put(self, item: object) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def consumed(self, count: int) -> None:
+        """Called on the loop when `count` items were taken off the queue."""
+        with self._lock:
+            self._pending -= count
+            if self._pending <= self.HIGH_WATER // 2:
+                self._drained.set()
 
     def begin(self) -> None:
         pass
@@ -40,7 +56,15 @@ class QueueSink:
     def feed(self, event: Event) -> None:
         if self.cancelled.is_set():
             raise OutputClosed()
+        with self._lock:
+            self._pending += 1
+            behind = self._pending > self.HIGH_WATER
+            if behind:
+                self._drained.clear()
         self._put(event)
+        while behind and not self._drained.wait(0.05):
+            if self.cancelled.is_set():
+                raise OutputClosed()
 
     def end(self, result: TurnResult) -> None:
         self._put(Finished(result))
@@ -86,6 +110,7 @@ class TurnStream:
                 batch = [item]
                 while not isinstance(batch[-1], Finished) and not queue.empty():
                     batch.append(queue.get_nowait())
+                sink.consumed(len(batch))
                 yield batch
                 if isinstance(batch[-1], Finished):
                     return
