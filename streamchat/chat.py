@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from streamchat.config import Settings
 from streamchat.environment import Environment
-from streamchat.errors import EXIT_OK, StreamchatError
+from streamchat.errors import EXIT_OK
 from streamchat.events import Message, TurnResult
 from streamchat.providers.base import ChatRequest, Provider, get_provider
 from streamchat.session import NO_RETRY, RetryPolicy, run_turn
@@ -114,25 +114,21 @@ def report_failure(result: TurnResult, ui: UI, debug: bool) -> None:
 
 
 def list_models(settings: Settings, env: Environment, only: str | None) -> int:
-    ui = UI(env)
-    names = [only] if only else list(settings.providers)
-    if only and only not in settings.providers:
-        from streamchat.errors import UsageError
+    """`streamchat models`: every provider's models, one `provider:model` per line.
 
+    A provider that cannot answer (no key, no server) is skipped with a note, unless it
+    was asked for by name, in which case its error is the command's error.
+    """
+    from streamchat.errors import UsageError, map_exception
+
+    if only and only not in settings.providers:
         raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(settings.providers)}")
-    code = EXIT_OK
-    for name in names:
+    ui = UI(env)
+    for name in [only] if only else list(settings.providers):
         cfg = settings.providers[name]
         try:
             found = list(cfg.models) or get_provider(cfg).list_models()
-        except StreamchatError as err:
-            if only:
-                raise
-            ui.notice(f"{name}: skipped ({err.message})")
-            continue
         except Exception as exc:
-            from streamchat.errors import map_exception
-
             err = map_exception(exc, provider=name, model="", base_url=cfg.base_url)
             if only:
                 raise err from exc
@@ -141,4 +137,4 @@ def list_models(settings: Settings, env: Environment, only: str | None) -> int:
         for model in found:
             env.stdout.write(f"{name}:{model}\n")
     env.stdout.flush()
-    return code
+    return EXIT_OK
