@@ -9,6 +9,7 @@ sequences reach the terminal.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import signal
@@ -43,8 +44,9 @@ def color_system_for(env: Environment) -> str | None:
 
 
 def _terminal_size(env: Environment) -> tuple[int, int]:
+    """The size of the terminal stdout is on (not of whatever COLUMNS/LINES claim)."""
     try:
-        size = shutil.os.get_terminal_size(env.stdout.fileno())  # type: ignore[attr-defined]
+        size = os.get_terminal_size(env.stdout.fileno())
     except (OSError, ValueError, AttributeError):
         size = shutil.get_terminal_size()
     return max(20, size.columns), max(3, size.lines)
@@ -111,6 +113,9 @@ class LiveRegion:
 
 
 class MarkdownSink:
+    """The default sink on a terminal. `size`, `timer` and `clock` are seams for tests and
+    the benchmark (an in-memory terminal with a simulated clock)."""
+
     def __init__(self, env: Environment, *, stats: bool = False,
                  size: Callable[[], tuple[int, int]] | None = None, timer: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
