@@ -56,6 +56,47 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(retries=0)
 
 
+class _Tally:
+    """Accumulates one turn's text, reasoning, timing and token counts from its events."""
+
+    def __init__(self, result: TurnResult) -> None:
+        self.result = result
+        self.started = time.perf_counter()
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.deltas = 0
+        self.usage_tokens: int | None = None
+
+    @property
+    def shown(self) -> bool:
+        return bool(self.text or self.reasoning)
+
+    def add(self, event: Event) -> None:
+        stats = self.result.stats
+        if isinstance(event, (TextDelta, ReasoningDelta)) and stats.ttft_ms is None:
+            stats.ttft_ms = (time.perf_counter() - self.started) * 1000
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+            self.deltas += 1
+        elif isinstance(event, ReasoningDelta):
+            self.reasoning.append(event.text)
+        elif isinstance(event, Usage):
+            if event.output_tokens is not None:
+                self.usage_tokens = event.output_tokens
+            if event.input_tokens is not None:
+                stats.input_tokens = event.input_tokens
+        elif isinstance(event, Done):
+            self.result.finish_reason = event.finish_reason
+
+    def close(self) -> TurnResult:
+        result = self.result
+        result.text = "".join(self.text)
+        result.reasoning = "".join(self.reasoning)
+        result.stats.total_ms = (time.perf_counter() - self.started) * 1000
+        result.stats.tokens = self.usage_tokens if self.usage_tokens is not None else self.deltas
+        return result
+
+
 def run_turn(
     provider: Provider,
     request: ChatRequest,
@@ -65,47 +106,32 @@ def run_turn(
     notice: Callable[[str], None] = lambda _msg: None,
     base_url: str | None = None,
 ) -> TurnResult:
+    """Stream one answer into `sink`; never raises for provider faults, Ctrl-C or a closed pipe.
+
+    Retries happen only before anything was shown, so visible text is never duplicated.
+    """
     result = TurnResult()
-    stats = result.stats
-    started = time.perf_counter()
-    text_parts: list[str] = []
-    reasoning_parts: list[str] = []
-    deltas = 0
-    usage_tokens: int | None = None
-    attempt = 0
-    waited = 0.0
+    tally = _Tally(result)
+    attempt, waited = 0, 0.0
     sink.begin()
     try:
         while True:
             events = provider.stream(request)
             try:
-                with contextlib.closing(events):
+                with contextlib.closing(events):  # closing the generator closes the HTTP stream
                     for event in events:
-                        if isinstance(event, TextDelta):
-                            if stats.ttft_ms is None:
-                                stats.ttft_ms = (time.perf_counter() - started) * 1000
-                            text_parts.append(event.text)
-                            deltas += 1
-                        elif isinstance(event, ReasoningDelta):
-                            if stats.ttft_ms is None:
-                                stats.ttft_ms = (time.perf_counter() - started) * 1000
-                            reasoning_parts.append(event.text)
-                        elif isinstance(event, Usage):
-                            usage_tokens = event.output_tokens if event.output_tokens is not None else usage_tokens
-                            stats.input_tokens = event.input_tokens if event.input_tokens is not None else stats.input_tokens
-                        elif isinstance(event, Done):
-                            result.finish_reason = event.finish_reason
+                        tally.add(event)
                         sink.feed(event)
                 break
             except (KeyboardInterrupt, OutputClosed):
                 raise
             except Exception as exc:
-                shown = bool(text_parts or reasoning_parts)
                 err = map_exception(exc, provider=provider.name, model=request.model, base_url=base_url,
-                                    started=shown)
-                delay = None if shown else retry.delay(attempt, err, waited)
+                                    started=tally.shown)
+                delay = None if tally.shown else retry.delay(attempt, err, waited)
                 if delay is None:
-                    err.__cause__ = exc
+                    if err is exc:
+                        raise
                     raise err from exc
                 attempt += 1
                 notice(f"{err.message} — retrying in {delay:.1f} s ({attempt}/{retry.retries})")
@@ -119,10 +145,7 @@ def run_turn(
         result.state, result.exit_code, result.error = "error", err.exit_code, str(err)
         result.exception = err
     finally:
-        result.text = "".join(text_parts)
-        result.reasoning = "".join(reasoning_parts)
-        stats.total_ms = (time.perf_counter() - started) * 1000
-        stats.tokens = usage_tokens if usage_tokens is not None else deltas
+        tally.close()
     with contextlib.suppress(KeyboardInterrupt, OutputClosed):
         sink.end(result)
     return result
