@@ -15,7 +15,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from fakeserver import FakeLLMServer  # noqa: E402
 
-STREAMCHAT = shutil.which("streamchat") or str(Path(sys.executable).parent / "streamchat")
+# The CLI installed next to this interpreter (the venv under test), not whatever PATH finds first.
+_SIBLING = Path(sys.executable).parent / "streamchat"
+STREAMCHAT = str(_SIBLING) if _SIBLING.exists() else (shutil.which("streamchat") or "streamchat")
 
 
 @pytest.fixture(scope="session")
