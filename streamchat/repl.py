@@ -66,6 +66,9 @@ class Repl:
         except KeyboardInterrupt:  # a Ctrl-C outside the stream loop: nothing was shown
             self.ui.notice("[interrupted]")
             return
+        if result.text:
+            self.env.stdout.write("\n")  # air between the answer and the next prompt
+            self.env.stdout.flush()
         self.state.add_turn(prompt, result)
         self.log.record(self.conversation, self.target.provider_name, self.target.model, self.state.system,
                         prompt, result)
