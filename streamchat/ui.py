@@ -22,7 +22,7 @@ class UI:
             self.env.stderr.flush()
 
     def error(self, message: str) -> None:
-        one_line = " ".join(message.split("\n"))
+        one_line = redact(" ".join(message.split("\n")))
         if self.styled:
             self._write(f"{_BOLD}{_RED}error:{_RESET} {one_line}")
         else:
