@@ -102,7 +102,7 @@ class TimeoutError_(NetworkError):
     code = "timeout"
 
 
-_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|sk-ant-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
+_KEYLIKE = re.compile(r"(\bsk-[A-Za-z0-9_\-]{6,}|\bBearer\s+\S+)")
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
