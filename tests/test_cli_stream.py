@@ -179,11 +179,12 @@ def test_broken_pipe_exits_quietly(home, server):
     assert server.wait_disconnect(5), "the upstream stream was not closed"
 
 
-def test_interrupt_one_shot_keeps_partial_and_exits_130(home, server):
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_interrupt_one_shot_keeps_partial_and_exits_130(home, server, provider):
     import signal
 
     server.script("slow", chunks=[f"w{i} " for i in range(100)], delay=0.05)
-    proc = subprocess.Popen([STREAMCHAT, "-m", "openai:slow", "q"], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([STREAMCHAT, "-m", f"{provider}:slow", "q"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(home, server))
     first = proc.stdout.read1(100)
     assert first.startswith(b"w0")

@@ -58,9 +58,10 @@ def test_question_streams_answer_and_context_carries(repl, server):
     assert child.exitstatus == 0
 
 
-def test_ctrl_c_mid_stream_keeps_partial_and_returns_prompt(repl, server):
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_ctrl_c_mid_stream_keeps_partial_and_returns_prompt(repl, server, provider):
     server.script("slow", Script(chunks=[f"tok{i} " for i in range(200)], delay=0.05))
-    child = repl("-m", "openai:slow")
+    child = repl("-m", f"{provider}:slow")
     ask(child, "go")
     child.expect_exact("tok3")
     sent = time.monotonic()
