@@ -68,13 +68,14 @@ def test_unknown_model_and_missing_key(run, home):
     assert r.code == 3 and "OPENAI_API_KEY" in r.stderr
 
 
-def test_model_split_and_resolution_unit():
+def test_model_split_and_resolution_unit(monkeypatch):
+    monkeypatch.delenv("STREAMCHAT_MODEL", raising=False)
     s = parse_settings({"aliases": {"a": "b", "b": "openai:x"}, "providers": {"mine": {"type": "anthropic",
                                                                                         "models": ["m9"]}}})
     assert s.resolve("openai:ft:gpt-4o:org")[1] == "ft:gpt-4o:org"
     assert s.resolve("a")[0].name == "openai" and s.resolve("a")[1] == "x"
     assert s.resolve("m9")[0].name == "mine"
-    assert Settings().resolve(None) == (Settings().providers["local"], "smollm2") or os.environ.get("STREAMCHAT_MODEL")
+    assert Settings().resolve(None) == (Settings().providers["local"], "smollm2")
     with pytest.raises(UsageError):
         s.resolve("zzz")
 
