@@ -149,7 +149,7 @@ def test_client_disconnect_closes_upstream(serve, server):
         for line in r.iter_lines():
             if line.startswith("data: "):
                 break
-    assert server.wait_disconnect(1.5), "upstream generation was orphaned"
+    assert server.wait_disconnect(1.0), "upstream generation was orphaned"
     assert server.completed == 0
 
 
