@@ -86,3 +86,15 @@ def test_incremental_utf8_over_any_chunking_equals_whole(_server_instance, text,
     got = "".join(e.text for e in provider.stream(ChatRequest("prop", (Message("user", "q"),)))
                   if isinstance(e, TextDelta))
     assert got == text
+
+
+def test_stderr_colors_follow_no_color_and_force_color(run, server, home):
+    from conftest import base_env
+
+    server.script("m", status=500)
+    forced = run("-m", "openai:m", "--no-retry", "q", env=base_env(home, server, FORCE_COLOR="1"))
+    assert "\x1b[" in forced.stderr and forced.code == 5
+    plain = run("-m", "openai:m", "--no-retry", "q", env=base_env(home, server))
+    assert "\x1b[" not in plain.stderr  # not a terminal
+    both = run("-m", "openai:m", "--no-retry", "q", env=base_env(home, server, FORCE_COLOR="1", NO_COLOR="1"))
+    assert "\x1b[" in both.stderr  # FORCE_COLOR wins, as the FORCE_COLOR convention says
