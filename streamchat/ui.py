@@ -28,8 +28,11 @@ class UI:
         else:
             self._write(f"error: {one_line}")
 
+    def dim(self, text: str) -> str:
+        return f"{_DIM}{text}{_RESET}" if self.styled else text
+
     def notice(self, message: str) -> None:
-        self._write(f"{_DIM}{message}{_RESET}" if self.styled else message)
+        self._write(self.dim(message))
 
     warn = notice
 

@@ -67,6 +67,6 @@ def plain(lines: list[str]) -> list[str]:
     return out
 
 
-def tty_env(**environ: str) -> tuple[Environment, FakeTTY, io.StringIO]:
-    out, err = FakeTTY(), io.StringIO()
+def tty_env(**environ: str) -> tuple[Environment, FakeTTY, FakeTTY]:
+    out, err = FakeTTY(), FakeTTY()  # stdout and stderr are the same terminal
     return Environment(stdin=None, stdout=out, stderr=err, environ={"TERM": "xterm-256color", **environ}), out, err

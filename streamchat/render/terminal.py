@@ -22,6 +22,7 @@ from rich.cells import cell_len
 from streamchat.environment import Environment
 from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
 from streamchat.render.markdown_stream import LineRenderer, MarkdownStream
+from streamchat.render.reasoning import ReasoningOutput
 from streamchat.render.sanitize import sanitize
 from streamchat.render.spinner import Spinner
 from streamchat.sinks._output import Output
@@ -137,9 +138,7 @@ class MarkdownSink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._old_winch = None
-        self._reasoning: list[str] = []
-        self._reasoning_live = False
-        self._reasoning_shown = False
+        self.reasoning = ReasoningOutput(self.ui)
         self._resized = False
         self._started_text = False
 
@@ -152,22 +151,22 @@ class MarkdownSink:
         if isinstance(event, TextDelta):
             self._on_text(sanitize(event.text))
         elif isinstance(event, ReasoningDelta):
-            self._on_reasoning(sanitize(event.text))
+            self.spinner.stop()
+            self.reasoning.write(event.text)
 
     def end(self, result: TurnResult) -> None:
         self._stop.set()
         self.spinner.stop()
         self._restore_winch()
         with self._lock:
-            self._end_reasoning()
+            self.reasoning.close()
             commit = self.stream.finish(self._width)
             if result.state == "interrupted" and result.exit_code == 130:
-                commit.append(self._dim("[interrupted]"))
+                commit.append("[interrupted]" if self.env.no_color else "\x1b[2m[interrupted]\x1b[0m")
             self.region.paint(commit, [], self._width)
             if self._started_text:
                 self.out.write(SHOW_CURSOR)
-        if self._reasoning and not self._reasoning_shown:
-            self.ui.notice(f"(reasoning: {len(''.join(self._reasoning))} characters, see --json)")
+        self.reasoning.finish()
         if self.stats:
             self.ui.notice(result.stats.summary())
 
@@ -176,7 +175,7 @@ class MarkdownSink:
         with self._lock:
             if not self._started_text:
                 self.spinner.stop()
-                self._end_reasoning()
+                self.reasoning.answer_begins()
                 self._started_text = True
                 self.out.write(HIDE_CURSOR)
                 self._start_timer()
@@ -239,24 +238,3 @@ class MarkdownSink:
             with contextlib.suppress(ValueError, OSError):
                 signal.signal(signal.SIGWINCH, self._old_winch)
             self._old_winch = None
-
-    # -- reasoning -----------------------------------------------------------------------
-    def _on_reasoning(self, text: str) -> None:
-        self._reasoning.append(text)
-        if self._started_text:
-            return  # shown as a one-line summary at the end, not into the live region
-        self.spinner.stop()
-        self._reasoning_live = self._reasoning_shown = True
-        with contextlib.suppress(OSError, ValueError):
-            self.env.stderr.write(self._dim(text))
-            self.env.stderr.flush()
-
-    def _end_reasoning(self) -> None:
-        if self._reasoning_live:
-            self._reasoning_live = False
-            with contextlib.suppress(OSError, ValueError):
-                self.env.stderr.write("\n")
-                self.env.stderr.flush()
-
-    def _dim(self, text: str) -> str:
-        return text if self.env.no_color else f"\x1b[2m{text}\x1b[0m"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streamchat.environment import Environment
 from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
+from streamchat.render.reasoning import ReasoningOutput
 from streamchat.render.sanitize import sanitize
 from streamchat.sinks._output import Output
 from streamchat.ui import UI
@@ -19,31 +20,24 @@ class PlainSink:
         self.sanitize = sanitize
         self.stats = stats
         self.ui = UI(env)
+        self.reasoning = ReasoningOutput(self.ui)
         self._last = ""
-        self._reasoning_open = False
 
     def begin(self) -> None:
         pass
 
     def feed(self, event: Event) -> None:
         if isinstance(event, TextDelta):
-            self._close_reasoning()
+            if not self.reasoning.answer_started:
+                self.reasoning.answer_begins()
             text = sanitize(event.text) if self.sanitize else event.text
             self.out.write(text)
             self._last = text[-1:] or self._last
         elif isinstance(event, ReasoningDelta):
-            self._reasoning_open = True
-            self.env.stderr.write(sanitize(event.text))
-            self.env.stderr.flush()
-
-    def _close_reasoning(self) -> None:
-        if self._reasoning_open:
-            self._reasoning_open = False
-            self.env.stderr.write("\n")
-            self.env.stderr.flush()
+            self.reasoning.write(event.text)
 
     def end(self, result: TurnResult) -> None:
-        self._close_reasoning()
+        self.reasoning.finish()
         if self.env.stdout_isatty and self._last not in ("", "\n"):
             self.out.write("\n")
         if self.stats:
