@@ -352,11 +352,12 @@ def serve(
                               hint="install them with: pip install 'streamchat[serve]'") from None
         from streamchat.chat import ChatOptions, resolve_target, retry_policy
 
+        ui = UI(env)
         opts = ChatOptions(model=model, timeout=timeout or settings.timeout, retry=not no_retry)
-        target = resolve_target(settings, model, opts.timeout, UI(env))  # fail fast; loads a local model once
+        target = resolve_target(settings, model, opts.timeout, ui)  # fail fast; loads a local model once
         options = ServeOptions(default_model=model or settings.model_spec(None), token=token, cors_origin=cors,
                                timeout=opts.timeout, retry=retry_policy(settings, opts))
-        UI(env).notice(f"streamchat serving {target.provider_name}:{target.model} on http://{host}:{port}/")
+        ui.notice(f"streamchat serving {target.provider_name}:{target.model} on http://{host}:{port}/")
         uvicorn.run(create_app(settings, options), host=host, port=port, log_level="debug" if debug else "warning")
 
 

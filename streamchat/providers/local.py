@@ -138,7 +138,6 @@ def _prompt_tokens(llm: Any, n_out: int) -> int | None:
         return None
 
 
-
 def default_threads() -> int:
     """All cores, as documented. On a busy machine llama.cpp's spinning workers stall
     when they compete for every core (measured on 2 cores next to a CPU hog: token gaps

@@ -28,7 +28,7 @@ class ReasoningOutput:
         self._emit(self.ui.dim(sanitize(text)))
 
     def answer_begins(self) -> None:
-        """Call before the first answer text: ends the reasoning line."""
+        """Call before answer text (every time is fine): ends the reasoning line."""
         self.answer_started = True
         self.close()
 

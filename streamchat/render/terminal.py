@@ -140,7 +140,6 @@ class MarkdownSink:
         self._old_winch = None
         self.reasoning = ReasoningOutput(self.ui)
         self._resized = False
-        self._started_text = False
 
     # -- sink protocol -------------------------------------------------------------------
     def begin(self) -> None:
@@ -164,7 +163,7 @@ class MarkdownSink:
             if result.state == "interrupted" and result.exit_code == 130:
                 commit.append("[interrupted]" if self.env.no_color else "\x1b[2m[interrupted]\x1b[0m")
             self.region.paint(commit, [], self._width)
-            if self._started_text:
+            if self.reasoning.answer_started:  # the cursor was hidden at the first text
                 self.out.write(SHOW_CURSOR)
         self.reasoning.finish()
         if self.stats:
@@ -173,10 +172,9 @@ class MarkdownSink:
     # -- text ----------------------------------------------------------------------------
     def _on_text(self, text: str) -> None:
         with self._lock:
-            if not self._started_text:
+            if not self.reasoning.answer_started:
                 self.spinner.stop()
                 self.reasoning.answer_begins()
-                self._started_text = True
                 self.out.write(HIDE_CURSOR)
                 self._start_timer()
             self.stream.append(text)
@@ -188,10 +186,7 @@ class MarkdownSink:
         """Repaint now (caller holds the lock), at the terminal's current size."""
         if self._resized:
             self._resized = False
-            width, height = self.size()
-            if (width, height) != (self._width, self._height):
-                self._width, self._height = width, height
-                self.region.resized(width)
+            self._set_size(*self.size())
         self._dirty = False
         self._last_paint = self.clock()
         commit, live = self.stream.update(self._width, max(1, self._height - 2))
@@ -219,9 +214,13 @@ class MarkdownSink:
     def resize(self, width: int, height: int) -> None:
         """Re-flow the live region at the new size (committed lines stay as printed)."""
         with self._lock:
+            self._set_size(width, height)
+            self._paint()
+
+    def _set_size(self, width: int, height: int) -> None:
+        if (width, height) != (self._width, self._height):
             self._width, self._height = width, height
             self.region.resized(width)
-            self._paint()
 
     def _install_winch(self) -> None:
         if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGWINCH"):

@@ -17,7 +17,16 @@ from streamchat.errors import StreamchatError, UsageError
 from streamchat.events import Done, Message
 from streamchat.providers.base import ChatRequest, get_provider
 from streamchat.serve.bridge import Finished, TurnStream
-from streamchat.serve.wire import OpenAIChunks, finish_reason, frame, http_status, openai_error, sse, usage_dict
+from streamchat.serve.wire import (
+    OpenAIChunks,
+    finish_reason,
+    frame,
+    http_status,
+    openai_error,
+    result_error,
+    sse,
+    usage_dict,
+)
 from streamchat.session import RetryPolicy
 
 HEARTBEAT_S = 15.0
@@ -187,16 +196,14 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
                     result = item.result
             assert result is not None
             if result.state == "error":
-                status = http_status(result.exception)
-                code = getattr(result.exception, "code", "error")
-                return JSONResponse(openai_error(result.error or "failed", code, status), status_code=status)
+                payload, status = result_error(result)
+                return JSONResponse(payload, status_code=status)
             return JSONResponse(chunks.completion(result))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def closing(result) -> str:
             if result.state == "error":
-                code = getattr(result.exception, "code", "error")
-                payload = openai_error(result.error or "failed", code, http_status(result.exception))
+                payload, _status = result_error(result)
                 return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"  # the SDK raises APIError on it
             usage = chunks.chunk({}, usage=usage_dict(result), choices=False) if include_usage else ""
             return chunks.chunk({}, finish_reason(result)) + usage + "data: [DONE]\n\n"

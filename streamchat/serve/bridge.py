@@ -76,7 +76,6 @@ class TurnStream:
     def __init__(self, provider: Provider, request: ChatRequest, retry: RetryPolicy, base_url: str | None = None):
         self.provider, self.request, self.retry, self.base_url = provider, request, retry, base_url
         self.cancelled = threading.Event()
-        self.thread: threading.Thread | None = None
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -96,10 +95,9 @@ class TurnStream:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         sink = QueueSink(loop, queue, self.cancelled)
-        self.thread = threading.Thread(
+        threading.Thread(
             target=run_turn, args=(self.provider, self.request, sink),
-            kwargs={"retry": self.retry, "base_url": self.base_url}, daemon=True, name="turn")
-        self.thread.start()
+            kwargs={"retry": self.retry, "base_url": self.base_url}, daemon=True, name="turn").start()
         try:
             while True:
                 try:

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from streamchat import errors
-from streamchat.events import Done, Event, ReasoningDelta, TextDelta, TurnResult, Usage
+from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
 from streamchat.sinks.ndjson import event_dict, result_dict
 
 _HTTP_STATUS: list[tuple[type[errors.StreamchatError], int]] = [
@@ -71,12 +71,11 @@ class OpenAIChunks:
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     def for_event(self, event: Event) -> str | None:
+        """A chunk for text and reasoning; usage and finish go into the closing chunks."""
         if isinstance(event, TextDelta):
             return self.chunk({"content": event.text})
         if isinstance(event, ReasoningDelta):
             return self.chunk({"reasoning_content": event.text})
-        if isinstance(event, (Usage, Done)):
-            return None  # folded into the closing chunks
         return None
 
     def completion(self, result: TurnResult) -> dict[str, Any]:
@@ -84,11 +83,12 @@ class OpenAIChunks:
         if result.reasoning:
             message["reasoning_content"] = result.reasoning
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "message": message, "finish_reason": _finish(result)}],
+                "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(result)}],
                 "usage": usage_dict(result)}
 
 
-def _finish(result: TurnResult) -> str:
+def finish_reason(result: TurnResult) -> str:
+    """The OpenAI name of why the answer ended (Anthropic's names mapped)."""
     reason = result.finish_reason or "stop"
     return {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop"}.get(reason, reason)
 
@@ -99,5 +99,8 @@ def usage_dict(result: TurnResult) -> dict[str, int]:
             "total_tokens": prompt + result.stats.tokens}
 
 
-def finish_reason(result: TurnResult) -> str:
-    return _finish(result)
+def result_error(result: TurnResult) -> tuple[dict[str, Any], int]:
+    """A failed turn as an OpenAI-shaped error object and its HTTP status."""
+    status = http_status(result.exception)
+    code = getattr(result.exception, "code", "error")
+    return openai_error(result.error or "failed", code, status), status

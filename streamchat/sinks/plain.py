@@ -28,8 +28,7 @@ class PlainSink:
 
     def feed(self, event: Event) -> None:
         if isinstance(event, TextDelta):
-            if not self.reasoning.answer_started:
-                self.reasoning.answer_begins()
+            self.reasoning.answer_begins()
             text = sanitize(event.text) if self.sanitize else event.text
             self.out.write(text)
             self._last = text[-1:] or self._last
