@@ -18,13 +18,14 @@ from answers import answer_of_size, tokens  # noqa: E402
 from terminal_emulator import tty_env  # noqa: E402
 
 from streamchat.events import TextDelta, TurnResult  # noqa: E402
-from streamchat.render.terminal import MarkdownSink  # noqa: E402
+from streamchat.sinks.terminal import MarkdownSink  # noqa: E402
+from streamchat.ui import UI  # noqa: E402
 
 
 def run_once(text: str) -> tuple[float, float, int]:
     env, out, _ = tty_env()
     clock = [0.0]
-    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False, clock=lambda: clock[0])
+    sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False, clock=lambda: clock[0])
     pieces = [TextDelta(p) for p in tokens(text, 4)]
     sink.begin()
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -18,6 +18,12 @@ from streamchat.environment import Environment
 from streamchat.errors import EXIT_INTERRUPTED, StreamchatError, UsageError, redact
 from streamchat.ui import UI
 
+if TYPE_CHECKING:  # typer vendors click; these are its classes
+    from typer._click.core import Context as ClickContext
+    from typer._click.formatting import HelpFormatter
+
+    from streamchat.history import History
+
 CHAT = "chat"
 
 
@@ -27,12 +33,12 @@ class DefaultGroup(TyperGroup):
     `streamchat "models are fun"` chats; `streamchat models` lists models.
     """
 
-    def parse_args(self, ctx, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
             args = [CHAT, *args]
         return super().parse_args(ctx, args)
 
-    def format_help(self, ctx, formatter) -> None:
+    def format_help(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
         formatter.write_usage("streamchat", "[OPTIONS] [PROMPT]...\n       streamchat COMMAND [ARGS]...")
         formatter.write_paragraph()
         formatter.write_text(
@@ -127,15 +133,15 @@ def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _command(config: Optional[Path], debug: bool) -> Iterator[tuple[Settings, Environment]]:
-    """Settings and environment for a subcommand, inside the error boundary."""
+def _command(config: Optional[Path], debug: bool) -> Iterator[tuple[Settings, Environment, UI]]:
+    """Settings, environment and the process's one UI for a subcommand, inside the error boundary."""
     env = Environment()
     ui = UI(env)
     with error_boundary(ui, debug):
         settings = load_settings(config, warn=ui.warn)
         if debug:
             _setup_debug(settings)
-        yield settings, env
+        yield settings, env, ui
 
 
 def read_stdin(env: Environment, limit: int) -> str | None:
@@ -143,7 +149,7 @@ def read_stdin(env: Environment, limit: int) -> str | None:
     if env.stdin is None or env.stdin_isatty:
         return None
     try:
-        data = env.stdin.buffer.read(limit + 1)
+        data: bytes = env.stdin.buffer.read(limit + 1)  # type: ignore[attr-defined]
     except (OSError, ValueError, AttributeError):
         return None
     if len(data) > limit:
@@ -190,13 +196,14 @@ def chat(
     debug: DebugOpt = False,
 ) -> None:
     from streamchat.chat import ChatOptions, run_chat
+    from streamchat.service import Overrides
 
-    with _command(config, debug) as (settings, env):
+    with _command(config, debug) as (settings, env, ui):
+        overrides = Overrides(model=model, system=system, temperature=temperature, max_tokens=max_tokens,
+                              timeout=timeout, retry=not no_retry)
         opts = ChatOptions(
-            model=model, system=system, temperature=temperature, max_tokens=max_tokens, json=json_out,
-            markdown=not no_markdown and settings.markdown, stats=stats,
-            timeout=timeout or settings.timeout, sanitize=sanitize, retry=not no_retry,
-            continue_last=cont, cid=cid, log=settings.log and not no_log, debug=debug,
+            overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown, stats=stats,
+            sanitize=sanitize, continue_last=cont, cid=cid, log=settings.log and not no_log, debug=debug,
         )
         text = compose_prompt(prompt, read_stdin(env, settings.max_input_bytes))
         if text is None:
@@ -204,9 +211,9 @@ def chat(
                 raise UsageError("no prompt given", hint='pass a prompt: streamchat "question", or pipe text in')
             from streamchat.repl import run_repl
 
-            code = run_repl(settings, opts, env)
+            code = run_repl(settings, opts, env, ui)
         else:
-            code = run_chat(settings, opts, env, text)
+            code = run_chat(settings, opts, env, ui, text)
     raise typer.Exit(code)
 
 
@@ -218,8 +225,8 @@ def models(
 ) -> None:
     from streamchat.chat import list_models
 
-    with _command(config, debug) as (settings, env):
-        raise typer.Exit(list_models(settings, env, provider))
+    with _command(config, debug) as (settings, env, ui):
+        raise typer.Exit(list_models(settings, env, ui, provider))
 
 
 config_app = typer.Typer(help="Show or create the configuration.", rich_markup_mode=None, add_completion=False)
@@ -239,13 +246,14 @@ def config_show(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
 
     from streamchat.config import masked
 
-    with _command(config, debug) as (settings, env):
+    with _command(config, debug) as (settings, env, _ui):
         env.stdout.write(json.dumps(masked(settings), indent=2, default=str) + "\n")
 
 
 @config_app.command("init", help="Write the example config to the user config dir.")
 def config_init(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
-    from streamchat.config import ConfigError, default_config_path, example_config
+    from streamchat.config import default_config_path, example_config
+    from streamchat.errors import ConfigError
 
     env = Environment()
     with error_boundary(UI(env), debug):
@@ -263,6 +271,14 @@ history_app = typer.Typer(help="List, show, export, remove and search logged con
 app.add_typer(history_app, name="history")
 
 
+@contextlib.contextmanager
+def _history(config: Optional[Path], debug: bool) -> Iterator[History]:
+    from streamchat.history import History
+
+    with _command(config, debug) as (settings, env, ui):
+        yield History(settings, env, ui)
+
+
 @history_app.callback()
 def history_list(
     ctx: typer.Context,
@@ -272,18 +288,14 @@ def history_list(
 ) -> None:
     """List recent conversations (default), or run a history subcommand."""
     if ctx.invoked_subcommand is None:
-        from streamchat import history
-
-        with _command(config, debug) as (settings, env):
-            history.list_recent(settings, env, limit)
+        with _history(config, debug) as history:
+            history.list_recent(limit)
 
 
 @history_app.command("show", help="Show a conversation (Markdown on a terminal, plain when piped).")
 def history_show(cid: Annotated[str, typer.Argument(metavar="ID")], config: ConfigOpt = None, debug: DebugOpt = False) -> None:
-    from streamchat import history
-
-    with _command(config, debug) as (settings, env):
-        history.show(settings, env, cid)
+    with _history(config, debug) as history:
+        history.show(cid)
 
 
 @history_app.command("export", help="Export a conversation as Markdown or JSON.")
@@ -293,18 +305,14 @@ def history_export(
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    from streamchat import history
-
-    with _command(config, debug) as (settings, env):
-        history.export(settings, env, cid, fmt)
+    with _history(config, debug) as history:
+        history.export(cid, fmt)
 
 
 @history_app.command("rm", help="Delete a conversation.")
 def history_rm(cid: Annotated[str, typer.Argument(metavar="ID")], config: ConfigOpt = None, debug: DebugOpt = False) -> None:
-    from streamchat import history
-
-    with _command(config, debug) as (settings, env):
-        history.remove(settings, env, cid)
+    with _history(config, debug) as history:
+        history.remove(cid)
 
 
 @history_app.command("search", help="Full-text search over all messages.")
@@ -314,10 +322,8 @@ def history_search(
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    from streamchat import history
-
-    with _command(config, debug) as (settings, env):
-        history.search(settings, env, text, limit)
+    with _history(config, debug) as history:
+        history.search(text, limit)
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -337,7 +343,7 @@ def serve(
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    with _command(config, debug) as (settings, env):
+    with _command(config, debug) as (settings, env, ui):
         if host not in LOOPBACK and not token:
             raise UsageError(f"refusing to bind {host} without a token",
                              hint="pass --token SECRET (or STREAMCHAT_TOKEN), or bind 127.0.0.1")
@@ -350,15 +356,14 @@ def serve(
 
             raise ConfigError("streamchat serve needs FastAPI and uvicorn",
                               hint="install them with: pip install 'streamchat[serve]'") from None
-        from streamchat.chat import ChatOptions, resolve_target, retry_policy
+        from streamchat.service import ChatSession, Overrides
 
-        ui = UI(env)
-        opts = ChatOptions(model=model, timeout=timeout or settings.timeout, retry=not no_retry)
-        target = resolve_target(settings, model, opts.timeout, ui)  # fail fast; loads a local model once
-        options = ServeOptions(default_model=model or settings.model_spec(None), token=token, cors_origin=cors,
-                               timeout=opts.timeout, retry=retry_policy(settings, opts))
-        ui.notice(f"streamchat serving {target.provider_name}:{target.model} on http://{host}:{port}/")
-        uvicorn.run(create_app(settings, options), host=host, port=port, log_level="debug" if debug else "warning")
+        overrides = Overrides(model=model, timeout=timeout, retry=not no_retry)
+        session = ChatSession(settings, overrides, ui=ui)  # fail fast; loads a local model once
+        options = ServeOptions(token=token, cors_origin=cors)
+        ui.notice(f"streamchat serving {session.model_name} on http://{host}:{port}/")
+        uvicorn.run(create_app(settings, overrides, options), host=host, port=port,
+                    log_level="debug" if debug else "warning")
 
 
 def main() -> None:

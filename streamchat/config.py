@@ -11,6 +11,7 @@ import shlex
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ class Settings:
         raise UsageError(f"provider '{prov.name}' has no default model", hint=f"use {prov.name}:MODEL")
 
 
-_TOP_KEYS = {
+_TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "default_model": str, "system": str, "temperature": (int, float), "max_tokens": int,
     "timeout": (int, float), "retries": int, "retry_max_wait": (int, float), "log": bool,
     "markdown": bool, "max_input_bytes": int, "vi_mode": bool,
@@ -165,7 +166,7 @@ _TOP_KEYS = {
 _PROVIDER_KEYS = {"type", "base_url", "api_key_env", "api_key_cmd", "api_key", "default_model", "models"}
 
 
-def load_settings(path: Path | None = None, *, warn=None) -> Settings:
+def load_settings(path: Path | None = None, *, warn: Callable[[str], None] | None = None) -> Settings:
     """Read the config file (explicit path, STREAMCHAT_CONFIG, or the user config dir)."""
     explicit = path or (Path(os.environ["STREAMCHAT_CONFIG"]) if os.environ.get("STREAMCHAT_CONFIG") else None)
     path = explicit or default_config_path()

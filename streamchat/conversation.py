@@ -1,54 +1,88 @@
-"""A conversation in memory: the turns sent as context, and how a finished turn changes it."""
+"""The one conversation model: system prompt, the turns on the active path, and how they become context.
+
+The REPL, the one-shot command, serve and the log all read and write this; `store.py`
+persists it (each turn linked to its parent, so a regenerated answer becomes a sibling
+branch instead of a second copy of the question).
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from streamchat.events import Message, TurnResult
 
 
-@dataclass
-class TurnLog:
+@dataclass(frozen=True)
+class Turn:
+    """A question and its answer (complete, partial or failed)."""
+
     prompt: str
     result: TurnResult
+    id: int | None = None  # the log's id of the answer row; the next turn's parent
+    model: str | None = None  # "provider:model" that answered
+
+    @property
+    def counts(self) -> bool:
+        """A turn that produced no text is kept in the log but is not context and not counted."""
+        return bool(self.result.text)
 
 
 @dataclass
-class ChatState:
-    """What the REPL carries between turns."""
-
-    messages: list[Message] = field(default_factory=list)
+class Conversation:
+    id: int | None = None  # the log's id, once saved
     system: str | None = None
-    turns: int = 0
-    tokens: int = 0
-    last: TurnLog | None = None
+    model: str | None = None  # "provider:model" of the last turn
+    turns: list[Turn] = field(default_factory=list)
+    seed: tuple[Message, ...] = ()  # earlier messages given as a whole (serve's request history)
+    created_at: float = field(default_factory=time.time)
 
-    def add_turn(self, prompt: str, result: TurnResult) -> None:
-        """Keep the question and whatever was answered, even partly (so the next turn has it).
+    @property
+    def turn_count(self) -> int:
+        return sum(1 for t in self.turns if t.counts)
 
-        A turn that failed before any text is left out of the context: an unanswered
-        question would make two user messages in a row, which some APIs refuse.
+    @property
+    def tokens(self) -> int:
+        return sum(t.result.stats.tokens for t in self.turns)
+
+    @property
+    def last(self) -> Turn | None:
+        return self.turns[-1] if self.turns else None
+
+    @property
+    def parent_id(self) -> int | None:
+        """The answer a new turn follows: the last turn that counts (a failed one is a dead end)."""
+        return next((t.id for t in reversed(self.turns) if t.counts), None)
+
+    def add(self, turn: Turn) -> None:
+        self.turns.append(turn)
+        self.model = turn.model or self.model
+
+    def drop_last(self) -> Turn | None:
+        """For /retry: take the last turn off the active path (the log keeps it as a branch)."""
+        return self.turns.pop() if self.turns else None
+
+    def history(self) -> list[Message]:
+        """The context sent before a new question: the seed, then every turn that produced text.
+
+        A failed turn with no text is left out: an unanswered question would make two user
+        messages in a row, which some APIs refuse. A partial answer is kept.
         """
-        self.last = TurnLog(prompt, result)
-        self.turns += 1
-        self.tokens += result.stats.tokens
-        if result.text:
-            self.messages += [Message("user", prompt), Message("assistant", result.text)]
+        messages = list(self.seed)
+        for turn in self.turns:
+            if turn.counts:
+                messages += [Message("user", turn.prompt), Message("assistant", turn.result.text)]
+        return messages
 
-    def drop_last_turn(self) -> str | None:
-        """For /retry: remove the last answer and return its question."""
-        if self.last is None:
-            return None
-        prompt = self.last.prompt
-        if len(self.messages) >= 2 and self.messages[-2] == Message("user", prompt):
-            del self.messages[-2:]
-        self.last = None
-        return prompt
-
-    def transcript(self, model: str) -> str:
-        parts = [f"# streamchat conversation ({model})\n"]
+    def transcript(self, title: str) -> str:
+        """The conversation as Markdown (shared by /save, `history show` and `history export`)."""
+        parts = [f"# {title}\n"]
         if self.system:
             parts.append(f"**System:** {self.system}\n")
-        for m in self.messages:
+        for m in self.seed:
             parts.append(f"## {m.role.capitalize()}\n\n{m.content}\n")
+        for turn in self.turns:
+            parts.append(f"## User\n\n{turn.prompt}\n")
+            mark = "" if turn.result.ok else f" _[{turn.result.message}]_"
+            parts.append(f"## Assistant{mark}\n\n{turn.result.text}\n")
         return "\n".join(parts)

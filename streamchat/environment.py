@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 
-def _isatty(stream: IO) -> bool:
+def _isatty(stream: IO[Any] | None) -> bool:
+    if stream is None:
+        return False
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -17,9 +19,9 @@ def _isatty(stream: IO) -> bool:
 
 @dataclass
 class Environment:
-    stdin: IO = field(default_factory=lambda: sys.stdin)
-    stdout: IO = field(default_factory=lambda: sys.stdout)
-    stderr: IO = field(default_factory=lambda: sys.stderr)
+    stdin: IO[Any] | None = field(default_factory=lambda: sys.stdin)
+    stdout: IO[Any] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[Any] = field(default_factory=lambda: sys.stderr)
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @property

@@ -9,6 +9,10 @@ Exit codes (documented in README):
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamchat.events import TurnResult
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -113,130 +117,106 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return _KEYLIKE.sub("***", text)
 
 
-def _names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
-def _body_message(exc: BaseException) -> tuple[str | None, str | None]:
-    """(message, error type) out of an SDK exception body, whatever its shape."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            msg = err.get("message")
-            return (str(msg) if msg else None, err.get("type") or err.get("code"))
-    return None, None
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
+def retry_after(response: object) -> float | None:
+    """Seconds from a Retry-After header, when the response has one."""
     headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after")
+    value = headers.get("retry-after") if headers else None
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
 
 
-def from_status(status: int, detail: str | None, err_type: str | None, *, model: str, provider: str,
-                retry_after: float | None = None) -> StreamchatError:
-    """Map an HTTP status (or a status-like error event) to our error with a fix."""
-    detail = f": {detail}" if detail else ""
-    lowered = (detail + " " + (err_type or "")).lower()
+def from_status(status: int | None, detail: str | None, err_type: str | None, *, model: str, provider: str,
+                retry_after: float | None = None, context_overflow: bool = False) -> StreamchatError:
+    """Map an HTTP status (None: an error event inside a 200 stream) to our error with a fix.
+
+    `context_overflow` is the adapter's reading of its provider's error code: a 400 is
+    "the prompt is too long" only when the provider says so.
+    """
+    said = f": {detail}" if detail else ""
+    http = f" (HTTP {status})" if status is not None else ""
     if err_type == "overloaded_error" or status == 529:
-        return OverloadedError(f"{provider} is overloaded (HTTP {status}){detail}",
-                               hint="try again in a moment", retry_after=retry_after)
+        return OverloadedError(f"{provider} is overloaded{http}{said}", hint="try again in a moment",
+                               retry_after=retry_after)
+    if status == 429 or err_type in ("rate_limit_error", "rate_limit_exceeded"):
+        wait = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
+        return RateLimitError(f"{provider} rate limit reached{http}{wait}{said}",
+                              hint="wait and retry, or use another model", retry_after=retry_after)
+    if status is None:
+        return ServerError(f"{provider} reported an error mid-stream{said}", hint="retry")
     if status == 401:
-        return AuthError(f"{provider} rejected the API key (HTTP 401){detail}",
+        return AuthError(f"{provider} rejected the API key{http}{said}",
                          hint=f"check the key for provider '{provider}' (streamchat config show)")
     if status == 403:
-        return AuthError(f"{provider} denied access (HTTP 403){detail}",
-                         hint="check that the key may use this model")
+        return AuthError(f"{provider} denied access{http}{said}", hint="check that the key may use this model")
     if status == 404:
-        return ModelNotFoundError(f"{provider} does not know model '{model}' (HTTP 404){detail}",
+        return ModelNotFoundError(f"{provider} does not know model '{model}'{http}{said}",
                                   hint="run `streamchat models` to list available models")
-    if status == 429 or err_type == "rate_limit_error":
-        wait = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
-        return RateLimitError(f"{provider} rate limit reached (HTTP 429){wait}{detail}",
-                              hint="wait and retry, or use another model", retry_after=retry_after)
+    if context_overflow:
+        return ContextOverflowError(f"the prompt is too long for '{model}'{http}{said}",
+                                    hint="shorten the input or use a model with a larger context")
     if status in (400, 413, 422):
-        if "context" in lowered or "too long" in lowered or "maximum" in lowered:
-            return ContextOverflowError(f"the prompt is too long for '{model}' (HTTP {status}){detail}",
-                                        hint="shorten the input or use a model with a larger context")
-        return BadRequestError(f"{provider} refused the request (HTTP {status}){detail}",
-                               hint="check the options and model name")
+        return BadRequestError(f"{provider} refused the request{http}{said}", hint="check the options and model name")
     if status == 408:
-        return NetworkError(f"{provider} timed out the request (HTTP 408){detail}", hint="try again")
+        return NetworkError(f"{provider} timed out the request{http}{said}", hint="try again")
     if status >= 500 or status == 409:
-        return ServerError(f"{provider} server error (HTTP {status}){detail}",
-                           hint="try again later", retry_after=retry_after)
-    return BadRequestError(f"{provider} answered HTTP {status}{detail}")
+        return ServerError(f"{provider} server error{http}{said}", hint="try again later", retry_after=retry_after)
+    return BadRequestError(f"{provider} answered HTTP {status}{said}")
 
 
-def map_exception(exc: BaseException, *, provider: str, model: str, base_url: str | None = None,
-                  started: bool = False) -> StreamchatError:
-    """Turn any SDK or transport exception into a StreamchatError.
+def map_transport(exc: BaseException, *, provider: str, base_url: str | None = None,
+                  started: bool = False) -> StreamchatError | None:
+    """A transport fault (httpx2, sockets, TLS, bad JSON) by type; None when `exc` is not one."""
+    import json
+    import socket
+    import ssl
 
-    The SDKs raise different things for the same fault (the Anthropic stream lets raw
-    httpx2 errors through), so this matches on class names across both.
-    """
-    if isinstance(exc, StreamchatError):
-        return exc
-    names = _names(exc)
+    import httpx2
+
     where = f" at {base_url}" if base_url else ""
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and "APIStatusError" in names:
-        msg, etype = _body_message(exc)
-        return from_status(status, msg, etype, model=model, provider=provider, retry_after=_retry_after(exc))
-    if names & {"APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout", "WriteTimeout",
-                "PoolTimeout", "TimeoutError"}:
-        if started:
-            return TimeoutError_(f"the {provider} stream stalled mid-answer{where}",
-                                 hint="the partial answer was kept; retry or raise `timeout`")
-        return TimeoutError_(f"no response from {provider}{where} within the timeout",
-                             hint="check the server, or raise --timeout")
-    if "JSONDecodeError" in names or "APIResponseValidationError" in names:
+    if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
+        return timed_out(provider=provider, base_url=base_url, started=started)
+    if isinstance(exc, json.JSONDecodeError):
         return ProtocolError(f"{provider} sent a malformed stream chunk", hint="the server or proxy is misbehaving; retry")
-    cause = _root_cause(exc)
-    text = f"{type(cause).__name__}: {cause}"
-    if names & {"APIConnectionError", "ConnectError", "RemoteProtocolError", "ReadError", "NetworkError",
-                "ProxyError", "TransportError", "ConnectionError", "OSError"}:
-        lowered = text.lower()
-        if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
-            return NetworkError(f"TLS error talking to {provider}{where}: {_short(cause)}",
-                                hint="check the server certificate, SSL_CERT_FILE or proxy settings")
-        if "proxy" in lowered:
-            return NetworkError(f"proxy error talking to {provider}{where}: {_short(cause)}",
-                                hint="check HTTPS_PROXY/HTTP_PROXY")
-        if "name or service not known" in lowered or "nodename" in lowered or "getaddrinfo" in lowered \
-                or "name resolution" in lowered:
-            return NetworkError(f"cannot resolve the host of {provider}{where}", hint="check base_url and DNS")
-        if "refused" in lowered:
-            return NetworkError(f"connection refused by {provider}{where}",
-                                hint="is the server running? check base_url")
-        if started:
-            return NetworkError(f"the connection to {provider} dropped mid-answer",
-                                hint="the partial answer was kept; retry")
-        return NetworkError(f"cannot reach {provider}{where}: {_short(cause)}", hint="check the network and base_url")
-    if "APIError" in names:  # an error event inside an HTTP 200 stream
-        msg, etype = _body_message(exc)
-        msg = msg or str(exc)
-        if etype == "overloaded_error":
-            return OverloadedError(f"{provider} is overloaded: {msg}", hint="try again in a moment")
-        if etype in ("rate_limit_error", "rate_limit_exceeded"):
-            return RateLimitError(f"{provider} rate limit reached: {msg}", hint="wait and retry")
-        return ServerError(f"{provider} reported an error mid-stream: {msg}", hint="retry")
-    return StreamchatError(f"unexpected error from {provider}: {text}", hint="run with --debug for details")
+    if not isinstance(exc, (httpx2.TransportError, OSError)):
+        return None
+    causes = _causes(exc)
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return NetworkError(f"TLS error talking to {provider}{where}: {_short(causes[-1])}",
+                            hint="check the server certificate, SSL_CERT_FILE or proxy settings")
+    if any(isinstance(c, httpx2.ProxyError) for c in causes):
+        return NetworkError(f"proxy error talking to {provider}{where}: {_short(causes[-1])}",
+                            hint="check HTTPS_PROXY/HTTP_PROXY")
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return NetworkError(f"cannot resolve the host of {provider}{where}", hint="check base_url and DNS")
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return NetworkError(f"connection refused by {provider}{where}", hint="is the server running? check base_url")
+    if started:
+        return NetworkError(f"the connection to {provider} dropped mid-answer", hint="the partial answer was kept; retry")
+    return NetworkError(f"cannot reach {provider}{where}: {_short(causes[-1])}", hint="check the network and base_url")
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = set()
-    while (exc.__cause__ or exc.__context__) and id(exc) not in seen:
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return exc
+def timed_out(*, provider: str, base_url: str | None, started: bool) -> StreamchatError:
+    where = f" at {base_url}" if base_url else ""
+    if started:
+        return TimeoutError_(f"the {provider} stream stalled mid-answer{where}",
+                             hint="the partial answer was kept; retry or raise `timeout`")
+    return TimeoutError_(f"no response from {provider}{where} within the timeout", hint="check the server, or raise --timeout")
+
+
+def unexpected(exc: BaseException, provider: str) -> StreamchatError:
+    cause = _causes(exc)[-1]
+    return StreamchatError(f"unexpected error from {provider}: {type(cause).__name__}: {cause}",
+                           hint="run with --debug for details")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and the chain of exceptions behind it, outermost first."""
+    chain = [exc]
+    while (nxt := chain[-1].__cause__ or chain[-1].__context__) is not None and nxt not in chain:
+        chain.append(nxt)
+    return chain
 
 
 def _short(exc: BaseException) -> str:
@@ -247,4 +227,14 @@ def _short(exc: BaseException) -> str:
 class OutputClosed(Exception):
     """stdout was closed by the reader (`streamchat … | head -1`): stop quietly."""
 
-    exit_code = 141
+
+EXIT_OUTPUT_CLOSED = 141
+
+
+def exit_code_for(result: TurnResult) -> int:
+    """The process exit code for how a turn ended (the CLI's edge of the one outcome)."""
+    from streamchat.events import Outcome
+
+    if result.outcome is Outcome.FAILED:
+        return result.error.exit_code if result.error is not None else 1
+    return {Outcome.OK: EXIT_OK, Outcome.OUTPUT_CLOSED: EXIT_OUTPUT_CLOSED}.get(result.outcome, EXIT_INTERRUPTED)

@@ -1,9 +1,17 @@
-"""Normalized stream events: every provider adapter yields these and every sink consumes them."""
+"""Normalized stream events, the outcome of a turn, and the sink contract.
+
+Every provider adapter yields events; every sink (terminal, pipe, NDJSON, HTTP) consumes
+them and receives one frozen `TurnResult` at the end.
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal, Protocol, Union
+
+if TYPE_CHECKING:
+    from streamchat.errors import StreamchatError
 
 Role = Literal["system", "user", "assistant"]
 
@@ -44,9 +52,9 @@ class Done:
 Event = Union[TextDelta, ReasoningDelta, Usage, Done]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Stats:
-    """Timing of one turn; filled in by the turn runner."""
+    """Timing and token counts of one turn."""
 
     ttft_ms: float | None = None
     total_ms: float = 0.0
@@ -77,7 +85,17 @@ class Stats:
         return f"TTFT {ttft} · {self.tokens} tokens · {rate} · total {self.total_ms / 1000:.2f} s"
 
 
-@dataclass(slots=True)
+class Outcome(enum.Enum):
+    """How a turn ended. Exit codes and HTTP statuses are derived from this at the edges."""
+
+    OK = "ok"
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, SIGHUP
+    CANCELLED = "cancelled"  # a cancel token (serve: client gone or {"type": "cancel"})
+    OUTPUT_CLOSED = "output_closed"  # stdout closed by the reader
+    FAILED = "failed"  # a provider or network fault
+
+
+@dataclass(frozen=True, slots=True)
 class TurnResult:
     """What one turn produced, complete or not: the partial text is never dropped."""
 
@@ -85,7 +103,39 @@ class TurnResult:
     reasoning: str = ""
     finish_reason: str | None = None
     stats: Stats = field(default_factory=Stats)
-    state: Literal["ok", "interrupted", "error"] = "ok"
-    error: str | None = None
-    exit_code: int = 0
-    exception: BaseException | None = None
+    outcome: Outcome = Outcome.OK
+    error: StreamchatError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    @property
+    def partial(self) -> bool:
+        """Some text was streamed but the answer did not complete."""
+        return bool(self.text) and not self.ok
+
+    @property
+    def state(self) -> str:
+        """The log's word for it: ok, interrupted (any stop by the user or reader) or error."""
+        if self.outcome is Outcome.OK:
+            return "ok"
+        return "error" if self.outcome is Outcome.FAILED else "interrupted"
+
+    @property
+    def message(self) -> str:
+        """One line saying why the turn did not complete ("" when it did)."""
+        if self.error is not None:
+            return str(self.error)
+        return {Outcome.OK: "", Outcome.INTERRUPTED: "interrupted", Outcome.CANCELLED: "cancelled",
+                Outcome.OUTPUT_CLOSED: "output closed", Outcome.FAILED: "failed"}[self.outcome]
+
+
+class Sink(Protocol):
+    """Where a turn's events go: terminal, pipe, NDJSON, HTTP."""
+
+    def begin(self) -> None: ...
+
+    def feed(self, event: Event) -> None: ...
+
+    def end(self, result: TurnResult) -> None: ...

@@ -4,81 +4,76 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
+from streamchat.config import Settings
+from streamchat.conversation import Conversation
 from streamchat.environment import Environment
 from streamchat.errors import UsageError
 from streamchat.render.sanitize import sanitize
 from streamchat.store import ConversationLog, open_log
+from streamchat.ui import UI
 
 
-def _log(settings) -> ConversationLog:
-    from streamchat.ui import UI
+class History:
+    """The history subcommands over one log, writing to the given environment."""
 
-    log = open_log(settings, enabled=True, warn=UI(Environment()).warn)
-    if log.db is None:
-        raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB and the warning above")
-    return log
+    def __init__(self, settings: Settings, env: Environment, ui: UI) -> None:
+        self.env = env
+        self.log: ConversationLog = open_log(enabled=True, warn=ui.warn)
+        if self.log.db is None:
+            raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB and the warning above")
+
+    def list_recent(self, limit: int) -> None:
+        rows = self.log.recent(limit)
+        out = self.env.stdout
+        if not self.env.stdout_isatty:
+            for r in rows:
+                out.write(f"{r['id']}\t{_when(r['updated_at'])}\t{r['provider']}:{r['model']}\t{r['turns']}\t{r['title']}\n")
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("id", "when", "model", "turns", "first words", box=None, header_style="bold")
+        for r in rows:
+            table.add_row(str(r["id"]), _when(r["updated_at"]), f"{r['provider']}:{r['model']}", str(r["turns"]),
+                          sanitize(r["title"] or ""))
+        Console(file=out, no_color=self.env.no_color).print(table)
+
+    def markdown(self, cid: str) -> str:
+        conv = self.log.load(cid)
+        return conv.transcript(_title(conv))
+
+    def show(self, cid: str) -> None:
+        text = self.markdown(cid)
+        if self.env.stdout_isatty and not self.env.dumb:
+            from rich.console import Console
+
+            from streamchat.render.markdown_stream import parse
+
+            Console(file=self.env.stdout, no_color=self.env.no_color).print(parse(sanitize(text)))
+        else:
+            self.env.stdout.write(text)
+
+    def export(self, cid: str, fmt: str) -> None:
+        if fmt == "json":
+            self.env.stdout.write(json.dumps(self.log.export(cid), ensure_ascii=False, indent=2) + "\n")
+        elif fmt == "md":
+            self.env.stdout.write(self.markdown(cid))
+        else:
+            raise UsageError(f"unknown format '{fmt}'", hint="use --format md or --format json")
+
+    def remove(self, cid: str) -> None:
+        self.log.remove(cid)
+        self.env.stderr.write(f"removed conversation {cid}\n")
+
+    def search(self, text: str, limit: int) -> None:
+        for r in self.log.search(text, limit):
+            self.env.stdout.write(f"{r['conversation_id']}\t{r['role']}\t{sanitize(' '.join(r['snippet'].split()))}\n")
 
 
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
-def as_markdown(conv: dict[str, Any]) -> str:
-    """A conversation as a Markdown transcript (shared by `show` and `export --format md`)."""
-    parts = [f"# Conversation {conv['id']} — {conv['provider']}:{conv['model']} — {_when(conv['created_at'])}\n"]
-    if conv.get("system"):
-        parts.append(f"**System:** {conv['system']}\n")
-    for m in conv["messages"]:
-        mark = "" if m["state"] == "ok" else f" _[{m['state']}{': ' + m['error'] if m['error'] else ''}]_"
-        parts.append(f"## {m['role'].capitalize()}{mark}\n\n{m['content']}\n")
-    return "\n".join(parts)
-
-
-def list_recent(settings, env: Environment, limit: int) -> None:
-    rows = _log(settings).recent(limit)
-    if not env.stdout_isatty:
-        for r in rows:
-            env.stdout.write(f"{r['id']}\t{_when(r['updated_at'])}\t{r['provider']}:{r['model']}\t{r['turns']}\t{r['title']}\n")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("id", "when", "model", "turns", "first words", box=None, header_style="bold")
-    for r in rows:
-        table.add_row(str(r["id"]), _when(r["updated_at"]), f"{r['provider']}:{r['model']}", str(r["turns"]),
-                      sanitize(r["title"] or ""))
-    Console(file=env.stdout, no_color=env.no_color).print(table)
-
-
-def show(settings, env: Environment, cid: str) -> None:
-    text = as_markdown(_log(settings).export(cid))
-    if env.stdout_isatty and not env.dumb:
-        from rich.console import Console
-
-        from streamchat.render.markdown_stream import parse
-
-        Console(file=env.stdout, no_color=env.no_color).print(parse(sanitize(text)))
-    else:
-        env.stdout.write(text)
-
-
-def export(settings, env: Environment, cid: str, fmt: str) -> None:
-    conv = _log(settings).export(cid)
-    if fmt == "json":
-        env.stdout.write(json.dumps(conv, ensure_ascii=False, indent=2) + "\n")
-    elif fmt == "md":
-        env.stdout.write(as_markdown(conv))
-    else:
-        raise UsageError(f"unknown format '{fmt}'", hint="use --format md or --format json")
-
-
-def remove(settings, env: Environment, cid: str) -> None:
-    _log(settings).remove(cid)
-    env.stderr.write(f"removed conversation {cid}\n")
-
-
-def search(settings, env: Environment, text: str, limit: int) -> None:
-    for r in _log(settings).search(text, limit):
-        env.stdout.write(f"{r['conversation_id']}\t{r['role']}\t{sanitize(' '.join(r['snippet'].split()))}\n")
+def _title(conv: Conversation) -> str:
+    return f"Conversation {conv.id} — {conv.model or '?'} — {_when(conv.created_at)}"

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from streamchat.chat import ChatOptions, Target, build_request, report_failure, resolve_target, stream_answer
+from streamchat.chat import ChatOptions, open_session, report_failure
 from streamchat.config import Settings, data_dir
-from streamchat.conversation import ChatState
 from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
-from streamchat.store import Conversation, open_log
+from streamchat.events import Sink
+from streamchat.service import ChatSession
+from streamchat.sinks import choose_sink
 from streamchat.ui import UI
 
 PROMPT = "› "
@@ -27,18 +28,19 @@ FENCE = '"""'
 CLIPBOARD_TOOLS = (["wl-copy"], ["xclip", "-selection", "clipboard"], ["xsel", "--clipboard", "--input"], ["pbcopy"])
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 class Repl:
-    def __init__(self, settings: Settings, opts: ChatOptions, env: Environment) -> None:
+    """REPL commands on top of one ChatSession; only input and display live here."""
+
+    def __init__(self, settings: Settings, opts: ChatOptions, env: Environment, ui: UI) -> None:
         self.settings = settings
+        self.opts = opts
         self.env = env
-        self.ui = UI(env)
-        self.log = open_log(settings, enabled=opts.log, warn=self.ui.warn)
-        self.conversation = self.log.pick(continue_last=opts.continue_last, cid=opts.cid)
-        self.state = ChatState(list(self.conversation.messages),
-                               opts.system or self.conversation.system or settings.system)
-        self.opts = replace(opts, system=None)  # the REPL's system prompt lives in self.state
-        self.model_spec = opts.model or self.conversation.model
-        self.target: Target = resolve_target(settings, self.model_spec, opts.timeout, self.ui)
+        self.ui = ui
+        self.session: ChatSession = open_session(settings, opts, ui)
         self.running = True
         self.commands: dict[str, tuple[Callable[[str], None], str]] = {
             "/help": (self.cmd_help, "list commands"),
@@ -56,22 +58,30 @@ class Repl:
 
     @property
     def model_name(self) -> str:
-        return f"{self.target.provider_name}:{self.target.model}"
+        return self.session.model_name
+
+    def toolbar(self) -> str:
+        conv = self.session.conversation
+        return f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {conv.tokens} tokens · /help"
 
     # -- turns ---------------------------------------------------------------------------
-    def ask(self, prompt: str) -> None:
-        request = build_request(self.target, self.settings, self.opts, self.state.messages, prompt, self.state.system)
+    def _sink(self) -> Sink:
+        o = self.opts
+        return choose_sink(self.env, self.ui, json=o.json, markdown=o.markdown, sanitize=o.sanitize, stats=o.stats)
+
+    def ask(self, prompt: str | None = None) -> None:
+        """Ask `prompt`, or (None) ask the last question again."""
         try:
-            result = stream_answer(self.target, request, self.settings, self.opts, self.env, self.ui)
+            result = self.session.ask(prompt, self._sink()) if prompt is not None else self.session.retry(self._sink())
         except KeyboardInterrupt:  # a Ctrl-C outside the stream loop: nothing was shown
             self.ui.notice("[interrupted]")
+            return
+        if result is None:
+            self.ui.notice("nothing to retry")
             return
         if result.text:
             self.env.stdout.write("\n")  # air between the answer and the next prompt
             self.env.stdout.flush()
-        self.state.add_turn(prompt, result)
-        self.log.record(self.conversation, self.target.provider_name, self.target.model, self.state.system,
-                        prompt, result)
         report_failure(result, self.ui, self.opts.debug)
 
     def handle(self, line: str) -> None:
@@ -95,36 +105,30 @@ class Repl:
         self.ui.notice('  Alt+Enter (or Esc Enter) adds a line; """ opens and closes a multi-line block.')
 
     def cmd_model(self, arg: str) -> None:
-        if not arg:
-            self.ui.notice(f"model: {self.model_name}")
-            return
-        self.target = resolve_target(self.settings, arg, self.opts.timeout, self.ui)
+        if arg:
+            self.session.set_model(arg)
         self.ui.notice(f"model: {self.model_name}")
 
     def cmd_system(self, arg: str) -> None:
         if arg:
-            self.state.system = arg
-        self.ui.notice(f"system: {self.state.system or '(none)'}")
+            self.session.set_system(arg)
+        self.ui.notice(f"system: {self.session.conversation.system or '(none)'}")
 
     def cmd_new(self, _arg: str) -> None:
-        self.conversation = Conversation()
-        self.state = ChatState(system=self.state.system)
+        self.session.new()
         self.ui.notice("new conversation")
 
     def cmd_retry(self, _arg: str) -> None:
-        prompt = self.state.drop_last_turn()
-        if prompt is None:
-            self.ui.notice("nothing to retry")
-            return
-        self.ask(prompt)
+        self.ask(None)
 
     def cmd_copy(self, _arg: str) -> None:
-        if self.state.last is None or not self.state.last.result.text:
+        last = self.session.last
+        if last is None or not last.result.text:
             self.ui.notice("no answer to copy")
             return
         for tool in CLIPBOARD_TOOLS:
             if shutil.which(tool[0]):
-                subprocess.run(tool, input=self.state.last.result.text.encode(), check=False)
+                subprocess.run(tool, input=last.result.text.encode(), check=False)
                 self.ui.notice(f"copied with {tool[0]}")
                 return
         self.ui.notice("no clipboard tool found — install wl-clipboard, xclip or xsel")
@@ -135,33 +139,34 @@ class Repl:
             return
         path = Path(arg).expanduser()
         try:
-            path.write_text(self.state.transcript(self.model_name), encoding="utf-8")
+            path.write_text(self.session.conversation.transcript(f"streamchat conversation ({self.model_name})"),
+                            encoding="utf-8")
         except OSError as exc:
             self.ui.error(f"cannot write {path}: {exc.strerror}")
             return
         self.ui.notice(f"saved {path}")
 
     def cmd_stats(self, _arg: str) -> None:
-        if self.state.last is None:
-            self.ui.notice(f"{self.state.turns} turns, {self.state.tokens} tokens")
-            return
-        self.ui.notice(f"last answer: {self.state.last.result.stats.summary()}")
-        self.ui.notice(f"conversation: {self.state.turns} turns, {self.state.tokens} tokens")
+        conv = self.session.conversation
+        if conv.last is not None:
+            self.ui.notice(f"last answer: {conv.last.result.stats.summary()}")
+        self.ui.notice(f"conversation: {plural(conv.turn_count, 'turn')}, {conv.tokens} tokens")
 
     def cmd_history(self, _arg: str) -> None:
-        if self.log.db is None:
+        log = self.session.log
+        if log is None or log.db is None:
             self.ui.notice("the conversation log is off")
             return
-        for row in self.log.recent(10):
-            self.ui.notice(f"  {row['id']:>4}  {row['provider']}:{row['model']}  {row['turns']} turns  {row['title']}")
+        for row in log.recent(10):
+            self.ui.notice(f"  {row['id']:>4}  {row['provider']}:{row['model']}  {plural(row['turns'], 'turn')}"
+                           f"  {row['title']}")
 
     def cmd_load(self, arg: str) -> None:
-        if self.log.db is None or not arg:
+        if not arg:
             self.ui.notice("usage: /load ID (see /history)")
             return
-        self.conversation = self.log.load(arg)
-        self.state = ChatState(list(self.conversation.messages), self.conversation.system or self.state.system)
-        self.ui.notice(f"loaded conversation {arg} ({len(self.state.messages) // 2} turns)")
+        conv = self.session.load(arg)
+        self.ui.notice(f"loaded conversation {arg} ({plural(conv.turn_count, 'turn')})")
 
     def cmd_exit(self, _arg: str) -> None:
         self.running = False
@@ -174,14 +179,15 @@ class Repl:
             yield from (f"{name}:{m}" for m in prov.models)
 
 
-def _make_session(repl: Repl):
+def _make_session(repl: Repl) -> Any:
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.completion import Completer, Completion
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
-    from prompt_toolkit.key_binding import KeyBindings
+    from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+    from prompt_toolkit.document import Document
+    from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
     class SlashCompleter(Completer):
-        def get_completions(self, document, complete_event):
+        def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
             text = document.text_before_cursor
             if not text.startswith("/"):
                 return
@@ -198,9 +204,10 @@ def _make_session(repl: Repl):
     bindings = KeyBindings()
 
     @bindings.add("escape", "enter")
-    def _newline(event) -> None:
+    def _newline(event: KeyPressEvent) -> None:
         event.current_buffer.insert_text("\n")
 
+    history: History
     try:
         path = data_dir() / "repl_history"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,15 +215,12 @@ def _make_session(repl: Repl):
     except OSError:
         history = InMemoryHistory()
 
-    def toolbar() -> str:
-        return f" {repl.model_name} · {repl.state.turns} turns · {repl.state.tokens} tokens · /help"
-
     return PromptSession(history=history, completer=SlashCompleter(), key_bindings=bindings,
-                         bottom_toolbar=toolbar, vi_mode=repl.settings.vi_mode, enable_history_search=False,
+                         bottom_toolbar=repl.toolbar, vi_mode=repl.settings.vi_mode, enable_history_search=False,
                          complete_while_typing=True, prompt_continuation=CONTINUATION)
 
 
-def read_block(session, first: str) -> str:
+def read_block(session: Any, first: str) -> str:
     """`\"\"\"` opens a block that the next line ending in `\"\"\"` closes."""
     lines = [first[len(FENCE) :]] if first.strip() != FENCE else []
     while True:
@@ -227,8 +231,8 @@ def read_block(session, first: str) -> str:
         lines.append(line)
 
 
-def run_repl(settings: Settings, opts: ChatOptions, env: Environment) -> int:
-    repl = Repl(settings, opts, env)
+def run_repl(settings: Settings, opts: ChatOptions, env: Environment, ui: UI) -> int:
+    repl = Repl(settings, opts, env, ui)
     session = _make_session(repl)
     repl.ui.notice(f"streamchat · {repl.model_name} · /help for commands · Ctrl-D to quit")
     while repl.running:

@@ -1,36 +1,21 @@
-"""One turn: provider events → sink, with timing, retries and interrupt handling.
+"""One turn: provider events → sink, with timing, retries, cancellation and interrupt handling.
 
-Whatever happens (Ctrl-C, a fault mid-stream, a closed pipe) the partial answer is
-kept in the returned TurnResult, so callers can print, store and resend it.
+Whatever happens (Ctrl-C, a cancel token, a fault mid-stream, a closed pipe) the partial
+answer is kept in the returned TurnResult, so callers can print, store and resend it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
-from streamchat.errors import (
-    EXIT_INTERRUPTED,
-    OutputClosed,
-    StreamchatError,
-    map_exception,
-)
-from streamchat.events import Done, Event, ReasoningDelta, TextDelta, TurnResult, Usage
+from streamchat.errors import OutputClosed, StreamchatError
+from streamchat.events import Done, Event, Outcome, ReasoningDelta, Sink, Stats, TextDelta, TurnResult, Usage
 from streamchat.providers.base import ChatRequest, Provider
-
-
-class Sink(Protocol):
-    """Where events go: terminal, pipe, NDJSON, HTTP."""
-
-    def begin(self) -> None: ...
-
-    def feed(self, event: Event) -> None: ...
-
-    def end(self, result: TurnResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -56,25 +41,50 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(retries=0)
 
 
+class CancelToken:
+    """Asks a running turn to stop at its next event (serve: the client left or sent cancel).
+
+    Sinks that wait (backpressure) watch it too, so a cancelled turn never blocks.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+
+class _Cancelled(Exception):
+    """Raised inside run_turn only, to leave the event loop when the token is set."""
+
+
 class _Tally:
     """Accumulates one turn's text, reasoning, timing and token counts from its events."""
 
-    def __init__(self, result: TurnResult) -> None:
-        self.result = result
+    def __init__(self) -> None:
         self.started = time.perf_counter()
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.deltas = 0
-        self.usage_tokens: int | None = None
+        self.ttft_ms: float | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.finish_reason: str | None = None
 
     @property
     def shown(self) -> bool:
         return bool(self.text or self.reasoning)
 
     def add(self, event: Event) -> None:
-        stats = self.result.stats
-        if isinstance(event, (TextDelta, ReasoningDelta)) and stats.ttft_ms is None:
-            stats.ttft_ms = (time.perf_counter() - self.started) * 1000
+        if isinstance(event, (TextDelta, ReasoningDelta)) and self.ttft_ms is None:
+            self.ttft_ms = (time.perf_counter() - self.started) * 1000
         if isinstance(event, TextDelta):
             self.text.append(event.text)
             self.deltas += 1
@@ -82,19 +92,17 @@ class _Tally:
             self.reasoning.append(event.text)
         elif isinstance(event, Usage):
             if event.output_tokens is not None:
-                self.usage_tokens = event.output_tokens
+                self.output_tokens = event.output_tokens
             if event.input_tokens is not None:
-                stats.input_tokens = event.input_tokens
+                self.input_tokens = event.input_tokens
         elif isinstance(event, Done):
-            self.result.finish_reason = event.finish_reason
+            self.finish_reason = event.finish_reason
 
-    def close(self) -> TurnResult:
-        result = self.result
-        result.text = "".join(self.text)
-        result.reasoning = "".join(self.reasoning)
-        result.stats.total_ms = (time.perf_counter() - self.started) * 1000
-        result.stats.tokens = self.usage_tokens if self.usage_tokens is not None else self.deltas
-        return result
+    def result(self, outcome: Outcome, error: StreamchatError | None) -> TurnResult:
+        stats = Stats(ttft_ms=self.ttft_ms, total_ms=(time.perf_counter() - self.started) * 1000,
+                      tokens=self.output_tokens if self.output_tokens is not None else self.deltas,
+                      input_tokens=self.input_tokens)
+        return TurnResult("".join(self.text), "".join(self.reasoning), self.finish_reason, stats, outcome, error)
 
 
 def run_turn(
@@ -104,15 +112,15 @@ def run_turn(
     *,
     retry: RetryPolicy = RetryPolicy(),
     notice: Callable[[str], None] = lambda _msg: None,
-    base_url: str | None = None,
+    cancel: CancelToken | None = None,
 ) -> TurnResult:
-    """Stream one answer into `sink`; never raises for provider faults, Ctrl-C or a closed pipe.
+    """Stream one answer into `sink`; never raises for provider faults, Ctrl-C, a cancel or a closed pipe.
 
     Retries happen only before anything was shown, so visible text is never duplicated.
     """
-    result = TurnResult()
-    tally = _Tally(result)
+    tally = _Tally()
     attempt, waited = 0, 0.0
+    outcome, error = Outcome.OK, None
     sink.begin()
     try:
         while True:
@@ -122,12 +130,13 @@ def run_turn(
                     for event in events:
                         tally.add(event)
                         sink.feed(event)
+                        if cancel is not None and cancel.cancelled:
+                            raise _Cancelled
                 break
-            except (KeyboardInterrupt, OutputClosed):
+            except (KeyboardInterrupt, OutputClosed, _Cancelled):
                 raise
             except Exception as exc:
-                err = map_exception(exc, provider=provider.name, model=request.model, base_url=base_url,
-                                    started=tally.shown)
+                err = provider.map_error(exc, model=request.model, started=tally.shown)
                 delay = None if tally.shown else retry.delay(attempt, err, waited)
                 if delay is None:
                     if err is exc:
@@ -135,17 +144,20 @@ def run_turn(
                     raise err from exc
                 attempt += 1
                 notice(f"{err.message} — retrying in {delay:.1f} s ({attempt}/{retry.retries})")
-                time.sleep(delay)
+                if cancel is not None and cancel.wait(delay):
+                    raise _Cancelled from None
+                if cancel is None:
+                    time.sleep(delay)
                 waited += delay
     except KeyboardInterrupt:
-        result.state, result.exit_code, result.error = "interrupted", EXIT_INTERRUPTED, "interrupted"
+        outcome = Outcome.INTERRUPTED
     except OutputClosed:
-        result.state, result.exit_code, result.error = "interrupted", OutputClosed.exit_code, "output closed"
+        outcome = Outcome.OUTPUT_CLOSED
+    except _Cancelled:
+        outcome = Outcome.CANCELLED
     except StreamchatError as err:
-        result.state, result.exit_code, result.error = "error", err.exit_code, str(err)
-        result.exception = err
-    finally:
-        tally.close()
+        outcome, error = Outcome.FAILED, err
+    result = tally.result(outcome, error)
     with contextlib.suppress(KeyboardInterrupt, OutputClosed):
         sink.end(result)
     return result

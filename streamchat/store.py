@@ -10,13 +10,13 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamchat.config import Settings, data_dir
-from streamchat.errors import UsageError
-from streamchat.events import Message, TurnResult
+from streamchat.config import data_dir
+from streamchat.conversation import Conversation, Turn
+from streamchat.errors import StreamchatError, UsageError
+from streamchat.events import Outcome, Stats, TurnResult
 
 
 def db_path() -> Path:
@@ -68,7 +68,19 @@ def _fts5_available() -> bool:
         return False
 
 
-MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else ""]
+# v4: each message links to its parent, so a regenerated answer is a branch, not a second copy
+# of the question; conversations keep their count of answered turns on the active path.
+V4 = """
+ALTER TABLE messages ADD COLUMN parent_id INTEGER;
+UPDATE messages SET parent_id = (SELECT MAX(p.id) FROM messages p
+    WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id);
+ALTER TABLE conversations ADD COLUMN turns INTEGER NOT NULL DEFAULT 0;
+UPDATE conversations SET turns = (SELECT COUNT(*) FROM messages m
+    WHERE m.conversation_id = conversations.id AND m.role = 'assistant' AND m.content != '');
+"""
+
+MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else "",
+                                       lambda: V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -117,14 +129,6 @@ def migrate(db: sqlite3.Connection) -> None:
             raise
 
 
-@dataclass
-class Conversation:
-    id: int | None = None
-    messages: list[Message] = field(default_factory=list)
-    model: str | None = None  # "provider:model" of the last turn
-    system: str | None = None
-
-
 class ConversationLog:
     def __init__(self, db: sqlite3.Connection | None, warn: Callable[[str], None], write: bool = True) -> None:
         self.db = db
@@ -145,103 +149,127 @@ class ConversationLog:
         return self.load(cid)
 
     def load(self, cid: str | int) -> Conversation:
-        assert self.db is not None
-        conv = self.db.execute("SELECT * FROM conversations WHERE id = ?", (_as_id(cid),)).fetchone()
+        """A conversation with the turns on its active path: the one ending at its newest answer."""
+        db = self._db()
+        conv = db.execute("SELECT * FROM conversations WHERE id = ?", (_as_id(cid),)).fetchone()
         if conv is None:
             raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
-        rows = self.db.execute("SELECT role, content FROM messages WHERE conversation_id = ? ORDER BY id",
-                               (conv["id"],)).fetchall()
+        rows = db.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conv["id"],)).fetchall()
         model = f"{conv['provider']}:{conv['model']}" if conv["provider"] else None
-        return Conversation(conv["id"], context_messages(rows), model, conv["system"])
+        return Conversation(conv["id"], conv["system"], model, _turns(active_path(rows)), created_at=conv["created_at"])
 
     # -- writing -------------------------------------------------------------------------
-    def record(self, conv: Conversation, provider: str, model: str, system: str | None, prompt: str,
-               result: TurnResult) -> None:
-        """Save the user turn and the answer (partial or not); never raises."""
+    def record(self, conv: Conversation, provider: str, model: str, prompt: str, result: TurnResult) -> int | None:
+        """Save the question and the answer (partial or not) after `conv`'s last answered turn.
+
+        Returns the answer's id (None when not saved); sets `conv.id` for a new conversation.
+        Never raises: a broken database costs a warning, not the answer.
+        """
         if not self.write:
-            return
-        assert self.db is not None
+            return None
+        db = self._db()
         now = time.time()
+        turns = conv.turn_count + (1 if result.text else 0)
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             if conv.id is None:
-                cur = self.db.execute(
-                    "INSERT INTO conversations (created_at, updated_at, provider, model, system, title)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", (now, now, provider, model, system, _title(prompt)))
-                conv.id = cur.lastrowid
+                cur = db.execute(
+                    "INSERT INTO conversations (created_at, updated_at, provider, model, system, title, turns)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", (now, now, provider, model, conv.system, _title(prompt), turns))
+                cid = cur.lastrowid
             else:
-                self.db.execute("UPDATE conversations SET updated_at = ?, provider = ?, model = ? WHERE id = ?",
-                                (now, provider, model, conv.id))
-            self.db.execute(
-                "INSERT INTO messages (conversation_id, role, content, provider, model, created_at)"
-                " VALUES (?, 'user', ?, ?, ?, ?)", (conv.id, prompt, provider, model, now))
+                cid = conv.id
+                db.execute("UPDATE conversations SET updated_at = ?, provider = ?, model = ?, system = ?, turns = ?"
+                           " WHERE id = ?", (now, provider, model, conv.system, turns, cid))
+            cur = db.execute(
+                "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, parent_id)"
+                " VALUES (?, 'user', ?, ?, ?, ?, ?)", (cid, prompt, provider, model, now, conv.parent_id))
             s = result.stats
-            self.db.execute(
+            cur = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, ttft_ms,"
-                " duration_ms, input_tokens, output_tokens, finish_reason, state, error)"
-                " VALUES (?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (conv.id, result.text, provider, model, time.time(), s.ttft_ms, s.total_ms, s.input_tokens,
-                 s.tokens, result.finish_reason, result.state, result.error))
-            self.db.execute("COMMIT")
+                " duration_ms, input_tokens, output_tokens, finish_reason, state, error, parent_id)"
+                " VALUES (?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cid, result.text, provider, model, time.time(), s.ttft_ms, s.total_ms, s.input_tokens,
+                 s.tokens, result.finish_reason, result.state, None if result.ok else result.message, cur.lastrowid))
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             self.warn(f"warning: could not save to the conversation log: {exc} (the answer above is complete)")
+            return None
+        conv.id = cid
+        return cur.lastrowid
+
+    def _db(self) -> sqlite3.Connection:
+        if self.db is None:
+            raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB")
+        return self.db
 
     # -- history commands ----------------------------------------------------------------
     def recent(self, limit: int = 20) -> list[sqlite3.Row]:
-        assert self.db is not None
-        return self.db.execute(
-            "SELECT c.id, c.updated_at, c.provider, c.model, c.title,"
-            " (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user') AS turns"
-            " FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?", (limit,)).fetchall()
+        return self._db().execute(
+            "SELECT id, updated_at, provider, model, title, turns FROM conversations"
+            " ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,)).fetchall()
 
     def messages(self, cid: str | int) -> list[sqlite3.Row]:
-        assert self.db is not None
         self.load(cid)  # raises a clear error for an unknown id
-        return self.db.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
+        return self._db().execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
                                (_as_id(cid),)).fetchall()
 
     def export(self, cid: str | int) -> dict[str, Any]:
-        assert self.db is not None
-        conv = dict(self.db.execute("SELECT * FROM conversations WHERE id = ?", (_as_id(cid),)).fetchone() or {})
+        conv = dict(self._db().execute("SELECT * FROM conversations WHERE id = ?", (_as_id(cid),)).fetchone() or {})
         if not conv:
             raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
         conv["messages"] = [dict(r) for r in self.messages(cid)]
         return conv
 
     def remove(self, cid: str | int) -> None:
-        assert self.db is not None
         self.load(cid)
-        self.db.execute("DELETE FROM messages WHERE conversation_id = ?", (_as_id(cid),))
-        self.db.execute("DELETE FROM conversations WHERE id = ?", (_as_id(cid),))
+        self._db().execute("DELETE FROM messages WHERE conversation_id = ?", (_as_id(cid),))
+        self._db().execute("DELETE FROM conversations WHERE id = ?", (_as_id(cid),))
 
     def search(self, text: str, limit: int = 20) -> list[sqlite3.Row]:
-        assert self.db is not None
-        has_fts = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
+        db = self._db()
+        has_fts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
         if has_fts:
             query = '"' + text.replace('"', '""') + '"'
-            return self.db.execute(
+            return db.execute(
                 "SELECT m.conversation_id, m.role, snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet"
                 " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
                 " WHERE messages_fts MATCH ? ORDER BY m.id DESC LIMIT ?", (query, limit)).fetchall()
-        return self.db.execute(
+        return db.execute(
             "SELECT conversation_id, role, substr(content, 1, 80) AS snippet FROM messages"
             " WHERE content LIKE ? ORDER BY id DESC LIMIT ?", (f"%{text}%", limit)).fetchall()
 
 
-def context_messages(rows: list[Any]) -> list[Message]:
-    """Stored turns as context; a failed turn with no text (and its question) is left out."""
-    out: list[Message] = []
-    for row in rows:
-        if row["role"] == "assistant" and not row["content"]:
-            if out and out[-1].role == "user":
-                out.pop()
+def active_path(rows: list[Any]) -> list[Any]:
+    """The rows from the first question to the newest answer, following parent links."""
+    by_id = {row["id"]: row for row in rows}
+    leaf = next((row for row in reversed(rows) if row["role"] == "assistant"), None)
+    path = []
+    while leaf is not None:
+        path.append(leaf)
+        leaf = by_id.get(leaf["parent_id"])
+    return path[::-1]
+
+
+_OUTCOMES = {"ok": Outcome.OK, "interrupted": Outcome.INTERRUPTED, "error": Outcome.FAILED}
+
+
+def _turns(path: list[Any]) -> list[Turn]:
+    """Question/answer row pairs as turns, with the stored outcome, timing and error line."""
+    turns = []
+    for question, answer in zip(path[::2], path[1::2], strict=False):  # an unanswered last question is dropped
+        if question["role"] != "user" or answer["role"] != "assistant":
             continue
-        out.append(Message(row["role"], row["content"]))
-    if out and out[-1].role == "user":
-        out.pop()
-    return out
+        stats = Stats(answer["ttft_ms"], answer["duration_ms"] or 0.0, answer["output_tokens"] or 0,
+                      answer["input_tokens"])
+        outcome = _OUTCOMES.get(answer["state"], Outcome.FAILED)
+        error = StreamchatError(answer["error"]) if outcome is Outcome.FAILED and answer["error"] else None
+        result = TurnResult(answer["content"], "", answer["finish_reason"], stats, outcome, error)
+        model = f"{answer['provider']}:{answer['model']}" if answer["provider"] else None
+        turns.append(Turn(question["content"], result, answer["id"], model))
+    return turns
 
 
 def _as_id(cid: str | int) -> int:
@@ -255,7 +283,7 @@ def _title(prompt: str) -> str:
     return " ".join(prompt.split())[:60]
 
 
-def open_log(settings: Settings, *, enabled: bool, warn: Callable[[str], None]) -> ConversationLog:
+def open_log(*, enabled: bool, warn: Callable[[str], None]) -> ConversationLog:
     """The log, or a write-disabled one with a warning when the database is unusable."""
     path = db_path()
     if not enabled and not path.exists():

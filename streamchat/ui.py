@@ -1,41 +1,129 @@
-"""One-line messages on stderr: errors, notices, stats. Never on stdout."""
+"""The one owner of stderr: error, notice and warning lines, streamed reasoning, and a status line.
+
+One `UI` per process is passed down to every sink and front end. The status line (the
+spinner) is transient: it is erased before any other stderr output and drawn again
+after it, so a notice never lands on the spinner's line.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import threading
+import time
 import traceback as _traceback
 
 from streamchat.environment import Environment
 from streamchat.errors import redact
 
 _DIM, _RED, _BOLD, _RESET = "\x1b[2m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
+_CLEAR_LINE = "\r\x1b[2K"
+FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 class UI:
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.styled = env.stderr_styled()
+        self.live = env.stderr_isatty and not env.dumb  # a status line can be drawn and erased
+        self._lock = threading.RLock()
+        self._status: str | None = None  # the status line's text while it is shown
+        self._mid_line = False  # streamed text (reasoning) left the cursor mid-line
 
-    def _write(self, text: str) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.env.stderr.write(text + "\n")
+    # -- raw output ------------------------------------------------------------------------
+    def _emit(self, text: str) -> None:
+        try:
+            self.env.stderr.write(text)
             self.env.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
+    def _line(self, text: str) -> None:
+        """A permanent line: erase the status line, write, draw the status line again."""
+        with self._lock:
+            prefix = _CLEAR_LINE if self._status is not None else ("\n" if self._mid_line else "")
+            self._mid_line = False
+            self._emit(prefix + text + "\n" + (self._status or ""))
+
+    def write(self, text: str) -> None:
+        """Streamed text on stderr (reasoning): not line-based, so the status line goes first."""
+        if not text:
+            return
+        with self._lock:
+            if self._status is not None:
+                self._emit(_CLEAR_LINE)
+                self._status = None
+            self._emit(text)
+            self._mid_line = not text.endswith("\n")
+
+    # -- status line -----------------------------------------------------------------------
+    def status(self, text: str | None) -> None:
+        """Show `text` on the transient status line, or erase it (None). Terminals only."""
+        if not self.live:
+            return
+        with self._lock:
+            if text is None and self._status is None:
+                return
+            self._status = text
+            self._emit(_CLEAR_LINE + (text or ""))
+
+    def spinner(self, label: str) -> Spinner:
+        return Spinner(self, label)
+
+    # -- messages --------------------------------------------------------------------------
     def error(self, message: str) -> None:
         one_line = redact(" ".join(message.split("\n")))
-        if self.styled:
-            self._write(f"{_BOLD}{_RED}error:{_RESET} {one_line}")
-        else:
-            self._write(f"error: {one_line}")
+        self._line(f"{_BOLD}{_RED}error:{_RESET} {one_line}" if self.styled else f"error: {one_line}")
 
     def dim(self, text: str) -> str:
         return f"{_DIM}{text}{_RESET}" if self.styled else text
 
     def notice(self, message: str) -> None:
-        self._write(self.dim(message))
+        self._line(self.dim(message))
 
     warn = notice
 
     def traceback(self, exc: BaseException) -> None:
         """--debug only: the full traceback, with anything key-like redacted."""
-        self._write(redact("".join(_traceback.format_exception(exc))).rstrip("\n"))
+        self._line(redact("".join(_traceback.format_exception(exc))).rstrip("\n"))
+
+
+class Spinner:
+    """Frames and elapsed time on the UI's status line, from a thread; `stop()` erases it."""
+
+    def __init__(self, ui: UI, label: str, *, delay: float = 0.1) -> None:
+        self.ui = ui
+        self.label = label
+        self.delay = delay
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = 0.0
+
+    def start(self) -> Spinner:
+        if self.ui.live and self._thread is None:
+            self._started = time.monotonic()
+            self._thread = threading.Thread(target=self._run, name="spinner", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.wait(self.delay if i else self.delay * 2):
+            elapsed = time.monotonic() - self._started
+            with self.ui._lock:
+                if self._stop.is_set():
+                    return
+                self.ui.status(f"{FRAMES[i % len(FRAMES)]} {self.label} {elapsed:.1f}s")
+            i += 1
+
+    def stop(self) -> None:
+        """Stop and erase the line; safe to call twice and from a Ctrl-C handler."""
+        with self.ui._lock:
+            if not self._stop.is_set():
+                self._stop.set()
+                if self._thread is not None:
+                    self.ui.status(None)
+
+    def __enter__(self) -> Spinner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -36,8 +36,9 @@ HTTP_ROWS = [
                  "rejected the API key", id="401"),
     pytest.param(Script(status=403), 3, "denied access", id="403"),
     pytest.param(Script(status=404), 4, "streamchat models", id="404"),
-    pytest.param(Script(status=400, error_message="This model's maximum context length is 8192 tokens"), 4,
-                 "too long", id="400-context"),
+    pytest.param(Script(status=400, error_type="invalid_request_error",
+                        error_message="Invalid 'temperature': decimal above maximum value"), 4,
+                 "refused the request", id="400-not-context"),
     pytest.param(Script(status=429, headers={"Retry-After": "7"}), 5, "retry after 7 s", id="429"),
     pytest.param(Script(status=500), 5, "HTTP 500", id="500"),
     pytest.param(Script(status=502), 5, "HTTP 502", id="502"),
@@ -58,6 +59,22 @@ def test_http_status_rows(run, server, home, provider, script, code, words):
     assert "SECRET123" not in r.stderr
     assert r.stdout == b""
     assert stored_assistant(home) == ("", "error")
+
+
+CONTEXT_ERRORS = {  # each provider's own way of saying it
+    "openai": Script(status=400, error_type="context_length_exceeded",
+                     error_message="This model's maximum context length is 8192 tokens"),
+    "anthropic": Script(status=400, error_type="invalid_request_error",
+                        error_message="prompt is too long: 9000 tokens > 8192 maximum"),
+}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_context_overflow_only_when_the_provider_says_so(run, server, provider):
+    server.script("m", CONTEXT_ERRORS.get(provider, CONTEXT_ERRORS["openai"]))
+    r = run("-m", f"{provider}:m", "--no-retry", "q")
+    assert r.code == 4
+    assert "too long" in one_line_error(r)
 
 
 STREAM_ROWS = [

@@ -10,8 +10,9 @@ from terminal_emulator import tty_env
 
 from streamchat.events import TextDelta, TurnResult
 from streamchat.render.sanitize import sanitize
-from streamchat.render.terminal import MarkdownSink
 from streamchat.sinks.plain import PlainSink
+from streamchat.sinks.terminal import MarkdownSink
+from streamchat.ui import UI
 
 
 def test_binary_stdin_is_refused(run, server):
@@ -49,12 +50,12 @@ OWN = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\d*[ABJK]|\x1b\[2K|\x1b\[\?(2026|25)[hl]
 def test_no_text_can_make_the_terminal_sinks_emit_controls(text, size):
     pieces = [text[i : i + size] for i in range(0, len(text), size)]
     env, out, _ = tty_env()
-    sink = PlainSink(env, sanitize=True)
+    sink = PlainSink(env, UI(env), sanitize=True)
     for piece in pieces:
         sink.feed(TextDelta(piece))
     assert not FORBIDDEN.search(out.getvalue().replace("\n", "").replace("\t", ""))
     env, out, _ = tty_env()
-    md = MarkdownSink(env, size=lambda: (60, 12), timer=False)
+    md = MarkdownSink(env, UI(env), size=lambda: (60, 12), timer=False)
     md.begin()
     for piece in pieces:
         md.feed(TextDelta(piece))

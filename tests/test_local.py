@@ -85,7 +85,7 @@ def test_repl_ctrl_c_stops_local_generation(home):
         child.expect_exact("›", timeout=5)
         assert time.monotonic() - sent < 1.0
         child.sendline("/stats")
-        child.expect_exact("conversation: 1 turns")
+        child.expect_exact("conversation: 1 turn,")
         child.expect_exact("›")
         child.sendeof()
         child.expect(pexpect.EOF)

@@ -6,9 +6,10 @@ import pytest
 from answers import answer_of_size, sample_answer, tokens
 from terminal_emulator import Terminal, plain, tty_env
 
-from streamchat.events import ReasoningDelta, TextDelta, TurnResult
+from streamchat.events import Outcome, ReasoningDelta, TextDelta, TurnResult
 from streamchat.render.markdown_stream import LineRenderer, render_static
-from streamchat.render.terminal import MarkdownSink
+from streamchat.sinks.terminal import MarkdownSink
+from streamchat.ui import UI
 
 TALL_CODE = "Intro paragraph.\n\n```python\n" + "\n".join(f"x_{i} = {i} * 2  # line {i}" for i in range(60)) + \
     "\n```\n\nAfter the code.\n"
@@ -20,7 +21,7 @@ def replay(text: str, width: int, height: int, *, chunk: int = 4, resize_at: int
     size = [(width, height)]
     clock = [0.0]
     term = Terminal(width, height)
-    sink = MarkdownSink(env, size=lambda: size[0], timer=False, clock=lambda: clock[0])
+    sink = MarkdownSink(env, UI(env), size=lambda: size[0], timer=False, clock=lambda: clock[0])
     sink.begin()
     pieces = tokens(text, chunk)
     for i, piece in enumerate(pieces):
@@ -74,7 +75,7 @@ def test_resize_mid_stream_reflowing_terminal(new_width):
 def test_live_region_never_taller_than_screen():
     env, out, _ = tty_env()
     clock = [0.0]
-    sink = MarkdownSink(env, size=lambda: (80, 10), timer=False, clock=lambda: clock[0])
+    sink = MarkdownSink(env, UI(env), size=lambda: (80, 10), timer=False, clock=lambda: clock[0])
     sink.begin()
     for piece in tokens(TALL_CODE, 5):
         sink.feed(TextDelta(piece))
@@ -86,7 +87,7 @@ def test_live_region_never_taller_than_screen():
 def test_repaints_are_throttled_not_per_token():
     env, out, _ = tty_env()
     clock = [0.0]
-    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False, clock=lambda: clock[0])
+    sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False, clock=lambda: clock[0])
     sink.begin()
     paints = 0
     original = sink.region.paint
@@ -105,7 +106,7 @@ def test_repaints_are_throttled_not_per_token():
 
 def test_first_text_is_painted_at_once():
     env, out, _ = tty_env()
-    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False, clock=lambda: 5.0)
+    sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False, clock=lambda: 5.0)
     sink.begin()
     sink.feed(TextDelta("Hello"))
     assert "Hello" in out.getvalue()
@@ -117,7 +118,7 @@ EVIL = ("clear\x1b[2J\x1b[H title\x1b]0;pwned\x07 clip\x1b]52;c;ZXZpbA==\x07 bel
 
 def test_model_escapes_never_reach_the_terminal():
     env, out, _ = tty_env()
-    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False)
+    sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False)
     sink.begin()
     for piece in tokens(EVIL, 3):
         sink.feed(TextDelta(piece))
@@ -131,7 +132,7 @@ def test_model_escapes_never_reach_the_terminal():
 def test_no_color_keeps_layout_without_colors():
     text = sample_answer(0)
     env, out, _ = tty_env(NO_COLOR="1")
-    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False)
+    sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False)
     sink.begin()
     for piece in tokens(text, 8):
         sink.feed(TextDelta(piece))
@@ -146,7 +147,7 @@ def test_no_color_keeps_layout_without_colors():
 
 def test_reasoning_is_dim_on_stderr_and_answer_on_stdout():
     env, out, err = tty_env()
-    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False)
+    sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False)
     sink.begin()
     sink.feed(ReasoningDelta("thinking hard"))
     sink.feed(TextDelta("The answer"))
@@ -157,10 +158,10 @@ def test_reasoning_is_dim_on_stderr_and_answer_on_stdout():
 
 def test_interrupted_answer_is_marked():
     env, out, _ = tty_env()
-    sink = MarkdownSink(env, size=lambda: (80, 24), timer=False)
+    sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False)
     sink.begin()
     sink.feed(TextDelta("partial answ"))
-    sink.end(TurnResult(state="interrupted", exit_code=130))
+    sink.end(TurnResult(outcome=Outcome.INTERRUPTED))
     term = Terminal(80, 24)
     term.feed(out.getvalue())
     assert term.lines() == ["partial answ", "[interrupted]"]
@@ -177,7 +178,7 @@ def test_never_clears_the_screen_from_the_region_top():
     screen would then be duplicated on every repaint. Repaints overwrite lines in place."""
     env, out, _ = tty_env()
     clock = [0.0]
-    sink = MarkdownSink(env, size=lambda: (60, 12), timer=False, clock=lambda: clock[0])
+    sink = MarkdownSink(env, UI(env), size=lambda: (60, 12), timer=False, clock=lambda: clock[0])
     sink.begin()
     for piece in tokens(TALL_CODE, 3):
         sink.feed(TextDelta(piece))

@@ -166,7 +166,7 @@ def test_history_and_load_resume_a_conversation(repl, server, run):
     child.expect_exact("saved question")
     child.expect_exact(PROMPT)
     ask(child, "/load 1")
-    child.expect_exact("loaded conversation 1 (1 turns)")
+    child.expect_exact("loaded conversation 1 (1 turn)")
     child.expect_exact(PROMPT)
     ask(child, "next")
     child.expect_exact("echo: next")

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from streamchat.config import ProviderConfig
 from streamchat.errors import IncompleteStreamError
-from streamchat.events import Done, Event, ReasoningDelta, TextDelta, Usage
-from streamchat.providers.base import ChatRequest, sdk_client_options, split_system
+from streamchat.events import Done, ReasoningDelta, TextDelta, Usage
+from streamchat.providers._sdk import SdkProvider
+from streamchat.providers.base import ChatRequest, EventStream, split_system
 
 DEFAULT_MAX_TOKENS = 4096
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
     def __init__(self, config: ProviderConfig, *, timeout: float = 60.0) -> None:
         import anthropic
 
-        self.name = config.name
-        self.base_url = config.base_url
-        self._client = anthropic.Anthropic(**sdk_client_options(config, timeout))
+        super().__init__(config, anthropic, "Anthropic", timeout)
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
+        # Anthropic has no error code for it; its API says "prompt is too long: N tokens > M maximum".
+        return etype == "invalid_request_error" and (message or "").startswith("prompt is too long")
+
+    def stream(self, request: ChatRequest) -> EventStream:
         system, messages = split_system(request.messages)
         kwargs: dict[str, Any] = {
             "model": request.model,
@@ -55,6 +57,3 @@ class AnthropicProvider:
             raise IncompleteStreamError(f"the {self.name} stream ended before message_stop",
                                         hint="the partial answer was kept; retry")
         yield Done(finish)
-
-    def list_models(self) -> list[str]:
-        return sorted(m.id for m in self._client.models.list())

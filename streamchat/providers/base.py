@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Protocol
 
 from streamchat.config import ProviderConfig
+from streamchat.errors import StreamchatError
 from streamchat.events import Event, Message
+
+EventStream = Generator[Event, None, None]
 
 
 @dataclass(frozen=True)
@@ -23,17 +26,26 @@ class ChatRequest:
 class Provider(Protocol):
     """Given messages and options, yield normalized events.
 
-    `stream()` is a generator: closing it (break, exception, Ctrl-C) must close the
-    underlying HTTP stream at once, so adapters hold the SDK stream in a `with` block.
-    The last event of a complete answer is `Done`; a stream that ends without one is
-    raised as `IncompleteStreamError`, so a cut answer never looks complete.
+    `stream()` returns a generator the caller closes: closing it (break, exception,
+    Ctrl-C) must close the underlying HTTP stream at once, so adapters hold the SDK
+    stream in a `with` block. The last event of a complete answer is `Done`; a stream
+    that ends without one is raised as `IncompleteStreamError`, so a cut answer never
+    looks complete.
     """
 
     name: str
+    base_url: str | None
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]: ...
+    def prepare(self, model: str) -> None:
+        """Make the first turn fast (the local model loads its weights); a no-op for HTTP APIs."""
+
+    def stream(self, request: ChatRequest) -> EventStream: ...
 
     def list_models(self) -> list[str]: ...
+
+    def map_error(self, exc: Exception, *, model: str, started: bool) -> StreamchatError:
+        """This adapter's own faults (its SDK's exception types) as our errors."""
+        ...
 
 
 _ADAPTERS = {
@@ -61,20 +73,3 @@ def split_system(messages: tuple[Message, ...]) -> tuple[str | None, list[dict[s
 
 def as_dicts(messages: tuple[Message, ...]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
-
-
-def sdk_client_options(config: ProviderConfig, timeout: float) -> dict[str, object]:
-    """Constructor arguments shared by the official SDK clients.
-
-    `timeout` bounds connecting and every wait for the next byte (so it is also the
-    idle timeout of a stream); the SDKs' own retries are off because session.py owns
-    the retry policy.
-    """
-    import httpx2
-
-    return {
-        "api_key": config.require_key(),
-        "base_url": config.base_url,
-        "max_retries": 0,
-        "timeout": httpx2.Timeout(timeout, connect=min(timeout, 15.0)),
-    }

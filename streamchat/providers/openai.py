@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from streamchat.config import ProviderConfig
 from streamchat.errors import IncompleteStreamError
-from streamchat.events import Done, Event, ReasoningDelta, TextDelta, Usage
-from streamchat.providers.base import ChatRequest, as_dicts, sdk_client_options
+from streamchat.events import Done, ReasoningDelta, TextDelta, Usage
+from streamchat.providers._sdk import SdkProvider
+from streamchat.providers.base import ChatRequest, EventStream, as_dicts
 
 
-class OpenAIProvider:
+class OpenAIProvider(SdkProvider):
     def __init__(self, config: ProviderConfig, *, timeout: float = 60.0) -> None:
         import openai
 
-        self.name = config.name
-        self.base_url = config.base_url
-        self._client = openai.OpenAI(**sdk_client_options(config, timeout))
+        super().__init__(config, openai, "OpenAI", timeout)
 
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
+    def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
+        return code == "context_length_exceeded"
+
+    def stream(self, request: ChatRequest) -> EventStream:
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": as_dicts(request.messages),
@@ -51,6 +52,3 @@ class OpenAIProvider:
             raise IncompleteStreamError(f"the {self.name} stream ended before the answer was complete",
                                         hint="the partial answer was kept; retry")
         yield Done(finish)
-
-    def list_models(self) -> list[str]:
-        return sorted(m.id for m in self._client.models.list())

@@ -10,18 +10,20 @@ has `new_line`, so that separator is carried across chunk boundaries here.
 from __future__ import annotations
 
 import io
+from typing import Literal
 
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.theme import Theme
 
 CODE_THEME = "monokai"
+ColorSystem = Literal["standard", "256", "truecolor"]
 
 
 class LineRenderer:
     """Markdown source → ANSI lines at a width, with one Rich console per width."""
 
-    def __init__(self, *, color_system: str | None = "truecolor", no_color: bool = False) -> None:
+    def __init__(self, *, color_system: ColorSystem | None = "truecolor", no_color: bool = False) -> None:
         self.color_system = color_system
         self.no_color = no_color
         self._consoles: dict[int, tuple[Console, io.StringIO]] = {}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from typing import Any
 
@@ -13,9 +14,9 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from streamchat.config import Settings
+from streamchat.conversation import Conversation
 from streamchat.errors import StreamchatError, UsageError
-from streamchat.events import Done, Message
-from streamchat.providers.base import ChatRequest, get_provider
+from streamchat.events import Done, Message, Role, TurnResult
 from streamchat.serve.bridge import Finished, TurnStream
 from streamchat.serve.wire import (
     OpenAIChunks,
@@ -27,20 +28,17 @@ from streamchat.serve.wire import (
     sse,
     usage_dict,
 )
-from streamchat.session import RetryPolicy
+from streamchat.service import ChatSession, Overrides
 
 HEARTBEAT_S = 15.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
 @dataclass(frozen=True)
 class ServeOptions:
-    default_model: str | None = None
     token: str | None = None
     cors_origin: str | None = None
-    timeout: float = 60.0
-    retry: RetryPolicy = RetryPolicy()
     max_body_bytes: int = 1024 * 1024
     max_prompt_chars: int = 200_000
 
@@ -71,14 +69,28 @@ def parse_messages(body: dict[str, Any]) -> list[Message]:
         out = [Message("user", body["prompt"])]
     else:
         raise RequestError(422, "send 'messages' (a list) or 'prompt' (a string)", "missing_prompt")
-    if isinstance(body.get("system"), str) and body["system"]:
-        out.insert(0, Message("system", body["system"]))
-    if not any(m.role == "user" for m in out):
-        raise RequestError(422, "no user message", "missing_prompt")
+    if not out or out[-1].role != "user":
+        raise RequestError(422, "the last message must be from the user", "missing_prompt")
     return out
 
 
-def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
+def request_overrides(server: Overrides, body: dict[str, Any]) -> Overrides:
+    """The server's own options (its -m, --timeout) with what this request may change on top."""
+    spec = body.get("model")
+    temperature = body.get("temperature")
+    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+    system = body.get("system")
+    return replace(
+        server,
+        model=spec if isinstance(spec, str) and spec else server.model,
+        system=system if isinstance(system, str) and system else None,
+        temperature=float(temperature) if isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+        else None,
+        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+    )
+
+
+def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> FastAPI:
     app = FastAPI(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None)
     page = files("streamchat.serve").joinpath("static/index.html").read_text(encoding="utf-8")
 
@@ -96,7 +108,7 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
         return hmac.compare_digest(given.encode(), options.token.encode())
 
     @app.middleware("http")
-    async def guard(request: Request, call_next):
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if request.method == "OPTIONS":
             return await call_next(request)
         if not authorized(request.headers, request.query_params):
@@ -109,22 +121,16 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
         return await call_next(request)
 
     def turn_for(body: dict[str, Any]) -> tuple[TurnStream, str]:
+        """A turn through the same ChatSession as the CLI (config system/temperature/max_tokens apply)."""
         messages = parse_messages(body)
         if sum(len(m.content) for m in messages) > options.max_prompt_chars:
             raise RequestError(422, f"prompt longer than {options.max_prompt_chars} characters", "prompt_too_long")
-        spec = body.get("model") or options.default_model
         try:
-            cfg, model = settings.resolve(spec if isinstance(spec, str) else None)
-            provider = get_provider(cfg, timeout=options.timeout)
+            session = ChatSession(settings, request_overrides(server, body),
+                                  conversation=Conversation(seed=tuple(messages[:-1])))
         except StreamchatError as err:
             raise RequestError(http_status(err) if not isinstance(err, UsageError) else 404, str(err), err.code) from None
-        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
-        temperature = body.get("temperature")
-        request = ChatRequest(model=model, messages=tuple(messages),
-                              temperature=float(temperature) if isinstance(temperature, (int, float)) else None,
-                              max_tokens=int(max_tokens) if isinstance(max_tokens, int) else None,
-                              timeout=options.timeout)
-        return TurnStream(provider, request, options.retry, cfg.base_url), f"{cfg.name}:{model}"
+        return TurnStream(session, messages[-1].content), session.model_name
 
     def error_response(err: RequestError) -> JSONResponse:
         return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status)
@@ -141,7 +147,7 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
             raise RequestError(422, "the body must be a JSON object", "invalid_body")
         return body
 
-    async def sse_body(turn: TurnStream):
+    async def sse_body(turn: TurnStream) -> AsyncIterator[str]:
         async for batch in turn.batches(heartbeat=HEARTBEAT_S):
             if batch is None:
                 yield ": ping\n\n"
@@ -195,20 +201,20 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
                 if isinstance(item, Finished):
                     result = item.result
             assert result is not None
-            if result.state == "error":
+            if not result.ok:
                 payload, status = result_error(result)
                 return JSONResponse(payload, status_code=status)
             return JSONResponse(chunks.completion(result))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-        def closing(result) -> str:
-            if result.state == "error":
+        def closing(result: TurnResult) -> str:
+            if not result.ok:
                 payload, _status = result_error(result)
                 return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"  # the SDK raises APIError on it
             usage = chunks.chunk({}, usage=usage_dict(result), choices=False) if include_usage else ""
             return chunks.chunk({}, finish_reason(result)) + usage + "data: [DONE]\n\n"
 
-        async def body_iter():
+        async def body_iter() -> AsyncIterator[str]:
             yield chunks.chunk({"role": "assistant", "content": ""})
             async for batch in turn.batches(heartbeat=HEARTBEAT_S):
                 if batch is None:
@@ -225,7 +231,7 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
             await ws.close(code=1008)
             return
         await ws.accept()
-        receiver = asyncio.ensure_future(ws.receive_json())
+        receiver: asyncio.Future[Any] = asyncio.ensure_future(ws.receive_json())
         try:
             while True:
                 message = await receiver
@@ -246,7 +252,7 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
     return app
 
 
-async def _run_ws_turn(ws: WebSocket, turn: TurnStream, receiver: asyncio.Future) -> asyncio.Future:
+async def _run_ws_turn(ws: WebSocket, turn: TurnStream, receiver: asyncio.Future[Any]) -> asyncio.Future[Any]:
     """Stream one answer while listening for {"type": "cancel"}; returns the pending receive."""
     events = turn.events().__aiter__()
     next_item = asyncio.ensure_future(events.__anext__())
@@ -263,7 +269,7 @@ async def _run_ws_turn(ws: WebSocket, turn: TurnStream, receiver: asyncio.Future
                 if isinstance(item, Finished):
                     await ws.send_json(frame(item.result))
                     return receiver
-                if not isinstance(item, Done):
+                if item is not None and not isinstance(item, Done):
                     await ws.send_json(frame(item))
                 next_item = asyncio.ensure_future(events.__anext__())
     finally:

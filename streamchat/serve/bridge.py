@@ -1,10 +1,9 @@
 """Run a turn in a worker thread and hand its events to asyncio.
 
 The provider adapters are synchronous (SDK streams, llama.cpp), so each answer runs
-`session.run_turn` in its own thread with a sink that forwards events to an asyncio
-queue. When the HTTP client goes away or cancels, the next event the sink receives
-raises `OutputClosed`, and run_turn closes the upstream stream — the same path a
-closed pipe takes in the CLI.
+`ChatSession.ask` in its own thread with a sink that forwards events to an asyncio
+queue. When the HTTP client goes away or cancels, the turn's cancel token is set: the
+sink stops waiting and the turn runner closes the upstream stream at the next event.
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from streamchat.errors import OutputClosed
 from streamchat.events import Event, TurnResult
-from streamchat.providers.base import ChatRequest, Provider
-from streamchat.session import RetryPolicy, run_turn
+from streamchat.service import ChatSession
+from streamchat.session import CancelToken
 
 
 @dataclass(frozen=True)
@@ -34,13 +32,14 @@ class QueueSink:
 
     HIGH_WATER = 32
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, cancelled: threading.Event) -> None:
-        self.loop, self.queue, self.cancelled = loop, queue, cancelled
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event | Finished],
+                 cancel: CancelToken) -> None:
+        self.loop, self.queue, self.cancel = loop, queue, cancel
         self._pending = 0
         self._lock = threading.Lock()
         self._drained = threading.Event()
 
-    def _put(self, item: object) -> None:
+    def _put(self, item: Event | Finished) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
     def consumed(self, count: int) -> None:
@@ -54,8 +53,8 @@ class QueueSink:
         pass
 
     def feed(self, event: Event) -> None:
-        if self.cancelled.is_set():
-            raise OutputClosed()
+        if self.cancel.cancelled:
+            return  # the turn runner stops right after this event
         with self._lock:
             self._pending += 1
             behind = self._pending > self.HIGH_WATER
@@ -63,8 +62,8 @@ class QueueSink:
                 self._drained.clear()
         self._put(event)
         while behind and not self._drained.wait(0.05):
-            if self.cancelled.is_set():
-                raise OutputClosed()
+            if self.cancel.cancelled:
+                return
 
     def end(self, result: TurnResult) -> None:
         self._put(Finished(result))
@@ -73,12 +72,12 @@ class QueueSink:
 class TurnStream:
     """An async iterator of events ending with `Finished`; `cancel()` stops the upstream."""
 
-    def __init__(self, provider: Provider, request: ChatRequest, retry: RetryPolicy, base_url: str | None = None):
-        self.provider, self.request, self.retry, self.base_url = provider, request, retry, base_url
-        self.cancelled = threading.Event()
+    def __init__(self, session: ChatSession, prompt: str) -> None:
+        self.session, self.prompt = session, prompt
+        self.token = CancelToken()
 
     def cancel(self) -> None:
-        self.cancelled.set()
+        self.token.cancel()
 
     async def events(self, heartbeat: float | None = None) -> AsyncIterator[Event | Finished | None]:
         """Yields events, then Finished; yields None after `heartbeat` seconds of silence."""
@@ -93,11 +92,10 @@ class TurnStream:
         """Like events(), but everything already queued comes as one list, so a busy server
         writes one chunk per wake-up instead of one per token."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-        sink = QueueSink(loop, queue, self.cancelled)
-        threading.Thread(
-            target=run_turn, args=(self.provider, self.request, sink),
-            kwargs={"retry": self.retry, "base_url": self.base_url}, daemon=True, name="turn").start()
+        queue: asyncio.Queue[Event | Finished] = asyncio.Queue()
+        sink = QueueSink(loop, queue, self.token)
+        threading.Thread(target=self.session.ask, args=(self.prompt, sink), kwargs={"cancel": self.token},
+                         daemon=True, name="turn").start()
         try:
             while True:
                 try:

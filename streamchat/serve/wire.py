@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 from streamchat import errors
-from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
-from streamchat.sinks.ndjson import event_dict, result_dict
+from streamchat.events import Event, Outcome, ReasoningDelta, TextDelta, TurnResult
+from streamchat.records import error_code, event_dict, result_dict
 
 _HTTP_STATUS: list[tuple[type[errors.StreamchatError], int]] = [
     (errors.ModelNotFoundError, 404),
@@ -31,7 +31,7 @@ def http_status(err: BaseException | None) -> int:
 
 def frame(item: Event | TurnResult) -> dict[str, Any]:
     """{"type": "token"|"reasoning"|"usage"|"done"|"error", ...}: the SSE/WebSocket vocabulary."""
-    if isinstance(item, TurnResult) and item.state == "interrupted":
+    if isinstance(item, TurnResult) and not item.ok and item.outcome is not Outcome.FAILED:
         return {"type": "done", "finish_reason": "cancelled", "stats": item.stats.as_dict()}
     data = result_dict(item) if isinstance(item, TurnResult) else event_dict(item)
     if data["type"] == "text":
@@ -101,6 +101,5 @@ def usage_dict(result: TurnResult) -> dict[str, int]:
 
 def result_error(result: TurnResult) -> tuple[dict[str, Any], int]:
     """A failed turn as an OpenAI-shaped error object and its HTTP status."""
-    status = http_status(result.exception)
-    code = getattr(result.exception, "code", "error")
-    return openai_error(result.error or "failed", code, status), status
+    status = http_status(result.error)
+    return openai_error(result.message, error_code(result), status), status

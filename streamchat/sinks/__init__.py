@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from streamchat.environment import Environment
-from streamchat.session import Sink
+from streamchat.events import Sink
+from streamchat.ui import UI
 
 
-def choose_sink(env: Environment, *, json: bool = False, markdown: bool = True, sanitize: bool = False,
+def choose_sink(env: Environment, ui: UI, *, json: bool = False, markdown: bool = True, sanitize: bool = False,
                 stats: bool = False) -> Sink:
     """One decision from TTY-ness and flags, as httpie makes it: raw for pipes, pretty for people."""
     if json:
@@ -15,9 +16,9 @@ def choose_sink(env: Environment, *, json: bool = False, markdown: bool = True, 
         return NdjsonSink(env)
     tty = env.stdout_isatty
     if tty and markdown and not env.dumb:
-        from streamchat.render.terminal import MarkdownSink
+        from streamchat.sinks.terminal import MarkdownSink
 
-        return MarkdownSink(env, stats=stats)
+        return MarkdownSink(env, ui, stats=stats)
     from streamchat.sinks.plain import PlainSink
 
-    return PlainSink(env, sanitize=sanitize or tty, stats=stats)
+    return PlainSink(env, ui, sanitize=sanitize or tty, stats=stats)

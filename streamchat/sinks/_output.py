@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO
+from typing import IO, Any
 
 from streamchat.errors import OutputClosed
 
 
 class Output:
-    def __init__(self, stream: IO) -> None:
+    def __init__(self, stream: IO[Any]) -> None:
         self._stream = stream
         self._buffer = getattr(stream, "buffer", None)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from streamchat.environment import Environment
 from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
-from streamchat.render.reasoning import ReasoningOutput
 from streamchat.render.sanitize import sanitize
 from streamchat.sinks._output import Output
+from streamchat.sinks._reasoning import ReasoningOutput
 from streamchat.ui import UI
 
 
@@ -14,12 +14,12 @@ class PlainSink:
     """Writes each chunk the moment it arrives. Bytes pass through unchanged unless
     `sanitize` (always on for a terminal, `--sanitize` for pipes)."""
 
-    def __init__(self, env: Environment, *, sanitize: bool = False, stats: bool = False) -> None:
+    def __init__(self, env: Environment, ui: UI, *, sanitize: bool = False, stats: bool = False) -> None:
         self.env = env
         self.out = Output(env.stdout)
         self.sanitize = sanitize
         self.stats = stats
-        self.ui = UI(env)
+        self.ui = ui
         self.reasoning = ReasoningOutput(self.ui)
         self._last = ""
 

@@ -20,12 +20,11 @@ from collections.abc import Callable
 from rich.cells import cell_len
 
 from streamchat.environment import Environment
-from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
-from streamchat.render.markdown_stream import LineRenderer, MarkdownStream
-from streamchat.render.reasoning import ReasoningOutput
+from streamchat.events import Event, Outcome, ReasoningDelta, TextDelta, TurnResult
+from streamchat.render.markdown_stream import ColorSystem, LineRenderer, MarkdownStream
 from streamchat.render.sanitize import sanitize
-from streamchat.render.spinner import Spinner
 from streamchat.sinks._output import Output
+from streamchat.sinks._reasoning import ReasoningOutput
 from streamchat.ui import UI
 
 FRAME_INTERVAL = 1 / 30
@@ -35,7 +34,7 @@ SYNC_START, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"  # synchronized output; igno
 HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
 
 
-def color_system_for(env: Environment) -> str | None:
+def color_system_for(env: Environment) -> ColorSystem | None:
     if env.no_color:
         return None
     colorterm = env.environ.get("COLORTERM", "")
@@ -117,19 +116,19 @@ class MarkdownSink:
     """The default sink on a terminal. `size`, `timer` and `clock` are seams for tests and
     the benchmark (an in-memory terminal with a simulated clock)."""
 
-    def __init__(self, env: Environment, *, stats: bool = False,
+    def __init__(self, env: Environment, ui: UI, *, stats: bool = False,
                  size: Callable[[], tuple[int, int]] | None = None, timer: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.env = env
         self.out = Output(env.stdout)
-        self.ui = UI(env)
+        self.ui = ui
         self.stats = stats
         self.size = size or (lambda: _terminal_size(env))
         self.clock = clock
         self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(env), no_color=env.no_color))
         # xterm truncates lines when the window narrows; the others re-wrap them
         self.region = LiveRegion(self.out.write, reflow="XTERM_VERSION" not in env.environ)
-        self.spinner = Spinner(env, "waiting")
+        self.spinner = ui.spinner("waiting")
         self._lock = threading.RLock()
         self._dirty = False
         self._last_paint = float("-inf")
@@ -137,7 +136,7 @@ class MarkdownSink:
         self._use_timer = timer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._old_winch = None
+        self._old_winch: signal._HANDLER = None
         self.reasoning = ReasoningOutput(self.ui)
         self._resized = False
 
@@ -160,7 +159,7 @@ class MarkdownSink:
         with self._lock:
             self.reasoning.close()
             commit = self.stream.finish(self._width)
-            if result.state == "interrupted" and result.exit_code == 130:
+            if result.outcome is Outcome.INTERRUPTED:
                 commit.append("[interrupted]" if self.env.no_color else "\x1b[2m[interrupted]\x1b[0m")
             self.region.paint(commit, [], self._width)
             if self.reasoning.answer_started:  # the cursor was hidden at the first text

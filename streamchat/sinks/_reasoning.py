@@ -7,8 +7,6 @@ it is counted and summarized in one line at the end (the full text is in --json)
 
 from __future__ import annotations
 
-import contextlib
-
 from streamchat.render.sanitize import sanitize
 from streamchat.ui import UI
 
@@ -43,6 +41,4 @@ class ReasoningOutput:
             self.ui.notice(f"(reasoning after the answer began: {self.hidden_chars} characters, see --json)")
 
     def _emit(self, text: str) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.ui.env.stderr.write(text)
-            self.ui.env.stderr.flush()
+        self.ui.write(text)

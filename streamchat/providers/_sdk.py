@@ -1,0 +1,90 @@
+"""What the two official SDK adapters share: client construction and exception mapping by type.
+
+The openai and anthropic SDKs are generated from the same template, so their exception
+classes have the same names and attributes; each adapter passes its own SDK module, and
+this maps its types (never class-name strings) onto the shared status → error table.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from streamchat.config import ProviderConfig
+from streamchat.errors import ProtocolError, StreamchatError, from_status, map_transport, retry_after, timed_out, unexpected
+
+
+def client_options(config: ProviderConfig, timeout: float) -> dict[str, object]:
+    """Constructor arguments shared by the official SDK clients.
+
+    `timeout` bounds connecting and every wait for the next byte (so it is also the
+    idle timeout of a stream); the SDKs' own retries are off because session.py owns
+    the retry policy.
+    """
+    import httpx2
+
+    return {
+        "api_key": config.require_key(),
+        "base_url": config.base_url,
+        "max_retries": 0,
+        "timeout": httpx2.Timeout(timeout, connect=min(timeout, 15.0)),
+    }
+
+
+def error_body(exc: BaseException) -> tuple[str | None, str | None, str | None]:
+    """(message, type, code) out of an SDK exception body, whatever its shape."""
+    body = getattr(exc, "body", None)
+    err = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return None, None, None
+    msg, etype, code = err.get("message"), err.get("type"), err.get("code")
+    return (str(msg) if msg else None, str(etype) if etype else None, str(code) if code else None)
+
+
+class SdkProvider:
+    """Base of the openai and anthropic adapters: `_sdk` is the SDK module, `_client` its client."""
+
+    name: str
+    base_url: str | None
+    _sdk: ModuleType
+    _client: Any
+
+    def __init__(self, config: ProviderConfig, sdk: ModuleType, client_class: str, timeout: float) -> None:
+        self.name = config.name
+        self.base_url = config.base_url
+        self._sdk = sdk
+        self._client = getattr(sdk, client_class)(**client_options(config, timeout))
+
+    def prepare(self, model: str) -> None:
+        """Nothing to load ahead for an HTTP API."""
+
+    def list_models(self) -> list[str]:
+        return sorted(m.id for m in self._client.models.list())
+
+    def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
+        """Whether the provider's error says the prompt exceeds the context window."""
+        return False
+
+    def map_error(self, exc: Exception, *, model: str, started: bool) -> StreamchatError:
+        sdk = self._sdk
+        if isinstance(exc, StreamchatError):
+            return exc
+        if isinstance(exc, sdk.APIStatusError):
+            msg, etype, code = error_body(exc)
+            status = exc.status_code if exc.status_code != 200 else None  # 200: an error event mid-stream
+            return from_status(status, msg, etype or code, model=model, provider=self.name,
+                               retry_after=retry_after(exc.response),
+                               context_overflow=self.context_overflow(msg, etype, code))
+        if isinstance(exc, sdk.APITimeoutError):
+            return timed_out(provider=self.name, base_url=self.base_url, started=started)
+        if isinstance(exc, sdk.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__ or exc
+            mapped = map_transport(cause, provider=self.name, base_url=self.base_url, started=started)
+            return mapped or unexpected(exc, self.name)
+        if isinstance(exc, sdk.APIResponseValidationError):
+            return ProtocolError(f"{self.name} sent a malformed stream chunk", hint="the server or proxy is misbehaving; retry")
+        if isinstance(exc, sdk.APIError):  # an error event inside an HTTP 200 stream
+            msg, etype, code = error_body(exc)
+            return from_status(None, msg or str(exc), etype or code, model=model, provider=self.name)
+        mapped = map_transport(exc, provider=self.name, base_url=self.base_url, started=started)
+        return mapped or unexpected(exc, self.name)

@@ -1,0 +1,164 @@
+"""The chat service: one `ChatSession` that the one-shot command, the REPL and serve all drive.
+
+It owns the resolved model, the one merge of options (flag > environment > config >
+built-in default), the conversation, and the log. A front end builds a sink and calls
+`ask()`; what the turn produced comes back as one frozen `TurnResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from streamchat.config import Settings
+from streamchat.conversation import Conversation, Turn
+from streamchat.events import Message, Sink, TurnResult
+from streamchat.providers.base import ChatRequest, Provider, get_provider
+from streamchat.session import NO_RETRY, CancelToken, RetryPolicy, run_turn
+from streamchat.store import ConversationLog
+from streamchat.ui import UI
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a front end asks for on top of the settings (flags, a REPL command, a serve request).
+
+    None means "not given": the environment, the config file or the built-in default decides.
+    """
+
+    model: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float | None = None
+    retry: bool = True
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    """The effective options of a turn, after the merge."""
+
+    system: str | None
+    temperature: float | None
+    max_tokens: int | None
+    timeout: float
+    retry: RetryPolicy
+
+
+def _pick(given: T | None, configured: T) -> T:
+    return given if given is not None else configured
+
+
+def merge(settings: Settings, overrides: Overrides) -> TurnOptions:
+    """The one place where overrides meet the settings (which already merged config and defaults)."""
+    return TurnOptions(
+        system=_pick(overrides.system, settings.system),
+        temperature=_pick(overrides.temperature, settings.temperature),
+        max_tokens=_pick(overrides.max_tokens, settings.max_tokens),
+        timeout=_pick(overrides.timeout, settings.timeout),
+        retry=RetryPolicy(retries=settings.retries, max_wait=settings.retry_max_wait) if overrides.retry else NO_RETRY,
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved model: the adapter to call and the names to show and store."""
+
+    provider: Provider
+    provider_name: str
+    model: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider_name}:{self.model}"
+
+
+def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI | None = None) -> Target:
+    """`spec` (or the environment's / config's default) → an adapter, prepared for its first turn."""
+    cfg, model = settings.resolve(spec)
+    provider = get_provider(cfg, timeout=timeout)
+    if ui is not None and cfg.type == "local":
+        with ui.spinner("loading model"):
+            provider.prepare(model)
+    else:
+        provider.prepare(model)
+    return Target(provider, cfg.name, model)
+
+
+class ChatSession:
+    """A conversation with one model, turn by turn, recorded in the log when there is one."""
+
+    def __init__(self, settings: Settings, overrides: Overrides = Overrides(), *,
+                 conversation: Conversation | None = None, log: ConversationLog | None = None,
+                 ui: UI | None = None) -> None:
+        self.settings = settings
+        self.log = log
+        self.ui = ui
+        self.conversation = conversation or Conversation()
+        # A -s flag replaces the conversation's system prompt; a resumed one keeps its own.
+        if overrides.system is not None or self.conversation.id is None:
+            self.conversation.system = merge(settings, overrides).system
+        self.overrides = overrides
+        self.options = merge(settings, overrides)
+        self.target = resolve_target(settings, overrides.model or self.conversation.model, self.options.timeout, ui)
+
+    # -- state the front ends show -----------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self.target.name
+
+    @property
+    def last(self) -> Turn | None:
+        return self.conversation.last
+
+    # -- turns -------------------------------------------------------------------------------
+    def request(self, prompt: str) -> ChatRequest:
+        """The provider request for `prompt` after the conversation so far."""
+        history = self.conversation.history()
+        messages: list[Message] = []
+        system = self.conversation.system
+        if system and not any(m.role == "system" for m in history):
+            messages.append(Message("system", system))
+        messages += history
+        messages.append(Message("user", prompt))
+        return ChatRequest(model=self.target.model, messages=tuple(messages), temperature=self.options.temperature,
+                           max_tokens=self.options.max_tokens, timeout=self.options.timeout)
+
+    def ask(self, prompt: str, sink: Sink, *, cancel: CancelToken | None = None) -> TurnResult:
+        """Run one turn into `sink`, add it to the conversation and the log; never raises for faults."""
+        notice: Callable[[str], None] = self.ui.notice if self.ui is not None else (lambda _m: None)
+        result = run_turn(self.target.provider, self.request(prompt), sink, retry=self.options.retry,
+                          notice=notice, cancel=cancel)
+        answer_id = None
+        if self.log is not None:
+            answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result)
+        self.conversation.add(Turn(prompt, result, answer_id, self.model_name))
+        return result
+
+    def retry(self, sink: Sink) -> TurnResult | None:
+        """Ask the last question again; the old answer leaves the context (the log keeps it as a branch)."""
+        turn = self.conversation.drop_last()
+        return None if turn is None else self.ask(turn.prompt, sink)
+
+    # -- conversation commands ---------------------------------------------------------------
+    def new(self) -> None:
+        """A fresh conversation with the same model and system prompt."""
+        self.conversation = Conversation(system=self.conversation.system)
+
+    def load(self, cid: str | int) -> Conversation:
+        """Resume a logged conversation (its own system prompt, none if it had none)."""
+        if self.log is None:
+            from streamchat.errors import UsageError
+
+            raise UsageError("the conversation log is off", hint="remove --no-log / log = false to use it")
+        self.conversation = self.log.load(cid)
+        return self.conversation
+
+    def set_system(self, text: str | None) -> None:
+        self.conversation.system = text or None
+
+    def set_model(self, spec: str) -> None:
+        self.target = resolve_target(self.settings, spec, self.options.timeout, self.ui)

@@ -1,0 +1,194 @@
+"""Fast unit tests for the pure logic under the chat service: option precedence, retry policy,
+status → error mapping, exit codes, the event vocabulary and context building for -c / /retry / /load."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from streamchat import errors
+from streamchat.config import Settings, parse_settings
+from streamchat.conversation import Conversation, Turn
+from streamchat.errors import exit_code_for, from_status
+from streamchat.events import Message, Outcome, Stats, TurnResult
+from streamchat.records import result_dict
+from streamchat.service import Overrides, merge
+from streamchat.session import RetryPolicy
+from streamchat.store import ConversationLog, connect
+
+# -- option precedence ------------------------------------------------------------------------
+
+def test_overrides_beat_config_which_beats_defaults():
+    settings = parse_settings({"system": "cfg", "temperature": 0.3, "max_tokens": 50, "timeout": 9})
+    eff = merge(settings, Overrides())
+    assert (eff.system, eff.temperature, eff.max_tokens, eff.timeout) == ("cfg", 0.3, 50, 9)
+    eff = merge(settings, Overrides(system="flag", temperature=0.0, max_tokens=7, timeout=1.5))
+    assert (eff.system, eff.temperature, eff.max_tokens, eff.timeout) == ("flag", 0.0, 7, 1.5)
+    eff = merge(Settings(), Overrides())
+    assert (eff.system, eff.temperature, eff.max_tokens, eff.timeout) == (None, None, None, 60.0)
+
+
+def test_no_retry_override_and_config_retries():
+    settings = parse_settings({"retries": 5, "retry_max_wait": 3})
+    assert merge(settings, Overrides()).retry == RetryPolicy(retries=5, max_wait=3)
+    assert merge(settings, Overrides(retry=False)).retry.retries == 0
+
+
+def test_model_precedence_flag_env_config_default(monkeypatch):
+    settings = parse_settings({"default_model": "anthropic:cfg"})
+    monkeypatch.delenv("STREAMCHAT_MODEL", raising=False)
+    assert settings.model_spec(None) == "anthropic:cfg"
+    assert Settings().model_spec(None) == "local:smollm2"
+    monkeypatch.setenv("STREAMCHAT_MODEL", "openai:env")
+    assert settings.model_spec(None) == "openai:env"
+    assert settings.model_spec("openai:flag") == "openai:flag"
+
+
+# -- retry policy -----------------------------------------------------------------------------
+
+def test_retry_policy_only_retryable_and_within_budget():
+    policy = RetryPolicy(retries=2, max_wait=10, base_delay=1)
+    server = errors.ServerError("x")
+    assert policy.delay(0, errors.AuthError("x"), 0) is None
+    first = policy.delay(0, server, 0)
+    assert first is not None and 0.5 <= first <= 1.5
+    assert policy.delay(2, server, 0) is None  # attempts used up
+    assert policy.delay(0, errors.RateLimitError("x", retry_after=4), 0) == 4
+    assert policy.delay(0, errors.RateLimitError("x", retry_after=4), 7) is None  # past max_wait in all
+
+
+# -- status → error --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status,etype,overflow,cls,code", [
+    (401, None, False, errors.AuthError, 3),
+    (403, None, False, errors.AuthError, 3),
+    (404, None, False, errors.ModelNotFoundError, 4),
+    (400, "invalid_request_error", False, errors.BadRequestError, 4),
+    (400, "context_length_exceeded", True, errors.ContextOverflowError, 4),
+    (429, None, False, errors.RateLimitError, 5),
+    (503, None, False, errors.ServerError, 5),
+    (529, None, False, errors.OverloadedError, 5),
+    (408, None, False, errors.NetworkError, 6),
+])
+def test_from_status(status, etype, overflow, cls, code):
+    err = from_status(status, "detail", etype, model="m", provider="p", context_overflow=overflow)
+    assert type(err) is cls and err.exit_code == code
+
+
+def test_a_bad_temperature_is_not_called_a_long_prompt():
+    err = from_status(400, "Invalid 'temperature': decimal above maximum value", "invalid_request_error",
+                      model="m", provider="openai")
+    assert not isinstance(err, errors.ContextOverflowError)
+    assert "refused the request" in str(err)
+
+
+def test_an_error_event_mid_stream_has_no_http_status():
+    err = from_status(None, "Overloaded", "overloaded_error", model="m", provider="anthropic")
+    assert isinstance(err, errors.OverloadedError) and "HTTP" not in str(err)
+
+
+def test_transport_faults_map_by_type():
+    import socket
+
+    import httpx2
+
+    def wrapped(cause: BaseException) -> BaseException:
+        try:
+            raise httpx2.ConnectError("boom") from cause
+        except httpx2.ConnectError as exc:
+            return exc
+
+    def line(exc: BaseException, started: bool = False) -> str:
+        mapped = errors.map_transport(exc, provider="p", base_url="http://h", started=started)
+        assert mapped is not None
+        return str(mapped)
+
+    assert "connection refused" in line(wrapped(ConnectionRefusedError()))
+    assert "cannot resolve" in line(wrapped(socket.gaierror(-2, "Name or service not known")))
+    assert "stalled mid-answer" in line(httpx2.ReadTimeout("t"), started=True)
+    assert "no response" in line(httpx2.ReadTimeout("t"))
+    assert "dropped mid-answer" in line(httpx2.RemoteProtocolError("x"), started=True)
+    assert errors.map_transport(ValueError("x"), provider="p") is None
+
+
+# -- outcome → exit code and records -----------------------------------------------------------
+
+def test_exit_codes_derive_from_the_outcome():
+    assert exit_code_for(TurnResult()) == 0
+    assert exit_code_for(TurnResult(outcome=Outcome.INTERRUPTED)) == 130
+    assert exit_code_for(TurnResult(outcome=Outcome.OUTPUT_CLOSED)) == 141
+    assert exit_code_for(TurnResult(outcome=Outcome.FAILED, error=errors.RateLimitError("x"))) == 5
+
+
+def test_error_record_is_partial_only_with_text():
+    failed = TurnResult(outcome=Outcome.FAILED, error=errors.ServerError("boom"))
+    assert result_dict(failed)["partial"] is False
+    cut = TurnResult(text="some", outcome=Outcome.FAILED, error=errors.ServerError("boom"))
+    assert result_dict(cut)["partial"] is True and result_dict(cut)["code"] == "server_error"
+
+
+# -- context building ---------------------------------------------------------------------------
+
+def _result(text: str, outcome: Outcome = Outcome.OK) -> TurnResult:
+    return TurnResult(text=text, stats=Stats(tokens=len(text.split())), outcome=outcome,
+                      error=errors.ServerError("x") if outcome is Outcome.FAILED else None)
+
+
+def test_failed_turns_without_text_are_not_context_nor_counted():
+    conv = Conversation()
+    conv.add(Turn("q1", _result("a1")))
+    conv.add(Turn("q2", _result("", Outcome.FAILED)))
+    conv.add(Turn("q3", _result("partial", Outcome.INTERRUPTED)))
+    assert conv.history() == [Message("user", "q1"), Message("assistant", "a1"),
+                              Message("user", "q3"), Message("assistant", "partial")]
+    assert conv.turn_count == 2
+
+
+@pytest.fixture
+def log(tmp_path) -> ConversationLog:
+    return ConversationLog(connect(tmp_path / "log.db"), warn=lambda _m: None)
+
+
+def test_retry_is_a_branch_so_reloading_sends_one_exchange(log):
+    conv = Conversation()
+    for prompt, text in [("q1", "a1"), ("q2", "first")]:
+        conv.add(Turn(prompt, _result(text), log.record(conv, "p", "m", prompt, _result(text))))
+    conv.drop_last()  # /retry
+    conv.add(Turn("q2", _result("second"), log.record(conv, "p", "m", "q2", _result("second"))))
+    loaded = log.load(conv.id)
+    assert loaded.history() == [Message("user", "q1"), Message("assistant", "a1"),
+                                Message("user", "q2"), Message("assistant", "second")]
+    assert loaded.turn_count == 2
+    assert log.recent(1)[0]["turns"] == 2
+
+
+def test_a_failed_turn_is_kept_in_the_log_but_not_resent(log):
+    conv = Conversation()
+    conv.add(Turn("q1", _result("a1"), log.record(conv, "p", "m", "q1", _result("a1"))))
+    failed = _result("", Outcome.FAILED)
+    conv.add(Turn("q2", failed, log.record(conv, "p", "m", "q2", failed)))
+    conv.add(Turn("q3", _result("a3"), log.record(conv, "p", "m", "q3", _result("a3"))))
+    loaded = log.load(conv.id)
+    assert [t.prompt for t in loaded.turns] == ["q1", "q3"]
+    states = [r["state"] for r in log.messages(conv.id) if r["role"] == "assistant"]
+    assert states == ["ok", "error", "ok"]
+
+
+def test_v3_logs_migrate_to_linked_turns(tmp_path):
+    from streamchat.store import V1, V2
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(V1 + V2)
+    db.execute("INSERT INTO conversations VALUES (1, 0, 0, 'p', 'm', NULL, 't')")
+    for i, (role, content) in enumerate([("user", "q1"), ("assistant", "a1"), ("user", "q2"), ("assistant", "a2")]):
+        db.execute("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES (?, 1, ?, ?, 0)",
+                   (i + 1, role, content))
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    log = ConversationLog(connect(path), warn=lambda _m: None)
+    loaded = log.load(1)
+    assert [(t.prompt, t.result.text) for t in loaded.turns] == [("q1", "a1"), ("q2", "a2")]
+    assert log.recent(1)[0]["turns"] == 2
