@@ -19,11 +19,12 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, home: Path, upstream: FakeLLMServer, *args: str, token: str | None = None) -> None:
+    def __init__(self, home: Path, upstream: FakeLLMServer, *args: str, token: str | None = None,
+                 config_extra: str = "") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cfg = home / "serve.toml"
-        cfg.write_text(f'retries = 0\n[providers.compat]\ntype = "openai"\nbase_url = "{upstream.url}/v1"\n')
+        cfg.write_text(f'retries = 0\n{config_extra}[providers.compat]\ntype = "openai"\nbase_url = "{upstream.url}/v1"\n')
         env = base_env(home, upstream, STREAMCHAT_CONFIG=str(cfg))
         argv = [STREAMCHAT, "serve", "--port", str(self.port), *args]
         if token:

@@ -1,0 +1,131 @@
+"""The chat service seen from its front ends: one conversation model across the REPL, -c and
+history; one stderr owner; serve turns built from the same settings as the CLI."""
+
+from __future__ import annotations
+
+import pexpect
+import pytest
+from fakeserver import Script
+from terminal_emulator import Terminal, tty_env
+from test_repl import PROMPT, ask
+from test_repl import repl as repl  # the REPL fixture
+
+from streamchat.config import ProviderConfig
+from streamchat.events import Message, Outcome
+from streamchat.providers.base import ChatRequest
+from streamchat.providers.openai import OpenAIProvider
+from streamchat.session import RetryPolicy, run_turn
+from streamchat.sinks.terminal import MarkdownSink
+from streamchat.ui import UI
+
+
+def test_retry_then_continue_sends_one_exchange_and_counts_agree(repl, run, server):
+    child = repl("-m", "openai:echo")
+    for text in ("q1", "q2"):
+        ask(child, text)
+        child.expect_exact(f"echo: {text}")
+        child.expect_exact(PROMPT)
+    ask(child, "/retry")
+    child.expect_exact("echo: q2")
+    child.expect_exact(PROMPT)
+    ask(child, "/stats")
+    child.expect_exact("conversation: 2 turns")
+    child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+
+    listed = run("history")
+    assert listed.code == 0 and listed.out.split("\t")[3] == "2"  # id, when, model, turns, title
+
+    r = run("-c", "q3")
+    assert r.code == 0, r.stderr
+    assert server.last_messages() == [
+        {"role": "user", "content": "q1"}, {"role": "assistant", "content": "echo: q1"},
+        {"role": "user", "content": "q2"}, {"role": "assistant", "content": "echo: q2"},
+        {"role": "user", "content": "q3"},
+    ]
+    assert run("history").out.split("\t")[3] == "3"
+
+
+def test_toolbar_and_stats_read_the_same_count(_server_instance, tmp_path):
+    from streamchat.chat import ChatOptions
+    from streamchat.config import parse_settings
+    from streamchat.repl import Repl
+    from streamchat.service import Overrides
+
+    server = _server_instance
+    settings = parse_settings({"providers": {"compat": {"type": "openai", "base_url": f"{server.url}/v1",
+                                                        "api_key": "k"}}})
+    env, _out, err = tty_env()
+    ui = UI(env)
+    repl = Repl(settings, ChatOptions(overrides=Overrides(model="compat:echo"), log=False, markdown=False), env, ui)
+    repl.handle("q1")
+    repl.handle("/retry")
+    assert repl.toolbar().startswith(" compat:echo · 1 turn · ")
+    repl.handle("/stats")
+    assert "conversation: 1 turn," in err.getvalue()
+    assert [m.content for m in repl.session.conversation.history()] == ["q1", "echo: q1"]
+
+
+def test_failed_turn_without_text_is_not_a_turn(run, server):
+    server.script("bad", Script(status=500))
+    assert run("-m", "openai:echo", "q1").code == 0
+    assert run("-c", "-m", "openai:bad", "--no-retry", "q2").code == 5
+    assert run("history").out.split("\t")[3] == "1"
+    assert run("-c", "-m", "openai:echo", "q3").code == 0
+    assert [m["content"] for m in server.last_messages()] == ["q1", "echo: q1", "q3"]
+
+
+def test_retry_notice_during_the_spinner_gets_its_own_line(_server_instance):
+    server = _server_instance
+    server.reset()
+    server.script("slow503", Script(status=503, fail_first=1, first_delay=0.6, chunks=["fine"]))
+    env, out, err = tty_env()
+    ui = UI(env)
+    provider = OpenAIProvider(ProviderConfig("openai", "openai", base_url=f"{server.url}/v1", api_key="k"))
+    sink = MarkdownSink(env, ui, size=lambda: (80, 24), timer=False)
+    result = run_turn(provider, ChatRequest("slow503", (Message("user", "q"),)), sink,
+                      retry=RetryPolicy(retries=1, base_delay=0.01), notice=ui.notice)
+    assert result.outcome is Outcome.OK and result.text == "fine"
+    assert "waiting" in err.getvalue()  # the spinner was drawn before the 503 came back
+    term = Terminal(80, 24)
+    term.feed(err.getvalue())
+    lines = [line for line in term.lines() if line]
+    notices = [line for line in lines if "retrying" in line]
+    assert len(notices) == 1 and notices[0].startswith("openai server error (HTTP 503)"), lines
+    assert not any("waiting" in line for line in lines)  # the spinner was erased, not left beside text
+
+
+@pytest.fixture
+def serve_with_config(tmp_path, _server_instance):
+    pytest.importorskip("fastapi")
+    from servehelp import ServeProcess
+
+    _server_instance.reset()
+    proc = ServeProcess(tmp_path, _server_instance, "-m", "openai:echo",
+                        config_extra='system = "be brief"\ntemperature = 0.25\nmax_tokens = 77\n')
+    yield proc
+    proc.stop()
+
+
+def test_serve_honours_the_config_system_temperature_and_max_tokens(serve_with_config, _server_instance):
+    import openai
+
+    server = _server_instance
+    client = openai.OpenAI(base_url=f"{serve_with_config.url}/v1", api_key="unused", max_retries=0)
+    stream = client.chat.completions.create(model="openai:echo", messages=[{"role": "user", "content": "hi"}],
+                                            stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "echo: hi"
+    body = server.requests[-1].body
+    assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    assert body["temperature"] == 0.25 and body["max_tokens"] == 77
+
+    # what the request says wins over the config, as flags do on the command line
+    done = client.chat.completions.create(model="openai:echo", temperature=0.9, max_tokens=5,
+                                          messages=[{"role": "system", "content": "mine"},
+                                                    {"role": "user", "content": "hi"}])
+    assert done.choices[0].message.content == "echo: hi"
+    body = server.requests[-1].body
+    assert body["messages"] == [{"role": "system", "content": "mine"}, {"role": "user", "content": "hi"}]
+    assert body["temperature"] == 0.9 and body["max_tokens"] == 5
