@@ -2,7 +2,9 @@
 
 Bounded: CLIENTS streams of CHUNKS tokens each, one round, a 120 s ceiling. Prints
 p50/p99 time to first event, events/s over the run, the server's peak RSS, and how
-many streams completed with a `done` event.
+many streams completed with a `done` event. Then a disconnect storm: half the clients
+leave after 20 events of a 3000-token answer while the other half read theirs; prints how
+many upstream streams were closed, and the server's threads and sockets before and after.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def one(host: str, port: int, path: str, start: float) -> tuple[float, int, bool, float]:
+async def one(host: str, port: int, path: str, start: float, leave_after: int | None = None
+              ) -> tuple[float, int, bool, float]:
     """One SSE client on a raw socket: the bench must not be slower than the server it measures."""
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
@@ -46,6 +49,8 @@ async def one(host: str, port: int, path: str, start: float) -> tuple[float, int
         if first is None and b"event: " in chunk:
             first = time.perf_counter() - start
         data += chunk
+        if leave_after is not None and data.count(b"event: ") >= leave_after:
+            break
     writer.close()
     server_ttft = float("nan")
     tail = data[data.rfind(b"event: done") :]
@@ -62,6 +67,28 @@ async def load(url: str) -> tuple[list[tuple[float, int, bool, float]], float]:
     results = await asyncio.wait_for(
         asyncio.gather(*(one(parts.host, parts.port, path, start) for _ in range(CLIENTS))), timeout=120)
     return results, time.perf_counter() - start
+
+
+def threads_and_sockets(pid: int) -> tuple[int, int]:
+    sockets = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return len(os.listdir(f"/proc/{pid}/task")), sockets
+
+
+async def storm(url: str) -> None:
+    parts = httpx.URL(url)
+    start = time.perf_counter()
+    leavers = [one(parts.host, parts.port, "/stream?prompt=go&model=openai:long", start, leave_after=20)
+               for _ in range(CLIENTS // 2)]
+    stayers = [one(parts.host, parts.port, "/stream?prompt=go&model=openai:fast", start)
+               for _ in range(CLIENTS - CLIENTS // 2)]
+    results = await asyncio.wait_for(asyncio.gather(*leavers, *stayers), timeout=120)
+    done = sum(r[2] for r in results[CLIENTS // 2 :])
+    print(f"storm: {CLIENTS // 2} clients left after 20 events, {done}/{CLIENTS - CLIENTS // 2} others completed")
 
 
 class Upstream:
@@ -93,6 +120,17 @@ def main() -> None:
         print(f"events/s             {events / elapsed:9.0f}")
         print(f"server peak RSS      {peak_rss_mb(serve.proc.pid):9.1f} MB")
         print(f"completed streams    {completed}/{CLIENTS}")
+        before = threads_and_sockets(serve.proc.pid)
+        counts = httpx.get(f"{upstream.url}/_counts").json()
+        asyncio.run(storm(serve.url))
+        time.sleep(1.0)
+        after = httpx.get(f"{upstream.url}/_counts").json()
+        closed = after["disconnects"] - counts["disconnects"]
+        print(f"storm: upstream streams closed within 1 s of the run: {closed}/{CLIENTS // 2}, "
+              f"long answers completed: {after['completed'] - counts['completed'] - (CLIENTS - CLIENTS // 2)}")
+        time.sleep(1.0)
+        now = threads_and_sockets(serve.proc.pid)
+        print(f"storm: serve threads/sockets before {before[0]}/{before[1]}, 2 s after {now[0]}/{now[1]}")
     finally:
         serve.stop()
         upstream.stop()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from streamchat._version import __version__
 from streamchat.config import Settings, load_settings
 from streamchat.environment import Environment
-from streamchat.errors import EXIT_INTERRUPTED, StreamchatError, UsageError, redact
+from streamchat.errors import EXIT_INTERRUPTED, StreamchatError, UsageError
 from streamchat.ui import UI
 
 if TYPE_CHECKING:  # typer vendors click; these are its classes
@@ -86,29 +86,21 @@ ModelOpt = Annotated[Optional[str], typer.Option("-m", "--model", metavar="PROVI
                                                  help="Model or alias [env: STREAMCHAT_MODEL; default: local:smollm2].")]
 
 
-class _RedactingFormatter(logging.Formatter):
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        super().__init__("debug: %(name)s: %(message)s")
-        self.secrets = secrets
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record), self.secrets)
+def _key_secrets(settings: Settings) -> tuple[str, ...]:
+    """The API keys the settings can reach, to redact them from log lines."""
+    found = []
+    for prov in settings.providers.values():
+        with contextlib.suppress(StreamchatError):
+            if prov.api_key or prov.api_key_env:
+                found.append(prov.resolve_key() or "")
+    return tuple(s for s in found if s)
 
 
 def _setup_debug(settings: Settings | None) -> None:
-    secrets: tuple[str, ...] = ()
-    if settings is not None:
-        found = []
-        for prov in settings.providers.values():
-            with contextlib.suppress(StreamchatError):
-                if prov.api_key or prov.api_key_env:
-                    found.append(prov.resolve_key() or "")
-        secrets = tuple(s for s in found if s)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter(secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG)
+    from streamchat import logs
+
+    logs.configure(debug=True, secrets=_key_secrets(settings) if settings is not None else (),
+                   fmt="debug: %(name)s: %(message)s")
 
 
 @contextlib.contextmanager
@@ -329,14 +321,23 @@ def history_search(
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+MIN_TOKEN_LENGTH = 16
+
+
 @app.command("serve", help="Serve streams over HTTP: SSE /stream, OpenAI-compatible /v1, WebSocket /ws, web page /.")
 def serve(
     host: Annotated[str, typer.Option("--host", metavar="HOST", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port to listen on.")] = 8765,
     model: ModelOpt = None,
-    token: Annotated[Optional[str], typer.Option("--token", envvar="STREAMCHAT_TOKEN", show_envvar=True, metavar="TOKEN",
-                                                 help="Require 'Authorization: Bearer TOKEN' (or ?token=).")] = None,
+    token: Annotated[Optional[str], typer.Option(
+        "--token", envvar="STREAMCHAT_TOKEN", show_envvar=True, metavar="TOKEN",
+        help="Require 'Authorization: Bearer TOKEN' (the page takes ?token=). Prefer the variable: "
+             "arguments are visible in ps.")] = None,
     cors: Annotated[Optional[str], typer.Option("--cors", metavar="ORIGIN", help="Allow this browser origin.")] = None,
+    allow_host: Annotated[Optional[list[str]], typer.Option(
+        "--allow-host", metavar="NAME", help="Also answer to this Host name (repeatable).")] = None,
+    allow_local_models: Annotated[bool, typer.Option(
+        "--allow-local-models", help="Let clients pick any local GGUF file by path (local:PATH).")] = False,
     timeout: Annotated[Optional[float], typer.Option(
         "--timeout", min=0.1, metavar="SECONDS", help="Upstream connect / next-byte timeout.")] = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
@@ -344,13 +345,22 @@ def serve(
     debug: DebugOpt = False,
 ) -> None:
     with _command(config, debug) as (settings, env, ui):
+        if token is not None and (not token or token != token.strip()
+                                  or host not in LOOPBACK and len(token) < MIN_TOKEN_LENGTH):
+            raise UsageError(f"the token must have no surrounding spaces, and off loopback at least {MIN_TOKEN_LENGTH}"
+                             " characters", hint='make one with: export STREAMCHAT_TOKEN="$(openssl rand -hex 24)"')
         if host not in LOOPBACK and not token:
             raise UsageError(f"refusing to bind {host} without a token",
-                             hint="pass --token SECRET (or STREAMCHAT_TOKEN), or bind 127.0.0.1")
+                             hint="set STREAMCHAT_TOKEN (or --token), or bind 127.0.0.1")
+        if any(a == "--token" or a.startswith("--token=") for a in sys.argv):
+            ui.warn("warning: --token is visible to other users in ps; prefer STREAMCHAT_TOKEN")
         try:
             import uvicorn
 
+            from streamchat import logs
             from streamchat.serve.app import ServeOptions, create_app
+            from streamchat.serve.policy import OriginPolicy
+            from streamchat.serve.protocol import HeaderTimeoutH11Protocol
         except ImportError:
             from streamchat.errors import ConfigError
 
@@ -360,10 +370,17 @@ def serve(
 
         overrides = Overrides(model=model, timeout=timeout, retry=not no_retry)
         session = ChatSession(settings, overrides, ui=ui)  # fail fast; loads a local model once
-        options = ServeOptions(token=token, cors_origin=cors)
+        options = ServeOptions(token=token, cors_origin=cors, allow_local_models=allow_local_models,
+                               origins=OriginPolicy.for_bind(host, tuple(allow_host or ()), cors))
         ui.notice(f"streamchat serving {session.model_name} on http://{host}:{port}/")
-        uvicorn.run(create_app(settings, overrides, options), host=host, port=port,
-                    log_level="debug" if debug else "warning")
+        logs.configure(debug=debug, secrets=(token or "", *_key_secrets(settings)))
+        uvicorn.run(create_app(settings, replace(overrides, model=overrides.model or session.model_name), options),
+                    host=host, port=port, http=HeaderTimeoutH11Protocol, log_config=None, log_level="debug" if debug else "warning",
+                    limit_concurrency=SERVE_MAX_CONNECTIONS, timeout_keep_alive=5, ws_max_size=1024 * 1024,
+                    ws_max_queue=16, h11_max_incomplete_event_size=64 * 1024)
+
+
+SERVE_MAX_CONNECTIONS = 1000
 
 
 def main() -> None:

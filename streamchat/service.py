@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
 from streamchat.events import Message, Sink, TurnResult
 from streamchat.providers.base import ChatRequest, Provider, get_provider
-from streamchat.session import NO_RETRY, CancelToken, RetryPolicy, run_turn
+from streamchat.session import NO_RETRY, RetryPolicy, run_turn
 from streamchat.store import ConversationLog
 from streamchat.ui import UI
 
@@ -35,6 +36,7 @@ class Overrides:
     max_tokens: int | None = None
     timeout: float | None = None
     retry: bool = True
+    params: tuple[tuple[str, Any], ...] = ()  # further sampling options (serve's top_p, stop, seed…)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ class ChatSession:
         messages += history
         messages.append(Message("user", prompt))
         return ChatRequest(model=self.target.model, messages=tuple(messages), temperature=self.options.temperature,
-                           max_tokens=self.options.max_tokens, timeout=self.options.timeout)
+                           max_tokens=self.options.max_tokens, timeout=self.options.timeout,
+                           params=self.overrides.params)
 
     def ask(self, prompt: str, sink: Sink, *, cancel: CancelToken | None = None) -> TurnResult:
         """Run one turn into `sink`, add it to the conversation and the log; never raises for faults."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from streamchat import cancel as cancellation
+from streamchat.cancel import CancelToken
 from streamchat.errors import OutputClosed, StreamchatError
 from streamchat.events import Done, Event, Outcome, ReasoningDelta, Sink, Stats, TextDelta, TurnResult, Usage
 from streamchat.providers.base import ChatRequest, Provider
@@ -39,26 +40,6 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(retries=0)
-
-
-class CancelToken:
-    """Asks a running turn to stop at its next event (serve: the client left or sent cancel).
-
-    Sinks that wait (backpressure) watch it too, so a cancelled turn never blocks.
-    """
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def wait(self, timeout: float) -> bool:
-        return self._event.wait(timeout)
 
 
 class _Cancelled(Exception):
@@ -126,7 +107,7 @@ def run_turn(
         while True:
             events = provider.stream(request)
             try:
-                with contextlib.closing(events):  # closing the generator closes the HTTP stream
+                with contextlib.closing(events), cancellation.scope(cancel):  # closing the generator closes the stream
                     for event in events:
                         tally.add(event)
                         sink.feed(event)
@@ -136,6 +117,8 @@ def run_turn(
             except (KeyboardInterrupt, OutputClosed, _Cancelled):
                 raise
             except Exception as exc:
+                if cancel is not None and cancel.cancelled:  # the upstream was cut by the cancel itself
+                    raise _Cancelled from exc
                 err = provider.map_error(exc, model=request.model, started=tally.shown)
                 delay = None if tally.shown else retry.delay(attempt, err, waited)
                 if delay is None:

@@ -172,7 +172,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes --------------------------------------------------------------------------
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path == "/_counts":  # for benchmarks that run this server in its own process
+            with self.owner._lock:
+                self._json(200, {"completed": self.owner.completed, "disconnects": len(self.owner.disconnects)})
+        elif self.path.rstrip("/").endswith("/models"):
             models = sorted(self.owner.scripts) + ["echo"]
             self._json(200, {"object": "list", "data": [
                 {"id": m, "object": "model", "created": 0, "owned_by": "test", "type": "model",
@@ -329,5 +332,6 @@ if __name__ == "__main__":  # python tests/fakeserver.py [CHUNKS]: "fast" stream
 
     srv = FakeLLMServer().start()
     srv.script("fast", Script(chunks=[f"tok{i} " for i in range(int(sys.argv[1]) if len(sys.argv) > 1 else 50)]))
+    srv.script("long", Script(chunks=[f"tok{i} " for i in range(3000)], delay=0.002))
     print(srv.url, flush=True)
     threading.Event().wait()

@@ -67,15 +67,21 @@ def test_sse_post_messages_and_system(serve, server):
     assert len(server.requests[-1].body["messages"]) == 3
 
 
-@pytest.mark.parametrize("script,code", [(Script(status=500), "server_error"),
-                                         (Script(chunks=["part"], fault="error_event", fault_after=1,
-                                                     error_type="overloaded_error"), "overloaded")])
-def test_sse_error_event(serve, server, script, code):
-    server.script("bad", script)
+def test_sse_error_before_any_token_is_a_real_http_status(serve, server):
+    server.script("bad", Script(status=500))
     r = httpx.get(f"{serve.url}/stream", params={"prompt": "hi", "model": "anthropic:bad"}, timeout=30)
+    assert r.status_code == 502
+    assert r.json()["error"]["code"] == "server_error" and r.json()["error"]["message"]
+
+
+def test_sse_error_event_mid_stream(serve, server):
+    server.script("bad", Script(chunks=["part"], fault="error_event", fault_after=1, error_type="overloaded_error"))
+    r = httpx.get(f"{serve.url}/stream", params={"prompt": "hi", "model": "anthropic:bad"}, timeout=30)
+    assert r.status_code == 200
     events = parse_sse(r.text)
+    assert events[0] == ("token", {"text": "part"})
     assert events[-1][0] == "error"
-    assert events[-1][1]["code"] == code and events[-1][1]["message"]
+    assert events[-1][1]["code"] == "overloaded" and events[-1][1]["message"]
 
 
 def test_openai_sdk_as_client_streaming_and_not(serve, server):
@@ -159,8 +165,8 @@ def test_limits(serve, server):
     assert r.status_code == 413
     r = httpx.post(f"{serve.url}/stream", json={"prompt": "y" * 300_000}, timeout=30)
     assert r.status_code == 422
-    r = httpx.post(f"{serve.url}/stream", json={"nothing": 1}, timeout=30)
-    assert r.status_code == 422
+    r = httpx.post(f"{serve.url}/stream", json={"messages": []}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "missing_prompt"
     r = httpx.get(f"{serve.url}/stream", params={"prompt": "x", "model": "nosuch:model"}, timeout=30)
     assert r.status_code == 404 and "unknown model" in r.json()["error"]["message"]
 

@@ -7,9 +7,12 @@ this maps its types (never class-name strings) onto the shared status → error 
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from types import ModuleType
 from typing import Any
 
+from streamchat.cancel import closing_on_cancel
 from streamchat.config import ProviderConfig
 from streamchat.errors import ProtocolError, StreamchatError, from_status, map_transport, retry_after, timed_out, unexpected
 
@@ -41,11 +44,26 @@ def error_body(exc: BaseException) -> tuple[str | None, str | None, str | None]:
     return (str(msg) if msg else None, str(etype) if etype else None, str(code) if code else None)
 
 
+def cut_on_cancel(response: Any) -> contextlib.AbstractContextManager[None]:
+    """While streaming `response`, a cancel shuts its socket down, so a read blocked on a
+    stalled upstream returns at once (closing a socket from another thread would not wake it)."""
+
+    def cut() -> None:
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    return closing_on_cancel(cut)
+
+
 class SdkProvider:
     """Base of the openai and anthropic adapters: `_sdk` is the SDK module, `_client` its client."""
 
     name: str
     base_url: str | None
+    params: frozenset[str] = frozenset()
     _sdk: ModuleType
     _client: Any
 

@@ -7,7 +7,7 @@ from typing import Any
 from streamchat.config import ProviderConfig
 from streamchat.errors import IncompleteStreamError
 from streamchat.events import Done, ReasoningDelta, TextDelta, Usage
-from streamchat.providers._sdk import SdkProvider
+from streamchat.providers._sdk import SdkProvider, cut_on_cancel
 from streamchat.providers.base import ChatRequest, EventStream, split_system
 
 DEFAULT_MAX_TOKENS = 4096
@@ -18,6 +18,8 @@ class AnthropicProvider(SdkProvider):
         import anthropic
 
         super().__init__(config, anthropic, "Anthropic", timeout)
+
+    params = frozenset({"top_p", "stop"})
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
         # Anthropic has no error code for it; its API says "prompt is too long: N tokens > M maximum".
@@ -32,12 +34,17 @@ class AnthropicProvider(SdkProvider):
         }
         if system:
             kwargs["system"] = system
+        extra: dict[str, Any] = {}
         if request.temperature is not None:  # not a named argument of every SDK release
-            kwargs["extra_body"] = {"temperature": request.temperature}
+            extra["temperature"] = request.temperature
+        for key, value in request.params:
+            extra["stop_sequences" if key == "stop" else key] = list(value) if key == "stop" else value
+        if extra:
+            kwargs["extra_body"] = extra
         input_tokens: int | None = None
         finish: str | None = None
         stopped = False
-        with self._client.messages.stream(**kwargs) as stream:
+        with self._client.messages.stream(**kwargs) as stream, cut_on_cancel(stream.response):
             for event in stream:
                 kind = event.type
                 if kind == "content_block_delta":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from streamchat.config import ProviderConfig
 from streamchat.errors import StreamchatError
@@ -21,6 +21,7 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     timeout: float = 60.0
+    params: tuple[tuple[str, Any], ...] = ()  # further sampling options, each in the adapter's `params`
 
 
 class Provider(Protocol):
@@ -35,6 +36,7 @@ class Provider(Protocol):
 
     name: str
     base_url: str | None
+    params: frozenset[str]  # the ChatRequest.params names this adapter sends (others are refused by serve)
 
     def prepare(self, model: str) -> None:
         """Make the first turn fast (the local model loads its weights); a no-op for HTTP APIs."""

@@ -106,6 +106,8 @@ class LocalProvider:
                                   hint="check the file, or use -m local:smollm2") from None
         return self._models[path]
 
+    params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty"})
+
     def prepare(self, model: str) -> None:
         """Load the weights before the first prompt, so the first answer starts at once."""
         self._load(model)
@@ -120,9 +122,10 @@ class LocalProvider:
     def _generate(self, request: ChatRequest) -> EventStream:
         llm = self._load(request.model)
         max_tokens = request.max_tokens or self.options.max_tokens
-        sampling = dict(SAMPLING)
+        sampling: dict[str, Any] = dict(SAMPLING)
         if request.temperature is not None:
             sampling["temperature"] = request.temperature
+        sampling.update((k, list(v) if k == "stop" else v) for k, v in request.params)
         try:
             chunks = llm.create_chat_completion(messages=as_dicts(request.messages), stream=True,
                                                 max_tokens=max_tokens, **sampling)

@@ -7,7 +7,7 @@ from typing import Any
 from streamchat.config import ProviderConfig
 from streamchat.errors import IncompleteStreamError
 from streamchat.events import Done, ReasoningDelta, TextDelta, Usage
-from streamchat.providers._sdk import SdkProvider
+from streamchat.providers._sdk import SdkProvider, cut_on_cancel
 from streamchat.providers.base import ChatRequest, EventStream, as_dicts
 
 
@@ -16,6 +16,8 @@ class OpenAIProvider(SdkProvider):
         import openai
 
         super().__init__(config, openai, "OpenAI", timeout)
+
+    params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty"})
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
         return code == "context_length_exceeded"
@@ -31,8 +33,9 @@ class OpenAIProvider(SdkProvider):
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
+        kwargs.update((k, list(v) if k == "stop" else v) for k, v in request.params)
         finish: str | None = None
-        with self._client.chat.completions.create(**kwargs) as stream:
+        with self._client.chat.completions.create(**kwargs) as stream, cut_on_cancel(stream.response):
             for chunk in stream:
                 if chunk.usage is not None:
                     yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)

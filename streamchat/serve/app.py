@@ -1,23 +1,35 @@
-"""The FastAPI application: SSE /stream, OpenAI-compatible /v1, WebSocket /ws and the web page."""
+"""The FastAPI application: SSE /stream, OpenAI-compatible /v1, WebSocket /ws and the web page.
+
+Every request passes the same gate first (Host, Origin, token, body size); every turn is a
+`ChatSession` built from the server's settings, the request's checked fields and the
+model policy; every stream cancels its upstream when the response ends, however it ends.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
 import json
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from streamchat.config import Settings
 from streamchat.conversation import Conversation
-from streamchat.errors import StreamchatError, UsageError
-from streamchat.events import Done, Message, Role, TurnResult
+from streamchat.errors import StreamchatError
+from streamchat.events import Done, Event
 from streamchat.serve.bridge import Finished, TurnStream
+from streamchat.serve.parse import Call, decode_json, parse_call
+from streamchat.serve.policy import ModelPolicy, OriginPolicy, Refused
 from streamchat.serve.wire import (
     OpenAIChunks,
     finish_reason,
@@ -31,248 +43,341 @@ from streamchat.serve.wire import (
 from streamchat.service import ChatSession, Overrides
 
 HEARTBEAT_S = 15.0
+BODY_TIMEOUT_S = 30.0
+WS_MESSAGES_PER_S = 20
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+PAGE_CSP = ("default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; "
+            "frame-ancestors 'none'")
+
+Batch = list[Event | Finished] | None
 
 
 @dataclass(frozen=True)
 class ServeOptions:
     token: str | None = None
     cors_origin: str | None = None
+    origins: OriginPolicy = OriginPolicy()
+    allow_local_models: bool = False
     max_body_bytes: int = 1024 * 1024
     max_prompt_chars: int = 200_000
 
 
-class RequestError(Exception):
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+class CancellingStreamingResponse(StreamingResponse):
+    """A streaming response that cancels its turn when it ends, however it ends (done,
+    client gone, task cancelled), so no worker or upstream stream outlives the request."""
+
+    def __init__(self, content: AsyncIterator[str], turn: TurnStream, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.turn = turn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.turn.cancel()
 
 
-def _content(value: Any) -> str:
-    """A message's content: a string, or OpenAI content parts of type text."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(p.get("text", "") for p in value if isinstance(p, dict) and p.get("type") == "text")
-    raise RequestError(422, "message content must be a string or a list of text parts", "invalid_content")
-
-
-def parse_messages(body: dict[str, Any]) -> list[Message]:
-    if isinstance(body.get("messages"), list):
-        out = []
-        for m in body["messages"]:
-            if not isinstance(m, dict) or m.get("role") not in ROLES:
-                raise RequestError(422, "each message needs a role of system, user or assistant", "invalid_message")
-            out.append(Message(ROLES[m["role"]], _content(m.get("content", ""))))
-    elif isinstance(body.get("prompt"), str):
-        out = [Message("user", body["prompt"])]
-    else:
-        raise RequestError(422, "send 'messages' (a list) or 'prompt' (a string)", "missing_prompt")
-    if not out or out[-1].role != "user":
-        raise RequestError(422, "the last message must be from the user", "missing_prompt")
-    return out
-
-
-def request_overrides(server: Overrides, body: dict[str, Any]) -> Overrides:
-    """The server's own options (its -m, --timeout) with what this request may change on top."""
-    spec = body.get("model")
-    temperature = body.get("temperature")
-    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
-    system = body.get("system")
-    return replace(
-        server,
-        model=spec if isinstance(spec, str) and spec else server.model,
-        system=system if isinstance(system, str) and system else None,
-        temperature=float(temperature) if isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-        else None,
-        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
-    )
+def _refusal(err: Refused) -> JSONResponse:
+    return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status)
 
 
 def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> FastAPI:
     app = FastAPI(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None)
     page = files("streamchat.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+    models = ModelPolicy(settings, server.model, allow_local=options.allow_local_models)
 
-    if options.cors_origin:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=[options.cors_origin], allow_methods=["*"],
-                           allow_headers=["*"])
-
-    def authorized(headers: Any, query: Any) -> bool:
+    def authorized(headers: Any, query_token: str | None) -> bool:
         if not options.token:
             return True
         given = headers.get("authorization", "")
-        given = given[7:] if given.lower().startswith("bearer ") else query.get("token", "")
+        given = given[7:] if given.lower().startswith("bearer ") else (query_token or "")
         return hmac.compare_digest(given.encode(), options.token.encode())
+
+    def gate(headers: Any, query_token: str | None) -> None:
+        """Host, Origin and token checks shared by HTTP and WebSocket requests."""
+        host = headers.get("host")
+        options.origins.check_host(host)
+        options.origins.check_origin(headers.get("origin"), host, headers.get("sec-fetch-site"))
+        if not authorized(headers, query_token):
+            raise Refused(401, "missing or wrong bearer token", "unauthorized")
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if request.method == "OPTIONS":
             return await call_next(request)
-        if not authorized(request.headers, request.query_params):
-            return JSONResponse(openai_error("missing or wrong bearer token", "unauthorized", 401), status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > options.max_body_bytes:
-            return JSONResponse(openai_error(f"request body over {options.max_body_bytes} bytes", "too_large", 413),
-                                status_code=413)
+        page_token = request.query_params.get("token") if request.url.path == "/" else None
+        try:
+            gate(request.headers, page_token)
+            length = request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > options.max_body_bytes:
+                raise Refused(413, f"request body over {options.max_body_bytes} bytes", "too_large")
+        except Refused as err:
+            response = _refusal(err)
+            if err.status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         return await call_next(request)
 
-    def turn_for(body: dict[str, Any]) -> tuple[TurnStream, str]:
+    if options.cors_origin:  # added last, so it wraps the guard: refusals carry CORS headers too
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=[options.cors_origin], allow_methods=["*"],
+                           allow_headers=["*"])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "http_error"
+        return JSONResponse(openai_error(str(exc.detail), code, exc.status_code), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
+        return JSONResponse(openai_error(f"'{where}' {first.get('msg', 'is invalid')}", "invalid_request", 400),
+                            status_code=400)
+
+    def turn_for(call: Call) -> tuple[TurnStream, str]:
         """A turn through the same ChatSession as the CLI (config system/temperature/max_tokens apply)."""
-        messages = parse_messages(body)
-        if sum(len(m.content) for m in messages) > options.max_prompt_chars:
-            raise RequestError(422, f"prompt longer than {options.max_prompt_chars} characters", "prompt_too_long")
+        if sum(len(m.content) for m in call.messages) > options.max_prompt_chars:
+            raise Refused(422, f"prompt longer than {options.max_prompt_chars} characters", "prompt_too_long")
+        overrides = replace(server, model=models.choose(call.model), system=call.system,
+                            temperature=call.temperature, max_tokens=call.max_tokens, params=call.params)
         try:
-            session = ChatSession(settings, request_overrides(server, body),
-                                  conversation=Conversation(seed=tuple(messages[:-1])))
-        except StreamchatError as err:
-            raise RequestError(http_status(err) if not isinstance(err, UsageError) else 404, str(err), err.code) from None
-        return TurnStream(session, messages[-1].content), session.model_name
+            session = ChatSession(settings, overrides, conversation=Conversation(seed=call.messages[:-1]))
+        except StreamchatError as err:  # never echo server paths or key details to a client
+            raise Refused(http_status(err), f"model '{overrides.model}' is not available on this server "
+                          f"({err.code})", err.code) from None
+        unsupported = sorted({k for k, _ in call.params} - session.target.provider.params)
+        if unsupported:
+            raise Refused(400, f"parameter '{unsupported[0]}' is not supported by {session.target.provider_name}",
+                          "unsupported_parameter")
+        return TurnStream(session, call.messages[-1].content), session.model_name
 
-    def error_response(err: RequestError) -> JSONResponse:
-        return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status)
+    async def read_body(request: Request) -> dict[str, Any]:
+        """The JSON body, its size checked while it is read, its arrival bounded in time."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise Refused(415, "send the body as Content-Type: application/json", "unsupported_media_type")
+        parts: list[bytes] = []
+        size = 0
 
-    async def read_json(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > options.max_body_bytes:
-            raise RequestError(413, f"request body over {options.max_body_bytes} bytes", "too_large")
+        async def collect() -> None:
+            nonlocal size
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > options.max_body_bytes:
+                    raise Refused(413, f"request body over {options.max_body_bytes} bytes", "too_large")
+                parts.append(chunk)
+
         try:
-            body = json.loads(raw or b"{}")
-        except json.JSONDecodeError as exc:
-            raise RequestError(400, f"invalid JSON: {exc.msg}", "invalid_json") from None
-        if not isinstance(body, dict):
-            raise RequestError(422, "the body must be a JSON object", "invalid_body")
-        return body
+            await asyncio.wait_for(collect(), BODY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise Refused(408, f"the request body took longer than {BODY_TIMEOUT_S:g} s", "body_timeout") from None
+        return decode_json(b"".join(parts))
 
-    async def sse_body(turn: TurnStream) -> AsyncIterator[str]:
-        async for batch in turn.batches(heartbeat=HEARTBEAT_S):
-            if batch is None:
-                yield ": ping\n\n"
-                continue
-            yield "".join(sse(item.result) if isinstance(item, Finished) else sse(item)
-                          for item in batch if not isinstance(item, Done))
-
-    def stream_response(body: dict[str, Any]) -> Response:
+    async def first_batch(turn: TurnStream) -> tuple[Batch, AsyncIterator[Batch]]:
+        """Wait for the turn's first events (or its failure) before any response header is sent."""
+        batches = turn.batches(heartbeat=HEARTBEAT_S).__aiter__()
         try:
-            turn, _name = turn_for(body)
-        except RequestError as err:
-            return error_response(err)
-        return StreamingResponse(sse_body(turn), media_type="text/event-stream", headers=SSE_HEADERS)
+            return await batches.__anext__(), batches
+        except BaseException:  # the client left while we waited
+            turn.cancel()
+            raise
+
+    def early_failure(first: Batch) -> JSONResponse | None:
+        """A turn that failed before any event: a real HTTP status, so clients can see and retry it."""
+        if first is None or len(first) != 1 or not isinstance(first[0], Finished):
+            return None
+        result = first[0].result
+        if result.ok or result.text:
+            return None
+        payload, status = result_error(result)
+        return JSONResponse(payload, status_code=status)
+
+    async def sse_stream(call: Call) -> Response:
+        turn, _name = turn_for(call)
+        first, rest = await first_batch(turn)
+        if (failed := early_failure(first)) is not None:
+            return failed
+
+        async def body() -> AsyncIterator[str]:
+            batch = first
+            while True:
+                if batch is None:
+                    yield ": ping\n\n"
+                else:
+                    yield "".join(sse(item.result) if isinstance(item, Finished) else sse(item)
+                                  for item in batch if not isinstance(item, Done))
+                    if isinstance(batch[-1], Finished):
+                        return
+                batch = await rest.__anext__()
+
+        return CancellingStreamingResponse(body(), turn, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page, headers={"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
-                                           "script-src 'unsafe-inline'; connect-src 'self'"})
+        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP, "X-Frame-Options": "DENY"})
 
     @app.get("/stream")
     async def stream_get(prompt: str, model: str | None = None, system: str | None = None) -> Response:
-        return stream_response({"prompt": prompt, "model": model, "system": system})
+        try:
+            body = {k: v for k, v in {"prompt": prompt, "model": model, "system": system}.items() if v is not None}
+            return await sse_stream(parse_call(body, openai=False))
+        except Refused as err:
+            return _refusal(err)
 
     @app.post("/stream")
     async def stream_post(request: Request) -> Response:
         try:
-            return stream_response(await read_json(request))
-        except RequestError as err:
-            return error_response(err)
+            return await sse_stream(parse_call(await read_body(request), openai=False))
+        except Refused as err:
+            return _refusal(err)
+
+    def model_entry(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": 0, "owned_by": "streamchat"}
 
     @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        names: list[str] = list(settings.aliases)
-        for name, prov in settings.providers.items():
-            names += [f"{name}:{m}" for m in dict.fromkeys([*([prov.default_model] if prov.default_model else []),
-                                                              *prov.models])]
-        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "streamchat"}
-                                           for n in names]}
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [model_entry(n) for n in models.offered()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def get_model(model_id: str) -> Response:
+        if model_id not in models.offered():
+            return _refusal(Refused(404, f"model '{model_id[:80]}' is not offered by this server", "model_not_found"))
+        return JSONResponse(model_entry(model_id))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         try:
-            body = await read_json(request)
-            turn, name = turn_for(body)
-        except RequestError as err:
-            return error_response(err)
-        chunks = OpenAIChunks(body.get("model") or name)
-        if not body.get("stream"):
-            result = None
-            async for item in turn.events():
-                if isinstance(item, Finished):
-                    result = item.result
-            assert result is not None
+            call = parse_call(await read_body(request), openai=True)
+            turn, name = turn_for(call)
+            first, rest = await first_batch(turn)
+        except Refused as err:
+            return _refusal(err)
+        if (failed := early_failure(first)) is not None:
+            return failed
+        chunks = OpenAIChunks(call.model if isinstance(call.model, str) and call.model else name)
+        if not call.stream:
+            batch = first
+            try:
+                while batch is None or not isinstance(batch[-1], Finished):
+                    batch = await rest.__anext__()
+            finally:
+                turn.cancel()
+            result = batch[-1].result
             if not result.ok:
                 payload, status = result_error(result)
                 return JSONResponse(payload, status_code=status)
             return JSONResponse(chunks.completion(result))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-        def closing(result: TurnResult) -> str:
+        def closing(item: Finished) -> str:
+            result = item.result
             if not result.ok:
                 payload, _status = result_error(result)
                 return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"  # the SDK raises APIError on it
-            usage = chunks.chunk({}, usage=usage_dict(result), choices=False) if include_usage else ""
+            usage = chunks.chunk({}, usage=usage_dict(result), choices=False) if call.include_usage else ""
             return chunks.chunk({}, finish_reason(result)) + usage + "data: [DONE]\n\n"
 
-        async def body_iter() -> AsyncIterator[str]:
+        async def body() -> AsyncIterator[str]:
             yield chunks.chunk({"role": "assistant", "content": ""})
-            async for batch in turn.batches(heartbeat=HEARTBEAT_S):
+            batch = first
+            while True:
                 if batch is None:
                     yield ": ping\n\n"
-                    continue
-                yield "".join(closing(item.result) if isinstance(item, Finished) else (chunks.for_event(item) or "")
-                              for item in batch)
+                else:
+                    yield "".join(closing(item) if isinstance(item, Finished) else (chunks.for_event(item) or "")
+                                  for item in batch)
+                    if isinstance(batch[-1], Finished):
+                        return
+                batch = await rest.__anext__()
 
-        return StreamingResponse(body_iter(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return CancellingStreamingResponse(body(), turn, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
-        if not authorized(ws.headers, ws.query_params):
+        try:
+            gate(ws.headers, None)
+        except Refused:
             await ws.close(code=1008)
             return
         await ws.accept()
-        receiver: asyncio.Future[Any] = asyncio.ensure_future(ws.receive_json())
-        try:
-            while True:
-                message = await receiver
-                receiver = asyncio.ensure_future(ws.receive_json())
-                if not isinstance(message, dict) or message.get("type") == "cancel":
-                    continue
-                try:
-                    turn, _name = turn_for(message)
-                except RequestError as err:
-                    await ws.send_json({"type": "error", "message": err.message, "code": err.code})
-                    continue
-                receiver = await _run_ws_turn(ws, turn, receiver)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            receiver.cancel()
+        await _serve_socket(ws, turn_for)
 
     return app
 
 
-async def _run_ws_turn(ws: WebSocket, turn: TurnStream, receiver: asyncio.Future[Any]) -> asyncio.Future[Any]:
-    """Stream one answer while listening for {"type": "cancel"}; returns the pending receive."""
-    events = turn.events().__aiter__()
-    next_item = asyncio.ensure_future(events.__anext__())
+async def _next_message(ws: WebSocket) -> dict[str, Any] | str:
+    """The next client frame as a JSON object, or a line saying why it is not one."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:
+        return "binary frames are not accepted: send JSON text"
+    try:
+        data = decode_json(text.encode("utf-8"))
+    except Refused as err:
+        return err.message
+    return data
+
+
+async def _serve_socket(ws: WebSocket, turn_for: Callable[[Call], tuple[TurnStream, str]]) -> None:
+    """One answer at a time per socket: a prompt sent while one streams gets a `busy` error frame;
+    `{"type": "cancel"}` stops the current answer and keeps the socket."""
+    receiver: asyncio.Future[dict[str, Any] | str] = asyncio.ensure_future(_next_message(ws))
+    streaming: asyncio.Task[None] | None = None
+    turn: TurnStream | None = None
+    recent: deque[float] = deque(maxlen=WS_MESSAGES_PER_S)
     try:
         while True:
-            done, _ = await asyncio.wait({next_item, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if receiver in done:
-                message = receiver.result()  # raises WebSocketDisconnect when the client leaves
-                if isinstance(message, dict) and message.get("type") == "cancel":
+            waiting: set[asyncio.Future[Any]] = {receiver} | ({streaming} if streaming else set())
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if streaming is not None and streaming in done:
+                streaming.result()
+                streaming, turn = None, None
+            if receiver not in done:
+                continue
+            message = receiver.result()
+            receiver = asyncio.ensure_future(_next_message(ws))
+            recent.append(time.monotonic())
+            if len(recent) == recent.maxlen and recent[-1] - recent[0] < 1.0:
+                await ws.close(code=1008, reason="too many messages")
+                return
+            if isinstance(message, str):
+                await ws.send_json({"type": "error", "message": message, "code": "invalid_json"})
+                continue
+            if message.get("type") == "cancel":
+                if turn is not None:
                     turn.cancel()
-                receiver = asyncio.ensure_future(ws.receive_json())
-            if next_item in done:
-                item = next_item.result()
-                if isinstance(item, Finished):
-                    await ws.send_json(frame(item.result))
-                    return receiver
-                if item is not None and not isinstance(item, Done):
-                    await ws.send_json(frame(item))
-                next_item = asyncio.ensure_future(events.__anext__())
+                continue
+            if streaming is not None:
+                await ws.send_json({"type": "error", "code": "busy",
+                                    "message": "an answer is streaming: wait for it, or send {\"type\": \"cancel\"}"})
+                continue
+            try:
+                call = parse_call({k: v for k, v in message.items() if k != "type"}, openai=False)
+                turn, _name = turn_for(call)
+            except Refused as err:
+                await ws.send_json({"type": "error", "message": err.message, "code": err.code})
+                continue
+            streaming = asyncio.ensure_future(_stream_to_socket(ws, turn))
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        receiver.cancel()
+        if turn is not None:
+            turn.cancel()
+        if streaming is not None:
+            streaming.cancel()
+
+
+async def _stream_to_socket(ws: WebSocket, turn: TurnStream) -> None:
+    try:
+        async for item in turn.events():
+            if isinstance(item, Finished):
+                await ws.send_json(frame(item.result))
+                return
+            if item is not None and not isinstance(item, Done):
+                await ws.send_json(frame(item))
     finally:
         turn.cancel()
-        if not next_item.done():
-            next_item.cancel()

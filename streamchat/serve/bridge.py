@@ -13,9 +13,9 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from streamchat.cancel import CancelToken
 from streamchat.events import Event, TurnResult
 from streamchat.service import ChatSession
-from streamchat.session import CancelToken
 
 
 @dataclass(frozen=True)

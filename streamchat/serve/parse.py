@@ -1,0 +1,171 @@
+"""Request bodies → a validated call. Every malformed field is a 400 naming it; nothing is ignored.
+
+One parser serves `/stream`, `/ws` and `/v1/chat/completions`: the OpenAI fields and ours
+(`prompt`, `system`) differ only in which keys each endpoint accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamchat.events import Message, Role
+from streamchat.serve.policy import Refused
+
+ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+# Sampling parameters passed to providers that support them (each adapter lists its own).
+SAMPLING = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
+OPENAI_KEYS = frozenset({"model", "messages", "stream", "stream_options", "temperature", "max_tokens",
+                         "max_completion_tokens", "n", "user", *SAMPLING})
+NATIVE_KEYS = frozenset({"model", "messages", "prompt", "system", "temperature", "max_tokens", *SAMPLING})
+MAX_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class Call:
+    """What one request asks for, checked."""
+
+    messages: tuple[Message, ...]
+    model: Any = None  # checked by the model policy
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stream: bool = False
+    include_usage: bool = False
+    params: tuple[tuple[str, Any], ...] = field(default=())
+
+
+def _bad(param: str, what: str) -> Refused:
+    return Refused(400, f"'{param}' {what}", "invalid_request")
+
+
+def decode_json(raw: bytes) -> dict[str, Any]:
+    """A JSON object from bytes: UTF-8 only, no NaN/Infinity, bounded nesting."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Refused(400, f"the body is not valid UTF-8 (byte {exc.start})", "invalid_json") from None
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        body = json.loads(text or "{}", parse_constant=no_constants)
+    except (ValueError, RecursionError) as exc:
+        raise Refused(400, f"invalid JSON: {getattr(exc, 'msg', None) or exc}"[:200], "invalid_json") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "the body must be a JSON object", "invalid_body")
+    if _depth(body) > MAX_DEPTH:
+        raise Refused(400, f"the body is nested deeper than {MAX_DEPTH} levels", "invalid_body")
+    return body
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def _content(value: Any, where: str) -> str:
+    """A message's content: a string, or a list of text parts."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise _bad(where, "must be a string or a list of text parts")
+    texts = []
+    for i, part in enumerate(value):
+        if not isinstance(part, dict) or part.get("type") != "text":
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise _bad(f"{where}[{i}]", f"has type '{kind}': only text parts are supported")
+        if not isinstance(part.get("text"), str):
+            raise _bad(f"{where}[{i}].text", "must be a string")
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def _messages(body: dict[str, Any]) -> tuple[Message, ...]:
+    if "messages" in body:
+        if not isinstance(body["messages"], list):
+            raise _bad("messages", "must be a list")
+        out = []
+        for i, m in enumerate(body["messages"]):
+            if not isinstance(m, dict) or m.get("role") not in ROLES:
+                raise _bad(f"messages[{i}].role", "must be system, developer, user or assistant")
+            out.append(Message(ROLES[m["role"]], _content(m.get("content", ""), f"messages[{i}].content")))
+    elif isinstance(body.get("prompt"), str):
+        out = [Message("user", body["prompt"])]
+    else:
+        raise Refused(400, "send 'messages' (a list) or 'prompt' (a string)", "missing_prompt")
+    if not out or out[-1].role != "user":
+        raise Refused(400, "the last message must be from the user", "missing_prompt")
+    return tuple(out)
+
+
+def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise _bad(key, f"must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _integer(body: dict[str, Any], key: str, low: int) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _bad(key, f"must be a whole number ≥ {low}")
+    return value
+
+
+def _params(body: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    out: list[tuple[str, Any]] = []
+    if (top_p := _number(body, "top_p", 0, 1)) is not None:
+        out.append(("top_p", top_p))
+    for key in ("presence_penalty", "frequency_penalty"):
+        if (value := _number(body, key, -2, 2)) is not None:
+            out.append((key, value))
+    if (seed := _integer(body, "seed", -(2**63))) is not None:
+        out.append(("seed", seed))
+    stop = body.get("stop")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not 1 <= len(stops) <= 4 or not all(isinstance(s, str) and s for s in stops):
+            raise _bad("stop", "must be a string or a list of up to 4 strings")
+        out.append(("stop", tuple(stops)))
+    return tuple(out)
+
+
+def parse_call(body: dict[str, Any], *, openai: bool) -> Call:
+    """Check a request body; `openai` for /v1/chat/completions, else /stream and /ws."""
+    allowed = OPENAI_KEYS if openai else NATIVE_KEYS
+    for key in body:
+        if key not in allowed:
+            raise Refused(400, f"parameter '{key}' is not supported by streamchat serve", "unsupported_parameter")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _bad("stream", "must be true or false")
+    options = body.get("stream_options")
+    if options is not None and (not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool)
+                                or set(options) - {"include_usage"}):
+        raise _bad("stream_options", "must be an object with a boolean 'include_usage'")
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise _bad("n", "must be 1 (one answer per request)")
+    system = body.get("system")
+    if system is not None and not isinstance(system, str):
+        raise _bad("system", "must be a string")
+    max_tokens = _integer(body, "max_tokens", 1)
+    if max_tokens is None:
+        max_tokens = _integer(body, "max_completion_tokens", 1)
+    return Call(messages=_messages(body), model=body.get("model"), system=system or None,
+                temperature=_number(body, "temperature", 0, 2), max_tokens=max_tokens, stream=stream,
+                include_usage=bool((options or {}).get("include_usage")), params=_params(body))

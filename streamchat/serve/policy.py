@@ -1,0 +1,108 @@
+"""Who may use the server and which models they may ask for: pure checks, tested on their own.
+
+The server binds loopback and has no token by default, so a browser on the same machine
+is the attacker to keep out: another origin's page (CSRF, WebSocket hijacking) and a
+DNS-rebinding hostname. Requests name models, so the client must not be able to pick
+local files or providers the operator did not offer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from streamchat.config import Settings
+from streamchat.errors import StreamchatError
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+REMOTE_TYPES = ("openai", "anthropic")
+
+
+class Refused(Exception):
+    """A request refused before any work: HTTP status, message and OpenAI error code."""
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+def hostname(host_header: str) -> str:
+    """`Host` header → lower-case name without port or IPv6 brackets."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+@dataclass(frozen=True)
+class OriginPolicy:
+    """Host and Origin checks. `allowed_hosts` empty means any Host (a token guards the server)."""
+
+    allowed_hosts: frozenset[str] = LOOPBACK_NAMES
+    cors_origin: str | None = None
+
+    @classmethod
+    def for_bind(cls, bind: str, extra_hosts: tuple[str, ...] = (), cors_origin: str | None = None) -> OriginPolicy:
+        """Loopback binds accept loopback names (and the bind name and `--allow-host`s) only."""
+        if hostname(bind) in LOOPBACK_NAMES or extra_hosts:
+            names = LOOPBACK_NAMES | {hostname(bind)} | {hostname(h) for h in extra_hosts}
+            return cls(frozenset(names), cors_origin)
+        return cls(frozenset(), cors_origin)
+
+    def check_host(self, host_header: str | None) -> None:
+        if self.allowed_hosts and hostname(host_header or "") not in self.allowed_hosts:
+            raise Refused(421, "this server does not answer to that Host name (use 127.0.0.1 or --allow-host)",
+                          "host_not_allowed")
+
+    def check_origin(self, origin: str | None, host_header: str | None, fetch_site: str | None) -> None:
+        """Same-origin, the `--cors` origin, or a request that is not from a browser page."""
+        if origin is not None:
+            if self.cors_origin is not None and origin == self.cors_origin:
+                return
+            parts = urlsplit(origin)
+            if origin == "null" or parts.netloc.lower() != (host_header or "").lower():
+                raise Refused(403, "cross-origin requests are refused (see --cors)", "origin_not_allowed")
+            return
+        if fetch_site in ("cross-site", "same-site") and self.cors_origin is None:
+            raise Refused(403, "cross-site requests are refused (see --cors)", "origin_not_allowed")
+
+
+class ModelPolicy:
+    """The models a client may choose: the server's own, the aliases, and `provider:model` of
+    configured remote providers. Local models only the one the server was started with,
+    unless `allow_local` (then any GGUF path the server can read)."""
+
+    def __init__(self, settings: Settings, default: str | None, *, allow_local: bool = False) -> None:
+        self.settings = settings
+        self.default = default
+        self.allow_local = allow_local
+        cfg, model = settings.resolve(default)
+        self._default_target = (cfg.name, model)
+
+    def choose(self, spec: Any) -> str | None:
+        """The model spec to use for a request's `model` field (None: the server's default)."""
+        if spec is None or spec == "":
+            return self.default
+        if not isinstance(spec, str):
+            raise Refused(400, "'model' must be a string", "invalid_model")
+        shown = "(a file path)" if "/" in spec or spec.endswith(".gguf") else spec[:80]  # never echo paths
+        try:
+            cfg, model = self.settings.resolve(spec)
+        except StreamchatError:
+            raise Refused(404, f"unknown model {shown!r} — GET /v1/models lists the models offered",
+                          "model_not_found") from None
+        if (cfg.name, model) == self._default_target or spec in self.settings.aliases:
+            return spec
+        if cfg.type in REMOTE_TYPES or self.allow_local:
+            return spec
+        raise Refused(404, f"model {shown!r} is not offered by this server — GET /v1/models lists them",
+                      "model_not_found")
+
+    def offered(self) -> list[str]:
+        """What /v1/models lists: the default, the aliases, configured remote providers' models."""
+        names: list[str] = [f"{self._default_target[0]}:{self._default_target[1]}", *self.settings.aliases]
+        for name, prov in self.settings.providers.items():
+            if prov.type in REMOTE_TYPES:
+                names += [f"{name}:{m}" for m in ([prov.default_model] if prov.default_model else []) + list(prov.models)]
+        return list(dict.fromkeys(names))

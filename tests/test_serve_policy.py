@@ -1,0 +1,101 @@
+"""Unit tests for serve's pure checks: Host/Origin policy, model policy, request parsing, log limits."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from streamchat.config import parse_settings
+from streamchat.logs import RepeatLimit
+from streamchat.serve.parse import decode_json, parse_call
+from streamchat.serve.policy import ModelPolicy, OriginPolicy, Refused, hostname
+
+
+def test_hostname_strips_ports_and_brackets():
+    assert hostname("LocalHost:8765") == "localhost"
+    assert hostname("[::1]:80") == "::1"
+    assert hostname("127.0.0.1") == "127.0.0.1"
+
+
+def test_loopback_bind_accepts_loopback_and_allowed_names_only():
+    policy = OriginPolicy.for_bind("127.0.0.1", ("myhost.lan",))
+    for ok in ("127.0.0.1:1", "localhost", "[::1]:2", "myhost.lan:9"):
+        policy.check_host(ok)
+    for bad in ("evil.com", "", "127.0.0.1.evil.com"):
+        with pytest.raises(Refused):
+            policy.check_host(bad)
+    OriginPolicy.for_bind("0.0.0.0").check_host("anything")  # a token guards a public bind
+
+
+def test_origin_checks():
+    policy = OriginPolicy.for_bind("127.0.0.1", cors_origin="https://app.example")
+    policy.check_origin(None, "127.0.0.1:8765", None)
+    policy.check_origin("http://127.0.0.1:8765", "127.0.0.1:8765", "same-origin")
+    policy.check_origin("https://app.example", "127.0.0.1:8765", "cross-site")
+    for origin in ("http://evil.com", "null", "http://127.0.0.1:9999"):
+        with pytest.raises(Refused):
+            policy.check_origin(origin, "127.0.0.1:8765", None)
+    with pytest.raises(Refused):
+        OriginPolicy.for_bind("127.0.0.1").check_origin(None, "127.0.0.1:8765", "cross-site")
+
+
+def test_model_policy():
+    settings = parse_settings({"aliases": {"fast": "openai:gpt-4o-mini"},
+                               "providers": {"vllm": {"type": "openai", "base_url": "http://x/v1", "models": ["q"]}}})
+    policy = ModelPolicy(settings, "local:smollm2")
+    assert policy.choose(None) == "local:smollm2"
+    assert policy.choose("local") == "local"  # the same target as the server's own
+    assert policy.choose("fast") == "fast" and policy.choose("anthropic:x") == "anthropic:x"
+    for spec in ("local:/etc/passwd", "x.gguf", "nosuch:model"):
+        with pytest.raises(Refused) as info:
+            policy.choose(spec)
+        assert "/etc" not in info.value.message
+    with pytest.raises(Refused):
+        policy.choose(["x"])
+    assert ModelPolicy(settings, "local:smollm2", allow_local=True).choose("local:/m.gguf") == "local:/m.gguf"
+    offered = policy.offered()
+    assert offered[0] == "local:smollm2" and "fast" in offered and "vllm:q" in offered
+    assert not any(o.startswith("local:") for o in offered[1:])
+
+
+def test_parse_call_accepts_openai_and_native_shapes():
+    call = parse_call({"model": "m", "messages": [{"role": "developer", "content": "s"},
+                                                  {"role": "user", "content": [{"type": "text", "text": "q"}]}],
+                       "stream": True, "stream_options": {"include_usage": True}, "stop": "END", "top_p": 1,
+                       "max_completion_tokens": 9}, openai=True)
+    assert [m.role for m in call.messages] == ["system", "user"] and call.messages[1].content == "q"
+    assert call.stream and call.include_usage and call.max_tokens == 9
+    assert dict(call.params) == {"stop": ("END",), "top_p": 1.0}
+    native = parse_call({"prompt": "q", "system": "s"}, openai=False)
+    assert native.system == "s" and native.messages[0].content == "q"
+    with pytest.raises(Refused, match="prompt"):
+        parse_call({"prompt": "q"}, openai=True)  # not an OpenAI field
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": [{"role": "user", "content": "q"}], "temperature": True},
+    {"messages": [{"role": "user", "content": "q"}], "max_tokens": 0},
+    {"messages": [{"role": "user", "content": "q"}], "stop": ["a"] * 5},
+    {"messages": [{"role": "assistant", "content": "q"}]},
+    {"messages": "q"},
+])
+def test_parse_call_refuses(body):
+    with pytest.raises(Refused) as info:
+        parse_call(body, openai=True)
+    assert info.value.status == 400
+
+
+def test_decode_json_refuses_nan_bad_utf8_and_deep_nesting():
+    for raw in (b'{"a": NaN}', b'{"a": "\xff"}', b"[1]", b'{"a": ' * 40 + b"1" + b"}" * 40):
+        with pytest.raises(Refused):
+            decode_json(raw)
+    assert decode_json(b'{"a": [1, {"b": 2}]}') == {"a": [1, {"b": 2}]}
+
+
+def test_repeat_limit_drops_a_flood_and_counts_it():
+    limit = RepeatLimit(burst=3, window=60)
+    records = [logging.LogRecord("x", logging.ERROR, "", 0, "accept failed: %s", ("EMFILE",), None) for _ in range(10)]
+    assert sum(limit.filter(r) for r in records) == 3
+    other = logging.LogRecord("x", logging.ERROR, "", 0, "something else", (), None)
+    assert limit.filter(other)
