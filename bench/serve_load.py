@@ -10,6 +10,7 @@ many upstream streams were closed, and the server's threads and sockets before a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -72,10 +73,8 @@ async def load(url: str) -> tuple[list[tuple[float, int, bool, float]], float]:
 def threads_and_sockets(pid: int) -> tuple[int, int]:
     sockets = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
+        with contextlib.suppress(OSError):  # an fd may close while we look
             sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
     return len(os.listdir(f"/proc/{pid}/task")), sockets
 
 

@@ -40,12 +40,18 @@ def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, pr
     session = open_session(settings, opts, ui)
     sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats)
     result = session.ask(prompt, sink)
-    report_failure(result, ui, opts.debug)
+    report_end(result, ui, opts.debug)
     return exit_code_for(result)
 
 
-def report_failure(result: TurnResult, ui: UI, debug: bool) -> None:
-    """One line on stderr for a failed turn; with --debug the underlying traceback first."""
+CUT_OFF = ("length", "max_tokens")  # OpenAI's and Anthropic's words for "stopped at the token limit"
+
+
+def report_end(result: TurnResult, ui: UI, debug: bool) -> None:
+    """One line on stderr when a turn did not end well: failed (with --debug the traceback
+    first), or cut off by the token limit, which otherwise looks like a complete answer."""
+    if result.ok and result.finish_reason in CUT_OFF:
+        ui.notice(f"[cut off at the token limit ({result.stats.tokens} tokens) — raise --max-tokens for more]")
     if result.outcome is not Outcome.FAILED or result.error is None:
         return
     if debug:

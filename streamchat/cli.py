@@ -1,16 +1,18 @@
-"""Thin Typer app: options → settings → provider + sink → run. No provider SDK is imported here."""
+"""Thin Typer app: options → settings → a front end. No provider SDK is imported here."""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import sys
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from streamchat._version import __version__
 from streamchat.config import Settings, load_settings
@@ -25,25 +27,55 @@ if TYPE_CHECKING:  # typer vendors click; these are its classes
     from streamchat.history import History
 
 CHAT = "chat"
+GLOBAL_VALUE_OPTIONS = {"--config", "-m", "--model", "--timeout"}
+GLOBAL_FLAGS = {"--debug", "--no-log"}
+
+
+def _skip_options(args: list[str], with_value: set[str], flags: set[str] | None) -> int:
+    """Index of the first word that is not one of these options (flags None: any other -option is a flag)."""
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--" or word == "-" or not word.startswith("-"):
+            return i
+        name = word.split("=", 1)[0]
+        if name in with_value:
+            i += 1 if "=" in word else 2
+        elif flags is None or name in flags:
+            i += 1
+        else:
+            return i
+    return i
 
 
 class DefaultGroup(TyperGroup):
     """A group that runs `chat` when the first word is not a subcommand (like click-default-group).
 
-    `streamchat "models are fun"` chats; `streamchat models` lists models.
+    `streamchat "models are fun"` chats; `streamchat models` and `streamchat --debug models` list
+    models. A word naming a subcommand is never sent as a prompt.
     """
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
-            args = [CHAT, *args]
-        return super().parse_args(ctx, args)
+        skipped = _skip_options(args, GLOBAL_VALUE_OPTIONS, GLOBAL_FLAGS)
+        rest = args[skipped:]
+        if rest and (rest[0] in self.commands or skipped == 0 and rest[0] in ("-h", "--help", "--version")):
+            return super().parse_args(ctx, args)
+        chat = self.commands[CHAT]
+        value_options = {name for p in chat.params if isinstance(p, TyperOption) and not p.is_flag for name in p.opts}
+        after = args[_skip_options(args, value_options, None):]
+        if after and after[0] in self.commands:
+            raise typer.BadParameter(
+                f"'{after[0]}' is a command; only --config, --debug, --no-log, -m and --timeout may come before it. "
+                f"To ask the model about '{after[0]}', add words or put it after --", param_hint="PROMPT")
+        return super().parse_args(ctx, [CHAT, *args])
 
     def format_help(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
-        formatter.write_usage("streamchat", "[OPTIONS] [PROMPT]...\n       streamchat COMMAND [ARGS]...")
+        formatter.write_usage("streamchat", "[OPTIONS] [PROMPT]...\n       streamchat [GLOBAL OPTIONS] COMMAND [ARGS]...")
         formatter.write_paragraph()
         formatter.write_text(
             "Stream an LLM's answer to the terminal. With no PROMPT and a terminal on stdin, open a chat "
-            "REPL; with piped stdin, the input is the prompt (or context after PROMPT)."
+            "REPL; with piped stdin, the input is the prompt (or context after PROMPT). Global options "
+            "(--config, --debug, --no-log, -m, --timeout) may also come before a COMMAND."
         )
         chat = self.commands[CHAT]
         with ctx.scope(cleanup=False):
@@ -53,7 +85,8 @@ class DefaultGroup(TyperGroup):
         self.format_commands(ctx, formatter)
         formatter.write_paragraph()
         formatter.write_text("Exit codes: 0 ok, 2 usage, 3 config/auth, 4 bad request/unknown model, "
-                             "5 rate limit/server, 6 network/timeout, 130 interrupted.")
+                             "5 rate limit/server, 6 network/timeout, 130 interrupted (129 SIGHUP, 143 SIGTERM), "
+                             "141 output closed.")
 
 
 app = typer.Typer(
@@ -71,19 +104,66 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    """Stream LLM answers in the terminal."""
+def _number_in(low: float, high: float = math.inf) -> Callable[[float | None], float | None]:
+    """A callback checking a float option: not nan/inf, and in range (the config file uses the same ranges)."""
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a number")
+        if not low <= value <= high:
+            raise typer.BadParameter(f"must be from {low:g} to {high:g}" if high != math.inf else f"must be at least {low:g}")
+        return value
+
+    return check
 
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", envvar="STREAMCHAT_CONFIG", metavar="PATH",
-                                                   help="Config file.")]
+# No envvar= here: load_settings reads STREAMCHAT_CONFIG, so a --config before a subcommand still wins.
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", metavar="PATH",
+                                                   help="Config file [env: STREAMCHAT_CONFIG].")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Tracebacks and HTTP details on stderr (keys redacted).")]
 ModelOpt = Annotated[Optional[str], typer.Option("-m", "--model", metavar="PROVIDER:MODEL",
                                                  help="Model or alias [env: STREAMCHAT_MODEL; default: local:smollm2].")]
+NoLogOpt = Annotated[bool, typer.Option("--no-log", help="Do not save this conversation.")]
+TimeoutOpt = Annotated[Optional[float], typer.Option(
+    "--timeout", metavar="SECONDS", callback=_number_in(0.1),
+    help="Wait at most this long to connect or for the next byte.")]
+
+
+@dataclass(frozen=True)
+class Globals:
+    """Options given before a subcommand; a subcommand's own option wins over them."""
+
+    config: Optional[Path] = None
+    debug: bool = False
+    no_log: bool = False
+    model: Optional[str] = None
+    timeout: Optional[float] = None
+
+    def merge(self, *, config: Optional[Path] = None, debug: bool = False, no_log: bool = False,
+              model: Optional[str] = None, timeout: Optional[float] = None) -> Globals:
+        return Globals(config or self.config, debug or self.debug, no_log or self.no_log, model or self.model,
+                       timeout if timeout is not None else self.timeout)
+
+
+def _globals(ctx: typer.Context) -> Globals:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Globals) else Globals()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+    no_log: NoLogOpt = False,
+    model: ModelOpt = None,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Stream LLM answers in the terminal."""
+    ctx.obj = Globals(config, debug, no_log, model, timeout)
 
 
 def _key_secrets(settings: Settings) -> tuple[str, ...]:
@@ -106,6 +186,8 @@ def _setup_debug(settings: Settings | None) -> None:
 @contextlib.contextmanager
 def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
     """Every failure ends as one line on stderr and a documented exit code."""
+    from streamchat import signals
+
     try:
         yield
     except StreamchatError as err:
@@ -114,7 +196,7 @@ def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
         ui.error(str(err))
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(signals.exit_code(EXIT_INTERRUPTED)) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
@@ -125,82 +207,61 @@ def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _command(config: Optional[Path], debug: bool) -> Iterator[tuple[Settings, Environment, UI]]:
+def _command(g: Globals) -> Iterator[tuple[Settings, Environment, UI]]:
     """Settings, environment and the process's one UI for a subcommand, inside the error boundary."""
+    from streamchat import signals
+
     env = Environment()
     ui = UI(env)
-    with error_boundary(ui, debug):
-        settings = load_settings(config, warn=ui.warn)
-        if debug:
+    signals.install()
+    with error_boundary(ui, g.debug):
+        settings = load_settings(g.config, warn=ui.warn)
+        if g.debug:
             _setup_debug(settings)
         yield settings, env, ui
 
 
-def read_stdin(env: Environment, limit: int) -> str | None:
-    """Piped stdin as text, or None for a terminal. Binary or oversized input is refused clearly."""
-    if env.stdin is None or env.stdin_isatty:
-        return None
-    try:
-        data: bytes = env.stdin.buffer.read(limit + 1)  # type: ignore[attr-defined]
-    except (OSError, ValueError, AttributeError):
-        return None
-    if len(data) > limit:
-        raise UsageError(f"stdin is larger than {limit} bytes",
-                         hint="pass less input, or raise max_input_bytes in the config")
-    if b"\x00" in data:
-        raise UsageError("stdin holds binary data (NUL bytes)", hint="pipe text, not a binary file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"stdin is not valid UTF-8 (byte {exc.start})",
-                         hint="convert it first, e.g. iconv -f latin1 -t utf-8") from None
-
-
-def compose_prompt(args: list[str] | None, stdin_text: str | None) -> str | None:
-    """Arguments, stdin, or both (stdin appended after the prompt as context)."""
-    prompt = " ".join(args or []).strip()
-    context = (stdin_text or "").strip("\n")
-    if prompt and context.strip():
-        return f"{prompt}\n\n{context}"
-    return prompt or (context if context.strip() else None)
-
-
 @app.command(CHAT, help="Answer a prompt (the default command).")
 def chat(
-    prompt: Annotated[Optional[list[str]], typer.Argument(help="The prompt; stdin is appended as context.",
-                                                          show_default=False)] = None,
+    ctx: typer.Context,
+    prompt: Annotated[Optional[list[str]], typer.Argument(metavar="PROMPT", show_default=False,
+                                                          help="The prompt; stdin is appended as context.")] = None,
     model: ModelOpt = None,
     system: Annotated[Optional[str], typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, max=2.0, metavar="FLOAT",
+    temperature: Annotated[Optional[float], typer.Option("--temperature", metavar="FLOAT", callback=_number_in(0, 2),
                                                          help="Sampling temperature (0-2).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, metavar="N", help="Longest answer in tokens.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="NDJSON events on stdout.")] = False,
     no_markdown: Annotated[bool, typer.Option("--no-markdown", help="Plain text even on a terminal.")] = False,
     stats: Annotated[bool, typer.Option("--stats", help="TTFT, tokens, tok/s and time on stderr.")] = False,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, metavar="SECONDS",
-                                                     help="Wait at most this long to connect or for the next byte.")] = None,
+    timeout: TimeoutOpt = None,
     sanitize: Annotated[bool, typer.Option("--sanitize", help="Strip terminal control sequences in piped output too.")] = False,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed requests.")] = False,
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
     cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", help="Continue the conversation with this id.")] = None,
-    no_log: Annotated[bool, typer.Option("--no-log", help="Do not save this conversation.")] = False,
+    no_log: NoLogOpt = False,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     from streamchat.chat import ChatOptions, run_chat
+    from streamchat.prompt_input import compose_prompt, read_stdin
     from streamchat.service import Overrides
 
-    with _command(config, debug) as (settings, env, ui):
-        overrides = Overrides(model=model, system=system, temperature=temperature, max_tokens=max_tokens,
-                              timeout=timeout, retry=not no_retry)
+    g = _globals(ctx).merge(config=config, debug=debug, no_log=no_log, model=model, timeout=timeout)
+    with _command(g) as (settings, env, ui):
+        overrides = Overrides(model=g.model, system=system, temperature=temperature, max_tokens=max_tokens,
+                              timeout=g.timeout, retry=not no_retry)
         opts = ChatOptions(
             overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown, stats=stats,
-            sanitize=sanitize, continue_last=cont, cid=cid, log=settings.log and not no_log, debug=debug,
+            sanitize=sanitize, continue_last=cont, cid=cid, log=settings.log and not g.no_log, debug=g.debug,
         )
         text = compose_prompt(prompt, read_stdin(env, settings.max_input_bytes))
         if text is None:
             if not env.stdin_isatty:
                 raise UsageError("no prompt given", hint='pass a prompt: streamchat "question", or pipe text in')
+            if not env.stdout_isatty:
+                raise UsageError("the chat REPL needs a terminal on stdout",
+                                 hint='to save answers, pass a prompt: streamchat "question" | tee answer.txt')
             from streamchat.repl import run_repl
 
             code = run_repl(settings, opts, env, ui)
@@ -211,13 +272,15 @@ def chat(
 
 @app.command("models", help="List the models each configured provider offers.")
 def models(
-    provider: Annotated[Optional[str], typer.Argument(metavar="[PROVIDER]", help="Only this provider.")] = None,
+    ctx: typer.Context,
+    provider: Annotated[Optional[str], typer.Argument(metavar="PROVIDER", show_default=False,
+                                                      help="Only this provider.")] = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     from streamchat.chat import list_models
 
-    with _command(config, debug) as (settings, env, ui):
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, ui):
         raise typer.Exit(list_models(settings, env, ui, provider))
 
 
@@ -226,30 +289,31 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("path", help="Print the config file path.")
-def config_path(config: ConfigOpt = None) -> None:
+def config_path(ctx: typer.Context, config: ConfigOpt = None) -> None:
     from streamchat.config import default_config_path
 
-    print(config or default_config_path())
+    print(_globals(ctx).merge(config=config).config or default_config_path())
 
 
 @config_app.command("show", help="Print the effective settings (secrets masked).")
-def config_show(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+def config_show(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     import json
 
     from streamchat.config import masked
 
-    with _command(config, debug) as (settings, env, _ui):
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, _ui):
         env.stdout.write(json.dumps(masked(settings), indent=2, default=str) + "\n")
 
 
 @config_app.command("init", help="Write the example config to the user config dir.")
-def config_init(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+def config_init(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat.config import default_config_path, example_config
     from streamchat.errors import ConfigError
 
+    g = _globals(ctx).merge(config=config, debug=debug)
     env = Environment()
-    with error_boundary(UI(env), debug):
-        path = config or default_config_path()
+    with error_boundary(UI(env), g.debug):
+        path = g.config or default_config_path()
         if path.exists():
             raise ConfigError(f"{path} already exists", hint="edit it, or remove it first")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,70 +326,81 @@ history_app = typer.Typer(help="List, show, export, remove and search logged con
                           add_completion=False, invoke_without_command=True)
 app.add_typer(history_app, name="history")
 
+IdArg = Annotated[str, typer.Argument(metavar="ID", show_default=False, help="A conversation id (see history list).")]
+LimitOpt = Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N", help="How many.")]
+
 
 @contextlib.contextmanager
-def _history(config: Optional[Path], debug: bool) -> Iterator[History]:
+def _history(ctx: typer.Context, config: Optional[Path], debug: bool) -> Iterator[History]:
     from streamchat.history import History
 
-    with _command(config, debug) as (settings, env, ui):
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, ui):
         yield History(settings, env, ui)
 
 
 @history_app.callback()
-def history_list(
-    ctx: typer.Context,
-    limit: Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N", help="How many conversations.")] = 20,
-    config: ConfigOpt = None,
-    debug: DebugOpt = False,
-) -> None:
-    """List recent conversations (default), or run a history subcommand."""
+def history_default(ctx: typer.Context, limit: LimitOpt = 20, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    """List recent conversations (as `history list`), or run a history subcommand."""
     if ctx.invoked_subcommand is None:
-        with _history(config, debug) as history:
+        with _history(ctx, config, debug) as history:
             history.list_recent(limit)
 
 
+@history_app.command("list", help="List recent conversations (the default).")
+def history_list(ctx: typer.Context, limit: LimitOpt = 20, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    with _history(ctx, config, debug) as history:
+        history.list_recent(limit)
+
+
 @history_app.command("show", help="Show a conversation (Markdown on a terminal, plain when piped).")
-def history_show(cid: Annotated[str, typer.Argument(metavar="ID")], config: ConfigOpt = None, debug: DebugOpt = False) -> None:
-    with _history(config, debug) as history:
+def history_show(ctx: typer.Context, cid: IdArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    with _history(ctx, config, debug) as history:
         history.show(cid)
 
 
 @history_app.command("export", help="Export a conversation as Markdown or JSON.")
 def history_export(
-    cid: Annotated[str, typer.Argument(metavar="ID")],
+    ctx: typer.Context,
+    cid: IdArg,
     fmt: Annotated[str, typer.Option("--format", "-f", metavar="md|json", help="Output format.")] = "md",
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    with _history(config, debug) as history:
+    with _history(ctx, config, debug) as history:
         history.export(cid, fmt)
 
 
-@history_app.command("rm", help="Delete a conversation.")
-def history_rm(cid: Annotated[str, typer.Argument(metavar="ID")], config: ConfigOpt = None, debug: DebugOpt = False) -> None:
-    with _history(config, debug) as history:
-        history.remove(cid)
+@history_app.command("rm", help="Delete conversations.")
+def history_rm(
+    ctx: typer.Context,
+    cids: Annotated[list[str], typer.Argument(metavar="ID", show_default=False, help="Conversation ids.")],
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    with _history(ctx, config, debug) as history:
+        history.remove(cids)
 
 
 @history_app.command("search", help="Full-text search over all messages.")
 def history_search(
-    text: Annotated[str, typer.Argument(metavar="TEXT")],
-    limit: Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N", help="How many matches.")] = 20,
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(metavar="TEXT", show_default=False, help="Words to find.")],
+    limit: LimitOpt = 20,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    with _history(config, debug) as history:
+    with _history(ctx, config, debug) as history:
         history.search(text, limit)
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 MIN_TOKEN_LENGTH = 16
+SERVE_MAX_CONNECTIONS = 1000
 
 
 @app.command("serve", help="Serve streams over HTTP: SSE /stream, OpenAI-compatible /v1, WebSocket /ws, web page /.")
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", metavar="HOST", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port to listen on.")] = 8765,
     model: ModelOpt = None,
@@ -338,13 +413,13 @@ def serve(
         "--allow-host", metavar="NAME", help="Also answer to this Host name (repeatable).")] = None,
     allow_local_models: Annotated[bool, typer.Option(
         "--allow-local-models", help="Let clients pick any local GGUF file by path (local:PATH).")] = False,
-    timeout: Annotated[Optional[float], typer.Option(
-        "--timeout", min=0.1, metavar="SECONDS", help="Upstream connect / next-byte timeout.")] = None,
+    timeout: TimeoutOpt = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    with _command(config, debug) as (settings, env, ui):
+    g = _globals(ctx).merge(config=config, debug=debug, model=model, timeout=timeout)
+    with _command(g) as (settings, env, ui):
         if token is not None and (not token or token != token.strip()
                                   or host not in LOOPBACK and len(token) < MIN_TOKEN_LENGTH):
             raise UsageError(f"the token must have no surrounding spaces, and off loopback at least {MIN_TOKEN_LENGTH}"
@@ -368,20 +443,43 @@ def serve(
                               hint="install them with: pip install 'streamchat[serve]'") from None
         from streamchat.service import ChatSession, Overrides
 
-        overrides = Overrides(model=model, timeout=timeout, retry=not no_retry)
+        overrides = Overrides(model=g.model, timeout=g.timeout, retry=not no_retry)
         session = ChatSession(settings, overrides, ui=ui)  # fail fast; loads a local model once
         options = ServeOptions(token=token, cors_origin=cors, allow_local_models=allow_local_models,
                                origins=OriginPolicy.for_bind(host, tuple(allow_host or ()), cors))
         ui.notice(f"streamchat serving {session.model_name} on http://{host}:{port}/")
-        logs.configure(debug=debug, secrets=(token or "", *_key_secrets(settings)))
+        logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))
         uvicorn.run(create_app(settings, replace(overrides, model=overrides.model or session.model_name), options),
-                    host=host, port=port, http=HeaderTimeoutH11Protocol, log_config=None, log_level="debug" if debug else "warning",
-                    limit_concurrency=SERVE_MAX_CONNECTIONS, timeout_keep_alive=5, ws_max_size=1024 * 1024,
-                    ws_max_queue=16, h11_max_incomplete_event_size=64 * 1024)
+                    host=host, port=port, http=HeaderTimeoutH11Protocol, log_config=None,
+                    log_level="debug" if g.debug else "warning", limit_concurrency=SERVE_MAX_CONNECTIONS,
+                    timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16,
+                    h11_max_incomplete_event_size=64 * 1024)
 
 
-SERVE_MAX_CONNECTIONS = 1000
+class _PlainArgument(TyperArgument):
+    """Arguments shown the usual way: `ID`, `[PROVIDER]`, `ID...` (not `{ID}`, `[[PROVIDER]]`, `ID <str>`)."""
+
+    def _usage_display_name(self) -> str:
+        name = self.metavar or self.name.upper() if self.name else "ARG"
+        name += "..." if self.nargs != 1 else ""
+        return name if self.required else f"[{name}]"
+
+    def get_help_record(self, ctx: ClickContext) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        return re.sub(r" <[^>]*>$", "", record[0]), record[1]
+
+
+def _plain_arguments(command: Any) -> None:
+    for param in getattr(command, "params", []):
+        if type(param) is TyperArgument:
+            param.__class__ = _PlainArgument
+    for sub in getattr(command, "commands", {}).values():
+        _plain_arguments(sub)
 
 
 def main() -> None:
-    app()
+    command = typer.main.get_command(app)
+    _plain_arguments(command)
+    command()

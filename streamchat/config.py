@@ -6,6 +6,7 @@ built-in defaults.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import stat
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from streamchat.errors import AuthError, ConfigError, UsageError
 
@@ -57,6 +58,21 @@ class ProviderConfig:
     default_model: str | None = None
     models: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    key_env_required: bool = False  # the config file named api_key_env: its absence is an error
+
+    @property
+    def base_url_env(self) -> str | None:
+        """The variable the official SDK would read the base URL from (OPENAI_BASE_URL…)."""
+        return f"{self.type.upper()}_BASE_URL" if self.type in ("openai", "anthropic") else None
+
+    def effective_base_url(self) -> tuple[str | None, str]:
+        """(the URL requests go to, where it came from): the config, the SDK's variable, or its default."""
+        if self.base_url:
+            return self.base_url, "config"
+        env = self.base_url_env
+        if env and os.environ.get(env):
+            return os.environ[env], env
+        return None, "default"
 
     def resolve_key(self) -> str | None:
         """The API key from the config, the environment or a command; never logged."""
@@ -70,11 +86,11 @@ class ProviderConfig:
 
     def require_key(self) -> str | None:
         key = self.resolve_key()
-        if key is None and self.type in ("openai", "anthropic") and self.base_url is None:
+        if key is None and self.key_env_required and self.api_key_env:
+            raise AuthError(f"{self.api_key_env} is not set (api_key_env of [providers.{self.name}])",
+                            hint=f"export {self.api_key_env}=…, or remove api_key_env from the config")
+        if key is None and self.type in ("openai", "anthropic") and self.effective_base_url()[0] is None:
             env = self.api_key_env or f"{self.type.upper()}_API_KEY"
-            base_env = f"{self.type.upper()}_BASE_URL"
-            if os.environ.get(base_env):
-                return "not-needed"
             raise AuthError(
                 f"no API key for provider '{self.name}'",
                 hint=f"set {env}, or api_key_cmd in [providers.{self.name}] (streamchat config path)",
@@ -163,6 +179,10 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "timeout": (int, float), "retries": int, "retry_max_wait": (int, float), "log": bool,
     "markdown": bool, "max_input_bytes": int, "vi_mode": bool,
 }
+_RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (0, 2), "max_tokens": (1, math.inf), "timeout": (0.1, math.inf), "retries": (0, 20),
+    "retry_max_wait": (0, math.inf), "max_input_bytes": (1, math.inf),
+}
 _PROVIDER_KEYS = {"type", "base_url", "api_key_env", "api_key_cmd", "api_key", "default_model", "models"}
 
 
@@ -196,6 +216,13 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
             raise ConfigError(f"{where}unknown key '{key}'", hint="see config.example.toml for the keys")
         if not isinstance(value, _TOP_KEYS[key]) or (isinstance(value, bool) and _TOP_KEYS[key] is not bool):
             raise ConfigError(f"{where}'{key}' has the wrong type ({type(value).__name__})")
+        if key in _RANGES:
+            low, high = _RANGES[key]
+            number = float(cast(float, value))
+            if not (math.isfinite(number) and low <= number <= high):
+                allowed = f"from {low:g} to {high:g}" if high != math.inf else f"at least {low:g}"
+                raise ConfigError(f"{where}'{key}' must be {allowed} (it is {value})",
+                                  hint="fix the value in the config file, the same range as the flag")
         values[key] = value
     providers = dict(BUILTIN_PROVIDERS)
     for name, table in (data.get("providers") or {}).items():
@@ -212,7 +239,9 @@ def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | Non
     ptype = table.get("type", base.type if base else "openai")
     if ptype not in PROVIDER_TYPES:
         raise ConfigError(f"{where}[providers.{name}] type '{ptype}' is not one of {', '.join(PROVIDER_TYPES)}")
-    known = {k: v for k, v in table.items() if k in _PROVIDER_KEYS and k != "type"}
+    known: dict[str, Any] = {k: v for k, v in table.items() if k in _PROVIDER_KEYS and k != "type"}
+    if "api_key_env" in known:
+        known["key_env_required"] = True
     options = {k: v for k, v in table.items() if k not in _PROVIDER_KEYS}
     if "models" in known:
         known["models"] = tuple(known["models"])
@@ -243,7 +272,10 @@ def masked(settings: Settings) -> dict[str, Any]:
     provs: dict[str, Any] = {}
     for name, p in settings.providers.items():
         entry: dict[str, Any] = {"type": p.type}
-        for key in ("base_url", "api_key_env", "api_key_cmd", "default_model"):
+        url, source = p.effective_base_url()
+        if url:
+            entry["base_url"], entry["base_url_from"] = url, source
+        for key in ("api_key_env", "api_key_cmd", "default_model"):
             if getattr(p, key):
                 entry[key] = getattr(p, key)
         if p.models:

@@ -233,8 +233,13 @@ EXIT_OUTPUT_CLOSED = 141
 
 def exit_code_for(result: TurnResult) -> int:
     """The process exit code for how a turn ended (the CLI's edge of the one outcome)."""
+    from streamchat import signals
     from streamchat.events import Outcome
 
     if result.outcome is Outcome.FAILED:
         return result.error.exit_code if result.error is not None else 1
-    return {Outcome.OK: EXIT_OK, Outcome.OUTPUT_CLOSED: EXIT_OUTPUT_CLOSED}.get(result.outcome, EXIT_INTERRUPTED)
+    if result.outcome is Outcome.OK:
+        return EXIT_OK
+    if result.outcome is Outcome.OUTPUT_CLOSED:
+        return EXIT_OUTPUT_CLOSED
+    return signals.exit_code(EXIT_INTERRUPTED)

@@ -62,9 +62,12 @@ class History:
         else:
             raise UsageError(f"unknown format '{fmt}'", hint="use --format md or --format json")
 
-    def remove(self, cid: str) -> None:
-        self.log.remove(cid)
-        self.env.stderr.write(f"removed conversation {cid}\n")
+    def remove(self, cids: list[str]) -> None:
+        for cid in cids:
+            self.log.load(cid)  # every id must exist before any is removed
+        for cid in cids:
+            self.log.remove(cid)
+            self.env.stderr.write(f"removed conversation {cid}\n")
 
     def search(self, text: str, limit: int) -> None:
         for r in self.log.search(text, limit):

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from streamchat.chat import ChatOptions, open_session, report_failure
+from streamchat import signals
+from streamchat.chat import ChatOptions, open_session, report_end
 from streamchat.config import Settings, data_dir
 from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
@@ -25,7 +26,13 @@ from streamchat.ui import UI
 PROMPT = "› "
 CONTINUATION = "… "
 FENCE = '"""'
+ALIASES = {"/quit": "/exit", "/save!": "/save"}
 CLIPBOARD_TOOLS = (["wl-copy"], ["xclip", "-selection", "clipboard"], ["xsel", "--clipboard", "--input"], ["pbcopy"])
+
+
+def _clip(text: str, width: int = 40) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
 
 
 def plural(n: int, word: str) -> str:
@@ -42,6 +49,7 @@ class Repl:
         self.ui = ui
         self.session: ChatSession = open_session(settings, opts, ui)
         self.running = True
+        self.pasted = False  # the line being read came (at least partly) from a bracketed paste
         self.commands: dict[str, tuple[Callable[[str], None], str]] = {
             "/help": (self.cmd_help, "list commands"),
             "/model": (self.cmd_model, "[NAME] show or switch the model"),
@@ -59,6 +67,10 @@ class Repl:
     @property
     def model_name(self) -> str:
         return self.session.model_name
+
+    def take_pasted(self) -> bool:
+        pasted, self.pasted = self.pasted, False
+        return pasted
 
     def toolbar(self) -> str:
         conv = self.session.conversation
@@ -82,19 +94,28 @@ class Repl:
         if result.text:
             self.env.stdout.write("\n")  # air between the answer and the next prompt
             self.env.stdout.flush()
-        report_failure(result, self.ui, self.opts.debug)
+        report_end(result, self.ui, self.opts.debug)
 
-    def handle(self, line: str) -> None:
+    def handle(self, line: str, *, pasted: bool = False) -> None:
+        """Run a command or ask a question. Pasted text is always a question; typed text
+        starting with `//` is a question that starts with `/`."""
         text = line.strip()
         if not text:
             return
-        if text.startswith("/"):
+        if not pasted and text in ("exit", "quit"):
+            self.cmd_exit("")
+            return
+        if not pasted and text.startswith("//"):
+            self.ask(line.lstrip()[1:])
+            return
+        if not pasted and text.startswith("/"):
             name, _, arg = text.partition(" ")
-            command = self.commands.get(name) or (self.commands["/exit"] if name == "/quit" else None)
+            command = self.commands.get(ALIASES.get(name, name))
             if command is None:
-                self.ui.notice(f"unknown command {name} — /help lists the commands")
+                self.ui.notice(f"unknown command {name} — /help lists the commands; "
+                               "start with // to send a message that begins with /")
                 return
-            command[0](arg.strip())
+            command[0](arg.strip() if name != "/save!" else "!" + arg.strip())
             return
         self.ask(line)
 
@@ -102,7 +123,8 @@ class Repl:
     def cmd_help(self, _arg: str) -> None:
         for name, (_fn, text) in self.commands.items():
             self.ui.notice(f"  {name:<9} {text}")
-        self.ui.notice('  Alt+Enter (or Esc Enter) adds a line; """ opens and closes a multi-line block.')
+        self.ui.notice('  Alt+Enter (or Esc Enter) adds a line; """ alone on a line opens a block, """ closes it.')
+        self.ui.notice("  Pasted text is always sent as a message; type // to send one that starts with /.")
 
     def cmd_model(self, arg: str) -> None:
         if arg:
@@ -110,13 +132,17 @@ class Repl:
         self.ui.notice(f"model: {self.model_name}")
 
     def cmd_system(self, arg: str) -> None:
-        if arg:
+        if arg in ('""', "''", "-"):
+            self.session.set_system(None)
+        elif arg:
             self.session.set_system(arg)
         self.ui.notice(f"system: {self.session.conversation.system or '(none)'}")
 
     def cmd_new(self, _arg: str) -> None:
         self.session.new()
-        self.ui.notice("new conversation")
+        system = self.session.conversation.system
+        self.ui.notice("new conversation" + (f" (system prompt kept: {_clip(system)}; /system \"\" clears it)"
+                                             if system else ""))
 
     def cmd_retry(self, _arg: str) -> None:
         self.ask(None)
@@ -134,10 +160,15 @@ class Repl:
         self.ui.notice("no clipboard tool found — install wl-clipboard, xclip or xsel")
 
     def cmd_save(self, arg: str) -> None:
+        force = arg.startswith("!")
+        arg = arg.lstrip("!").strip()
         if not arg:
-            self.ui.notice("usage: /save FILE")
+            self.ui.notice("usage: /save FILE (/save! FILE overwrites)")
             return
         path = Path(arg).expanduser()
+        if path.exists() and not force:
+            self.ui.notice(f"{path} exists — /save! {arg} overwrites it")
+            return
         try:
             path.write_text(self.session.conversation.transcript(f"streamchat conversation ({self.model_name})"),
                             encoding="utf-8")
@@ -185,6 +216,7 @@ def _make_session(repl: Repl) -> Any:
     from prompt_toolkit.document import Document
     from prompt_toolkit.history import FileHistory, History, InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+    from prompt_toolkit.keys import Keys
 
     class SlashCompleter(Completer):
         def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
@@ -202,6 +234,11 @@ def _make_session(repl: Repl) -> Any:
                         yield Completion(name, start_position=-len(word))
 
     bindings = KeyBindings()
+
+    @bindings.add(Keys.BracketedPaste)
+    def _paste(event: KeyPressEvent) -> None:
+        repl.pasted = True  # pasted text is a message, never a command or a block
+        event.current_buffer.insert_text(event.data.replace("\r\n", "\n").replace("\r", "\n"))
 
     @bindings.add("escape", "enter")
     def _newline(event: KeyPressEvent) -> None:
@@ -232,22 +269,29 @@ def read_block(session: Any, first: str) -> str:
 
 
 def run_repl(settings: Settings, opts: ChatOptions, env: Environment, ui: UI) -> int:
+    """The loop; SIGTERM/SIGHUP end it after the turn is saved (exit 143/129), Ctrl-D with 0."""
     repl = Repl(settings, opts, env, ui)
     session = _make_session(repl)
+    conv = repl.session.conversation
+    if conv.id is not None:
+        repl.ui.notice(f"resumed conversation {conv.id} ({plural(conv.turn_count, 'turn')})")
     repl.ui.notice(f"streamchat · {repl.model_name} · /help for commands · Ctrl-D to quit")
-    while repl.running:
+    while repl.running and signals.received() is None:
         try:
             line = session.prompt(PROMPT)
-            if line.lstrip().startswith(FENCE):
-                line = read_block(session, line.lstrip())
+            pasted = repl.take_pasted()
+            if line.strip() == FENCE and not pasted:
+                line = read_block(session, line.strip())
+        except signals.Terminated:
+            break
         except KeyboardInterrupt:
             continue  # Ctrl-C at the prompt clears the line
         except EOFError:
             break
         try:
-            repl.handle(line)
+            repl.handle(line, pasted=pasted)
         except StreamchatError as err:
             repl.ui.error(str(err))
         except KeyboardInterrupt:
             repl.ui.notice("[interrupted]")
-    return 0
+    return signals.exit_code(0)

@@ -129,8 +129,8 @@ def test_model_escapes_never_reach_the_terminal():
     assert "␛" in data  # shown, not silently dropped
 
 
-def test_no_color_keeps_layout_without_colors():
-    text = sample_answer(0)
+def test_no_color_keeps_layout_and_attributes_without_colors():
+    text = "# Title\n\nSome **bold**, *italic* and `code`.\n\n" + sample_answer(0)
     env, out, _ = tty_env(NO_COLOR="1")
     sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False)
     sink.begin()
@@ -139,7 +139,9 @@ def test_no_color_keeps_layout_without_colors():
     sink.end(TurnResult())
     import re
 
-    assert not re.search(r"\x1b\[[0-9;]*m", out.getvalue().replace("\x1b[0m", ""))
+    params = [p for sgr in re.findall(r"\x1b\[([0-9;]*)m", out.getvalue()) for p in sgr.split(";") if p]
+    assert params and not [p for p in params if int(p) >= 30], "a color code under NO_COLOR"
+    assert {"1", "3"} <= set(params)  # bold and italic stay
     term = Terminal(80, 24)
     term.feed(out.getvalue())
     assert term.lines() == expected(text, 80)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import signal
 import time
 
 import pexpect
@@ -36,6 +38,10 @@ def repl(home, server):
 
     yield _spawn
     for child in children:
+        if child.isalive():  # SIGHUP now ends the REPL cleanly (saving the turn), which takes a moment
+            child.kill(signal.SIGHUP)
+            with contextlib.suppress(pexpect.ExceptionPexpect):
+                child.expect(pexpect.EOF, timeout=10)
         child.close(force=True)
 
 

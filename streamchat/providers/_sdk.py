@@ -28,7 +28,7 @@ def client_options(config: ProviderConfig, timeout: float) -> dict[str, object]:
 
     return {
         "api_key": config.require_key(),
-        "base_url": config.base_url,
+        "base_url": config.effective_base_url()[0],
         "max_retries": 0,
         "timeout": httpx2.Timeout(timeout, connect=min(timeout, 15.0)),
     }
@@ -69,7 +69,7 @@ class SdkProvider:
 
     def __init__(self, config: ProviderConfig, sdk: ModuleType, client_class: str, timeout: float) -> None:
         self.name = config.name
-        self.base_url = config.base_url
+        self.base_url = config.effective_base_url()[0]
         self._sdk = sdk
         self._client = getattr(sdk, client_class)(**client_options(config, timeout))
 

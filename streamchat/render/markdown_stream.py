@@ -10,10 +10,11 @@ has `new_line`, so that separator is carried across chunk boundaries here.
 from __future__ import annotations
 
 import io
-from typing import Literal
+from typing import ClassVar, Literal
 
-from rich.console import Console
-from rich.markdown import Markdown
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markdown import ListItem, Markdown, MarkdownElement
+from rich.segment import Segment
 from rich.theme import Theme
 
 CODE_THEME = "monokai"
@@ -49,9 +50,32 @@ class LineRenderer:
         return out[:-1].split("\n") if out.endswith("\n") else out.split("\n")
 
 
+class NumberedItem(ListItem):
+    """An ordered-list item numbered "1." as people write it (Rich's own prints "1")."""
+
+    def render_number(self, console: Console, options: ConsoleOptions, number: int, last_number: int
+                      ) -> RenderResult:
+        number_width = len(str(last_number)) + 3
+        lines = console.render_lines(self.elements, options.update(width=options.max_width - number_width),
+                                     style=self.style)
+        number_style = console.get_style("markdown.item.number", default="none")
+        padding = Segment(" " * number_width, number_style)
+        numeral = Segment(f"{number}.".rjust(number_width - 1) + " ", number_style)
+        for i, line in enumerate(lines):
+            yield padding if i else numeral
+            yield from line
+            yield Segment("\n")
+
+
+class StreamMarkdown(Markdown):
+    """Rich's Markdown with our element overrides (one dict entry each, not a fork)."""
+
+    elements: ClassVar[dict[str, type[MarkdownElement]]] = {**Markdown.elements, "list_item_open": NumberedItem}
+
+
 def parse(text: str) -> Markdown:
     # Links as "text (url)": no OSC 8 hyperlinks, which many terminals and pagers mangle.
-    return Markdown(text, code_theme=CODE_THEME, hyperlinks=False)
+    return StreamMarkdown(text, code_theme=CODE_THEME, hyperlinks=False)
 
 
 def _top_level_starts(md: Markdown) -> list[tuple[int, str]]:
@@ -121,7 +145,7 @@ class MarkdownStream:
 
 
 def _owes_separator(token_type: str) -> bool:
-    element = Markdown.elements.get(token_type)
+    element = StreamMarkdown.elements.get(token_type)
     return True if element is None else bool(element.new_line)
 
 

@@ -22,7 +22,7 @@ class Output:
             else:
                 self._stream.write(text)
                 self._stream.flush()
-        except BrokenPipeError:
+        except OSError:  # a closed pipe (EPIPE) or a hung-up terminal (EIO): stdout is gone
             _silence_stdout()
             raise OutputClosed() from None
 

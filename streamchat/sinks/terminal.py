@@ -28,6 +28,7 @@ from streamchat.sinks._reasoning import ReasoningOutput
 from streamchat.ui import UI
 
 FRAME_INTERVAL = 1 / 30
+STALL_NOTICE_S = 1.5  # silence mid-answer before a quiet "waiting" appears on the status line
 ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
 CSI = "\x1b["
 SYNC_START, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"  # synchronized output; ignored where unknown
@@ -35,8 +36,9 @@ HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
 
 
 def color_system_for(env: Environment) -> ColorSystem | None:
+    """NO_COLOR asks for no color, not for no bold or underline: Rich's no_color keeps the attributes."""
     if env.no_color:
-        return None
+        return "standard"
     colorterm = env.environ.get("COLORTERM", "")
     if colorterm in ("truecolor", "24bit"):
         return "truecolor"
@@ -139,6 +141,8 @@ class MarkdownSink:
         self._old_winch: signal._HANDLER = None
         self.reasoning = ReasoningOutput(self.ui)
         self._resized = False
+        self._last_text = 0.0
+        self._stall_shown = -1  # whole seconds shown in the stall notice, -1 when none
 
     # -- sink protocol -------------------------------------------------------------------
     def begin(self) -> None:
@@ -155,12 +159,14 @@ class MarkdownSink:
     def end(self, result: TurnResult) -> None:
         self._stop.set()
         self.spinner.stop()
+        if self._stall_shown >= 0:
+            self.ui.status(None)
         self._restore_winch()
         with self._lock:
             self.reasoning.close()
             commit = self.stream.finish(self._width)
             if result.outcome is Outcome.INTERRUPTED:
-                commit.append("[interrupted]" if self.env.no_color else "\x1b[2m[interrupted]\x1b[0m")
+                commit.append("\x1b[2m[interrupted]\x1b[0m")
             self.region.paint(commit, [], self._width)
             if self.reasoning.answer_started:  # the cursor was hidden at the first text
                 self.out.write(SHOW_CURSOR)
@@ -176,6 +182,10 @@ class MarkdownSink:
                 self.reasoning.answer_begins()
                 self.out.write(HIDE_CURSOR)
                 self._start_timer()
+            self._last_text = self.clock()
+            if self._stall_shown >= 0:
+                self._stall_shown = -1
+                self.ui.status(None)
             self.stream.append(text)
             self._dirty = True
             if self.clock() - self._last_paint >= FRAME_INTERVAL:
@@ -192,10 +202,16 @@ class MarkdownSink:
         self.region.paint(commit, live, self._width)
 
     def flush(self) -> None:
-        """Paint pending text and pending resizes; called by the repaint timer."""
+        """Paint pending text and pending resizes; called by the repaint timer. After
+        STALL_NOTICE_S of silence mid-answer, a waiting note on stderr's status line (the row
+        below the live region, erased by the next paint)."""
         with self._lock:
             if self._dirty or self._resized:
                 self._paint()
+            silent = self.clock() - self._last_text
+            if self.reasoning.answer_started and silent >= STALL_NOTICE_S and int(silent) != self._stall_shown:
+                self._stall_shown = int(silent)
+                self.ui.status(self.ui.dim(f"… waiting for more ({self._stall_shown} s)"))
 
     def _start_timer(self) -> None:
         if not self._use_timer or self._thread is not None:
