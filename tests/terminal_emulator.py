@@ -28,18 +28,17 @@ class Terminal:
 
     def resize(self, width: int, height: int, *, reflow: bool = False) -> None:
         """Resize like xterm (lines truncated) or, with `reflow`, like tmux/VTE/kitty: a row
-        wider than the new width is re-wrapped onto several rows. Rich pads every rendered
-        line to the full width, so a non-blank row counts as `width` cells wide."""
+        wider than the new width is re-wrapped onto several rows. As in tmux, a row is as wide
+        as the cells written to it (up to its last non-blank cell here)."""
         if not reflow:
             self.width, self.height = width, height
             self.screen.resize(height, width)
             return
-        old_width = self.width
         cursor_row = len(self.screen.history.top) + self.screen.cursor.y
         rows = self.rows()[:cursor_row]
         wrapped: list[str] = []
         for row in rows:
-            cells = old_width if row.strip() else 0
+            cells = len(row.rstrip())
             padded = row.ljust(cells)
             wrapped += [padded[i : i + width] for i in range(0, max(cells, 1), width)]
         self.width, self.height = width, height

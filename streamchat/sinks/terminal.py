@@ -33,6 +33,7 @@ ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
 CSI = "\x1b["
 SYNC_START, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"  # synchronized output; ignored where unknown
 HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
+RESET = "\x1b[0m"
 
 
 def color_system_for(env: Environment) -> ColorSystem | None:
@@ -52,6 +53,19 @@ def _terminal_size(env: Environment) -> tuple[int, int]:
     except (OSError, ValueError, AttributeError):
         size = shutil.get_terminal_size()
     return max(20, size.columns), max(3, size.lines)
+
+
+_TRAILING_PAD = re.compile(r"(?:\x1b\[[0-9;]*m| )+$")
+
+
+def _trim(line: str) -> str:
+    """Drop Rich's padding to the full width: a row that ends early never sits in the wrap
+    column, so a terminal that re-wraps on resize (tmux, VTE…) has nothing to join to the
+    next row when the window widens again (seen as two code lines side by side)."""
+    match = _TRAILING_PAD.search(line)
+    if match is None:
+        return line
+    return line[: match.start()] + (RESET if "\x1b[" in line else "")
 
 
 class LiveRegion:
@@ -89,6 +103,7 @@ class LiveRegion:
         parts = [SYNC_START]
         if rows:
             parts.append(f"\r{CSI}{rows}A")
+        commit, live = [_trim(line) for line in commit], [_trim(line) for line in live]
         cells = [cell_len(ANSI_SGR.sub("", line)) for line in live]
         for line in commit:
             parts.append(self._line(line, cell_len(ANSI_SGR.sub("", line)), width))
@@ -192,10 +207,14 @@ class MarkdownSink:
                 self._paint()
 
     def _paint(self) -> None:
-        """Repaint now (caller holds the lock), at the terminal's current size."""
-        if self._resized:
-            self._resized = False
-            self._set_size(*self.size())
+        """Repaint now (caller holds the lock), at the terminal's size read at this moment.
+
+        The size is read on every paint (one ioctl), not only after SIGWINCH: the handler runs
+        in the main thread, which may sit in a socket read while the timer thread paints, and
+        a region painted at a stale width is re-wrapped by the terminal and then miscounted.
+        """
+        self._resized = False
+        self._set_size(*self.size())
         self._dirty = False
         self._last_paint = self.clock()
         commit, live = self.stream.update(self._width, max(1, self._height - 2))
