@@ -359,3 +359,32 @@ def test_slow_headers_are_cut_off(serve):
                 break
         assert time.monotonic() - started < HEADER_TIMEOUT_S + 4, "the slow client was never cut off"
     assert httpx.get(f"{serve.url}/v1/models").status_code == 200
+
+
+def test_websocket_floods_and_oversized_frames_close_the_socket(serve, server):
+    import websockets
+    import websockets.exceptions
+
+    async def flood() -> int | None:
+        async with websockets.connect(f"ws://127.0.0.1:{serve.port}/ws") as ws:
+            try:
+                for _ in range(1000):
+                    await ws.send("{}")
+                while True:
+                    await ws.recv()
+            except websockets.exceptions.ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None
+        return None
+
+    async def oversized() -> int | None:
+        async with websockets.connect(f"ws://127.0.0.1:{serve.port}/ws", max_size=None) as ws:
+            try:
+                await ws.send(json.dumps({"prompt": "x" * (2 * 1024 * 1024)}))
+                await ws.recv()
+            except websockets.exceptions.ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None
+        return None
+
+    assert asyncio.run(flood()) == 1008
+    assert asyncio.run(oversized()) == 1009
+    assert upstream_calls(server) == 0
