@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from streamchat.config import ProviderConfig
-from streamchat.errors import IncompleteStreamError
-from streamchat.events import Done, ReasoningDelta, TextDelta, Usage
 from streamchat.providers._sdk import SdkProvider, cut_on_cancel
+from streamchat.providers._wire import anthropic_events
 from streamchat.providers.base import ChatRequest, EventStream, split_system
 
 DEFAULT_MAX_TOKENS = 4096
@@ -41,26 +40,7 @@ class AnthropicProvider(SdkProvider):
             extra["stop_sequences" if key == "stop" else key] = list(value) if key == "stop" else value
         if extra:
             kwargs["extra_body"] = extra
-        input_tokens: int | None = None
-        finish: str | None = None
-        stopped = False
-        with self._client.messages.stream(**kwargs) as stream, cut_on_cancel(stream.response):
-            for event in stream:
-                kind = event.type
-                if kind == "content_block_delta":
-                    delta = event.delta
-                    if delta.type == "text_delta" and delta.text:
-                        yield TextDelta(delta.text)
-                    elif delta.type == "thinking_delta" and delta.thinking:
-                        yield ReasoningDelta(delta.thinking)
-                elif kind == "message_start":
-                    input_tokens = event.message.usage.input_tokens
-                elif kind == "message_delta":
-                    finish = event.delta.stop_reason or finish
-                    yield Usage(input_tokens, event.usage.output_tokens)
-                elif kind == "message_stop":
-                    stopped = True
-        if not stopped:
-            raise IncompleteStreamError(f"the {self.name} stream ended before message_stop",
-                                        hint="the partial answer was kept; retry")
-        yield Done(finish)
+        # The SDK makes the request (and raises status errors); the stream is parsed here.
+        with self._client.messages.with_streaming_response.create(**kwargs, stream=True) as response, \
+                cut_on_cancel(response.http_response):
+            yield from anthropic_events(response.iter_lines(), provider=self.name, model=request.model)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from streamchat.config import ProviderConfig
-from streamchat.errors import IncompleteStreamError
-from streamchat.events import Done, ReasoningDelta, TextDelta, Usage
 from streamchat.providers._sdk import SdkProvider, cut_on_cancel
+from streamchat.providers._wire import openai_events
 from streamchat.providers.base import ChatRequest, EventStream, as_dicts
 
 
@@ -34,24 +33,7 @@ class OpenAIProvider(SdkProvider):
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
         kwargs.update((k, list(v) if k == "stop" else v) for k, v in request.params)
-        finish: str | None = None
-        with self._client.chat.completions.create(**kwargs) as stream, cut_on_cancel(stream.response):
-            for chunk in stream:
-                if chunk.usage is not None:
-                    yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                delta = choice.delta
-                if delta is not None:
-                    reasoning = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
-                    if isinstance(reasoning, str) and reasoning:
-                        yield ReasoningDelta(reasoning)
-                    if delta.content:
-                        yield TextDelta(delta.content)
-                if choice.finish_reason:
-                    finish = choice.finish_reason
-        if finish is None:
-            raise IncompleteStreamError(f"the {self.name} stream ended before the answer was complete",
-                                        hint="the partial answer was kept; retry")
-        yield Done(finish)
+        # The SDK makes the request (and raises status errors); the stream is parsed here.
+        with self._client.chat.completions.with_streaming_response.create(**kwargs) as response, \
+                cut_on_cancel(response.http_response):
+            yield from openai_events(response.iter_lines(), provider=self.name, model=request.model)
