@@ -35,7 +35,7 @@ def cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def per_chunk_us(argv_for: "callable", env: dict[str, str]) -> float:  # type: ignore[valid-type]
+def per_chunk_us(argv_for: callable, env: dict[str, str]) -> float:  # type: ignore[valid-type]
     big = statistics.median(cpu_seconds(argv_for("big"), env) for _ in range(RUNS))
     small = statistics.median(cpu_seconds(argv_for("small"), env) for _ in range(RUNS))
     return (big - small) / (BIG - SMALL) * 1e6
