@@ -42,7 +42,7 @@ def test_piped_output_is_raw_unless_sanitize(run, server):
 
 
 FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
-OWN = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\d*[ABJK]|\x1b\[2K|\x1b\[\?(2026|25)[hl]|\r")
+OWN = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\d*[ABCJK]|\x1b\[2K|\x1b\[\?(2026|25)[hl]|\r")
 
 
 @settings(max_examples=200, deadline=None)

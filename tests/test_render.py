@@ -191,3 +191,38 @@ def test_never_clears_the_screen_from_the_region_top():
     term = Terminal(60, 12)
     term.feed(data)
     assert term.lines() == expected(TALL_CODE, 60)
+
+
+def test_compacted_styles_draw_the_same_cells():
+    import pyte
+
+    from streamchat.render.markdown_stream import parse
+    from streamchat.sinks.terminal import _compact
+
+    lines = LineRenderer(color_system="256").render(parse("# Title\n\n**b** *i* `c`\n\n```python\ndef f(x):\n    return x\n```"), 40)
+
+    def cells(text: str) -> list[tuple[str, str, str, bool, bool]]:
+        screen = pyte.Screen(40, len(lines) + 1)
+        pyte.Stream(screen).feed("\r\n".join(text_lines for text_lines in text))
+        return [(c.data, c.fg, c.bg, c.bold, c.italics) for row in screen.buffer.values() for c in row.values()]
+
+    assert cells([_compact(line) for line in lines]) == cells(lines)
+    assert sum(map(len, (_compact(line) for line in lines))) < sum(map(len, lines))
+
+
+def test_repaints_skip_unchanged_rows():
+    env, out, _ = tty_env()
+    clock = [0.0]
+    sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False, clock=lambda: clock[0])
+    sink.begin()
+    text = "word " * 150  # one paragraph of several rows, growing
+    for i in range(0, len(text), 5):
+        clock[0] += 0.05
+        sink.feed(TextDelta(text[i : i + 5]))
+    sink.end(TurnResult())
+    # 150 repaints of a paragraph growing to 10 rows: rewriting the whole region each time cost
+    # ~63 KB; rewriting from the first changed row costs ~10 KB
+    assert len(out.getvalue()) < 20 * len(text)
+    term = Terminal(80, 24)
+    term.feed(out.getvalue())
+    assert term.lines() == expected(text, 80)

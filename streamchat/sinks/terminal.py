@@ -58,6 +58,41 @@ def _terminal_size(env: Environment) -> tuple[int, int]:
 _TRAILING_PAD = re.compile(r"(?:\x1b\[[0-9;]*m| )+$")
 
 
+_SEGMENT = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+def _compact(line: str) -> str:
+    """Rich styles each segment on its own (`ESC[97;40mtext ESC[0m`); consecutive segments of one
+    style become one run, and a change of style is one sequence — the same cells, fewer bytes."""
+    if "\x1b[" not in line:
+        return line
+    out: list[str] = []
+    current = ""  # the style in effect ("" = none)
+    pending = ""  # the style Rich asked for next
+    pos = 0
+    for match in _SEGMENT.finditer(line):
+        text = line[pos : match.start()]
+        if text:
+            if pending != current:
+                out.append(f"\x1b[0;{pending}m" if pending else RESET)
+                current = pending
+            out.append(text)
+        params = match.group(1)
+        if params in ("", "0"):
+            pending = ""
+        else:  # styles given back to back, with no text between them, add up
+            pending = f"{pending};{params}" if pending and not text and pending != current else params
+        pos = match.end()
+    if line[pos:]:
+        if pending != current:
+            out.append(f"\x1b[0;{pending}m" if pending else RESET)
+            current = pending
+        out.append(line[pos:])
+    if current:
+        out.append(RESET)
+    return "".join(out)
+
+
 def _trim(line: str) -> str:
     """Drop Rich's padding to the full width: a row that ends early never sits in the wrap
     column, so a terminal that re-wraps on resize (tmux, VTE…) has nothing to join to the
@@ -82,40 +117,52 @@ class LiveRegion:
         self.write = write
         self.reflow = reflow
         self.height = 0  # lines in the live region
+        self._lines: list[str] = []  # as written, to repaint only what changed
         self._cells: list[int] = []  # their widths on screen
         self.width = 0
+        self._painted_width = 0
 
     def rows(self) -> int:
         """Screen rows the live region occupies now, at the current width."""
+        return self._rows(self._cells)
+
+    def _rows(self, cells: list[int]) -> int:
         if not self.reflow or not self.width:
-            return len(self._cells)
-        return sum(max(1, -(-cells // self.width)) for cells in self._cells)
+            return len(cells)
+        return sum(max(1, -(-n // self.width)) for n in cells)
 
     def paint(self, commit: list[str], live: list[str], width: int) -> None:
-        """Overwrite the region in place, then clear what is left below it.
+        """Bring the screen from the last paint to `commit` + `live`, writing only what changed.
 
-        No erase-display is ever issued from the top-left corner: tmux (like xterm with
-        some settings) copies a whole-screen clear into the scrollback, which would
-        duplicate the region on every repaint once it sits at the top of the screen.
+        Rows equal to the last paint are skipped (the cursor moves over them); the rest is
+        rewritten and the screen below cleared. After a width change every row is rewritten. No erase-display is ever issued
+        from the top-left corner: tmux (like xterm with some settings) copies a whole-screen
+        clear into the scrollback, which would duplicate the region once it sits at the top.
         """
         self.width = width
-        rows = self.rows()
-        parts = [SYNC_START]
-        if rows:
-            parts.append(f"\r{CSI}{rows}A")
-        commit, live = [_trim(line) for line in commit], [_trim(line) for line in live]
-        cells = [cell_len(ANSI_SGR.sub("", line)) for line in live]
-        for line in commit:
-            parts.append(self._line(line, cell_len(ANSI_SGR.sub("", line)), width))
-        for line, n in zip(live, cells, strict=True):
-            parts.append(self._line(line, n, width))
-        if commit or live:
-            parts.append(f"{CSI}J")
-        elif rows:  # nothing to draw: blank the old rows one by one, then come back up
-            parts.append(f"{CSI}2K" + f"{CSI}1B{CSI}2K" * (rows - 1) + (f"{CSI}{rows - 1}A" if rows > 1 else ""))
-        parts.append(SYNC_END)
+        new = [_compact(_trim(line)) for line in (*commit, *live)]
+        cells = [cell_len(ANSI_SGR.sub("", line)) for line in new]
+        old, old_cells = self._lines, self._cells
+        same = 0
+        if width == self._painted_width:
+            while same < min(len(old), len(new)) and old[same] == new[same]:
+                same += 1
+        self._painted_width = width
         self.height = len(live)
-        self._cells = cells
+        self._lines, self._cells = new[len(commit):], cells[len(commit):]
+        if same == len(old) == len(new):
+            return  # nothing changed on screen
+        up = self._rows(old_cells[same:])
+        parts = [SYNC_START]
+        if up:
+            parts.append(f"\r{CSI}{up}A")
+        if not new:  # nothing to draw: blank the old rows one by one, then come back up
+            parts.append(f"{CSI}2K" + f"{CSI}1B{CSI}2K" * (up - 1) + (f"{CSI}{up - 1}A" if up > 1 else ""))
+        else:
+            for line, n in zip(new[same:], cells[same:], strict=True):
+                parts.append(self._line(line, n, width))
+            parts.append(f"{CSI}J")
+        parts.append(SYNC_END)
         self.write("".join(parts))
 
     @staticmethod
