@@ -29,11 +29,11 @@ class ChatOptions:
     debug: bool = False
 
 
-def open_session(settings: Settings, opts: ChatOptions, ui: UI) -> ChatSession:
+def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = False) -> ChatSession:
     """The session a CLI front end drives: the log opened, a conversation picked (-c / --cid)."""
     log: ConversationLog = open_log(enabled=opts.log, warn=ui.warn)
     conversation = log.pick(continue_last=opts.continue_last, cid=opts.cid)
-    return ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui)
+    return ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui, warm=warm)
 
 
 def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:

@@ -245,10 +245,11 @@ def chat(
 ) -> None:
     from streamchat.chat import ChatOptions, run_chat
     from streamchat.prompt_input import compose_prompt, read_stdin
-    from streamchat.service import Overrides
+    from streamchat.service import Overrides, preimport
 
     g = _globals(ctx).merge(config=config, debug=debug, no_log=no_log, model=model, timeout=timeout)
     with _command(g) as (settings, env, ui):
+        preimport(settings, g.model)  # the SDK import overlaps reading stdin and opening the log
         overrides = Overrides(model=g.model, system=system, temperature=temperature, max_tokens=max_tokens,
                               timeout=g.timeout, retry=not no_retry)
         opts = ChatOptions(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ class Repl:
         self.opts = opts
         self.env = env
         self.ui = ui
-        self.session: ChatSession = open_session(settings, opts, ui)
+        self.session: ChatSession = open_session(settings, opts, ui, warm=True)  # the prompt comes first
         self.running = True
         self.pasted = False  # the line being read came (at least partly) from a bracketed paste
         self.commands: dict[str, tuple[Callable[[str], None], str]] = {
@@ -257,6 +258,19 @@ def _make_session(repl: Repl) -> Any:
                          complete_while_typing=True, prompt_continuation=CONTINUATION)
 
 
+def _after_first_paint(start: Callable[[], None]) -> None:
+    """Run `start` once the prompt is on screen, so the warm-up does not delay the first paint."""
+    from prompt_toolkit.application import get_app
+
+    app = get_app()
+
+    def once(_app: Any) -> None:
+        app.after_render -= once
+        start()
+
+    app.after_render += once
+
+
 def read_block(session: Any, first: str) -> str:
     """`\"\"\"` opens a block that the next line ending in `\"\"\"` closes."""
     lines = [first[len(FENCE) :]] if first.strip() != FENCE else []
@@ -276,9 +290,11 @@ def run_repl(settings: Settings, opts: ChatOptions, env: Environment, ui: UI) ->
     if conv.id is not None:
         repl.ui.notice(f"resumed conversation {conv.id} ({plural(conv.turn_count, 'turn')})")
     repl.ui.notice(f"streamchat · {repl.model_name} · /help for commands · Ctrl-D to quit")
+    warm_up: Callable[[], None] | None = partial(_after_first_paint, repl.session.start_warm_up)
     while repl.running and signals.received() is None:
         try:
-            line = session.prompt(PROMPT)
+            line = session.prompt(PROMPT, pre_run=warm_up)
+            warm_up = None
             pasted = repl.take_pasted()
             if line.strip() == FENCE and not pasted:
                 line = read_block(session, line.strip())

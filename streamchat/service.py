@@ -7,13 +7,17 @@ built-in default), the conversation, and the log. A front end builds a sink and 
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
+from streamchat.errors import StreamchatError
 from streamchat.events import Message, Sink, TurnResult
 from streamchat.providers.base import ChatRequest, Provider, get_provider
 from streamchat.session import NO_RETRY, RetryPolicy, run_turn
@@ -65,29 +69,92 @@ def merge(settings: Settings, overrides: Overrides) -> TurnOptions:
     )
 
 
-@dataclass(frozen=True)
 class Target:
-    """A resolved model: the adapter to call and the names to show and store."""
+    """A resolved model: the names to show and store, and the adapter — built now, or later in
+    the background (`warm`: `start()`), so the REPL's prompt appears before the SDK is imported."""
 
-    provider: Provider
-    provider_name: str
-    model: str
+    def __init__(self, provider_name: str, model: str, build: Callable[[], Provider], *, warm: bool = False) -> None:
+        self.provider_name, self.model = provider_name, model
+        self._build_fn = build
+        self._future: Future[Provider] = Future()
+        self._started = False
+        self._lock = threading.Lock()
+        if not warm:
+            self.provider  # noqa: B018 — built here; a failure to build is raised at once
+
+    def _claim(self) -> bool:
+        with self._lock:
+            started, self._started = self._started, True
+        return not started
+
+    def _build(self) -> None:
+        try:
+            self._future.set_result(self._build_fn())
+        except BaseException as exc:  # handed to whoever asks for the provider
+            self._future.set_exception(exc)
+
+    def start(self) -> None:
+        """Build in a background thread (once)."""
+        if self._claim():
+            threading.Thread(target=self._build, name="warm-up", daemon=True).start()
+
+    @property
+    def ready(self) -> bool:
+        return self._future.done()
+
+    @property
+    def provider(self) -> Provider:
+        if self._claim():  # nobody started it: build here
+            self._build()
+        return self._future.result()
 
     @property
     def name(self) -> str:
         return f"{self.provider_name}:{self.model}"
 
 
-def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI | None = None) -> Target:
-    """`spec` (or the environment's / config's default) → an adapter, prepared for its first turn."""
+def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI | None = None, *,
+                   warm: bool = False) -> Target:
+    """`spec` (or the environment's / config's default) → an adapter, prepared for its first turn.
+
+    The model name is checked at once (a typo fails before anything loads); with `warm` the
+    SDK import, client and local weights load in a background thread.
+    """
     cfg, model = settings.resolve(spec)
-    provider = get_provider(cfg, timeout=timeout)
-    if ui is not None and cfg.type == "local":
-        with ui.spinner("loading model"):
-            provider.prepare(model)
-    else:
+
+    def build() -> Provider:
+        provider = get_provider(cfg, timeout=timeout)
         provider.prepare(model)
-    return Target(provider, cfg.name, model)
+        if warm:
+            warm_renderer()
+        return provider
+
+    if ui is not None and cfg.type == "local" and not warm:
+        with ui.spinner("loading model"):
+            return Target(cfg.name, model, build)
+    return Target(cfg.name, model, build, warm=warm)
+
+
+SDK_MODULES = {"openai": "openai", "anthropic": "anthropic"}
+
+
+def preimport(settings: Settings, spec: str | None) -> None:
+    """Start importing the SDK `spec` needs in the background (one-shot: while stdin is read and
+    the log opened). A bad name is left for the real resolution to report."""
+    try:
+        cfg, _model = settings.resolve(spec)
+    except StreamchatError:
+        return
+    module = SDK_MODULES.get(cfg.type)
+    if module is not None:
+        threading.Thread(target=importlib.import_module, args=(module,), name="preimport", daemon=True).start()
+
+
+def warm_renderer() -> None:
+    """Import and exercise the Markdown renderer once, so the first answer does not pay for it."""
+    from streamchat.render.markdown_stream import LineRenderer, parse
+
+    LineRenderer().render(parse("# x\n\n*y* `z`\n\n```python\nx = 1\n```\n\n1. a\n"), 40)
 
 
 class ChatSession:
@@ -95,7 +162,7 @@ class ChatSession:
 
     def __init__(self, settings: Settings, overrides: Overrides = Overrides(), *,
                  conversation: Conversation | None = None, log: ConversationLog | None = None,
-                 ui: UI | None = None) -> None:
+                 ui: UI | None = None, warm: bool = False) -> None:
         self.settings = settings
         self.log = log
         self.ui = ui
@@ -105,7 +172,9 @@ class ChatSession:
             self.conversation.system = merge(settings, overrides).system
         self.overrides = overrides
         self.options = merge(settings, overrides)
-        self.target = resolve_target(settings, overrides.model or self.conversation.model, self.options.timeout, ui)
+        self.warm = warm
+        self.target = resolve_target(settings, overrides.model or self.conversation.model, self.options.timeout, ui,
+                                     warm=warm)
 
     # -- state the front ends show -----------------------------------------------------------
     @property
@@ -133,6 +202,9 @@ class ChatSession:
     def ask(self, prompt: str, sink: Sink, *, cancel: CancelToken | None = None) -> TurnResult:
         """Run one turn into `sink`, add it to the conversation and the log; never raises for faults."""
         notice: Callable[[str], None] = self.ui.notice if self.ui is not None else (lambda _m: None)
+        if not self.target.ready and self.ui is not None:  # a question typed before the warm-up ended
+            with self.ui.spinner("starting"):
+                self.target.provider  # noqa: B018
         result = run_turn(self.target.provider, self.request(prompt), sink, retry=self.options.retry,
                           notice=notice, cancel=cancel)
         answer_id = None
@@ -164,4 +236,9 @@ class ChatSession:
         self.conversation.system = text or None
 
     def set_model(self, spec: str) -> None:
-        self.target = resolve_target(self.settings, spec, self.options.timeout, self.ui)
+        self.target = resolve_target(self.settings, spec, self.options.timeout, self.ui, warm=self.warm)
+        self.target.start()
+
+    def start_warm_up(self) -> None:
+        """Begin loading the provider in the background (the REPL calls it once its prompt is drawn)."""
+        self.target.start()

@@ -74,7 +74,11 @@ class SdkProvider:
         self._client = getattr(sdk, client_class)(**client_options(config, timeout))
 
     def prepare(self, model: str) -> None:
-        """Nothing to load ahead for an HTTP API."""
+        """Touch the streaming endpoint: the SDK imports its resource modules on first access."""
+        self._endpoint()
+
+    def _endpoint(self) -> Any:
+        raise NotImplementedError
 
     def list_models(self) -> list[str]:
         return sorted(m.id for m in self._client.models.list())

@@ -24,6 +24,9 @@ class AnthropicProvider(SdkProvider):
         # Anthropic has no error code for it; its API says "prompt is too long: N tokens > M maximum".
         return etype == "invalid_request_error" and (message or "").startswith("prompt is too long")
 
+    def _endpoint(self) -> Any:
+        return self._client.messages.with_streaming_response.create
+
     def stream(self, request: ChatRequest) -> EventStream:
         system, messages = split_system(request.messages)
         kwargs: dict[str, Any] = {
@@ -41,6 +44,6 @@ class AnthropicProvider(SdkProvider):
         if extra:
             kwargs["extra_body"] = extra
         # The SDK makes the request (and raises status errors); the stream is parsed here.
-        with self._client.messages.with_streaming_response.create(**kwargs, stream=True) as response, \
+        with self._endpoint()(**kwargs, stream=True) as response, \
                 cut_on_cancel(response.http_response):
             yield from anthropic_events(response.iter_lines(), provider=self.name, model=request.model)

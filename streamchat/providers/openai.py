@@ -21,6 +21,9 @@ class OpenAIProvider(SdkProvider):
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
         return code == "context_length_exceeded"
 
+    def _endpoint(self) -> Any:
+        return self._client.chat.completions.with_streaming_response.create
+
     def stream(self, request: ChatRequest) -> EventStream:
         kwargs: dict[str, Any] = {
             "model": request.model,
@@ -34,6 +37,6 @@ class OpenAIProvider(SdkProvider):
             kwargs["max_tokens"] = request.max_tokens
         kwargs.update((k, list(v) if k == "stop" else v) for k, v in request.params)
         # The SDK makes the request (and raises status errors); the stream is parsed here.
-        with self._client.chat.completions.with_streaming_response.create(**kwargs) as response, \
+        with self._endpoint()(**kwargs) as response, \
                 cut_on_cancel(response.http_response):
             yield from openai_events(response.iter_lines(), provider=self.name, model=request.model)

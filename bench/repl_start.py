@@ -1,0 +1,55 @@
+"""REPL warm start, per provider, through a real pseudo-terminal against the suite's fake server:
+time from launch to the prompt, and from Enter to the first answer text for the first and for a
+later question (medians of 5 runs). The SDK, the provider and the renderer load in the background."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pexpect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from conftest import STREAMCHAT, base_env  # noqa: E402
+from fakeserver import FakeLLMServer  # noqa: E402
+
+RUNS = 5
+
+
+def one(provider: str, env: dict[str, str]) -> tuple[float, float, float]:
+    start = time.perf_counter()
+    child = pexpect.spawn(STREAMCHAT, ["-m", f"{provider}:echo"], env=env, encoding="utf-8",
+                          dimensions=(30, 100), timeout=30)
+    child.expect_exact("›")
+    prompt = time.perf_counter() - start
+    time.sleep(1.5)  # the user reads the prompt and types; the warm-up runs meanwhile
+    answers = []
+    for word in ("first", "second"):
+        sent = time.perf_counter()
+        child.sendline(word)
+        child.expect_exact(f"echo: {word}")
+        answers.append(time.perf_counter() - sent)
+        child.expect_exact("›")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    return prompt, answers[0], answers[1]
+
+
+def main() -> None:
+    server = FakeLLMServer().start()
+    env = base_env(Path(tempfile.mkdtemp()), server, PROMPT_TOOLKIT_NO_CPR="1")
+    try:
+        print(f"{'provider':10} {'prompt ready':>13} {'1st answer':>11} {'later answer':>13}  (ms, median of {RUNS})")
+        for provider in ("openai", "anthropic"):
+            runs = [one(provider, env) for _ in range(RUNS)]
+            prompt, first, later = (statistics.median(r[i] for r in runs) * 1000 for i in range(3))
+            print(f"{provider:10} {prompt:13.0f} {first:11.0f} {later:13.0f}")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
