@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from streamchat.config import Settings
 from streamchat.environment import Environment
 from streamchat.errors import EXIT_OK, exit_code_for
-from streamchat.events import Outcome, TurnResult
+from streamchat.events import Attachment, Outcome, TurnResult
 from streamchat.service import ChatSession, Overrides
 from streamchat.sinks import choose_sink
 from streamchat.store import ConversationLog, open_log
@@ -27,6 +27,8 @@ class ChatOptions:
     cid: str | None = None
     log: bool = True
     debug: bool = False
+    context: str = ""  # -f sources, rendered, added to the first question
+    attachments: tuple[Attachment, ...] = ()  # -a files, sent with the first question
 
 
 def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = False) -> ChatSession:
@@ -39,9 +41,31 @@ def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = 
 def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:
     session = open_session(settings, opts, ui)
     sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats)
-    result = session.ask(prompt, sink)
+    result = session.ask(with_context(prompt, opts.context), sink, attachments=opts.attachments)
     report_end(result, ui, opts.debug)
     return exit_code_for(result)
+
+
+def with_context(prompt: str, context: str) -> str:
+    """The question, then the -f sources."""
+    return f"{prompt}\n\n{context}" if context else prompt
+
+
+def gather_inputs(files: list[str], attach: list[str], *, stdin_text: str | None, timeout: float,
+                  ui: UI) -> tuple[str, tuple[Attachment, ...]]:
+    """Read -f sources and -a files, say in one dim line what goes to the model; errors send nothing."""
+    from streamchat import attachments as attaching
+    from streamchat.context import gather
+
+    context = ""
+    if files:
+        gathered = gather(files, stdin=lambda: stdin_text, timeout=timeout)
+        context = gathered.render()
+        ui.notice(gathered.summary())
+    loaded = tuple(attaching.load(a) for a in attach)
+    if loaded:
+        ui.notice("attached: " + ", ".join(f"{a.name} ({a.mime}, {len(a.data) / 1024:.1f} KB)" for a in loaded))
+    return context, loaded
 
 
 CUT_OFF = ("length", "max_tokens")  # OpenAI's and Anthropic's words for "stopped at the token limit"

@@ -240,10 +240,15 @@ def chat(
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
     cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", help="Continue the conversation with this id.")] = None,
     no_log: NoLogOpt = False,
+    files: Annotated[Optional[list[str]], typer.Option(
+        "-f", "--file", metavar="SOURCE",
+        help="Add text context: a file, directory, glob, URL, '-' (stdin) or '!command' (repeatable).")] = None,
+    attach: Annotated[Optional[list[str]], typer.Option(
+        "-a", "--attach", metavar="FILE", help="Attach an image (PNG, JPEG, GIF, WebP) or a PDF (repeatable).")] = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    from streamchat.chat import ChatOptions, run_chat
+    from streamchat.chat import ChatOptions, gather_inputs, run_chat
     from streamchat.prompt_input import compose_prompt, read_stdin
     from streamchat.service import Overrides, preimport
 
@@ -252,11 +257,15 @@ def chat(
         preimport(settings, g.model)  # the SDK import overlaps reading stdin and opening the log
         overrides = Overrides(model=g.model, system=system, temperature=temperature, max_tokens=max_tokens,
                               timeout=g.timeout, retry=not no_retry)
+        stdin_text = read_stdin(env, settings.max_input_bytes)
+        context, attachments = gather_inputs(files or [], attach or [], stdin_text=stdin_text,
+                                             timeout=g.timeout or settings.timeout, ui=ui)
         opts = ChatOptions(
             overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown, stats=stats,
             sanitize=sanitize, continue_last=cont, cid=cid, log=settings.log and not g.no_log, debug=g.debug,
+            context=context, attachments=attachments,
         )
-        text = compose_prompt(prompt, read_stdin(env, settings.max_input_bytes))
+        text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
         if text is None:
             if not env.stdin_isatty:
                 raise UsageError("no prompt given", hint='pass a prompt: streamchat "question", or pipe text in')

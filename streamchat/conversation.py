@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from streamchat.events import Message, TurnResult
+from streamchat.events import Attachment, Message, TurnResult
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Turn:
     result: TurnResult
     id: int | None = None  # the log's id of the answer row; the next turn's parent
     model: str | None = None  # "provider:model" that answered
+    attachments: tuple[Attachment, ...] = ()  # images and PDFs sent with the question
 
     @property
     def counts(self) -> bool:
@@ -71,7 +72,7 @@ class Conversation:
         messages = list(self.seed)
         for turn in self.turns:
             if turn.counts:
-                messages += [Message("user", turn.prompt), Message("assistant", turn.result.text)]
+                messages += [Message("user", turn.prompt, turn.attachments), Message("assistant", turn.result.text)]
         return messages
 
     def transcript(self, title: str) -> str:
@@ -82,7 +83,8 @@ class Conversation:
         for m in self.seed:
             parts.append(f"## {m.role.capitalize()}\n\n{m.content}\n")
         for turn in self.turns:
-            parts.append(f"## User\n\n{turn.prompt}\n")
+            attached = "".join(f"\n_[attached: {a.name}, {a.mime}, {len(a.data)} bytes]_\n" for a in turn.attachments)
+            parts.append(f"## User\n\n{turn.prompt}\n{attached}")
             mark = "" if turn.result.ok else f" _[{turn.result.message}]_"
             parts.append(f"## Assistant{mark}\n\n{turn.result.text}\n")
         return "\n".join(parts)

@@ -7,6 +7,7 @@ line; Ctrl-D or /exit quits with 0.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
@@ -15,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from streamchat import signals
-from streamchat.chat import ChatOptions, open_session, report_end
+from streamchat.chat import ChatOptions, gather_inputs, open_session, report_end, with_context
 from streamchat.config import Settings, data_dir
 from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
-from streamchat.events import Sink
+from streamchat.events import Sink, TurnResult
 from streamchat.service import ChatSession
 from streamchat.sinks import choose_sink
 from streamchat.ui import UI
@@ -51,6 +52,8 @@ class Repl:
         self.session: ChatSession = open_session(settings, opts, ui, warm=True)  # the prompt comes first
         self.running = True
         self.pasted = False  # the line being read came (at least partly) from a bracketed paste
+        self.context = opts.context  # -f / /file sources waiting for the next question
+        self.attachments = opts.attachments  # -a / /attach files waiting for the next question
         self.commands: dict[str, tuple[Callable[[str], None], str]] = {
             "/help": (self.cmd_help, "list commands"),
             "/model": (self.cmd_model, "[NAME] show or switch the model"),
@@ -62,6 +65,8 @@ class Repl:
             "/stats": (self.cmd_stats, "timing of the last answer"),
             "/history": (self.cmd_history, "list recent conversations"),
             "/load": (self.cmd_load, "ID resume a saved conversation"),
+            "/file": (self.cmd_file, "SOURCE... add files, directories, URLs or !command output to the next question"),
+            "/attach": (self.cmd_attach, "FILE... attach images or PDFs to the next question"),
             "/exit": (self.cmd_exit, "quit (or Ctrl-D)"),
         }
 
@@ -75,7 +80,12 @@ class Repl:
 
     def toolbar(self) -> str:
         conv = self.session.conversation
-        return f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {conv.tokens} tokens · /help"
+        pending = ""
+        if self.context or self.attachments:
+            pending = " · next: " + ", ".join(filter(None, ["sources" if self.context else "",
+                                                            plural(len(self.attachments), "attachment")
+                                                            if self.attachments else ""]))
+        return f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {conv.tokens} tokens{pending} · /help"
 
     # -- turns ---------------------------------------------------------------------------
     def _sink(self) -> Sink:
@@ -84,8 +94,14 @@ class Repl:
 
     def ask(self, prompt: str | None = None) -> None:
         """Ask `prompt`, or (None) ask the last question again."""
+        result: TurnResult | None
         try:
-            result = self.session.ask(prompt, self._sink()) if prompt is not None else self.session.retry(self._sink())
+            if prompt is not None:
+                context, attachments = self.context, self.attachments
+                self.context, self.attachments = "", ()
+                result = self.session.ask(with_context(prompt, context), self._sink(), attachments=attachments)
+            else:
+                result = self.session.retry(self._sink())
         except KeyboardInterrupt:  # a Ctrl-C outside the stream loop: nothing was shown
             self.ui.notice("[interrupted]")
             return
@@ -199,6 +215,22 @@ class Repl:
             return
         conv = self.session.load(arg)
         self.ui.notice(f"loaded conversation {arg} ({plural(conv.turn_count, 'turn')})")
+
+    def cmd_file(self, arg: str) -> None:
+        if not arg:
+            self.ui.notice("usage: /file SOURCE... (a file, directory, glob, URL or !command)")
+            return
+        sources = [arg] if arg.startswith("!") else shlex.split(arg)
+        context, _ = gather_inputs(sources, [], stdin_text=None, timeout=self.session.options.timeout, ui=self.ui)
+        self.context = f"{self.context}\n\n{context}" if self.context else context
+
+    def cmd_attach(self, arg: str) -> None:
+        if not arg:
+            self.ui.notice("usage: /attach FILE... (images or PDFs)")
+            return
+        _, attachments = gather_inputs([], shlex.split(arg), stdin_text=None, timeout=self.session.options.timeout,
+                                       ui=self.ui)
+        self.attachments += attachments
 
     def cmd_exit(self, _arg: str) -> None:
         self.running = False

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
-from streamchat.errors import StreamchatError
-from streamchat.events import Message, Sink, TurnResult
+from streamchat.errors import BadRequestError, StreamchatError
+from streamchat.events import Attachment, Message, Sink, TurnResult
 from streamchat.providers.base import ChatRequest, Provider, get_provider
 from streamchat.session import NO_RETRY, RetryPolicy, run_turn
 from streamchat.store import ConversationLog
@@ -186,7 +186,7 @@ class ChatSession:
         return self.conversation.last
 
     # -- turns -------------------------------------------------------------------------------
-    def request(self, prompt: str) -> ChatRequest:
+    def request(self, prompt: str, attachments: tuple[Attachment, ...] = ()) -> ChatRequest:
         """The provider request for `prompt` after the conversation so far."""
         history = self.conversation.history()
         messages: list[Message] = []
@@ -194,29 +194,54 @@ class ChatSession:
         if system and not any(m.role == "system" for m in history):
             messages.append(Message("system", system))
         messages += history
-        messages.append(Message("user", prompt))
+        messages.append(Message("user", prompt, attachments))
         return ChatRequest(model=self.target.model, messages=tuple(messages), temperature=self.options.temperature,
                            max_tokens=self.options.max_tokens, timeout=self.options.timeout,
                            params=self.overrides.params)
 
-    def ask(self, prompt: str, sink: Sink, *, cancel: CancelToken | None = None) -> TurnResult:
-        """Run one turn into `sink`, add it to the conversation and the log; never raises for faults."""
+    def ask(self, prompt: str, sink: Sink, *, attachments: tuple[Attachment, ...] = (),
+            cancel: CancelToken | None = None) -> TurnResult:
+        """Run one turn into `sink`, add it to the conversation and the log; never raises for faults.
+
+        An attachment the provider cannot take is a BadRequestError before anything is sent
+        (a PDF becomes its text instead, and the user is told).
+        """
         notice: Callable[[str], None] = self.ui.notice if self.ui is not None else (lambda _m: None)
         if not self.target.ready and self.ui is not None:  # a question typed before the warm-up ended
             with self.ui.spinner("starting"):
                 self.target.provider  # noqa: B018
-        result = run_turn(self.target.provider, self.request(prompt), sink, retry=self.options.retry,
+        prompt, attachments = self._fit(prompt, attachments, notice)
+        result = run_turn(self.target.provider, self.request(prompt, attachments), sink, retry=self.options.retry,
                           notice=notice, cancel=cancel)
         answer_id = None
         if self.log is not None:
-            answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result)
-        self.conversation.add(Turn(prompt, result, answer_id, self.model_name))
+            answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result,
+                                        attachments)
+        self.conversation.add(Turn(prompt, result, answer_id, self.model_name, attachments))
         return result
+
+    def _fit(self, prompt: str, attachments: tuple[Attachment, ...], notice: Callable[[str], None]
+             ) -> tuple[str, tuple[Attachment, ...]]:
+        accepts = self.target.provider.accepts
+        kept: list[Attachment] = []
+        for a in attachments:
+            kind = "image" if a.is_image else "pdf"
+            if kind in accepts:
+                kept.append(a)
+            elif kind == "pdf":
+                from streamchat.attachments import pdf_text
+
+                prompt += f'\n\n<source name="{a.name}">\n{pdf_text(a)}\n</source>'
+                notice(f"{a.name}: {self.target.provider_name} cannot read PDFs, so its text was sent instead")
+            else:
+                raise BadRequestError(f"{self.model_name} cannot take images ({a.name})",
+                                      hint="use a model that sees images, e.g. -m openai:gpt-4o-mini")
+        return prompt, tuple(kept)
 
     def retry(self, sink: Sink) -> TurnResult | None:
         """Ask the last question again; the old answer leaves the context (the log keeps it as a branch)."""
         turn = self.conversation.drop_last()
-        return None if turn is None else self.ask(turn.prompt, sink)
+        return None if turn is None else self.ask(turn.prompt, sink, attachments=turn.attachments)
 
     # -- conversation commands ---------------------------------------------------------------
     def new(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from streamchat.config import data_dir
 from streamchat.conversation import Conversation, Turn
 from streamchat.errors import StreamchatError, UsageError
-from streamchat.events import Outcome, Stats, TurnResult
+from streamchat.events import Attachment, Outcome, Stats, TurnResult
 
 
 def db_path() -> Path:
@@ -79,8 +79,19 @@ UPDATE conversations SET turns = (SELECT COUNT(*) FROM messages m
     WHERE m.conversation_id = conversations.id AND m.role = 'assistant' AND m.content != '');
 """
 
+# v5: attachments stored once by content hash, linked to the questions that carried them.
+V5 = """
+CREATE TABLE blobs (hash TEXT PRIMARY KEY, name TEXT NOT NULL, mime TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE message_blobs (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    hash TEXT NOT NULL REFERENCES blobs(hash),
+    PRIMARY KEY (message_id, position)
+);
+"""
+
 MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else "",
-                                       lambda: V4]
+                                       lambda: V4, lambda: V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -156,10 +167,22 @@ class ConversationLog:
             raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
         rows = db.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conv["id"],)).fetchall()
         model = f"{conv['provider']}:{conv['model']}" if conv["provider"] else None
-        return Conversation(conv["id"], conv["system"], model, _turns(active_path(rows)), created_at=conv["created_at"])
+        return Conversation(conv["id"], conv["system"], model, _turns(active_path(rows), self._attachments(conv["id"])),
+                            created_at=conv["created_at"])
+
+    def _attachments(self, cid: int) -> dict[int, tuple[Attachment, ...]]:
+        """The attachments of each question of a conversation, by message id."""
+        found: dict[int, list[Attachment]] = {}
+        for row in self._db().execute(
+                "SELECT mb.message_id, b.name, b.mime, b.data FROM message_blobs mb JOIN blobs b ON b.hash = mb.hash"
+                " JOIN messages m ON m.id = mb.message_id WHERE m.conversation_id = ? ORDER BY mb.message_id,"
+                " mb.position", (cid,)):
+            found.setdefault(row[0], []).append(Attachment(row[1], row[2], bytes(row[3])))
+        return {k: tuple(v) for k, v in found.items()}
 
     # -- writing -------------------------------------------------------------------------
-    def record(self, conv: Conversation, provider: str, model: str, prompt: str, result: TurnResult) -> int | None:
+    def record(self, conv: Conversation, provider: str, model: str, prompt: str, result: TurnResult,
+               attachments: tuple[Attachment, ...] = ()) -> int | None:
         """Save the question and the answer (partial or not) after `conv`'s last answered turn.
 
         Returns the answer's id (None when not saved); sets `conv.id` for a new conversation.
@@ -184,13 +207,19 @@ class ConversationLog:
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, parent_id)"
                 " VALUES (?, 'user', ?, ?, ?, ?, ?)", (cid, prompt, provider, model, now, conv.parent_id))
+            question_id = cur.lastrowid
+            for position, a in enumerate(attachments):
+                db.execute("INSERT OR IGNORE INTO blobs (hash, name, mime, data) VALUES (?, ?, ?, ?)",
+                           (a.sha256, a.name, a.mime, a.data))
+                db.execute("INSERT INTO message_blobs (message_id, position, hash) VALUES (?, ?, ?)",
+                           (question_id, position, a.sha256))
             s = result.stats
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, ttft_ms,"
                 " duration_ms, input_tokens, output_tokens, finish_reason, state, error, parent_id)"
                 " VALUES (?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cid, result.text, provider, model, time.time(), s.ttft_ms, s.total_ms, s.input_tokens,
-                 s.tokens, result.finish_reason, result.state, None if result.ok else result.message, cur.lastrowid))
+                 s.tokens, result.finish_reason, result.state, None if result.ok else result.message, question_id))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
@@ -221,6 +250,12 @@ class ConversationLog:
         if not conv:
             raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
         conv["messages"] = [dict(r) for r in self.messages(cid)]
+        for message in conv["messages"]:
+            message["attachments"] = [
+                {"name": name, "mime": mime, "sha256": digest, "bytes": size}
+                for name, mime, digest, size in self._db().execute(
+                    "SELECT b.name, b.mime, b.hash, length(b.data) FROM message_blobs mb JOIN blobs b"
+                    " ON b.hash = mb.hash WHERE mb.message_id = ? ORDER BY mb.position", (message["id"],))]
         return conv
 
     def remove(self, cid: str | int) -> None:
@@ -256,7 +291,7 @@ def active_path(rows: list[Any]) -> list[Any]:
 _OUTCOMES = {"ok": Outcome.OK, "interrupted": Outcome.INTERRUPTED, "error": Outcome.FAILED}
 
 
-def _turns(path: list[Any]) -> list[Turn]:
+def _turns(path: list[Any], attachments: dict[int, tuple[Attachment, ...]]) -> list[Turn]:
     """Question/answer row pairs as turns, with the stored outcome, timing and error line."""
     turns = []
     for question, answer in zip(path[::2], path[1::2], strict=False):  # an unanswered last question is dropped
@@ -268,7 +303,7 @@ def _turns(path: list[Any]) -> list[Turn]:
         error = StreamchatError(answer["error"]) if outcome is Outcome.FAILED and answer["error"] else None
         result = TurnResult(answer["content"], "", answer["finish_reason"], stats, outcome, error)
         model = f"{answer['provider']}:{answer['model']}" if answer["provider"] else None
-        turns.append(Turn(question["content"], result, answer["id"], model))
+        turns.append(Turn(question["content"], result, answer["id"], model, attachments.get(question["id"], ())))
     return turns
 
 

@@ -64,6 +64,7 @@ class SdkProvider:
     name: str
     base_url: str | None
     params: frozenset[str] = frozenset()
+    accepts: frozenset[str] = frozenset()
     _sdk: ModuleType
     _client: Any
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from streamchat.config import ProviderConfig
+from streamchat.providers._content import MB, anthropic_messages, check_sizes
 from streamchat.providers._sdk import SdkProvider, cut_on_cancel
 from streamchat.providers._wire import anthropic_events
-from streamchat.providers.base import ChatRequest, EventStream, split_system
+from streamchat.providers.base import ChatRequest, EventStream
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -19,6 +20,7 @@ class AnthropicProvider(SdkProvider):
         super().__init__(config, anthropic, "Anthropic", timeout)
 
     params = frozenset({"top_p", "stop"})
+    accepts = frozenset({"image", "pdf"})
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
         # Anthropic has no error code for it; its API says "prompt is too long: N tokens > M maximum".
@@ -28,7 +30,8 @@ class AnthropicProvider(SdkProvider):
         return self._client.messages.with_streaming_response.create
 
     def stream(self, request: ChatRequest) -> EventStream:
-        system, messages = split_system(request.messages)
+        check_sizes(request.messages, provider=self.name, image_max=5 * MB, document_max=32 * MB)
+        system, messages = anthropic_messages(request.messages)
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": messages,

@@ -37,6 +37,7 @@ class Provider(Protocol):
     name: str
     base_url: str | None
     params: frozenset[str]  # the ChatRequest.params names this adapter sends (others are refused by serve)
+    accepts: frozenset[str]  # attachment kinds it sends as they are: "image", "pdf"
 
     def prepare(self, model: str) -> None:
         """Make the first turn fast (the local model loads its weights); a no-op for HTTP APIs."""
@@ -65,12 +66,6 @@ def get_provider(config: ProviderConfig, *, timeout: float = 60.0) -> Provider:
         module, _, cls = _ADAPTERS[config.type].partition(":")
         _CACHE[key] = getattr(importlib.import_module(module), cls)(config, timeout=timeout)
     return _CACHE[key]
-
-
-def split_system(messages: tuple[Message, ...]) -> tuple[str | None, list[dict[str, str]]]:
-    """System prompt apart from the turns, for APIs that take it separately."""
-    system = "\n\n".join(m.content for m in messages if m.role == "system") or None
-    return system, [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
 
 
 def as_dicts(messages: tuple[Message, ...]) -> list[dict[str, str]]:

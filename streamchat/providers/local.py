@@ -107,6 +107,7 @@ class LocalProvider:
         return self._models[path]
 
     params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty"})
+    accepts: frozenset[str] = frozenset()  # text only: PDFs become their text, images are refused
 
     def prepare(self, model: str) -> None:
         """Load the weights before the first prompt, so the first answer starts at once."""

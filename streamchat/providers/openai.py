@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from streamchat.config import ProviderConfig
+from streamchat.providers._content import MB, check_sizes, openai_messages
 from streamchat.providers._sdk import SdkProvider, cut_on_cancel
 from streamchat.providers._wire import openai_events
-from streamchat.providers.base import ChatRequest, EventStream, as_dicts
+from streamchat.providers.base import ChatRequest, EventStream
 
 
 class OpenAIProvider(SdkProvider):
@@ -17,6 +18,7 @@ class OpenAIProvider(SdkProvider):
         super().__init__(config, openai, "OpenAI", timeout)
 
     params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty"})
+    accepts = frozenset({"image", "pdf"})
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
         return code == "context_length_exceeded"
@@ -25,9 +27,10 @@ class OpenAIProvider(SdkProvider):
         return self._client.chat.completions.with_streaming_response.create
 
     def stream(self, request: ChatRequest) -> EventStream:
+        check_sizes(request.messages, provider=self.name, image_max=20 * MB, document_max=32 * MB)
         kwargs: dict[str, Any] = {
             "model": request.model,
-            "messages": as_dicts(request.messages),
+            "messages": openai_messages(request.messages),
             "stream": True,
             "stream_options": {"include_usage": True},
         }

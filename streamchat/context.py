@@ -1,0 +1,246 @@
+"""`-f SOURCE`: text context from files, directories, globs, stdin, URLs and command output.
+
+Each source becomes a labeled block appended to the question, so the model can cite it:
+`<source name="src/app.py">…</source>`. Directories honor `.gitignore` (pathspec), skip
+VCS/virtualenv/cache folders and binary files, and stop at a total size cap; what was
+included or skipped is reported in one line before anything is sent.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamchat.errors import NetworkError, UsageError
+
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
+                       ".pytest_cache", ".ruff_cache", ".tox", ".idea", ".DS_Store"})
+FILE_CAP = 256 * 1024  # a file inside a directory larger than this is skipped
+TOTAL_CAP = 1024 * 1024  # all -f sources together
+URL_CAP = 2 * 1024 * 1024
+COMMAND_TIMEOUT = 30.0
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One included text (or a skipped source, with `text` None and the reason in `note`)."""
+
+    name: str
+    text: str | None
+    note: str = ""
+
+
+@dataclass
+class Gathered:
+    pieces: list[Piece]
+
+    @property
+    def included(self) -> list[Piece]:
+        return [p for p in self.pieces if p.text is not None]
+
+    def render(self) -> str:
+        """The blocks appended to the question."""
+        return "\n\n".join(f'<source name="{p.name}">\n{p.text.rstrip()}\n</source>' for p in self.included
+                           if p.text is not None)
+
+    def summary(self) -> str:
+        """One line for stderr: what goes to the model and what was left out."""
+        inc = [f"{p.name} ({_size(len(p.text.encode()))})" for p in self.included if p.text is not None]
+        skipped = [f"{p.name} ({p.note})" for p in self.pieces if p.text is None]
+        parts = []
+        if inc:
+            parts.append("included: " + ", ".join(inc[:12]) + (f" and {len(inc) - 12} more" if len(inc) > 12 else ""))
+        if skipped:
+            parts.append("skipped: " + ", ".join(skipped[:8]) + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""))
+        return " · ".join(parts)
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB"
+
+
+def _decode(data: bytes) -> str | None:
+    """Text, or None for binary data (a NUL byte, or not UTF-8)."""
+    if b"\x00" in data[:8192]:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+class _Budget:
+    def __init__(self, cap: int) -> None:
+        self.left = cap
+
+    def take(self, n: int) -> bool:
+        if n > self.left:
+            return False
+        self.left -= n
+        return True
+
+
+def gather(sources: list[str], *, stdin: Callable[[], str | None], timeout: float,
+           cap: int = TOTAL_CAP) -> Gathered:
+    """Read every source; a source that cannot be read at all is an error (nothing is sent)."""
+    budget = _Budget(cap)
+    pieces: list[Piece] = []
+    for source in sources:
+        pieces += _one(source, stdin=stdin, timeout=timeout, budget=budget)
+    return Gathered(pieces)
+
+
+def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget: _Budget) -> list[Piece]:
+    if source == "-":
+        text = stdin()
+        if text is None:
+            raise UsageError("-f - reads stdin, but stdin is a terminal", hint="pipe text in, or drop -f -")
+        return [_budgeted(Piece("stdin", text), budget)]
+    if source.startswith("!"):
+        return [_budgeted(Piece(source, run_command(source[1:])), budget)]
+    if source.startswith(("http://", "https://")):
+        return [_budgeted(Piece(source, fetch_url(source, timeout=timeout)), budget)]
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _directory(path, source, budget)
+    if path.is_file():
+        return [_file(path, source, budget, explicit=True)]
+    if any(c in source for c in "*?["):
+        matches = sorted(glob.glob(os.path.expanduser(source), recursive=True))
+        if not matches:
+            raise UsageError(f"no file matches {source}", hint="check the pattern (quote it so the shell leaves it)")
+        out: list[Piece] = []
+        for match in matches:
+            out += _directory(Path(match), match, budget) if os.path.isdir(match) else \
+                [_file(Path(match), match, budget, explicit=False)]
+        return out
+    raise UsageError(f"no such file or directory: {source}", hint="check the path given to -f")
+
+
+def _budgeted(piece: Piece, budget: _Budget) -> Piece:
+    if piece.text is not None and not budget.take(len(piece.text.encode())):
+        raise UsageError(f"{piece.name} is larger than the -f total of {_size(TOTAL_CAP)}",
+                         hint="pass a smaller part of it")
+    return piece
+
+
+def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
+    try:
+        size = path.stat().st_size
+        if size > FILE_CAP and not explicit:
+            return Piece(name, None, "too large")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror}", hint="check the path and its permissions") from None
+    text = _decode(data)
+    if text is None:
+        if explicit:
+            raise UsageError(f"{name} is a binary file", hint="attach images and PDFs with -a instead")
+        return Piece(name, None, "binary")
+    if not budget.take(len(data)):
+        if explicit:
+            raise UsageError(f"{name} ({_size(len(data))}) does not fit the -f total of {_size(TOTAL_CAP)}",
+                             hint="pass a smaller part of it")
+        return Piece(name, None, "over the total size cap")
+    return Piece(name, text)
+
+
+def _directory(root: Path, name: str, budget: _Budget) -> list[Piece]:
+    """Every text file below `root`, sorted, minus what .gitignore files and SKIP_DIRS leave out."""
+    import pathspec
+
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise UsageError(f"cannot read directory {name}", hint="check its permissions")
+    specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
+    pieces: list[Piece] = []
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        ignore = here / ".gitignore"
+        if ignore.is_file():
+            lines = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
+            specs.append((here, pathspec.GitIgnoreSpec.from_lines(lines)))
+
+        def ignored(path: Path, is_dir: bool) -> bool:
+            for base, spec in specs:
+                if base in path.parents:
+                    rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
+                    if spec.match_file(rel):
+                        return True
+            return False
+
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not ignored(here / d, True))
+        for file in sorted(files):
+            path = here / file
+            if file == ".gitignore" or ignored(path, False) or not path.is_file():
+                continue
+            pieces.append(_file(path, str(Path(name) / path.relative_to(root)), budget, explicit=False))
+    if not pieces:
+        raise UsageError(f"{name} holds no text files", hint="check .gitignore, or name the files")
+    return pieces
+
+
+def run_command(command: str) -> str:
+    """`!command`: run without a shell, its stdout captured (bounded in time and size)."""
+    argv = shlex.split(command)
+    if not argv:
+        raise UsageError("-f ! needs a command, e.g. -f '!git diff'")
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=COMMAND_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise UsageError(f"command not found: {argv[0]}", hint="check the command after !") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"`{command}` ran longer than {COMMAND_TIMEOUT:g} s", hint="run it by hand and pipe its output") from None
+    if proc.returncode != 0:
+        raise UsageError(f"`{command}` failed (exit {proc.returncode})", hint="run it by hand to see why")
+    if len(proc.stdout) > TOTAL_CAP:
+        raise UsageError(f"`{command}` printed more than {_size(TOTAL_CAP)}", hint="narrow what it prints")
+    text = _decode(proc.stdout)
+    if text is None:
+        raise UsageError(f"`{command}` printed binary data", hint="pass text output only")
+    return text
+
+
+def fetch_url(url: str, *, timeout: float) -> str:
+    """An http(s) page as text: HTML turned into Markdown-ish text, text and JSON as they are."""
+    import httpx2
+
+    try:
+        with httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS) as client, \
+                client.stream("GET", url, headers={"User-Agent": "streamchat"}) as response:
+            if response.status_code >= 400:
+                raise NetworkError(f"{url} answered HTTP {response.status_code}", hint="check the address")
+            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if not (kind.startswith("text/") or kind in ("application/json", "application/xhtml+xml", "")):
+                raise UsageError(f"{url} is {kind}, not text or HTML", hint="download it and attach it with -a")
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > URL_CAP:
+                    raise UsageError(f"{url} is larger than {_size(URL_CAP)}", hint="pass a smaller page")
+            charset = response.encoding or "utf-8"
+    except httpx2.TooManyRedirects:
+        raise NetworkError(f"{url} redirects more than {MAX_REDIRECTS} times", hint="check the address") from None
+    except httpx2.TimeoutException:
+        raise NetworkError(f"{url} did not answer within {timeout:g} s", hint="check the address or raise --timeout") from None
+    except httpx2.HTTPError as exc:
+        raise NetworkError(f"cannot fetch {url}: {type(exc).__name__}", hint="check the address and network") from None
+    text = bytes(data).decode(charset, errors="replace")
+    if kind in ("text/html", "application/xhtml+xml") or (not kind and "<html" in text[:1000].lower()):
+        return html_to_text(text)
+    return text
+
+
+def html_to_text(html: str) -> str:
+    """Readable Markdown-ish text from HTML (html2text: pure Python, links kept, images dropped)."""
+    import html2text
+
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.ignore_images = True
+    return str(converter.handle(html)).strip()

@@ -1,0 +1,223 @@
+"""Bringing work in: -f files, directories, globs, stdin, URLs and command output; -a images and PDFs,
+checked in the exact request bodies both SDKs send to the fake server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from test_repl import repl as repl  # the REPL fixture
+
+# -- real file bytes ------------------------------------------------------------------------------
+
+
+def png_bytes() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))  # 2x2 red, RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def pdf_bytes(text: str = "Quarterly numbers went up") -> bytes:
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def last_user_content(server):
+    return server.last_messages()[-1]["content"]
+
+
+# -- -f --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "proj"
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("[core]\n")
+    (root / ".gitignore").write_text("*.log\nbuild/\n")
+    (root / "src" / "app.py").write_text("print('app')\n")
+    (root / "src" / "pkg" / "util.py").write_text("def util(): ...\n")
+    (root / "debug.log").write_text("noise\n")
+    (root / "build").mkdir()
+    (root / "build" / "out.txt").write_text("generated\n")
+    (root / "logo.png").write_bytes(png_bytes())
+    (root / "big.txt").write_text("x" * 300_000)
+    return root
+
+
+def test_directory_honors_gitignore_and_skips_binary_vcs_and_large_files(run, server, project):
+    r = run("-m", "openai:echo", "-f", str(project), "explain")
+    assert r.code == 0, r.stderr
+    content = last_user_content(server)
+    assert content.startswith("explain\n\n<source name=")
+    assert f'<source name="{project}/src/app.py">\nprint(\'app\')\n</source>' in content
+    assert "util()" in content
+    for absent in ("noise", "generated", "[core]", "PNG", "xxxx"):
+        assert absent not in content, absent
+    assert content.index("app.py") < content.index("util.py")  # sorted
+    assert "included:" in r.stderr and "logo.png (binary)" in r.stderr and "big.txt (too large)" in r.stderr
+
+
+def test_glob_stdin_and_command_sources(run, server, project):
+    r = run("-m", "openai:echo", "-f", f"{project}/src/**/*.py", "-f", "-", "-f", "!echo from a command", "q",
+            stdin=b"piped text\n")
+    assert r.code == 0, r.stderr
+    content = last_user_content(server)
+    assert "util()" in content and '<source name="stdin">\npiped text\n</source>' in content
+    assert '<source name="!echo from a command">\nfrom a command\n</source>' in content
+
+
+@pytest.mark.parametrize("source,code,words", [
+    ("/no/such/file", 2, "no such file"),
+    ("!false", 2, "failed (exit 1)"),
+    ("!no-such-command-xyz", 2, "command not found"),
+])
+def test_bad_sources_send_nothing(run, server, source, code, words):
+    r = run("-m", "openai:echo", "-f", source, "q")
+    assert r.code == code and words in r.stderr and "Traceback" not in r.stderr
+    assert not server.requests
+
+
+class _Pages(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        routes = {
+            "/page": ("text/html; charset=utf-8",
+                      b"<html><body><h1>Title</h1><p>Body with <b>bold</b>.</p><script>x()</script></body></html>"),
+            "/data": ("application/json", b'{"k": [1, 2]}'),
+            "/image": ("image/png", png_bytes()),
+        }
+        if self.path == "/slow":
+            time.sleep(3)
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/page")
+            self.end_headers()
+            return
+        if self.path not in routes:
+            self.send_response(404)
+            self.end_headers()
+            return
+        kind, body = routes[self.path]
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def pages():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_urls_html_becomes_text_json_stays(run, server, pages):
+    r = run("-m", "openai:echo", "-f", f"{pages}/moved", "-f", f"{pages}/data", "q")
+    assert r.code == 0, r.stderr
+    content = last_user_content(server)
+    assert "# Title" in content and "**bold**" in content and "<p>" not in content and "x()" not in content
+    assert '{"k": [1, 2]}' in content
+
+
+@pytest.mark.parametrize("path,code,words", [("/image", 2, "not text or HTML"), ("/missing", 6, "HTTP 404"),
+                                             ("/slow", 6, "did not answer")])
+def test_url_failures(run, server, pages, path, code, words):
+    r = run("-m", "openai:echo", "--timeout", "1", "-f", f"{pages}{path}", "q")
+    assert r.code == code and words in r.stderr
+    assert not server.requests
+
+
+# -- -a --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider", ["openai", "compat", "anthropic"])
+def test_images_and_pdfs_in_each_providers_shape(run, server, tmp_path, provider):
+    (tmp_path / "shot.dat").write_bytes(png_bytes())  # the type comes from the bytes, not the name
+    (tmp_path / "report.pdf").write_bytes(pdf_bytes())
+    r = run("-m", f"{provider}:echo", "-a", str(tmp_path / "shot.dat"), "-a", str(tmp_path / "report.pdf"), "look")
+    assert r.code == 0, r.stderr
+    assert "attached: shot.dat (image/png" in r.stderr
+    png64, pdf64 = base64.b64encode(png_bytes()).decode(), base64.b64encode(pdf_bytes()).decode()
+    content = last_user_content(server)
+    if provider == "anthropic":
+        assert content == [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png64}},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf64}},
+            {"type": "text", "text": "look"},
+        ]
+    else:
+        assert content == [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png64}"}},
+            {"type": "file", "file": {"filename": "report.pdf", "file_data": f"data:application/pdf;base64,{pdf64}"}},
+        ]
+
+
+def test_attachments_are_resent_by_continue_and_stored_once(run, server, tmp_path, home):
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    assert run("-m", "openai:echo", "-a", str(tmp_path / "a.png"), "first").code == 0
+    assert run("-m", "openai:echo", "-a", str(tmp_path / "a.png"), "-c", "second").code == 0
+    assert run("-c", "third").code == 0
+    first, _, second, _, third = server.last_messages()
+    assert first["content"][1]["type"] == "image_url" and second["content"][1]["type"] == "image_url"
+    assert third == {"role": "user", "content": "third"}
+    import sqlite3
+
+    assert sqlite3.connect(home / "log.db").execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 1
+    exported = json.loads(run("history", "export", "1", "--format", "json").out)
+    assert exported["messages"][0]["attachments"][0]["mime"] == "image/png"
+
+
+def test_unknown_types_and_text_only_models_send_nothing(run, server, tmp_path):
+    (tmp_path / "notes.txt").write_text("plain text")
+    r = run("-m", "openai:echo", "-a", str(tmp_path / "notes.txt"), "q")
+    assert r.code == 2 and "not a PNG, JPEG, GIF, WebP or PDF" in r.stderr
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    pytest.importorskip("llama_cpp")
+    r = run("-m", "local", "-a", str(tmp_path / "a.png"), "q")
+    assert r.code == 4 and "cannot take images" in r.stderr
+    assert not server.requests
+
+
+def test_repl_file_and_attach_commands(repl, server, tmp_path):
+    (tmp_path / "notes.md").write_text("remember this")
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    child = repl("-m", "openai:echo")
+    child.sendline(f"/file {tmp_path / 'notes.md'}")
+    child.expect_exact("included:")
+    child.sendline(f"/attach {tmp_path / 'a.png'}")
+    child.expect_exact("attached: a.png")
+    child.sendline("what is this")
+    child.expect_exact("echo: ")
+    content = last_user_content(server)
+    assert content[0]["type"] == "text" and "remember this" in content[0]["text"]
+    assert content[1]["type"] == "image_url"
+
