@@ -245,11 +245,13 @@ class Repl:
 
 def _make_session(repl: Repl) -> Any:
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+    from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
     from prompt_toolkit.document import Document
     from prompt_toolkit.history import FileHistory, History, InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
     from prompt_toolkit.keys import Keys
+
+    paths = PathCompleter(expanduser=True)
 
     class SlashCompleter(Completer):
         def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
@@ -260,6 +262,9 @@ def _make_session(repl: Repl) -> Any:
                 for name in repl.commands:
                     if name.startswith(text):
                         yield Completion(name, start_position=-len(text))
+            elif text.startswith(("/file ", "/attach ")):
+                word = text.rsplit(" ", 1)[-1]
+                yield from paths.get_completions(Document(word, len(word)), complete_event)
             elif text.startswith("/model "):
                 word = text[len("/model ") :]
                 for name in sorted(set(repl.completions())):

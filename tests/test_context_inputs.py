@@ -221,3 +221,10 @@ def test_repl_file_and_attach_commands(repl, server, tmp_path):
     assert content[0]["type"] == "text" and "remember this" in content[0]["text"]
     assert content[1]["type"] == "image_url"
 
+
+
+def test_tab_completes_paths_after_attach(repl, server, tmp_path):
+    (tmp_path / "screenshot-unique.png").write_bytes(png_bytes())
+    child = repl("-m", "openai:echo")
+    child.send(f"/attach {tmp_path}/screensh\t")
+    child.expect_exact("ot-unique.png")

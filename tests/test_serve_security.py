@@ -199,6 +199,7 @@ BAD_BODIES = [
     {"messages": [{"role": "user", "content": "q"}], "response_format": {"type": "json_object"}},
     {"messages": [{"role": "user", "content": "q"}], "temperature": 7},
     {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]},
+    {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
 ]
 
 
@@ -388,3 +389,23 @@ def test_websocket_floods_and_oversized_frames_close_the_socket(serve, server):
     assert asyncio.run(flood()) == 1008
     assert asyncio.run(oversized()) == 1009
     assert upstream_calls(server) == 0
+
+
+def test_gateway_carries_images_across_providers_and_refuses_remote_urls(serve, server):
+    import base64
+
+    import openai
+    from test_context_inputs import png_bytes
+
+    client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="unused", max_retries=0)
+    png64 = base64.b64encode(png_bytes()).decode()
+    parts = [{"type": "text", "text": "what is it"},
+             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png64}"}}]
+    done = client.chat.completions.create(model="anthropic:echo", messages=[{"role": "user", "content": parts}])
+    assert done.choices[0].message.content
+    assert server.last_messages()[-1]["content"] == [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png64}},
+        {"type": "text", "text": "what is it"}]
+    with pytest.raises(openai.BadRequestError, match="data: URL"):
+        client.chat.completions.create(model="openai:echo", messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest/meta-data"}}]}])

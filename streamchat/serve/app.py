@@ -151,7 +151,8 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         if unsupported:
             raise Refused(400, f"parameter '{unsupported[0]}' is not supported by {session.target.provider_name}",
                           "unsupported_parameter")
-        return TurnStream(session, call.messages[-1].content), session.model_name
+        last = call.messages[-1]
+        return TurnStream(session, last.content, last.attachments), session.model_name
 
     async def read_body(request: Request) -> dict[str, Any]:
         """The JSON body, its size checked while it is read, its arrival bounded in time."""

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from streamchat.cancel import CancelToken
-from streamchat.events import Event, TurnResult
+from streamchat.errors import StreamchatError
+from streamchat.events import Attachment, Event, Outcome, TurnResult
 from streamchat.service import ChatSession
 
 
@@ -72,12 +73,20 @@ class QueueSink:
 class TurnStream:
     """An async iterator of events ending with `Finished`; `cancel()` stops the upstream."""
 
-    def __init__(self, session: ChatSession, prompt: str) -> None:
-        self.session, self.prompt = session, prompt
+    def __init__(self, session: ChatSession, prompt: str, attachments: tuple[Attachment, ...] = ()) -> None:
+        self.session, self.prompt, self.attachments = session, prompt, attachments
         self.token = CancelToken()
 
     def cancel(self) -> None:
         self.token.cancel()
+
+    def _ask(self, sink: QueueSink) -> None:
+        """The worker: one turn; a refusal before sending (an attachment the model cannot take)
+        still ends the stream, as a failed result."""
+        try:
+            self.session.ask(self.prompt, sink, attachments=self.attachments, cancel=self.token)
+        except StreamchatError as err:
+            sink.end(TurnResult(outcome=Outcome.FAILED, error=err))
 
     async def events(self, heartbeat: float | None = None) -> AsyncIterator[Event | Finished | None]:
         """Yields events, then Finished; yields None after `heartbeat` seconds of silence."""
@@ -94,7 +103,7 @@ class TurnStream:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | Finished] = asyncio.Queue()
         sink = QueueSink(loop, queue, self.token)
-        threading.Thread(target=self.session.ask, args=(self.prompt, sink), kwargs={"cancel": self.token},
+        threading.Thread(target=self._ask, args=(sink,),
                          daemon=True, name="turn").start()
         try:
             while True:

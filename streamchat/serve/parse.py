@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamchat.events import Message, Role
+from streamchat.attachments import KINDS as ATTACHMENT_KINDS
+from streamchat.events import Attachment, Message, Role
 from streamchat.serve.policy import Refused
 
 ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -72,21 +73,54 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-def _content(value: Any, where: str) -> str:
-    """A message's content: a string, or a list of text parts."""
+def _content(value: Any, where: str) -> tuple[str, tuple[Attachment, ...]]:
+    """A message's content: a string, or OpenAI content parts (`text`, `image_url` and `file` with
+    data URLs). Remote image URLs are not fetched: the server would make requests for its clients."""
     if isinstance(value, str):
-        return value
+        return value, ()
     if not isinstance(value, list):
-        raise _bad(where, "must be a string or a list of text parts")
-    texts = []
+        raise _bad(where, "must be a string or a list of content parts")
+    texts: list[str] = []
+    attachments: list[Attachment] = []
     for i, part in enumerate(value):
-        if not isinstance(part, dict) or part.get("type") != "text":
-            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-            raise _bad(f"{where}[{i}]", f"has type '{kind}': only text parts are supported")
-        if not isinstance(part.get("text"), str):
-            raise _bad(f"{where}[{i}].text", "must be a string")
-        texts.append(part["text"])
-    return "".join(texts)
+        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+        here = f"{where}[{i}]"
+        if kind == "text" and isinstance(part, dict):
+            if not isinstance(part.get("text"), str):
+                raise _bad(f"{here}.text", "must be a string")
+            texts.append(part["text"])
+        elif kind == "image_url" and isinstance(part, dict):
+            url = (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), dict) else None
+            attachments.append(_data_url(url, f"{here}.image_url.url", f"image-{i}"))
+        elif kind == "file" and isinstance(part, dict):
+            file: dict[str, Any] = part["file"] if isinstance(part.get("file"), dict) else {}
+            filename = file.get("filename")
+            name = filename if isinstance(filename, str) else f"file-{i}"
+            attachments.append(_data_url(file.get("file_data"), f"{here}.file.file_data", name))
+        else:
+            raise _bad(here, f"has type '{kind}': only text, image_url and file parts are supported")
+    return "".join(texts), tuple(attachments)
+
+
+def _data_url(url: Any, where: str, name: str) -> Attachment:
+    import base64
+    import binascii
+
+    import filetype
+
+    if not isinstance(url, str) or not url.startswith("data:"):
+        raise _bad(where, "must be a data: URL (remote URLs are not fetched by the server)")
+    header, _, payload = url.partition(",")
+    if not header.endswith(";base64"):
+        raise _bad(where, "must be a base64 data: URL")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad(where, "is not valid base64") from None
+    kind = filetype.guess(data)
+    if kind is None or kind.mime not in ATTACHMENT_KINDS:
+        raise _bad(where, "is not a PNG, JPEG, GIF, WebP or PDF")
+    return Attachment(name, kind.mime, data)
 
 
 def _messages(body: dict[str, Any]) -> tuple[Message, ...]:
@@ -97,7 +131,8 @@ def _messages(body: dict[str, Any]) -> tuple[Message, ...]:
         for i, m in enumerate(body["messages"]):
             if not isinstance(m, dict) or m.get("role") not in ROLES:
                 raise _bad(f"messages[{i}].role", "must be system, developer, user or assistant")
-            out.append(Message(ROLES[m["role"]], _content(m.get("content", ""), f"messages[{i}].content")))
+            text, attachments = _content(m.get("content", ""), f"messages[{i}].content")
+            out.append(Message(ROLES[m["role"]], text, attachments))
     elif isinstance(body.get("prompt"), str):
         out = [Message("user", body["prompt"])]
     else:
