@@ -8,8 +8,9 @@ from streamchat.config import Settings
 from streamchat.environment import Environment
 from streamchat.errors import EXIT_OK, exit_code_for
 from streamchat.events import Attachment, Outcome, TurnResult
+from streamchat.roles import Role
 from streamchat.service import ChatSession, Overrides
-from streamchat.sinks import choose_sink
+from streamchat.sinks import choose_sink, progress_sink
 from streamchat.store import ConversationLog, open_log
 from streamchat.ui import UI
 
@@ -27,6 +28,9 @@ class ChatOptions:
     cid: str | None = None
     log: bool = True
     debug: bool = False
+    extract: str | None = None  # -x: "first" or "all" code blocks to stdout, nothing else
+    role: Role | None = None  # -r: its template shapes each question (its settings are in `overrides`)
+    params: dict[str, str] = field(default_factory=dict)  # -p values for the template
     context: str = ""  # -f sources, rendered, added to the first question
     attachments: tuple[Attachment, ...] = ()  # -a files, sent with the first question
 
@@ -40,10 +44,32 @@ def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = 
 
 def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:
     session = open_session(settings, opts, ui)
-    sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats)
+    if opts.extract:
+        sink = progress_sink(env, ui, markdown=opts.markdown)
+    else:
+        sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats)
     result = session.ask(with_context(prompt, opts.context), sink, attachments=opts.attachments)
     report_end(result, ui, opts.debug)
+    if opts.extract and result.ok:
+        return write_code(result.text, env, ui, every=opts.extract == "all")
     return exit_code_for(result)
+
+
+def write_code(answer: str, env: Environment, ui: UI, *, every: bool) -> int:
+    """-x: exactly the code of the answer's fenced block(s) on stdout; none is exit 4, stdout empty."""
+    from streamchat.errors import EXIT_OUTPUT_CLOSED, EXIT_REQUEST, OutputClosed
+    from streamchat.render.code_blocks import extract
+    from streamchat.sinks._output import Output
+
+    code = extract(answer, every=every)
+    if code is None:
+        ui.error("the answer has no fenced code block — nothing written (ask for code, or drop -x)")
+        return EXIT_REQUEST
+    try:
+        Output(env.stdout).write(code)
+    except OutputClosed:
+        return EXIT_OUTPUT_CLOSED
+    return EXIT_OK
 
 
 def with_context(prompt: str, context: str) -> str:

@@ -221,6 +221,16 @@ def _command(g: Globals) -> Iterator[tuple[Settings, Environment, UI]]:
         yield settings, env, ui
 
 
+def _params(given: list[str]) -> dict[str, str]:
+    out = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"-p {item!r} is not NAME=VALUE", hint="e.g. -p focus=security")
+        out[name] = value
+    return out
+
+
 @app.command(CHAT, help="Answer a prompt (the default command).")
 def chat(
     ctx: typer.Context,
@@ -245,6 +255,15 @@ def chat(
         help="Add text context: a file, directory, glob, URL, '-' (stdin) or '!command' (repeatable).")] = None,
     attach: Annotated[Optional[list[str]], typer.Option(
         "-a", "--attach", metavar="FILE", help="Attach an image (PNG, JPEG, GIF, WebP) or a PDF (repeatable).")] = None,
+    role: Annotated[Optional[str], typer.Option("-r", "--role", metavar="NAME",
+                                                help="Use a role: system prompt, model, sampling, template.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(
+        "-p", "--param", metavar="NAME=VALUE", help="Fill {{NAME}} in the role's template (repeatable).")] = None,
+    save_role: Annotated[Optional[str], typer.Option(
+        "--save-role", metavar="NAME", help="Save -s, -m, --temperature and --max-tokens as a role.")] = None,
+    editor: Annotated[bool, typer.Option("--editor", help="Write the prompt in $VISUAL/$EDITOR first.")] = False,
+    extract: Annotated[bool, typer.Option("-x", "--extract", help="Write only the answer's first code block to stdout.")] = False,
+    extract_all: Annotated[bool, typer.Option("--extract-all", help="Write all the answer's code blocks to stdout.")] = False,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -254,18 +273,39 @@ def chat(
 
     g = _globals(ctx).merge(config=config, debug=debug, no_log=no_log, model=model, timeout=timeout)
     with _command(g) as (settings, env, ui):
-        preimport(settings, g.model)  # the SDK import overlaps reading stdin and opening the log
+        from streamchat import roles
+
+        chosen = roles.get_role(settings, role) if role else None
         overrides = Overrides(model=g.model, system=system, temperature=temperature, max_tokens=max_tokens,
                               timeout=g.timeout, retry=not no_retry)
+        if chosen is not None:
+            overrides = roles.under_flags(chosen, overrides)
+        preimport(settings, overrides.model)  # the SDK import overlaps reading stdin and opening the log
+        if save_role:
+            path = roles.save_role(save_role, system=system, model=g.model, temperature=temperature,
+                                   max_tokens=max_tokens)
+            ui.notice(f"saved role '{save_role}' to {path}")
+            if not prompt and not files and not attach and env.stdin_isatty and not editor:
+                raise typer.Exit(0)
         stdin_text = read_stdin(env, settings.max_input_bytes)
         context, attachments = gather_inputs(files or [], attach or [], stdin_text=stdin_text,
                                              timeout=g.timeout or settings.timeout, ui=ui)
+        params = _params(param or [])
         opts = ChatOptions(
             overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown, stats=stats,
             sanitize=sanitize, continue_last=cont, cid=cid, log=settings.log and not g.no_log, debug=g.debug,
-            context=context, attachments=attachments,
+            context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
+            role=chosen, params=params,
         )
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
+        if editor:
+            from streamchat.editor import edit_text
+
+            text = edit_text(text or "").strip() or None
+            if text is None:
+                raise UsageError("the editor left the prompt empty; nothing was sent")
+        if text is not None and chosen is not None:
+            text = chosen.apply(text, params)
         if text is None:
             if not env.stdin_isatty:
                 raise UsageError("no prompt given", hint='pass a prompt: streamchat "question", or pipe text in')
@@ -401,6 +441,57 @@ def history_search(
 ) -> None:
     with _history(ctx, config, debug) as history:
         history.search(text, limit)
+
+
+roles_app = typer.Typer(help="List, show and edit roles (presets of system prompt, model and template).",
+                        rich_markup_mode=None, add_completion=False, invoke_without_command=True)
+app.add_typer(roles_app, name="roles")
+RoleArg = Annotated[str, typer.Argument(metavar="NAME", show_default=False, help="A role name.")]
+
+
+@roles_app.callback()
+def roles_default(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    """List the roles (as `roles list`), or run a roles subcommand."""
+    if ctx.invoked_subcommand is None:
+        roles_list(ctx, config, debug)
+
+
+@roles_app.command("list", help="List the roles: name, model, first line of the system prompt.")
+def roles_list(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat.roles import load_roles
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, _ui):
+        for name, role in sorted(load_roles(settings).items()):
+            env.stdout.write(f"{name}\t{role.model or '-'}\t{role.summary()}\n")
+
+
+@roles_app.command("show", help="Show a role and where it is defined.")
+def roles_show(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat.roles import get_role
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, _ui):
+        role = get_role(settings, name)
+        for key in ("source", "model", "temperature", "max_tokens", "template", "system"):
+            value = getattr(role, key)
+            if value is not None:
+                env.stdout.write(f"{key}: {value}\n")
+
+
+@roles_app.command("edit", help="Edit a role file in $EDITOR (created from a commented skeleton).")
+def roles_edit(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    import subprocess
+
+    from streamchat.editor import editor_argv
+    from streamchat.roles import SKELETON, roles_dir
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (_settings, _env, ui):
+        folder = roles_dir()
+        path = next((p for p in (folder / f"{name}.md", folder / f"{name}.toml") if p.exists()), folder / f"{name}.md")
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(SKELETON, encoding="utf-8")
+        subprocess.call([*editor_argv(), str(path)])
+        ui.notice(f"role '{name}': {path}")
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -136,6 +136,7 @@ class Settings:
     vi_mode: bool = False
     providers: dict[str, ProviderConfig] = field(default_factory=lambda: dict(BUILTIN_PROVIDERS))
     aliases: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # [roles.NAME] tables, checked by roles.py
 
     def model_spec(self, flag: str | None) -> str:
         return flag or os.environ.get("STREAMCHAT_MODEL") or self.default_model or DEFAULT_MODEL
@@ -210,7 +211,7 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
     where = f"{path}: " if path else ""
     values: dict[str, Any] = {"path": path}
     for key, value in data.items():
-        if key in ("providers", "aliases"):
+        if key in ("providers", "aliases", "roles"):
             continue
         if key not in _TOP_KEYS:
             raise ConfigError(f"{where}unknown key '{key}'", hint="see config.example.toml for the keys")
@@ -232,7 +233,10 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
     aliases = data.get("aliases") or {}
     if not all(isinstance(v, str) for v in aliases.values()):
         raise ConfigError(f"{where}[aliases] values must be strings like 'openai:gpt-4o'")
-    return Settings(providers=providers, aliases=dict(aliases), **values)
+    roles = data.get("roles") or {}
+    if not isinstance(roles, dict) or not all(isinstance(v, dict) for v in roles.values()):
+        raise ConfigError(f"{where}[roles] must hold tables like [roles.shell]")
+    return Settings(providers=providers, aliases=dict(aliases), roles=dict(roles), **values)
 
 
 def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | None, where: str) -> ProviderConfig:

@@ -37,6 +37,7 @@ class Conversation:
     turns: list[Turn] = field(default_factory=list)
     seed: tuple[Message, ...] = ()  # earlier messages given as a whole (serve's request history)
     created_at: float = field(default_factory=time.time)
+    forked_from: int | None = None  # the conversation this one was forked from (its turns are shared)
 
     @property
     def turn_count(self) -> int:
@@ -78,6 +79,8 @@ class Conversation:
     def transcript(self, title: str) -> str:
         """The conversation as Markdown (shared by /save, `history show` and `history export`)."""
         parts = [f"# {title}\n"]
+        if self.forked_from is not None:
+            parts.append(f"_Forked from conversation {self.forked_from}._\n")
         if self.system:
             parts.append(f"**System:** {self.system}\n")
         for m in self.seed:

@@ -21,6 +21,7 @@ from streamchat.config import Settings, data_dir
 from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
 from streamchat.events import Sink, TurnResult
+from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.service import ChatSession
 from streamchat.sinks import choose_sink
 from streamchat.ui import UI
@@ -52,6 +53,8 @@ class Repl:
         self.session: ChatSession = open_session(settings, opts, ui, warm=True)  # the prompt comes first
         self.running = True
         self.pasted = False  # the line being read came (at least partly) from a bracketed paste
+        self.role = opts.role  # its template shapes each question
+        self.base_overrides = opts.overrides  # the flags, under which a /role fills the gaps
         self.context = opts.context  # -f / /file sources waiting for the next question
         self.attachments = opts.attachments  # -a / /attach files waiting for the next question
         self.commands: dict[str, tuple[Callable[[str], None], str]] = {
@@ -59,12 +62,18 @@ class Repl:
             "/model": (self.cmd_model, "[NAME] show or switch the model"),
             "/system": (self.cmd_system, "[TEXT] show or set the system prompt"),
             "/new": (self.cmd_new, "start a fresh conversation"),
-            "/retry": (self.cmd_retry, "regenerate the last answer"),
-            "/copy": (self.cmd_copy, "copy the last answer to the clipboard"),
+            "/retry": (self.cmd_retry, "regenerate the last answer (the earlier one stays as an alternative)"),
+            "/alt": (self.cmd_alt, "switch the last answer to its next alternative"),
+            "/undo": (self.cmd_undo, "take the last exchange out of the conversation"),
+            "/fork": (self.cmd_fork, "continue in a new conversation from here (this one is kept)"),
+            "/copy": (self.cmd_copy, "[N] copy the last answer (or its code block N) to the clipboard"),
+            "/save-code": (self.cmd_save_code, "N FILE save code block N of the last answer"),
             "/save": (self.cmd_save, "FILE save the conversation as Markdown"),
             "/stats": (self.cmd_stats, "timing of the last answer"),
             "/history": (self.cmd_history, "list recent conversations"),
             "/load": (self.cmd_load, "ID resume a saved conversation"),
+            "/role": (self.cmd_role, "[NAME] show or switch the role (streamchat roles lists them)"),
+            "/edit": (self.cmd_edit, "[last] write a question in $EDITOR (last: edit and re-ask the last one)"),
             "/file": (self.cmd_file, "SOURCE... add files, directories, URLs or !command output to the next question"),
             "/attach": (self.cmd_attach, "FILE... attach images or PDFs to the next question"),
             "/exit": (self.cmd_exit, "quit (or Ctrl-D)"),
@@ -99,6 +108,8 @@ class Repl:
             if prompt is not None:
                 context, attachments = self.context, self.attachments
                 self.context, self.attachments = "", ()
+                if self.role is not None:
+                    prompt = self.role.apply(prompt, self.opts.params)
                 result = self.session.ask(with_context(prompt, context), self._sink(), attachments=attachments)
             else:
                 result = self.session.retry(self._sink())
@@ -111,6 +122,11 @@ class Repl:
         if result.text:
             self.env.stdout.write("\n")  # air between the answer and the next prompt
             self.env.stdout.flush()
+            blocks = code_blocks(result.text)
+            if blocks:
+                listed = " · ".join(f"{i} {b.language or 'text'} ({plural(b.lines, 'line')})"
+                                    for i, b in enumerate(blocks, 1))
+                self.ui.notice(f"code blocks: {listed} — /copy N, /save-code N FILE")
         report_end(result, self.ui, self.opts.debug)
 
     def handle(self, line: str, *, pasted: bool = False) -> None:
@@ -164,17 +180,51 @@ class Repl:
     def cmd_retry(self, _arg: str) -> None:
         self.ask(None)
 
-    def cmd_copy(self, _arg: str) -> None:
+    def _block(self, number: str) -> CodeBlock | None:
+        """Code block N (1-based) of the last answer, or None after saying why."""
+        last = self.session.last
+        blocks = code_blocks(last.result.text) if last is not None else []
+        if not number.isdigit() or not 1 <= int(number) <= len(blocks):
+            self.ui.notice(f"no code block {number} in the last answer" + (f" (it has {len(blocks)})" if blocks else ""))
+            return None
+        return blocks[int(number) - 1]
+
+    def cmd_copy(self, arg: str) -> None:
         last = self.session.last
         if last is None or not last.result.text:
             self.ui.notice("no answer to copy")
             return
+        text = last.result.text
+        if arg:
+            block = self._block(arg)
+            if block is None:
+                return
+            text = block.code
         for tool in CLIPBOARD_TOOLS:
             if shutil.which(tool[0]):
-                subprocess.run(tool, input=last.result.text.encode(), check=False)
-                self.ui.notice(f"copied with {tool[0]}")
+                subprocess.run(tool, input=text.encode(), check=False)
+                self.ui.notice(f"copied {'code block ' + arg if arg else 'the answer'} with {tool[0]}")
                 return
         self.ui.notice("no clipboard tool found — install wl-clipboard, xclip or xsel")
+
+    def cmd_save_code(self, arg: str) -> None:
+        number, _, name = arg.partition(" ")
+        if not name.strip():
+            self.ui.notice("usage: /save-code N FILE")
+            return
+        block = self._block(number)
+        if block is None:
+            return
+        path = Path(name.strip()).expanduser()
+        if path.exists():
+            self.ui.notice(f"{path} exists — remove it first, or pick another name")
+            return
+        try:
+            path.write_text(block.code, encoding="utf-8")
+        except OSError as exc:
+            self.ui.error(f"cannot write {path}: {exc.strerror}")
+            return
+        self.ui.notice(f"saved code block {number} to {path}")
 
     def cmd_save(self, arg: str) -> None:
         force = arg.startswith("!")
@@ -215,6 +265,57 @@ class Repl:
             return
         conv = self.session.load(arg)
         self.ui.notice(f"loaded conversation {arg} ({plural(conv.turn_count, 'turn')})")
+
+    def cmd_undo(self, _arg: str) -> None:
+        turn = self.session.undo()
+        self.ui.notice("nothing to undo" if turn is None else f"undone: {_clip(turn.prompt)}")
+
+    def cmd_fork(self, _arg: str) -> None:
+        origin = self.session.conversation.id
+        conv = self.session.fork()
+        self.ui.notice(f"forked{f' from conversation {origin}' if origin else ''} with "
+                       f"{plural(conv.turn_count, 'turn')}; the next answer starts the new conversation")
+
+    def cmd_alt(self, _arg: str) -> None:
+        switched = self.session.alternative()
+        if switched is None:
+            self.ui.notice("no other answer to this question — /retry makes one")
+            return
+        last = self.session.last
+        self.ui.notice(f"answer {switched[0]} of {switched[1]}:")
+        if last is not None:
+            self.env.stdout.write(last.result.text + "\n\n")
+            self.env.stdout.flush()
+
+    def cmd_role(self, arg: str) -> None:
+        from streamchat.roles import get_role, under_flags
+
+        if arg:
+            self.role = get_role(self.settings, arg)
+            self.session.set_overrides(under_flags(self.role, self.base_overrides))
+        name = self.role.name if self.role else "(none)"
+        self.ui.notice(f"role: {name} · model: {self.model_name} · system: {_clip(self.session.conversation.system or '(none)')}")
+
+    def cmd_edit(self, arg: str) -> None:
+        from streamchat.editor import edit_text
+
+        last = self.session.last
+        if arg == "last":
+            if last is None:
+                self.ui.notice("no question to edit")
+                return
+            text = edit_text(last.prompt).strip()
+            if not text:
+                self.ui.notice("empty — nothing sent")
+                return
+            self.session.conversation.drop_last()  # the old exchange stays in the log, as an alternative
+            self.ask(text)
+            return
+        text = edit_text("").strip()
+        if text:
+            self.ask(text)
+        else:
+            self.ui.notice("empty — nothing sent")
 
     def cmd_file(self, arg: str) -> None:
         if not arg:
@@ -292,7 +393,8 @@ def _make_session(repl: Repl) -> Any:
 
     return PromptSession(history=history, completer=SlashCompleter(), key_bindings=bindings,
                          bottom_toolbar=repl.toolbar, vi_mode=repl.settings.vi_mode, enable_history_search=False,
-                         complete_while_typing=True, prompt_continuation=CONTINUATION)
+                         complete_while_typing=True, prompt_continuation=CONTINUATION,
+                         enable_open_in_editor=True)  # Ctrl-X Ctrl-E (Emacs keys) / v (vi) edit the line in $EDITOR
 
 
 def _after_first_paint(start: Callable[[], None]) -> None:

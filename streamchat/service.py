@@ -243,6 +243,33 @@ class ChatSession:
         turn = self.conversation.drop_last()
         return None if turn is None else self.ask(turn.prompt, sink, attachments=turn.attachments)
 
+    def undo(self) -> Turn | None:
+        """Take the last exchange out of the conversation; the log keeps it, marked undone."""
+        turn = self.conversation.drop_last()
+        if turn is not None and self.log is not None:
+            self.log.undo(self.conversation, turn)
+        return turn
+
+    def fork(self) -> Conversation:
+        """A new conversation that starts from this point (saved on its first answer, with its origin)."""
+        old = self.conversation
+        self.conversation = Conversation(system=old.system, model=old.model, turns=list(old.turns), forked_from=old.id)
+        return self.conversation
+
+    def alternative(self) -> tuple[int, int] | None:
+        """Switch the last answer to the next one logged for the same question; (position, count)."""
+        last = self.conversation.last
+        if last is None or self.log is None:
+            return None
+        choices = self.log.alternatives(self.conversation, last)
+        if len(choices) < 2:
+            return None
+        position = next((i for i, t in enumerate(choices) if t.id == last.id), -1)
+        chosen = choices[(position + 1) % len(choices)]
+        self.conversation.turns[-1] = chosen
+        self.log.set_leaf(self.conversation, chosen.id)
+        return (position + 1) % len(choices) + 1, len(choices)
+
     # -- conversation commands ---------------------------------------------------------------
     def new(self) -> None:
         """A fresh conversation with the same model and system prompt."""
@@ -256,6 +283,15 @@ class ChatSession:
             raise UsageError("the conversation log is off", hint="remove --no-log / log = false to use it")
         self.conversation = self.log.load(cid)
         return self.conversation
+
+    def set_overrides(self, overrides: Overrides) -> None:
+        """New options (a REPL /role): sampling and system prompt from now on, the model if it changes."""
+        model_changed = overrides.model != self.overrides.model
+        self.overrides = overrides
+        self.options = merge(self.settings, overrides)
+        self.conversation.system = self.options.system
+        if model_changed and overrides.model:
+            self.set_model(overrides.model)
 
     def set_system(self, text: str | None) -> None:
         self.conversation.system = text or None

@@ -90,8 +90,16 @@ CREATE TABLE message_blobs (
 );
 """
 
+# v6: the active path's end is stored (so /undo and /alt move it), forks name their origin,
+# and undone exchanges stay in the log, marked.
+V6 = """
+ALTER TABLE conversations ADD COLUMN leaf_id INTEGER;
+ALTER TABLE conversations ADD COLUMN forked_from INTEGER;
+ALTER TABLE messages ADD COLUMN undone INTEGER NOT NULL DEFAULT 0;
+"""
+
 MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else "",
-                                       lambda: V4, lambda: V5]
+                                       lambda: V4, lambda: V5, lambda: V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -165,10 +173,62 @@ class ConversationLog:
         conv = db.execute("SELECT * FROM conversations WHERE id = ?", (_as_id(cid),)).fetchone()
         if conv is None:
             raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
-        rows = db.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conv["id"],)).fetchall()
+        chain = self._ancestry(conv["id"])
+        marks = ",".join("?" * len(chain))
+        rows = db.execute(f"SELECT * FROM messages WHERE conversation_id IN ({marks}) ORDER BY id", chain).fetchall()
+        leaf = conv["leaf_id"]
+        if leaf is None:  # logs from before v6: the newest answer of this conversation
+            leaf = next((r["id"] for r in reversed(rows) if r["role"] == "assistant" and r["conversation_id"] == conv["id"]
+                         and not r["undone"]), 0)
         model = f"{conv['provider']}:{conv['model']}" if conv["provider"] else None
-        return Conversation(conv["id"], conv["system"], model, _turns(active_path(rows), self._attachments(conv["id"])),
-                            created_at=conv["created_at"])
+        attachments: dict[int, tuple[Attachment, ...]] = {}
+        for cid_ in chain:
+            attachments.update(self._attachments(cid_))
+        return Conversation(conv["id"], conv["system"], model, _turns(active_path(rows, leaf), attachments),
+                            created_at=conv["created_at"], forked_from=conv["forked_from"])
+
+    def _ancestry(self, cid: int) -> list[int]:
+        """This conversation and those it was forked from, nearest first."""
+        chain = [cid]
+        while len(chain) < 100:
+            row = self._db().execute("SELECT forked_from FROM conversations WHERE id = ?", (chain[-1],)).fetchone()
+            if row is None or row[0] is None or row[0] in chain:
+                break
+            chain.append(row[0])
+        return chain
+
+    def set_leaf(self, conv: Conversation, answer_id: int | None) -> None:
+        """Make the active path end at `answer_id` (None: an empty conversation)."""
+        if self.write and conv.id is not None:
+            self._db().execute("UPDATE conversations SET leaf_id = ?, turns = ? WHERE id = ?",
+                               (answer_id or 0, conv.turn_count, conv.id))
+
+    def undo(self, conv: Conversation, turn: Turn) -> None:
+        """Mark an exchange undone (it stays in the log) and end the path before it."""
+        if self.write and conv.id is not None and turn.id is not None:
+            self._db().execute("UPDATE messages SET undone = 1 WHERE id IN (?, (SELECT parent_id FROM messages"
+                               " WHERE id = ?))", (turn.id, turn.id))
+            self.set_leaf(conv, conv.parent_id)
+
+    def alternatives(self, conv: Conversation, turn: Turn) -> list[Turn]:
+        """Every answer logged for the same question at the same point (the first answer, /retry's,
+        /edit last's), oldest first."""
+        if conv.id is None or turn.id is None:
+            return [turn]
+        db = self._db()
+        question = db.execute("SELECT q.* FROM messages a JOIN messages q ON q.id = a.parent_id WHERE a.id = ?",
+                              (turn.id,)).fetchone()
+        if question is None:
+            return [turn]
+        rows = db.execute(
+            "SELECT q.*, a.id AS answer_id FROM messages q JOIN messages a ON a.parent_id = q.id AND a.role = 'assistant'"
+            " WHERE q.conversation_id = ? AND q.role = 'user' AND q.parent_id IS ? AND q.content = ? AND NOT a.undone"
+            " ORDER BY a.id", (question["conversation_id"], question["parent_id"], question["content"])).fetchall()
+        turns: list[Turn] = []
+        for row in rows:
+            answer = db.execute("SELECT * FROM messages WHERE id = ?", (row["answer_id"],)).fetchone()
+            turns += _turns([row, answer], self._attachments(question["conversation_id"]))
+        return turns or [turn]
 
     def _attachments(self, cid: int) -> dict[int, tuple[Attachment, ...]]:
         """The attachments of each question of a conversation, by message id."""
@@ -197,8 +257,9 @@ class ConversationLog:
             db.execute("BEGIN IMMEDIATE")
             if conv.id is None:
                 cur = db.execute(
-                    "INSERT INTO conversations (created_at, updated_at, provider, model, system, title, turns)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)", (now, now, provider, model, conv.system, _title(prompt), turns))
+                    "INSERT INTO conversations (created_at, updated_at, provider, model, system, title, turns, forked_from)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (now, now, provider, model, conv.system, _title(prompt), turns, conv.forked_from))
                 cid = cur.lastrowid
             else:
                 cid = conv.id
@@ -220,6 +281,8 @@ class ConversationLog:
                 " VALUES (?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cid, result.text, provider, model, time.time(), s.ttft_ms, s.total_ms, s.input_tokens,
                  s.tokens, result.finish_reason, result.state, None if result.ok else result.message, question_id))
+            answer_id = cur.lastrowid
+            db.execute("UPDATE conversations SET leaf_id = ? WHERE id = ?", (answer_id, cid))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
@@ -227,7 +290,7 @@ class ConversationLog:
             self.warn(f"warning: could not save to the conversation log: {exc} (the answer above is complete)")
             return None
         conv.id = cid
-        return cur.lastrowid
+        return answer_id
 
     def _db(self) -> sqlite3.Connection:
         if self.db is None:
@@ -277,10 +340,10 @@ class ConversationLog:
             " WHERE content LIKE ? ORDER BY id DESC LIMIT ?", (f"%{text}%", limit)).fetchall()
 
 
-def active_path(rows: list[Any]) -> list[Any]:
-    """The rows from the first question to the newest answer, following parent links."""
+def active_path(rows: list[Any], leaf_id: int) -> list[Any]:
+    """The rows from the first question to the answer `leaf_id`, following parent links."""
     by_id = {row["id"]: row for row in rows}
-    leaf = next((row for row in reversed(rows) if row["role"] == "assistant"), None)
+    leaf = by_id.get(leaf_id)
     path = []
     while leaf is not None:
         path.append(leaf)

@@ -91,7 +91,7 @@ def test_help_shows_plain_metavars_and_history_takes_several_ids(run, server):
     for args in (["--help"], ["models", "--help"], ["history", "show", "--help"], ["history", "rm", "--help"],
                  ["chat", "--help"]):
         text = run(*args).out
-        for stray in ("{", "<str>", "[[", "<list"):
+        for stray in ("{ID", "{PROMPT", "<str>", "[[", "<list"):
             assert stray not in text, (args, stray)
     for prompt in ("one", "two", "three"):
         assert run("-m", "openai:echo", prompt).code == 0

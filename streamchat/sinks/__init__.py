@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from streamchat.environment import Environment
-from streamchat.events import Sink
+from streamchat.events import Event, Sink, TurnResult
 from streamchat.ui import UI
+
+
+class NullSink:
+    """Shows nothing (-x with stderr not a terminal: only the code goes out, at the end)."""
+
+    def begin(self) -> None:
+        pass
+
+    def feed(self, event: Event) -> None:
+        pass
+
+    def end(self, result: TurnResult) -> None:
+        pass
+
+
+def progress_sink(env: Environment, ui: UI, *, markdown: bool = True) -> Sink:
+    """For -x: the live rendering on stderr when it is a terminal (stdout stays for the code)."""
+    if not env.stderr_isatty:
+        return NullSink()
+    return choose_sink(replace(env, stdout=env.stderr), ui, markdown=markdown)
 
 
 def choose_sink(env: Environment, ui: UI, *, json: bool = False, markdown: bool = True, sanitize: bool = False,

@@ -1,0 +1,173 @@
+"""Roles: named presets of system prompt, model, sampling and a prompt template.
+
+Built in (`shell`, `code`, `explain`), then `[roles.NAME]` in the config, then files in the
+config dir's `roles/` folder (TOML, or Markdown whose body is the system prompt after a TOML
+front matter between `+++` or `---` lines); a later source overrides an earlier one by name.
+Flags still win over a role, and a role over the config's defaults.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from streamchat.config import Settings, config_dir
+from streamchat.errors import ConfigError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+KEYS = {"system", "model", "temperature", "max_tokens", "template", "description"}
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    system: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    template: str | None = None
+    source: str = "built-in"
+
+    def apply(self, text: str, params: dict[str, str]) -> str:
+        """The template with `{{input}}` and the named placeholders filled; no template: the text."""
+        if not self.template:
+            return text
+        values = {"input": text, **params}
+        missing = sorted({m for m in PLACEHOLDER.findall(self.template) if m not in values})
+        if missing:
+            raise UsageError(f"role '{self.name}' needs a value for {{{{{missing[0]}}}}}",
+                             hint=f"pass -p {missing[0]} VALUE")
+        return PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template)
+
+    def summary(self) -> str:
+        first = (self.system or "").strip().splitlines()[0] if (self.system or "").strip() else "(no system prompt)"
+        return first if len(first) <= 70 else first[:69] + "…"
+
+
+BUILTIN = {
+    "shell": Role("shell", system=(
+        "You turn requests into shell commands. Answer with exactly one command for a POSIX shell in a "
+        "```sh fenced block, and nothing else: no explanation. Prefer safe, non-destructive commands.")),
+    "code": Role("code", system=(
+        "Answer with code only, in one fenced code block with its language. No prose before or after; "
+        "comments in the code only where they help.")),
+    "explain": Role("explain", system=(
+        "Explain concisely: the short answer first, then the key points in a few bullets. No filler.")),
+}
+
+
+def roles_dir() -> Path:
+    return config_dir() / "roles"
+
+
+def _from_table(name: str, table: dict[str, Any], source: str) -> Role:
+    unknown = sorted(set(table) - KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: role '{name}' has an unknown key '{unknown[0]}'",
+                          hint="keys: system, model, temperature, max_tokens, template, description")
+    for key, kind in (("system", str), ("model", str), ("template", str)):
+        if key in table and not isinstance(table[key], kind):
+            raise ConfigError(f"{source}: role '{name}': '{key}' must be a string")
+    temperature = table.get("temperature")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                    or not math.isfinite(temperature) or not 0 <= temperature <= 2):
+        raise ConfigError(f"{source}: role '{name}': 'temperature' must be from 0 to 2")
+    max_tokens = table.get("max_tokens")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ConfigError(f"{source}: role '{name}': 'max_tokens' must be at least 1")
+    return Role(name, table.get("system"), table.get("model"),
+                None if temperature is None else float(temperature), max_tokens, table.get("template"), source)
+
+
+def _from_file(path: Path) -> Role:
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            return _from_table(path.stem, tomllib.loads(text), str(path))
+        lines = text.splitlines()
+        if lines and lines[0].strip() in ("+++", "---"):
+            fence = lines[0].strip()
+            end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == fence), None)
+            if end is None:
+                raise ConfigError(f"{path}: the front matter opened by {fence} is never closed")
+            table = tomllib.loads("\n".join(lines[1:end]))
+            body = "\n".join(lines[end + 1:]).strip()
+        else:
+            table, body = {}, text.strip()
+        if body:
+            table.setdefault("system", body)
+        return _from_table(path.stem, table, str(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="front matter is TOML: key = \"value\"") from None
+
+
+def load_roles(settings: Settings) -> dict[str, Role]:
+    roles = dict(BUILTIN)
+    where = str(settings.path) if settings.path else "config"
+    for name, table in settings.roles.items():
+        roles[name] = _from_table(name, table, where)
+    folder = roles_dir()
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.suffix in (".toml", ".md") and path.is_file():
+                roles[path.stem] = _from_file(path)
+    return roles
+
+
+def get_role(settings: Settings, name: str) -> Role:
+    roles = load_roles(settings)
+    if name not in roles:
+        raise UsageError(f"no role named '{name}'", hint=f"roles: {', '.join(sorted(roles))} (streamchat roles)")
+    return roles[name]
+
+
+def under_flags(role: Role, overrides: Any) -> Any:
+    """The flags' Overrides with the role filling what the flags left unset (flags > role > config)."""
+    return replace(overrides,
+                   model=overrides.model or role.model,
+                   system=overrides.system if overrides.system is not None else role.system,
+                   temperature=overrides.temperature if overrides.temperature is not None else role.temperature,
+                   max_tokens=overrides.max_tokens if overrides.max_tokens is not None else role.max_tokens)
+
+
+SKELETON = '''+++
+# A streamchat role: every key is optional. The text below the +++ line is the system prompt.
+# model = "openai:gpt-4o-mini"
+# temperature = 0.2
+# max_tokens = 800
+# template = "Review this for {{focus}}:\\n\\n{{input}}"   # -p focus=security
++++
+You are a helpful assistant.
+'''
+
+
+def save_role(name: str, *, system: str | None, model: str | None, temperature: float | None,
+              max_tokens: int | None) -> Path:
+    """--save-role: the given flags as roles/NAME.toml (an existing file is replaced)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise UsageError(f"'{name}' is not a usable role name", hint="use letters, digits, - _ .")
+    lines = []
+    for key, value in (("system", system), ("model", model), ("temperature", temperature), ("max_tokens", max_tokens)):
+        if value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    path = roles_dir() / f"{name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    return repr(value)
