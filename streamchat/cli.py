@@ -285,8 +285,6 @@ def chat(
             path = roles.save_role(save_role, system=system, model=g.model, temperature=temperature,
                                    max_tokens=max_tokens)
             ui.notice(f"saved role '{save_role}' to {path}")
-            if not prompt and not files and not attach and env.stdin_isatty and not editor:
-                raise typer.Exit(0)
         stdin_text = read_stdin(env, settings.max_input_bytes)
         context, attachments = gather_inputs(files or [], attach or [], stdin_text=stdin_text,
                                              timeout=g.timeout or settings.timeout, ui=ui)
@@ -298,6 +296,8 @@ def chat(
             role=chosen, params=params,
         )
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
+        if save_role and text is None and not editor:
+            raise typer.Exit(0)  # saving was the whole job
         if editor:
             from streamchat.editor import edit_text
 

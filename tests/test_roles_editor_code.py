@@ -1,0 +1,157 @@
+"""Roles, the editor, code blocks out, undo/fork/alternatives (issue 17), through the real CLI and REPL."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pexpect
+from conftest import base_env
+from fakeserver import Script
+from test_repl import PROMPT, ask
+from test_repl import repl as repl  # the REPL fixture
+
+CODE_ANSWER = ["Here:\n\n```sh\nls -la\n```\n\nand\n\n", "```python\nprint(1)\n```\n"]
+
+
+def script(path, body: str) -> str:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def role_env(home, server, **extra):
+    cfg = home / "roles.toml"
+    cfg.write_text('system = "cfg sys"\ntemperature = 0.1\n'
+                   '[roles.rev]\nsystem = "role sys"\ntemperature = 0.5\ntemplate = "Review for {{focus}}:\\n{{input}}"\n'
+                   '[roles.shell]\nsystem = "my own shell role"\n'
+                   f'[providers.compat]\ntype = "openai"\nbase_url = "{server.url}/v1"\n')
+    folder = home / "config" / "streamchat" / "roles"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "brief.md").write_text('+++\nmodel = "anthropic:echo"\n+++\nBe brief.\n')
+    return base_env(home, server, STREAMCHAT_CONFIG=str(cfg), **extra)
+
+
+def test_roles_precedence_templates_and_sources(run, server, home):
+    env = role_env(home, server)
+    r = run("-m", "openai:echo", "-r", "rev", "-p", "focus=security", "the code", env=env)
+    assert r.code == 0, r.stderr
+    body = server.requests[-1].body
+    assert body["messages"][0] == {"role": "system", "content": "role sys"} and body["temperature"] == 0.5
+    assert body["messages"][-1]["content"] == "Review for security:\nthe code"
+    assert run("-m", "openai:echo", "-r", "rev", "--temperature", "0.9", "-p", "focus=x", "q", env=env).code == 0
+    assert server.requests[-1].body["temperature"] == 0.9  # the flag wins over the role
+    before = len(server.requests)
+    missing = run("-m", "openai:echo", "-r", "rev", "q", env=env)
+    assert missing.code == 2 and "needs a value for {{focus}}" in missing.stderr and len(server.requests) == before
+    assert run("-r", "brief", "q", env=env).code == 0
+    assert server.requests[-1].path.endswith("/messages") and server.requests[-1].body["system"] == "Be brief."
+    assert run("-m", "openai:echo", "-r", "shell", "q", env=env).code == 0
+    assert server.requests[-1].body["messages"][0]["content"] == "my own shell role"  # config overrides a built-in
+    listed = run("roles", env=env).out
+    for name in ("brief", "code", "explain", "rev", "shell"):
+        assert f"{name}\t" in listed
+    assert run("roles", "show", "nope", env=env).code == 2
+
+
+def test_save_role_then_use_it(run, server, home):
+    env = role_env(home, server)
+    saved = run("--save-role", "mine", "-s", "be terse", "-m", "openai:echo", "--temperature", "0.3", env=env)
+    assert saved.code == 0 and "saved role 'mine'" in saved.stderr and not server.requests
+    assert run("-r", "mine", "q", env=env).code == 0
+    body = server.requests[-1].body
+    assert body["messages"][0]["content"] == "be terse" and body["temperature"] == 0.3
+
+
+def test_editor_one_shot(run, server, home, tmp_path):
+    editor = script(tmp_path / "ed", "sed -i 's/^/edited: /' \"$1\"\n")
+    r = run("-m", "openai:echo", "--editor", "original", env=base_env(home, server, EDITOR=editor))
+    assert r.code == 0 and server.last_messages()[-1]["content"] == "edited: original"
+    empty = script(tmp_path / "empty", ': > "$1"\n')
+    r = run("-m", "openai:echo", "--editor", "original", env=base_env(home, server, EDITOR=empty))
+    assert r.code == 2 and "nothing was sent" in r.stderr and len(server.requests) == 1
+
+
+def test_edit_last_in_the_repl(repl, server, tmp_path):
+    editor = script(tmp_path / "ed", "printf 'better question' > \"$1\"\n")
+    child = repl("-m", "openai:echo", env_extra={"EDITOR": editor})
+    ask(child, "first try")
+    child.expect_exact("echo: first try")
+    child.expect_exact(PROMPT)
+    ask(child, "/edit last")
+    child.expect_exact("echo: better question")
+    assert server.last_messages() == [{"role": "user", "content": "better question"}]
+
+
+def test_extract_code_blocks(run, server):
+    server.script("code", Script(chunks=CODE_ANSWER))
+    first = run("-m", "openai:code", "-x", "q")
+    assert first.code == 0 and first.stdout == b"ls -la\n"
+    every = run("-m", "openai:code", "--extract-all", "q")
+    assert every.code == 0 and every.stdout == b"ls -la\n\nprint(1)\n"
+    server.script("prose", Script(chunks=["no code here"]))
+    none = run("-m", "openai:prose", "-x", "q")
+    assert none.code == 4 and none.stdout == b"" and "no fenced code block" in none.stderr
+
+
+def test_copy_code_block_n_and_save_code(repl, server, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    clip = tmp_path / "clipboard.txt"
+    script(bin_dir / "xclip", f"cat > {clip}\n")
+    server.script("code", Script(chunks=CODE_ANSWER))
+    child = repl("-m", "openai:code", env_extra={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    ask(child, "show me")
+    child.expect_exact("code blocks: 1 sh (1 line) · 2 python (1 line)")
+    ask(child, "/copy 2")
+    child.expect_exact("copied code block 2 with xclip")
+    assert clip.read_text() == "print(1)\n"
+    target = tmp_path / "ls.sh"
+    ask(child, f"/save-code 1 {target}")
+    child.expect_exact("saved code block 1")
+    assert target.read_text() == "ls -la\n"
+
+
+def test_undo_then_continue(repl, server, run):
+    child = repl("-m", "openai:echo")
+    for text in ("keep", "drop"):
+        ask(child, text)
+        child.expect_exact(f"echo: {text}")
+        child.expect_exact(PROMPT)
+    ask(child, "/undo")
+    child.expect_exact("undone: drop")
+    child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    assert run("-c", "next").code == 0
+    assert [m["content"] for m in server.last_messages()] == ["keep", "echo: keep", "next"]
+    assert run("history").out.split("\t")[3] == "2"
+
+
+def test_retry_alternatives_and_fork(repl, server, run):
+    child = repl("-m", "openai:echo")
+    ask(child, "q1")
+    child.expect_exact("echo: q1")
+    child.expect_exact(PROMPT)
+    ask(child, "/retry")
+    child.expect_exact("echo: q1")
+    child.expect_exact(PROMPT)
+    ask(child, "/alt")
+    child.expect_exact("answer 1 of 2")
+    child.expect_exact(PROMPT)
+    ask(child, "/fork")
+    child.expect_exact("forked from conversation 1 with 1 turn")
+    child.expect_exact(PROMPT)
+    ask(child, "in the fork")
+    child.expect_exact("echo: in the fork")
+    child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    assert len(run("history").out.splitlines()) == 2
+    exported = run("history", "export", "2").out
+    assert "Forked from conversation 1" in exported and "q1" in exported
+    assert run("--cid", "2", "more").code == 0
+    assert [m["content"] for m in server.last_messages()] == ["q1", "echo: q1", "in the fork", "echo: in the fork",
+                                                              "more"]
+    assert run("--cid", "1", "other").code == 0  # the original is untouched by the fork
+    assert [m["content"] for m in server.last_messages()] == ["q1", "echo: q1", "other"]
