@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -57,6 +58,8 @@ class DefaultGroup(TyperGroup):
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         skipped = _skip_options(args, GLOBAL_VALUE_OPTIONS, GLOBAL_FLAGS)
+        if ctx.resilient_parsing and skipped == len(args):
+            return super().parse_args(ctx, args)  # a Tab press on the first word: complete the commands
         rest = args[skipped:]
         if rest and (rest[0] in self.commands or skipped == 0 and rest[0] in ("-h", "--help", "--version")):
             return super().parse_args(ctx, args)
@@ -122,7 +125,48 @@ def _number_in(low: float, high: float = math.inf) -> Callable[[float | None], f
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", metavar="PATH",
                                                    help="Config file [env: STREAMCHAT_CONFIG].")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Tracebacks and HTTP details on stderr (keys redacted).")]
-ModelOpt = Annotated[Optional[str], typer.Option("-m", "--model", metavar="PROVIDER:MODEL",
+def _complete_models(incomplete: str) -> list[str]:
+    """Aliases, providers and their configured models — from the config file only (no SDK, no network)."""
+    try:
+        settings = load_settings()
+    except StreamchatError:
+        return []
+    names = [*settings.aliases, *settings.providers]
+    for name, prov in settings.providers.items():
+        names += [f"{name}:{m}" for m in ([prov.default_model] if prov.default_model else []) + list(prov.models)]
+    return [n for n in dict.fromkeys(names) if n.startswith(incomplete)]
+
+
+def _complete_roles(incomplete: str) -> list[str]:
+    from streamchat.roles import load_roles
+
+    try:
+        return [n for n in sorted(load_roles(load_settings())) if n.startswith(incomplete)]
+    except StreamchatError:
+        return []
+
+
+def _complete_ids(incomplete: str) -> list[tuple[str, str]]:
+    """Conversation ids with their first words, straight from the log (read-only)."""
+    import sqlite3
+
+    from streamchat.store import db_path
+
+    path = db_path()
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            rows = db.execute("SELECT id, title FROM conversations ORDER BY updated_at DESC LIMIT 50").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+    return [(str(i), title or "") for i, title in rows if str(i).startswith(incomplete)]
+
+
+ModelOpt = Annotated[Optional[str], typer.Option("-m", "--model", metavar="PROVIDER:MODEL", autocompletion=_complete_models,
                                                  help="Model or alias [env: STREAMCHAT_MODEL; default: local:smollm2].")]
 NoLogOpt = Annotated[bool, typer.Option("--no-log", help="Do not save this conversation.")]
 TimeoutOpt = Annotated[Optional[float], typer.Option(
@@ -248,14 +292,15 @@ def chat(
     sanitize: Annotated[bool, typer.Option("--sanitize", help="Strip terminal control sequences in piped output too.")] = False,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed requests.")] = False,
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
-    cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", help="Continue the conversation with this id.")] = None,
+    cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", autocompletion=_complete_ids,
+                                               help="Continue the conversation with this id.")] = None,
     no_log: NoLogOpt = False,
     files: Annotated[Optional[list[str]], typer.Option(
         "-f", "--file", metavar="SOURCE",
         help="Add text context: a file, directory, glob, URL, '-' (stdin) or '!command' (repeatable).")] = None,
     attach: Annotated[Optional[list[str]], typer.Option(
         "-a", "--attach", metavar="FILE", help="Attach an image (PNG, JPEG, GIF, WebP) or a PDF (repeatable).")] = None,
-    role: Annotated[Optional[str], typer.Option("-r", "--role", metavar="NAME",
+    role: Annotated[Optional[str], typer.Option("-r", "--role", metavar="NAME", autocompletion=_complete_roles,
                                                 help="Use a role: system prompt, model, sampling, template.")] = None,
     param: Annotated[Optional[list[str]], typer.Option(
         "-p", "--param", metavar="NAME=VALUE", help="Fill {{NAME}} in the role's template (repeatable).")] = None,
@@ -376,7 +421,8 @@ history_app = typer.Typer(help="List, show, export, remove and search logged con
                           add_completion=False, invoke_without_command=True)
 app.add_typer(history_app, name="history")
 
-IdArg = Annotated[str, typer.Argument(metavar="ID", show_default=False, help="A conversation id (see history list).")]
+IdArg = Annotated[str, typer.Argument(metavar="ID", show_default=False, autocompletion=_complete_ids,
+                                      help="A conversation id (see history list).")]
 LimitOpt = Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N", help="How many.")]
 
 
@@ -423,7 +469,8 @@ def history_export(
 @history_app.command("rm", help="Delete conversations.")
 def history_rm(
     ctx: typer.Context,
-    cids: Annotated[list[str], typer.Argument(metavar="ID", show_default=False, help="Conversation ids.")],
+    cids: Annotated[list[str], typer.Argument(metavar="ID", show_default=False, autocompletion=_complete_ids,
+                                              help="Conversation ids.")],
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -446,7 +493,8 @@ def history_search(
 roles_app = typer.Typer(help="List, show and edit roles (presets of system prompt, model and template).",
                         rich_markup_mode=None, add_completion=False, invoke_without_command=True)
 app.add_typer(roles_app, name="roles")
-RoleArg = Annotated[str, typer.Argument(metavar="NAME", show_default=False, help="A role name.")]
+RoleArg = Annotated[str, typer.Argument(metavar="NAME", show_default=False, autocompletion=_complete_roles,
+                                        help="A role name.")]
 
 
 @roles_app.callback()
@@ -492,6 +540,66 @@ def roles_edit(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debu
             path.write_text(SKELETON, encoding="utf-8")
         subprocess.call([*editor_argv(), str(path)])
         ui.notice(f"role '{name}': {path}")
+
+
+keys_app = typer.Typer(help="Store API keys in the OS keyring (a 0600 file where there is none).",
+                       rich_markup_mode=None, add_completion=False, invoke_without_command=True)
+app.add_typer(keys_app, name="keys")
+ProviderArg = Annotated[str, typer.Argument(metavar="PROVIDER", show_default=False, help="A provider name.")]
+
+
+def _key_provider(settings: Settings, name: str) -> None:
+    prov = settings.providers.get(name)
+    if prov is None or prov.type not in ("openai", "anthropic"):
+        remote = [n for n, p in settings.providers.items() if p.type in ("openai", "anthropic")]
+        raise UsageError(f"'{name}' is not a provider that takes a key", hint=f"one of: {', '.join(remote)}")
+
+
+@keys_app.callback()
+def keys_default(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    """List where each provider's key comes from (as `keys list`), or run a keys subcommand."""
+    if ctx.invoked_subcommand is None:
+        keys_list(ctx, config, debug)
+
+
+@keys_app.command("set", help="Store a provider's key (typed hidden, or piped on stdin).")
+def keys_set(ctx: typer.Context, provider: ProviderArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat import keys
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, ui):
+        _key_provider(settings, provider)
+        if env.stdin is not None and env.stdin_isatty:
+            import getpass
+
+            key = getpass.getpass(f"{provider} API key (not shown): ")
+        else:
+            key = env.stdin.readline() if env.stdin is not None else ""
+        key = key.strip()
+        if not key:
+            raise UsageError("no key given; nothing stored")
+        ui.notice(f"stored the {provider} key ({keys.mask(key)}) in {keys.set_key(provider, key, warn=ui.warn)}")
+
+
+@keys_app.command("list", help="Each provider: where its key comes from, masked.")
+def keys_list(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat import keys
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, _ui):
+        for name, prov in settings.providers.items():
+            if prov.type in ("openai", "anthropic"):
+                key, source = prov.key_source()
+                env.stdout.write(f"{name}\t{source}\t{keys.mask(key) if key else '-'}\n")
+
+
+@keys_app.command("rm", help="Remove a stored key.")
+def keys_rm(ctx: typer.Context, provider: ProviderArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat import keys
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, _env, ui):
+        _key_provider(settings, provider)
+        if not keys.delete(provider):
+            raise UsageError(f"no stored key for {provider}", hint="streamchat keys list shows where keys come from")
+        ui.notice(f"removed the stored {provider} key")
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -580,7 +688,31 @@ def _plain_arguments(command: Any) -> None:
         _plain_arguments(sub)
 
 
+COMPLETE_VAR = "_STREAMCHAT_COMPLETE"
+SHELLS = ("bash", "zsh", "fish")
+
+
+@app.command("completion", help="Print the shell completion script (bash, zsh or fish), or install it.")
+def completion(
+    shell: Annotated[str, typer.Argument(metavar="SHELL", show_default=False, help="bash, zsh or fish.")],
+    install: Annotated[bool, typer.Option("--install", help="Add it to the shell's startup files.")] = False,
+) -> None:
+    from typer import _completion_shared  # Typer's own scripts and installer (no public API for them)
+
+    if shell not in SHELLS:
+        raise typer.BadParameter(f"must be one of {', '.join(SHELLS)}", param_hint="SHELL")
+    if install:
+        path = _completion_shared.install(shell=shell, prog_name="streamchat", complete_var=COMPLETE_VAR)[1]
+        print(f"installed {shell} completion in {path}; open a new shell to use it", file=sys.stderr)
+        return
+    print(_completion_shared.get_completion_script(prog_name="streamchat", complete_var=COMPLETE_VAR, shell=shell))
+
+
 def main() -> None:
     command = typer.main.get_command(app)
     _plain_arguments(command)
+    if COMPLETE_VAR in os.environ:  # a Tab press: Typer's shell classes, nothing else loads
+        from typer._completion_classes import completion_init
+
+        completion_init()
     command()

@@ -75,14 +75,25 @@ class ProviderConfig:
         return None, "default"
 
     def resolve_key(self) -> str | None:
-        """The API key from the config, the environment or a command; never logged."""
-        if self.api_key:
-            return self.api_key
-        if self.api_key_env and os.environ.get(self.api_key_env):
-            return os.environ[self.api_key_env]
+        """The API key; never logged. Order: api_key_cmd, api_key_env (the SDK's variable), the keyring
+        (`streamchat keys set`), a config-file api_key."""
+        return self.key_source()[0]
+
+    def key_source(self) -> tuple[str | None, str]:
+        """(the key, where it came from) — `keys list` shows the second."""
         if self.api_key_cmd:
-            return _run_key_cmd(self.name, self.api_key_cmd)
-        return None
+            return _run_key_cmd(self.name, self.api_key_cmd), "command"
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return os.environ[self.api_key_env], f"env {self.api_key_env}"
+        if self.type in ("openai", "anthropic"):
+            from streamchat import keys
+
+            stored = keys.get(self.name)
+            if stored:
+                return stored, "keyring"
+        if self.api_key:
+            return self.api_key, "config"
+        return None, "none"
 
     def require_key(self) -> str | None:
         key = self.resolve_key()
@@ -93,7 +104,7 @@ class ProviderConfig:
             env = self.api_key_env or f"{self.type.upper()}_API_KEY"
             raise AuthError(
                 f"no API key for provider '{self.name}'",
-                hint=f"set {env}, or api_key_cmd in [providers.{self.name}] (streamchat config path)",
+                hint=f"run: streamchat keys set {self.name} — or set {env}, or api_key_cmd in [providers.{self.name}]",
             )
         return key or "not-needed"
 
@@ -137,6 +148,7 @@ class Settings:
     providers: dict[str, ProviderConfig] = field(default_factory=lambda: dict(BUILTIN_PROVIDERS))
     aliases: dict[str, str] = field(default_factory=dict)
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # [roles.NAME] tables, checked by roles.py
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)  # [prices."provider:model"] $/M tokens
 
     def model_spec(self, flag: str | None) -> str:
         return flag or os.environ.get("STREAMCHAT_MODEL") or self.default_model or DEFAULT_MODEL
@@ -211,7 +223,7 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
     where = f"{path}: " if path else ""
     values: dict[str, Any] = {"path": path}
     for key, value in data.items():
-        if key in ("providers", "aliases", "roles"):
+        if key in ("providers", "aliases", "roles", "prices"):
             continue
         if key not in _TOP_KEYS:
             raise ConfigError(f"{where}unknown key '{key}'", hint="see config.example.toml for the keys")
@@ -236,7 +248,12 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
     roles = data.get("roles") or {}
     if not isinstance(roles, dict) or not all(isinstance(v, dict) for v in roles.values()):
         raise ConfigError(f"{where}[roles] must hold tables like [roles.shell]")
-    return Settings(providers=providers, aliases=dict(aliases), roles=dict(roles), **values)
+    prices = data.get("prices") or {}
+    for name, table in prices.items():
+        if not isinstance(table, dict) or not all(k in ("input", "output") and isinstance(v, (int, float))
+                                                  and not isinstance(v, bool) and v >= 0 for k, v in table.items()):
+            raise ConfigError(f"{where}[prices.\"{name}\"] takes input = and output = in dollars per million tokens")
+    return Settings(providers=providers, aliases=dict(aliases), roles=dict(roles), prices=dict(prices), **values)
 
 
 def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | None, where: str) -> ProviderConfig:

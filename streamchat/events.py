@@ -85,6 +85,7 @@ class Stats:
     total_ms: float = 0.0
     tokens: int = 0
     input_tokens: int | None = None
+    cost_usd: float | None = None  # None: unknown model or price
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -101,13 +102,16 @@ class Stats:
             "tokens": self.tokens,
             "input_tokens": self.input_tokens,
             "tokens_per_s": None if tps is None else round(tps, 1),
+            "cost_usd": self.cost_usd,
         }
 
     def summary(self) -> str:
         tps = self.tokens_per_s
         ttft = "-" if self.ttft_ms is None else f"{self.ttft_ms:.0f} ms"
         rate = "-" if tps is None else f"{tps:.1f} tok/s"
-        return f"TTFT {ttft} · {self.tokens} tokens · {rate} · total {self.total_ms / 1000:.2f} s"
+        from streamchat.cost import money
+
+        return f"TTFT {ttft} · {self.tokens} tokens · {rate} · total {self.total_ms / 1000:.2f} s · cost {money(self.cost_usd)}"
 
 
 class Outcome(enum.Enum):

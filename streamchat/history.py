@@ -7,6 +7,7 @@ import time
 
 from streamchat.config import Settings
 from streamchat.conversation import Conversation
+from streamchat.cost import money
 from streamchat.environment import Environment
 from streamchat.errors import UsageError
 from streamchat.render.sanitize import sanitize
@@ -28,15 +29,18 @@ class History:
         out = self.env.stdout
         if not self.env.stdout_isatty:
             for r in rows:
-                out.write(f"{r['id']}\t{_when(r['updated_at'])}\t{r['provider']}:{r['model']}\t{r['turns']}\t{r['title']}\n")
+                out.write(f"{r['id']}\t{_when(r['updated_at'])}\t{r['provider']}:{r['model']}\t{r['turns']}\t{r['title']}"
+                          f"\t{money(r['cost'])}\n")
             return
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("id", "when", "model", "turns", "first words", box=None, header_style="bold")
+        table = Table("id", "when", "model", "turns", "first words", "cost", box=None, header_style="bold")
         for r in rows:
             table.add_row(str(r["id"]), _when(r["updated_at"]), f"{r['provider']}:{r['model']}", str(r["turns"]),
-                          sanitize(r["title"] or ""))
+                          sanitize(r["title"] or ""), money(r["cost"]))
+        known = [r["cost"] for r in rows if r["cost"] is not None]
+        table.caption = f"total {money(sum(known))}" + (" (some prices unknown)" if len(known) < len(rows) else "")
         Console(file=out, no_color=self.env.no_color).print(table)
 
     def markdown(self, cid: str) -> str:

@@ -26,6 +26,7 @@ def error_code(result: TurnResult) -> str:
 def result_dict(result: TurnResult) -> dict[str, object]:
     """The closing record of a turn: `done` with stats, or `error` (with `partial` when text was sent)."""
     if result.ok:
-        return {"type": "done", "finish_reason": result.finish_reason, "stats": result.stats.as_dict()}
+        return {"type": "done", "finish_reason": result.finish_reason, "cost_usd": result.stats.cost_usd,
+                "stats": result.stats.as_dict()}
     return {"type": "error", "message": result.message, "code": error_code(result), "partial": result.partial,
             "stats": result.stats.as_dict()}

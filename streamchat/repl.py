@@ -18,6 +18,7 @@ from typing import Any
 from streamchat import signals
 from streamchat.chat import ChatOptions, gather_inputs, open_session, report_end, with_context
 from streamchat.config import Settings, data_dir
+from streamchat.cost import money
 from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
 from streamchat.events import Sink, TurnResult
@@ -94,7 +95,8 @@ class Repl:
             pending = " · next: " + ", ".join(filter(None, ["sources" if self.context else "",
                                                             plural(len(self.attachments), "attachment")
                                                             if self.attachments else ""]))
-        return f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {conv.tokens} tokens{pending} · /help"
+        return (f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {conv.tokens} tokens · "
+                f"{money(self.session.cost)}{pending} · /help")
 
     # -- turns ---------------------------------------------------------------------------
     def _sink(self) -> Sink:
@@ -248,7 +250,8 @@ class Repl:
         conv = self.session.conversation
         if conv.last is not None:
             self.ui.notice(f"last answer: {conv.last.result.stats.summary()}")
-        self.ui.notice(f"conversation: {plural(conv.turn_count, 'turn')}, {conv.tokens} tokens")
+        self.ui.notice(f"conversation: {plural(conv.turn_count, 'turn')}, {conv.tokens} tokens, "
+                       f"cost {money(self.session.cost)}")
 
     def cmd_history(self, _arg: str) -> None:
         log = self.session.log

@@ -18,7 +18,7 @@ from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
 from streamchat.errors import BadRequestError, StreamchatError
-from streamchat.events import Attachment, Message, Sink, TurnResult
+from streamchat.events import Attachment, Message, Sink, Stats, TurnResult
 from streamchat.providers.base import ChatRequest, Provider, get_provider
 from streamchat.session import NO_RETRY, RetryPolicy, run_turn
 from streamchat.store import ConversationLog
@@ -212,13 +212,24 @@ class ChatSession:
                 self.target.provider  # noqa: B018
         prompt, attachments = self._fit(prompt, attachments, notice)
         result = run_turn(self.target.provider, self.request(prompt, attachments), sink, retry=self.options.retry,
-                          notice=notice, cancel=cancel)
+                          notice=notice, cancel=cancel, price=self._price)
         answer_id = None
         if self.log is not None:
             answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result,
                                         attachments)
         self.conversation.add(Turn(prompt, result, answer_id, self.model_name, attachments))
         return result
+
+    def _price(self, stats: Stats) -> float | None:
+        from streamchat.cost import turn_cost
+
+        return turn_cost(self.settings, self.settings.providers[self.target.provider_name], self.target.model, stats)
+
+    @property
+    def cost(self) -> float | None:
+        """The conversation's cost so far (None when a turn's price is unknown)."""
+        costs = [t.result.stats.cost_usd for t in self.conversation.turns]
+        return None if any(c is None for c in costs) else sum(c or 0.0 for c in costs)
 
     def _fit(self, prompt: str, attachments: tuple[Attachment, ...], notice: Callable[[str], None]
              ) -> tuple[str, tuple[Attachment, ...]]:

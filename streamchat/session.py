@@ -10,7 +10,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streamchat import cancel as cancellation
 from streamchat.cancel import CancelToken
@@ -79,10 +79,13 @@ class _Tally:
         elif isinstance(event, Done):
             self.finish_reason = event.finish_reason
 
-    def result(self, outcome: Outcome, error: StreamchatError | None) -> TurnResult:
+    def result(self, outcome: Outcome, error: StreamchatError | None,
+               price: Callable[[Stats], float | None] | None = None) -> TurnResult:
         stats = Stats(ttft_ms=self.ttft_ms, total_ms=(time.perf_counter() - self.started) * 1000,
                       tokens=self.output_tokens if self.output_tokens is not None else self.deltas,
                       input_tokens=self.input_tokens)
+        if price is not None:
+            stats = replace(stats, cost_usd=price(stats))
         return TurnResult("".join(self.text), "".join(self.reasoning), self.finish_reason, stats, outcome, error)
 
 
@@ -94,6 +97,7 @@ def run_turn(
     retry: RetryPolicy = RetryPolicy(),
     notice: Callable[[str], None] = lambda _msg: None,
     cancel: CancelToken | None = None,
+    price: Callable[[Stats], float | None] | None = None,
 ) -> TurnResult:
     """Stream one answer into `sink`; never raises for provider faults, Ctrl-C, a cancel or a closed pipe.
 
@@ -140,7 +144,7 @@ def run_turn(
         outcome = Outcome.CANCELLED
     except StreamchatError as err:
         outcome, error = Outcome.FAILED, err
-    result = tally.result(outcome, error)
+    result = tally.result(outcome, error, price)
     with contextlib.suppress(KeyboardInterrupt, OutputClosed):
         sink.end(result)
     return result

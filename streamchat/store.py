@@ -98,8 +98,11 @@ ALTER TABLE conversations ADD COLUMN forked_from INTEGER;
 ALTER TABLE messages ADD COLUMN undone INTEGER NOT NULL DEFAULT 0;
 """
 
+# v7: what each answer cost (NULL: unknown price).
+V7 = "ALTER TABLE messages ADD COLUMN cost_usd REAL;"
+
 MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else "",
-                                       lambda: V4, lambda: V5, lambda: V6]
+                                       lambda: V4, lambda: V5, lambda: V6, lambda: V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -277,10 +280,11 @@ class ConversationLog:
             s = result.stats
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, ttft_ms,"
-                " duration_ms, input_tokens, output_tokens, finish_reason, state, error, parent_id)"
-                " VALUES (?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " duration_ms, input_tokens, output_tokens, finish_reason, state, error, parent_id, cost_usd)"
+                " VALUES (?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cid, result.text, provider, model, time.time(), s.ttft_ms, s.total_ms, s.input_tokens,
-                 s.tokens, result.finish_reason, result.state, None if result.ok else result.message, question_id))
+                 s.tokens, result.finish_reason, result.state, None if result.ok else result.message, question_id,
+                 s.cost_usd))
             answer_id = cur.lastrowid
             db.execute("UPDATE conversations SET leaf_id = ? WHERE id = ?", (answer_id, cid))
             db.execute("COMMIT")
@@ -300,8 +304,10 @@ class ConversationLog:
     # -- history commands ----------------------------------------------------------------
     def recent(self, limit: int = 20) -> list[sqlite3.Row]:
         return self._db().execute(
-            "SELECT id, updated_at, provider, model, title, turns FROM conversations"
-            " ORDER BY updated_at DESC, id DESC LIMIT ?", (limit,)).fetchall()
+            "SELECT c.id, c.updated_at, c.provider, c.model, c.title, c.turns,"
+            " (SELECT CASE WHEN COUNT(*) = COUNT(m.cost_usd) THEN SUM(m.cost_usd) END FROM messages m"
+            "  WHERE m.conversation_id = c.id AND m.role = 'assistant') AS cost"
+            " FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?", (limit,)).fetchall()
 
     def messages(self, cid: str | int) -> list[sqlite3.Row]:
         self.load(cid)  # raises a clear error for an unknown id
@@ -361,7 +367,7 @@ def _turns(path: list[Any], attachments: dict[int, tuple[Attachment, ...]]) -> l
         if question["role"] != "user" or answer["role"] != "assistant":
             continue
         stats = Stats(answer["ttft_ms"], answer["duration_ms"] or 0.0, answer["output_tokens"] or 0,
-                      answer["input_tokens"])
+                      answer["input_tokens"], answer["cost_usd"])
         outcome = _OUTCOMES.get(answer["state"], Outcome.FAILED)
         error = StreamchatError(answer["error"]) if outcome is Outcome.FAILED and answer["error"] else None
         result = TurnResult(answer["content"], "", answer["finish_reason"], stats, outcome, error)

@@ -1,0 +1,40 @@
+"""What a turn cost, from the genai-prices database (bundled, offline), or `[prices]` in the config.
+
+An unknown model or price is None (shown as "—"), never a guess; the local model costs 0.
+"""
+
+from __future__ import annotations
+
+from streamchat.config import ProviderConfig, Settings
+from streamchat.events import Stats
+
+PRICE_PROVIDERS = {"openai", "anthropic"}  # built-in names the database knows; others: match by model only
+
+
+def turn_cost(settings: Settings, provider: ProviderConfig, model: str, stats: Stats) -> float | None:
+    if provider.type == "local":
+        return 0.0
+    if stats.input_tokens is None and not stats.tokens:
+        return None
+    inputs, outputs = stats.input_tokens or 0, stats.tokens
+    configured = settings.prices.get(f"{provider.name}:{model}") or settings.prices.get(model)
+    if configured is not None:
+        return (inputs * configured.get("input", 0.0) + outputs * configured.get("output", 0.0)) / 1_000_000
+    if provider.name not in PRICE_PROVIDERS and provider.base_url is not None:
+        return None  # a self-hosted or third-party server: its prices are not the vendor's
+    try:
+        from genai_prices import Usage, calc_price
+
+        price = calc_price(Usage(input_tokens=inputs, output_tokens=outputs), model_ref=model,
+                           provider_id=provider.name if provider.name in PRICE_PROVIDERS else None)
+    except (LookupError, ValueError, ImportError):
+        return None
+    return float(price.total_price)
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value == 0:
+        return "$0"
+    return f"${value:.4f}" if value < 1 else f"${value:.2f}"

@@ -1,0 +1,108 @@
+"""Cost from the price database, keys in a real (file-backed) keyring, and shell completion (issue 19)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+
+import pytest
+from conftest import STREAMCHAT, base_env
+from fakeserver import Script
+
+# -- cost -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider,model,cost", [("openai", "gpt-4o-mini", 0.00045),
+                                                 ("anthropic", "claude-sonnet-4-5", 0.0105)])
+def test_cost_of_known_models_in_json_stats_and_history(run, server, provider, model, cost):
+    server.script(model, Script(chunks=["a", "b"], usage=(1000, 500)))
+    r = run("-m", f"{provider}:{model}", "--json", "q")
+    done = json.loads(r.out.splitlines()[-1])
+    assert done["type"] == "done" and done["cost_usd"] == pytest.approx(cost)
+    assert done["stats"]["cost_usd"] == pytest.approx(cost)
+    stats = run("-m", f"{provider}:{model}", "--stats", "q")
+    assert f"cost ${cost:.4f}" in stats.stderr
+    assert run("history").out.splitlines()[0].split("\t")[-1] == f"${cost:.4f}"
+
+
+def test_unknown_price_is_a_dash_and_config_prices_apply(run, server, home):
+    r = run("-m", "openai:echo", "--stats", "q")
+    assert "cost —" in r.stderr
+    cfg = home / "p.toml"
+    cfg.write_text('[prices."openai:echo"]\ninput = 1.0\noutput = 2.0\n')
+    server.script("echo2", Script(chunks=["x"], usage=(100, 50)))
+    cfg.write_text('[prices."openai:echo2"]\ninput = 1.0\noutput = 2.0\n')
+    done = json.loads(run("--config", str(cfg), "-m", "openai:echo2", "--json", "q").out.splitlines()[-1])
+    assert done["cost_usd"] == pytest.approx((100 * 1.0 + 50 * 2.0) / 1e6)
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+KEY = "sk-from-the-keyring-123456"
+
+
+def key_env(home, server, backend: str):
+    env = base_env(home, server, PYTHON_KEYRING_BACKEND=backend)
+    del env["OPENAI_API_KEY"], env["ANTHROPIC_API_KEY"]
+    return env
+
+
+def test_keys_in_a_file_backed_keyring_are_used_and_masked(run, server, home):
+    env = key_env(home, server, "keyrings.alt.file.PlaintextKeyring")
+    assert run("-m", "openai:echo", "q", env=env).code == 0  # a base URL without a key is allowed
+    stored = run("keys", "set", "openai", stdin=(KEY + "\n").encode(), env=env)
+    assert stored.code == 0 and "PlaintextKeyring" in stored.stderr and KEY not in stored.stderr
+    assert run("-m", "openai:echo", "q", env=env).code == 0
+    assert server.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+    listed = run("keys", "list", env=env).out
+    assert "openai\tkeyring\tsk-…3456" in listed and KEY not in listed
+    debug = run("-m", "openai:echo", "--debug", "q", env=env)
+    shown = run("config", "show", env=env).out
+    assert KEY not in debug.stderr and KEY not in shown
+    env_wins = dict(env, OPENAI_API_KEY="sk-env-key-000000000")
+    assert "openai\tenv OPENAI_API_KEY" in run("keys", "list", env=env_wins).out  # command > env > keyring > config
+    assert run("keys", "rm", "openai", env=env).code == 0
+    assert run("keys", "rm", "openai", env=env).code == 2
+
+
+def test_no_keyring_falls_back_to_a_0600_file(run, server, home):
+    env = key_env(home, server, "keyring.backends.fail.Keyring")
+    stored = run("keys", "set", "anthropic", stdin=b"sk-ant-file-key-99999\n", env=env)
+    path = home / "config" / "streamchat" / "keys.json"
+    assert stored.code == 0 and f"warning: no OS keyring here; keys are kept in {path}" in stored.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert run("-m", "anthropic:echo", "q", env=env).code == 0
+    headers = {k.lower(): v for k, v in server.requests[-1].headers.items()}
+    sent = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+    assert sent == "sk-ant-file-key-99999"  # SDK releases differ in the header they use
+
+
+def test_keys_for_unknown_providers_are_refused(run, server):
+    assert run("keys", "set", "local", stdin=b"x\n").code == 2
+
+
+# -- completion -----------------------------------------------------------------------------------
+
+def complete(home, server, words: str, shell: str = "zsh") -> str:
+    env = base_env(home, server, _STREAMCHAT_COMPLETE=f"complete_{shell}")
+    if shell == "zsh":
+        env["_TYPER_COMPLETE_ARGS"] = words
+    else:
+        env["COMP_WORDS"] = words
+        env["COMP_CWORD"] = str(len(words.split(" ")) - 1)
+    return subprocess.run([STREAMCHAT], env=env, capture_output=True, text=True, timeout=30).stdout
+
+
+def test_completion_of_commands_models_roles_and_ids(run, server, home):
+    assert "history" in complete(home, server, "streamchat hist", "bash")
+    assert "show" in complete(home, server, "streamchat history s", "bash")
+    models = complete(home, server, "streamchat -m comp")
+    assert '"compat"' in models
+    assert "shell" in complete(home, server, "streamchat -r sh")
+    assert run("-m", "openai:echo", "remember me").code == 0
+    ids = complete(home, server, "streamchat history show ")
+    assert '"1":"remember me"' in ids
+    assert "1" in complete(home, server, "streamchat --cid ")
+    script = run("completion", "bash").out
+    assert "_STREAMCHAT_COMPLETE" in script and "complete" in script
