@@ -48,7 +48,9 @@ def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, pr
         sink = progress_sink(env, ui, markdown=opts.markdown)
     else:
         sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats)
-    result = session.ask(with_context(prompt, opts.context), sink, attachments=opts.attachments)
+    question = with_context(prompt, opts.context)
+    session.check_context(question)
+    result = session.ask(question, sink, attachments=opts.attachments)
     report_end(result, ui, opts.debug)
     if opts.extract and result.ok:
         return write_code(result.text, env, ui, every=opts.extract == "all")

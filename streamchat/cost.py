@@ -32,6 +32,36 @@ def turn_cost(settings: Settings, provider: ProviderConfig, model: str, stats: S
     return float(price.total_price)
 
 
+def context_window(settings: Settings, provider: ProviderConfig, model: str) -> int | None:
+    """Tokens the model takes: `context = N` on its provider, the local model's n_ctx, or the database's."""
+    configured = provider.options.get("context")
+    if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
+        return configured
+    if provider.type == "local":
+        n_ctx = provider.options.get("n_ctx", 4096)
+        return n_ctx if isinstance(n_ctx, int) else None
+    if provider.name not in PRICE_PROVIDERS and provider.base_url is not None:
+        return None
+    try:
+        from genai_prices import Usage, calc_price
+
+        found = calc_price(Usage(input_tokens=0, output_tokens=0), model_ref=model,
+                           provider_id=provider.name if provider.name in PRICE_PROVIDERS else None)
+    except (LookupError, ValueError, ImportError):
+        return None
+    window = getattr(found.model, "context_window", None)
+    return window if isinstance(window, int) else None
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough count for text not yet sent (about 4 characters a token in English and code)."""
+    return len(text) // 4 + 1
+
+
+def short(tokens: int) -> str:
+    return f"{tokens / 1000:.1f}k" if tokens >= 1000 else str(tokens)
+
+
 def money(value: float | None) -> str:
     if value is None:
         return "—"

@@ -18,10 +18,10 @@ from typing import Any
 from streamchat import signals
 from streamchat.chat import ChatOptions, gather_inputs, open_session, report_end, with_context
 from streamchat.config import Settings, data_dir
-from streamchat.cost import money
+from streamchat.cost import money, short
 from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
-from streamchat.events import Sink, TurnResult
+from streamchat.events import Attachment, Sink, TurnResult
 from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.service import ChatSession
 from streamchat.sinks import choose_sink
@@ -54,6 +54,7 @@ class Repl:
         self.session: ChatSession = open_session(settings, opts, ui, warm=True)  # the prompt comes first
         self.running = True
         self.pasted = False  # the line being read came (at least partly) from a bracketed paste
+        self.held: tuple[str, tuple[Attachment, ...]] | None = None  # a question that would overflow
         self.role = opts.role  # its template shapes each question
         self.base_overrides = opts.overrides  # the flags, under which a /role fills the gaps
         self.context = opts.context  # -f / /file sources waiting for the next question
@@ -65,6 +66,7 @@ class Repl:
             "/new": (self.cmd_new, "start a fresh conversation"),
             "/retry": (self.cmd_retry, "regenerate the last answer (the earlier one stays as an alternative)"),
             "/alt": (self.cmd_alt, "switch the last answer to its next alternative"),
+            "/send": (self.cmd_send, "send the question held back for overflowing the context"),
             "/undo": (self.cmd_undo, "take the last exchange out of the conversation"),
             "/fork": (self.cmd_fork, "continue in a new conversation from here (this one is kept)"),
             "/copy": (self.cmd_copy, "[N] copy the last answer (or its code block N) to the clipboard"),
@@ -95,7 +97,9 @@ class Repl:
             pending = " · next: " + ", ".join(filter(None, ["sources" if self.context else "",
                                                             plural(len(self.attachments), "attachment")
                                                             if self.attachments else ""]))
-        return (f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {conv.tokens} tokens · "
+        used, window = self.session.context_use() if self.session.target.ready else (0, None)
+        context = f"{short(used)}/{short(window)}" if window else f"{conv.tokens} tokens"
+        return (f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {context} · "
                 f"{money(self.session.cost)}{pending} · /help")
 
     # -- turns ---------------------------------------------------------------------------
@@ -103,7 +107,7 @@ class Repl:
         o = self.opts
         return choose_sink(self.env, self.ui, json=o.json, markdown=o.markdown, sanitize=o.sanitize, stats=o.stats)
 
-    def ask(self, prompt: str | None = None) -> None:
+    def ask(self, prompt: str | None = None, *, force: bool = False) -> None:
         """Ask `prompt`, or (None) ask the last question again."""
         result: TurnResult | None
         try:
@@ -112,7 +116,15 @@ class Repl:
                 self.context, self.attachments = "", ()
                 if self.role is not None:
                     prompt = self.role.apply(prompt, self.opts.params)
-                result = self.session.ask(with_context(prompt, context), self._sink(), attachments=attachments)
+                question = with_context(prompt, context)
+                if not force:
+                    try:
+                        self.session.check_context(question)
+                    except StreamchatError as err:
+                        self.held = (question, attachments)
+                        self.ui.notice(f"{err} — or /send to send it anyway")
+                        return
+                result = self.session.ask(question, self._sink(), attachments=attachments)
             else:
                 result = self.session.retry(self._sink())
         except KeyboardInterrupt:  # a Ctrl-C outside the stream loop: nothing was shown
@@ -268,6 +280,17 @@ class Repl:
             return
         conv = self.session.load(arg)
         self.ui.notice(f"loaded conversation {arg} ({plural(conv.turn_count, 'turn')})")
+
+    def cmd_send(self, _arg: str) -> None:
+        if self.held is None:
+            self.ui.notice("no question is held back")
+            return
+        (question, attachments), self.held = self.held, None
+        self.context, self.attachments, role, self.role = "", attachments, self.role, None
+        try:
+            self.ask(question, force=True)
+        finally:
+            self.role = role
 
     def cmd_undo(self, _arg: str) -> None:
         turn = self.session.undo()

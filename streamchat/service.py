@@ -173,6 +173,7 @@ class ChatSession:
         self.overrides = overrides
         self.options = merge(settings, overrides)
         self.warm = warm
+        self._windows: dict[str, int | None] = {}
         self.target = resolve_target(settings, overrides.model or self.conversation.model, self.options.timeout, ui,
                                      warm=warm)
 
@@ -224,6 +225,32 @@ class ChatSession:
         from streamchat.cost import turn_cost
 
         return turn_cost(self.settings, self.settings.providers[self.target.provider_name], self.target.model, stats)
+
+    def context_use(self, prompt: str = "") -> tuple[int, int | None]:
+        """(tokens the next request would hold, the model's window or None): the provider's reported
+        input of the last turn plus its answer, and an estimate for what is new."""
+        from streamchat.cost import context_window, estimate_tokens
+
+        if self.model_name not in self._windows:  # the toolbar asks on every redraw
+            self._windows[self.model_name] = context_window(
+                self.settings, self.settings.providers[self.target.provider_name], self.target.model)
+        window = self._windows[self.model_name]
+        last = self.conversation.last
+        if last is not None and last.result.stats.input_tokens:
+            used = last.result.stats.input_tokens + last.result.stats.tokens
+        else:
+            used = sum(estimate_tokens(m.content) for m in self.conversation.history())
+            used += estimate_tokens(self.conversation.system or "")
+        return used + (estimate_tokens(prompt) if prompt else 0), window
+
+    def check_context(self, prompt: str) -> None:
+        """Refuse a question that would clearly overflow the model's context (before spending anything)."""
+        used, window = self.context_use(prompt)
+        if window is not None and used > window:
+            from streamchat.errors import ContextOverflowError
+
+            raise ContextOverflowError(f"this question would need about {used} tokens; {self.model_name} takes {window}",
+                                       hint="shorten the input, start anew (/new), or drop turns (/undo)")
 
     @property
     def cost(self) -> float | None:

@@ -106,3 +106,36 @@ def test_completion_of_commands_models_roles_and_ids(run, server, home):
     assert "1" in complete(home, server, "streamchat --cid ")
     script = run("completion", "bash").out
     assert "_STREAMCHAT_COMPLETE" in script and "complete" in script
+
+
+# -- context meter -----------------------------------------------------------------------------------
+
+def small_context(home, server):
+    cfg = home / "small.toml"
+    cfg.write_text(f'[providers.compat]\ntype = "openai"\nbase_url = "{server.url}/v1"\ncontext = 50\n')
+    return base_env(home, server, STREAMCHAT_CONFIG=str(cfg))
+
+
+def test_a_question_that_overflows_the_context_is_refused_before_sending(run, server, home):
+    env = small_context(home, server)
+    assert run("-m", "compat:echo", "short", env=env).code == 0
+    r = run("-m", "compat:echo", "x" * 400, env=env)
+    assert r.code == 4 and "would need about" in r.stderr and "takes 50" in r.stderr
+    assert len(server.requests) == 1
+
+
+def test_the_repl_holds_an_overflowing_question_until_send(home, server):
+    from test_repl import PROMPT, spawn
+
+    env_cfg = small_context(home, server)["STREAMCHAT_CONFIG"]
+    child = spawn(home, server, "-m", "compat:echo", env_extra={"STREAMCHAT_CONFIG": env_cfg})
+    try:
+        child.sendline("y" * 400)
+        child.expect_exact("/send to send it anyway")
+        child.expect_exact(PROMPT)
+        assert not server.requests
+        child.sendline("/send")
+        child.expect_exact("echo:")
+        assert len(server.requests) == 1
+    finally:
+        child.close(force=True)
