@@ -434,18 +434,24 @@ def _history(ctx: typer.Context, config: Optional[Path], debug: bool) -> Iterato
         yield History(settings, env, ui)
 
 
+SinceOpt = Annotated[Optional[str], typer.Option("--since", metavar="AGE",
+                                                 help="Only conversations active within AGE (7d, 12h…), with their total cost.")]
+
+
 @history_app.callback()
-def history_default(ctx: typer.Context, limit: LimitOpt = 20, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+def history_default(ctx: typer.Context, limit: LimitOpt = 20, since: SinceOpt = None, config: ConfigOpt = None,
+                    debug: DebugOpt = False) -> None:
     """List recent conversations (as `history list`), or run a history subcommand."""
     if ctx.invoked_subcommand is None:
         with _history(ctx, config, debug) as history:
-            history.list_recent(limit)
+            history.list_recent(limit, since)
 
 
 @history_app.command("list", help="List recent conversations (the default).")
-def history_list(ctx: typer.Context, limit: LimitOpt = 20, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+def history_list(ctx: typer.Context, limit: LimitOpt = 20, since: SinceOpt = None, config: ConfigOpt = None,
+                 debug: DebugOpt = False) -> None:
     with _history(ctx, config, debug) as history:
-        history.list_recent(limit)
+        history.list_recent(limit, since)
 
 
 @history_app.command("show", help="Show a conversation (Markdown on a terminal, plain when piped).")

@@ -25,7 +25,8 @@ def turn_cost(settings: Settings, provider: ProviderConfig, model: str, stats: S
     try:
         from genai_prices import Usage, calc_price
 
-        price = calc_price(Usage(input_tokens=inputs, output_tokens=outputs), model_ref=model,
+        usage = Usage(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=stats.cached_tokens)
+        price = calc_price(usage, model_ref=model,
                            provider_id=provider.name if provider.name in PRICE_PROVIDERS else None)
     except (LookupError, ValueError, ImportError):
         return None

@@ -63,8 +63,9 @@ class ReasoningDelta:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    input_tokens: int | None = None
+    input_tokens: int | None = None  # all input, cached included
     output_tokens: int | None = None
+    cached_tokens: int | None = None  # of the input, read from the provider's prompt cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class Stats:
     tokens: int = 0
     input_tokens: int | None = None
     cost_usd: float | None = None  # None: unknown model or price
+    cached_tokens: int | None = None
 
     @property
     def tokens_per_s(self) -> float | None:

@@ -20,17 +20,22 @@ class History:
 
     def __init__(self, settings: Settings, env: Environment, ui: UI) -> None:
         self.env = env
+        self.ui = ui
         self.log: ConversationLog = open_log(enabled=True, warn=ui.warn)
         if self.log.db is None:
             raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB and the warning above")
 
-    def list_recent(self, limit: int) -> None:
-        rows = self.log.recent(limit)
+    def list_recent(self, limit: int, since: str | None = None) -> None:
+        rows = self.log.recent(limit, time.time() - duration(since) if since else None)
         out = self.env.stdout
+        known = [r["cost"] for r in rows if r["cost"] is not None]
+        total = f"total {money(sum(known))}" + (" (some prices unknown)" if len(known) < len(rows) else "")
         if not self.env.stdout_isatty:
             for r in rows:
                 out.write(f"{r['id']}\t{_when(r['updated_at'])}\t{r['provider']}:{r['model']}\t{r['turns']}\t{r['title']}"
                           f"\t{money(r['cost'])}\n")
+            if since:
+                self.ui.notice(f"{len(rows)} conversations since {since}: {total}")
             return
         from rich.console import Console
         from rich.table import Table
@@ -39,8 +44,7 @@ class History:
         for r in rows:
             table.add_row(str(r["id"]), _when(r["updated_at"]), f"{r['provider']}:{r['model']}", str(r["turns"]),
                           sanitize(r["title"] or ""), money(r["cost"]))
-        known = [r["cost"] for r in rows if r["cost"] is not None]
-        table.caption = f"total {money(sum(known))}" + (" (some prices unknown)" if len(known) < len(rows) else "")
+        table.caption = total
         Console(file=out, no_color=self.env.no_color).print(table)
 
     def markdown(self, cid: str) -> str:
@@ -76,6 +80,17 @@ class History:
     def search(self, text: str, limit: int) -> None:
         for r in self.log.search(text, limit):
             self.env.stdout.write(f"{r['conversation_id']}\t{r['role']}\t{sanitize(' '.join(r['snippet'].split()))}\n")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> float:
+    """`7d`, `12h`, `30m`, `2w` → seconds."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit():
+        raise UsageError(f"'{text}' is not a duration", hint="use a number and s, m, h, d or w, e.g. --since 7d")
+    return int(number) * _UNITS[unit]
 
 
 def _when(ts: float) -> str:

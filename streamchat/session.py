@@ -57,6 +57,7 @@ class _Tally:
         self.ttft_ms: float | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.cached_tokens: int | None = None
         self.finish_reason: str | None = None
 
     @property
@@ -76,6 +77,8 @@ class _Tally:
                 self.output_tokens = event.output_tokens
             if event.input_tokens is not None:
                 self.input_tokens = event.input_tokens
+            if event.cached_tokens is not None:
+                self.cached_tokens = event.cached_tokens
         elif isinstance(event, Done):
             self.finish_reason = event.finish_reason
 
@@ -83,7 +86,7 @@ class _Tally:
                price: Callable[[Stats], float | None] | None = None) -> TurnResult:
         stats = Stats(ttft_ms=self.ttft_ms, total_ms=(time.perf_counter() - self.started) * 1000,
                       tokens=self.output_tokens if self.output_tokens is not None else self.deltas,
-                      input_tokens=self.input_tokens)
+                      input_tokens=self.input_tokens, cached_tokens=self.cached_tokens)
         if price is not None:
             stats = replace(stats, cost_usd=price(stats))
         return TurnResult("".join(self.text), "".join(self.reasoning), self.finish_reason, stats, outcome, error)

@@ -302,12 +302,13 @@ class ConversationLog:
         return self.db
 
     # -- history commands ----------------------------------------------------------------
-    def recent(self, limit: int = 20) -> list[sqlite3.Row]:
+    def recent(self, limit: int = 20, since: float | None = None) -> list[sqlite3.Row]:
         return self._db().execute(
             "SELECT c.id, c.updated_at, c.provider, c.model, c.title, c.turns,"
             " (SELECT CASE WHEN COUNT(*) = COUNT(m.cost_usd) THEN SUM(m.cost_usd) END FROM messages m"
             "  WHERE m.conversation_id = c.id AND m.role = 'assistant') AS cost"
-            " FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?", (limit,)).fetchall()
+            " FROM conversations c WHERE c.updated_at >= ? ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+            (since or 0.0, limit)).fetchall()
 
     def messages(self, cid: str | int) -> list[sqlite3.Row]:
         self.load(cid)  # raises a clear error for an unknown id

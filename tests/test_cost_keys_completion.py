@@ -139,3 +139,12 @@ def test_the_repl_holds_an_overflowing_question_until_send(home, server):
         assert len(server.requests) == 1
     finally:
         child.close(force=True)
+
+
+def test_cached_input_is_priced_and_history_since_sums(run, server):
+    server.script("gpt-4o-mini", Script(chunks=["a"], usage=(1000, 0)))
+    done = json.loads(run("-m", "openai:gpt-4o-mini", "--json", "q").out.splitlines()[-1])
+    assert done["cost_usd"] == pytest.approx(1000 * 0.15 / 1e6 + 1 * 0.6 / 1e6)
+    summed = run("history", "--since", "1d")
+    assert summed.code == 0 and "1 conversations since 1d: total $0.0002" in summed.stderr
+    assert run("history", "--since", "soon").code == 2

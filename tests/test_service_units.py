@@ -192,3 +192,30 @@ def test_v3_logs_migrate_to_linked_turns(tmp_path):
     loaded = log.load(1)
     assert [(t.prompt, t.result.text) for t in loaded.turns] == [("q1", "a1"), ("q2", "a2")]
     assert log.recent(1)[0]["turns"] == 2
+
+
+# -- wire parsers and prices ---------------------------------------------------------------------
+
+def test_wire_parsers_read_cached_tokens_and_cost_uses_them():
+    from streamchat.config import BUILTIN_PROVIDERS
+    from streamchat.cost import turn_cost
+    from streamchat.events import Usage
+    from streamchat.providers._wire import anthropic_events, openai_events
+
+    openai_lines = ['data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}', "",
+                    'data: {"choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":1,'
+                    '"prompt_tokens_details":{"cached_tokens":800}}}', "", "data: [DONE]", ""]
+    usage = [e for e in openai_events(openai_lines, provider="openai", model="m") if isinstance(e, Usage)]
+    assert usage == [Usage(1000, 1, 800)]
+    anthropic_lines = ["event: message_start",
+                       'data: {"message":{"usage":{"input_tokens":200,"cache_read_input_tokens":800}}}', "",
+                       "event: message_delta", 'data: {"delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1}}', "",
+                       "event: message_stop", "data: {}", ""]
+    usage = [e for e in anthropic_events(anthropic_lines, provider="anthropic", model="m") if isinstance(e, Usage)]
+    assert usage == [Usage(1000, 1, 800)]
+    full = turn_cost(Settings(), BUILTIN_PROVIDERS["openai"], "gpt-4o-mini", Stats(tokens=0, input_tokens=1000))
+    cached = turn_cost(Settings(), BUILTIN_PROVIDERS["openai"], "gpt-4o-mini",
+                       Stats(tokens=0, input_tokens=1000, cached_tokens=800))
+    assert full is not None and cached is not None and cached < full
+    assert turn_cost(Settings(), BUILTIN_PROVIDERS["openai"], "no-such-model-x", Stats(tokens=5, input_tokens=5)) is None
+    assert turn_cost(Settings(), BUILTIN_PROVIDERS["local"], "smollm2", Stats(tokens=5)) == 0.0

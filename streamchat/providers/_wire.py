@@ -52,7 +52,8 @@ def openai_events(lines: Iterable[str], *, provider: str, model: str) -> Iterato
             raise _error(provider, model, chunk)
         usage = chunk.get("usage")
         if usage:
-            yield Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+            yield Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), cached)
         choices = chunk.get("choices")
         if not choices:
             continue
@@ -75,6 +76,7 @@ def openai_events(lines: Iterable[str], *, provider: str, model: str) -> Iterato
 def anthropic_events(lines: Iterable[str], *, provider: str, model: str) -> Iterator[Event]:
     """Messages API events → events; `message_stop` ends the answer."""
     input_tokens: int | None = None
+    cached: int | None = None
     finish: str | None = None
     loads = json.loads
     for name, data in sse_events(lines):
@@ -86,11 +88,14 @@ def anthropic_events(lines: Iterable[str], *, provider: str, model: str) -> Iter
             elif kind == "thinking_delta" and delta.get("thinking"):
                 yield ReasoningDelta(delta["thinking"])
         elif name == "message_start":
-            input_tokens = (loads(data).get("message", {}).get("usage") or {}).get("input_tokens")
+            usage = loads(data).get("message", {}).get("usage") or {}
+            cached = usage.get("cache_read_input_tokens")
+            if usage.get("input_tokens") is not None:  # Anthropic counts cache reads and writes apart
+                input_tokens = usage["input_tokens"] + (cached or 0) + (usage.get("cache_creation_input_tokens") or 0)
         elif name == "message_delta":
             event = loads(data)
             finish = (event.get("delta") or {}).get("stop_reason") or finish
-            yield Usage(input_tokens, (event.get("usage") or {}).get("output_tokens"))
+            yield Usage(input_tokens, (event.get("usage") or {}).get("output_tokens"), cached)
         elif name == "message_stop":
             yield Done(finish)
             return
