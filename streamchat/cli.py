@@ -307,6 +307,8 @@ def chat(
     save_role: Annotated[Optional[str], typer.Option(
         "--save-role", metavar="NAME", help="Save -s, -m, --temperature and --max-tokens as a role.")] = None,
     editor: Annotated[bool, typer.Option("--editor", help="Write the prompt in $VISUAL/$EDITOR first.")] = False,
+    shell: Annotated[bool, typer.Option(
+        "--shell", help="Turn the prompt into one shell command; run it only if you choose to.")] = False,
     extract: Annotated[bool, typer.Option("-x", "--extract", help="Write only the answer's first code block to stdout.")] = False,
     extract_all: Annotated[bool, typer.Option("--extract-all", help="Write all the answer's code blocks to stdout.")] = False,
     config: ConfigOpt = None,
@@ -351,6 +353,16 @@ def chat(
                 raise UsageError("the editor left the prompt empty; nothing was sent")
         if text is not None and chosen is not None:
             text = chosen.apply(text, params)
+        if shell:
+            if text is None:
+                raise UsageError("--shell needs a request", hint='streamchat --shell "find files over 100 MB"')
+            from dataclasses import replace as with_
+
+            from streamchat.chat import open_session
+            from streamchat.shell_mode import run_shell_mode, shell_system_prompt
+
+            opts = with_(opts, overrides=with_(overrides, system=system or shell_system_prompt()))
+            raise typer.Exit(run_shell_mode(open_session(settings, opts, ui), text, env, ui))
         if text is None:
             if not env.stdin_isatty:
                 raise UsageError("no prompt given", hint='pass a prompt: streamchat "question", or pipe text in')

@@ -77,6 +77,7 @@ class Repl:
             "/load": (self.cmd_load, "ID resume a saved conversation"),
             "/role": (self.cmd_role, "[NAME] show or switch the role (streamchat roles lists them)"),
             "/edit": (self.cmd_edit, "[last] write a question in $EDITOR (last: edit and re-ask the last one)"),
+            "/shell": (self.cmd_shell, "TEXT turn a request into a shell command, run only if you choose"),
             "/file": (self.cmd_file, "SOURCE... add files, directories, URLs or !command output to the next question"),
             "/attach": (self.cmd_attach, "FILE... attach images or PDFs to the next question"),
             "/exit": (self.cmd_exit, "quit (or Ctrl-D)"),
@@ -342,6 +343,21 @@ class Repl:
             self.ask(text)
         else:
             self.ui.notice("empty — nothing sent")
+
+    def cmd_shell(self, arg: str) -> None:
+        from dataclasses import replace
+
+        from streamchat.service import ChatSession
+        from streamchat.shell_mode import run_shell_mode, shell_system_prompt
+
+        if not arg:
+            self.ui.notice("usage: /shell TEXT")
+            return
+        overrides = replace(self.session.overrides, model=self.model_name, system=shell_system_prompt())
+        helper = ChatSession(self.settings, overrides, log=self.session.log, ui=self.ui)
+        status = run_shell_mode(helper, arg, self.env, self.ui)
+        if status:
+            self.ui.notice(f"exit status {status}")
 
     def cmd_file(self, arg: str) -> None:
         if not arg:

@@ -1,0 +1,93 @@
+"""`--shell TEXT` and `/shell TEXT`: a request becomes one shell command, run only on a keypress.
+
+The model is told the OS, the user's shell and the working directory's name, and answers with one
+command. On a terminal the command is shown and nothing runs until the user picks
+`[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort` (the default is abort). In a pipe, or without a
+terminal, the command is printed and never executed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from streamchat.environment import Environment
+from streamchat.errors import EXIT_OK, EXIT_REQUEST
+from streamchat.events import Sink
+from streamchat.render.code_blocks import code_blocks
+from streamchat.service import ChatSession
+from streamchat.sinks import NullSink, progress_sink
+from streamchat.ui import UI
+
+CLIPBOARD_TOOLS = (["wl-copy"], ["xclip", "-selection", "clipboard"], ["xsel", "--clipboard", "--input"], ["pbcopy"])
+MENU = "[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort (default a): "
+
+
+def user_shell() -> str:
+    return os.environ.get("SHELL") or shutil.which("bash") or "/bin/sh"
+
+
+def shell_system_prompt() -> str:
+    return (f"You turn requests into shell commands for {Path(user_shell()).name} on {platform.system()} "
+            f"(working directory: {Path.cwd().name or '/'}). Answer with exactly one command in a ```sh fenced "
+            "block and nothing else. Prefer safe, non-destructive commands.")
+
+
+def command_of(answer: str) -> str:
+    """The command: the first code block's content, else the answer's text."""
+    blocks = code_blocks(answer)
+    return (blocks[0].code if blocks else answer).strip()
+
+
+def copy_to_clipboard(text: str) -> str | None:
+    """The clipboard tool used, or None when there is none."""
+    for tool in CLIPBOARD_TOOLS:
+        if shutil.which(tool[0]):
+            subprocess.run(tool, input=text.encode(), check=False)
+            return tool[0]
+    return None
+
+
+def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
+                   ask_user: Callable[[str], str] = input) -> int:
+    """The whole dialogue; returns the exit code (the command's own status when it ran)."""
+    interactive = env.stdin_isatty and env.stdout_isatty
+    question = request
+    while True:
+        sink: Sink = progress_sink(env, ui) if interactive else NullSink()
+        result = session.ask(question, sink)
+        if not result.ok:
+            return EXIT_REQUEST if result.error is None else result.error.exit_code
+        command = command_of(result.text)
+        if not command:
+            ui.error("the model gave no command; nothing to run")
+            return EXIT_REQUEST
+        if not interactive:
+            env.stdout.write(command + "\n")  # never executed without a person at a terminal
+            env.stdout.flush()
+            return EXIT_OK
+        while True:  # the menu, until the user runs, revises, copies or aborts
+            ui.notice(f"command: \x1b[1m{command}\x1b[0m" if ui.styled else f"command: {command}")
+            choice = ask_user(MENU).strip().lower()[:1]
+            if choice == "e":
+                return subprocess.call([user_shell(), "-c", command])  # the terminal is the command's now
+            if choice == "d":
+                session.ask(f"Describe briefly what this command does, without running it:\n\n{command}",
+                            progress_sink(env, ui))
+                continue
+            if choice == "c":
+                tool = copy_to_clipboard(command)
+                ui.notice(f"copied with {tool}" if tool else "no clipboard tool found — install wl-clipboard, xclip or xsel")
+                return EXIT_OK
+            if choice == "r":
+                change = ask_user("what should change? ").strip()
+                if change:
+                    question = f"Revise that command: {change}"
+                    break
+                continue
+            ui.notice("aborted; nothing was run")
+            return EXIT_OK

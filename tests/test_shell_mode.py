@@ -1,0 +1,59 @@
+"""--shell: a request becomes one command, executed only on a keypress at a terminal, never in a pipe."""
+
+from __future__ import annotations
+
+import io
+
+import pexpect
+import pytest
+from conftest import STREAMCHAT, base_env
+from fakeserver import Script
+
+
+@pytest.fixture
+def command_model(server, tmp_path):
+    marker = tmp_path / "ran.txt"
+    server.script("cmd", Script(chunks=[f"```sh\nprintf 'shell-ran-ok\\n' > {marker}; cat {marker}\n```\n"]))
+    return marker
+
+
+def shell(home, server, *args: str) -> pexpect.spawn:
+    child = pexpect.spawn(STREAMCHAT, ["-m", "openai:cmd", "--shell", *args], encoding="utf-8",
+                          env=base_env(home, server, PROMPT_TOOLKIT_NO_CPR="1"), dimensions=(30, 120), timeout=15)
+    child.logfile_read = io.StringIO()
+    child.expect_exact("[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort")
+    return child
+
+
+def test_in_a_pipe_the_command_is_printed_never_run(run, server, command_model):
+    r = run("-m", "openai:cmd", "--shell", "make a file")
+    assert r.code == 0 and r.out.startswith("printf 'shell-ran-ok") and not command_model.exists()
+    system = server.requests[-1].body["messages"][0]["content"]
+    assert "one command" in system and "working directory" in system
+
+
+def test_execute_runs_it_after_the_keypress(home, server, command_model):
+    child = shell(home, server, "make a file")
+    assert not command_model.exists()
+    child.sendline("e")
+    child.expect_exact("shell-ran-ok")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and command_model.exists()
+
+
+def test_describe_revise_then_abort_by_default(home, server, command_model):
+    child = shell(home, server, "make a file")
+    child.sendline("d")
+    child.expect_exact("[e]xecute")
+    child.sendline("r")
+    child.expect_exact("what should change?")
+    child.sendline("quieter")
+    child.expect_exact("[e]xecute")
+    assert server.last_messages()[-1]["content"] == "Revise that command: quieter"
+    assert any("Describe briefly" in m["content"] for r in server.requests for m in r.body["messages"])
+    child.sendline("")
+    child.expect_exact("aborted; nothing was run")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and not command_model.exists()
