@@ -642,6 +642,8 @@ def serve(
         "--allow-local-models", help="Let clients pick any local GGUF file by path (local:PATH).")] = False,
     timeout: TimeoutOpt = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
+    workers: Annotated[str, typer.Option("--workers", metavar="N|auto",
+                                         help="Server processes (uvicorn workers); auto = one per core.")] = "1",
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -660,8 +662,7 @@ def serve(
             import uvicorn
 
             from streamchat import logs
-            from streamchat.serve.app import ServeOptions, create_app
-            from streamchat.serve.policy import OriginPolicy
+            from streamchat.serve.app import SPEC_VAR, ServeSpec
             from streamchat.serve.protocol import HeaderTimeoutH11Protocol
         except ImportError:
             from streamchat.errors import ConfigError
@@ -670,17 +671,28 @@ def serve(
                               hint="install them with: pip install 'streamchat[serve]'") from None
         from streamchat.service import ChatSession, Overrides
 
+        processes = (os.cpu_count() or 1) if workers == "auto" else int(workers) if workers.isdigit() else 0
+        if processes < 1:
+            raise UsageError(f"--workers must be a number ≥ 1 or auto, not {workers!r}")
         overrides = Overrides(model=g.model, timeout=g.timeout, retry=not no_retry)
         session = ChatSession(settings, overrides, ui=ui)  # fail fast; loads a local model once
-        options = ServeOptions(token=token, cors_origin=cors, allow_local_models=allow_local_models,
-                               origins=OriginPolicy.for_bind(host, tuple(allow_host or ()), cors))
-        ui.notice(f"streamchat serving {session.model_name} on http://{host}:{port}/")
+        overrides = replace(overrides, model=overrides.model or session.model_name)
+        spec = ServeSpec(config=str(settings.path) if settings.path else None, model=overrides.model,
+                         timeout=overrides.timeout, retry=overrides.retry, token=token, cors_origin=cors,
+                         allow_local_models=allow_local_models, bind=host, allow_hosts=tuple(allow_host or ()),
+                         debug=g.debug)
+        ui.notice(f"streamchat serving {session.model_name} on http://{host}:{port}/"
+                  + (f" with {processes} worker processes" if processes > 1 else ""))
         logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))
-        uvicorn.run(create_app(settings, replace(overrides, model=overrides.model or session.model_name), options),
-                    host=host, port=port, http=HeaderTimeoutH11Protocol, log_config=None,
-                    log_level="debug" if g.debug else "warning", limit_concurrency=SERVE_MAX_CONNECTIONS,
-                    timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16,
-                    h11_max_incomplete_event_size=64 * 1024)
+        common: dict[str, Any] = dict(
+            host=host, port=port, http=HeaderTimeoutH11Protocol, log_config=None,
+            log_level="debug" if g.debug else "warning", limit_concurrency=SERVE_MAX_CONNECTIONS,
+            timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16, h11_max_incomplete_event_size=64 * 1024)
+        if processes == 1:
+            uvicorn.run(spec.app(settings), **common)
+        else:  # each worker process builds the same app from the spec (serve is stateless)
+            os.environ[SPEC_VAR] = spec.to_json()
+            uvicorn.run("streamchat.serve.app:app_from_env", factory=True, workers=processes, **common)
 
 
 class _PlainArgument(TyperArgument):

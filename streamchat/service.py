@@ -249,8 +249,11 @@ class ChatSession:
         if window is not None and used > window:
             from streamchat.errors import ContextOverflowError
 
-            raise ContextOverflowError(f"this question would need about {used} tokens; {self.model_name} takes {window}",
-                                       hint="shorten the input, start anew (/new), or drop turns (/undo)")
+            local = self.settings.providers[self.target.provider_name].type == "local"
+            raise ContextOverflowError(
+                f"the prompt is too long for {self.model_name}: it would need about {used} tokens, the model takes {window}",
+                hint="shorten the input, or raise n_ctx in [providers.local]" if local
+                else "shorten the input, start anew (/new), or drop turns (/undo)")
 
     @property
     def cost(self) -> float | None:

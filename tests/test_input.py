@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from terminal_emulator import tty_env
 
@@ -70,6 +70,7 @@ _PROVIDERS: dict[str, object] = {}
 @settings(max_examples=30, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60),
        st.integers(1, 7))
+@example(text="\x85 \u2028 \u2029 \r\n", split=1)  # line breaks to str.splitlines, not to SSE
 def test_incremental_utf8_over_any_chunking_equals_whole(_server_instance, text, split):
     """Bytes split anywhere on the wire (mid-character too) decode to exactly the sent text."""
     from fakeserver import Script

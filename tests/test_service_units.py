@@ -219,3 +219,11 @@ def test_wire_parsers_read_cached_tokens_and_cost_uses_them():
     assert full is not None and cached is not None and cached < full
     assert turn_cost(Settings(), BUILTIN_PROVIDERS["openai"], "no-such-model-x", Stats(tokens=5, input_tokens=5)) is None
     assert turn_cost(Settings(), BUILTIN_PROVIDERS["local"], "smollm2", Stats(tokens=5)) == 0.0
+
+
+def test_sse_lines_split_only_on_cr_and_lf():
+    from streamchat.providers._wire import sse_lines
+
+    chunks = ['data: {"t": "a\x85b\u2028c"}\r', "\n", "\ndata: x\rdata: y", "\n\n"]
+    assert list(sse_lines(chunks)) == ['data: {"t": "a\x85b\u2028c"}', "", "data: x", "data: y", ""]
+    assert list(sse_lines(["a\r", "b"])) == ["a", "b"]

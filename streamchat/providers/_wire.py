@@ -16,6 +16,26 @@ from streamchat.errors import IncompleteStreamError, from_status
 from streamchat.events import Done, Event, ReasoningDelta, TextDelta, Usage
 
 
+def sse_lines(chunks: Iterable[str]) -> Iterator[str]:
+    """Decoded text → lines, split only where SSE splits them (CR, LF, CRLF).
+
+    Not str.splitlines, nor httpx's line decoder: both also split on U+0085, U+2028 and U+2029,
+    which JSON strings may hold raw, so a chunk carrying one would be cut in two.
+    """
+    pending = ""
+    for chunk in chunks:
+        pending += chunk
+        while True:
+            cut = min((i for i in (pending.find("\n"), pending.find("\r")) if i >= 0), default=-1)
+            if cut < 0 or (pending[cut] == "\r" and cut == len(pending) - 1):
+                break  # no end of line yet, or a CR that a LF may still follow
+            end = cut + 2 if pending.startswith("\r\n", cut) else cut + 1
+            yield pending[:cut]
+            pending = pending[end:]
+    if pending:
+        yield pending.rstrip("\r")
+
+
 def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
     """(event name, data) per Server-Sent Event; comments and other fields are skipped."""
     name, data = "message", list[str]()

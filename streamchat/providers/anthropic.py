@@ -7,7 +7,7 @@ from typing import Any
 from streamchat.config import ProviderConfig
 from streamchat.providers._content import MB, anthropic_messages, check_sizes
 from streamchat.providers._sdk import SdkProvider, cut_on_cancel
-from streamchat.providers._wire import anthropic_events
+from streamchat.providers._wire import anthropic_events, sse_lines
 from streamchat.providers.base import ChatRequest, EventStream
 
 DEFAULT_MAX_TOKENS = 4096
@@ -49,4 +49,4 @@ class AnthropicProvider(SdkProvider):
         # The SDK makes the request (and raises status errors); the stream is parsed here.
         with self._endpoint()(**kwargs, stream=True) as response, \
                 cut_on_cancel(response.http_response):
-            yield from anthropic_events(response.iter_lines(), provider=self.name, model=request.model)
+            yield from anthropic_events(sse_lines(response.iter_text()), provider=self.name, model=request.model)

@@ -7,7 +7,7 @@ from typing import Any
 from streamchat.config import ProviderConfig
 from streamchat.providers._content import MB, check_sizes, openai_messages
 from streamchat.providers._sdk import SdkProvider, cut_on_cancel
-from streamchat.providers._wire import openai_events
+from streamchat.providers._wire import openai_events, sse_lines
 from streamchat.providers.base import ChatRequest, EventStream
 
 
@@ -42,4 +42,4 @@ class OpenAIProvider(SdkProvider):
         # The SDK makes the request (and raises status errors); the stream is parsed here.
         with self._endpoint()(**kwargs) as response, \
                 cut_on_cancel(response.http_response):
-            yield from openai_events(response.iter_lines(), provider=self.name, model=request.model)
+            yield from openai_events(sse_lines(response.iter_text()), provider=self.name, model=request.model)

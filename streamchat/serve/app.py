@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
@@ -60,6 +61,52 @@ class ServeOptions:
     allow_local_models: bool = False
     max_body_bytes: int = 1024 * 1024
     max_prompt_chars: int = 200_000
+
+
+SPEC_VAR = "STREAMCHAT_SERVE_SPEC"
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """Everything `streamchat serve` was started with, so each worker process builds the same app."""
+
+    config: str | None = None
+    model: str | None = None
+    timeout: float | None = None
+    retry: bool = True
+    token: str | None = None
+    cors_origin: str | None = None
+    allow_local_models: bool = False
+    bind: str = "127.0.0.1"
+    allow_hosts: tuple[str, ...] = ()
+    debug: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSpec:
+        data = json.loads(text)
+        data["allow_hosts"] = tuple(data.get("allow_hosts") or ())
+        return cls(**data)
+
+    def app(self, settings: Settings) -> FastAPI:
+        options = ServeOptions(token=self.token, cors_origin=self.cors_origin, allow_local_models=self.allow_local_models,
+                               origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin))
+        return create_app(settings, Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options)
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory for `serve --workers N`: the spec comes from the parent's environment."""
+    import os
+
+    from streamchat import logs
+    from streamchat.config import load_settings
+
+    spec = ServeSpec.from_json(os.environ[SPEC_VAR])
+    settings = load_settings(Path(spec.config) if spec.config else None)
+    logs.configure(debug=spec.debug, secrets=(spec.token or "",))
+    return spec.app(settings)
 
 
 class CancellingStreamingResponse(StreamingResponse):
