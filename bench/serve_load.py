@@ -27,6 +27,8 @@ from servehelp import ServeProcess  # noqa: E402
 
 CLIENTS = int(os.environ.get("CLIENTS", 200))
 CHUNKS = int(os.environ.get("CHUNKS", 50))
+DELAY = float(os.environ.get("DELAY", 0))  # upstream seconds per token (the scenario: 100 tokens, 0.005)
+WORKERS = os.environ.get("WORKERS", "1")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -95,7 +97,8 @@ class Upstream:
 
     def __init__(self) -> None:
         script = Path(__file__).resolve().parent.parent / "tests" / "fakeserver.py"
-        self.proc = subprocess.Popen([sys.executable, str(script), str(CHUNKS)], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([sys.executable, str(script), str(CHUNKS), str(DELAY)], stdout=subprocess.PIPE,
+                                     text=True)
         self.url = self.proc.stdout.readline().strip()
 
     def stop(self) -> None:
@@ -105,14 +108,16 @@ class Upstream:
 
 def main() -> None:
     upstream = Upstream()
-    serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast")  # type: ignore[arg-type]
+    serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast",  # type: ignore[arg-type]
+                         "--workers", WORKERS)
     try:
         results, elapsed = asyncio.run(load(serve.url))
         firsts = sorted(r[0] for r in results)
         events = sum(r[1] for r in results)
         completed = sum(r[2] for r in results)
         p99 = firsts[min(len(firsts) - 1, int(len(firsts) * 0.99))]
-        print(f"clients {CLIENTS} × {CHUNKS} tokens, wall {elapsed:.2f} s")
+        print(f"clients {CLIENTS} × {CHUNKS} tokens ({DELAY * 1000:g} ms/token upstream), {WORKERS} worker(s), "
+              f"wall {elapsed:.2f} s")
         print(f"time to first event  p50 {statistics.median(firsts) * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms")
         inner = sorted(r[3] for r in results)
         print(f"upstream first token (inside serve)  p50 {statistics.median(inner) * 1000:7.1f} ms")

@@ -331,7 +331,9 @@ if __name__ == "__main__":  # python tests/fakeserver.py [CHUNKS]: "fast" stream
     import sys
 
     srv = FakeLLMServer().start()
-    srv.script("fast", Script(chunks=[f"tok{i} " for i in range(int(sys.argv[1]) if len(sys.argv) > 1 else 50)]))
+    delay = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0  # seconds between tokens
+    srv.script("fast", Script(chunks=[f"tok{i} " for i in range(int(sys.argv[1]) if len(sys.argv) > 1 else 50)],
+                              delay=delay))
     srv.script("long", Script(chunks=[f"tok{i} " for i in range(3000)], delay=0.002))
     print(srv.url, flush=True)
     threading.Event().wait()

@@ -216,3 +216,14 @@ def test_local_model_through_serve_concurrently(tmp_path, server):
             assert "".join(d["text"] for n, d in events if n == "token").strip()
     finally:
         proc.stop()
+
+
+def test_workers_serve_the_same_app(tmp_path, server):
+    proc = ServeProcess(tmp_path, server, "-m", "openai:echo", "--workers", "2")
+    try:
+        for _ in range(4):
+            r = httpx.get(f"{proc.url}/stream", params={"prompt": "hi"}, timeout=30)
+            assert "".join(d["text"] for n, d in parse_sse(r.text) if n == "token") == "echo: hi"
+        assert httpx.get(f"{proc.url}/v1/models", headers={"Host": "evil.com"}).status_code == 421  # same policy
+    finally:
+        proc.stop()

@@ -39,9 +39,25 @@ class QueueSink:
         self._pending = 0
         self._lock = threading.Lock()
         self._drained = threading.Event()
+        self._outbox: list[Event | Finished] = []  # handed to the loop in one wake-up
+        self._scheduled = False
 
     def _put(self, item: Event | Finished) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        """Queue for the loop; only the first item since the loop last ran wakes it (one
+        cross-thread wake-up per burst, not per token: under load the loop would spend its
+        time being woken)."""
+        with self._lock:
+            self._outbox.append(item)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            items, self._outbox, self._scheduled = self._outbox, [], False
+        for item in items:
+            self.queue.put_nowait(item)
 
     def consumed(self, count: int) -> None:
         """Called on the loop when `count` items were taken off the queue."""
