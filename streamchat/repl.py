@@ -8,14 +8,12 @@ line; Ctrl-D or /exit quits with 0.
 from __future__ import annotations
 
 import shlex
-import shutil
-import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from streamchat import signals
+from streamchat import clipboard, signals
 from streamchat.chat import ChatOptions, gather_inputs, open_session, report_end, with_context
 from streamchat.config import Settings, data_dir
 from streamchat.cost import money, short
@@ -23,6 +21,7 @@ from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
 from streamchat.events import Attachment, Sink, TurnResult
 from streamchat.render.code_blocks import CodeBlock, code_blocks
+from streamchat.render.sanitize import sanitize
 from streamchat.service import ChatSession
 from streamchat.sinks import choose_sink
 from streamchat.ui import UI
@@ -31,7 +30,6 @@ PROMPT = "› "
 CONTINUATION = "… "
 FENCE = '"""'
 ALIASES = {"/quit": "/exit", "/save!": "/save"}
-CLIPBOARD_TOOLS = (["wl-copy"], ["xclip", "-selection", "clipboard"], ["xsel", "--clipboard", "--input"], ["pbcopy"])
 
 
 def _clip(text: str, width: int = 40) -> str:
@@ -139,7 +137,7 @@ class Repl:
             self.env.stdout.flush()
             blocks = code_blocks(result.text)
             if blocks:
-                listed = " · ".join(f"{i} {b.language or 'text'} ({plural(b.lines, 'line')})"
+                listed = " · ".join(f"{i} {sanitize(b.language) or 'text'} ({plural(b.lines, 'line')})"
                                     for i, b in enumerate(blocks, 1))
                 self.ui.notice(f"code blocks: {listed} — /copy N, /save-code N FILE")
         report_end(result, self.ui, self.opts.debug)
@@ -215,12 +213,8 @@ class Repl:
             if block is None:
                 return
             text = block.code
-        for tool in CLIPBOARD_TOOLS:
-            if shutil.which(tool[0]):
-                subprocess.run(tool, input=text.encode(), check=False)
-                self.ui.notice(f"copied {'code block ' + arg if arg else 'the answer'} with {tool[0]}")
-                return
-        self.ui.notice("no clipboard tool found — install wl-clipboard, xclip or xsel")
+        tool = clipboard.copy(text)
+        self.ui.notice(f"copied {'code block ' + arg if arg else 'the answer'} with {tool}" if tool else clipboard.MISSING)
 
     def cmd_save_code(self, arg: str) -> None:
         number, _, name = arg.partition(" ")
@@ -311,7 +305,7 @@ class Repl:
         last = self.session.last
         self.ui.notice(f"answer {switched[0]} of {switched[1]}:")
         if last is not None:
-            self.env.stdout.write(last.result.text + "\n\n")
+            self.env.stdout.write(sanitize(last.result.text) + "\n\n")  # model text never reaches the terminal raw
             self.env.stdout.flush()
 
     def cmd_role(self, arg: str) -> None:

@@ -15,15 +15,16 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from streamchat import clipboard
 from streamchat.environment import Environment
 from streamchat.errors import EXIT_OK, EXIT_REQUEST
 from streamchat.events import Sink
 from streamchat.render.code_blocks import code_blocks
+from streamchat.render.sanitize import sanitize
 from streamchat.service import ChatSession
 from streamchat.sinks import NullSink, progress_sink
 from streamchat.ui import UI
 
-CLIPBOARD_TOOLS = (["wl-copy"], ["xclip", "-selection", "clipboard"], ["xsel", "--clipboard", "--input"], ["pbcopy"])
 MENU = "[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort (default a): "
 
 
@@ -41,15 +42,6 @@ def command_of(answer: str) -> str:
     """The command: the first code block's content, else the answer's text."""
     blocks = code_blocks(answer)
     return (blocks[0].code if blocks else answer).strip()
-
-
-def copy_to_clipboard(text: str) -> str | None:
-    """The clipboard tool used, or None when there is none."""
-    for tool in CLIPBOARD_TOOLS:
-        if shutil.which(tool[0]):
-            subprocess.run(tool, input=text.encode(), check=False)
-            return tool[0]
-    return None
 
 
 def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
@@ -71,7 +63,8 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
             env.stdout.flush()
             return EXIT_OK
         while True:  # the menu, until the user runs, revises, copies or aborts
-            ui.notice(f"command: \x1b[1m{command}\x1b[0m" if ui.styled else f"command: {command}")
+            shown = sanitize(command)  # model text: no escape sequence of its own reaches the terminal
+            ui.notice(f"command: \x1b[1m{shown}\x1b[0m" if ui.styled else f"command: {shown}")
             choice = ask_user(MENU).strip().lower()[:1]
             if choice == "e":
                 return subprocess.call([user_shell(), "-c", command])  # the terminal is the command's now
@@ -80,8 +73,8 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
                             progress_sink(env, ui))
                 continue
             if choice == "c":
-                tool = copy_to_clipboard(command)
-                ui.notice(f"copied with {tool}" if tool else "no clipboard tool found — install wl-clipboard, xclip or xsel")
+                tool = clipboard.copy(command)
+                ui.notice(f"copied with {tool}" if tool else clipboard.MISSING)
                 return EXIT_OK
             if choice == "r":
                 change = ask_user("what should change? ").strip()
