@@ -13,6 +13,7 @@ import traceback as _traceback
 
 from streamchat.environment import Environment
 from streamchat.errors import redact
+from streamchat.render.sanitize import sanitize
 
 _DIM, _RED, _BOLD, _RESET = "\x1b[2m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
 _CLEAR_LINE = "\r\x1b[2K"
@@ -70,7 +71,8 @@ class UI:
 
     # -- messages --------------------------------------------------------------------------
     def error(self, message: str) -> None:
-        one_line = redact(" ".join(message.split("\n")))
+        # error lines quote upstream text (a server's error message): no escape sequence of theirs gets through
+        one_line = sanitize(redact(" ".join(message.split("\n"))))
         self._line(f"{_BOLD}{_RED}error:{_RESET} {one_line}" if self.styled else f"error: {one_line}")
 
     def dim(self, text: str) -> str:

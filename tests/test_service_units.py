@@ -227,3 +227,15 @@ def test_sse_lines_split_only_on_cr_and_lf():
     chunks = ['data: {"t": "a\x85b\u2028c"}\r', "\n", "\ndata: x\rdata: y", "\n\n"]
     assert list(sse_lines(chunks)) == ['data: {"t": "a\x85b\u2028c"}', "", "data: x", "data: y", ""]
     assert list(sse_lines(["a\r", "b"])) == ["a", "b"]
+
+
+def test_error_lines_never_carry_escape_sequences():
+    import io
+
+    from streamchat.environment import Environment
+    from streamchat.ui import UI
+
+    err = io.StringIO()
+    UI(Environment(stdin=None, stdout=io.StringIO(), stderr=err, environ={})).error(
+        "openai reported an error mid-stream: \x1b]0;pwned\x07 \x1b[2J")
+    assert "\x1b" not in err.getvalue() and "\x07" not in err.getvalue()
