@@ -11,7 +11,7 @@ import importlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from streamchat.cancel import CancelToken
@@ -189,7 +189,7 @@ class ChatSession:
     # -- turns -------------------------------------------------------------------------------
     def request(self, prompt: str, attachments: tuple[Attachment, ...] = ()) -> ChatRequest:
         """The provider request for `prompt` after the conversation so far."""
-        history = self.conversation.history()
+        history = self._sendable(self.conversation.history())
         messages: list[Message] = []
         system = self.conversation.system
         if system and not any(m.role == "system" for m in history):
@@ -220,6 +220,20 @@ class ChatSession:
                                         attachments)
         self.conversation.add(Turn(prompt, result, answer_id, self.model_name, attachments))
         return result
+
+    def _sendable(self, history: list[Message]) -> list[Message]:
+        """Earlier turns' attachments this model cannot take are left out, and the user is told."""
+        if not any(m.attachments for m in history):
+            return history
+        accepts = self.target.provider.accepts
+        out, dropped = [], 0
+        for m in history:
+            kept = tuple(a for a in m.attachments if ("image" if a.is_image else "pdf") in accepts)
+            dropped += len(m.attachments) - len(kept)
+            out.append(replace(m, attachments=kept) if len(kept) != len(m.attachments) else m)
+        if dropped and self.ui is not None:
+            self.ui.notice(f"{dropped} earlier attachment(s) not sent: {self.model_name} cannot take them")
+        return out
 
     def _price(self, stats: Stats) -> float | None:
         from streamchat.cost import turn_cost
