@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from streamchat.config import Settings
 from streamchat.environment import Environment
@@ -122,6 +124,7 @@ def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) 
 
     if only and only not in settings.providers:
         raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(settings.providers)}")
+    listed: list[str] = []
     for name in [only] if only else list(settings.providers):
         cfg = settings.providers[name]
         try:
@@ -145,5 +148,34 @@ def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) 
             continue
         for model in found:
             env.stdout.write(f"{name}:{model}\n")
+        listed += [f"{name}:{m}" for m in found]
     env.stdout.flush()
+    save_models_cache(listed)
     return EXIT_OK
+
+
+def models_cache_path() -> Path:
+    from streamchat.config import data_dir
+
+    return data_dir() / "models-cache.json"
+
+
+def save_models_cache(names: list[str]) -> None:
+    """What `streamchat models` found, for Tab completion (which never asks a server)."""
+    import json
+
+    with contextlib.suppress(OSError):
+        path = models_cache_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        known = set(load_models_cache())
+        path.write_text(json.dumps(sorted(known | set(names))), encoding="utf-8")
+
+
+def load_models_cache() -> list[str]:
+    import json
+
+    try:
+        data = json.loads(models_cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [n for n in data if isinstance(n, str)] if isinstance(data, list) else []

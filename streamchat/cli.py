@@ -131,9 +131,12 @@ def _complete_models(incomplete: str) -> list[str]:
         settings = load_settings()
     except StreamchatError:
         return []
+    from streamchat.chat import load_models_cache
+
     names = [*settings.aliases, *settings.providers]
     for name, prov in settings.providers.items():
         names += [f"{name}:{m}" for m in ([prov.default_model] if prov.default_model else []) + list(prov.models)]
+    names += load_models_cache()  # what the last `streamchat models` found
     return [n for n in dict.fromkeys(names) if n.startswith(incomplete)]
 
 

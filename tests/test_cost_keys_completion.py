@@ -99,6 +99,8 @@ def test_completion_of_commands_models_roles_and_ids(run, server, home):
     assert "show" in complete(home, server, "streamchat history s", "bash")
     models = complete(home, server, "streamchat -m comp")
     assert '"compat"' in models
+    assert run("models", "compat").code == 0  # the fake server lists "echo"; completion remembers it
+    assert ":echo" in complete(home, server, "streamchat -m compat:e")
     assert "shell" in complete(home, server, "streamchat -r sh")
     assert run("-m", "openai:echo", "remember me").code == 0
     ids = complete(home, server, "streamchat history show ")
