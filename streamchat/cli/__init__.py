@@ -1,0 +1,26 @@
+"""The command line: a thin Typer app (options → settings → a front end); no provider SDK is imported here.
+
+Each module registers its commands on the one app: `_chat` (the default command and `models`),
+`_manage` (config, history, roles, keys), `_serve`, `_completion`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from streamchat.cli import _chat, _completion, _manage, _serve  # noqa: F401 (they register their commands)
+from streamchat.cli._app import COMPLETE_VAR, app, plain_arguments
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    command = typer.main.get_command(app)
+    plain_arguments(command)
+    if COMPLETE_VAR in os.environ:  # a Tab press: Typer's shell classes, nothing else loads
+        from typer._completion_classes import completion_init
+
+        completion_init()
+    command()

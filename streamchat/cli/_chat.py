@@ -1,0 +1,149 @@
+"""The chat command (the default) and `models`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from streamchat.cli._app import (
+    CHAT,
+    ConfigOpt,
+    DebugOpt,
+    ModelOpt,
+    NoLogOpt,
+    TimeoutOpt,
+    _command,
+    _complete_ids,
+    _complete_roles,
+    _globals,
+    _number_in,
+    app,
+)
+from streamchat.errors import UsageError
+
+
+def _params(given: list[str]) -> dict[str, str]:
+    out = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"-p {item!r} is not NAME=VALUE", hint="e.g. -p focus=security")
+        out[name] = value
+    return out
+
+
+@app.command(CHAT, help="Answer a prompt (the default command).")
+def chat(
+    ctx: typer.Context,
+    prompt: Annotated[Optional[list[str]], typer.Argument(metavar="PROMPT", show_default=False,
+                                                          help="The prompt; stdin is appended as context.")] = None,
+    model: ModelOpt = None,
+    system: Annotated[Optional[str], typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", metavar="FLOAT", callback=_number_in(0, 2),
+                                                         help="Sampling temperature (0-2).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, metavar="N", help="Longest answer in tokens.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="NDJSON events on stdout.")] = False,
+    no_markdown: Annotated[bool, typer.Option("--no-markdown", help="Plain text even on a terminal.")] = False,
+    stats: Annotated[bool, typer.Option("--stats", help="TTFT, tokens, tok/s and time on stderr.")] = False,
+    timeout: TimeoutOpt = None,
+    sanitize: Annotated[bool, typer.Option("--sanitize", help="Strip terminal control sequences in piped output too.")] = False,
+    no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed requests.")] = False,
+    cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
+    cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", autocompletion=_complete_ids,
+                                               help="Continue the conversation with this id.")] = None,
+    no_log: NoLogOpt = False,
+    files: Annotated[Optional[list[str]], typer.Option(
+        "-f", "--file", metavar="SOURCE",
+        help="Add text context: a file, directory, glob, URL, '-' (stdin) or '!command' (repeatable).")] = None,
+    attach: Annotated[Optional[list[str]], typer.Option(
+        "-a", "--attach", metavar="FILE", help="Attach an image (PNG, JPEG, GIF, WebP) or a PDF (repeatable).")] = None,
+    role: Annotated[Optional[str], typer.Option("-r", "--role", metavar="NAME", autocompletion=_complete_roles,
+                                                help="Use a role: system prompt, model, sampling, template.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(
+        "-p", "--param", metavar="NAME=VALUE", help="Fill {{NAME}} in the role's template (repeatable).")] = None,
+    save_role: Annotated[Optional[str], typer.Option(
+        "--save-role", metavar="NAME", help="Save -s, -m, --temperature and --max-tokens as a role.")] = None,
+    editor: Annotated[bool, typer.Option("--editor", help="Write the prompt in $VISUAL/$EDITOR first.")] = False,
+    shell: Annotated[bool, typer.Option(
+        "--shell", help="Turn the prompt into one shell command; run it only if you choose to.")] = False,
+    extract: Annotated[bool, typer.Option("-x", "--extract", help="Write only the answer's first code block to stdout.")] = False,
+    extract_all: Annotated[bool, typer.Option("--extract-all", help="Write all the answer's code blocks to stdout.")] = False,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    from streamchat.chat import ChatOptions, gather_inputs, run_chat
+    from streamchat.prompt_input import compose_prompt, read_stdin
+    from streamchat.service import Overrides, preimport
+
+    g = _globals(ctx).merge(config=config, debug=debug, no_log=no_log, model=model, timeout=timeout)
+    with _command(g) as (settings, env, ui):
+        from streamchat import roles
+
+        chosen = roles.get_role(settings, role) if role else None
+        overrides = Overrides(model=g.model, system=system, temperature=temperature, max_tokens=max_tokens,
+                              timeout=g.timeout, retry=not no_retry)
+        if chosen is not None:
+            overrides = roles.under_flags(chosen, overrides)
+        preimport(settings, overrides.model)  # the SDK import overlaps reading stdin and opening the log
+        if save_role:
+            path = roles.save_role(save_role, system=system, model=g.model, temperature=temperature,
+                                   max_tokens=max_tokens)
+            ui.notice(f"saved role '{save_role}' to {path}")
+        stdin_text = read_stdin(env, settings.max_input_bytes)
+        context, attachments = gather_inputs(files or [], attach or [], stdin_text=stdin_text,
+                                             timeout=g.timeout or settings.timeout, ui=ui)
+        params = _params(param or [])
+        opts = ChatOptions(
+            overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown, stats=stats,
+            sanitize=sanitize, continue_last=cont, cid=cid, log=settings.log and not g.no_log, debug=g.debug,
+            context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
+            role=chosen, params=params,
+        )
+        text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
+        if save_role and text is None and not editor:
+            raise typer.Exit(0)  # saving was the whole job
+        if editor:
+            from streamchat.editor import edit_text
+
+            text = edit_text(text or "").strip() or None
+            if text is None:
+                raise UsageError("the editor left the prompt empty; nothing was sent")
+        if text is not None and chosen is not None:
+            text = chosen.apply(text, params)
+        if shell:
+            if text is None:
+                raise UsageError("--shell needs a request", hint='streamchat --shell "find files over 100 MB"')
+            from dataclasses import replace as with_
+
+            from streamchat.chat import open_session
+            from streamchat.shell_mode import run_shell_mode, shell_system_prompt
+
+            opts = with_(opts, overrides=with_(overrides, system=system or shell_system_prompt()))
+            raise typer.Exit(run_shell_mode(open_session(settings, opts, ui), text, env, ui))
+        if text is None:
+            if not env.stdin_isatty:
+                raise UsageError("no prompt given", hint='pass a prompt: streamchat "question", or pipe text in')
+            if not env.stdout_isatty:
+                raise UsageError("the chat REPL needs a terminal on stdout",
+                                 hint='to save answers, pass a prompt: streamchat "question" | tee answer.txt')
+            from streamchat.repl import run_repl
+
+            code = run_repl(settings, opts, env, ui)
+        else:
+            code = run_chat(settings, opts, env, ui, text)
+    raise typer.Exit(code)
+
+
+@app.command("models", help="List the models each configured provider offers.")
+def models(
+    ctx: typer.Context,
+    provider: Annotated[Optional[str], typer.Argument(metavar="PROVIDER", show_default=False,
+                                                      help="Only this provider.")] = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    from streamchat.chat import list_models
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, ui):
+        raise typer.Exit(list_models(settings, env, ui, provider))

@@ -1,0 +1,87 @@
+"""`serve`: the HTTP server's command line; the server itself lives in streamchat.serve."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from typing import Annotated, Any, Optional
+
+import typer
+
+from streamchat.cli._app import ConfigOpt, DebugOpt, ModelOpt, TimeoutOpt, _command, _globals, _key_secrets, app
+from streamchat.errors import UsageError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MIN_TOKEN_LENGTH = 16
+SERVE_MAX_CONNECTIONS = 1000
+
+
+@app.command("serve", help="Serve streams over HTTP: SSE /stream, OpenAI-compatible /v1, WebSocket /ws, web page /.")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port to listen on.")] = 8765,
+    model: ModelOpt = None,
+    token: Annotated[Optional[str], typer.Option(
+        "--token", envvar="STREAMCHAT_TOKEN", show_envvar=True, metavar="TOKEN",
+        help="Require 'Authorization: Bearer TOKEN' (the page takes ?token=). Prefer the variable: "
+             "arguments are visible in ps.")] = None,
+    cors: Annotated[Optional[str], typer.Option("--cors", metavar="ORIGIN", help="Allow this browser origin.")] = None,
+    allow_host: Annotated[Optional[list[str]], typer.Option(
+        "--allow-host", metavar="NAME", help="Also answer to this Host name (repeatable).")] = None,
+    allow_local_models: Annotated[bool, typer.Option(
+        "--allow-local-models", help="Let clients pick any local GGUF file by path (local:PATH).")] = False,
+    timeout: TimeoutOpt = None,
+    no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
+    workers: Annotated[str, typer.Option("--workers", metavar="N|auto",
+                                         help="Server processes (uvicorn workers); auto = one per core.")] = "1",
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    g = _globals(ctx).merge(config=config, debug=debug, model=model, timeout=timeout)
+    with _command(g) as (settings, env, ui):
+        if token is not None and (not token or token != token.strip()
+                                  or host not in LOOPBACK and len(token) < MIN_TOKEN_LENGTH):
+            raise UsageError(f"the token must have no surrounding spaces, and off loopback at least {MIN_TOKEN_LENGTH}"
+                             " characters", hint='make one with: export STREAMCHAT_TOKEN="$(openssl rand -hex 24)"')
+        if host not in LOOPBACK and not token:
+            raise UsageError(f"refusing to bind {host} without a token",
+                             hint="set STREAMCHAT_TOKEN (or --token), or bind 127.0.0.1")
+        if any(a == "--token" or a.startswith("--token=") for a in sys.argv):
+            ui.warn("warning: --token is visible to other users in ps; prefer STREAMCHAT_TOKEN")
+        try:
+            import uvicorn
+
+            from streamchat import logs
+            from streamchat.serve.app import SPEC_VAR, ServeSpec
+            from streamchat.serve.protocol import HeaderTimeoutH11Protocol
+        except ImportError:
+            from streamchat.errors import ConfigError
+
+            raise ConfigError("streamchat serve needs FastAPI and uvicorn",
+                              hint="install them with: pip install 'streamchat[serve]'") from None
+        from streamchat.service import ChatSession, Overrides
+
+        processes = (os.cpu_count() or 1) if workers == "auto" else int(workers) if workers.isdigit() else 0
+        if processes < 1:
+            raise UsageError(f"--workers must be a number ≥ 1 or auto, not {workers!r}")
+        overrides = Overrides(model=g.model, timeout=g.timeout, retry=not no_retry)
+        session = ChatSession(settings, overrides, ui=ui)  # fail fast; loads a local model once
+        overrides = replace(overrides, model=overrides.model or session.model_name)
+        spec = ServeSpec(config=str(settings.path) if settings.path else None, model=overrides.model,
+                         timeout=overrides.timeout, retry=overrides.retry, token=token, cors_origin=cors,
+                         allow_local_models=allow_local_models, bind=host, allow_hosts=tuple(allow_host or ()),
+                         debug=g.debug)
+        ui.notice(f"streamchat serving {session.model_name} on http://{host}:{port}/"
+                  + (f" with {processes} worker processes" if processes > 1 else ""))
+        logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))
+        common: dict[str, Any] = dict(
+            host=host, port=port, http=HeaderTimeoutH11Protocol, log_config=None,
+            log_level="debug" if g.debug else "warning", limit_concurrency=SERVE_MAX_CONNECTIONS,
+            timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16, h11_max_incomplete_event_size=64 * 1024)
+        if processes == 1:
+            uvicorn.run(spec.app(settings), **common)
+        else:  # each worker process builds the same app from the spec (serve is stateless)
+            os.environ[SPEC_VAR] = spec.to_json()
+            uvicorn.run("streamchat.serve.app:app_from_env", factory=True, workers=processes, **common)
