@@ -67,7 +67,7 @@ def test_no_text_can_make_the_terminal_sinks_emit_controls(text, size):
 _PROVIDERS: dict[str, object] = {}
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60),
        st.integers(1, 7))
 @example(text="\x85 \u2028 \u2029 \r\n", split=1)  # line breaks to str.splitlines, not to SSE
