@@ -60,7 +60,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def short(tokens: int) -> str:
-    return f"{tokens / 1000:.1f}k" if tokens >= 1000 else str(tokens)
+    return f"{tokens / 1000:.1f}".removesuffix(".0") + "k" if tokens >= 1000 else str(tokens)  # 12.4k, 128k
 
 
 def money(value: float | None) -> str:
