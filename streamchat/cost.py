@@ -5,6 +5,8 @@ An unknown model or price is None (shown as "—"), never a guess; the local mod
 
 from __future__ import annotations
 
+from typing import Any
+
 from streamchat.config import ProviderConfig, Settings
 from streamchat.events import Stats
 
@@ -20,17 +22,8 @@ def turn_cost(settings: Settings, provider: ProviderConfig, model: str, stats: S
     configured = settings.prices.get(f"{provider.name}:{model}") or settings.prices.get(model)
     if configured is not None:
         return (inputs * configured.get("input", 0.0) + outputs * configured.get("output", 0.0)) / 1_000_000
-    if provider.name not in PRICE_PROVIDERS and provider.base_url is not None:
-        return None  # a self-hosted or third-party server: its prices are not the vendor's
-    try:
-        from genai_prices import Usage, calc_price
-
-        usage = Usage(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=stats.cached_tokens)
-        price = calc_price(usage, model_ref=model,
-                           provider_id=provider.name if provider.name in PRICE_PROVIDERS else None)
-    except (LookupError, ValueError, ImportError):
-        return None
-    return float(price.total_price)
+    price = _lookup(provider, model, inputs, outputs, stats.cached_tokens)
+    return None if price is None else float(price.total_price)
 
 
 def context_window(settings: Settings, provider: ProviderConfig, model: str) -> int | None:
@@ -41,17 +34,23 @@ def context_window(settings: Settings, provider: ProviderConfig, model: str) -> 
     if provider.type == "local":
         n_ctx = provider.options.get("n_ctx", 4096)
         return n_ctx if isinstance(n_ctx, int) else None
+    found = _lookup(provider, model, 0, 0, None)
+    window = getattr(found.model, "context_window", None) if found is not None else None
+    return window if isinstance(window, int) else None
+
+
+def _lookup(provider: ProviderConfig, model: str, inputs: int, outputs: int, cached: int | None) -> Any:
+    """The database's price calculation for `model` (its `model` carries the context window), or
+    None: an unknown model, or a self-hosted / third-party server whose prices are not the vendor's."""
     if provider.name not in PRICE_PROVIDERS and provider.base_url is not None:
         return None
     try:
         from genai_prices import Usage, calc_price
 
-        found = calc_price(Usage(input_tokens=0, output_tokens=0), model_ref=model,
-                           provider_id=provider.name if provider.name in PRICE_PROVIDERS else None)
+        return calc_price(Usage(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=cached), model_ref=model,
+                          provider_id=provider.name if provider.name in PRICE_PROVIDERS else None)
     except (LookupError, ValueError, ImportError):
         return None
-    window = getattr(found.model, "context_window", None)
-    return window if isinstance(window, int) else None
 
 
 def estimate_tokens(text: str) -> int:

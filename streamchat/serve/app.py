@@ -248,19 +248,10 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         if (failed := early_failure(first)) is not None:
             return failed
 
-        async def body() -> AsyncIterator[str]:
-            batch = first
-            while True:
-                if batch is None:
-                    yield ": ping\n\n"
-                else:
-                    yield "".join(sse(item.result) if isinstance(item, Finished) else sse(item)
-                                  for item in batch if not isinstance(item, Done))
-                    if isinstance(batch[-1], Finished):
-                        return
-                batch = await rest.__anext__()
+        def render(item: Event | Finished) -> str:
+            return "" if isinstance(item, Done) else sse(item.result if isinstance(item, Finished) else item)
 
-        return CancellingStreamingResponse(body(), turn, media_type="text/event-stream", headers=SSE_HEADERS)
+        return CancellingStreamingResponse(_relay(first, rest, render), turn, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
@@ -326,20 +317,11 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
             usage = chunks.chunk({}, usage=usage_dict(result), choices=False) if call.include_usage else ""
             return chunks.chunk({}, finish_reason(result)) + usage + "data: [DONE]\n\n"
 
-        async def body() -> AsyncIterator[str]:
-            yield chunks.chunk({"role": "assistant", "content": ""})
-            batch = first
-            while True:
-                if batch is None:
-                    yield ": ping\n\n"
-                else:
-                    yield "".join(closing(item) if isinstance(item, Finished) else (chunks.for_event(item) or "")
-                                  for item in batch)
-                    if isinstance(batch[-1], Finished):
-                        return
-                batch = await rest.__anext__()
+        def render(item: Event | Finished) -> str:
+            return closing(item) if isinstance(item, Finished) else (chunks.for_event(item) or "")
 
-        return CancellingStreamingResponse(body(), turn, media_type="text/event-stream", headers=SSE_HEADERS)
+        return CancellingStreamingResponse(_relay(first, rest, render, chunks.chunk({"role": "assistant", "content": ""})),
+                                           turn, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
@@ -352,6 +334,23 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         await _serve_socket(ws, turn_for)
 
     return app
+
+
+async def _relay(first: Batch, rest: AsyncIterator[Batch], render: Callable[[Event | Finished], str],
+                 opening: str = "") -> AsyncIterator[str]:
+    """A turn's batches as response text (SSE and OpenAI chunks alike): a ping comment for a quiet
+    spell, one write per batch, the end at `Finished`."""
+    if opening:
+        yield opening
+    batch = first
+    while True:
+        if batch is None:
+            yield ": ping\n\n"
+        else:
+            yield "".join(render(item) for item in batch)
+            if isinstance(batch[-1], Finished):
+                return
+        batch = await rest.__anext__()
 
 
 async def _next_message(ws: WebSocket) -> dict[str, Any] | str:
