@@ -7,7 +7,7 @@ import pexpect
 import pytest
 from fakeserver import Script
 from terminal_emulator import Terminal, tty_env
-from test_repl import PROMPT, ask
+from test_repl import PROMPT, ask, exchange
 from test_repl import repl as repl  # the REPL fixture
 
 from streamchat.config import ProviderConfig
@@ -22,9 +22,7 @@ from streamchat.ui import UI
 def test_retry_then_continue_sends_one_exchange_and_counts_agree(repl, run, server):
     child = repl("-m", "openai:echo")
     for text in ("q1", "q2"):
-        ask(child, text)
-        child.expect_exact(f"echo: {text}")
-        child.expect_exact(PROMPT)
+        exchange(child, text, f"echo: {text}")
     ask(child, "/retry")
     child.expect_exact("echo: q2")
     child.expect_exact(PROMPT)

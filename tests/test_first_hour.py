@@ -14,7 +14,7 @@ import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import Script
 from terminal_emulator import Terminal, tty_env
-from test_repl import PROMPT, ask
+from test_repl import PROMPT, ask, paste
 from test_repl import repl as repl  # the REPL fixture
 
 from streamchat.events import TextDelta, TurnResult
@@ -103,12 +103,9 @@ def test_help_shows_plain_metavars_and_history_takes_several_ids(run, server):
 
 # -- 6 to 10. REPL input ----------------------------------------------------------------------------------
 
-PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
-
-
 def test_pasted_text_starting_with_a_slash_is_a_message(repl, server):
     child = repl("-m", "openai:echo")
-    child.send(PASTE_START + "// main.go\rpackage main" + PASTE_END + "\r")
+    paste(child, "// main.go\npackage main")
     child.expect_exact("echo: // main.go")
     child.expect_exact(PROMPT)
     assert server.last_messages()[-1]["content"] == "// main.go\npackage main"
@@ -121,7 +118,7 @@ def test_pasted_text_starting_with_a_slash_is_a_message(repl, server):
 
 def test_pasted_triple_quotes_do_not_open_a_block(repl, server):
     child = repl("-m", "openai:echo")
-    child.send(PASTE_START + '"""Module doc."""\rimport os' + PASTE_END + "\r")
+    paste(child, '"""Module doc."""\nimport os')
     child.expect_exact("echo: ")
     child.expect_exact(PROMPT)
     assert server.last_messages()[-1]["content"] == '"""Module doc."""\nimport os'

@@ -27,6 +27,21 @@ def ask(child: pexpect.spawn, text: str) -> None:
     child.sendline(text)
 
 
+def exchange(child: pexpect.spawn, text: str, shown: str) -> None:
+    """Ask, see `shown`, and wait for the next prompt."""
+    ask(child, text)
+    child.expect_exact(shown)
+    child.expect_exact(PROMPT)
+
+
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
+
+def paste(child: pexpect.spawn, text: str) -> None:
+    """A bracketed paste of `text` (newlines as the terminal sends them), then Enter."""
+    child.send(PASTE_START + text.replace("\n", "\r") + PASTE_END + "\r")
+
+
 @pytest.fixture
 def repl(home, server):
     children = []

@@ -8,7 +8,7 @@ import stat
 import pexpect
 from conftest import base_env
 from fakeserver import Script
-from test_repl import PROMPT, ask
+from test_repl import PROMPT, ask, exchange
 from test_repl import repl as repl  # the REPL fixture
 
 CODE_ANSWER = ["Here:\n\n```sh\nls -la\n```\n\nand\n\n", "```python\nprint(1)\n```\n"]
@@ -115,9 +115,7 @@ def test_copy_code_block_n_and_save_code(repl, server, tmp_path):
 def test_undo_then_continue(repl, server, run):
     child = repl("-m", "openai:echo")
     for text in ("keep", "drop"):
-        ask(child, text)
-        child.expect_exact(f"echo: {text}")
-        child.expect_exact(PROMPT)
+        exchange(child, text, f"echo: {text}")
     ask(child, "/undo")
     child.expect_exact("undone: drop")
     child.expect_exact(PROMPT)

@@ -19,17 +19,8 @@ from servehelp import ServeProcess
 
 pytest.importorskip("fastapi", reason="the `serve` extra is installed by .ci/run")
 
-
-@pytest.fixture(scope="module")
-def _serve(_server_instance, tmp_path_factory):
-    proc = ServeProcess(tmp_path_factory.mktemp("serve"), _server_instance, "-m", "openai:echo")
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def serve(_serve, server):
-    return _serve
+from test_serve import _serve as _serve  # noqa: E402 — the same serve process fixture
+from test_serve import serve as serve  # noqa: E402
 
 
 def upstream_calls(server) -> int:
