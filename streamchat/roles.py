@@ -13,10 +13,13 @@ import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamchat.config import Settings, config_dir
 from streamchat.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from streamchat.service import Overrides
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -130,13 +133,13 @@ def get_role(settings: Settings, name: str) -> Role:
     return roles[name]
 
 
-def under_flags(role: Role, overrides: Any) -> Any:
+def under_flags(role: Role, overrides: Overrides) -> Overrides:
     """The flags' Overrides with the role filling what the flags left unset (flags > role > config)."""
-    return replace(overrides,
-                   model=overrides.model or role.model,
-                   system=overrides.system if overrides.system is not None else role.system,
-                   temperature=overrides.temperature if overrides.temperature is not None else role.temperature,
-                   max_tokens=overrides.max_tokens if overrides.max_tokens is not None else role.max_tokens)
+    from streamchat.service import pick
+
+    return replace(overrides, model=overrides.model or role.model, system=pick(overrides.system, role.system),
+                   temperature=pick(overrides.temperature, role.temperature),
+                   max_tokens=pick(overrides.max_tokens, role.max_tokens))
 
 
 SKELETON = '''+++

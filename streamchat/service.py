@@ -54,17 +54,18 @@ class TurnOptions:
     retry: RetryPolicy
 
 
-def _pick(given: T | None, configured: T) -> T:
+def pick(given: T | None, configured: T) -> T:
+    """The given value unless it is None (not given)."""
     return given if given is not None else configured
 
 
 def merge(settings: Settings, overrides: Overrides) -> TurnOptions:
     """The one place where overrides meet the settings (which already merged config and defaults)."""
     return TurnOptions(
-        system=_pick(overrides.system, settings.system),
-        temperature=_pick(overrides.temperature, settings.temperature),
-        max_tokens=_pick(overrides.max_tokens, settings.max_tokens),
-        timeout=_pick(overrides.timeout, settings.timeout),
+        system=pick(overrides.system, settings.system),
+        temperature=pick(overrides.temperature, settings.temperature),
+        max_tokens=pick(overrides.max_tokens, settings.max_tokens),
+        timeout=pick(overrides.timeout, settings.timeout),
         retry=RetryPolicy(retries=settings.retries, max_wait=settings.retry_max_wait) if overrides.retry else NO_RETRY,
     )
 
