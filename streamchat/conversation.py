@@ -10,7 +10,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from streamchat.events import Attachment, Message, TurnResult
+from streamchat.events import Attachment, Message, ToolCall, TurnResult
+
+
+def call_line(call: ToolCall, limit: int = 120) -> str:
+    """`name(key="value", …)` for a call, shortened to `limit` characters."""
+    import json
+
+    try:
+        args = call.parsed()
+        text = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+    except ValueError:
+        text = call.arguments
+    line = f"{call.name}({text})"
+    return line if len(line) <= limit else line[: limit - 1] + "…)"
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,8 @@ class Conversation:
         messages = list(self.seed)
         for turn in self.turns:
             if turn.counts:
-                messages += [Message("user", turn.prompt, turn.attachments), Message("assistant", turn.result.text)]
+                messages += [Message("user", turn.prompt, turn.attachments), *turn.result.steps,
+                             Message("assistant", turn.result.text)]
         return messages
 
     def transcript(self, title: str) -> str:
@@ -88,6 +102,10 @@ class Conversation:
         for turn in self.turns:
             attached = "".join(f"\n_[attached: {a.name}, {a.mime}, {len(a.data)} bytes]_\n" for a in turn.attachments)
             parts.append(f"## User\n\n{turn.prompt}\n{attached}")
+            for m in turn.result.steps:
+                parts += [f"_→ {call_line(c)}_\n" for c in m.tool_calls]
+                if m.role == "tool":
+                    parts.append(f"_← {len(m.content)} characters{' (error)' if m.is_error else ''}_\n")
             mark = "" if turn.result.ok else f" _[{turn.result.message}]_"
             parts.append(f"## Assistant{mark}\n\n{turn.result.text}\n")
         return "\n".join(parts)

@@ -3,7 +3,7 @@
 Exit codes (documented in README):
 0 ok · 2 usage · 3 configuration or authentication · 4 bad request or unknown model ·
 5 rate limited, overloaded, server or protocol error · 6 network failure or timeout ·
-130 interrupted.
+7 a tool failed (an MCP server did not start) or the tool-step limit was reached · 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ EXIT_CONFIG = 3
 EXIT_REQUEST = 4
 EXIT_SERVER = 5
 EXIT_NETWORK = 6
+EXIT_TOOL = 7
 EXIT_INTERRUPTED = 130
 
 
@@ -104,6 +105,17 @@ class NetworkError(StreamchatError):
 
 class TimeoutError_(NetworkError):
     code = "timeout"
+
+
+class ToolError(StreamchatError):
+    """A tool source failed: an MCP server that did not start, or an unknown tool name."""
+
+    exit_code = EXIT_TOOL
+    code = "tool_error"
+
+
+class ToolStepLimitError(ToolError):
+    code = "tool_steps"
 
 
 _KEYLIKE = re.compile(r"(\bsk-[A-Za-z0-9_\-]{6,}|\bBearer\s+\S+)")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Union
 
 if TYPE_CHECKING:
     from streamchat.errors import StreamchatError
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +41,44 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool the model may call: its name, what it does, and a JSON Schema of its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}}, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A complete call the model asked for; `arguments` is the JSON text as streamed."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+    index: int = 0
+
+    def parsed(self) -> dict[str, Any]:
+        """The arguments as an object ({} when empty); ValueError when they are not a JSON object."""
+        import json
+
+        value = json.loads(self.arguments) if self.arguments.strip() else {}
+        if not isinstance(value, dict):
+            raise ValueError("the arguments are not a JSON object")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
+    """One message of the context. An assistant message may carry the tool calls it made; a
+    `tool` message is the result of one call (`tool_call_id`)."""
+
     role: Role
     content: str
     attachments: tuple[Attachment, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    is_error: bool = False  # a tool result that reports a failure or a refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +109,34 @@ class Done:
     finish_reason: str | None = None
 
 
-Event = Union[TextDelta, ReasoningDelta, Usage, Done]
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    """The model began a call (`index` orders calls within one answer; the streams interleave them)."""
+
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a call's JSON arguments."""
+
+    index: int
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What running (or refusing) a call produced; fed to sinks between the steps of a turn."""
+
+    call: ToolCall
+    content: str
+    status: Literal["ok", "error", "refused"] = "ok"
+    ms: float = 0.0
+
+
+Event = Union[TextDelta, ReasoningDelta, Usage, Done, ToolCallStart, ToolCallDelta, ToolCall, ToolResult]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +197,8 @@ class TurnResult:
     stats: Stats = field(default_factory=Stats)
     outcome: Outcome = Outcome.OK
     error: StreamchatError | None = None
+    steps: tuple[Message, ...] = ()  # tool exchanges before `text`: assistant calls, then their results
+    tool_calls: tuple[ToolCall, ...] = ()  # calls the last step asked for and nobody ran (serve's client tools)
 
     @property
     def ok(self) -> bool:

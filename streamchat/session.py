@@ -11,12 +11,37 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from streamchat import cancel as cancellation
 from streamchat.cancel import CancelToken
-from streamchat.errors import OutputClosed, StreamchatError
-from streamchat.events import Done, Event, Outcome, ReasoningDelta, Sink, Stats, TextDelta, TurnResult, Usage
+from streamchat.errors import OutputClosed, StreamchatError, ToolStepLimitError
+from streamchat.events import (
+    Done,
+    Event,
+    Message,
+    Outcome,
+    ReasoningDelta,
+    Sink,
+    Stats,
+    TextDelta,
+    ToolCall,
+    ToolCallStart,
+    ToolResult,
+    TurnResult,
+    Usage,
+)
 from streamchat.providers.base import ChatRequest, Provider
+
+
+class ToolRunner(Protocol):
+    """Runs the calls a model asks for (after asking the user); the turn loops until an answer."""
+
+    max_steps: int
+
+    def run(self, call: ToolCall) -> ToolResult:
+        """Approve and run one call; a refusal or a failure is a result too (the model is told)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -47,10 +72,17 @@ class _Cancelled(Exception):
 
 
 class _Tally:
-    """Accumulates one turn's text, reasoning, timing and token counts from its events."""
+    """Accumulates one turn's text, reasoning, timing and token counts from its events.
+
+    A turn with tools has steps: the text and calls of each finished step become messages
+    (`steps`), and `text` restarts, so the result's text is the final answer's.
+    """
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
+        self.steps: list[Message] = []
+        self.calls: list[ToolCall] = []
+        self.spent_in = self.spent_out = 0  # tokens of finished steps
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.deltas = 0
@@ -62,10 +94,22 @@ class _Tally:
 
     @property
     def shown(self) -> bool:
-        return bool(self.text or self.reasoning)
+        return bool(self.text or self.reasoning or self.steps or self.calls)
+
+    def next_step(self, request: ChatRequest, results: list[ToolResult]) -> ChatRequest:
+        """Close this step (its text and calls, then their results) and build the next request."""
+        step = [Message("assistant", "".join(self.text), tool_calls=tuple(self.calls))]
+        step += [Message("tool", r.content, tool_call_id=r.call.id, is_error=r.status != "ok") for r in results]
+        self.steps += step
+        self.spent_in += self.input_tokens or 0
+        self.spent_out += self.output_tokens if self.output_tokens is not None else self.deltas
+        self.text, self.calls, self.deltas = [], [], 0
+        self.input_tokens = self.output_tokens = None
+        self.finish_reason = None
+        return replace(request, messages=request.messages + tuple(step))
 
     def add(self, event: Event) -> None:
-        if isinstance(event, (TextDelta, ReasoningDelta)) and self.ttft_ms is None:
+        if isinstance(event, (TextDelta, ReasoningDelta, ToolCallStart)) and self.ttft_ms is None:
             self.ttft_ms = (time.perf_counter() - self.started) * 1000
         if isinstance(event, TextDelta):
             self.text.append(event.text)
@@ -81,15 +125,20 @@ class _Tally:
                 self.cached_tokens = event.cached_tokens
         elif isinstance(event, Done):
             self.finish_reason = event.finish_reason
+        elif isinstance(event, ToolCall):
+            self.calls.append(event)
 
     def result(self, outcome: Outcome, error: StreamchatError | None,
                price: Callable[[Stats], float | None] | None = None) -> TurnResult:
+        out = self.output_tokens if self.output_tokens is not None else self.deltas
+        spent_in = (self.input_tokens or 0) + self.spent_in
         stats = Stats(ttft_ms=self.ttft_ms, total_ms=(time.perf_counter() - self.started) * 1000,
-                      tokens=self.output_tokens if self.output_tokens is not None else self.deltas,
-                      input_tokens=self.input_tokens, cached_tokens=self.cached_tokens)
+                      tokens=out + self.spent_out, input_tokens=spent_in if self.input_tokens is not None or self.steps else None,
+                      cached_tokens=self.cached_tokens)
         if price is not None:
             stats = replace(stats, cost_usd=price(stats))
-        return TurnResult("".join(self.text), "".join(self.reasoning), self.finish_reason, stats, outcome, error)
+        return TurnResult("".join(self.text), "".join(self.reasoning), self.finish_reason, stats, outcome, error,
+                          tuple(self.steps), tuple(self.calls))
 
 
 def run_turn(
@@ -101,44 +150,36 @@ def run_turn(
     notice: Callable[[str], None] = lambda _msg: None,
     cancel: CancelToken | None = None,
     price: Callable[[Stats], float | None] | None = None,
+    tools: ToolRunner | None = None,
 ) -> TurnResult:
     """Stream one answer into `sink`; never raises for provider faults, Ctrl-C, a cancel or a closed pipe.
 
-    Retries happen only before anything was shown, so visible text is never duplicated.
+    Retries happen only before anything was shown, so visible text is never duplicated. With
+    `tools`, an answer that asks for calls is a step: the calls run (each result fed to the sink),
+    and the continuation streams into the same sink, up to `tools.max_steps` steps.
     """
     tally = _Tally()
-    attempt, waited = 0, 0.0
     outcome, error = Outcome.OK, None
     sink.begin()
     try:
+        step = 1
         while True:
-            events = provider.stream(request)
-            try:
-                with contextlib.closing(events), cancellation.scope(cancel):  # closing the generator closes the stream
-                    for event in events:
-                        tally.add(event)
-                        sink.feed(event)
-                        if cancel is not None and cancel.cancelled:
-                            raise _Cancelled
+            _stream_step(provider, request, sink, tally, retry, notice, cancel)
+            if tools is None or not tally.calls:
                 break
-            except (KeyboardInterrupt, OutputClosed, _Cancelled):
-                raise
-            except Exception as exc:
-                if cancel is not None and cancel.cancelled:  # the upstream was cut by the cancel itself
-                    raise _Cancelled from exc
-                err = provider.map_error(exc, model=request.model, started=tally.shown)
-                delay = None if tally.shown else retry.delay(attempt, err, waited)
-                if delay is None:
-                    if err is exc:
-                        raise
-                    raise err from exc
-                attempt += 1
-                notice(f"{err.message} — retrying in {delay:.1f} s ({attempt}/{retry.retries})")
-                if cancel is not None and cancel.wait(delay):
-                    raise _Cancelled from None
-                if cancel is None:
-                    time.sleep(delay)
-                waited += delay
+            if step >= tools.max_steps:
+                tally.calls = []  # not run: the stored answer must not hold calls without results
+                raise ToolStepLimitError(f"stopped after {step} tool steps; the model kept calling tools",
+                                         hint="raise tool_steps in the config, or ask more precisely")
+            results = []
+            for call in tally.calls:
+                ran = tools.run(call)
+                sink.feed(ran)
+                results.append(ran)
+                if cancel is not None and cancel.cancelled:
+                    raise _Cancelled
+            request = tally.next_step(request, results)
+            step += 1
     except KeyboardInterrupt:
         outcome = Outcome.INTERRUPTED
     except OutputClosed:
@@ -151,3 +192,37 @@ def run_turn(
     with contextlib.suppress(KeyboardInterrupt, OutputClosed):
         sink.end(result)
     return result
+
+
+def _stream_step(provider: Provider, request: ChatRequest, sink: Sink, tally: _Tally, retry: RetryPolicy,
+                 notice: Callable[[str], None], cancel: CancelToken | None) -> None:
+    """One request's events into the sink and the tally, retried while nothing was shown."""
+    attempt, waited = 0, 0.0
+    while True:
+        events = provider.stream(request)
+        try:
+            with contextlib.closing(events), cancellation.scope(cancel):  # closing the generator closes the stream
+                for event in events:
+                    tally.add(event)
+                    sink.feed(event)
+                    if cancel is not None and cancel.cancelled:
+                        raise _Cancelled
+            break
+        except (KeyboardInterrupt, OutputClosed, _Cancelled):
+            raise
+        except Exception as exc:
+            if cancel is not None and cancel.cancelled:  # the upstream was cut by the cancel itself
+                raise _Cancelled from exc
+            err = provider.map_error(exc, model=request.model, started=tally.shown)
+            delay = None if tally.shown else retry.delay(attempt, err, waited)
+            if delay is None:
+                if err is exc:
+                    raise
+                raise err from exc
+            attempt += 1
+            notice(f"{err.message} — retrying in {delay:.1f} s ({attempt}/{retry.retries})")
+            if cancel is not None and cancel.wait(delay):
+                raise _Cancelled from None
+            if cancel is None:
+                time.sleep(delay)
+            waited += delay

@@ -6,6 +6,7 @@ the answer is still printed.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -16,7 +17,7 @@ from typing import Any
 from streamchat.config import data_dir
 from streamchat.conversation import Conversation, Turn
 from streamchat.errors import StreamchatError, UsageError
-from streamchat.events import Attachment, Outcome, Stats, TurnResult
+from streamchat.events import Attachment, Message, Outcome, Stats, ToolCall, TurnResult
 
 
 def db_path() -> Path:
@@ -101,8 +102,11 @@ ALTER TABLE messages ADD COLUMN undone INTEGER NOT NULL DEFAULT 0;
 # v7: what each answer cost (NULL: unknown price).
 V7 = "ALTER TABLE messages ADD COLUMN cost_usd REAL;"
 
+# v8: the tool exchanges (calls and results) that led to an answer, as JSON on the answer's row.
+V8 = "ALTER TABLE messages ADD COLUMN tool_steps TEXT;"
+
 MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else "",
-                                       lambda: V4, lambda: V5, lambda: V6, lambda: V7]
+                                       lambda: V4, lambda: V5, lambda: V6, lambda: V7, lambda: V8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -280,11 +284,11 @@ class ConversationLog:
             s = result.stats
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, ttft_ms,"
-                " duration_ms, input_tokens, output_tokens, finish_reason, state, error, parent_id, cost_usd)"
-                " VALUES (?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " duration_ms, input_tokens, output_tokens, finish_reason, state, error, parent_id, cost_usd,"
+                " tool_steps) VALUES (?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cid, result.text, provider, model, time.time(), s.ttft_ms, s.total_ms, s.input_tokens,
                  s.tokens, result.finish_reason, result.state, None if result.ok else result.message, question_id,
-                 s.cost_usd))
+                 s.cost_usd, steps_json(result.steps)))
             answer_id = cur.lastrowid
             db.execute("UPDATE conversations SET leaf_id = ? WHERE id = ?", (answer_id, cid))
             db.execute("COMMIT")
@@ -371,10 +375,32 @@ def _turns(path: list[Any], attachments: dict[int, tuple[Attachment, ...]]) -> l
                       answer["input_tokens"], answer["cost_usd"])
         outcome = _OUTCOMES.get(answer["state"], Outcome.FAILED)
         error = StreamchatError(answer["error"]) if outcome is Outcome.FAILED and answer["error"] else None
-        result = TurnResult(answer["content"], "", answer["finish_reason"], stats, outcome, error)
+        result = TurnResult(answer["content"], "", answer["finish_reason"], stats, outcome, error,
+                            steps_from_json(answer["tool_steps"]))
         model = f"{answer['provider']}:{answer['model']}" if answer["provider"] else None
         turns.append(Turn(question["content"], result, answer["id"], model, attachments.get(question["id"], ())))
     return turns
+
+
+def steps_json(steps: tuple[Message, ...]) -> str | None:
+    """Tool exchanges as JSON: each message's role, text, calls and the call it answers."""
+    if not steps:
+        return None
+    return json.dumps([{"role": m.role, "content": m.content, "tool_call_id": m.tool_call_id, "is_error": m.is_error,
+                        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls]}
+                       for m in steps], ensure_ascii=False)
+
+
+def steps_from_json(text: str | None) -> tuple[Message, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(Message(m["role"], m["content"], tool_call_id=m.get("tool_call_id"), is_error=bool(m.get("is_error")),
+                             tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"], i)
+                                              for i, c in enumerate(m.get("tool_calls") or ())))
+                     for m in json.loads(text))
+    except (ValueError, KeyError, TypeError):
+        return ()  # a damaged record: the answer is still shown, its tool steps are not resent
 
 
 def _as_id(cid: str | int) -> int:

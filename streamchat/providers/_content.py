@@ -5,10 +5,13 @@ Size limits are checked here, before anything is uploaded, with a message naming
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from streamchat.errors import BadRequestError
-from streamchat.events import Attachment, Message
+from streamchat.events import Attachment, Message, ToolSpec
+
+ToolChoice = tuple[str, "str | None"]  # ("auto" | "none" | "required", None) or ("tool", name)
 
 MB = 1024 * 1024
 
@@ -31,6 +34,14 @@ def openai_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     """Chat Completions messages: text content, or content parts with `image_url` / `file` data URLs."""
     out: list[dict[str, Any]] = []
     for m in messages:
+        if m.role == "tool":
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content})
+            continue
+        if m.tool_calls:
+            out.append({"role": "assistant", "content": m.content or None, "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in m.tool_calls]})
+            continue
         if not m.attachments:
             out.append({"role": m.role, "content": m.content})
             continue
@@ -51,6 +62,20 @@ def anthropic_messages(messages: tuple[Message, ...]) -> tuple[str | None, list[
     for m in messages:
         if m.role == "system":
             continue
+        if m.role == "tool":  # results go back in a user turn, one tool_result block per call
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content,
+                     **({"is_error": True} if m.is_error else {})}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list) \
+                    and out[-1]["content"][-1].get("type") == "tool_result":
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+            continue
+        if m.tool_calls:
+            uses: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+            uses += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _input(c.arguments)} for c in m.tool_calls]
+            out.append({"role": "assistant", "content": uses})
+            continue
         if not m.attachments:
             out.append({"role": m.role, "content": m.content})
             continue
@@ -62,3 +87,32 @@ def anthropic_messages(messages: tuple[Message, ...]) -> tuple[str | None, list[
         blocks.append({"type": "text", "text": m.content})
         out.append({"role": m.role, "content": blocks})
     return system, out
+
+
+def _input(arguments: str) -> Any:
+    """Anthropic wants the input as an object; arguments that are not one are sent wrapped."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {"arguments": arguments}
+    return value if isinstance(value, dict) else {"arguments": value}
+
+
+def openai_tools(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> dict[str, Any]:
+    """`tools` / `tool_choice` arguments of a Chat Completions request."""
+    out: dict[str, Any] = {"tools": [{"type": "function", "function": {
+        "name": t.name, "description": t.description, "parameters": t.parameters}} for t in tools]}
+    if choice is not None:
+        mode, name = choice
+        out["tool_choice"] = {"type": "function", "function": {"name": name}} if mode == "tool" else mode
+    return out
+
+
+def anthropic_tools(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> dict[str, Any]:
+    """The same for the Messages API: `input_schema`, and "required" is called "any"."""
+    out: dict[str, Any] = {"tools": [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+                                     for t in tools]}
+    if choice is not None:
+        mode, name = choice
+        out["tool_choice"] = {"type": "tool", "name": name} if mode == "tool" else {"type": {"required": "any"}.get(mode, mode)}
+    return out

@@ -65,6 +65,7 @@ class SdkProvider:
     base_url: str | None
     params: frozenset[str] = frozenset()
     accepts: frozenset[str] = frozenset()
+    calls_tools = True
     _sdk: ModuleType
     _client: Any
 

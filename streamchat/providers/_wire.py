@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from streamchat.errors import IncompleteStreamError, from_status
-from streamchat.events import Done, Event, ReasoningDelta, TextDelta, Usage
+from streamchat.events import Done, Event, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, ToolCallStart, Usage
 
 
 def sse_lines(chunks: Iterable[str]) -> Iterator[str]:
@@ -60,9 +60,47 @@ def _error(provider: str, model: str, payload: Any) -> Exception:
                        model=model, provider=provider)
 
 
+class _Calls:
+    """Tool calls being streamed, by index: their arguments arrive in pieces, interleaved."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, tuple[str, str, list[str]]] = {}
+
+    def start(self, index: int, call_id: str, name: str) -> ToolCallStart:
+        self.open[index] = (call_id, name, [])
+        return ToolCallStart(index, call_id, name)
+
+    def piece(self, index: int, text: str) -> ToolCallDelta:
+        self.open[index][2].append(text)
+        return ToolCallDelta(index, text)
+
+    def complete(self, index: int) -> ToolCall:
+        call_id, name, pieces = self.open.pop(index)
+        return ToolCall(call_id, name, "".join(pieces) or "{}", index)
+
+    def complete_all(self) -> Iterator[ToolCall]:
+        for index in sorted(self.open):
+            yield self.complete(index)
+
+
+def _openai_tool_deltas(calls: _Calls, deltas: list[dict[str, Any]]) -> Iterator[Event]:
+    for position, tc in enumerate(deltas):
+        index = tc.get("index", position)
+        fn = tc.get("function") or {}
+        if index not in calls.open:
+            yield calls.start(index, tc.get("id") or f"call_{index}", fn.get("name") or "")
+        if fn.get("arguments"):
+            yield calls.piece(index, fn["arguments"])
+
+
 def openai_events(lines: Iterable[str], *, provider: str, model: str) -> Iterator[Event]:
-    """`chat.completion.chunk` objects → events; `[DONE]` or a finish_reason ends the answer."""
+    """`chat.completion.chunk` objects → events; `[DONE]` or a finish_reason ends the answer.
+
+    Tool calls come as `tool_calls` deltas keyed by index (several calls may interleave);
+    each is complete when the answer is.
+    """
     finish: str | None = None
+    calls = _Calls()
     loads = json.loads
     for _name, data in sse_events(lines):
         if data.startswith("[DONE]"):
@@ -85,11 +123,14 @@ def openai_events(lines: Iterable[str], *, provider: str, model: str) -> Iterato
         content = delta.get("content")
         if content:
             yield TextDelta(content)
+        if "tool_calls" in delta and delta["tool_calls"]:
+            yield from _openai_tool_deltas(calls, delta["tool_calls"])
         if choice.get("finish_reason"):
             finish = choice["finish_reason"]
     if finish is None:
         raise IncompleteStreamError(f"the {provider} stream ended before the answer was complete",
                                     hint="the partial answer was kept; retry")
+    yield from calls.complete_all()
     yield Done(finish)
 
 
@@ -98,15 +139,30 @@ def anthropic_events(lines: Iterable[str], *, provider: str, model: str) -> Iter
     input_tokens: int | None = None
     cached: int | None = None
     finish: str | None = None
+    calls = _Calls()
     loads = json.loads
     for name, data in sse_events(lines):
         if name == "content_block_delta":
-            delta = loads(data)["delta"]
+            event = loads(data)
+            delta = event["delta"]
             kind = delta.get("type")
             if kind == "text_delta" and delta.get("text"):
                 yield TextDelta(delta["text"])
             elif kind == "thinking_delta" and delta.get("thinking"):
                 yield ReasoningDelta(delta["thinking"])
+            elif kind == "input_json_delta" and delta.get("partial_json") and event.get("index") in calls.open:
+                yield calls.piece(event["index"], delta["partial_json"])
+        elif name == "content_block_start":
+            event = loads(data)
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                yield calls.start(event.get("index", 0), block.get("id") or "", block.get("name") or "")
+                if block.get("input"):  # a server may send the whole input here instead of deltas
+                    yield calls.piece(event.get("index", 0), json.dumps(block["input"]))
+        elif name == "content_block_stop":
+            index = loads(data).get("index")
+            if index in calls.open:
+                yield calls.complete(index)
         elif name == "message_start":
             usage = loads(data).get("message", {}).get("usage") or {}
             cached = usage.get("cache_read_input_tokens")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamchat.config import ProviderConfig
-from streamchat.providers._content import MB, anthropic_messages, check_sizes
+from streamchat.providers._content import MB, anthropic_messages, anthropic_tools, check_sizes
 from streamchat.providers._sdk import SdkProvider, cut_on_cancel
 from streamchat.providers._wire import anthropic_events, sse_lines
 from streamchat.providers.base import ChatRequest, EventStream
@@ -39,6 +39,8 @@ class AnthropicProvider(SdkProvider):
         }
         if system:
             kwargs["system"] = system
+        if request.tools:
+            kwargs.update(anthropic_tools(request.tools, request.tool_choice))
         extra: dict[str, Any] = {}
         if request.temperature is not None:  # not a named argument of every SDK release
             extra["temperature"] = request.temperature

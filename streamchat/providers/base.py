@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from streamchat.config import ProviderConfig
 from streamchat.errors import StreamchatError
-from streamchat.events import Event, Message
+from streamchat.events import Event, Message, ToolSpec
 
 EventStream = Generator[Event, None, None]
 
@@ -22,6 +22,8 @@ class ChatRequest:
     max_tokens: int | None = None
     timeout: float = 60.0
     params: tuple[tuple[str, Any], ...] = ()  # further sampling options, each in the adapter's `params`
+    tools: tuple[ToolSpec, ...] = ()  # tools the model may call
+    tool_choice: tuple[str, str | None] | None = None  # ("auto" | "none" | "required", None) or ("tool", name)
 
 
 class Provider(Protocol):
@@ -38,6 +40,7 @@ class Provider(Protocol):
     base_url: str | None
     params: frozenset[str]  # the ChatRequest.params names this adapter sends (others are refused by serve)
     accepts: frozenset[str]  # attachment kinds it sends as they are: "image", "pdf"
+    calls_tools: bool  # whether requests may carry tools
 
     def prepare(self, model: str) -> None:
         """Make the first turn fast (the local model loads its weights); a no-op for HTTP APIs."""
@@ -69,4 +72,5 @@ def get_provider(config: ProviderConfig, *, timeout: float = 60.0) -> Provider:
 
 
 def as_dicts(messages: tuple[Message, ...]) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.content} for m in messages]
+    """Plain role/content messages, for a model without tools: earlier tool exchanges are left out."""
+    return [{"role": m.role, "content": m.content} for m in messages if m.role != "tool" and not m.tool_calls]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamchat.config import ProviderConfig
-from streamchat.providers._content import MB, check_sizes, openai_messages
+from streamchat.providers._content import MB, check_sizes, openai_messages, openai_tools
 from streamchat.providers._sdk import SdkProvider, cut_on_cancel
 from streamchat.providers._wire import openai_events, sse_lines
 from streamchat.providers.base import ChatRequest, EventStream
@@ -39,6 +39,8 @@ class OpenAIProvider(SdkProvider):
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
         kwargs.update((k, list(v) if k == "stop" else v) for k, v in request.params)
+        if request.tools:
+            kwargs.update(openai_tools(request.tools, request.tool_choice))
         # The SDK makes the request (and raises status errors); the stream is parsed here.
         with self._endpoint()(**kwargs) as response, \
                 cut_on_cancel(response.http_response):

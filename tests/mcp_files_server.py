@@ -1,0 +1,45 @@
+"""A tiny filesystem MCP server for the tests, built with the official `mcp` SDK.
+
+`python mcp_files_server.py ROOT` serves over stdio; `--http PORT` over streamable HTTP.
+Its tools are deterministic: search files by glob, read one, and a slow one for Ctrl-C tests.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from mcp.server.mcpserver import MCPServer
+
+ROOT = Path(sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else ".").resolve()
+server = MCPServer("files")
+
+
+@server.tool()
+def search_files(pattern: str) -> str:
+    """Paths under the root that match a glob pattern, one per line, sorted."""
+    return "\n".join(sorted(str(p.relative_to(ROOT)) for p in ROOT.rglob(pattern) if p.is_file()))
+
+
+@server.tool()
+def read_file(path: str) -> str:
+    """The text of one file under the root."""
+    target = (ROOT / path).resolve()
+    if ROOT not in target.parents:
+        raise ValueError(f"{path} is outside the root")
+    return target.read_text(encoding="utf-8")
+
+
+@server.tool()
+def slow(seconds: float) -> str:
+    """Sleep, then say how long it slept."""
+    time.sleep(seconds)
+    return f"slept {seconds}"
+
+
+if __name__ == "__main__":
+    if "--http" in sys.argv:
+        server.run("streamable-http", port=int(sys.argv[sys.argv.index("--http") + 1]))
+    else:
+        server.run("stdio")
