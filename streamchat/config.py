@@ -122,6 +122,41 @@ def _run_key_cmd(name: str, cmd: str | list[str]) -> str:
     return out.stdout.strip()
 
 
+@dataclass(frozen=True)
+class McpServerConfig:
+    """One `[mcp.NAME]` table: a stdio server (`command`, `args`, `env`, the shape Claude Desktop
+    uses) or a streamable-HTTP one (`url`)."""
+
+    name: str
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    url: str | None = None
+    timeout: float = 30.0  # seconds to start, and to wait for one call
+
+
+def _parse_mcp(name: str, table: Any, where: str) -> McpServerConfig:
+    section = f"{where}[mcp.{name}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{section} must be a table")
+    unknown = set(table) - {"command", "args", "env", "url", "timeout"}
+    if unknown:
+        raise ConfigError(f"{section}: unknown key '{sorted(unknown)[0]}'", hint="use command, args, env, url, timeout")
+    command, url = table.get("command"), table.get("url")
+    if (command is None) == (url is None):
+        raise ConfigError(f"{section} needs either command (a stdio server) or url (streamable HTTP)")
+    args, env, timeout = table.get("args", []), table.get("env", {}), table.get("timeout", 30.0)
+    if command is not None and not isinstance(command, str) or url is not None and not isinstance(url, str):
+        raise ConfigError(f"{section}: command and url are strings")
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ConfigError(f"{section}: args is a list of strings")
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ConfigError(f"{section}: env is a table of strings")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0.1 <= timeout <= 3600:
+        raise ConfigError(f"{section}: timeout must be seconds from 0.1 to 3600")
+    return McpServerConfig(name, command, tuple(args), dict(env), url, float(timeout))
+
+
 BUILTIN_PROVIDERS: dict[str, ProviderConfig] = {
     "openai": ProviderConfig("openai", "openai", api_key_env="OPENAI_API_KEY", default_model="gpt-4o-mini"),
     "anthropic": ProviderConfig("anthropic", "anthropic", api_key_env="ANTHROPIC_API_KEY",
@@ -149,6 +184,9 @@ class Settings:
     aliases: dict[str, str] = field(default_factory=dict)
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # [roles.NAME] tables, checked by roles.py
     prices: dict[str, dict[str, float]] = field(default_factory=dict)  # [prices."provider:model"] $/M tokens
+    mcp: dict[str, McpServerConfig] = field(default_factory=dict)  # [mcp.NAME] tool servers
+    approve: tuple[str, ...] = ()  # tools that run without asking ("server:tool", "tool" or "server:*")
+    tool_steps: int = 10  # tool-call rounds in one turn before it is stopped
 
     def model_spec(self, flag: str | None) -> str:
         return flag or os.environ.get("STREAMCHAT_MODEL") or self.default_model or DEFAULT_MODEL
@@ -190,11 +228,11 @@ class Settings:
 _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "default_model": str, "system": str, "temperature": (int, float), "max_tokens": int,
     "timeout": (int, float), "retries": int, "retry_max_wait": (int, float), "log": bool,
-    "markdown": bool, "max_input_bytes": int, "vi_mode": bool,
+    "markdown": bool, "max_input_bytes": int, "vi_mode": bool, "approve": list, "tool_steps": int,
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0, 2), "max_tokens": (1, math.inf), "timeout": (0.1, math.inf), "retries": (0, 20),
-    "retry_max_wait": (0, math.inf), "max_input_bytes": (1, math.inf),
+    "retry_max_wait": (0, math.inf), "max_input_bytes": (1, math.inf), "tool_steps": (1, 100),
 }
 _PROVIDER_KEYS = {"type", "base_url", "api_key_env", "api_key_cmd", "api_key", "default_model", "models"}
 
@@ -223,7 +261,7 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
     where = f"{path}: " if path else ""
     values: dict[str, Any] = {"path": path}
     for key, value in data.items():
-        if key in ("providers", "aliases", "roles", "prices"):
+        if key in ("providers", "aliases", "roles", "prices", "mcp"):
             continue
         if key not in _TOP_KEYS:
             raise ConfigError(f"{where}unknown key '{key}'", hint="see config.example.toml for the keys")
@@ -236,7 +274,15 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
                 allowed = f"from {low:g} to {high:g}" if high != math.inf else f"at least {low:g}"
                 raise ConfigError(f"{where}'{key}' must be {allowed} (it is {value})",
                                   hint="fix the value in the config file, the same range as the flag")
+        if key == "approve":
+            if not all(isinstance(v, str) for v in cast(list[Any], value)):
+                raise ConfigError(f"{where}'approve' is a list of tool names like \"files:read_file\"")
+            value = tuple(cast(list[str], value))
         values[key] = value
+    mcp = data.get("mcp") or {}
+    if not isinstance(mcp, dict):
+        raise ConfigError(f"{where}[mcp] must hold tables like [mcp.files]")
+    values["mcp"] = {name: _parse_mcp(name, table, where) for name, table in mcp.items()}
     providers = dict(BUILTIN_PROVIDERS)
     for name, table in (data.get("providers") or {}).items():
         if not isinstance(table, dict):
@@ -309,6 +355,10 @@ def masked(settings: Settings) -> dict[str, Any]:
         provs[name] = entry
     out["providers"] = provs
     out["aliases"] = settings.aliases
+    out["approve"] = list(settings.approve)
+    out["mcp"] = {name: {k: v for k, v in (("command", m.command), ("args", list(m.args)), ("url", m.url),
+                                           ("env", sorted(m.env)), ("timeout", m.timeout)) if v}
+                  for name, m in settings.mcp.items()}  # env values may be secrets: names only
     return out
 
 

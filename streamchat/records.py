@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from streamchat.events import Done, Event, ReasoningDelta, TextDelta, TurnResult, Usage
+from streamchat.events import (
+    Done,
+    Event,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    ToolResult,
+    TurnResult,
+    Usage,
+)
 
 
 def event_dict(event: Event) -> dict[str, object]:
@@ -15,6 +26,15 @@ def event_dict(event: Event) -> dict[str, object]:
         return {"type": "usage", "input_tokens": event.input_tokens, "output_tokens": event.output_tokens}
     if isinstance(event, Done):
         return {"type": "done", "finish_reason": event.finish_reason}
+    if isinstance(event, ToolCallStart):
+        return {"type": "tool_call_start", "index": event.index, "id": event.id, "name": event.name}
+    if isinstance(event, ToolCallDelta):
+        return {"type": "tool_call_delta", "index": event.index, "arguments": event.arguments}
+    if isinstance(event, ToolCall):
+        return {"type": "tool_call", "id": event.id, "name": event.name, "arguments": event.arguments}
+    if isinstance(event, ToolResult):
+        return {"type": "tool_result", "id": event.call.id, "name": event.call.name, "status": event.status,
+                "content": event.content, "ms": round(event.ms, 1)}
     raise TypeError(event)
 
 

@@ -12,17 +12,20 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
 from streamchat.errors import BadRequestError, StreamchatError
-from streamchat.events import Attachment, Message, Sink, Stats, TurnResult
+from streamchat.events import Attachment, Message, Sink, Stats, ToolSpec, TurnResult
 from streamchat.providers.base import ChatRequest, Provider, get_provider
-from streamchat.session import NO_RETRY, RetryPolicy, run_turn
+from streamchat.session import NO_RETRY, RetryPolicy, ToolRunner, run_turn
 from streamchat.store import ConversationLog
 from streamchat.ui import UI
+
+if TYPE_CHECKING:
+    from streamchat.tools import Toolbox
 
 T = TypeVar("T")
 
@@ -41,6 +44,8 @@ class Overrides:
     timeout: float | None = None
     retry: bool = True
     params: tuple[tuple[str, Any], ...] = ()  # further sampling options (serve's top_p, stop, seed…)
+    tools: tuple[ToolSpec, ...] = ()  # a client's own tools (serve): passed through, never run here
+    tool_choice: tuple[str, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,9 @@ class ChatSession:
 
     def __init__(self, settings: Settings, overrides: Overrides = Overrides(), *,
                  conversation: Conversation | None = None, log: ConversationLog | None = None,
-                 ui: UI | None = None, warm: bool = False) -> None:
+                 ui: UI | None = None, warm: bool = False, toolbox: Toolbox | None = None) -> None:
         self.settings = settings
+        self.toolbox = toolbox  # tools this process runs (MCP), after the user approves each call
         self.log = log
         self.ui = ui
         self.conversation = conversation or Conversation()
@@ -197,9 +203,22 @@ class ChatSession:
             messages.append(Message("system", system))
         messages += history
         messages.append(Message("user", prompt, attachments))
+        tools = self.overrides.tools or (self.toolbox.specs() if self.toolbox is not None else ())
         return ChatRequest(model=self.target.model, messages=tuple(messages), temperature=self.options.temperature,
                            max_tokens=self.options.max_tokens, timeout=self.options.timeout,
-                           params=self.overrides.params)
+                           params=self.overrides.params, tools=tools,
+                           tool_choice=self.overrides.tool_choice if tools else None)
+
+    def _runner(self) -> ToolRunner | None:
+        """The toolbox when tools are on; the model must be able to call them."""
+        if self.toolbox is None or not self.toolbox.active:
+            if self.overrides.tools and not self.target.provider.calls_tools:
+                raise BadRequestError(f"{self.model_name} cannot call tools", hint="drop the tools, or pick a remote model")
+            return None
+        if not self.target.provider.calls_tools:
+            raise BadRequestError(f"{self.model_name} cannot call tools",
+                                  hint="use a model that can, e.g. -m openai:gpt-4o-mini or -m anthropic")
+        return self.toolbox
 
     def ask(self, prompt: str, sink: Sink, *, attachments: tuple[Attachment, ...] = (),
             cancel: CancelToken | None = None) -> TurnResult:
@@ -213,8 +232,9 @@ class ChatSession:
             with self.ui.spinner("starting"):
                 self.target.provider  # noqa: B018
         prompt, attachments = self._fit(prompt, attachments, notice)
+        runner = self._runner()
         result = run_turn(self.target.provider, self.request(prompt, attachments), sink, retry=self.options.retry,
-                          notice=notice, cancel=cancel, price=self._price)
+                          notice=notice, cancel=cancel, price=self._price, tools=runner)
         answer_id = None
         if self.log is not None:
             answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result,

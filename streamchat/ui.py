@@ -55,6 +55,13 @@ class UI:
             self._emit(text)
             self._mid_line = not text.endswith("\n")
 
+    def prompt(self, text: str) -> None:
+        """A question on stderr, the answer typed after it on the same line."""
+        with self._lock:
+            prefix = _CLEAR_LINE if self._status is not None else ("\n" if self._mid_line else "")
+            self._status, self._mid_line = None, False
+            self._emit(prefix + (f"{_BOLD}{text}{_RESET}" if self.styled else text))
+
     # -- status line -----------------------------------------------------------------------
     def status(self, text: str | None) -> None:
         """Show `text` on the transient status line, or erase it (None). Terminals only."""

@@ -6,7 +6,7 @@ import json
 
 from streamchat.environment import Environment
 from streamchat.errors import exit_code_for
-from streamchat.events import Done, Event, TurnResult
+from streamchat.events import Done, Event, ToolCallDelta, ToolCallStart, TurnResult
 from streamchat.records import event_dict, result_dict
 from streamchat.sinks._output import Output
 
@@ -22,7 +22,8 @@ class NdjsonSink:
         pass
 
     def feed(self, event: Event) -> None:
-        if not isinstance(event, Done):  # `done` goes out in end(), with the stats
+        # `done` goes out in end(), with the stats; a call goes out once complete (`tool_call`)
+        if not isinstance(event, (Done, ToolCallStart, ToolCallDelta)):
             self._emit(event_dict(event))
 
     def end(self, result: TurnResult) -> None:

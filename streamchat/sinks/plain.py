@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamchat.environment import Environment
-from streamchat.events import Event, ReasoningDelta, TextDelta, TurnResult
+from streamchat.events import Event, ReasoningDelta, TextDelta, ToolCall, TurnResult
 from streamchat.render.sanitize import sanitize
 from streamchat.sinks._output import Output
 from streamchat.sinks._reasoning import ReasoningOutput
@@ -34,6 +34,12 @@ class PlainSink:
             self._last = text[-1:] or self._last
         elif isinstance(event, ReasoningDelta):
             self.reasoning.write(event.text)
+        elif isinstance(event, ToolCall):
+            self.reasoning.finish()
+            self.reasoning = ReasoningOutput(self.ui)  # the next step may reason again
+            if self._last not in ("", "\n"):
+                self.out.write("\n")  # a step's text ends its line before the tool lines and the next step
+                self._last = "\n"
 
     def end(self, result: TurnResult) -> None:
         self.reasoning.finish()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from rich.cells import cell_len
 
 from streamchat.environment import Environment
-from streamchat.events import Event, Outcome, ReasoningDelta, TextDelta, TurnResult
+from streamchat.events import Event, Outcome, ReasoningDelta, TextDelta, ToolCall, TurnResult
 from streamchat.render.markdown_stream import ColorSystem, LineRenderer, MarkdownStream
 from streamchat.render.sanitize import sanitize
 from streamchat.sinks._output import Output
@@ -217,24 +217,38 @@ class MarkdownSink:
         elif isinstance(event, ReasoningDelta):
             self.spinner.stop()
             self.reasoning.write(event.text)
+        elif isinstance(event, ToolCall):
+            self._next_step()
 
     def end(self, result: TurnResult) -> None:
+        self._restore_winch()
+        self._commit(["\x1b[2m[interrupted]\x1b[0m"] if result.outcome is Outcome.INTERRUPTED else [])
+        if self.stats:
+            self.ui.notice(result.stats.summary())
+
+    def _commit(self, extra: list[str]) -> None:
+        """Stop the timer and print what is left: the live region becomes permanent lines."""
         self._stop.set()
         self.spinner.stop()
         if self._stall_shown >= 0:
+            self._stall_shown = -1
             self.ui.status(None)
-        self._restore_winch()
         with self._lock:
             self.reasoning.close()
-            commit = self.stream.finish(self._width)
-            if result.outcome is Outcome.INTERRUPTED:
-                commit.append("\x1b[2m[interrupted]\x1b[0m")
-            self.region.paint(commit, [], self._width)
+            self.region.paint(self.stream.finish(self._width) + extra, [], self._width)
             if self.reasoning.answer_started:  # the cursor was hidden at the first text
                 self.out.write(SHOW_CURSOR)
         self.reasoning.finish()
-        if self.stats:
-            self.ui.notice(result.stats.summary())
+
+    def _next_step(self) -> None:
+        """A tool call ends a step: its text is committed, so the call lines and the approval
+        prompt print below it, and the next step's answer renders as a fresh document."""
+        self._commit([])
+        with self._lock:
+            self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(self.env), no_color=self.env.no_color))
+            self.reasoning = ReasoningOutput(self.ui)
+            self._stop = threading.Event()
+            self._thread = None
 
     # -- text ----------------------------------------------------------------------------
     def _on_text(self, text: str) -> None:
@@ -283,8 +297,10 @@ class MarkdownSink:
         if not self._use_timer or self._thread is not None:
             return
 
+        stop = self._stop  # this step's: the next step has its own
+
         def tick() -> None:
-            while not self._stop.wait(FRAME_INTERVAL):
+            while not stop.wait(FRAME_INTERVAL):
                 with contextlib.suppress(Exception):
                     self.flush()
 

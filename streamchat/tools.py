@@ -1,0 +1,244 @@
+"""The tools of a session: which are enabled, asking before each call, running it, the lines shown.
+
+`Toolbox` is the `ToolRunner` the turn loop calls. Tools come from MCP servers (`McpHub`);
+`--tools NAME` enables a server's tools, `NAME:TOOL` one tool. Nothing runs without the
+user's yes at a terminal, or without `--approve` / the config's `approve` list naming it;
+a refused call is reported to the model as refused, so it can answer without it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from streamchat.config import Settings
+from streamchat.conversation import call_line
+from streamchat.errors import ToolError, UsageError
+from streamchat.events import ToolCall, ToolResult, ToolSpec
+from streamchat.mcp_client import McpHub
+from streamchat.render.sanitize import sanitize
+from streamchat.ui import UI
+
+MENU = "run it? [y]es / [n]o / [a]lways for this tool / [e]dit arguments (default n): "
+REFUSED = "The user did not allow this call. Answer without it, or ask the user."
+
+
+@dataclass(frozen=True)
+class Tool:
+    server: str
+    remote: str  # its name on the server
+    spec: ToolSpec  # what the model sees (the name may carry the server to stay unique)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.server}:{self.remote}"
+
+
+def matches(pattern: str, tool: Tool) -> bool:
+    """`all`, `server`, `server:*`, `server:tool` or a bare `tool` name."""
+    return pattern in ("all", "*", tool.server, f"{tool.server}:*", tool.qualified, tool.remote)
+
+
+class Approval:
+    """Whether a call may run: the allow-list (config `approve`, `--approve`), then the user.
+
+    `ask` reads one answer from the terminal; None means no terminal, so only the allow-list counts.
+    `[a]lways` lasts for this process only.
+    """
+
+    def __init__(self, allowed: tuple[str, ...], ask: Callable[[str], str] | None, ui: UI,
+                 edit: Callable[[str], str] | None = None) -> None:
+        self.allowed = list(allowed)
+        self.ask = ask
+        self.ui = ui
+        self.edit = edit
+
+    def allows(self, tool: Tool) -> bool:
+        return any(matches(p, tool) for p in self.allowed)
+
+    def decide(self, tool: Tool, call: ToolCall) -> ToolCall | None:
+        """The call to run (its arguments possibly edited), or None when refused."""
+        if self.allows(tool):
+            return call
+        if self.ask is None:
+            self.ui.notice(f"  not run: {tool.qualified} needs approval — pass --approve {tool.qualified} "
+                           "(or --approve all), or add it to approve in the config")
+            return None
+        while True:
+            try:
+                answer = self.ask(MENU).strip().lower()[:1]
+            except EOFError:
+                answer = "n"
+            if answer == "y":
+                return call
+            if answer == "a":
+                self.allowed.append(tool.qualified)
+                return call
+            if answer == "e":
+                call = self._edited(call)
+                self.ui.notice(f"→ {sanitize(call_line(call))}")
+                continue
+            return None
+
+    def _edited(self, call: ToolCall) -> ToolCall:
+        from streamchat.editor import edit_text
+
+        try:
+            current = json.dumps(call.parsed(), indent=2, ensure_ascii=False)
+        except ValueError:
+            current = call.arguments
+        text = (self.edit or edit_text)(current + "\n")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            self.ui.notice(f"  not JSON ({exc.msg}); the arguments are unchanged")
+            return call
+        if not isinstance(value, dict):
+            self.ui.notice("  the arguments must be a JSON object; unchanged")
+            return call
+        return replace(call, arguments=json.dumps(value, ensure_ascii=False))
+
+
+def _model_name(name: str) -> str:
+    """Names the APIs accept: letters, digits, _ and -, at most 64."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "tool"
+
+
+class Toolbox:
+    """The enabled tools of a session and the `ToolRunner` of its turns."""
+
+    def __init__(self, settings: Settings, hub: McpHub, selection: list[str], approval: Approval, ui: UI) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.approval = approval
+        self.ui = ui
+        self.max_steps = settings.tool_steps
+        self.selection: list[str] = []
+        self._tools: dict[str, Tool] | None = None
+        for item in selection:
+            self.enable(item)
+
+    # -- which tools ---------------------------------------------------------------------
+    def enable(self, item: str) -> None:
+        server = item.partition(":")[0]
+        if server not in self.settings.mcp:
+            known = ", ".join(sorted(self.settings.mcp)) or "none configured"
+            raise UsageError(f"no MCP server named '{server}' (configured: {known})",
+                             hint=f'add [mcp.{server}] with command = "…" or url = "…" to the config')
+        if item not in self.selection:
+            self.selection.append(item)
+            self._tools = None
+
+    def disable(self, item: str) -> bool:
+        before = len(self.selection)
+        self.selection = [s for s in self.selection if s != item and s.partition(":")[0] != item]
+        self._tools = None
+        return len(self.selection) != before
+
+    @property
+    def active(self) -> bool:
+        return bool(self.selection)
+
+    def tools(self) -> dict[str, Tool]:
+        """Enabled tools by the name the model sees; starts their servers (ToolError if one cannot start)."""
+        if self._tools is None:
+            found: list[Tool] = []
+            for server in dict.fromkeys(s.partition(":")[0] for s in self.selection):
+                wanted = {s.partition(":")[2] for s in self.selection if s.partition(":")[0] == server}
+                everything = "" in wanted
+                offered = self.hub.server(server).tools
+                for spec in offered:
+                    if everything or spec.name in wanted:
+                        found.append(Tool(server, spec.name, spec))
+                missing = wanted - {"", *(t.name for t in offered)}
+                if missing:
+                    raise ToolError(f"MCP server '{server}' has no tool '{sorted(missing)[0]}'",
+                                    hint=f"it offers: {', '.join(t.name for t in offered) or 'nothing'}")
+            names = [t.remote for t in found]
+            self._tools = {}
+            for t in found:
+                name = _model_name(t.remote if names.count(t.remote) == 1 else f"{t.server}_{t.remote}")
+                self._tools[name] = Tool(t.server, t.remote, replace(t.spec, name=name))
+        return self._tools
+
+    def specs(self) -> tuple[ToolSpec, ...]:
+        return tuple(t.spec for t in self.tools().values()) if self.active else ()
+
+    # -- running -------------------------------------------------------------------------
+    def run(self, call: ToolCall) -> ToolResult:
+        self.ui.notice(f"→ {sanitize(call_line(call))}")
+        tool = self.tools().get(call.name)
+        if tool is None:
+            self.ui.notice(f"  no tool named {sanitize(call.name)}; the model was told")
+            return ToolResult(call, f"error: there is no tool named {call.name}", "error")
+        try:
+            arguments = call.parsed()
+        except ValueError as exc:
+            self.ui.notice("  the model sent arguments that are not a JSON object; it was told")
+            return ToolResult(call, f"error: the arguments are not a JSON object ({exc})", "error")
+        approved = self.approval.decide(tool, call)
+        if approved is None:
+            self.ui.notice(f"  refused: {tool.qualified}")
+            return ToolResult(call, REFUSED, "refused")
+        if approved is not call:
+            arguments = approved.parsed()
+        started = time.perf_counter()
+        try:
+            text, is_error = self.hub.call(tool.server, tool.remote, arguments)
+        except ToolError as err:
+            self.ui.error(str(err))
+            ms = (time.perf_counter() - started) * 1000
+            return ToolResult(approved, f"error: {err.message}", "error", ms)
+        ms = (time.perf_counter() - started) * 1000
+        self.ui.notice(f"← {tool.qualified}: {_size(text)} in {_duration(ms)}{' (the tool reported an error)' if is_error else ''}")
+        return ToolResult(approved, text, "error" if is_error else "ok", ms)
+
+    def describe(self) -> list[str]:
+        """`/tools`: each configured server, and the enabled tools."""
+        lines = []
+        for name, config in sorted(self.settings.mcp.items()):
+            on = [s for s in self.selection if s.partition(":")[0] == name]
+            state = "on" if "" in [s.partition(":")[2] for s in on] else (", ".join(on) + " on") if on else "off"
+            lines.append(f"{name} ({config.url or config.command}): {state}")
+        if self.active:
+            for model_name, tool in self.tools().items():
+                always = " · runs without asking" if self.approval.allows(tool) else ""
+                lines.append(f"  {model_name} — {tool.spec.description.splitlines()[0] if tool.spec.description else ''}"
+                             f"{always}")
+        return lines
+
+    def close(self) -> None:
+        self.hub.close()
+
+
+def _size(text: str) -> str:
+    n = len(text.encode())
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB"
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def terminal_ask(ui: UI) -> Callable[[str], str]:
+    """Ask on stderr, read the answer from stdin (a terminal; stdout may be a file)."""
+
+    def ask(prompt: str) -> str:
+        ui.prompt(prompt)
+        stdin = ui.env.stdin
+        line = stdin.readline() if stdin is not None else ""
+        if not line:
+            raise EOFError
+        return str(line)
+
+    return ask
+
+
+def build_toolbox(settings: Settings, selection: list[str], approve: list[str], ui: UI, *,
+                  interactive: bool) -> Toolbox:
+    """The session's toolbox: `--tools` enabled, `--approve` added to the config's list."""
+    approval = Approval(settings.approve + tuple(approve), terminal_ask(ui) if interactive else None, ui)
+    return Toolbox(settings, McpHub(settings.mcp), selection, approval, ui)
