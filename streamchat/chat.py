@@ -35,17 +35,40 @@ class ChatOptions:
     params: dict[str, str] = field(default_factory=dict)  # -p values for the template
     context: str = ""  # -f sources, rendered, added to the first question
     attachments: tuple[Attachment, ...] = ()  # -a files, sent with the first question
+    tools: tuple[str, ...] = ()  # --tools: MCP servers (NAME) or single tools (NAME:TOOL) to enable
+    approve: tuple[str, ...] = ()  # --approve: tools that run without asking ("all" for every one)
 
 
-def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = False) -> ChatSession:
-    """The session a CLI front end drives: the log opened, a conversation picked (-c / --cid)."""
+def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = False,
+                 interactive: bool = False, tools: bool = False) -> ChatSession:
+    """The session a CLI front end drives: the log opened, a conversation picked (-c / --cid), and a
+    toolbox when tools are asked for (`tools`: also when MCP servers are configured, for /tools).
+    `interactive`: a person at the terminal can approve tool calls."""
     log: ConversationLog = open_log(enabled=opts.log, warn=ui.warn)
     conversation = log.pick(continue_last=opts.continue_last, cid=opts.cid)
-    return ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui, warm=warm)
+    toolbox = None
+    if opts.tools or (tools and settings.mcp):
+        from streamchat.tools import build_toolbox
+
+        toolbox = build_toolbox(settings, list(opts.tools), list(opts.approve), ui, interactive=interactive)
+    return ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui, warm=warm, toolbox=toolbox)
+
+
+def interactive(env: Environment) -> bool:
+    """A person can answer questions (tool approval): stdin and stderr are a terminal."""
+    return env.stdin_isatty and env.stderr_isatty
 
 
 def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:
-    session = open_session(settings, opts, ui)
+    session = open_session(settings, opts, ui, interactive=interactive(env))
+    try:
+        return _one_shot(session, opts, env, ui, prompt)
+    finally:
+        if session.toolbox is not None:
+            session.toolbox.close()
+
+
+def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:
     if opts.extract:
         sink = progress_sink(env, ui, markdown=opts.markdown)
     else:

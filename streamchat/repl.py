@@ -49,7 +49,8 @@ class Repl:
         self.opts = opts
         self.env = env
         self.ui = ui
-        self.session: ChatSession = open_session(settings, opts, ui, warm=True)  # the prompt comes first
+        # the prompt comes first (warm); MCP servers start when a question first needs their tools
+        self.session: ChatSession = open_session(settings, opts, ui, warm=True, interactive=True, tools=True)
         self.running = True
         self.pasted = False  # the line being read came (at least partly) from a bracketed paste
         self.held: tuple[str, tuple[Attachment, ...]] | None = None  # a question that would overflow
@@ -76,6 +77,7 @@ class Repl:
             "/role": (self.cmd_role, "[NAME] show or switch the role (streamchat roles lists them)"),
             "/edit": (self.cmd_edit, "[last] write a question in $EDITOR (last: edit and re-ask the last one)"),
             "/shell": (self.cmd_shell, "TEXT turn a request into a shell command, run only if you choose"),
+            "/tools": (self.cmd_tools, "[on|off NAME[:TOOL]] list MCP servers and tools, or enable/disable them"),
             "/file": (self.cmd_file, "SOURCE... add files, directories, URLs or !command output to the next question"),
             "/attach": (self.cmd_attach, "FILE... attach images or PDFs to the next question"),
             "/exit": (self.cmd_exit, "quit (or Ctrl-D)"),
@@ -353,6 +355,24 @@ class Repl:
         if status:
             self.ui.notice(f"exit status {status}")
 
+    def cmd_tools(self, arg: str) -> None:
+        toolbox = self.session.toolbox
+        if toolbox is None:
+            self.ui.notice("no MCP servers configured — add [mcp.NAME] with command = … or url = … to the config")
+            return
+        action, _, item = arg.partition(" ")
+        item = item.strip()
+        if action == "on" and item:
+            toolbox.enable(item)
+            self.ui.notice(f"tools on: {', '.join(toolbox.selection)}")
+        elif action == "off" and item:
+            self.ui.notice(f"{item} off" if toolbox.disable(item) else f"{item} was not on")
+        elif action:
+            self.ui.notice("usage: /tools, /tools on NAME[:TOOL], /tools off NAME[:TOOL]")
+            return
+        for line in toolbox.describe():
+            self.ui.notice(line)
+
     def cmd_file(self, arg: str) -> None:
         if not arg:
             self.ui.notice("usage: /file SOURCE... (a file, directory, glob, URL or !command)")
@@ -460,6 +480,14 @@ def read_block(session: Any, first: str) -> str:
 def run_repl(settings: Settings, opts: ChatOptions, env: Environment, ui: UI) -> int:
     """The loop; SIGTERM/SIGHUP end it after the turn is saved (exit 143/129), Ctrl-D with 0."""
     repl = Repl(settings, opts, env, ui)
+    try:
+        return _loop(repl)
+    finally:
+        if repl.session.toolbox is not None:
+            repl.session.toolbox.close()
+
+
+def _loop(repl: Repl) -> int:
     session = _make_session(repl)
     conv = repl.session.conversation
     if conv.id is not None:

@@ -194,15 +194,17 @@ class ChatSession:
         return self.conversation.last
 
     # -- turns -------------------------------------------------------------------------------
-    def request(self, prompt: str, attachments: tuple[Attachment, ...] = ()) -> ChatRequest:
-        """The provider request for `prompt` after the conversation so far."""
+    def request(self, prompt: str | None, attachments: tuple[Attachment, ...] = ()) -> ChatRequest:
+        """The provider request for `prompt` after the conversation so far (None: no new question,
+        the conversation ends with tool results the model answers from)."""
         history = self._sendable(self.conversation.history())
         messages: list[Message] = []
         system = self.conversation.system
         if system and not any(m.role == "system" for m in history):
             messages.append(Message("system", system))
         messages += history
-        messages.append(Message("user", prompt, attachments))
+        if prompt is not None:
+            messages.append(Message("user", prompt, attachments))
         tools = self.overrides.tools or (self.toolbox.specs() if self.toolbox is not None else ())
         return ChatRequest(model=self.target.model, messages=tuple(messages), temperature=self.options.temperature,
                            max_tokens=self.options.max_tokens, timeout=self.options.timeout,
@@ -220,7 +222,7 @@ class ChatSession:
                                   hint="use a model that can, e.g. -m openai:gpt-4o-mini or -m anthropic")
         return self.toolbox
 
-    def ask(self, prompt: str, sink: Sink, *, attachments: tuple[Attachment, ...] = (),
+    def ask(self, prompt: str | None, sink: Sink, *, attachments: tuple[Attachment, ...] = (),
             cancel: CancelToken | None = None) -> TurnResult:
         """Run one turn into `sink`, add it to the conversation and the log; never raises for faults.
 
@@ -231,15 +233,16 @@ class ChatSession:
         if not self.target.ready and self.ui is not None:  # a question typed before the warm-up ended
             with self.ui.spinner("starting"):
                 self.target.provider  # noqa: B018
-        prompt, attachments = self._fit(prompt, attachments, notice)
+        if prompt is not None:
+            prompt, attachments = self._fit(prompt, attachments, notice)
         runner = self._runner()
         result = run_turn(self.target.provider, self.request(prompt, attachments), sink, retry=self.options.retry,
                           notice=notice, cancel=cancel, price=self._price, tools=runner)
         answer_id = None
-        if self.log is not None:
+        if self.log is not None and prompt is not None:
             answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result,
                                         attachments)
-        self.conversation.add(Turn(prompt, result, answer_id, self.model_name, attachments))
+        self.conversation.add(Turn(prompt or "", result, answer_id, self.model_name, attachments))
         return result
 
     def _sendable(self, history: list[Message]) -> list[Message]:

@@ -64,8 +64,6 @@ class Approval:
         if self.allows(tool):
             return call
         if self.ask is None:
-            self.ui.notice(f"  not run: {tool.qualified} needs approval — pass --approve {tool.qualified} "
-                           "(or --approve all), or add it to approve in the config")
             return None
         while True:
             try:
@@ -181,7 +179,11 @@ class Toolbox:
             return ToolResult(call, f"error: the arguments are not a JSON object ({exc})", "error")
         approved = self.approval.decide(tool, call)
         if approved is None:
-            self.ui.notice(f"  refused: {tool.qualified}")
+            if self.approval.ask is None:
+                self.ui.notice(f"  not run: {tool.qualified} needs approval without a terminal — pass --approve "
+                               f"{tool.qualified} (or --approve all), or list it in approve in the config")
+            else:
+                self.ui.notice("  refused; the model was told")
             return ToolResult(call, REFUSED, "refused")
         if approved is not call:
             arguments = approved.parsed()

@@ -39,6 +39,9 @@ class Script:
     gate: threading.Event | None = None  # wait for it after the first chunk
     usage: tuple[int, int] | None = (7, 0)  # (input, output); output 0 → number of chunks
     fail_first: int | None = None  # the HTTP error status applies to this many attempts, then it streams
+    tool_calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (id, name, arguments)
+    tool_split: int = 5  # arguments JSON sent in pieces of this many characters (interleaved for OpenAI)
+    repeat_tools: bool = False  # ask for the calls again even after results came back (a runaway loop)
 
 
 @dataclass
@@ -101,6 +104,30 @@ class FakeLLMServer:
 
     def last_messages(self) -> list[dict[str, Any]]:
         return self.requests[-1].body["messages"]
+
+
+def tool_results(body: dict[str, Any]) -> list[str] | None:
+    """The tool results at the end of a request (either wire format), or None when it ends with a question."""
+    messages = body.get("messages") or []
+    if not messages:
+        return None
+    last = messages[-1]
+    if last.get("role") == "tool":
+        results = []
+        for m in reversed(messages):
+            if m.get("role") != "tool":
+                break
+            results.insert(0, m.get("content") or "")
+        return results
+    content = last.get("content")
+    if last.get("role") == "user" and isinstance(content, list) and content and content[0].get("type") == "tool_result":
+        return [b.get("content") if isinstance(b.get("content"), str) else json.dumps(b.get("content")) for b in content]
+    return None
+
+
+def _after_tools(script: Script, results: list[str]) -> Script:
+    text = "got: " + " | ".join(results)
+    return Script(chunks=[text[i : i + 6] for i in range(0, len(text), 6)], delay=script.delay, usage=script.usage)
 
 
 def _echo_script(body: dict[str, Any]) -> Script:
@@ -192,6 +219,10 @@ class _Handler(BaseHTTPRequestHandler):
         flavor = "anthropic" if self.path.endswith("/messages") else "openai"
         model = body.get("model", "")
         script = owner.scripts.get(model) or (_echo_script(body) if model == "echo" else None)
+        if script is not None and script.tool_calls and not script.repeat_tools:
+            results = tool_results(body)
+            if results is not None:
+                script = _after_tools(script, results)
         try:
             if script is None:
                 self._error(flavor, 404, "not_found_error", f"model '{model}' not found", {})
@@ -274,7 +305,17 @@ class _Handler(BaseHTTPRequestHandler):
                                       lambda: self._fault(script, send, error_event))
         if not ok:
             return
-        chunk({}, script.finish_reason or "stop")
+        if script.tool_calls:
+            pieces = [[args[i : i + script.tool_split] for i in range(0, len(args), script.tool_split)]
+                      for args in (json.dumps(c[2]) for c in script.tool_calls)]
+            for index, (call_id, name, _args) in enumerate(script.tool_calls):
+                chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                       "function": {"name": name, "arguments": ""}}]})
+            while any(pieces):  # round robin: the calls' arguments interleave
+                for index, rest in enumerate(pieces):
+                    if rest:
+                        chunk({"tool_calls": [{"index": index, "function": {"arguments": rest.pop(0)}}]})
+        chunk({}, script.finish_reason or ("tool_calls" if script.tool_calls else "stop"))
         if script.usage:
             out = script.usage[1] or len(script.chunks)
             payload = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": created, "model": model,
@@ -319,9 +360,19 @@ class _Handler(BaseHTTPRequestHandler):
         if not ok:
             return
         event("content_block_stop", {"type": "content_block_stop", "index": index})
+        for call_id, name, args in script.tool_calls:
+            index += 1
+            event("content_block_start", {"type": "content_block_start", "index": index,
+                                          "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}}})
+            text = json.dumps(args)
+            for i in range(0, len(text), script.tool_split):
+                event("content_block_delta", {"type": "content_block_delta", "index": index,
+                                              "delta": {"type": "input_json_delta", "partial_json": text[i : i + script.tool_split]}})
+            event("content_block_stop", {"type": "content_block_stop", "index": index})
         out = (script.usage[1] if script.usage else 0) or len(script.chunks)
+        stop = script.finish_reason or ("tool_use" if script.tool_calls else "end_turn")
         event("message_delta", {"type": "message_delta",
-                                "delta": {"stop_reason": script.finish_reason or "end_turn", "stop_sequence": None},
+                                "delta": {"stop_reason": stop, "stop_sequence": None},
                                 "usage": {"output_tokens": out}})
         event("message_stop", {"type": "message_stop"})
         self._send_chunk(b"", None)

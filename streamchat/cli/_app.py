@@ -146,6 +146,14 @@ def _complete_roles(incomplete: str) -> list[str]:
         return []
 
 
+def _complete_mcp(incomplete: str) -> list[str]:
+    """MCP server names from the config (starting no server)."""
+    try:
+        return [n for n in sorted(load_settings().mcp) if n.startswith(incomplete)]
+    except StreamchatError:
+        return []
+
+
 def _complete_ids(incomplete: str) -> list[tuple[str, str]]:
     """Conversation ids with their first words, straight from the log (read-only)."""
     import sqlite3

@@ -15,6 +15,7 @@ from streamchat.cli._app import (
     TimeoutOpt,
     _command,
     _complete_ids,
+    _complete_mcp,
     _complete_roles,
     _globals,
     _number_in,
@@ -67,6 +68,12 @@ def chat(
     editor: Annotated[bool, typer.Option("--editor", help="Write the prompt in $VISUAL/$EDITOR first.")] = False,
     shell: Annotated[bool, typer.Option(
         "--shell", help="Turn the prompt into one shell command; run it only if you choose to.")] = False,
+    tools: Annotated[Optional[list[str]], typer.Option(
+        "--tools", metavar="NAME[:TOOL]", autocompletion=_complete_mcp,
+        help="Let the model call the tools of MCP server NAME ([mcp.NAME] in the config), or one TOOL (repeatable).")] = None,
+    approve: Annotated[Optional[list[str]], typer.Option(
+        "--approve", metavar="TOOL|all",
+        help="Run this tool without asking (NAME:TOOL, NAME, or all); without a terminal nothing else runs.")] = None,
     extract: Annotated[bool, typer.Option("-x", "--extract", help="Write only the answer's first code block to stdout.")] = False,
     extract_all: Annotated[bool, typer.Option("--extract-all", help="Write all the answer's code blocks to stdout.")] = False,
     config: ConfigOpt = None,
@@ -98,7 +105,7 @@ def chat(
             overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown, stats=stats,
             sanitize=sanitize, continue_last=cont, cid=cid, log=settings.log and not g.no_log, debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
-            role=chosen, params=params,
+            role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),
         )
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
         if save_role and text is None and not editor:

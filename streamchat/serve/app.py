@@ -188,9 +188,13 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         if sum(len(m.content) for m in call.messages) > options.max_prompt_chars:
             raise Refused(422, f"prompt longer than {options.max_prompt_chars} characters", "prompt_too_long")
         overrides = replace(server, model=models.choose(call.model), system=call.system,
-                            temperature=call.temperature, max_tokens=call.max_tokens, params=call.params)
+                            temperature=call.temperature, max_tokens=call.max_tokens, params=call.params,
+                            tools=call.tools, tool_choice=call.tool_choice)
+        last = call.messages[-1]
+        results = last.role == "tool"  # the client ran our tool calls: the model goes on from its results
         try:
-            session = ChatSession(settings, overrides, conversation=Conversation(seed=call.messages[:-1]))
+            session = ChatSession(settings, overrides,
+                                  conversation=Conversation(seed=call.messages if results else call.messages[:-1]))
         except StreamchatError as err:  # never echo server paths or key details to a client
             raise Refused(http_status(err), f"model '{overrides.model}' is not available on this server "
                           f"({err.code})", err.code) from None
@@ -198,7 +202,8 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         if unsupported:
             raise Refused(400, f"parameter '{unsupported[0]}' is not supported by {session.target.provider_name}",
                           "unsupported_parameter")
-        last = call.messages[-1]
+        if results:
+            return TurnStream(session, None), session.model_name
         return TurnStream(session, last.content, last.attachments), session.model_name
 
     async def read_body(request: Request) -> dict[str, Any]:

@@ -89,7 +89,8 @@ class QueueSink:
 class TurnStream:
     """An async iterator of events ending with `Finished`; `cancel()` stops the upstream."""
 
-    def __init__(self, session: ChatSession, prompt: str, attachments: tuple[Attachment, ...] = ()) -> None:
+    def __init__(self, session: ChatSession, prompt: str | None, attachments: tuple[Attachment, ...] = ()) -> None:
+        """`prompt` None: the conversation already ends with tool results to answer from."""
         self.session, self.prompt, self.attachments = session, prompt, attachments
         self.token = CancelToken()
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamchat.attachments import KINDS as ATTACHMENT_KINDS
-from streamchat.events import Attachment, Message, Role
+from streamchat.events import Attachment, Message, Role, ToolCall, ToolSpec
 from streamchat.serve.policy import Refused
 
-ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+                          "tool": "tool"}
 # Sampling parameters passed to providers that support them (each adapter lists its own).
 SAMPLING = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
 OPENAI_KEYS = frozenset({"model", "messages", "stream", "stream_options", "temperature", "max_tokens",
-                         "max_completion_tokens", "n", "user", *SAMPLING})
+                         "max_completion_tokens", "n", "user", "tools", "tool_choice", *SAMPLING})
 NATIVE_KEYS = frozenset({"model", "messages", "prompt", "system", "temperature", "max_tokens", *SAMPLING})
 MAX_DEPTH = 32
 
@@ -36,6 +38,8 @@ class Call:
     stream: bool = False
     include_usage: bool = False
     params: tuple[tuple[str, Any], ...] = field(default=())
+    tools: tuple[ToolSpec, ...] = ()  # the client's own tools: passed to the model, run by the client
+    tool_choice: tuple[str, str | None] | None = None
 
 
 def _bad(param: str, what: str) -> Refused:
@@ -123,23 +127,78 @@ def _data_url(url: Any, where: str, name: str) -> Attachment:
     return Attachment(name, kind.mime, data)
 
 
-def _messages(body: dict[str, Any]) -> tuple[Message, ...]:
+def _messages(body: dict[str, Any], *, openai: bool) -> tuple[Message, ...]:
     if "messages" in body:
         if not isinstance(body["messages"], list):
             raise _bad("messages", "must be a list")
         out = []
         for i, m in enumerate(body["messages"]):
-            if not isinstance(m, dict) or m.get("role") not in ROLES:
-                raise _bad(f"messages[{i}].role", "must be system, developer, user or assistant")
-            text, attachments = _content(m.get("content", ""), f"messages[{i}].content")
-            out.append(Message(ROLES[m["role"]], text, attachments))
+            if not isinstance(m, dict) or m.get("role") not in ROLES or (m["role"] == "tool" and not openai):
+                raise _bad(f"messages[{i}].role", "must be system, developer, user, assistant"
+                           + (" or tool" if openai else ""))
+            text, attachments = _content(m.get("content") or "", f"messages[{i}].content")
+            if m["role"] == "tool":
+                if not isinstance(m.get("tool_call_id"), str) or not m["tool_call_id"]:
+                    raise _bad(f"messages[{i}].tool_call_id", "must name the call this result answers")
+                out.append(Message("tool", text, tool_call_id=m["tool_call_id"]))
+            elif m["role"] == "assistant" and m.get("tool_calls") and openai:
+                out.append(Message("assistant", text, attachments, tool_calls=_calls(m["tool_calls"], f"messages[{i}]")))
+            else:
+                out.append(Message(ROLES[m["role"]], text, attachments))
     elif isinstance(body.get("prompt"), str):
         out = [Message("user", body["prompt"])]
     else:
         raise Refused(400, "send 'messages' (a list) or 'prompt' (a string)", "missing_prompt")
-    if not out or out[-1].role != "user":
-        raise Refused(400, "the last message must be from the user", "missing_prompt")
+    if not out or out[-1].role not in ("user", "tool"):
+        raise Refused(400, "the last message must be from the user (or tool results)", "missing_prompt")
     return tuple(out)
+
+
+def _calls(value: Any, where: str) -> tuple[ToolCall, ...]:
+    """An assistant message's `tool_calls`, as the client got them from us earlier."""
+    if not isinstance(value, list):
+        raise _bad(f"{where}.tool_calls", "must be a list")
+    calls = []
+    for j, c in enumerate(value):
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict) or not isinstance(c.get("id"), str) or not isinstance(fn.get("name"), str) \
+                or not isinstance(fn.get("arguments", ""), str):
+            raise _bad(f"{where}.tool_calls[{j}]", "must have an id and a function with a name and arguments")
+        calls.append(ToolCall(c["id"], fn["name"], fn.get("arguments") or "{}", j))
+    return tuple(calls)
+
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _tools(body: dict[str, Any]) -> tuple[tuple[ToolSpec, ...], tuple[str, str | None] | None]:
+    """`tools` (functions only, at most 128) and `tool_choice`."""
+    given = body.get("tools")
+    if given is None:
+        tools: list[ToolSpec] = []
+    elif not isinstance(given, list) or len(given) > 128:
+        raise _bad("tools", "must be a list of at most 128 tools")
+    else:
+        tools = []
+        for i, t in enumerate(given):
+            fn = t.get("function") if isinstance(t, dict) and t.get("type") == "function" else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not TOOL_NAME.match(fn["name"]):
+                raise _bad(f"tools[{i}]", "must be {\"type\": \"function\", \"function\": {\"name\": …}} "
+                                          "with a name of letters, digits, _ or -")
+            parameters = fn.get("parameters", {"type": "object", "properties": {}})
+            description = fn.get("description", "")
+            if not isinstance(parameters, dict) or not isinstance(description, str):
+                raise _bad(f"tools[{i}].function", "parameters must be an object and description a string")
+            tools.append(ToolSpec(fn["name"], description, parameters))
+    choice = body.get("tool_choice")
+    if choice is None:
+        return tuple(tools), None
+    if choice in ("auto", "none", "required"):
+        return tuple(tools), (choice, None)
+    fn = choice.get("function") if isinstance(choice, dict) and choice.get("type") == "function" else None
+    if not isinstance(fn, dict) or fn.get("name") not in {t.name for t in tools}:
+        raise _bad("tool_choice", "must be auto, none, required, or a function named in tools")
+    return tuple(tools), ("tool", fn["name"])
 
 
 def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | None:
@@ -201,6 +260,8 @@ def parse_call(body: dict[str, Any], *, openai: bool) -> Call:
     max_tokens = _integer(body, "max_tokens", 1)
     if max_tokens is None:
         max_tokens = _integer(body, "max_completion_tokens", 1)
-    return Call(messages=_messages(body), model=body.get("model"), system=system or None,
+    tools, tool_choice = _tools(body)
+    return Call(messages=_messages(body, openai=openai), model=body.get("model"), system=system or None,
                 temperature=_number(body, "temperature", 0, 2), max_tokens=max_tokens, stream=stream,
-                include_usage=bool((options or {}).get("include_usage")), params=_params(body))
+                include_usage=bool((options or {}).get("include_usage")), params=_params(body),
+                tools=tools, tool_choice=tool_choice)

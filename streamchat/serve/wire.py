@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from streamchat import errors
-from streamchat.events import Event, Outcome, ReasoningDelta, TextDelta, TurnResult
+from streamchat.events import Event, Outcome, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallStart, TurnResult
 from streamchat.records import error_code, event_dict, result_dict
 
 _HTTP_STATUS: list[tuple[type[errors.StreamchatError], int]] = [
@@ -60,6 +60,7 @@ class OpenAIChunks:
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
         self.model = model
+        self.calls: dict[int, int] = {}  # the upstream's call index (Anthropic counts text blocks too) → ours
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None,
               choices: bool = True) -> str:
@@ -76,10 +77,20 @@ class OpenAIChunks:
             return self.chunk({"content": event.text})
         if isinstance(event, ReasoningDelta):
             return self.chunk({"reasoning_content": event.text})
+        if isinstance(event, ToolCallStart):
+            index = self.calls.setdefault(event.index, len(self.calls))
+            return self.chunk({"tool_calls": [{"index": index, "id": event.id, "type": "function",
+                                               "function": {"name": event.name, "arguments": ""}}]})
+        if isinstance(event, ToolCallDelta) and event.index in self.calls:
+            return self.chunk({"tool_calls": [{"index": self.calls[event.index],
+                                               "function": {"arguments": event.arguments}}]})
         return None
 
     def completion(self, result: TurnResult) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": result.text}
+        message: dict[str, Any] = {"role": "assistant", "content": result.text or (None if result.tool_calls else "")}
+        if result.tool_calls:
+            message["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                                     for c in result.tool_calls]
         if result.reasoning:
             message["reasoning_content"] = result.reasoning
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
@@ -90,7 +101,7 @@ class OpenAIChunks:
 def finish_reason(result: TurnResult) -> str:
     """The OpenAI name of why the answer ended (Anthropic's names mapped)."""
     reason = result.finish_reason or "stop"
-    return {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop"}.get(reason, reason)
+    return {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop", "tool_use": "tool_calls"}.get(reason, reason)
 
 
 def usage_dict(result: TurnResult) -> dict[str, int]:

@@ -1,0 +1,349 @@
+"""Tools: streamed tool calls from both wire formats, the approval loop, MCP servers (stdio and
+streamable HTTP, built with the official SDK in tests/mcp_files_server.py), and the log.
+
+The turn loop runs in-process against the fake server through the real openai and anthropic
+SDKs and a real MCP server process; the approval prompts run through a pseudo-terminal.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+from conftest import STREAMCHAT, base_env
+from fakeserver import Script
+from servehelp import free_port
+from test_repl import PROMPT
+
+from streamchat.config import parse_settings
+from streamchat.environment import Environment
+from streamchat.errors import EXIT_TOOL, ToolStepLimitError, exit_code_for
+from streamchat.events import Message, Outcome, ToolCall, ToolCallDelta, ToolCallStart, ToolSpec
+from streamchat.mcp_client import McpHub
+from streamchat.providers._content import anthropic_messages, anthropic_tools, openai_messages, openai_tools
+from streamchat.providers._wire import anthropic_events, openai_events, sse_lines
+from streamchat.service import ChatSession, Overrides
+from streamchat.sinks.ndjson import NdjsonSink
+from streamchat.store import ConversationLog, connect
+from streamchat.tools import Approval, Toolbox
+from streamchat.ui import UI
+
+MCP_SERVER = str(Path(__file__).parent / "mcp_files_server.py")
+TWO_CALLS = [("call_1", "search_files", {"pattern": "*.py"}), ("call_2", "read_file", {"path": "a.py"})]
+
+
+# -- pure parts ------------------------------------------------------------------------------
+def _sse(*events: tuple[str | None, dict]) -> list[str]:
+    out = []
+    for name, data in events:
+        out.append((f"event: {name}\n" if name else "") + f"data: {json.dumps(data)}\n\n")
+    return out
+
+
+def test_openai_tool_call_deltas_interleaved_become_complete_calls():
+    def delta(d, finish=None):
+        return (None, {"choices": [{"index": 0, "delta": d, "finish_reason": finish}]})
+
+    chunks = _sse(
+        delta({"content": "Looking."}),
+        delta({"tool_calls": [{"index": 0, "id": "a", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+        delta({"tool_calls": [{"index": 1, "id": "b", "type": "function", "function": {"name": "g", "arguments": '{"x"'}}]}),
+        delta({"tool_calls": [{"index": 0, "function": {"arguments": '{"p": '}}]}),
+        delta({"tool_calls": [{"index": 1, "function": {"arguments": ": 2}"}}]}),
+        delta({"tool_calls": [{"index": 0, "function": {"arguments": '"*.py"}'}}]}),
+        delta({}, "tool_calls"),
+    ) + ["data: [DONE]\n\n"]
+    events = list(openai_events(sse_lines(chunks), provider="p", model="m"))
+    assert [e for e in events if isinstance(e, ToolCallStart)] == [ToolCallStart(0, "a", "f"), ToolCallStart(1, "b", "g")]
+    assert sum(isinstance(e, ToolCallDelta) for e in events) == 4
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    assert calls == [ToolCall("a", "f", '{"p": "*.py"}', 0), ToolCall("b", "g", '{"x": 2}', 1)]
+    assert calls[0].parsed() == {"p": "*.py"}
+
+
+def test_anthropic_tool_use_blocks_with_input_json_deltas():
+    chunks = _sse(
+        ("message_start", {"message": {"usage": {"input_tokens": 3}}}),
+        ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        ("content_block_stop", {"index": 0}),
+        ("content_block_start", {"index": 1, "content_block": {"type": "tool_use", "id": "tu", "name": "f", "input": {}}}),
+        ("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"a": '}}),
+        ("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": "[1, 2]}"}}),
+        ("content_block_stop", {"index": 1}),
+        ("message_delta", {"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+        ("message_stop", {}),
+    )
+    events = list(anthropic_events(sse_lines(chunks), provider="p", model="m"))
+    assert ToolCallStart(1, "tu", "f") in events
+    assert [e for e in events if isinstance(e, ToolCall)] == [ToolCall("tu", "f", '{"a": [1, 2]}', 1)]
+    assert events[-1].finish_reason == "tool_use"
+
+
+def test_tool_messages_in_each_wire_format():
+    call = ToolCall("c1", "f", '{"a": 1}')
+    msgs = (Message("user", "q"), Message("assistant", "", tool_calls=(call, ToolCall("c2", "g", ""))),
+            Message("tool", "r1", tool_call_id="c1"), Message("tool", "no", tool_call_id="c2", is_error=True))
+    o = openai_messages(msgs)
+    assert o[1] == {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}},
+        {"id": "c2", "type": "function", "function": {"name": "g", "arguments": ""}}]}
+    assert o[2:] == [{"role": "tool", "tool_call_id": "c1", "content": "r1"},
+                     {"role": "tool", "tool_call_id": "c2", "content": "no"}]
+    _system, a = anthropic_messages(msgs)
+    assert a[1]["content"] == [{"type": "tool_use", "id": "c1", "name": "f", "input": {"a": 1}},
+                               {"type": "tool_use", "id": "c2", "name": "g", "input": {}}]
+    assert a[2] == {"role": "user", "content": [  # consecutive results share one user turn
+        {"type": "tool_result", "tool_use_id": "c1", "content": "r1"},
+        {"type": "tool_result", "tool_use_id": "c2", "content": "no", "is_error": True}]}
+    spec = ToolSpec("f", "does f", {"type": "object", "properties": {"a": {"type": "integer"}}})
+    assert openai_tools((spec,), ("required", None))["tool_choice"] == "required"
+    assert anthropic_tools((spec,), ("required", None))["tool_choice"] == {"type": "any"}
+    assert anthropic_tools((spec,), ("tool", "f")) == {
+        "tools": [{"name": "f", "description": "does f", "input_schema": spec.parameters}],
+        "tool_choice": {"type": "tool", "name": "f"}}
+
+
+def test_config_mcp_tables_are_checked():
+    from streamchat.errors import ConfigError
+
+    ok = parse_settings({"mcp": {"fs": {"command": "npx", "args": ["-y", "server"], "env": {"A": "b"}},
+                                 "web": {"url": "http://127.0.0.1:1/mcp"}}, "approve": ["fs:read_file"],
+                         "tool_steps": 4})
+    assert ok.mcp["fs"].args == ("-y", "server") and ok.mcp["web"].url and ok.approve == ("fs:read_file",)
+    for bad in ({"mcp": {"x": {}}}, {"mcp": {"x": {"command": "a", "url": "b"}}}, {"mcp": {"x": {"command": 1}}},
+                {"mcp": {"x": {"command": "a", "bogus": 1}}}, {"approve": [1]}, {"tool_steps": 0}):
+        with pytest.raises(ConfigError):
+            parse_settings(bad)
+
+
+# -- the loop, in-process, through the real SDKs and a real MCP server ----------------------
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("project")
+    (path / "a.py").write_text("import httpx\n")
+    (path / "b.py").write_text("x = 1\n")
+    (path / "notes.txt").write_text("nothing\n")
+    return path
+
+
+def tool_settings(server, root: Path, **extra):
+    return parse_settings({
+        "retries": 0,
+        "providers": {"openai": {"base_url": f"{server.url}/v1", "api_key": "k"},
+                      "anthropic": {"base_url": server.url, "api_key": "k"},
+                      "compat": {"type": "openai", "base_url": f"{server.url}/v1", "api_key": "k"}},
+        "mcp": {"files": {"command": sys.executable, "args": [MCP_SERVER, str(root)], "timeout": 20}},
+        **extra})
+
+
+def quiet_ui() -> tuple[UI, io.StringIO]:
+    err = io.StringIO()
+    return UI(Environment(stdin=None, stdout=io.StringIO(), stderr=err, environ={})), err
+
+
+def session_for(settings, model: str, *, approve=("all",), ask=None, log=None, selection=("files",)):
+    ui, err = quiet_ui()
+    toolbox = Toolbox(settings, McpHub(settings.mcp), list(selection), Approval(tuple(approve), ask, ui), ui)
+    return ChatSession(settings, Overrides(model=model), ui=ui, toolbox=toolbox, log=log), err
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "compat"])
+def test_tool_loop_runs_approved_calls_and_sends_results_back(server, root, tmp_path, provider):
+    server.script("tooly", Script(chunks=["Let me ", "look."], tool_calls=TWO_CALLS, tool_split=4))
+    settings = tool_settings(server, root)
+    log = ConversationLog(connect(tmp_path / "log.db"), print)
+    session, err = session_for(settings, f"{provider}:tooly", log=log)
+    out = io.StringIO()
+    try:
+        result = session.ask("which python files import httpx?", NdjsonSink(Environment(stdout=out, environ={})))
+    finally:
+        session.toolbox.close()
+    assert result.ok, result.message
+    assert result.text == "got: a.py\nb.py | import httpx\n"
+    first, second = server.requests[0].body, server.requests[1].body
+    if provider == "anthropic":
+        assert {t["name"] for t in first["tools"]} == {"search_files", "read_file", "slow"}
+        assert "input_schema" in first["tools"][0]
+        assert second["messages"][-2]["content"] == [
+            {"type": "text", "text": "Let me look."},
+            {"type": "tool_use", "id": "call_1", "name": "search_files", "input": {"pattern": "*.py"}},
+            {"type": "tool_use", "id": "call_2", "name": "read_file", "input": {"path": "a.py"}}]
+        assert [b["tool_use_id"] for b in second["messages"][-1]["content"]] == ["call_1", "call_2"]
+    else:
+        assert first["tools"][0]["type"] == "function" and "parameters" in first["tools"][0]["function"]
+        assert [c["id"] for c in second["messages"][-3]["tool_calls"]] == ["call_1", "call_2"]
+        assert second["messages"][-2:] == [{"role": "tool", "tool_call_id": "call_1", "content": "a.py\nb.py"},
+                                           {"role": "tool", "tool_call_id": "call_2", "content": "import httpx\n"}]
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    kinds = [r["type"] for r in records]
+    assert kinds.count("tool_call") == 2 and kinds.count("tool_result") == 2 and kinds[-1] == "done"
+    assert records[kinds.index("tool_result")]["status"] == "ok"
+    assert "→ search_files(pattern=\"*.py\")" in err.getvalue() and "← files:read_file" in err.getvalue()
+
+    # The log keeps the calls and results: resumed (-c) with the *other* provider, the context is valid.
+    other = "openai" if provider == "anthropic" else "anthropic"
+    server.script("plain", Script(chunks=["ok"]))
+    resumed = ChatSession(settings, Overrides(model=f"{other}:plain"), conversation=log.load(result_id(log)), log=log)
+    assert resumed.ask("and then?", NdjsonSink(Environment(stdout=io.StringIO(), environ={}))).ok
+    sent = server.requests[-1].body["messages"]
+    if other == "anthropic":
+        assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "user"]
+        assert sent[1]["content"][1]["type"] == "tool_use" and sent[2]["content"][0]["type"] == "tool_result"
+    else:
+        assert [m["role"] for m in sent] == ["user", "assistant", "tool", "tool", "assistant", "user"]
+
+
+def result_id(log: ConversationLog) -> int:
+    return int(log.recent(1)[0]["id"])
+
+
+def test_without_a_terminal_nothing_runs_unless_approved(server, root):
+    server.script("tooly", Script(chunks=[], tool_calls=TWO_CALLS))
+    settings = tool_settings(server, root, approve=["files:read_file"])  # the config's list counts
+    session, err = session_for(settings, "openai:tooly", approve=settings.approve)
+    try:
+        result = session.ask("q", NdjsonSink(Environment(stdout=io.StringIO(), environ={})))
+    finally:
+        session.toolbox.close()
+    assert result.ok
+    sent = server.requests[-1].body["messages"]
+    assert "did not allow" in sent[-2]["content"] and sent[-1]["content"] == "import httpx\n"
+    assert "not run: files:search_files needs approval" in err.getvalue()
+
+
+def test_a_runaway_loop_stops_at_the_step_limit(server, root):
+    server.script("loop", Script(chunks=["again"], tool_calls=TWO_CALLS[:1], repeat_tools=True))
+    settings = tool_settings(server, root, tool_steps=3)
+    session, _err = session_for(settings, "anthropic:loop")
+    try:
+        result = session.ask("q", NdjsonSink(Environment(stdout=io.StringIO(), environ={})))
+    finally:
+        session.toolbox.close()
+    assert result.outcome is Outcome.FAILED and isinstance(result.error, ToolStepLimitError)
+    assert exit_code_for(result) == EXIT_TOOL and "tool_steps" in str(result.error)
+    assert len(server.requests) == 3 and len(result.steps) == 4 and not result.tool_calls
+
+
+def test_streamable_http_mcp_server(server, root):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, MCP_SERVER, str(root), "--http", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import socket
+
+        deadline = time.monotonic() + 20
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert time.monotonic() < deadline and proc.poll() is None, "the MCP server did not start"
+            time.sleep(0.1)
+        server.script("reader", Script(chunks=[], tool_calls=[("c", "read_file", {"path": "b.py"})]))
+        settings = parse_settings({"providers": {"compat": {"type": "openai", "base_url": f"{server.url}/v1",
+                                                            "api_key": "k"}},
+                                   "mcp": {"web": {"url": f"http://127.0.0.1:{port}/mcp"}}})
+        session, _err = session_for(settings, "compat:reader", selection=("web:read_file",))
+        try:
+            result = session.ask("q", NdjsonSink(Environment(stdout=io.StringIO(), environ={})))
+        finally:
+            session.toolbox.close()
+        assert result.ok and result.text == "got: x = 1\n"
+        assert [t["function"]["name"] for t in server.requests[0].body["tools"]] == ["read_file"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def env_with(home, server, config: str, **extra: str) -> dict[str, str]:
+    """base_env, with `config` added to the config file it writes."""
+    env = base_env(home, server, **extra)
+    cfg = Path(env["STREAMCHAT_CONFIG"])
+    cfg.write_text(cfg.read_text() + config)
+    return env
+
+
+def test_a_server_that_cannot_start_is_one_line_and_exit_7(run, home, server):
+    env = env_with(home, server, '[mcp.broken]\ncommand = "/nonexistent/mcp-server"\ntimeout = 5\n')
+    server.script("tooly", Script(chunks=["x"]))
+    r = run("-m", "openai:tooly", "--tools", "broken", "q", env=env)
+    assert r.code == EXIT_TOOL, r.stderr
+    assert "MCP server 'broken' failed to start" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not server.requests
+    r = run("-m", "openai:tooly", "--tools", "nothere", "q", env=env)
+    assert r.code == 2 and "no MCP server named 'nothere'" in r.stderr
+
+
+# -- approval at a terminal ------------------------------------------------------------------
+def test_approval_prompts_yes_no_always_edit_and_ctrl_c(home, server, root, tmp_path):
+    editor = tmp_path / "edit.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/a.py/b.py/' \"$1\"\n")
+    editor.chmod(0o755)
+    env = env_with(home, server, f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{root}"]\n',
+                   PROMPT_TOOLKIT_NO_CPR="1", EDITOR=str(editor))
+    child = pexpect.spawn(STREAMCHAT, ["-m", "openai:t", "--tools", "files"], env=env, encoding="utf-8",
+                          dimensions=(30, 120), timeout=20)
+    child.logfile_read = io.StringIO()
+    child.expect_exact(PROMPT)
+    menu = "[y]es / [n]o / [a]lways for this tool / [e]dit arguments"
+    read_a = [("c1", "read_file", {"path": "a.py"})]
+    try:
+        server.script("t", Script(chunks=[], tool_calls=read_a))
+        child.sendline("yes please")
+        child.expect_exact('→ read_file(path="a.py")')
+        child.expect_exact(menu)
+        child.sendline("y")
+        child.expect_exact("got: import httpx")
+        child.expect_exact(PROMPT)
+
+        child.sendline("no this time")
+        child.expect_exact(menu)
+        child.sendline("n")
+        child.expect_exact("refused; the model was told")
+        child.expect_exact("got: The user did not allow")
+        child.expect_exact(PROMPT)
+
+        child.sendline("edit it")
+        child.expect_exact(menu)
+        child.sendline("e")
+        child.expect_exact('→ read_file(path="b.py")')  # shown again, edited, and asked again
+        child.expect_exact(menu)
+        child.sendline("y")
+        child.expect_exact("got: x = 1")
+        child.expect_exact(PROMPT)
+
+        child.sendline("always")
+        child.expect_exact(menu)
+        child.sendline("a")
+        child.expect_exact("got: import httpx")
+        child.expect_exact(PROMPT)
+        child.sendline("again, no question now")
+        child.expect_exact("← files:read_file")
+        child.expect_exact("got: import httpx")
+        child.expect_exact(PROMPT)
+        assert child.logfile_read.getvalue().count(menu) == 5  # y, n, e (asked again after the edit), a
+
+        server.script("t", Script(chunks=[], tool_calls=[("s", "slow", {"seconds": 30})]))
+        child.sendline("slow one")
+        child.expect_exact(menu)
+        child.sendline("y")
+        time.sleep(0.5)
+        child.sendintr()  # Ctrl-C while the tool runs: the call and the turn are cancelled
+        child.expect_exact("[interrupted]")
+        child.expect_exact(PROMPT)
+
+        child.sendline("/tools")
+        child.expect_exact("files (")
+        child.expect_exact("slow — Sleep")
+        child.expect_exact(PROMPT)
+        server.script("t", Script(chunks=["still here"]))
+        child.sendline("after")
+        child.expect_exact("still here")
+        child.expect_exact(PROMPT)
+    finally:
+        child.sendeof()
+        child.expect(pexpect.EOF)
+        child.close()
