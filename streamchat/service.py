@@ -212,15 +212,13 @@ class ChatSession:
                            tool_choice=self.overrides.tool_choice if tools else None)
 
     def _runner(self) -> ToolRunner | None:
-        """The toolbox when tools are on; the model must be able to call them."""
-        if self.toolbox is None or not self.toolbox.active:
-            if self.overrides.tools and not self.target.provider.calls_tools:
-                raise BadRequestError(f"{self.model_name} cannot call tools", hint="drop the tools, or pick a remote model")
-            return None
-        if not self.target.provider.calls_tools:
+        """The toolbox when tools are on. The embedded model has no tool-call format: asked with tools
+        (ours or a serve client's) it is refused before anything loads."""
+        ours = self.toolbox is not None and self.toolbox.active
+        if (ours or self.overrides.tools) and self.settings.providers[self.target.provider_name].type == "local":
             raise BadRequestError(f"{self.model_name} cannot call tools",
                                   hint="use a model that can, e.g. -m openai:gpt-4o-mini or -m anthropic")
-        return self.toolbox
+        return self.toolbox if ours else None
 
     def ask(self, prompt: str | None, sink: Sink, *, attachments: tuple[Attachment, ...] = (),
             cancel: CancelToken | None = None) -> TurnResult:
@@ -230,12 +228,12 @@ class ChatSession:
         (a PDF becomes its text instead, and the user is told).
         """
         notice: Callable[[str], None] = self.ui.notice if self.ui is not None else (lambda _m: None)
+        runner = self._runner()
         if not self.target.ready and self.ui is not None:  # a question typed before the warm-up ended
             with self.ui.spinner("starting"):
                 self.target.provider  # noqa: B018
         if prompt is not None:
             prompt, attachments = self._fit(prompt, attachments, notice)
-        runner = self._runner()
         result = run_turn(self.target.provider, self.request(prompt, attachments), sink, retry=self.options.retry,
                           notice=notice, cancel=cancel, price=self._price, tools=runner)
         answer_id = None

@@ -147,7 +147,8 @@ class Toolbox:
             for server in dict.fromkeys(s.partition(":")[0] for s in self.selection):
                 wanted = {s.partition(":")[2] for s in self.selection if s.partition(":")[0] == server}
                 everything = "" in wanted
-                offered = self.hub.server(server).tools
+                with self.ui.spinner(f"starting MCP server {server}"):
+                    offered = self.hub.server(server).tools
                 for spec in offered:
                     if everything or spec.name in wanted:
                         found.append(Tool(server, spec.name, spec))

@@ -227,3 +227,75 @@ def test_workers_serve_the_same_app(tmp_path, server):
         assert httpx.get(f"{proc.url}/v1/models", headers={"Host": "evil.com"}).status_code == 421  # same policy
     finally:
         proc.stop()
+
+
+GATEWAY_TOOLS = [
+    {"type": "function", "function": {"name": "search_files", "description": "find files",
+                                      "parameters": {"type": "object", "properties": {"pattern": {"type": "string"}}}}},
+    {"type": "function", "function": {"name": "read_file", "parameters": {"type": "object", "properties": {}}}},
+]
+
+
+@pytest.mark.parametrize("upstream", ["compat", "anthropic"])
+def test_openai_client_tools_pass_through_the_gateway(serve, server, upstream):
+    """A client's tools reach the upstream in its own format; calls stream back as OpenAI
+    `tool_calls` deltas (translated from Anthropic's tool_use blocks); results go back as `tool` messages."""
+    import openai
+
+    calls = [("call_1", "search_files", {"pattern": "*.py"}), ("call_2", "read_file", {"path": "a.py"})]
+    server.script("tooly", Script(chunks=["Checking."], tool_calls=calls, tool_split=3))
+    client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="unused", max_retries=0)
+    model = f"{upstream}:tooly"
+    messages = [{"role": "user", "content": "which files import httpx?"}]
+    stream = client.chat.completions.create(model=model, messages=messages, tools=GATEWAY_TOOLS,
+                                            tool_choice="auto", stream=True)
+    got: dict[int, dict] = {}
+    finish = None
+    for chunk in stream:
+        choice = chunk.choices[0]
+        for tc in choice.delta.tool_calls or ():
+            entry = got.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+            entry["id"] = tc.id or entry["id"]
+            entry["name"] = (tc.function.name if tc.function and tc.function.name else None) or entry["name"]
+            entry["arguments"] += (tc.function.arguments or "") if tc.function else ""
+        finish = choice.finish_reason or finish
+    assert finish == "tool_calls"
+    assert [(got[i]["id"], got[i]["name"], json.loads(got[i]["arguments"])) for i in sorted(got)] == calls
+    upstream_tools = server.requests[-1].body["tools"]
+    if upstream == "anthropic":
+        assert upstream_tools[0]["input_schema"]["properties"] == {"pattern": {"type": "string"}}
+        assert server.requests[-1].body["tool_choice"] == {"type": "auto"}
+    else:
+        assert upstream_tools == GATEWAY_TOOLS and server.requests[-1].body["tool_choice"] == "auto"
+
+    messages += [{"role": "assistant", "content": "Checking.", "tool_calls": [
+        {"id": cid, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+        for cid, name, args in calls]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "a.py"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "import httpx"}]
+    done = client.chat.completions.create(model=model, messages=messages, tools=GATEWAY_TOOLS)
+    assert done.choices[0].message.content == "got: a.py | import httpx"
+    sent = server.requests[-1].body["messages"]
+    if upstream == "anthropic":
+        assert sent[-2]["content"][1] == {"type": "tool_use", "id": "call_1", "name": "search_files",
+                                          "input": {"pattern": "*.py"}}
+        assert [b["tool_use_id"] for b in sent[-1]["content"]] == ["call_1", "call_2"]
+    else:
+        assert sent[-2:] == messages[-2:]
+
+    # Not streamed: the calls come back whole in the message.
+    server.script("tooly", Script(chunks=[], tool_calls=calls))
+    whole = client.chat.completions.create(model=model, messages=messages[:1], tools=GATEWAY_TOOLS)
+    assert whole.choices[0].finish_reason == "tool_calls"
+    assert [(c.id, c.function.name) for c in whole.choices[0].message.tool_calls] == [c[:2] for c in calls]
+
+
+def test_gateway_refuses_malformed_tools(serve, server):
+    for body, param in (({"tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools[0]"),
+                        ({"tools": "x"}, "tools"),
+                        ({"tools": GATEWAY_TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+                         "tool_choice"),
+                        ({"messages": [{"role": "tool", "content": "r"}]}, "tool_call_id")):
+        payload = {"model": "openai:echo", "messages": [{"role": "user", "content": "q"}], **body}
+        r = httpx.post(f"{serve.url}/v1/chat/completions", json=payload, timeout=10)
+        assert r.status_code == 400 and param in r.json()["error"]["message"], r.text

@@ -347,3 +347,15 @@ def test_approval_prompts_yes_no_always_edit_and_ctrl_c(home, server, root, tmp_
         child.sendeof()
         child.expect(pexpect.EOF)
         child.close()
+
+
+def test_the_embedded_model_refuses_tools_before_loading(tmp_path):
+    from streamchat.errors import BadRequestError
+    from streamchat.sinks import NullSink
+
+    settings = parse_settings({"providers": {"local": {"model_path": str(tmp_path / "never-loaded.gguf")}}})
+    spec = ToolSpec("f", "", {"type": "object", "properties": {}})
+    session = ChatSession(settings, Overrides(model="local", tools=(spec,)), warm=True)
+    with pytest.raises(BadRequestError, match="cannot call tools"):
+        session.ask("q", NullSink())
+    assert not session.target.ready  # nothing was loaded to find that out

@@ -98,10 +98,14 @@ def _input(arguments: str) -> Any:
     return value if isinstance(value, dict) else {"arguments": value}
 
 
+def _described(tool: ToolSpec) -> dict[str, str]:
+    return {"description": tool.description} if tool.description else {}
+
+
 def openai_tools(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> dict[str, Any]:
     """`tools` / `tool_choice` arguments of a Chat Completions request."""
     out: dict[str, Any] = {"tools": [{"type": "function", "function": {
-        "name": t.name, "description": t.description, "parameters": t.parameters}} for t in tools]}
+        "name": t.name, **_described(t), "parameters": t.parameters}} for t in tools]}
     if choice is not None:
         mode, name = choice
         out["tool_choice"] = {"type": "function", "function": {"name": name}} if mode == "tool" else mode
@@ -110,8 +114,7 @@ def openai_tools(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> dict
 
 def anthropic_tools(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> dict[str, Any]:
     """The same for the Messages API: `input_schema`, and "required" is called "any"."""
-    out: dict[str, Any] = {"tools": [{"name": t.name, "description": t.description, "input_schema": t.parameters}
-                                     for t in tools]}
+    out: dict[str, Any] = {"tools": [{"name": t.name, **_described(t), "input_schema": t.parameters} for t in tools]}
     if choice is not None:
         mode, name = choice
         out["tool_choice"] = {"type": "tool", "name": name} if mode == "tool" else {"type": {"required": "any"}.get(mode, mode)}

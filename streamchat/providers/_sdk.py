@@ -65,7 +65,6 @@ class SdkProvider:
     base_url: str | None
     params: frozenset[str] = frozenset()
     accepts: frozenset[str] = frozenset()
-    calls_tools = True
     _sdk: ModuleType
     _client: Any
 

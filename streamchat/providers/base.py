@@ -40,7 +40,6 @@ class Provider(Protocol):
     base_url: str | None
     params: frozenset[str]  # the ChatRequest.params names this adapter sends (others are refused by serve)
     accepts: frozenset[str]  # attachment kinds it sends as they are: "image", "pdf"
-    calls_tools: bool  # whether requests may carry tools
 
     def prepare(self, model: str) -> None:
         """Make the first turn fast (the local model loads its weights); a no-op for HTTP APIs."""

@@ -108,7 +108,6 @@ class LocalProvider:
 
     params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty"})
     accepts: frozenset[str] = frozenset()  # text only: PDFs become their text, images are refused
-    calls_tools = False  # the embedded model has no tool-call format
 
     def prepare(self, model: str) -> None:
         """Load the weights before the first prompt, so the first answer starts at once."""
