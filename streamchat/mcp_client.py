@@ -59,7 +59,8 @@ class _Server:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with path.open("a", encoding="utf-8") as errlog:
-                async with Client(self._transport(errlog), read_timeout_seconds=self.config.timeout) as client:
+                # the SDK's own read timeout is a backstop: ours (McpHub._run) fires first, with a clearer message
+                async with Client(self._transport(errlog), read_timeout_seconds=self.config.timeout + 10) as client:
                     self.tools = await _list_tools(client)
                     self.client = client
                     ready.set_result(None)
@@ -179,8 +180,10 @@ class McpHub:
         except ToolError:
             raise
         except Exception as exc:
-            if server.task is None or server.task.done():  # it died: the next use starts it again
-                self._servers.pop(name, None)
+            # A tool's own failure comes back as a result; an exception means the connection broke
+            # (the server died): stop what is left of it, and the next use starts it again.
+            self._servers.pop(name, None)
+            self._stop(server)
             raise ToolError(f"{name}:{tool} failed: {_why(exc)}", hint=f"its output is in {log_path(name)}") from exc
         return _result_text(result), bool(getattr(result, "is_error", False))
 

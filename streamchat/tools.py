@@ -205,12 +205,12 @@ class Toolbox:
         for name, config in sorted(self.settings.mcp.items()):
             on = [s for s in self.selection if s.partition(":")[0] == name]
             state = "on" if "" in [s.partition(":")[2] for s in on] else (", ".join(on) + " on") if on else "off"
-            lines.append(f"{name} ({config.url or config.command}): {state}")
+            lines.append(sanitize(f"{name} ({config.url or config.command}): {state}"))
         if self.active:
             for model_name, tool in self.tools().items():
                 always = " · runs without asking" if self.approval.allows(tool) else ""
-                lines.append(f"  {model_name} — {tool.spec.description.splitlines()[0] if tool.spec.description else ''}"
-                             f"{always}")
+                summary = tool.spec.description.splitlines()[0] if tool.spec.description else ""
+                lines.append(sanitize(f"  {model_name} — {summary}{always}"))  # a server's text, like a model's
         return lines
 
     def close(self) -> None:

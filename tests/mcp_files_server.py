@@ -6,6 +6,7 @@ Its tools are deterministic: search files by glob, read one, and a slow one for 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,12 @@ def slow(seconds: float) -> str:
     """Sleep, then say how long it slept."""
     time.sleep(seconds)
     return f"slept {seconds}"
+
+
+@server.tool()
+def crash() -> str:
+    """Exit the server process at once (a server that dies mid-call)."""
+    os._exit(3)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pexpect
@@ -169,7 +170,7 @@ def test_tool_loop_runs_approved_calls_and_sends_results_back(server, root, tmp_
     assert result.text == "got: a.py\nb.py | import httpx\n"
     first, second = server.requests[0].body, server.requests[1].body
     if provider == "anthropic":
-        assert {t["name"] for t in first["tools"]} == {"search_files", "read_file", "slow"}
+        assert {t["name"] for t in first["tools"]} == {"search_files", "read_file", "slow", "crash"}
         assert "input_schema" in first["tools"][0]
         assert second["messages"][-2]["content"] == [
             {"type": "text", "text": "Let me look."},
@@ -229,6 +230,26 @@ def test_a_runaway_loop_stops_at_the_step_limit(server, root):
     assert result.outcome is Outcome.FAILED and isinstance(result.error, ToolStepLimitError)
     assert exit_code_for(result) == EXIT_TOOL and "tool_steps" in str(result.error)
     assert len(server.requests) == 3 and len(result.steps) == 4 and not result.tool_calls
+
+
+def test_a_server_dying_mid_call_or_hanging_is_one_line_and_the_model_is_told(server, root):
+    server.script("tooly", Script(chunks=[], tool_calls=[("c1", "slow", {"seconds": 30}), ("c2", "crash", {}),
+                                                         ("c3", "read_file", {"path": "b.py"})]))
+    settings = tool_settings(server, root)
+    settings.mcp["files"] = replace(settings.mcp["files"], timeout=2)
+    session, err = session_for(settings, "openai:tooly")
+    started = time.monotonic()
+    try:
+        result = session.ask("q", NdjsonSink(Environment(stdout=io.StringIO(), environ={})))
+    finally:
+        session.toolbox.close()
+    assert result.ok and time.monotonic() - started < 20
+    slow, crash, read = (m["content"] for m in server.requests[-1].body["messages"][-3:])
+    assert slow.startswith("error: files:slow timed out after 2 s")
+    assert crash.startswith("error: files:crash failed")
+    assert read == "x = 1\n"  # the server was started again for the next call
+    lines = err.getvalue().splitlines()
+    assert sum(line.startswith("error: files:") for line in lines) == 2
 
 
 def test_streamable_http_mcp_server(server, root):
