@@ -61,6 +61,8 @@ def interactive(env: Environment) -> bool:
 
 def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:
     session = open_session(settings, opts, ui, interactive=interactive(env))
+    if session.toolbox is not None:
+        session.toolbox.start()  # the servers start while the SDK loads
     try:
         return _one_shot(session, opts, env, ui, prompt)
     finally:

@@ -378,5 +378,8 @@ class ChatSession:
         self.target.start()
 
     def start_warm_up(self) -> None:
-        """Begin loading the provider in the background (the REPL calls it once its prompt is drawn)."""
+        """Begin loading the provider (and starting enabled tool servers) in the background; the
+        REPL calls it once its prompt is drawn."""
         self.target.start()
+        if self.toolbox is not None:
+            self.toolbox.start()

@@ -8,8 +8,10 @@ a refused call is reported to the model as refused, so it can answer without it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -116,8 +118,19 @@ class Toolbox:
         self.max_steps = settings.tool_steps
         self.selection: list[str] = []
         self._tools: dict[str, Tool] | None = None
+        self._lock = threading.Lock()
         for item in selection:
             self.enable(item)
+
+    def start(self) -> None:
+        """Start the enabled servers in the background (while the SDK loads and the user types);
+        a failure is reported when the tools are first needed."""
+        if self.active:
+            threading.Thread(target=self._prefetch, name="mcp-start", daemon=True).start()
+
+    def _prefetch(self) -> None:
+        with contextlib.suppress(Exception), self._lock:
+            self._resolve(quiet=True)
 
     # -- which tools ---------------------------------------------------------------------
     def enable(self, item: str) -> None:
@@ -142,12 +155,16 @@ class Toolbox:
 
     def tools(self) -> dict[str, Tool]:
         """Enabled tools by the name the model sees; starts their servers (ToolError if one cannot start)."""
+        with self._lock:
+            return self._resolve()
+
+    def _resolve(self, *, quiet: bool = False) -> dict[str, Tool]:
         if self._tools is None:
             found: list[Tool] = []
             for server in dict.fromkeys(s.partition(":")[0] for s in self.selection):
                 wanted = {s.partition(":")[2] for s in self.selection if s.partition(":")[0] == server}
                 everything = "" in wanted
-                with self.ui.spinner(f"starting MCP server {server}"):
+                with contextlib.nullcontext() if quiet else self.ui.spinner(f"starting MCP server {server}"):
                     offered = self.hub.server(server).tools
                 for spec in offered:
                     if everything or spec.name in wanted:

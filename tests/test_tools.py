@@ -380,3 +380,15 @@ def test_the_embedded_model_refuses_tools_before_loading(tmp_path):
     with pytest.raises(BadRequestError, match="cannot call tools"):
         session.ask("q", NullSink())
     assert not session.target.ready  # nothing was loaded to find that out
+
+
+def test_approve_in_a_pipe_runs_only_what_it_names(run, home, server, root):
+    env = env_with(home, server, f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{root}"]\n')
+    server.script("tooly", Script(chunks=["Looking."], tool_calls=TWO_CALLS))
+    r = run("-m", "anthropic:tooly", "--tools", "files", "--approve", "files:read_file", "--json", "q", env=env)
+    assert r.code == 0, r.stderr
+    records = [json.loads(line) for line in r.out.splitlines()]
+    results = {rec["name"]: rec["status"] for rec in records if rec["type"] == "tool_result"}
+    assert results == {"search_files": "refused", "read_file": "ok"}
+    assert "not run: files:search_files needs approval" in r.stderr and "Traceback" not in r.stderr
+    assert "".join(rec["text"] for rec in records if rec["type"] == "text").endswith("import httpx\n")
