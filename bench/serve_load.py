@@ -39,7 +39,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def one(host: str, port: int, path: str, start: float, leave_after: int | None = None
-              ) -> tuple[float, int, bool, float]:
+              ) -> tuple[float, int, bool, float, float]:
     """One SSE client on a raw socket: the bench must not be slower than the server it measures."""
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
@@ -60,15 +60,16 @@ async def one(host: str, port: int, path: str, start: float, leave_after: int | 
     if tail.startswith(b"event: done"):
         payload = tail.split(b"data: ", 1)[1].split(b"\n", 1)[0]
         server_ttft = json.loads(payload)["stats"]["ttft_ms"] / 1000
-    return first or float("nan"), data.count(b"event: "), b"event: done" in data, server_ttft
+    return (first or float("nan"), data.count(b"event: "), b"event: done" in data, server_ttft,
+            time.perf_counter() - start)
 
 
-async def load(url: str) -> tuple[list[tuple[float, int, bool, float]], float]:
+async def load(url: str, clients: int = CLIENTS) -> tuple[list[tuple[float, int, bool, float, float]], float]:
     parts = httpx.URL(url)
     path = "/stream?prompt=go&model=openai:fast"
     start = time.perf_counter()
     results = await asyncio.wait_for(
-        asyncio.gather(*(one(parts.host, parts.port, path, start) for _ in range(CLIENTS))), timeout=120)
+        asyncio.gather(*(one(parts.host, parts.port, path, start) for _ in range(clients))), timeout=120)
     return results, time.perf_counter() - start
 
 
@@ -111,6 +112,9 @@ def main() -> None:
     serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast",  # type: ignore[arg-type]
                          "--workers", WORKERS)
     try:
+        for _ in range(4):  # every worker's first answer (its pools, lazy imports) is not the one measured
+            asyncio.run(load(serve.url, 1))
+        alone = statistics.median(asyncio.run(load(serve.url, 1))[0][0][4] for _ in range(5))  # unloaded duration
         results, elapsed = asyncio.run(load(serve.url))
         firsts = sorted(r[0] for r in results)
         events = sum(r[1] for r in results)
@@ -122,6 +126,9 @@ def main() -> None:
         inner = sorted(r[3] for r in results)
         print(f"upstream first token (inside serve)  p50 {statistics.median(inner) * 1000:7.1f} ms")
         print(f"events/s             {events / elapsed:9.0f}")
+        ratios = sorted(r[4] / alone for r in results)
+        print(f"stream duration / unloaded ({alone * 1000:.0f} ms)  p50 {statistics.median(ratios):.2f}×  "
+              f"max {ratios[-1]:.2f}×")
         print(f"server peak RSS      {peak_rss_mb(serve.proc.pid):9.1f} MB")
         print(f"completed streams    {completed}/{CLIENTS}")
         before = threads_and_sockets(serve.proc.pid)

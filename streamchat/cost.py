@@ -44,13 +44,20 @@ def _lookup(provider: ProviderConfig, model: str, inputs: int, outputs: int, cac
     None: an unknown model, or a self-hosted / third-party server whose prices are not the vendor's."""
     if provider.name not in PRICE_PROVIDERS and provider.base_url is not None:
         return None
+    provider_id = provider.name if provider.name in PRICE_PROVIDERS else None
+    if (provider_id, model) in _UNKNOWN:  # a miss scans the whole database: once per model is enough
+        return None
     try:
         from genai_prices import Usage, calc_price
 
         return calc_price(Usage(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=cached), model_ref=model,
-                          provider_id=provider.name if provider.name in PRICE_PROVIDERS else None)
+                          provider_id=provider_id)
     except (LookupError, ValueError, ImportError):
+        _UNKNOWN.add((provider_id, model))
         return None
+
+
+_UNKNOWN: set[tuple[str | None, str]] = set()
 
 
 def estimate_tokens(text: str) -> int:

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
 from streamchat.errors import BadRequestError, StreamchatError
-from streamchat.events import Attachment, Message, Sink, Stats, ToolSpec, TurnResult
-from streamchat.providers.base import ChatRequest, Provider, get_provider
-from streamchat.session import NO_RETRY, RetryPolicy, ToolRunner, run_turn
+from streamchat.events import Attachment, Event, Message, Sink, Stats, ToolSpec, TurnResult
+from streamchat.providers.base import AsyncProvider, ChatRequest, Provider, get_provider
+from streamchat.session import NO_RETRY, RetryPolicy, ToolRunner, run_turn, run_turn_async
 from streamchat.store import ConversationLog
 from streamchat.ui import UI
 
@@ -227,21 +227,49 @@ class ChatSession:
         An attachment the provider cannot take is a BadRequestError before anything is sent
         (a PDF becomes its text instead, and the user is told).
         """
-        notice: Callable[[str], None] = self.ui.notice if self.ui is not None else (lambda _m: None)
+        prompt, attachments, request, runner = self._begin(prompt, attachments)
+        result = run_turn(self.target.provider, request, sink, retry=self.options.retry, notice=self._notice,
+                          cancel=cancel, price=self._price, tools=runner)
+        self._record(prompt, attachments, result)
+        return result
+
+    @property
+    def streams_async(self) -> bool:
+        """Whether the adapter can stream on asyncio (the SDK adapters; not the local model)."""
+        return hasattr(self.target.provider, "astream")
+
+    async def ask_async(self, prompt: str | None, *, attachments: tuple[Attachment, ...] = ()
+                        ) -> AsyncIterator[Event | TurnResult]:
+        """`ask` for an asyncio front end (serve): the events, then the TurnResult. Tools are the
+        client's own here (passed through), so there is no tool loop."""
+        prompt, attachments, request, _runner = self._begin(prompt, attachments)
+        provider = cast(AsyncProvider, self.target.provider)
+        async for item in run_turn_async(provider, request, retry=self.options.retry, price=self._price):
+            if isinstance(item, TurnResult):
+                self._record(prompt, attachments, item)
+            yield item
+
+    def _notice(self, message: str) -> None:
+        if self.ui is not None:
+            self.ui.notice(message)
+
+    def _begin(self, prompt: str | None, attachments: tuple[Attachment, ...]
+               ) -> tuple[str | None, tuple[Attachment, ...], ChatRequest, ToolRunner | None]:
+        """Checks and the request, before anything is sent."""
         runner = self._runner()
         if not self.target.ready and self.ui is not None:  # a question typed before the warm-up ended
             with self.ui.spinner("starting"):
                 self.target.provider  # noqa: B018
         if prompt is not None:
-            prompt, attachments = self._fit(prompt, attachments, notice)
-        result = run_turn(self.target.provider, self.request(prompt, attachments), sink, retry=self.options.retry,
-                          notice=notice, cancel=cancel, price=self._price, tools=runner)
+            prompt, attachments = self._fit(prompt, attachments, self._notice)
+        return prompt, attachments, self.request(prompt, attachments), runner
+
+    def _record(self, prompt: str | None, attachments: tuple[Attachment, ...], result: TurnResult) -> None:
         answer_id = None
         if self.log is not None and prompt is not None:
             answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result,
                                         attachments)
         self.conversation.add(Turn(prompt or "", result, answer_id, self.model_name, attachments))
-        return result
 
     def _sendable(self, history: list[Message]) -> list[Message]:
         """Earlier turns' attachments this model cannot take are left out, and the user is told."""

@@ -6,10 +6,11 @@ answer is kept in the returned TurnResult, so callers can print, store and resen
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -31,7 +32,7 @@ from streamchat.events import (
     TurnResult,
     Usage,
 )
-from streamchat.providers.base import ChatRequest, Provider
+from streamchat.providers.base import AsyncProvider, ChatRequest, Provider
 
 
 class ToolRunner(Protocol):
@@ -213,16 +214,57 @@ def _stream_step(provider: Provider, request: ChatRequest, sink: Sink, tally: _T
         except Exception as exc:
             if cancel is not None and cancel.cancelled:  # the upstream was cut by the cancel itself
                 raise _Cancelled from exc
-            err = provider.map_error(exc, model=request.model, started=tally.shown)
-            delay = None if tally.shown else retry.delay(attempt, err, waited)
-            if delay is None:
-                if err is exc:
-                    raise
-                raise err from exc
+            delay, why = _retry_or_raise(provider, request, tally, retry, attempt, waited, exc)
             attempt += 1
-            notice(f"{err.message} — retrying in {delay:.1f} s ({attempt}/{retry.retries})")
+            notice(f"{why} — retrying in {delay:.1f} s ({attempt}/{retry.retries})")
             if cancel is not None and cancel.wait(delay):
                 raise _Cancelled from None
             if cancel is None:
                 time.sleep(delay)
             waited += delay
+
+
+def _retry_or_raise(provider: Provider, request: ChatRequest, tally: _Tally, retry: RetryPolicy, attempt: int,
+                    waited: float, exc: Exception) -> tuple[float, str]:
+    """(the wait before the next attempt, why), or the fault raised as our error (after anything
+    was shown, a fault is never retried: visible text would be duplicated)."""
+    err = provider.map_error(exc, model=request.model, started=tally.shown)
+    delay = None if tally.shown else retry.delay(attempt, err, waited)
+    if delay is None:
+        if err is exc:
+            raise err
+        raise err from exc
+    return delay, err.message
+
+
+async def run_turn_async(
+    provider: AsyncProvider,
+    request: ChatRequest,
+    *,
+    retry: RetryPolicy = RetryPolicy(),
+    price: Callable[[Stats], float | None] | None = None,
+) -> AsyncIterator[Event | TurnResult]:
+    """run_turn for an asyncio caller (serve): the events, then the TurnResult. No tools (a serve
+    client runs its own). Cancelling the task that iterates ends the turn as cancelled, with the
+    upstream closed and the partial text kept in the result."""
+    tally = _Tally()
+    outcome, error = Outcome.OK, None
+    attempt, waited = 0, 0.0
+    try:
+        while True:
+            try:
+                async with contextlib.aclosing(provider.astream(request)) as events:
+                    async for event in events:
+                        tally.add(event)
+                        yield event
+                break
+            except Exception as exc:
+                delay, _why = _retry_or_raise(provider, request, tally, retry, attempt, waited, exc)
+                attempt += 1
+                await asyncio.sleep(delay)
+                waited += delay
+    except asyncio.CancelledError:
+        outcome = Outcome.CANCELLED
+    except StreamchatError as err:
+        outcome, error = Outcome.FAILED, err
+    yield tally.result(outcome, error, price)

@@ -239,3 +239,47 @@ def test_error_lines_never_carry_escape_sequences():
     UI(Environment(stdin=None, stdout=io.StringIO(), stderr=err, environ={})).error(
         "openai reported an error mid-stream: \x1b]0;pwned\x07 \x1b[2J")
     assert "\x1b" not in err.getvalue() and "\x07" not in err.getvalue()
+
+
+def test_blocking_and_asyncio_readers_give_the_same_events_for_any_chunking():
+    """One push-based reader serves both paths: however the bytes are cut, the events are the same."""
+    import asyncio
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from streamchat.providers._wire import AnthropicParser, OpenAIParser, aevents, events
+
+    def chunk(delta, finish=None):
+        return "data: " + json.dumps({"choices": [{"delta": delta, "finish_reason": finish}]}) + "\n\n"
+
+    openai_text = (chunk({"content": "he\u2028llo"}) + chunk({"tool_calls": [{"index": 0, "id": "c", "function": {
+        "name": "f", "arguments": '{"a"'}}]}) + chunk({"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]})
+        + chunk({}, "tool_calls") + "data: [DONE]\n\n")
+    anthropic_text = "".join(f"event: {name}\r\ndata: {json.dumps(data)}\r\n\r\n" for name, data in [
+        ("message_start", {"message": {"usage": {"input_tokens": 3}}}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "hé"}}),
+        ("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),
+        ("message_stop", {})])
+
+    async def collect(pieces, parser):
+        async def chunks():
+            for piece in pieces:
+                yield piece
+        return [e async for e in aevents(chunks(), parser)]
+
+    def cut(text, points):
+        points = sorted({p % (len(text) + 1) for p in points})
+        return [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=12))
+    def check(points):
+        for text, make in ((openai_text, lambda: OpenAIParser(provider="p", model="m")),
+                           (anthropic_text, lambda: AnthropicParser(provider="p", model="m"))):
+            whole = list(events([text], make()))
+            assert list(events(cut(text, points), make())) == whole
+            assert asyncio.run(collect(cut(text, points), make())) == whole
+
+    check()

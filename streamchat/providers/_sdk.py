@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import AsyncGenerator
 from types import ModuleType
 from typing import Any
 
 from streamchat.cancel import closing_on_cancel
 from streamchat.config import ProviderConfig
 from streamchat.errors import ProtocolError, StreamchatError, from_status, map_transport, retry_after, timed_out, unexpected
+from streamchat.events import Event
+from streamchat.providers._wire import WireParser, aevents, events
+from streamchat.providers.base import ChatRequest, EventStream
 
 
 def client_options(config: ProviderConfig, timeout: float) -> dict[str, object]:
@@ -72,14 +76,46 @@ class SdkProvider:
         self.name = config.name
         self.base_url = config.effective_base_url()[0]
         self._sdk = sdk
+        self._config, self._timeout, self._client_class = config, timeout, client_class
         self._client = getattr(sdk, client_class)(**client_options(config, timeout))
+        self._async_client: Any = None
 
     def prepare(self, model: str) -> None:
         """Touch the streaming endpoint: the SDK imports its resource modules on first access."""
-        self._endpoint()
+        self._endpoint(self._client)
 
-    def _endpoint(self) -> Any:
+    # -- what each adapter says about its wire format --------------------------------------
+    def _endpoint(self, client: Any) -> Any:
+        """The client's raw streaming `create` (the SDK makes the request and raises status errors)."""
         raise NotImplementedError
+
+    def _arguments(self, request: ChatRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _parser(self, request: ChatRequest) -> WireParser:
+        raise NotImplementedError
+
+    # -- streaming, blocking and asyncio -------------------------------------------------------
+    def stream(self, request: ChatRequest) -> EventStream:
+        """The SDK makes the request; the stream is read here (events() closes it when closed)."""
+        with self._endpoint(self._client)(**self._arguments(request)) as response, \
+                cut_on_cancel(response.http_response):
+            yield from events(response.iter_text(), self._parser(request))
+
+    def prepare_async(self) -> None:
+        """Build the asyncio client and touch its endpoint (serve, at startup)."""
+        if self._async_client is None:
+            self._async_client = getattr(self._sdk, "Async" + self._client_class)(
+                **client_options(self._config, self._timeout))
+            self._endpoint(self._async_client)
+
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """The same through the SDK's asyncio client (serve: no thread per answer); cancelling the
+        task or closing the generator closes the upstream response."""
+        self.prepare_async()
+        async with self._endpoint(self._async_client)(**self._arguments(request)) as response:
+            async for event in aevents(response.iter_text(), self._parser(request)):
+                yield event
 
     def list_models(self) -> list[str]:
         return sorted(m.id for m in self._client.models.list())

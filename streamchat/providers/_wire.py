@@ -4,52 +4,90 @@ The official SDKs still make the request (client, auth, base URL, status errors)
 reading a stream through them builds a pydantic model per chunk (~100–190 µs each here);
 parsing the JSON ourselves costs a small fraction of that. One parser per wire format,
 shared by every adapter that speaks it (OpenAI and every compatible server; Anthropic).
+
+The parsers are push-based (text in, events out), so the same code reads a blocking stream
+(`events`) and an asyncio one (`aevents`, the server's path: no thread per answer).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any, Protocol
 
 from streamchat.errors import IncompleteStreamError, from_status
 from streamchat.events import Done, Event, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, ToolCallStart, Usage
 
 
-def sse_lines(chunks: Iterable[str]) -> Iterator[str]:
+class LineSplitter:
     """Decoded text → lines, split only where SSE splits them (CR, LF, CRLF).
 
     Not str.splitlines, nor httpx's line decoder: both also split on U+0085, U+2028 and U+2029,
     which JSON strings may hold raw, so a chunk carrying one would be cut in two.
     """
-    pending = ""
-    for chunk in chunks:
-        pending += chunk
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    def feed(self, chunk: str) -> list[str]:
+        pending = self.pending + chunk
+        lines = []
         while True:
             cut = min((i for i in (pending.find("\n"), pending.find("\r")) if i >= 0), default=-1)
             if cut < 0 or (pending[cut] == "\r" and cut == len(pending) - 1):
                 break  # no end of line yet, or a CR that a LF may still follow
             end = cut + 2 if pending.startswith("\r\n", cut) else cut + 1
-            yield pending[:cut]
+            lines.append(pending[:cut])
             pending = pending[end:]
-    if pending:
-        yield pending.rstrip("\r")
+        self.pending = pending
+        return lines
+
+    def close(self) -> list[str]:
+        rest, self.pending = self.pending, ""
+        return [rest.rstrip("\r")] if rest else []
 
 
-def sse_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """(event name, data) per Server-Sent Event; comments and other fields are skipped."""
-    name, data = "message", list[str]()
-    for line in lines:
+def sse_lines(chunks: Iterable[str]) -> Iterator[str]:
+    splitter = LineSplitter()
+    for chunk in chunks:
+        yield from splitter.feed(chunk)
+    yield from splitter.close()
+
+
+class SseAssembler:
+    """Lines → (event name, data) per Server-Sent Event; comments and other fields are skipped."""
+
+    def __init__(self) -> None:
+        self.name, self.data = "message", list[str]()
+
+    def line(self, line: str) -> tuple[str, str] | None:
         if not line:
-            if data:
-                yield name, "\n".join(data)
-            name, data = "message", []
-        elif line.startswith("data:"):
-            data.append(line[6:] if line.startswith("data: ") else line[5:])
+            if not self.data:
+                self.name = "message"
+                return None
+            item = (self.name, "\n".join(self.data))
+            self.name, self.data = "message", []
+            return item
+        if line.startswith("data:"):
+            self.data.append(line[6:] if line.startswith("data: ") else line[5:])
         elif line.startswith("event:"):
-            name = line[6:].strip()
-    if data:
-        yield name, "\n".join(data)
+            self.name = line[6:].strip()
+        return None
+
+    def close(self) -> tuple[str, str] | None:
+        return self.line("") if self.data else None
+
+
+class WireParser(Protocol):
+    """One wire format: SSE events in, our events out; `done` once the answer has ended."""
+
+    done: bool
+
+    def event(self, name: str, data: str) -> list[Event]: ...
+
+    def end(self) -> list[Event]:
+        """What the end of the stream adds (pending calls, Done), or IncompleteStreamError."""
+        ...
 
 
 def _error(provider: str, model: str, payload: Any) -> Exception:
@@ -83,99 +121,196 @@ class _Calls:
             yield self.complete(index)
 
 
-def _openai_tool_deltas(calls: _Calls, deltas: list[dict[str, Any]]) -> Iterator[Event]:
+def _openai_tool_deltas(calls: _Calls, deltas: list[dict[str, Any]]) -> list[Event]:
+    out: list[Event] = []
     for position, tc in enumerate(deltas):
         index = tc.get("index", position)
         fn = tc.get("function") or {}
         if index not in calls.open:
-            yield calls.start(index, tc.get("id") or f"call_{index}", fn.get("name") or "")
+            out.append(calls.start(index, tc.get("id") or f"call_{index}", fn.get("name") or ""))
         if fn.get("arguments"):
-            yield calls.piece(index, fn["arguments"])
+            out.append(calls.piece(index, fn["arguments"]))
+    return out
 
 
-def openai_events(lines: Iterable[str], *, provider: str, model: str) -> Iterator[Event]:
+_NONE: list[Event] = []
+
+
+class OpenAIParser:
     """`chat.completion.chunk` objects → events; `[DONE]` or a finish_reason ends the answer.
 
     Tool calls come as `tool_calls` deltas keyed by index (several calls may interleave);
     each is complete when the answer is.
     """
-    finish: str | None = None
-    calls = _Calls()
-    loads = json.loads
-    for _name, data in sse_events(lines):
+
+    def __init__(self, *, provider: str, model: str) -> None:
+        self.provider, self.model = provider, model
+        self.done = False
+        self.finish: str | None = None
+        self.calls = _Calls()
+
+    def event(self, name: str, data: str) -> list[Event]:
         if data.startswith("[DONE]"):
-            break
-        chunk = loads(data)
+            self.done = True
+            return _NONE
+        chunk = json.loads(data)
         if "error" in chunk:
-            raise _error(provider, model, chunk)
+            raise _error(self.provider, self.model, chunk)
+        out: list[Event] = []
         usage = chunk.get("usage")
         if usage:
             cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
-            yield Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), cached)
+            out.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), cached))
         choices = chunk.get("choices")
         if not choices:
-            continue
+            return out
         choice = choices[0]
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
-            yield ReasoningDelta(reasoning)
+            out.append(ReasoningDelta(reasoning))
         content = delta.get("content")
         if content:
-            yield TextDelta(content)
+            out.append(TextDelta(content))
         if "tool_calls" in delta and delta["tool_calls"]:
-            yield from _openai_tool_deltas(calls, delta["tool_calls"])
+            out += _openai_tool_deltas(self.calls, delta["tool_calls"])
         if choice.get("finish_reason"):
-            finish = choice["finish_reason"]
-    if finish is None:
-        raise IncompleteStreamError(f"the {provider} stream ended before the answer was complete",
-                                    hint="the partial answer was kept; retry")
-    yield from calls.complete_all()
-    yield Done(finish)
+            self.finish = choice["finish_reason"]
+        return out
+
+    def end(self) -> list[Event]:
+        if self.finish is None:
+            raise IncompleteStreamError(f"the {self.provider} stream ended before the answer was complete",
+                                        hint="the partial answer was kept; retry")
+        return [*self.calls.complete_all(), Done(self.finish)]
 
 
-def anthropic_events(lines: Iterable[str], *, provider: str, model: str) -> Iterator[Event]:
+class AnthropicParser:
     """Messages API events → events; `message_stop` ends the answer."""
-    input_tokens: int | None = None
-    cached: int | None = None
-    finish: str | None = None
-    calls = _Calls()
-    loads = json.loads
-    for name, data in sse_events(lines):
+
+    def __init__(self, *, provider: str, model: str) -> None:
+        self.provider, self.model = provider, model
+        self.done = False
+        self.input_tokens: int | None = None
+        self.cached: int | None = None
+        self.finish: str | None = None
+        self.calls = _Calls()
+
+    def event(self, name: str, data: str) -> list[Event]:
+        loads = json.loads
         if name == "content_block_delta":
             event = loads(data)
             delta = event["delta"]
             kind = delta.get("type")
             if kind == "text_delta" and delta.get("text"):
-                yield TextDelta(delta["text"])
-            elif kind == "thinking_delta" and delta.get("thinking"):
-                yield ReasoningDelta(delta["thinking"])
-            elif kind == "input_json_delta" and delta.get("partial_json") and event.get("index") in calls.open:
-                yield calls.piece(event["index"], delta["partial_json"])
+                return [TextDelta(delta["text"])]
+            if kind == "thinking_delta" and delta.get("thinking"):
+                return [ReasoningDelta(delta["thinking"])]
+            if kind == "input_json_delta" and delta.get("partial_json") and event.get("index") in self.calls.open:
+                return [self.calls.piece(event["index"], delta["partial_json"])]
         elif name == "content_block_start":
             event = loads(data)
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":
-                yield calls.start(event.get("index", 0), block.get("id") or "", block.get("name") or "")
+                index = event.get("index", 0)
+                out: list[Event] = [self.calls.start(index, block.get("id") or "", block.get("name") or "")]
                 if block.get("input"):  # a server may send the whole input here instead of deltas
-                    yield calls.piece(event.get("index", 0), json.dumps(block["input"]))
+                    out.append(self.calls.piece(index, json.dumps(block["input"])))
+                return out
         elif name == "content_block_stop":
             index = loads(data).get("index")
-            if index in calls.open:
-                yield calls.complete(index)
+            if index in self.calls.open:
+                return [self.calls.complete(index)]
         elif name == "message_start":
             usage = loads(data).get("message", {}).get("usage") or {}
-            cached = usage.get("cache_read_input_tokens")
+            self.cached = usage.get("cache_read_input_tokens")
             if usage.get("input_tokens") is not None:  # Anthropic counts cache reads and writes apart
-                input_tokens = usage["input_tokens"] + (cached or 0) + (usage.get("cache_creation_input_tokens") or 0)
+                self.input_tokens = (usage["input_tokens"] + (self.cached or 0)
+                                     + (usage.get("cache_creation_input_tokens") or 0))
         elif name == "message_delta":
             event = loads(data)
-            finish = (event.get("delta") or {}).get("stop_reason") or finish
-            yield Usage(input_tokens, (event.get("usage") or {}).get("output_tokens"), cached)
+            self.finish = (event.get("delta") or {}).get("stop_reason") or self.finish
+            return [Usage(self.input_tokens, (event.get("usage") or {}).get("output_tokens"), self.cached)]
         elif name == "message_stop":
-            yield Done(finish)
-            return
+            self.done = True
+            return [Done(self.finish)]
         elif name == "error":
-            raise _error(provider, model, loads(data))
-    raise IncompleteStreamError(f"the {provider} stream ended before message_stop",
-                                hint="the partial answer was kept; retry")
+            raise _error(self.provider, self.model, loads(data))
+        return _NONE
+
+    def end(self) -> list[Event]:
+        if not self.done:
+            raise IncompleteStreamError(f"the {self.provider} stream ended before message_stop",
+                                        hint="the partial answer was kept; retry")
+        return _NONE
+
+
+class Reader:
+    """Decoded text in, events out: lines → SSE events → `parser`. Push-based, so a blocking and
+    an asyncio stream share it."""
+
+    def __init__(self, parser: WireParser) -> None:
+        self.parser = parser
+        self.split = LineSplitter()
+        self.sse = SseAssembler()
+
+    @property
+    def done(self) -> bool:
+        return self.parser.done
+
+    def feed(self, chunk: str) -> list[Event]:
+        out: list[Event] = []
+        for line in self.split.feed(chunk):
+            item = self.sse.line(line)
+            if item is not None:
+                out += self.parser.event(*item)
+                if self.parser.done:
+                    break
+        return out
+
+    def close(self) -> list[Event]:
+        out: list[Event] = []
+        if not self.parser.done:
+            for line in self.split.close():
+                item = self.sse.line(line)
+                if item is not None:
+                    out += self.parser.event(*item)
+            item = self.sse.close()
+            if item is not None and not self.parser.done:
+                out += self.parser.event(*item)
+        return out + self.parser.end()
+
+
+def events(chunks: Iterable[str], parser: WireParser) -> Iterator[Event]:
+    """A blocking stream's text → events."""
+    reader = Reader(parser)
+    for chunk in chunks:
+        yield from reader.feed(chunk)
+        if reader.done:
+            break
+    yield from reader.close()
+
+
+async def aevents(chunks: AsyncIterable[str], parser: WireParser) -> AsyncIterator[Event]:
+    """An asyncio stream's text → events (the same reader)."""
+    reader = Reader(parser)
+    async for chunk in chunks:
+        for event in reader.feed(chunk):
+            yield event
+        if reader.done:
+            break
+    for event in reader.close():
+        yield event
+
+
+def _from_lines(lines: Iterable[str], parser: WireParser) -> Iterator[Event]:
+    return events((line + "\n" for line in lines), parser)
+
+
+def openai_events(lines: Iterable[str], *, provider: str, model: str) -> Iterator[Event]:
+    """Already-split lines → events (tests and tools that hold lines)."""
+    return _from_lines(lines, OpenAIParser(provider=provider, model=model))
+
+
+def anthropic_events(lines: Iterable[str], *, provider: str, model: str) -> Iterator[Event]:
+    return _from_lines(lines, AnthropicParser(provider=provider, model=model))

@@ -6,9 +6,9 @@ from typing import Any
 
 from streamchat.config import ProviderConfig
 from streamchat.providers._content import MB, anthropic_messages, anthropic_tools, check_sizes
-from streamchat.providers._sdk import SdkProvider, cut_on_cancel
-from streamchat.providers._wire import anthropic_events, sse_lines
-from streamchat.providers.base import ChatRequest, EventStream
+from streamchat.providers._sdk import SdkProvider
+from streamchat.providers._wire import AnthropicParser, WireParser
+from streamchat.providers.base import ChatRequest
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -26,16 +26,20 @@ class AnthropicProvider(SdkProvider):
         # Anthropic has no error code for it; its API says "prompt is too long: N tokens > M maximum".
         return etype == "invalid_request_error" and (message or "").startswith("prompt is too long")
 
-    def _endpoint(self) -> Any:
-        return self._client.messages.with_streaming_response.create
+    def _endpoint(self, client: Any) -> Any:
+        return client.messages.with_streaming_response.create
 
-    def stream(self, request: ChatRequest) -> EventStream:
+    def _parser(self, request: ChatRequest) -> WireParser:
+        return AnthropicParser(provider=self.name, model=request.model)
+
+    def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         check_sizes(request.messages, provider=self.name, image_max=5 * MB, document_max=32 * MB)
         system, messages = anthropic_messages(request.messages)
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "stream": True,
         }
         if system:
             kwargs["system"] = system
@@ -48,7 +52,4 @@ class AnthropicProvider(SdkProvider):
             extra["stop_sequences" if key == "stop" else key] = list(value) if key == "stop" else value
         if extra:
             kwargs["extra_body"] = extra
-        # The SDK makes the request (and raises status errors); the stream is parsed here.
-        with self._endpoint()(**kwargs, stream=True) as response, \
-                cut_on_cancel(response.http_response):
-            yield from anthropic_events(sse_lines(response.iter_text()), provider=self.name, model=request.model)
+        return kwargs

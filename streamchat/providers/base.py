@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,6 +51,13 @@ class Provider(Protocol):
     def map_error(self, exc: Exception, *, model: str, started: bool) -> StreamchatError:
         """This adapter's own faults (its SDK's exception types) as our errors."""
         ...
+
+
+class AsyncProvider(Provider, Protocol):
+    """An adapter that can also stream on asyncio (the SDK adapters): serve runs its turns
+    without a thread each."""
+
+    def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]: ...
 
 
 _ADAPTERS = {

@@ -6,9 +6,9 @@ from typing import Any
 
 from streamchat.config import ProviderConfig
 from streamchat.providers._content import MB, check_sizes, openai_messages, openai_tools
-from streamchat.providers._sdk import SdkProvider, cut_on_cancel
-from streamchat.providers._wire import openai_events, sse_lines
-from streamchat.providers.base import ChatRequest, EventStream
+from streamchat.providers._sdk import SdkProvider
+from streamchat.providers._wire import OpenAIParser, WireParser
+from streamchat.providers.base import ChatRequest
 
 
 class OpenAIProvider(SdkProvider):
@@ -23,10 +23,13 @@ class OpenAIProvider(SdkProvider):
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
         return code == "context_length_exceeded"
 
-    def _endpoint(self) -> Any:
-        return self._client.chat.completions.with_streaming_response.create
+    def _endpoint(self, client: Any) -> Any:
+        return client.chat.completions.with_streaming_response.create
 
-    def stream(self, request: ChatRequest) -> EventStream:
+    def _parser(self, request: ChatRequest) -> WireParser:
+        return OpenAIParser(provider=self.name, model=request.model)
+
+    def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         check_sizes(request.messages, provider=self.name, image_max=20 * MB, document_max=32 * MB)
         kwargs: dict[str, Any] = {
             "model": request.model,
@@ -41,7 +44,4 @@ class OpenAIProvider(SdkProvider):
         kwargs.update((k, list(v) if k == "stop" else v) for k, v in request.params)
         if request.tools:
             kwargs.update(openai_tools(request.tools, request.tool_choice))
-        # The SDK makes the request (and raises status errors); the stream is parsed here.
-        with self._endpoint()(**kwargs) as response, \
-                cut_on_cancel(response.http_response):
-            yield from openai_events(sse_lines(response.iter_text()), provider=self.name, model=request.model)
+        return kwargs

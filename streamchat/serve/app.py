@@ -8,11 +8,12 @@ model policy; every stream cancels its upstream when the response ends, however 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
@@ -22,7 +23,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamchat.config import Settings
 from streamchat.conversation import Conversation
@@ -124,6 +125,36 @@ class CancellingStreamingResponse(StreamingResponse):
             self.turn.cancel()
 
 
+def _warm(settings: Settings, server: Overrides) -> None:
+    """Load the server's own model before the first request: its SDK import (~1 s), its clients, or
+    the local weights — otherwise the first burst of clients all wait for it. A failure is left
+    for a request to report."""
+    from streamchat.service import resolve_target
+
+    with contextlib.suppress(StreamchatError):
+        provider = resolve_target(settings, server.model, server.timeout or settings.timeout).provider
+        prepare_async = getattr(provider, "prepare_async", None)
+        if prepare_async is not None:
+            prepare_async()
+
+
+class Guard:
+    """Pure ASGI middleware for the request checks. Not `@app.middleware("http")`: Starlette's
+    BaseHTTPMiddleware relays every streamed chunk through an extra task and memory stream, which
+    under load delayed every client's first event by seconds."""
+
+    def __init__(self, app: ASGIApp, refusal: Callable[[Request], Response | None]) -> None:
+        self.app, self.refusal = app, refusal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] != "OPTIONS":
+            response = self.refusal(Request(scope))
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _refusal(err: Refused) -> JSONResponse:
     return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status)
 
@@ -132,6 +163,7 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
     app = FastAPI(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None)
     page = files("streamchat.serve").joinpath("static/index.html").read_text(encoding="utf-8")
     models = ModelPolicy(settings, server.model, allow_local=options.allow_local_models)
+    _warm(settings, server)
 
     def authorized(headers: Any, query_token: str | None) -> bool:
         if not options.token:
@@ -148,10 +180,8 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         if not authorized(headers, query_token):
             raise Refused(401, "missing or wrong bearer token", "unauthorized")
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.method == "OPTIONS":
-            return await call_next(request)
+    def refusal(request: Request) -> Response | None:
+        """Token, Host and Origin checks and the declared body size, before any route runs."""
         page_token = request.query_params.get("token") if request.url.path == "/" else None
         try:
             gate(request.headers, page_token)
@@ -163,7 +193,9 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
             if err.status == 401:
                 response.headers["WWW-Authenticate"] = "Bearer"
             return response
-        return await call_next(request)
+        return None
+
+    app.add_middleware(Guard, refusal=refusal)
 
     if options.cors_origin:  # added last, so it wraps the guard: refusals carry CORS headers too
         from fastapi.middleware.cors import CORSMiddleware

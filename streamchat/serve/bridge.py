@@ -1,16 +1,17 @@
-"""Run a turn in a worker thread and hand its events to asyncio.
+"""Run a turn for the server and hand its events to the response, through one asyncio queue.
 
-The provider adapters are synchronous (SDK streams, llama.cpp), so each answer runs
-`ChatSession.ask` in its own thread with a sink that forwards events to an asyncio
-queue. When the HTTP client goes away or cancels, the turn's cancel token is set: the
-sink stops waiting and the turn runner closes the upstream stream at the next event.
+The SDK adapters stream on asyncio (`ChatSession.ask_async`): the turn is a task on the
+server's loop, with no thread per answer, so hundreds of streams share one loop fairly. The
+local model is synchronous: its turn runs `ChatSession.ask` in a worker thread with a sink
+that forwards events to the loop. Either way, when the client goes away or cancels, the
+turn is cancelled and the upstream closed at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from streamchat.cancel import CancelToken
@@ -86,6 +87,26 @@ class QueueSink:
         self._put(Finished(result))
 
 
+class _AsyncFeed:
+    """The producer side for a turn on the loop: the same backpressure as QueueSink (a slow client
+    does not buffer a whole answer), without threads."""
+
+    def __init__(self, queue: asyncio.Queue[Event | Finished]) -> None:
+        self.queue = queue
+        self.room = asyncio.Event()
+        self.room.set()
+
+    async def put(self, item: Event | Finished) -> None:
+        self.queue.put_nowait(item)
+        if self.queue.qsize() > QueueSink.HIGH_WATER:
+            self.room.clear()
+            await self.room.wait()
+
+    def consumed(self, _count: int) -> None:
+        if self.queue.qsize() <= QueueSink.HIGH_WATER // 2:
+            self.room.set()
+
+
 class TurnStream:
     """An async iterator of events ending with `Finished`; `cancel()` stops the upstream."""
 
@@ -93,9 +114,32 @@ class TurnStream:
         """`prompt` None: the conversation already ends with tool results to answer from."""
         self.session, self.prompt, self.attachments = session, prompt, attachments
         self.token = CancelToken()
+        self._task: asyncio.Task[None] | None = None
 
     def cancel(self) -> None:
+        """Stop the turn (called on the loop): the task is cancelled, or the worker sees the token."""
         self.token.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _produce(self, feed: _AsyncFeed) -> None:
+        """The task: one turn on the loop; whatever ends it, the last item is Finished."""
+        finished = False
+        try:
+            async for item in self.session.ask_async(self.prompt, attachments=self.attachments):
+                if isinstance(item, TurnResult):
+                    finished = True
+                    await feed.put(Finished(item))
+                else:
+                    await feed.put(item)
+        except StreamchatError as err:  # refused before sending (an attachment the model cannot take)
+            finished = True
+            feed.queue.put_nowait(Finished(TurnResult(outcome=Outcome.FAILED, error=err)))
+        except asyncio.CancelledError:
+            pass
+        finally:
+            if not finished:
+                feed.queue.put_nowait(Finished(TurnResult(outcome=Outcome.CANCELLED)))
 
     def _ask(self, sink: QueueSink) -> None:
         """The worker: one turn; a refusal before sending (an attachment the model cannot take)
@@ -117,11 +161,16 @@ class TurnStream:
     async def batches(self, heartbeat: float | None = None) -> AsyncIterator[list[Event | Finished] | None]:
         """Like events(), but everything already queued comes as one list, so a busy server
         writes one chunk per wake-up instead of one per token."""
-        loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | Finished] = asyncio.Queue()
-        sink = QueueSink(loop, queue, self.token)
-        threading.Thread(target=self._ask, args=(sink,),
-                         daemon=True, name="turn").start()
+        consumed: Callable[[int], None]
+        if self.session.streams_async:
+            feed = _AsyncFeed(queue)
+            self._task = asyncio.ensure_future(self._produce(feed))
+            consumed = feed.consumed
+        else:
+            sink = QueueSink(asyncio.get_running_loop(), queue, self.token)
+            threading.Thread(target=self._ask, args=(sink,), daemon=True, name="turn").start()
+            consumed = sink.consumed
         try:
             while True:
                 try:
@@ -132,7 +181,7 @@ class TurnStream:
                 batch = [item]
                 while not isinstance(batch[-1], Finished) and not queue.empty():
                     batch.append(queue.get_nowait())
-                sink.consumed(len(batch))
+                consumed(len(batch))
                 yield batch
                 if isinstance(batch[-1], Finished):
                     return
