@@ -111,17 +111,6 @@ def test_stats_line(run, server):
     assert "TTFT" in r.stderr and "tok/s" in r.stderr
 
 
-@pytest.mark.parametrize("status,code", [(401, 3), (403, 3), (404, 4), (400, 4), (429, 5), (500, 5)])
-@pytest.mark.parametrize("provider", PROVIDERS)
-def test_http_errors_exit_codes(run, server, provider, status, code):
-    server.script("m1", status=status)
-    r = run("-m", f"{provider}:m1", "--no-retry", "q")
-    assert r.code == code, r.stderr
-    assert r.stdout == b""
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in r.stderr
-
-
 def test_connection_refused(run, home):
     import socket
 

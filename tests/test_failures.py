@@ -48,8 +48,12 @@ HTTP_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("script,code,words", HTTP_ROWS)
-@pytest.mark.parametrize("provider", PROVIDERS)
+# The compatible provider runs the openai adapter: a few rows show its config-given base URL maps the same.
+HTTP_CASES = [pytest.param(provider, *row.values, id=f"{provider}-{row.id}") for row in HTTP_ROWS for provider in PROVIDERS
+              if provider != "compat" or row.id in ("401", "429", "503")]
+
+
+@pytest.mark.parametrize("provider,script,code,words", HTTP_CASES)
 def test_http_status_rows(run, server, home, provider, script, code, words):
     server.script("m", script)
     r = run("-m", f"{provider}:m", "--no-retry", "q")

@@ -385,7 +385,7 @@ def test_the_embedded_model_refuses_tools_before_loading(tmp_path):
 def test_approve_in_a_pipe_runs_only_what_it_names(run, home, server, root):
     env = env_with(home, server, f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{root}"]\n')
     server.script("tooly", Script(chunks=["Looking."], tool_calls=TWO_CALLS))
-    r = run("-m", "anthropic:tooly", "--tools", "files", "--approve", "files:read_file", "--json", "q", env=env)
+    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "files:read_file", "--json", "q", env=env)
     assert r.code == 0, r.stderr
     records = [json.loads(line) for line in r.out.splitlines()]
     results = {rec["name"]: rec["status"] for rec in records if rec["type"] == "tool_result"}
