@@ -20,7 +20,7 @@ import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import Script
 from servehelp import free_port
-from test_repl import PROMPT
+from test_repl import PROMPT, exchange
 
 from streamchat.config import parse_settings
 from streamchat.environment import Environment
@@ -299,6 +299,7 @@ def test_a_server_that_cannot_start_is_one_line_and_exit_7(run, home, server):
 
 
 # -- approval at a terminal ------------------------------------------------------------------
+
 def test_approval_prompts_yes_no_always_edit_and_ctrl_c(home, server, root, tmp_path):
     editor = tmp_path / "edit.sh"
     editor.write_text("#!/bin/sh\nsed -i 's/a.py/b.py/' \"$1\"\n")
@@ -364,6 +365,17 @@ def test_approval_prompts_yes_no_always_edit_and_ctrl_c(home, server, root, tmp_
         child.sendline("after")
         child.expect_exact("still here")
         child.expect_exact(PROMPT)
+
+        child.sendline("/tools off files")
+        child.expect_exact("files off")
+        child.expect_exact(PROMPT)
+        exchange(child, "no tools now", "still here")
+        assert "tools" not in server.requests[-1].body
+        child.sendline("/tools on files:read_file")
+        child.expect_exact("tools on: files:read_file")
+        child.expect_exact(PROMPT)
+        exchange(child, "one tool", "still here")
+        assert [t["function"]["name"] for t in server.requests[-1].body["tools"]] == ["read_file"]
     finally:
         child.sendeof()
         child.expect(pexpect.EOF)
