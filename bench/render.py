@@ -3,7 +3,8 @@
 The sink writes to an in-memory 80×24 terminal; a simulated clock advances 1 ms per
 token (1000 tok/s), so repaints happen at the sink's own frame rate as they would live.
 Prints µs/token, the 100 KB ÷ 5 KB per-token cost ratio, CPU % of one core at
-1000 tok/s, time to first paint, and bytes written per byte of answer.
+1000 tok/s, time to first paint, and bytes written per byte of answer (for the code-heavy
+sample, and for a prose answer).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from answers import answer_of_size, tokens  # noqa: E402
+from answers import answer_of_size, prose_of_size, tokens  # noqa: E402
 from terminal_emulator import tty_env  # noqa: E402
 
 from streamchat.events import TextDelta, TurnResult  # noqa: E402
@@ -53,6 +54,9 @@ def main() -> None:
         results[size] = us
         print(f"{size // 1000:>5}K {len(tokens(text, 4)):>7} {us:>9.1f} {us * 1000 / 1e4:>14.1f}% {fp:>15.2f} {ratio_bytes:>12.2f}")
     print(f"per-token cost ratio 100K/5K: {results[100_000] / results[5_000]:.2f}")
+    prose = prose_of_size(20_000)
+    print(f"out/in bytes of a 20K prose answer (paragraphs, a list, a little emphasis): "
+          f"{run_once(prose)[2] / len(prose.encode()):.2f}")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,16 @@ def answer_of_size(nbytes: int) -> str:
 def tokens(text: str, size: int = 4) -> list[str]:
     """Token-like pieces of a few characters."""
     return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def prose_of_size(nbytes: int) -> str:
+    """An everyday answer: paragraphs with a little emphasis and inline code, a short list."""
+    parts, total, i = [], 0, 0
+    while total < nbytes:
+        words = " ".join(f"word{(i * 5 + k) % 17}" for k in range(45))
+        part = (f"Paragraph {i} explains the point with **some emphasis**, a `name_{i}` in code and {words}.\n\n"
+                f"- first note {i}\n- second note with *a little* more text {i}\n\n")
+        parts.append(part)
+        total += len(part.encode())
+        i += 1
+    return "".join(parts)

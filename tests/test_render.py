@@ -226,3 +226,32 @@ def test_repaints_skip_unchanged_rows():
     term = Terminal(80, 24)
     term.feed(out.getvalue())
     assert term.lines() == expected(text, 80)
+
+
+def test_style_changes_written_as_differences_draw_the_same_cells():
+    """Any sequence of styled segments: writing only what changed between styles draws the same
+    cells (characters, colours, bold, italics, underline, reverse, strike) as Rich's full codes."""
+    import pyte
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from streamchat.sinks.terminal import _compact
+
+    codes = st.sampled_from(["1", "2", "3", "4", "7", "9", "31", "97", "38;5;204", "38;5;231", "38;2;1;2;3",
+                             "40", "48;5;235", "48;5;17", "39", "49", "22", "23", "0", "1;3", "38;5;244;48;5;235"])
+    segment = st.tuples(st.lists(codes, min_size=0, max_size=3), st.text("ab c", min_size=0, max_size=3))
+
+    def cells(line: str) -> list[tuple]:
+        screen = pyte.Screen(40, 2)
+        pyte.Stream(screen).feed(line)
+        return [(c.data, c.fg, c.bg, c.bold, c.italics, c.underscore, c.reverse, c.strikethrough)
+                for c in screen.buffer[0].values()]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(segment, max_size=8))
+    def check(segments):
+        # Rich's shape: each segment styled from the plain state, then reset
+        line = "".join((f"\x1b[{';'.join(c)}m" if c else "") + text + "\x1b[0m" for c, text in segments)
+        assert cells(_compact(line)) == cells(line)
+
+    check()
