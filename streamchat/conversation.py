@@ -102,10 +102,13 @@ class Conversation:
         for turn in self.turns:
             attached = "".join(f"\n_[attached: {a.name}, {a.mime}, {len(a.data)} bytes]_\n" for a in turn.attachments)
             parts.append(f"## User\n\n{turn.prompt}\n{attached}")
-            for m in turn.result.steps:
+            mark = "" if turn.result.ok else f" _[{turn.result.message}]_"
+            parts.append(f"## Assistant{mark}\n")
+            for m in turn.result.steps:  # the tool steps before the answer: their text, calls and results
+                if m.role == "assistant" and m.content:
+                    parts.append(f"{m.content}\n")
                 parts += [f"_→ {call_line(c)}_\n" for c in m.tool_calls]
                 if m.role == "tool":
                     parts.append(f"_← {len(m.content)} characters{' (error)' if m.is_error else ''}_\n")
-            mark = "" if turn.result.ok else f" _[{turn.result.message}]_"
-            parts.append(f"## Assistant{mark}\n\n{turn.result.text}\n")
+            parts.append(f"{turn.result.text}\n")
         return "\n".join(parts)

@@ -91,7 +91,7 @@ STREAM_ROWS = [
 
 
 @pytest.mark.parametrize("script,code,words", STREAM_ROWS)
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])  # compat reads the stream with the openai parser
 def test_mid_stream_rows_keep_the_partial_answer(run, server, home, provider, script, code, words):
     server.script("m", script)
     r = run("-m", f"{provider}:m", "q")  # retries on: never after text was shown

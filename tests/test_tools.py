@@ -191,6 +191,8 @@ def test_tool_loop_runs_approved_calls_and_sends_results_back(server, root, tmp_
     # The log keeps the calls and results: resumed (-c) with the *other* provider, the context is valid.
     other = "openai" if provider == "anthropic" else "anthropic"
     server.script("plain", Script(chunks=["ok"]))
+    transcript = log.load(result_id(log)).transcript("t")  # `history show`
+    assert "Let me look.\n\n_→ search_files(pattern=\"*.py\")_" in transcript and "_← 13 characters_" in transcript
     resumed = ChatSession(settings, Overrides(model=f"{other}:plain"), conversation=log.load(result_id(log)), log=log)
     assert resumed.ask("and then?", NdjsonSink(Environment(stdout=io.StringIO(), environ={}))).ok
     sent = server.requests[-1].body["messages"]
