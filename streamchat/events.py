@@ -228,7 +228,9 @@ class TurnResult:
 class Sink(Protocol):
     """Where a turn's events go: terminal, pipe, NDJSON, HTTP."""
 
-    def begin(self) -> None: ...
+    def begin(self) -> None:
+        """A request is about to be sent: at the turn's start, and again before each tool step."""
+        ...
 
     def feed(self, event: Event) -> None: ...
 

@@ -181,6 +181,7 @@ def run_turn(
                     raise _Cancelled
             request = tally.next_step(request, results)
             step += 1
+            sink.begin()
     except KeyboardInterrupt:
         outcome = Outcome.INTERRUPTED
     except OutputClosed:

@@ -127,7 +127,8 @@ def tool_results(body: dict[str, Any]) -> list[str] | None:
 
 def _after_tools(script: Script, results: list[str]) -> Script:
     text = "got: " + " | ".join(results)
-    return Script(chunks=[text[i : i + 6] for i in range(0, len(text), 6)], delay=script.delay, usage=script.usage)
+    return Script(chunks=[text[i : i + 6] for i in range(0, len(text), 6)], delay=script.delay, usage=script.usage,
+                  first_delay=script.first_delay)
 
 
 def _echo_script(body: dict[str, Any]) -> Script:

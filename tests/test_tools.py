@@ -406,3 +406,28 @@ def test_approve_in_a_pipe_runs_only_what_it_names(run, home, server, root):
     assert results == {"search_files": "refused", "read_file": "ok"}
     assert "not run: files:search_files needs approval" in r.stderr and "Traceback" not in r.stderr
     assert "".join(rec["text"] for rec in records if rec["type"] == "text").endswith("import httpx\n")
+
+
+def test_on_a_terminal_steps_render_apart_with_a_spinner_while_the_model_thinks(server, root):
+    """The step's text is committed before the call lines; after the tools ran, the spinner shows
+    again while the model works on the results; the answer renders below, scrollback clean."""
+    from terminal_emulator import Terminal, tty_env
+
+    from streamchat.sinks.terminal import MarkdownSink
+
+    server.script("tooly", Script(chunks=["Let me **look**."], tool_calls=TWO_CALLS[1:], first_delay=0.5))
+    settings = tool_settings(server, root)
+    env, out, err = tty_env()
+    ui = UI(env)
+    toolbox = Toolbox(settings, McpHub(settings.mcp), ["files"], Approval(("all",), None, ui), ui)
+    session = ChatSession(settings, Overrides(model="openai:tooly"), ui=ui, toolbox=toolbox)
+    try:
+        result = session.ask("q", MarkdownSink(env, ui, size=lambda: (60, 20)))
+    finally:
+        toolbox.close()
+    assert result.ok
+    before, after = err.getvalue().split("← files:read_file")
+    assert "waiting" in before and "waiting" in after  # before the first step and again before the second
+    term = Terminal(60, 20)
+    term.feed(out.getvalue())
+    assert term.lines() == ["Let me look.", "got: import httpx"]

@@ -275,11 +275,15 @@ class MarkdownSink:
         self._resized = False
         self._last_text = 0.0
         self._stall_shown = -1  # whole seconds shown in the stall notice, -1 when none
+        self._winch_installed = False
 
     # -- sink protocol -------------------------------------------------------------------
     def begin(self) -> None:
+        """A request is about to be sent (again after each tool step): wait with a spinner."""
         self.spinner.start()
-        self._install_winch()
+        if not self._winch_installed:
+            self._install_winch()
+            self._winch_installed = True
 
     def feed(self, event: Event) -> None:
         if isinstance(event, TextDelta):
@@ -317,6 +321,7 @@ class MarkdownSink:
         with self._lock:
             self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(self.env), no_color=self.env.no_color))
             self.reasoning = ReasoningOutput(self.ui)
+            self.spinner = self.ui.spinner("waiting")
             self._stop = threading.Event()
             self._thread = None
 
