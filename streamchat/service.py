@@ -217,7 +217,8 @@ class ChatSession:
         ours = self.toolbox is not None and self.toolbox.active
         if (ours or self.overrides.tools) and self.settings.providers[self.target.provider_name].type == "local":
             raise BadRequestError(f"{self.model_name} cannot call tools",
-                                  hint="use a model that can, e.g. -m openai:gpt-4o-mini or -m anthropic")
+                                  hint="use a model that can (e.g. -m openai:gpt-4o-mini or -m anthropic), "
+                                       "or leave the tools off (drop --tools; in the REPL: /tools off NAME)")
         return self.toolbox if ours else None
 
     def ask(self, prompt: str | None, sink: Sink, *, attachments: tuple[Attachment, ...] = (),
