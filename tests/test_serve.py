@@ -285,8 +285,13 @@ def test_openai_client_tools_pass_through_the_gateway(serve, server, upstream):
 
     # Not streamed: the calls come back whole in the message.
     server.script("tooly", Script(chunks=[], tool_calls=calls))
-    whole = client.chat.completions.create(model=model, messages=messages[:1], tools=GATEWAY_TOOLS)
+    whole = client.chat.completions.create(model=model, messages=messages[:1], tools=GATEWAY_TOOLS,
+                                           parallel_tool_calls=False)
     assert whole.choices[0].finish_reason == "tool_calls"
+    if upstream == "anthropic":
+        assert server.requests[-1].body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    else:
+        assert server.requests[-1].body["parallel_tool_calls"] is False
     assert [(c.id, c.function.name) for c in whole.choices[0].message.tool_calls] == [c[:2] for c in calls]
 
 

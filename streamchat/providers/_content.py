@@ -112,10 +112,14 @@ def openai_tools(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> dict
     return out
 
 
-def anthropic_tools(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> dict[str, Any]:
-    """The same for the Messages API: `input_schema`, and "required" is called "any"."""
+def anthropic_tools(tools: tuple[ToolSpec, ...], choice: ToolChoice | None, *, parallel: bool | None = None
+                    ) -> dict[str, Any]:
+    """The same for the Messages API: `input_schema`, "required" is called "any", and OpenAI's
+    `parallel_tool_calls: false` is the tool choice's `disable_parallel_tool_use`."""
     out: dict[str, Any] = {"tools": [{"name": t.name, **_described(t), "input_schema": t.parameters} for t in tools]}
-    if choice is not None:
-        mode, name = choice
+    if choice is not None or parallel is not None:
+        mode, name = choice or ("auto", None)
         out["tool_choice"] = {"type": "tool", "name": name} if mode == "tool" else {"type": {"required": "any"}.get(mode, mode)}
+        if parallel is not None and mode != "none":
+            out["tool_choice"]["disable_parallel_tool_use"] = not parallel
     return out

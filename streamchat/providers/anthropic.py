@@ -19,7 +19,7 @@ class AnthropicProvider(SdkProvider):
 
         super().__init__(config, anthropic, "Anthropic", timeout)
 
-    params = frozenset({"top_p", "stop"})
+    params = frozenset({"top_p", "stop", "parallel_tool_calls"})
     accepts = frozenset({"image", "pdf"})
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
@@ -43,12 +43,14 @@ class AnthropicProvider(SdkProvider):
         }
         if system:
             kwargs["system"] = system
+        params = dict(request.params)
         if request.tools:
-            kwargs.update(anthropic_tools(request.tools, request.tool_choice))
+            kwargs.update(anthropic_tools(request.tools, request.tool_choice,
+                                          parallel=params.pop("parallel_tool_calls", None)))
         extra: dict[str, Any] = {}
         if request.temperature is not None:  # not a named argument of every SDK release
             extra["temperature"] = request.temperature
-        for key, value in request.params:
+        for key, value in params.items():
             extra["stop_sequences" if key == "stop" else key] = list(value) if key == "stop" else value
         if extra:
             kwargs["extra_body"] = extra

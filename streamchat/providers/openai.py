@@ -17,7 +17,7 @@ class OpenAIProvider(SdkProvider):
 
         super().__init__(config, openai, "OpenAI", timeout)
 
-    params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty"})
+    params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "parallel_tool_calls"})
     accepts = frozenset({"image", "pdf"})
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:

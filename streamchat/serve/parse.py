@@ -21,7 +21,8 @@ ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "us
 # Sampling parameters passed to providers that support them (each adapter lists its own).
 SAMPLING = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
 OPENAI_KEYS = frozenset({"model", "messages", "stream", "stream_options", "temperature", "max_tokens",
-                         "max_completion_tokens", "n", "user", "tools", "tool_choice", *SAMPLING})
+                         "max_completion_tokens", "n", "user", "tools", "tool_choice", "parallel_tool_calls",
+                         *SAMPLING})
 NATIVE_KEYS = frozenset({"model", "messages", "prompt", "system", "temperature", "max_tokens", *SAMPLING})
 MAX_DEPTH = 32
 
@@ -261,7 +262,13 @@ def parse_call(body: dict[str, Any], *, openai: bool) -> Call:
     if max_tokens is None:
         max_tokens = _integer(body, "max_completion_tokens", 1)
     tools, tool_choice = _tools(body)
+    params = _params(body)
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None:
+        if not isinstance(parallel, bool) or not tools:
+            raise _bad("parallel_tool_calls", "must be true or false, with tools")
+        params += (("parallel_tool_calls", parallel),)
     return Call(messages=_messages(body, openai=openai), model=body.get("model"), system=system or None,
                 temperature=_number(body, "temperature", 0, 2), max_tokens=max_tokens, stream=stream,
-                include_usage=bool((options or {}).get("include_usage")), params=_params(body),
+                include_usage=bool((options or {}).get("include_usage")), params=params,
                 tools=tools, tool_choice=tool_choice)
