@@ -98,6 +98,9 @@ class Repl:
             pending = " · next: " + ", ".join(filter(None, ["sources" if self.context else "",
                                                             plural(len(self.attachments), "attachment")
                                                             if self.attachments else ""]))
+        toolbox = self.session.toolbox
+        if toolbox is not None and toolbox.active:
+            pending += " · tools: " + ", ".join(toolbox.selection)
         used, window = self.session.context_use() if self.session.target.ready else (0, None)
         context = f"{short(used)}/{short(window)}" if window else f"{conv.tokens} tokens"
         return (f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {context} · "

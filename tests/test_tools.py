@@ -431,3 +431,22 @@ def test_on_a_terminal_steps_render_apart_with_a_spinner_while_the_model_thinks(
     term = Terminal(60, 20)
     term.feed(out.getvalue())
     assert term.lines() == ["Let me look.", "got: import httpx"]
+
+
+def test_the_repl_toolbar_shows_the_tools_that_are_on(server, root):
+    from terminal_emulator import tty_env
+
+    from streamchat.chat import ChatOptions
+    from streamchat.repl import Repl
+
+    settings = tool_settings(server, root)
+    env, _out, err = tty_env()
+    repl = Repl(settings, ChatOptions(overrides=Overrides(model="compat:echo"), log=False, tools=("files:read_file",)),
+                env, UI(env))
+    assert "tools: files:read_file" in repl.toolbar()
+    repl.handle("/tools off files")
+    assert "tools:" not in repl.toolbar() and "files off" in err.getvalue()
+    from streamchat.errors import UsageError
+
+    with pytest.raises(UsageError, match="no MCP server named 'nosuch'"):  # the REPL loop prints it as one line
+        repl.handle("/tools on nosuch")
