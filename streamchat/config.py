@@ -132,29 +132,35 @@ class McpServerConfig:
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     url: str | None = None
-    timeout: float = 30.0  # seconds to start, and to wait for one call
+    timeout: float = 30.0  # seconds to wait for one call
+    start_timeout: float = 60.0  # seconds to start (npx may download the server on its first run)
 
 
 def _parse_mcp(name: str, table: Any, where: str) -> McpServerConfig:
     section = f"{where}[mcp.{name}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{section} must be a table")
-    unknown = set(table) - {"command", "args", "env", "url", "timeout"}
+    unknown = set(table) - {"command", "args", "env", "url", "timeout", "start_timeout"}
     if unknown:
-        raise ConfigError(f"{section}: unknown key '{sorted(unknown)[0]}'", hint="use command, args, env, url, timeout")
+        raise ConfigError(f"{section}: unknown key '{sorted(unknown)[0]}'",
+                          hint="use command, args, env, url, timeout, start_timeout")
     command, url = table.get("command"), table.get("url")
     if (command is None) == (url is None):
         raise ConfigError(f"{section} needs either command (a stdio server) or url (streamable HTTP)")
-    args, env, timeout = table.get("args", []), table.get("env", {}), table.get("timeout", 30.0)
+    args, env = table.get("args", []), table.get("env", {})
     if command is not None and not isinstance(command, str) or url is not None and not isinstance(url, str):
         raise ConfigError(f"{section}: command and url are strings")
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ConfigError(f"{section}: args is a list of strings")
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise ConfigError(f"{section}: env is a table of strings")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0.1 <= timeout <= 3600:
-        raise ConfigError(f"{section}: timeout must be seconds from 0.1 to 3600")
-    return McpServerConfig(name, command, tuple(args), dict(env), url, float(timeout))
+    waits = {}
+    for key, default in (("timeout", 30.0), ("start_timeout", 60.0)):
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 3600:
+            raise ConfigError(f"{section}: {key} must be seconds from 0.1 to 3600")
+        waits[key] = float(value)
+    return McpServerConfig(name, command, tuple(args), dict(env), url, **waits)
 
 
 BUILTIN_PROVIDERS: dict[str, ProviderConfig] = {
@@ -357,7 +363,8 @@ def masked(settings: Settings) -> dict[str, Any]:
     out["aliases"] = settings.aliases
     out["approve"] = list(settings.approve)
     out["mcp"] = {name: {k: v for k, v in (("command", m.command), ("args", list(m.args)), ("url", m.url),
-                                           ("env", sorted(m.env)), ("timeout", m.timeout)) if v}
+                                           ("env", sorted(m.env)), ("timeout", m.timeout),
+                                           ("start_timeout", m.start_timeout)) if v}
                   for name, m in settings.mcp.items()}  # env values may be secrets: names only
     return out
 

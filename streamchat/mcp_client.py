@@ -119,15 +119,16 @@ class McpHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
-    def _run(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
-        """Run `coro` on the loop and wait at most `timeout`; Ctrl-C or a timeout cancels it."""
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float, what: str, key: str = "timeout") -> T:
+        """Run `coro` on the loop and wait at most `timeout` (the [mcp] table's `key`); Ctrl-C or a
+        timeout cancels it."""
         loop = self._ensure_loop()
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise ToolError(f"{what} timed out after {timeout:g} s", hint="raise timeout in its [mcp] table") from None
+            raise ToolError(f"{what} timed out after {timeout:g} s", hint=f"raise {key} in its [mcp] table") from None
         except BaseException:
             future.cancel()
             raise
@@ -158,7 +159,7 @@ class McpHub:
             await ready
 
         try:
-            self._run(start(), config.timeout, f"starting MCP server '{name}'")
+            self._run(start(), config.start_timeout, f"starting MCP server '{name}'", key="start_timeout")
         except ToolError:
             self._stop(server)
             raise

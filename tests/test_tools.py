@@ -114,12 +114,14 @@ def test_tool_messages_in_each_wire_format():
 def test_config_mcp_tables_are_checked():
     from streamchat.errors import ConfigError
 
-    ok = parse_settings({"mcp": {"fs": {"command": "npx", "args": ["-y", "server"], "env": {"A": "b"}},
+    ok = parse_settings({"mcp": {"fs": {"command": "npx", "args": ["-y", "server"], "env": {"A": "b"}, "start_timeout": 90},
                                  "web": {"url": "http://127.0.0.1:1/mcp"}}, "approve": ["fs:read_file"],
                          "tool_steps": 4})
     assert ok.mcp["fs"].args == ("-y", "server") and ok.mcp["web"].url and ok.approve == ("fs:read_file",)
+    assert ok.mcp["fs"].start_timeout == 90 and ok.mcp["fs"].timeout == 30
     for bad in ({"mcp": {"x": {}}}, {"mcp": {"x": {"command": "a", "url": "b"}}}, {"mcp": {"x": {"command": 1}}},
-                {"mcp": {"x": {"command": "a", "bogus": 1}}}, {"approve": [1]}, {"tool_steps": 0}):
+                {"mcp": {"x": {"command": "a", "bogus": 1}}}, {"mcp": {"x": {"command": "a", "start_timeout": 0}}},
+                {"approve": [1]}, {"tool_steps": 0}):
         with pytest.raises(ConfigError):
             parse_settings(bad)
 
@@ -238,7 +240,7 @@ def test_a_server_dying_mid_call_or_hanging_is_one_line_and_the_model_is_told(se
     server.script("tooly", Script(chunks=[], tool_calls=[("c1", "slow", {"seconds": 30}), ("c2", "crash", {}),
                                                          ("c3", "read_file", {"path": "b.py"})]))
     settings = tool_settings(server, root)
-    settings.mcp["files"] = replace(settings.mcp["files"], timeout=2)
+    settings.mcp["files"] = replace(settings.mcp["files"], timeout=2)  # calls; starting keeps its own 60 s
     session, err = session_for(settings, "openai:tooly")
     started = time.monotonic()
     try:
@@ -290,7 +292,7 @@ def env_with(home, server, config: str, **extra: str) -> dict[str, str]:
 
 
 def test_a_server_that_cannot_start_is_one_line_and_exit_7(run, home, server):
-    env = env_with(home, server, '[mcp.broken]\ncommand = "/nonexistent/mcp-server"\ntimeout = 5\n')
+    env = env_with(home, server, '[mcp.broken]\ncommand = "/nonexistent/mcp-server"\nstart_timeout = 5\n')
     server.script("tooly", Script(chunks=["x"]))
     r = run("-m", "openai:tooly", "--tools", "broken", "q", env=env)
     assert r.code == EXIT_TOOL, r.stderr
