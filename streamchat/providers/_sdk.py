@@ -96,9 +96,24 @@ class SdkProvider:
         raise NotImplementedError
 
     # -- streaming, blocking and asyncio -------------------------------------------------------
+    def _call_arguments(self, request: ChatRequest) -> dict[str, Any]:
+        """The adapter's arguments, with the prebuilt parts moved to `extra_body`.
+
+        The SDKs pass every parameter through their TypedDict transforms on each request: measured
+        here, ~0.3 ms for a one-message body and ~4 ms for twenty messages (per request, on the
+        server's event loop). Messages and tools are already the wire's JSON, built by _content.py,
+        so they travel as `extra_body`, which the SDK merges into the body unchanged.
+        """
+        kwargs = self._arguments(request)
+        extra = dict(kwargs.pop("extra_body", None) or {})
+        for key in ("messages", "tools"):
+            if key in kwargs:
+                extra[key] = kwargs.pop(key)
+        return {**kwargs, "messages": [], "extra_body": extra}  # `messages` is required by the signature
+
     def stream(self, request: ChatRequest) -> EventStream:
         """The SDK makes the request; the stream is read here (events() closes it when closed)."""
-        with self._endpoint(self._client)(**self._arguments(request)) as response, \
+        with self._endpoint(self._client)(**self._call_arguments(request)) as response, \
                 cut_on_cancel(response.http_response):
             yield from events(response.iter_text(), self._parser(request))
 
@@ -113,7 +128,7 @@ class SdkProvider:
         """The same through the SDK's asyncio client (serve: no thread per answer); cancelling the
         task or closing the generator closes the upstream response."""
         self.prepare_async()
-        async with self._endpoint(self._async_client)(**self._arguments(request)) as response:
+        async with self._endpoint(self._async_client)(**self._call_arguments(request)) as response:
             async for event in aevents(response.iter_text(), self._parser(request)):
                 yield event
 
