@@ -325,6 +325,8 @@ class ConversationLog:
             raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
         conv["messages"] = [dict(r) for r in self.messages(cid)]
         for message in conv["messages"]:
+            if message.get("tool_steps"):  # stored as JSON text; exported as data
+                message["tool_steps"] = json.loads(message["tool_steps"])
             message["attachments"] = [
                 {"name": name, "mime": mime, "sha256": digest, "bytes": size}
                 for name, mime, digest, size in self._db().execute(

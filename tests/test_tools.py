@@ -193,6 +193,9 @@ def test_tool_loop_runs_approved_calls_and_sends_results_back(server, root, tmp_
     # The log keeps the calls and results: resumed (-c) with the *other* provider, the context is valid.
     other = "openai" if provider == "anthropic" else "anthropic"
     server.script("plain", Script(chunks=["ok"]))
+    exported = log.export(result_id(log))["messages"][-1]["tool_steps"]  # `history export`
+    assert [m["role"] for m in exported] == ["assistant", "tool", "tool"]
+    assert exported[0]["tool_calls"][0] == {"id": "call_1", "name": "search_files", "arguments": '{"pattern": "*.py"}'}
     transcript = log.load(result_id(log)).transcript("t")  # `history show`
     assert "Let me look.\n\n_→ search_files(pattern=\"*.py\")_" in transcript and "_← 13 characters_" in transcript
     resumed = ChatSession(settings, Overrides(model=f"{other}:plain"), conversation=log.load(result_id(log)), log=log)
