@@ -249,7 +249,11 @@ def terminal_ask(ui: UI) -> Callable[[str], str]:
     def ask(prompt: str) -> str:
         ui.prompt(prompt)
         stdin = ui.env.stdin
-        line = stdin.readline() if stdin is not None else ""
+        try:
+            line = stdin.readline() if stdin is not None else ""
+        except KeyboardInterrupt:
+            ui.write("\n")  # the terminal echoed ^C on the prompt's line: what follows starts below it
+            raise
         if not line:
             raise EOFError
         return str(line)

@@ -355,6 +355,14 @@ def test_approval_prompts_yes_no_always_edit_and_ctrl_c(home, server, root, tmp_
         child.expect_exact(PROMPT)
         assert child.logfile_read.getvalue().count(menu) == 5  # y, n, e (asked again after the edit), a
 
+        server.script("t", Script(chunks=[], tool_calls=[("x", "search_files", {"pattern": "*.txt"})]))
+        child.sendline("interrupt the question")  # read_file is always allowed now: another tool asks
+        child.expect_exact(menu)
+        child.sendintr()  # Ctrl-C at the approval prompt ends the turn; what follows starts on a new line
+        child.expect(r"\^C\r?\n")
+        child.expect_exact("[interrupted]")
+        child.expect_exact(PROMPT)
+
         server.script("t", Script(chunks=[], tool_calls=[("s", "slow", {"seconds": 30})]))
         child.sendline("slow one")
         child.expect_exact(menu)
