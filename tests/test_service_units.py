@@ -200,18 +200,22 @@ def test_wire_parsers_read_cached_tokens_and_cost_uses_them():
     from streamchat.config import BUILTIN_PROVIDERS
     from streamchat.cost import turn_cost
     from streamchat.events import Usage
-    from streamchat.providers._wire import anthropic_events, openai_events
+    from streamchat.providers._wire import AnthropicParser, OpenAIParser, events
+
+    def lines_in(lines: list[str]) -> list[str]:
+        return [line + "\n" for line in lines]
 
     openai_lines = ['data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}', "",
                     'data: {"choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":1,'
                     '"prompt_tokens_details":{"cached_tokens":800}}}', "", "data: [DONE]", ""]
-    usage = [e for e in openai_events(openai_lines, provider="openai", model="m") if isinstance(e, Usage)]
+    usage = [e for e in events(lines_in(openai_lines), OpenAIParser(provider="openai", model="m")) if isinstance(e, Usage)]
     assert usage == [Usage(1000, 1, 800)]
     anthropic_lines = ["event: message_start",
                        'data: {"message":{"usage":{"input_tokens":200,"cache_read_input_tokens":800}}}', "",
                        "event: message_delta", 'data: {"delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1}}', "",
                        "event: message_stop", "data: {}", ""]
-    usage = [e for e in anthropic_events(anthropic_lines, provider="anthropic", model="m") if isinstance(e, Usage)]
+    usage = [e for e in events(lines_in(anthropic_lines), AnthropicParser(provider="anthropic", model="m"))
+             if isinstance(e, Usage)]
     assert usage == [Usage(1000, 1, 800)]
     full = turn_cost(Settings(), BUILTIN_PROVIDERS["openai"], "gpt-4o-mini", Stats(tokens=0, input_tokens=1000))
     cached = turn_cost(Settings(), BUILTIN_PROVIDERS["openai"], "gpt-4o-mini",
@@ -222,7 +226,11 @@ def test_wire_parsers_read_cached_tokens_and_cost_uses_them():
 
 
 def test_sse_lines_split_only_on_cr_and_lf():
-    from streamchat.providers._wire import sse_lines
+    from streamchat.providers._wire import LineSplitter
+
+    def sse_lines(chunks: list[str]) -> list[str]:
+        splitter = LineSplitter()
+        return [line for chunk in chunks for line in splitter.feed(chunk)] + splitter.close()
 
     chunks = ['data: {"t": "a\x85b\u2028c"}\r', "\n", "\ndata: x\rdata: y", "\n\n"]
     assert list(sse_lines(chunks)) == ['data: {"t": "a\x85b\u2028c"}', "", "data: x", "data: y", ""]

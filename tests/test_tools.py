@@ -28,7 +28,7 @@ from streamchat.errors import EXIT_TOOL, ToolStepLimitError, exit_code_for
 from streamchat.events import Message, Outcome, ToolCall, ToolCallDelta, ToolCallStart, ToolSpec
 from streamchat.mcp_client import McpHub
 from streamchat.providers._content import anthropic_messages, anthropic_tools, openai_messages, openai_tools
-from streamchat.providers._wire import anthropic_events, openai_events, sse_lines
+from streamchat.providers._wire import AnthropicParser, OpenAIParser, events
 from streamchat.service import ChatSession, Overrides
 from streamchat.sinks.ndjson import NdjsonSink
 from streamchat.store import ConversationLog, connect
@@ -60,10 +60,10 @@ def test_openai_tool_call_deltas_interleaved_become_complete_calls():
         delta({"tool_calls": [{"index": 0, "function": {"arguments": '"*.py"}'}}]}),
         delta({}, "tool_calls"),
     ) + ["data: [DONE]\n\n"]
-    events = list(openai_events(sse_lines(chunks), provider="p", model="m"))
-    assert [e for e in events if isinstance(e, ToolCallStart)] == [ToolCallStart(0, "a", "f"), ToolCallStart(1, "b", "g")]
-    assert sum(isinstance(e, ToolCallDelta) for e in events) == 4
-    calls = [e for e in events if isinstance(e, ToolCall)]
+    got = list(events(chunks, OpenAIParser(provider="p", model="m")))
+    assert [e for e in got if isinstance(e, ToolCallStart)] == [ToolCallStart(0, "a", "f"), ToolCallStart(1, "b", "g")]
+    assert sum(isinstance(e, ToolCallDelta) for e in got) == 4
+    calls = [e for e in got if isinstance(e, ToolCall)]
     assert calls == [ToolCall("a", "f", '{"p": "*.py"}', 0), ToolCall("b", "g", '{"x": 2}', 1)]
     assert calls[0].parsed() == {"p": "*.py"}
 
@@ -81,10 +81,10 @@ def test_anthropic_tool_use_blocks_with_input_json_deltas():
         ("message_delta", {"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
         ("message_stop", {}),
     )
-    events = list(anthropic_events(sse_lines(chunks), provider="p", model="m"))
-    assert ToolCallStart(1, "tu", "f") in events
-    assert [e for e in events if isinstance(e, ToolCall)] == [ToolCall("tu", "f", '{"a": [1, 2]}', 1)]
-    assert events[-1].finish_reason == "tool_use"
+    got = list(events(chunks, AnthropicParser(provider="p", model="m")))
+    assert ToolCallStart(1, "tu", "f") in got
+    assert [e for e in got if isinstance(e, ToolCall)] == [ToolCall("tu", "f", '{"a": [1, 2]}', 1)]
+    assert got[-1].finish_reason == "tool_use"
 
 
 def test_tool_messages_in_each_wire_format():

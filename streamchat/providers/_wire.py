@@ -47,13 +47,6 @@ class LineSplitter:
         return [rest.rstrip("\r")] if rest else []
 
 
-def sse_lines(chunks: Iterable[str]) -> Iterator[str]:
-    splitter = LineSplitter()
-    for chunk in chunks:
-        yield from splitter.feed(chunk)
-    yield from splitter.close()
-
-
 class SseAssembler:
     """Lines → (event name, data) per Server-Sent Event; comments and other fields are skipped."""
 
@@ -73,9 +66,6 @@ class SseAssembler:
         elif line.startswith("event:"):
             self.name = line[6:].strip()
         return None
-
-    def close(self) -> tuple[str, str] | None:
-        return self.line("") if self.data else None
 
 
 class WireParser(Protocol):
@@ -259,26 +249,23 @@ class Reader:
         return self.parser.done
 
     def feed(self, chunk: str) -> list[Event]:
+        return self._take(self.split.feed(chunk))
+
+    def close(self) -> list[Event]:
+        """The end of the stream: a last line without its newline, a last event without its blank
+        line, then what the parser adds (or its IncompleteStreamError)."""
+        out = [] if self.parser.done else self._take([*self.split.close(), ""])
+        return out + self.parser.end()
+
+    def _take(self, lines: Iterable[str]) -> list[Event]:
         out: list[Event] = []
-        for line in self.split.feed(chunk):
+        for line in lines:
             item = self.sse.line(line)
             if item is not None:
                 out += self.parser.event(*item)
                 if self.parser.done:
                     break
         return out
-
-    def close(self) -> list[Event]:
-        out: list[Event] = []
-        if not self.parser.done:
-            for line in self.split.close():
-                item = self.sse.line(line)
-                if item is not None:
-                    out += self.parser.event(*item)
-            item = self.sse.close()
-            if item is not None and not self.parser.done:
-                out += self.parser.event(*item)
-        return out + self.parser.end()
 
 
 def events(chunks: Iterable[str], parser: WireParser) -> Iterator[Event]:
@@ -301,16 +288,3 @@ async def aevents(chunks: AsyncIterable[str], parser: WireParser) -> AsyncIterat
             break
     for event in reader.close():
         yield event
-
-
-def _from_lines(lines: Iterable[str], parser: WireParser) -> Iterator[Event]:
-    return events((line + "\n" for line in lines), parser)
-
-
-def openai_events(lines: Iterable[str], *, provider: str, model: str) -> Iterator[Event]:
-    """Already-split lines → events (tests and tools that hold lines)."""
-    return _from_lines(lines, OpenAIParser(provider=provider, model=model))
-
-
-def anthropic_events(lines: Iterable[str], *, provider: str, model: str) -> Iterator[Event]:
-    return _from_lines(lines, AnthropicParser(provider=provider, model=model))
