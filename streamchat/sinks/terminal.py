@@ -259,19 +259,15 @@ class MarkdownSink:
         self.stats = stats
         self.size = size or (lambda: _terminal_size(env))
         self.clock = clock
-        self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(env), no_color=env.no_color))
         # xterm truncates lines when the window narrows; the others re-wrap them
         self.region = LiveRegion(self.out.write, reflow="XTERM_VERSION" not in env.environ)
-        self.spinner = ui.spinner("waiting")
         self._lock = threading.RLock()
         self._dirty = False
         self._last_paint = float("-inf")
         self._width, self._height = self.size()
         self._use_timer = timer
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._old_winch: signal._HANDLER = None
-        self.reasoning = ReasoningOutput(self.ui)
+        self._start_step()
         self._resized = False
         self._last_text = 0.0
         self._stall_shown = -1  # whole seconds shown in the stall notice, -1 when none
@@ -319,11 +315,15 @@ class MarkdownSink:
         prompt print below it, and the next step's answer renders as a fresh document."""
         self._commit([])
         with self._lock:
-            self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(self.env), no_color=self.env.no_color))
-            self.reasoning = ReasoningOutput(self.ui)
-            self.spinner = self.ui.spinner("waiting")
-            self._stop = threading.Event()
-            self._thread = None
+            self._start_step()
+
+    def _start_step(self) -> None:
+        """What each step of a turn renders afresh: the document, reasoning, spinner, repaint timer."""
+        self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(self.env), no_color=self.env.no_color))
+        self.reasoning = ReasoningOutput(self.ui)
+        self.spinner = self.ui.spinner("waiting")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     # -- text ----------------------------------------------------------------------------
     def _on_text(self, text: str) -> None:
