@@ -40,6 +40,11 @@ class Attachment:
         return base64.b64encode(self.data).decode("ascii")
 
 
+# ("auto" | "none" | "required", None), or ("tool", name) to make the model call that one
+ToolChoice = tuple[str, str | None]
+TOOL_NAME_CHARS = "A-Za-z0-9_-"  # what both APIs accept in a tool's name, at most 64 of them
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
     """A tool the model may call: its name, what it does, and a JSON Schema of its arguments."""

@@ -18,7 +18,7 @@ from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
 from streamchat.errors import BadRequestError, StreamchatError
-from streamchat.events import Attachment, Event, Message, Sink, Stats, ToolSpec, TurnResult
+from streamchat.events import Attachment, Event, Message, Sink, Stats, ToolChoice, ToolSpec, TurnResult
 from streamchat.providers.base import AsyncProvider, ChatRequest, Provider, get_provider
 from streamchat.session import NO_RETRY, RetryPolicy, ToolRunner, run_turn, run_turn_async
 from streamchat.store import ConversationLog
@@ -45,7 +45,7 @@ class Overrides:
     retry: bool = True
     params: tuple[tuple[str, Any], ...] = ()  # further sampling options (serve's top_p, stop, seed…)
     tools: tuple[ToolSpec, ...] = ()  # a client's own tools (serve): passed through, never run here
-    tool_choice: tuple[str, str | None] | None = None
+    tool_choice: ToolChoice | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from streamchat.config import Settings
 from streamchat.conversation import call_line
 from streamchat.errors import ToolError, UsageError
-from streamchat.events import ToolCall, ToolResult, ToolSpec
+from streamchat.events import TOOL_NAME_CHARS, ToolCall, ToolResult, ToolSpec
 from streamchat.mcp_client import McpHub
 from streamchat.render.sanitize import sanitize
 from streamchat.ui import UI
@@ -104,7 +104,7 @@ class Approval:
 
 def _model_name(name: str) -> str:
     """Names the APIs accept: letters, digits, _ and -, at most 64."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "tool"
+    return re.sub(rf"[^{TOOL_NAME_CHARS}]", "_", name)[:64] or "tool"
 
 
 class Toolbox:

@@ -9,9 +9,7 @@ import json
 from typing import Any
 
 from streamchat.errors import BadRequestError
-from streamchat.events import Attachment, Message, ToolSpec
-
-ToolChoice = tuple[str, "str | None"]  # ("auto" | "none" | "required", None) or ("tool", name)
+from streamchat.events import Attachment, Message, ToolChoice, ToolSpec
 
 MB = 1024 * 1024
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from streamchat.config import ProviderConfig
 from streamchat.errors import StreamchatError
-from streamchat.events import Event, Message, ToolSpec
+from streamchat.events import Event, Message, ToolChoice, ToolSpec
 
 EventStream = Generator[Event, None, None]
 
@@ -23,7 +23,7 @@ class ChatRequest:
     timeout: float = 60.0
     params: tuple[tuple[str, Any], ...] = ()  # further sampling options, each in the adapter's `params`
     tools: tuple[ToolSpec, ...] = ()  # tools the model may call
-    tool_choice: tuple[str, str | None] | None = None  # ("auto" | "none" | "required", None) or ("tool", name)
+    tool_choice: ToolChoice | None = None
 
 
 class Provider(Protocol):

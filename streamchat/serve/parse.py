@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamchat.attachments import KINDS as ATTACHMENT_KINDS
-from streamchat.events import Attachment, Message, Role, ToolCall, ToolSpec
+from streamchat.events import TOOL_NAME_CHARS, Attachment, Message, Role, ToolCall, ToolChoice, ToolSpec
 from streamchat.serve.policy import Refused
 
 ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
@@ -40,7 +40,7 @@ class Call:
     include_usage: bool = False
     params: tuple[tuple[str, Any], ...] = field(default=())
     tools: tuple[ToolSpec, ...] = ()  # the client's own tools: passed to the model, run by the client
-    tool_choice: tuple[str, str | None] | None = None
+    tool_choice: ToolChoice | None = None
 
 
 def _bad(param: str, what: str) -> Refused:
@@ -169,10 +169,10 @@ def _calls(value: Any, where: str) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
-TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOOL_NAME = re.compile(rf"[{TOOL_NAME_CHARS}]{{1,64}}")
 
 
-def _tools(body: dict[str, Any]) -> tuple[tuple[ToolSpec, ...], tuple[str, str | None] | None]:
+def _tools(body: dict[str, Any]) -> tuple[tuple[ToolSpec, ...], ToolChoice | None]:
     """`tools` (functions only, at most 128) and `tool_choice`."""
     given = body.get("tools")
     if given is None:
@@ -183,7 +183,7 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[ToolSpec, ...], tuple[str, str |
         tools = []
         for i, t in enumerate(given):
             fn = t.get("function") if isinstance(t, dict) and t.get("type") == "function" else None
-            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not TOOL_NAME.match(fn["name"]):
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not TOOL_NAME.fullmatch(fn["name"]):
                 raise _bad(f"tools[{i}]", "must be {\"type\": \"function\", \"function\": {\"name\": …}} "
                                           "with a name of letters, digits, _ or -")
             parameters = fn.get("parameters", {"type": "object", "properties": {}})
