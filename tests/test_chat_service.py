@@ -7,7 +7,7 @@ import pexpect
 import pytest
 from fakeserver import Script
 from terminal_emulator import Terminal, tty_env
-from test_repl import PROMPT, ask, exchange
+from test_repl import exchange
 from test_repl import repl as repl  # the REPL fixture
 
 from streamchat.config import ProviderConfig
@@ -23,12 +23,8 @@ def test_retry_then_continue_sends_one_exchange_and_counts_agree(repl, run, serv
     child = repl("-m", "openai:echo")
     for text in ("q1", "q2"):
         exchange(child, text, f"echo: {text}")
-    ask(child, "/retry")
-    child.expect_exact("echo: q2")
-    child.expect_exact(PROMPT)
-    ask(child, "/stats")
-    child.expect_exact("conversation: 2 turns")
-    child.expect_exact(PROMPT)
+    exchange(child, "/retry", "echo: q2")
+    exchange(child, "/stats", "conversation: 2 turns")
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()

@@ -14,7 +14,7 @@ import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import Script
 from terminal_emulator import Terminal, tty_env
-from test_repl import PROMPT, ask, paste
+from test_repl import PROMPT, ask, exchange, paste
 from test_repl import repl as repl  # the REPL fixture
 
 from streamchat.events import TextDelta, TurnResult
@@ -109,9 +109,7 @@ def test_pasted_text_starting_with_a_slash_is_a_message(repl, server):
     child.expect_exact("echo: // main.go")
     child.expect_exact(PROMPT)
     assert server.last_messages()[-1]["content"] == "// main.go\npackage main"
-    ask(child, "/etc/hosts explain")
-    child.expect_exact("start with // to send")
-    child.expect_exact(PROMPT)
+    exchange(child, "/etc/hosts explain", "start with // to send")
     ask(child, "//etc/hosts explain")
     child.expect_exact("echo: /etc/hosts explain")
 

@@ -62,12 +62,8 @@ def repl(home, server):
 
 def test_question_streams_answer_and_context_carries(repl, server):
     child = repl("-m", "openai:echo")
-    ask(child, "first question")
-    child.expect_exact("echo: first question")
-    child.expect_exact(PROMPT)
-    ask(child, "second one")
-    child.expect_exact("echo: second one")
-    child.expect_exact(PROMPT)
+    exchange(child, "first question", "echo: first question")
+    exchange(child, "second one", "echo: second one")
     assert server.last_messages() == [
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "echo: first question"},
@@ -110,9 +106,7 @@ def test_ctrl_c_at_prompt_clears_line_and_ctrl_d_exits_zero(repl, server):
     child.send("half typed")
     child.sendintr()
     child.expect_exact(PROMPT)
-    ask(child, "fresh")
-    child.expect_exact("echo: fresh")
-    child.expect_exact(PROMPT)
+    exchange(child, "fresh", "echo: fresh")
     assert server.last_messages()[-1]["content"] == "fresh"
     child.sendeof()
     child.expect(pexpect.EOF)
@@ -122,12 +116,8 @@ def test_ctrl_c_at_prompt_clears_line_and_ctrl_d_exits_zero(repl, server):
 
 def test_new_retry_and_exit(repl, server):
     child = repl("-m", "openai:echo")
-    ask(child, "one")
-    child.expect_exact("echo: one")
-    child.expect_exact(PROMPT)
-    ask(child, "/retry")
-    child.expect_exact("echo: one")
-    child.expect_exact(PROMPT)
+    exchange(child, "one", "echo: one")
+    exchange(child, "/retry", "echo: one")
     assert server.last_messages() == [{"role": "user", "content": "one"}]
     ask(child, "/new")
     child.expect_exact("new conversation")
@@ -135,9 +125,7 @@ def test_new_retry_and_exit(repl, server):
     child.expect_exact("echo: two")
     assert server.last_messages() == [{"role": "user", "content": "two"}]
     child.expect_exact(PROMPT)
-    ask(child, "/bogus")
-    child.expect_exact("unknown command /bogus")
-    child.expect_exact(PROMPT)
+    exchange(child, "/bogus", "unknown command /bogus")
     ask(child, "/exit")
     child.expect(pexpect.EOF)
     child.close()
@@ -147,9 +135,7 @@ def test_new_retry_and_exit(repl, server):
 def test_error_mid_session_leaves_repl_usable(repl, server):
     server.script("bad", Script(status=500))
     child = repl("-m", "openai:bad", "--no-retry")
-    ask(child, "hello")
-    child.expect_exact("HTTP 500")
-    child.expect_exact(PROMPT)
+    exchange(child, "hello", "HTTP 500")
     ask(child, "/model openai:echo")
     child.expect_exact("model: openai:echo")
     ask(child, "again")
@@ -162,9 +148,7 @@ def test_multiline_block_and_system_prompt(repl, server):
     child = repl("-m", "openai:echo", "-s", "sys prompt")
     ask(child, '"""')
     ask(child, "line a")
-    ask(child, 'line b"""')
-    child.expect_exact("echo: line a")
-    child.expect_exact(PROMPT)
+    exchange(child, 'line b"""', "echo: line a")
     msgs = server.last_messages()
     assert msgs[0] == {"role": "system", "content": "sys prompt"}
     assert msgs[-1] == {"role": "user", "content": "line a\nline b"}
@@ -183,12 +167,8 @@ def test_save_transcript(repl, server, tmp_path):
 def test_history_and_load_resume_a_conversation(repl, server, run):
     assert run("-m", "openai:echo", "saved question").code == 0
     child = repl("-m", "openai:echo")
-    ask(child, "/history")
-    child.expect_exact("saved question")
-    child.expect_exact(PROMPT)
-    ask(child, "/load 1")
-    child.expect_exact("loaded conversation 1 (1 turn)")
-    child.expect_exact(PROMPT)
+    exchange(child, "/history", "saved question")
+    exchange(child, "/load 1", "loaded conversation 1 (1 turn)")
     ask(child, "next")
     child.expect_exact("echo: next")
     assert server.last_messages() == [
@@ -216,8 +196,6 @@ def test_double_ctrl_c_leaves_no_traceback(repl, server):
     child.expect_exact(PROMPT, timeout=2)
     ask(child, "/model openai:echo")
     child.expect_exact("model: openai:echo")
-    ask(child, "still alive")
-    child.expect_exact("echo: still alive")
-    child.expect_exact(PROMPT)
+    exchange(child, "still alive", "echo: still alive")
     assert "Traceback" not in child.logfile_read.getvalue()
     child.sendeof()

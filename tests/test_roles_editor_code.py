@@ -8,7 +8,7 @@ import stat
 import pexpect
 from conftest import base_env
 from fakeserver import Script
-from test_repl import PROMPT, ask, exchange
+from test_repl import ask, exchange
 from test_repl import repl as repl  # the REPL fixture
 
 CODE_ANSWER = ["Here:\n\n```sh\nls -la\n```\n\nand\n\n", "```python\nprint(1)\n```\n"]
@@ -75,9 +75,7 @@ def test_editor_one_shot(run, server, home, tmp_path):
 def test_edit_last_in_the_repl(repl, server, tmp_path):
     editor = script(tmp_path / "ed", "printf 'better question' > \"$1\"\n")
     child = repl("-m", "openai:echo", env_extra={"EDITOR": editor})
-    ask(child, "first try")
-    child.expect_exact("echo: first try")
-    child.expect_exact(PROMPT)
+    exchange(child, "first try", "echo: first try")
     ask(child, "/edit last")
     child.expect_exact("echo: better question")
     assert server.last_messages() == [{"role": "user", "content": "better question"}]
@@ -116,9 +114,7 @@ def test_undo_then_continue(repl, server, run):
     child = repl("-m", "openai:echo")
     for text in ("keep", "drop"):
         exchange(child, text, f"echo: {text}")
-    ask(child, "/undo")
-    child.expect_exact("undone: drop")
-    child.expect_exact(PROMPT)
+    exchange(child, "/undo", "undone: drop")
     child.sendeof()
     child.expect(pexpect.EOF)
     assert run("-c", "next").code == 0
@@ -128,21 +124,11 @@ def test_undo_then_continue(repl, server, run):
 
 def test_retry_alternatives_and_fork(repl, server, run):
     child = repl("-m", "openai:echo")
-    ask(child, "q1")
-    child.expect_exact("echo: q1")
-    child.expect_exact(PROMPT)
-    ask(child, "/retry")
-    child.expect_exact("echo: q1")
-    child.expect_exact(PROMPT)
-    ask(child, "/alt")
-    child.expect_exact("answer 1 of 2")
-    child.expect_exact(PROMPT)
-    ask(child, "/fork")
-    child.expect_exact("forked from conversation 1 with 1 turn")
-    child.expect_exact(PROMPT)
-    ask(child, "in the fork")
-    child.expect_exact("echo: in the fork")
-    child.expect_exact(PROMPT)
+    exchange(child, "q1", "echo: q1")
+    exchange(child, "/retry", "echo: q1")
+    exchange(child, "/alt", "answer 1 of 2")
+    exchange(child, "/fork", "forked from conversation 1 with 1 turn")
+    exchange(child, "in the fork", "echo: in the fork")
     child.sendeof()
     child.expect(pexpect.EOF)
     assert len(run("history").out.splitlines()) == 2
