@@ -16,7 +16,9 @@ TALL_CODE = "Intro paragraph.\n\n```python\n" + "\n".join(f"x_{i} = {i} * 2  # l
 
 
 def replay(text: str, width: int, height: int, *, chunk: int = 4, resize_at: int | None = None,
-           new_size: tuple[int, int] | None = None, env_extra: dict[str, str] | None = None, reflow: bool = False):
+           new_size: tuple[int, int] | None = None, env_extra: dict[str, str] | None = None, reflow: bool = False,
+           step: float = 0.002):
+    """Feed `text` in pieces of `chunk` characters, `step` simulated seconds apart; (terminal, bytes)."""
     env, out, _err = tty_env(**(env_extra if env_extra is not None else {"XTERM_VERSION": "pyte"}))
     size = [(width, height)]
     clock = [0.0]
@@ -33,7 +35,7 @@ def replay(text: str, width: int, height: int, *, chunk: int = 4, resize_at: int
             term.resize(*new_size, reflow=reflow)
             sink.resize(*new_size)
         sink.feed(TextDelta(piece))
-        clock[0] += 0.002
+        clock[0] += step
     sink.end(TurnResult())
     term.feed(out.getvalue())
     return term, out.getvalue()
@@ -178,18 +180,8 @@ def test_large_answer_linear_layout():
 def test_never_clears_the_screen_from_the_region_top():
     """tmux copies a clear-from-top-left into the scrollback: a region at the top of the
     screen would then be duplicated on every repaint. Repaints overwrite lines in place."""
-    env, out, _ = tty_env()
-    clock = [0.0]
-    sink = MarkdownSink(env, UI(env), size=lambda: (60, 12), timer=False, clock=lambda: clock[0])
-    sink.begin()
-    for piece in tokens(TALL_CODE, 3):
-        sink.feed(TextDelta(piece))
-        clock[0] += 0.05
-    sink.end(TurnResult())
-    data = out.getvalue()
+    term, data = replay(TALL_CODE, 60, 12, chunk=3, step=0.05, env_extra={})
     assert "A\x1b[J" not in data and "\x1b[2J" not in data
-    term = Terminal(60, 12)
-    term.feed(data)
     assert term.lines() == expected(TALL_CODE, 60)
 
 
@@ -211,20 +203,11 @@ def test_compacted_styles_draw_the_same_cells():
 
 
 def test_repaints_skip_unchanged_rows():
-    env, out, _ = tty_env()
-    clock = [0.0]
-    sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False, clock=lambda: clock[0])
-    sink.begin()
     text = "word " * 150  # one paragraph of several rows, growing
-    for i in range(0, len(text), 5):
-        clock[0] += 0.05
-        sink.feed(TextDelta(text[i : i + 5]))
-    sink.end(TurnResult())
+    term, data = replay(text, 80, 24, chunk=5, step=0.05, env_extra={})
     # 150 repaints of a paragraph growing to 10 rows: rewriting the whole region each time cost
     # ~63 KB; rewriting from the first changed row costs ~10 KB
-    assert len(out.getvalue()) < 20 * len(text)
-    term = Terminal(80, 24)
-    term.feed(out.getvalue())
+    assert len(data) < 20 * len(text)
     assert term.lines() == expected(text, 80)
 
 
