@@ -73,6 +73,18 @@ async def load(url: str, clients: int = CLIENTS) -> tuple[list[tuple[float, int,
     return results, time.perf_counter() - start
 
 
+def process_cpu(pid: int, children: bool = False) -> float:
+    """User + system CPU seconds of a process (and, for serve --workers, of its worker processes)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if children:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
+                    total += process_cpu(int(child), True)
+    return total
+
+
 def threads_and_sockets(pid: int) -> tuple[int, int]:
     sockets = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -94,10 +106,10 @@ async def storm(url: str) -> None:
 
 
 class Upstream:
-    """The fake upstream in its own process, so it does not share a GIL with the clients."""
+    """The cheap upstream (bench/upstream.py) in its own process, so it shares no GIL with the clients."""
 
     def __init__(self) -> None:
-        script = Path(__file__).resolve().parent.parent / "tests" / "fakeserver.py"
+        script = Path(__file__).resolve().parent / "upstream.py"
         self.proc = subprocess.Popen([sys.executable, str(script), str(CHUNKS), str(DELAY)], stdout=subprocess.PIPE,
                                      text=True)
         self.url = self.proc.stdout.readline().strip()
@@ -115,7 +127,9 @@ def main() -> None:
         for _ in range(4):  # every worker's first answer (its pools, lazy imports) is not the one measured
             asyncio.run(load(serve.url, 1))
         alone = statistics.median(asyncio.run(load(serve.url, 1))[0][0][4] for _ in range(5))  # unloaded duration
+        cpu0 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
         results, elapsed = asyncio.run(load(serve.url))
+        cpu1 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
         firsts = sorted(r[0] for r in results)
         events = sum(r[1] for r in results)
         completed = sum(r[2] for r in results)
@@ -129,6 +143,9 @@ def main() -> None:
         ratios = sorted(r[4] / alone for r in results)
         print(f"stream duration / unloaded ({alone * 1000:.0f} ms)  p50 {statistics.median(ratios):.2f}×  "
               f"max {ratios[-1]:.2f}×")
+        used = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+        print(f"CPU during the run   serve {used[0]:.2f} s, upstream {used[1]:.2f} s, clients {used[2]:.2f} s "
+              f"({sum(used) / elapsed:.2f} of {os.cpu_count()} cores busy)")
         print(f"server peak RSS      {peak_rss_mb(serve.proc.pid):9.1f} MB")
         print(f"completed streams    {completed}/{CLIENTS}")
         before = threads_and_sockets(serve.proc.pid)

@@ -42,6 +42,8 @@ class Script:
     tool_calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (id, name, arguments)
     tool_split: int = 5  # arguments JSON sent in pieces of this many characters (interleaved for OpenAI)
     repeat_tools: bool = False  # ask for the calls again even after results came back (a runaway loop)
+    keep_alive: bool = False  # leave the connection open after the answer, for the client's pool
+    hold: threading.Event | None = None  # after the last event, wait for it (≤ 30 s) before ending the body
 
 
 @dataclass
@@ -58,6 +60,7 @@ class FakeLLMServer:
         self.disconnects: list[float] = []
         self.completed = 0
         self.attempts: dict[str, int] = {}
+        self.connections = 0  # accepted since the last reset
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"owner": self})
         self.httpd = _Server(("127.0.0.1", 0), handler)
@@ -88,6 +91,7 @@ class FakeLLMServer:
             self.disconnects.clear()
             self.attempts.clear()
             self.completed = 0
+            self.connections = 0
 
     def script(self, model: str, script: Script | None = None, **kwargs: Any) -> Script:
         script = script or Script(**kwargs)
@@ -150,6 +154,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._lock:
+            self.owner.connections += 1
+
     # -- plumbing ------------------------------------------------------------------------
     def _wait(self, seconds: float) -> None:
         """Sleep, but notice at once if the client hangs up."""
@@ -178,13 +187,19 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise ClientGone() from exc
 
-    def _start_stream(self) -> None:
+    def _end_body(self, script: Script) -> None:
+        if script.hold is not None:
+            script.hold.wait(30)
+        self._send_chunk(b"", None)
+
+    def _start_stream(self, keep_alive: bool) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Connection", "close")
+        if not keep_alive:
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.close_connection = True
+        self.close_connection = not keep_alive
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
@@ -236,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
             if script.status != 200 and failing:
                 self._error(flavor, script.status, script.error_type, script.error_message, script.headers)
                 return
-            self._start_stream()
+            self._start_stream(script.keep_alive)
             (self._stream_anthropic if flavor == "anthropic" else self._stream_openai)(script, model)
             with owner._lock:
                 owner.completed += 1
@@ -324,7 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                  "total_tokens": script.usage[0] + out}}
             send(b"data: " + json.dumps(payload).encode() + b"\n\n")
         send(b"data: [DONE]\n\n")
-        self._send_chunk(b"", None)
+        self._end_body(script)
 
     # -- Anthropic -----------------------------------------------------------------------
     def _stream_anthropic(self, script: Script, model: str) -> None:
@@ -376,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
                                 "delta": {"stop_reason": stop, "stop_sequence": None},
                                 "usage": {"output_tokens": out}})
         event("message_stop", {"type": "message_stop"})
-        self._send_chunk(b"", None)
+        self._end_body(script)
 
 
 if __name__ == "__main__":  # python tests/fakeserver.py [CHUNKS]: "fast" streams CHUNKS tokens

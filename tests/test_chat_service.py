@@ -11,7 +11,7 @@ from test_repl import exchange
 from test_repl import repl as repl  # the REPL fixture
 
 from streamchat.config import ProviderConfig
-from streamchat.events import Message, Outcome
+from streamchat.events import Message, Outcome, TurnResult
 from streamchat.providers.base import ChatRequest
 from streamchat.providers.openai import OpenAIProvider
 from streamchat.session import RetryPolicy, run_turn
@@ -123,3 +123,51 @@ def test_serve_honours_the_config_system_temperature_and_max_tokens(serve_with_c
     body = server.requests[-1].body
     assert body["messages"] == [{"role": "system", "content": "mine"}, {"role": "user", "content": "hi"}]
     assert body["temperature"] == 0.9 and body["max_tokens"] == 5
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_serve_turns_reuse_the_upstream_connection(server, kind):
+    """The asyncio path reads a body to its end after the last event, so the next turn goes out on
+    the same connection (it used to open one per request: a TCP and TLS handshake each time)."""
+    import asyncio
+
+    from streamchat.providers.anthropic import AnthropicProvider
+    from streamchat.session import run_turn_async
+
+    server.script("kept", Script(chunks=["a", "b"], keep_alive=True))
+    provider = (OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{server.url}/v1", api_key="k"))
+                if kind == "openai" else AnthropicProvider(ProviderConfig("a", "anthropic", base_url=server.url,
+                                                                          api_key="k")))
+
+    async def turns() -> list[str]:
+        texts = []
+        for _ in range(3):
+            async for item in run_turn_async(provider, ChatRequest("kept", (Message("user", "q"),))):
+                if isinstance(item, TurnResult):
+                    assert item.outcome is Outcome.OK
+                    texts.append(item.text)
+        return texts
+
+    assert asyncio.run(turns()) == ["ab"] * 3
+    assert server.connections == 1
+
+
+def test_a_body_left_open_after_the_last_event_does_not_hold_the_turn(server):
+    """Reading to the end of the body is bounded: the turn ends though the server never does."""
+    import asyncio
+    import threading
+
+    from streamchat.session import run_turn_async
+
+    hold = threading.Event()
+    server.script("open", Script(chunks=["a"], keep_alive=True, hold=hold))
+    provider = OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{server.url}/v1", api_key="k"))
+
+    async def turn() -> list[object]:
+        return [item async for item in run_turn_async(provider, ChatRequest("open", (Message("user", "q"),)))]
+
+    try:
+        result = asyncio.run(asyncio.wait_for(turn(), 10))[-1]
+    finally:
+        hold.set()
+    assert isinstance(result, TurnResult) and result.outcome is Outcome.OK and result.text == "a"

@@ -7,9 +7,10 @@ this maps its types (never class-name strings) onto the shared status → error 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +20,8 @@ from streamchat.errors import ProtocolError, StreamchatError, from_status, map_t
 from streamchat.events import Event
 from streamchat.providers._wire import WireParser, aevents, events
 from streamchat.providers.base import ChatRequest, EventStream
+
+DRAIN_S = 0.5  # how long the end of a body may take after the last event before the connection is dropped
 
 
 def client_options(config: ProviderConfig, timeout: float) -> dict[str, object]:
@@ -129,8 +132,11 @@ class SdkProvider:
         task or closing the generator closes the upstream response."""
         self.prepare_async()
         async with self._endpoint(self._async_client)(**self._call_arguments(request)) as response:
-            async for event in aevents(response.iter_text(), self._parser(request)):
+            chunks = aiter(response.iter_text())
+            async for event in aevents(chunks, self._parser(request)):
                 yield event
+            await _read_to_end(chunks)
+
 
     def list_models(self) -> list[str]:
         return sorted(m.id for m in self._client.models.list())
@@ -162,3 +168,15 @@ class SdkProvider:
             return from_status(None, msg or str(exc), etype or code, model=model, provider=self.name)
         mapped = map_transport(exc, provider=self.name, base_url=self.base_url, started=started)
         return mapped or unexpected(exc, self.name)
+
+
+async def _read_to_end(chunks: AsyncIterator[str]) -> None:
+    """After the last event, read what is left of the body (normally just the chunked encoding's
+    end) so the connection goes back to the client's pool: otherwise closing the response closes
+    the socket, and the next request pays a new TCP (and TLS) handshake: measured, every serve
+    request opened a connection. Bounded: a server that keeps the stream open after its last
+    event is cut off as before."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in chunks:
+                pass
