@@ -291,3 +291,45 @@ def test_blocking_and_asyncio_readers_give_the_same_events_for_any_chunking():
             assert asyncio.run(collect(cut(text, points), make())) == whole
 
     check()
+
+
+def test_text_read_together_with_an_error_event_is_delivered_before_the_error():
+    """An upstream that sends its last text and an error event in one read: the text reaches the
+    user (and the log) and the error follows; the reader used to drop the text with the error."""
+    import asyncio
+    import json
+
+    from streamchat.errors import OverloadedError
+    from streamchat.events import TextDelta
+    from streamchat.providers._wire import AnthropicParser, OpenAIParser, aevents, events
+
+    openai_text = ("data: " + json.dumps({"choices": [{"delta": {"content": "part"}, "finish_reason": None}]})
+                   + "\n\ndata: " + json.dumps({"error": {"message": "busy", "type": "overloaded_error"}}) + "\n\n")
+    anthropic_text = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in [
+        ("message_start", {"message": {"usage": {"input_tokens": 3}}}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "part"}}),
+        ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})])
+
+    def blocking(pieces, parser):
+        got = []
+        with pytest.raises(OverloadedError):
+            for event in events(pieces, parser):
+                got.append(event)
+        return got
+
+    async def asyncio_path(pieces, parser):
+        async def chunks():
+            for piece in pieces:
+                yield piece
+        got = []
+        with pytest.raises(OverloadedError):
+            async for event in aevents(chunks(), parser):
+                got.append(event)
+        return got
+
+    for text, make in ((openai_text, lambda: OpenAIParser(provider="p", model="m")),
+                       (anthropic_text, lambda: AnthropicParser(provider="p", model="m"))):
+        for cut in (len(text), *range(0, len(text), 7)):
+            pieces = [text[:cut], text[cut:]]
+            for got in (blocking(pieces, make()), asyncio.run(asyncio_path(pieces, make()))):
+                assert [e for e in got if isinstance(e, TextDelta)] == [TextDelta("part")]

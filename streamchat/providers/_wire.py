@@ -243,10 +243,12 @@ class Reader:
         self.parser = parser
         self.split = LineSplitter()
         self.sse = SseAssembler()
+        self._failed: Exception | None = None  # raised by close(), after the events read before it
 
     @property
     def done(self) -> bool:
-        return self.parser.done
+        """The answer ended, or the stream failed: nothing more is read."""
+        return self.parser.done or self._failed is not None
 
     def feed(self, chunk: str) -> list[Event]:
         return self._take(self.split.feed(chunk))
@@ -254,17 +256,24 @@ class Reader:
     def close(self) -> list[Event]:
         """The end of the stream: a last line without its newline, a last event without its blank
         line, then what the parser adds (or its IncompleteStreamError)."""
-        out = [] if self.parser.done else self._take([*self.split.close(), ""])
+        out = [] if self.done else self._take([*self.split.close(), ""])
+        if self._failed is not None:
+            raise self._failed
         return out + self.parser.end()
 
     def _take(self, lines: Iterable[str]) -> list[Event]:
+        """The events in `lines`. A fault (an error event, a malformed chunk) is kept for close():
+        the text that came before it in the same read is delivered first, not lost with it."""
         out: list[Event] = []
-        for line in lines:
-            item = self.sse.line(line)
-            if item is not None:
-                out += self.parser.event(*item)
-                if self.parser.done:
-                    break
+        try:
+            for line in lines:
+                item = self.sse.line(line)
+                if item is not None:
+                    out += self.parser.event(*item)
+                    if self.parser.done:
+                        break
+        except Exception as exc:
+            self._failed = exc
         return out
 
 
