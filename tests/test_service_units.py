@@ -333,3 +333,25 @@ def test_text_read_together_with_an_error_event_is_delivered_before_the_error():
             pieces = [text[:cut], text[cut:]]
             for got in (blocking(pieces, make()), asyncio.run(asyncio_path(pieces, make()))):
                 assert [e for e in got if isinstance(e, TextDelta)] == [TextDelta("part")]
+
+
+def test_serve_writes_text_events_as_the_general_encoder_would():
+    """The fast path for text deltas (SSE and OpenAI chunks) gives the same bytes as the dict path."""
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from streamchat.events import TextDelta
+    from streamchat.serve.wire import OpenAIChunks, sse
+
+    chunks = OpenAIChunks('model "q"\u2028')
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text())
+    def check(text):
+        assert sse(TextDelta(text)) == f"event: token\ndata: {json.dumps({'text': text}, ensure_ascii=False)}\n\n"
+        assert chunks.for_event(TextDelta(text)) == chunks.chunk({"content": text})
+        assert json.loads(sse(TextDelta(text)).split("data: ", 1)[1]) == {"text": text}
+
+    check()

@@ -22,6 +22,9 @@ _HTTP_STATUS: list[tuple[type[errors.StreamchatError], int]] = [
 ]
 
 
+_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps with an option builds an encoder per call
+
+
 def http_status(err: BaseException | None) -> int:
     for cls, status in _HTTP_STATUS:
         if isinstance(err, cls):
@@ -41,11 +44,13 @@ def frame(item: Event | TurnResult) -> dict[str, Any]:
 
 def sse(item: Event | TurnResult) -> str:
     """One SSE event; the data is one line of JSON, so newlines in text never break framing."""
+    if type(item) is TextDelta:  # nearly every event: its JSON written directly (~0.3 µs, not ~3.5)
+        return 'event: token\ndata: {"text": ' + _json(item.text) + "}\n\n"
     data = frame(item)
     name = data.pop("type")
     if name == "error":
         data = {"message": data["message"], "code": data["code"]}
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f"event: {name}\ndata: {_json(data)}\n\n"
 
 
 def openai_error(message: str, code: str, status: int) -> dict[str, Any]:
@@ -61,6 +66,12 @@ class OpenAIChunks:
         self.created = int(time.time())
         self.model = model
         self.calls: dict[int, int] = {}  # the upstream's call index (Anthropic counts text blocks too) → ours
+        self._text = self._around("content")  # the chunk for a text delta, before and after its JSON string
+
+    def _around(self, key: str) -> tuple[str, str]:
+        marker = "\x00"
+        head, tail = self.chunk({key: marker}).split(_json(marker))
+        return head, tail
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None,
               choices: bool = True) -> str:
@@ -69,12 +80,12 @@ class OpenAIChunks:
                                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else []}
         if usage is not None:
             body["usage"] = usage
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        return f"data: {_json(body)}\n\n"
 
     def for_event(self, event: Event) -> str | None:
         """A chunk for text and reasoning; usage and finish go into the closing chunks."""
-        if isinstance(event, TextDelta):
-            return self.chunk({"content": event.text})
+        if type(event) is TextDelta:
+            return self._text[0] + _json(event.text) + self._text[1]
         if isinstance(event, ReasoningDelta):
             return self.chunk({"reasoning_content": event.text})
         if isinstance(event, ToolCallStart):
