@@ -3,6 +3,7 @@ status → error mapping, exit codes, the event vocabulary and context building 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -235,6 +236,19 @@ def test_sse_lines_split_only_on_cr_and_lf():
     chunks = ['data: {"t": "a\x85b\u2028c"}\r', "\n", "\ndata: x\rdata: y", "\n\n"]
     assert list(sse_lines(chunks)) == ['data: {"t": "a\x85b\u2028c"}', "", "data: x", "data: y", ""]
     assert list(sse_lines(["a\r", "b"])) == ["a", "b"]
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(alphabet="ab\r\n\u2028"), st.lists(st.integers(min_value=0, max_value=40), max_size=6))
+    def any_cut(text, points):
+        points = sorted({p % (len(text) + 1) for p in points})
+        pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+        whole = re.split(r"\r\n|\r|\n", text)
+        assert sse_lines(pieces) == (whole if whole[-1] else whole[:-1])
+
+    any_cut()
 
 
 def test_error_lines_never_carry_escape_sequences():

@@ -12,11 +12,14 @@ The parsers are push-based (text in, events out), so the same code reads a block
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, Protocol
 
 from streamchat.errors import IncompleteStreamError, from_status
 from streamchat.events import Done, Event, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, ToolCallStart, Usage
+
+_EOL = re.compile(r"\r\n|\r|\n")
 
 
 class LineSplitter:
@@ -30,16 +33,15 @@ class LineSplitter:
         self.pending = ""
 
     def feed(self, chunk: str) -> list[str]:
+        """Whole lines so far; the rest waits. Linear in the text (a busy server reads many events
+        per chunk; a find-and-slice loop rescanned the rest of the chunk for every line)."""
         pending = self.pending + chunk
-        lines = []
-        while True:
-            cut = min((i for i in (pending.find("\n"), pending.find("\r")) if i >= 0), default=-1)
-            if cut < 0 or (pending[cut] == "\r" and cut == len(pending) - 1):
-                break  # no end of line yet, or a CR that a LF may still follow
-            end = cut + 2 if pending.startswith("\r\n", cut) else cut + 1
-            lines.append(pending[:cut])
-            pending = pending[end:]
-        self.pending = pending
+        if "\r" not in pending:  # the common case: LF only
+            *lines, self.pending = pending.split("\n")
+            return lines
+        hold = pending.endswith("\r")  # a CR at the very end: the LF of a CRLF may still come
+        *lines, rest = _EOL.split(pending[:-1] if hold else pending)
+        self.pending = rest + "\r" if hold else rest
         return lines
 
     def close(self) -> list[str]:
