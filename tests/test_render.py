@@ -238,3 +238,20 @@ def test_style_changes_written_as_differences_draw_the_same_cells():
         assert cells(_compact(line)) == cells(line)
 
     check()
+
+
+def test_repaints_leave_no_stale_cells_when_rows_shrink_or_the_region_gets_shorter():
+    """Rows are erased only where the old paint was wider, and the screen below only when the
+    region lost rows (a CSI K per row and a CSI J per frame were most of a repaint's overhead)."""
+    from streamchat.sinks.terminal import LiveRegion
+
+    term = Terminal(20, 8)
+    region = LiveRegion(term.feed)
+    frames = [["alpha beta gamma", "two", "three"], ["alpha beta", "gamma two"], ["alpha beta", "gamma two", "x"],
+              ["a"], ["a", "bb", "ccc", "dddd"], []]
+    for live in frames:
+        region.paint([], live, 20)
+        assert term.lines() == live
+    region.paint(["kept"], ["tail that is long", "t"], 20)
+    region.paint([], ["tail"], 20)
+    assert term.lines() == ["kept", "tail"]

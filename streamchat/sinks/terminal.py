@@ -213,8 +213,9 @@ class LiveRegion:
         new = [_compact(_trim(line)) for line in (*commit, *live)]
         cells = [cell_len(ANSI_SGR.sub("", line)) for line in new]
         old, old_cells = self._lines, self._cells
+        aligned = width == self._painted_width  # each old line still sits on its own row
         same = 0
-        if width == self._painted_width:
+        if aligned:
             while same < min(len(old), len(new)) and old[same] == new[same]:
                 same += 1
         self._painted_width = width
@@ -229,17 +230,20 @@ class LiveRegion:
         if not new:  # nothing to draw: blank the old rows one by one, then come back up
             parts.append(f"{CSI}2K" + f"{CSI}1B{CSI}2K" * (up - 1) + (f"{CSI}{up - 1}A" if up > 1 else ""))
         else:
-            for line, n in zip(new[same:], cells[same:], strict=True):
-                parts.append(self._line(line, n, width))
-            parts.append(f"{CSI}J")
+            for row, (line, n) in enumerate(zip(new[same:], cells[same:], strict=True), start=same):
+                # erase the rest of the row only if what was painted there was wider
+                stale = not aligned or (row < len(old_cells) and old_cells[row] > n)
+                parts.append(self._line(line, n, width, stale))
+            if not aligned or len(old) > len(new):  # old rows left below the new ones
+                parts.append(f"{CSI}J")
         parts.append(SYNC_END)
         self.write("".join(parts))
 
     @staticmethod
-    def _line(line: str, cells: int, width: int) -> str:
-        # Erase the rest of a short line; a full-width line must not get EL, which would
-        # erase its last cell while the cursor waits in the wrap column.
-        return line + ("\n" if cells >= width else f"{CSI}K\n")
+    def _line(line: str, cells: int, width: int, stale: bool) -> str:
+        # Erase the rest of a short line over wider old text; a full-width line must not get EL,
+        # which would erase its last cell while the cursor waits in the wrap column.
+        return line + (f"{CSI}K\n" if stale and cells < width else "\n")
 
     def resized(self, width: int) -> None:
         """The terminal changed width: rows() now counts re-wrapped lines."""
