@@ -24,6 +24,7 @@ class ChatOptions:
     overrides: Overrides = field(default_factory=Overrides)
     json: bool = False
     markdown: bool = True
+    code_theme: str | None = None  # config `code_theme`; None: the renderer's default
     stats: bool = False
     sanitize: bool = False
     continue_last: bool = False
@@ -72,9 +73,10 @@ def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, pr
 
 def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:
     if opts.extract:
-        sink = progress_sink(env, ui, markdown=opts.markdown)
+        sink = progress_sink(env, ui, markdown=opts.markdown, code_theme=opts.code_theme)
     else:
-        sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats)
+        sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats,
+                           code_theme=opts.code_theme)
     question = with_context(prompt, opts.context)
     session.check_context(question)
     result = session.ask(question, sink, attachments=opts.attachments)

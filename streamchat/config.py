@@ -186,6 +186,7 @@ class Settings:
     markdown: bool = True
     max_input_bytes: int = 4 * 1024 * 1024
     vi_mode: bool = False
+    code_theme: str | None = None  # colours of code blocks: ansi_dark (default), ansi_light or a Pygments style
     providers: dict[str, ProviderConfig] = field(default_factory=lambda: dict(BUILTIN_PROVIDERS))
     aliases: dict[str, str] = field(default_factory=dict)
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # [roles.NAME] tables, checked by roles.py
@@ -235,6 +236,7 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "default_model": str, "system": str, "temperature": (int, float), "max_tokens": int,
     "timeout": (int, float), "retries": int, "retry_max_wait": (int, float), "log": bool,
     "markdown": bool, "max_input_bytes": int, "vi_mode": bool, "approve": list, "tool_steps": int,
+    "code_theme": str,
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0, 2), "max_tokens": (1, math.inf), "timeout": (0.1, math.inf), "retries": (0, 20),
@@ -284,6 +286,13 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
             if not all(isinstance(v, str) for v in cast(list[Any], value)):
                 raise ConfigError(f"{where}'approve' is a list of tool names like \"files:read_file\"")
             value = tuple(cast(list[str], value))
+        if key == "code_theme":
+            from streamchat.render.markdown_stream import check_code_theme  # Rich and Pygments: only when set
+
+            problem = check_code_theme(cast(str, value))
+            if problem:
+                raise ConfigError(f"{where}{problem}", hint="use ansi_dark, ansi_light or a Pygments style such as "
+                                  "monokai or github-dark")
         values[key] = value
     mcp = data.get("mcp") or {}
     if not isinstance(mcp, dict):

@@ -21,6 +21,7 @@ class History:
     def __init__(self, settings: Settings, env: Environment, ui: UI) -> None:
         self.env = env
         self.ui = ui
+        self.code_theme = settings.code_theme
         self.log: ConversationLog = open_log(enabled=True, warn=ui.warn)
         if self.log.db is None:
             raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB and the warning above")
@@ -56,9 +57,10 @@ class History:
         if self.env.stdout_isatty and not self.env.dumb:
             from rich.console import Console
 
-            from streamchat.render.markdown_stream import parse
+            from streamchat.render.markdown_stream import DEFAULT_CODE_THEME, parse
 
-            Console(file=self.env.stdout, no_color=self.env.no_color).print(parse(sanitize(text)))
+            Console(file=self.env.stdout, no_color=self.env.no_color).print(
+                parse(sanitize(text), self.code_theme or DEFAULT_CODE_THEME))
         else:
             self.env.stdout.write(text)
 

@@ -109,7 +109,8 @@ class Repl:
     # -- turns ---------------------------------------------------------------------------
     def _sink(self) -> Sink:
         o = self.opts
-        return choose_sink(self.env, self.ui, json=o.json, markdown=o.markdown, sanitize=o.sanitize, stats=o.stats)
+        return choose_sink(self.env, self.ui, json=o.json, markdown=o.markdown, sanitize=o.sanitize, stats=o.stats,
+                           code_theme=o.code_theme)
 
     def ask(self, prompt: str | None = None, *, force: bool = False) -> None:
         """Ask `prompt`, or (None) ask the last question again."""

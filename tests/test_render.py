@@ -255,3 +255,33 @@ def test_repaints_leave_no_stale_cells_when_rows_shrink_or_the_region_gets_short
     region.paint(["kept"], ["tail that is long", "t"], 20)
     region.paint([], ["tail"], 20)
     assert term.lines() == ["kept", "tail"]
+
+
+def test_code_blocks_use_the_terminal_palette_unless_the_config_names_a_theme():
+    """The default code theme is the terminal's own 16 colours and background (short codes, any
+    palette); `code_theme` picks a Pygments style, and an unknown name is a config error."""
+    from streamchat.config import parse_settings
+    from streamchat.errors import ConfigError
+
+    text = "```python\ndef f(x):\n    return 'a' + x  # note\n```\n"
+
+    def painted(**kwargs):
+        env, out, _ = tty_env()
+        sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False, **kwargs)
+        sink.begin()
+        sink.feed(TextDelta(text))
+        sink.end(TurnResult())
+        return out.getvalue()
+
+    default = painted()
+    assert "\x1b[94mdef" in default and "38;5;" not in default and "48;5;" not in default
+    monokai = painted(code_theme=parse_settings({"code_theme": "monokai"}).code_theme)
+    assert "48;5;" in monokai or "48;2;" in monokai  # its own background
+    screens = []
+    for output in (default, monokai):
+        term = Terminal(80, 24)
+        term.feed(output)
+        screens.append([line.strip() for line in term.lines()])
+    assert screens[0] == screens[1] and "return 'a' + x  # note" in screens[0]
+    with pytest.raises(ConfigError, match="unknown code_theme 'nope'"):
+        parse_settings({"code_theme": "nope"})

@@ -102,7 +102,8 @@ def chat(
                                              timeout=g.timeout or settings.timeout, ui=ui)
         params = _params(param or [])
         opts = ChatOptions(
-            overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown, stats=stats,
+            overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown,
+            code_theme=settings.code_theme, stats=stats,
             sanitize=sanitize, continue_last=cont, cid=cid, log=settings.log and not g.no_log, debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
             role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),

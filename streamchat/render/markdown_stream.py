@@ -17,17 +17,25 @@ from rich.markdown import ListItem, Markdown, MarkdownElement
 from rich.segment import Segment
 from rich.theme import Theme
 
-CODE_THEME = "monokai"
+# The terminal's own 16 colours and background: short SGR codes (a fixed 256-colour theme with
+# its own background wrote ~2.3× the answer's bytes on a code-heavy answer, this ~1.6×), and
+# code that reads in the user's palette, light or dark. `code_theme` in the config picks another.
+DEFAULT_CODE_THEME = "ansi_dark"
 ColorSystem = Literal["standard", "256", "truecolor"]
 
 
 class LineRenderer:
     """Markdown source → ANSI lines at a width, with one Rich console per width."""
 
-    def __init__(self, *, color_system: ColorSystem | None = "truecolor", no_color: bool = False) -> None:
+    def __init__(self, *, color_system: ColorSystem | None = "truecolor", no_color: bool = False,
+                 code_theme: str = DEFAULT_CODE_THEME) -> None:
         self.color_system = color_system
         self.no_color = no_color
+        self.code_theme = code_theme
         self._consoles: dict[int, tuple[Console, io.StringIO]] = {}
+
+    def parse(self, text: str) -> Markdown:
+        return parse(text, self.code_theme)
 
     def _console(self, width: int) -> tuple[Console, io.StringIO]:
         if width not in self._consoles:
@@ -73,9 +81,24 @@ class StreamMarkdown(Markdown):
     elements: ClassVar[dict[str, type[MarkdownElement]]] = {**Markdown.elements, "list_item_open": NumberedItem}
 
 
-def parse(text: str) -> Markdown:
+def parse(text: str, code_theme: str = DEFAULT_CODE_THEME) -> Markdown:
     # Links as "text (url)": no OSC 8 hyperlinks, which many terminals and pagers mangle.
-    return StreamMarkdown(text, code_theme=CODE_THEME, hyperlinks=False)
+    return StreamMarkdown(text, code_theme=code_theme, hyperlinks=False)
+
+
+def check_code_theme(name: str) -> str | None:
+    """Why `name` cannot colour code (None when it can): Rich's ansi_dark / ansi_light or a Pygments style."""
+    from pygments.styles import get_style_by_name
+    from pygments.util import ClassNotFound
+    from rich.syntax import RICH_SYNTAX_THEMES
+
+    if name in RICH_SYNTAX_THEMES:
+        return None
+    try:  # Rich itself would quietly fall back to Pygments' "default"
+        get_style_by_name(name)
+    except ClassNotFound:
+        return f"unknown code_theme '{name}'"
+    return None
 
 
 def _top_level_starts(md: Markdown) -> list[tuple[int, str]]:
@@ -107,7 +130,7 @@ class MarkdownStream:
         """→ (lines to commit now, live lines). Re-parses only from the open block."""
         commit: list[str] = []
         src = self.text[self.base :]
-        blocks = _top_level_starts(parse(src))
+        blocks = _top_level_starts(self.renderer.parse(src))
         if len(blocks) >= 2:
             cut_line, _ = blocks[-1]
             cut = _line_offsets(src)[cut_line]
@@ -140,8 +163,8 @@ class MarkdownStream:
         paragraph in front recreates that state exactly; its line is then dropped.
         """
         if not self.separator:
-            return self.renderer.render(parse(src), width)
-        return self.renderer.render(parse("x\n\n" + src), width)[1:]
+            return self.renderer.render(self.renderer.parse(src), width)
+        return self.renderer.render(self.renderer.parse("x\n\n" + src), width)[1:]
 
 
 def _owes_separator(token_type: str) -> bool:
@@ -151,4 +174,5 @@ def _owes_separator(token_type: str) -> bool:
 
 def render_static(text: str, width: int, renderer: LineRenderer | None = None) -> list[str]:
     """The reference: the whole answer rendered at once."""
-    return (renderer or LineRenderer()).render(parse(text), width)
+    renderer = renderer or LineRenderer()
+    return renderer.render(renderer.parse(text), width)

@@ -22,15 +22,15 @@ class NullSink:
         pass
 
 
-def progress_sink(env: Environment, ui: UI, *, markdown: bool = True) -> Sink:
+def progress_sink(env: Environment, ui: UI, *, markdown: bool = True, code_theme: str | None = None) -> Sink:
     """For -x: the live rendering on stderr when it is a terminal (stdout stays for the code)."""
     if not env.stderr_isatty:
         return NullSink()
-    return choose_sink(replace(env, stdout=env.stderr), ui, markdown=markdown)
+    return choose_sink(replace(env, stdout=env.stderr), ui, markdown=markdown, code_theme=code_theme)
 
 
 def choose_sink(env: Environment, ui: UI, *, json: bool = False, markdown: bool = True, sanitize: bool = False,
-                stats: bool = False) -> Sink:
+                stats: bool = False, code_theme: str | None = None) -> Sink:
     """One decision from TTY-ness and flags, as httpie makes it: raw for pipes, pretty for people."""
     if json:
         from streamchat.sinks.ndjson import NdjsonSink
@@ -40,7 +40,7 @@ def choose_sink(env: Environment, ui: UI, *, json: bool = False, markdown: bool 
     if tty and markdown and not env.dumb:
         from streamchat.sinks.terminal import MarkdownSink
 
-        return MarkdownSink(env, ui, stats=stats)
+        return MarkdownSink(env, ui, stats=stats, code_theme=code_theme)
     from streamchat.sinks.plain import PlainSink
 
     return PlainSink(env, ui, sanitize=sanitize or tty, stats=stats)

@@ -21,7 +21,7 @@ from rich.cells import cell_len
 
 from streamchat.environment import Environment
 from streamchat.events import Event, Outcome, ReasoningDelta, TextDelta, ToolCall, TurnResult
-from streamchat.render.markdown_stream import ColorSystem, LineRenderer, MarkdownStream
+from streamchat.render.markdown_stream import DEFAULT_CODE_THEME, ColorSystem, LineRenderer, MarkdownStream
 from streamchat.render.sanitize import sanitize
 from streamchat.sinks._output import Output
 from streamchat.sinks._reasoning import ReasoningOutput
@@ -256,8 +256,9 @@ class MarkdownSink:
 
     def __init__(self, env: Environment, ui: UI, *, stats: bool = False,
                  size: Callable[[], tuple[int, int]] | None = None, timer: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, code_theme: str | None = None) -> None:
         self.env = env
+        self.code_theme = code_theme or DEFAULT_CODE_THEME
         self.out = Output(env.stdout)
         self.ui = ui
         self.stats = stats
@@ -323,7 +324,8 @@ class MarkdownSink:
 
     def _start_step(self) -> None:
         """What each step of a turn renders afresh: the document, reasoning, spinner, repaint timer."""
-        self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(self.env), no_color=self.env.no_color))
+        self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(self.env), no_color=self.env.no_color,
+                                                  code_theme=self.code_theme))
         self.reasoning = ReasoningOutput(self.ui)
         self.spinner = self.ui.spinner("waiting")
         self._stop = threading.Event()
