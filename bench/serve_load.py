@@ -1,8 +1,9 @@
 """Load on `streamchat serve`: N concurrent SSE clients against a fast upstream, loopback only.
 
-Bounded: CLIENTS streams of CHUNKS tokens each, one round, a 120 s ceiling. Prints
-p50/p99 time to first event, events/s over the run, the server's peak RSS, and how
-many streams completed with a `done` event. Then a disconnect storm: half the clients
+Bounded: CLIENTS streams of CHUNKS tokens each, two bursts (the first opens serve's upstream
+connections, the second finds them pooled), a 120 s ceiling each. Prints per burst the p50/p99
+time to first event, events/s, stream duration against an unloaded stream, CPU per process and
+completed streams; then the server's peak RSS. Then a disconnect storm: half the clients
 leave after 20 events of a 3000-token answer while the other half read theirs; prints how
 many upstream streams were closed, and the server's threads and sockets before and after.
 """
@@ -119,6 +120,20 @@ class Upstream:
         self.proc.wait(10)
 
 
+def report(burst: str, results: list[tuple[float, int, bool, float, float]], elapsed: float, alone: float,
+           used: list[float]) -> None:
+    firsts = sorted(r[0] for r in results)
+    p99 = firsts[min(len(firsts) - 1, int(len(firsts) * 0.99))]
+    ratios = sorted(r[4] / alone for r in results)
+    print(f"{burst}: wall {elapsed:.2f} s, completed {sum(r[2] for r in results)}/{len(results)}")
+    print(f"  time to first event  p50 {statistics.median(firsts) * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms   "
+          f"(upstream's first token inside serve: p50 {statistics.median(sorted(r[3] for r in results)) * 1000:.1f} ms)")
+    print(f"  events/s {sum(r[1] for r in results) / elapsed:9.0f};  stream duration / unloaded  "
+          f"p50 {statistics.median(ratios):.2f}×  max {ratios[-1]:.2f}×")
+    print(f"  CPU during the burst: serve {used[0]:.2f} s, upstream {used[1]:.2f} s, clients {used[2]:.2f} s "
+          f"({sum(used) / elapsed:.2f} of {os.cpu_count()} cores busy)")
+
+
 def main() -> None:
     upstream = Upstream()
     serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast",  # type: ignore[arg-type]
@@ -127,27 +142,14 @@ def main() -> None:
         for _ in range(4):  # every worker's first answer (its pools, lazy imports) is not the one measured
             asyncio.run(load(serve.url, 1))
         alone = statistics.median(asyncio.run(load(serve.url, 1))[0][0][4] for _ in range(5))  # unloaded duration
-        cpu0 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
-        results, elapsed = asyncio.run(load(serve.url))
-        cpu1 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
-        firsts = sorted(r[0] for r in results)
-        events = sum(r[1] for r in results)
-        completed = sum(r[2] for r in results)
-        p99 = firsts[min(len(firsts) - 1, int(len(firsts) * 0.99))]
-        print(f"clients {CLIENTS} × {CHUNKS} tokens ({DELAY * 1000:g} ms/token upstream), {WORKERS} worker(s), "
-              f"wall {elapsed:.2f} s")
-        print(f"time to first event  p50 {statistics.median(firsts) * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms")
-        inner = sorted(r[3] for r in results)
-        print(f"upstream first token (inside serve)  p50 {statistics.median(inner) * 1000:7.1f} ms")
-        print(f"events/s             {events / elapsed:9.0f}")
-        ratios = sorted(r[4] / alone for r in results)
-        print(f"stream duration / unloaded ({alone * 1000:.0f} ms)  p50 {statistics.median(ratios):.2f}×  "
-              f"max {ratios[-1]:.2f}×")
-        used = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
-        print(f"CPU during the run   serve {used[0]:.2f} s, upstream {used[1]:.2f} s, clients {used[2]:.2f} s "
-              f"({sum(used) / elapsed:.2f} of {os.cpu_count()} cores busy)")
+        print(f"clients {CLIENTS} × {CHUNKS} tokens ({DELAY * 1000:g} ms/token upstream), {WORKERS} worker(s); "
+              f"an unloaded stream takes {alone * 1000:.0f} ms")
+        for burst in ("first burst (serve's upstream pool cold)", "second burst (pool warm, as under steady load)"):
+            cpu0 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
+            results, elapsed = asyncio.run(load(serve.url))
+            cpu1 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
+            report(burst, results, elapsed, alone, [b - a for a, b in zip(cpu0, cpu1, strict=True)])
         print(f"server peak RSS      {peak_rss_mb(serve.proc.pid):9.1f} MB")
-        print(f"completed streams    {completed}/{CLIENTS}")
         before = threads_and_sockets(serve.proc.pid)
         counts = httpx.get(f"{upstream.url}/_counts").json()
         asyncio.run(storm(serve.url))
@@ -158,7 +160,8 @@ def main() -> None:
               f"long answers completed: {after['completed'] - counts['completed'] - (CLIENTS - CLIENTS // 2)}")
         time.sleep(1.0)
         now = threads_and_sockets(serve.proc.pid)
-        print(f"storm: serve threads/sockets before {before[0]}/{before[1]}, 2 s after {now[0]}/{now[1]}")
+        print(f"storm: serve threads/sockets before {before[0]}/{before[1]}, 2 s after {now[0]}/{now[1]} "
+              "(sockets include the upstream connections kept for reuse, closed after 5 s idle)")
     finally:
         serve.stop()
         upstream.stop()
