@@ -74,10 +74,15 @@ def test_repl_ctrl_c_stops_local_generation(home):
     env = base_env(home, PROMPT_TOOLKIT_NO_CPR="1", STREAMCHAT_CONFIG=str(cfg))
     child = pexpect.spawn(STREAMCHAT, ["-m", "local", "--max-tokens", "3000", "--temperature", "1.0"], env=env,
                           encoding="utf-8", dimensions=(30, 100), timeout=30)
+    child.logfile_read = open(home / "pty.log", "w")  # noqa: SIM115 — closed with the child
     try:
         child.expect_exact("›")
         child.sendline("Write a very long story about a dragon and a knight, with many chapters.")
-        child.expect_exact("\x1b[?2026h")  # the renderer's first paint: the answer has started
+        try:
+            child.expect_exact("\x1b[?2026h")  # the renderer's first paint: the answer has started
+        except pexpect.TIMEOUT:  # seen once under CI load: show what the terminal got
+            child.logfile_read.flush()
+            raise AssertionError(repr((home / "pty.log").read_text()[-3000:])) from None
         time.sleep(0.3)
         sent = time.monotonic()
         child.sendintr()

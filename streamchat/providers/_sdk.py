@@ -151,7 +151,6 @@ class SdkProvider:
                 yield event
             await _read_to_end(chunks)
 
-
     def list_models(self) -> list[str]:
         return sorted(m.id for m in self._client.models.list())
 
