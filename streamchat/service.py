@@ -7,7 +7,6 @@ built-in default), the conversation, and the log. A front end builds a sink and 
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
@@ -153,7 +152,9 @@ def preimport(settings: Settings, spec: str | None) -> None:
         return
     module = SDK_MODULES.get(cfg.type)
     if module is not None:
-        threading.Thread(target=importlib.import_module, args=(module,), name="preimport", daemon=True).start()
+        from streamchat.providers._sdk import import_sdk
+
+        threading.Thread(target=import_sdk, args=(module,), name="preimport", daemon=True).start()
 
 
 def warm_renderer() -> None:

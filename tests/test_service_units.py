@@ -369,3 +369,25 @@ def test_serve_writes_text_events_as_the_general_encoder_would():
         assert json.loads(sse(TextDelta(text)).split("data: ", 1)[1]) == {"text": text}
 
     check()
+
+
+def test_only_serve_loads_the_sdks_aiohttp_transport():
+    """With aiohttp installed (the serve extra) the SDKs import their aiohttp transport on import
+    (~0.1–0.2 s); the CLI imports them with it hidden, serve asks for it and gets it."""
+    import subprocess
+    import sys
+
+    probe = """
+import sys
+from streamchat.providers._sdk import import_sdk, use_async_transport
+if sys.argv[1] == "serve":
+    use_async_transport()
+from streamchat.config import ProviderConfig
+from streamchat.providers.openai import OpenAIProvider
+client = OpenAIProvider(ProviderConfig("o", "openai", base_url="http://127.0.0.1:9/v1", api_key="k"))._async_http_client()
+print("aiohttp" in sys.modules, type(client).__name__)
+"""  # openai only: anthropic goes through the same import_sdk, and its import costs ~1.5 s more
+    cli = subprocess.run([sys.executable, "-c", probe, "cli"], capture_output=True, text=True, check=True)
+    serve = subprocess.run([sys.executable, "-c", probe, "serve"], capture_output=True, text=True, check=True)
+    assert cli.stdout.split() == ["False", "NoneType"]
+    assert serve.stdout.split() == ["True", "_InstalledAioHttpClient"]  # the SDK's own name for it

@@ -61,7 +61,10 @@ def serve(
 
             raise ConfigError("streamchat serve needs FastAPI and uvicorn",
                               hint="install them with: pip install 'streamchat[serve]'") from None
+        from streamchat.providers._sdk import use_async_transport
         from streamchat.service import ChatSession, Overrides
+
+        use_async_transport()  # before the session below imports the SDK
 
         processes = (os.cpu_count() or 1) if workers == "auto" else int(workers) if workers.isdigit() else 0
         if processes < 1:

@@ -15,9 +15,7 @@ DEFAULT_MAX_TOKENS = 4096
 
 class AnthropicProvider(SdkProvider):
     def __init__(self, config: ProviderConfig, *, timeout: float = 60.0) -> None:
-        import anthropic
-
-        super().__init__(config, anthropic, "Anthropic", timeout)
+        super().__init__(config, "anthropic", "Anthropic", timeout)
 
     params = frozenset({"top_p", "stop", "parallel_tool_calls"})
     accepts = frozenset({"image", "pdf"})

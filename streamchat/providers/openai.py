@@ -13,9 +13,7 @@ from streamchat.providers.base import ChatRequest
 
 class OpenAIProvider(SdkProvider):
     def __init__(self, config: ProviderConfig, *, timeout: float = 60.0) -> None:
-        import openai
-
-        super().__init__(config, openai, "OpenAI", timeout)
+        super().__init__(config, "openai", "OpenAI", timeout)
 
     params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "parallel_tool_calls"})
     accepts = frozenset({"image", "pdf"})
