@@ -26,10 +26,23 @@ def turn_cost(settings: Settings, provider: ProviderConfig, model: str, stats: S
     return None if price is None else float(price.total_price)
 
 
+SMALLEST_WINDOW = 2048  # tokens: no hosted chat model takes fewer
+
+
+def _configured_window(provider: ProviderConfig) -> int | None:
+    configured = provider.options.get("context")
+    return configured if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0 else None
+
+
+def window_from_database(provider: ProviderConfig) -> bool:
+    """Whether the model's window would come from the price database (~45 ms to load), not the config."""
+    return provider.type != "local" and _configured_window(provider) is None
+
+
 def context_window(settings: Settings, provider: ProviderConfig, model: str) -> int | None:
     """Tokens the model takes: `context = N` on its provider, the local model's n_ctx, or the database's."""
-    configured = provider.options.get("context")
-    if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
+    configured = _configured_window(provider)
+    if configured is not None:
         return configured
     if provider.type == "local":
         n_ctx = provider.options.get("n_ctx", 4096)

@@ -132,6 +132,9 @@ def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI 
         provider.prepare(model)
         if warm:
             warm_renderer()
+            from streamchat.cost import context_window
+
+            context_window(settings, cfg, model)  # loads the price database (~45 ms) for the toolbar
         return provider
 
     if ui is not None and cfg.type == "local" and not warm:
@@ -295,22 +298,36 @@ class ChatSession:
     def context_use(self, prompt: str = "") -> tuple[int, int | None]:
         """(tokens the next request would hold, the model's window or None): the provider's reported
         input of the last turn plus its answer, and an estimate for what is new."""
-        from streamchat.cost import context_window, estimate_tokens
+        from streamchat.cost import context_window
 
         if self.model_name not in self._windows:  # the toolbar asks on every redraw
             self._windows[self.model_name] = context_window(
                 self.settings, self.settings.providers[self.target.provider_name], self.target.model)
-        window = self._windows[self.model_name]
+        return self._estimate(prompt), self._windows[self.model_name]
+
+    def _estimate(self, prompt: str) -> int:
+        """Tokens the next request would hold: the provider's count of the last exchange, estimates for the rest."""
+        from streamchat.cost import estimate_tokens
+
         last = self.conversation.last
         if last is not None and last.result.stats.input_tokens:
             used = last.result.stats.input_tokens + last.result.stats.tokens
         else:
             used = sum(estimate_tokens(m.content) for m in self.conversation.history())
             used += estimate_tokens(self.conversation.system or "")
-        return used + (estimate_tokens(prompt) if prompt else 0), window
+        return used + (estimate_tokens(prompt) if prompt else 0)
 
     def check_context(self, prompt: str) -> None:
-        """Refuse a question that would clearly overflow the model's context (before spending anything)."""
+        """Refuse a question that would clearly overflow the model's context (before spending anything).
+
+        A conversation smaller than any hosted model's window is not looked up: the price database
+        that holds the windows costs ~45 ms to load, on every one-shot."""
+        from streamchat.cost import SMALLEST_WINDOW, window_from_database
+
+        provider = self.settings.providers[self.target.provider_name]
+        if (self._estimate(prompt) <= SMALLEST_WINDOW and self.model_name not in self._windows
+                and window_from_database(provider)):
+            return
         used, window = self.context_use(prompt)
         if window is not None and used > window:
             from streamchat.errors import ContextOverflowError

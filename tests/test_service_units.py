@@ -391,3 +391,18 @@ print("aiohttp" in sys.modules, type(client).__name__)
     serve = subprocess.run([sys.executable, "-c", probe, "serve"], capture_output=True, text=True, check=True)
     assert cli.stdout.split() == ["False", "NoneType"]
     assert serve.stdout.split() == ["True", "_InstalledAioHttpClient"]  # the SDK's own name for it
+
+
+def test_context_check_looks_the_window_up_only_for_a_large_conversation():
+    """A short question is not checked against the price database (~45 ms to load on every
+    one-shot); one larger than any model's window still is, and an overflow is refused."""
+    from streamchat.service import ChatSession, Overrides
+
+    settings = parse_settings({"providers": {"openai": {"api_key": "k"}}})
+    session = ChatSession(settings, Overrides(model="openai:gpt-4o"))
+    session.check_context("a short question")
+    assert session._windows == {}
+    session.check_context("word " * 10_000)  # ~12k tokens: over the smallest window, under gpt-4o's
+    assert session._windows["openai:gpt-4o"] and session._windows["openai:gpt-4o"] > 100_000
+    with pytest.raises(errors.ContextOverflowError):
+        session.check_context("word " * 200_000)

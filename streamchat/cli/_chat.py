@@ -92,7 +92,8 @@ def chat(
                               timeout=g.timeout, retry=not no_retry)
         if chosen is not None:
             overrides = roles.under_flags(chosen, overrides)
-        preimport(settings, overrides.model)  # the SDK import overlaps reading stdin and opening the log
+        if prompt or editor or not env.stdin_isatty:  # not for the REPL: its warm-up starts once the prompt shows
+            preimport(settings, overrides.model)  # the SDK import overlaps reading stdin and opening the log
         if save_role:
             path = roles.save_role(save_role, system=system, model=g.model, temperature=temperature,
                                    max_tokens=max_tokens)
