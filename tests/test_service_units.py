@@ -407,3 +407,16 @@ def test_context_check_looks_the_window_up_only_for_a_large_conversation():
     assert (session._windows["windowed:gpt-4o"] or 0) > 100_000
     with pytest.raises(errors.ContextOverflowError):
         session.check_context("word " * 200_000)
+
+
+def test_adapters_are_shared_per_config_not_per_name():
+    """The per-process adapter cache keyed on the name alone handed a later caller an adapter for
+    another base URL (a test pointing "openai" at the real API broke three later ones)."""
+    from streamchat.config import ProviderConfig
+    from streamchat.providers.base import get_provider
+
+    here = ProviderConfig("same", "openai", base_url="http://127.0.0.1:9/v1", api_key="k")
+    there = ProviderConfig("same", "openai", base_url="http://127.0.0.1:10/v1", api_key="k")
+    assert get_provider(here) is get_provider(ProviderConfig("same", "openai", base_url="http://127.0.0.1:9/v1",
+                                                             api_key="k"))
+    assert get_provider(there).base_url == "http://127.0.0.1:10/v1"

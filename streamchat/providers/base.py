@@ -65,12 +65,13 @@ _ADAPTERS = {
     "anthropic": "streamchat.providers.anthropic:AnthropicProvider",
     "local": "streamchat.providers.local:LocalProvider",
 }
-_CACHE: dict[tuple[str, float], Provider] = {}
+_CACHE: dict[tuple[str, str | None, float], Provider] = {}
 
 
 def get_provider(config: ProviderConfig, *, timeout: float = 60.0) -> Provider:
-    """The adapter for `config`, built once per process (the local model loads once)."""
-    key = (config.name, timeout)
+    """The adapter for `config`, built once per process (the local model loads once). Keyed on the
+    whole table and where requests go, not the name alone: two configs may share a name."""
+    key = (repr(config), config.effective_base_url()[0], timeout)
     if key not in _CACHE:
         module, _, cls = _ADAPTERS[config.type].partition(":")
         _CACHE[key] = getattr(importlib.import_module(module), cls)(config, timeout=timeout)
