@@ -220,7 +220,9 @@ async def _read_to_end(chunks: AsyncIterator[str]) -> None:
     the socket, and the next request pays a new TCP (and TLS) handshake: measured, every serve
     request opened a connection. Bounded: a server that keeps the stream open after its last
     event is cut off as before."""
+    async def drain() -> None:
+        async for _ in chunks:
+            pass
+
     with contextlib.suppress(Exception):
-        async with asyncio.timeout(DRAIN_S):
-            async for _ in chunks:
-                pass
+        await asyncio.wait_for(drain(), DRAIN_S)  # not asyncio.timeout: Python 3.10 is supported
