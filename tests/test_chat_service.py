@@ -126,11 +126,13 @@ def test_serve_honours_the_config_system_temperature_and_max_tokens(serve_with_c
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
-def test_serve_turns_reuse_the_upstream_connection(server, kind):
-    """The asyncio path reads a body to its end after the last event, so the next turn goes out on
-    the same connection (it used to open one per request: a TCP and TLS handshake each time)."""
+@pytest.mark.parametrize("path", ["asyncio", "blocking"])
+def test_turns_reuse_the_upstream_connection(server, kind, path):
+    """Both paths read a body to its end after the last event, so the next turn goes out on the
+    same connection (each request used to open one: a TCP and TLS handshake every time)."""
     import asyncio
 
+    from streamchat.events import TextDelta
     from streamchat.providers.anthropic import AnthropicProvider
     from streamchat.session import run_turn_async
 
@@ -138,21 +140,27 @@ def test_serve_turns_reuse_the_upstream_connection(server, kind):
     provider = (OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{server.url}/v1", api_key="k"))
                 if kind == "openai" else AnthropicProvider(ProviderConfig("a", "anthropic", base_url=server.url,
                                                                           api_key="k")))
+    request = ChatRequest("kept", (Message("user", "q"),))
 
     async def turns() -> list[str]:
         texts = []
         for _ in range(3):
-            async for item in run_turn_async(provider, ChatRequest("kept", (Message("user", "q"),))):
+            async for item in run_turn_async(provider, request):
                 if isinstance(item, TurnResult):
                     assert item.outcome is Outcome.OK
                     texts.append(item.text)
         return texts
 
-    assert asyncio.run(turns()) == ["ab"] * 3
+    if path == "asyncio":
+        assert asyncio.run(turns()) == ["ab"] * 3
+    else:
+        assert ["".join(e.text for e in provider.stream(request) if isinstance(e, TextDelta))
+                for _ in range(3)] == ["ab"] * 3
     assert server.connections == 1
 
 
-def test_a_body_left_open_after_the_last_event_does_not_hold_the_turn(server):
+@pytest.mark.parametrize("path", ["asyncio", "blocking"])
+def test_a_body_left_open_after_the_last_event_does_not_hold_the_turn(server, path):
     """Reading to the end of the body is bounded: the turn ends though the server never does."""
     import asyncio
     import threading
@@ -162,12 +170,34 @@ def test_a_body_left_open_after_the_last_event_does_not_hold_the_turn(server):
     hold = threading.Event()
     server.script("open", Script(chunks=["a"], keep_alive=True, hold=hold))
     provider = OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{server.url}/v1", api_key="k"))
+    request = ChatRequest("open", (Message("user", "q"),))
 
     async def turn() -> list[object]:
-        return [item async for item in run_turn_async(provider, ChatRequest("open", (Message("user", "q"),)))]
+        return [item async for item in run_turn_async(provider, request)]
+
+    def blocking() -> TurnResult:
+        done: list[TurnResult] = []
+        worker = threading.Thread(target=lambda: done.append(run_turn(provider, request, _Collect())), daemon=True)
+        worker.start()
+        worker.join(10)
+        assert done, "the turn was still waiting for the end of the body"
+        return done[0]
 
     try:
-        result = asyncio.run(asyncio.wait_for(turn(), 10))[-1]
+        result = asyncio.run(asyncio.wait_for(turn(), 10))[-1] if path == "asyncio" else blocking()
     finally:
         hold.set()
     assert isinstance(result, TurnResult) and result.outcome is Outcome.OK and result.text == "a"
+
+
+class _Collect:
+    """A sink that keeps nothing: the turn's result carries the text."""
+
+    def begin(self) -> None:
+        pass
+
+    def feed(self, event: object) -> None:
+        pass
+
+    def end(self, result: TurnResult) -> None:
+        pass

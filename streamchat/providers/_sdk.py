@@ -13,7 +13,7 @@ import importlib
 import socket
 import sys
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -82,18 +82,20 @@ def error_body(exc: BaseException) -> tuple[str | None, str | None, str | None]:
     return (str(msg) if msg else None, str(etype) if etype else None, str(code) if code else None)
 
 
+def _cut(response: Any) -> None:
+    """Shut the response's socket down: a read blocked on it in another thread returns at once
+    (closing the socket would not wake it)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def cut_on_cancel(response: Any) -> contextlib.AbstractContextManager[None]:
     """While streaming `response`, a cancel shuts its socket down, so a read blocked on a
-    stalled upstream returns at once (closing a socket from another thread would not wake it)."""
-
-    def cut() -> None:
-        stream = response.extensions.get("network_stream")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    return closing_on_cancel(cut)
+    stalled upstream returns at once."""
+    return closing_on_cancel(lambda: _cut(response))
 
 
 class SdkProvider:
@@ -149,7 +151,9 @@ class SdkProvider:
         """The SDK makes the request; the stream is read here (events() closes it when closed)."""
         with self._endpoint(self._client)(**self._call_arguments(request)) as response, \
                 cut_on_cancel(response.http_response):
-            yield from events(response.iter_text(), self._parser(request))
+            chunks = iter(response.iter_text())
+            yield from events(chunks, self._parser(request))
+            _read_to_end_blocking(chunks, response.http_response)
 
     def prepare_async(self) -> None:
         """Build the asyncio client and touch its endpoint (serve, at startup)."""
@@ -212,6 +216,21 @@ class SdkProvider:
             return from_status(None, msg or str(exc), etype or code, model=model, provider=self.name)
         mapped = map_transport(exc, provider=self.name, base_url=self.base_url, started=started)
         return mapped or unexpected(exc, self.name)
+
+
+def _read_to_end_blocking(chunks: Iterator[str], response: Any) -> None:
+    """_read_to_end for the blocking path (REPL turns after the first reuse the connection): a
+    read has no per-call timeout here, so a timer shuts the socket down if the end is late."""
+    watchdog = threading.Timer(DRAIN_S, _cut, (response,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        for _ in chunks:
+            pass
+    except Exception:  # cut off (or the server broke the body): the connection is dropped, as before
+        pass
+    finally:
+        watchdog.cancel()
 
 
 async def _read_to_end(chunks: AsyncIterator[str]) -> None:
