@@ -221,7 +221,11 @@ class SdkProvider:
 def _read_to_end_blocking(chunks: Iterator[str], response: Any) -> None:
     """_read_to_end for the blocking path (REPL turns after the first reuse the connection): a
     read has no per-call timeout here, so a timer shuts the socket down if the end is late."""
-    watchdog = threading.Timer(DRAIN_S, _cut, (response,))
+    def late() -> None:
+        if not response.is_closed:  # not once the body ended and the connection went back to the pool
+            _cut(response)
+
+    watchdog = threading.Timer(DRAIN_S, late)
     watchdog.daemon = True
     watchdog.start()
     try:
