@@ -166,6 +166,7 @@ def test_a_body_left_open_after_the_last_event_does_not_hold_the_turn(server, pa
     import threading
 
     from streamchat.session import run_turn_async
+    from streamchat.sinks import NullSink
 
     hold = threading.Event()
     server.script("open", Script(chunks=["a"], keep_alive=True, hold=hold))
@@ -177,7 +178,7 @@ def test_a_body_left_open_after_the_last_event_does_not_hold_the_turn(server, pa
 
     def blocking() -> TurnResult:
         done: list[TurnResult] = []
-        worker = threading.Thread(target=lambda: done.append(run_turn(provider, request, _Collect())), daemon=True)
+        worker = threading.Thread(target=lambda: done.append(run_turn(provider, request, NullSink())), daemon=True)
         worker.start()
         worker.join(10)
         assert done, "the turn was still waiting for the end of the body"
@@ -189,15 +190,3 @@ def test_a_body_left_open_after_the_last_event_does_not_hold_the_turn(server, pa
         hold.set()
     assert isinstance(result, TurnResult) and result.outcome is Outcome.OK and result.text == "a"
 
-
-class _Collect:
-    """A sink that keeps nothing: the turn's result carries the text."""
-
-    def begin(self) -> None:
-        pass
-
-    def feed(self, event: object) -> None:
-        pass
-
-    def end(self, result: TurnResult) -> None:
-        pass
