@@ -298,12 +298,16 @@ class ChatSession:
     def context_use(self, prompt: str = "") -> tuple[int, int | None]:
         """(tokens the next request would hold, the model's window or None): the provider's reported
         input of the last turn plus its answer, and an estimate for what is new."""
+        return self._estimate(prompt), self._window()
+
+    def _window(self) -> int | None:
+        """The model's context window, looked up once per model (the toolbar asks on every redraw)."""
         from streamchat.cost import context_window
 
-        if self.model_name not in self._windows:  # the toolbar asks on every redraw
+        if self.model_name not in self._windows:
             self._windows[self.model_name] = context_window(
                 self.settings, self.settings.providers[self.target.provider_name], self.target.model)
-        return self._estimate(prompt), self._windows[self.model_name]
+        return self._windows[self.model_name]
 
     def _estimate(self, prompt: str) -> int:
         """Tokens the next request would hold: the provider's count of the last exchange, estimates for the rest."""
@@ -325,14 +329,14 @@ class ChatSession:
         from streamchat.cost import SMALLEST_WINDOW, window_from_database
 
         provider = self.settings.providers[self.target.provider_name]
-        if (self._estimate(prompt) <= SMALLEST_WINDOW and self.model_name not in self._windows
-                and window_from_database(provider)):
+        used = self._estimate(prompt)
+        if used <= SMALLEST_WINDOW and self.model_name not in self._windows and window_from_database(provider):
             return
-        used, window = self.context_use(prompt)
+        window = self._window()
         if window is not None and used > window:
             from streamchat.errors import ContextOverflowError
 
-            local = self.settings.providers[self.target.provider_name].type == "local"
+            local = provider.type == "local"
             raise ContextOverflowError(
                 f"the prompt is too long for {self.model_name}: it would need about {used} tokens, the model takes {window}",
                 hint="shorten the input, or raise n_ctx in [providers.local]" if local
