@@ -19,6 +19,7 @@ class AnthropicProvider(SdkProvider):
 
     params = frozenset({"top_p", "stop", "parallel_tool_calls"})
     accepts = frozenset({"image", "pdf"})
+    required = ("model", "messages", "max_tokens")
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
         # Anthropic has no error code for it; its API says "prompt is too long: N tokens > M maximum".

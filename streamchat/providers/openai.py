@@ -17,6 +17,7 @@ class OpenAIProvider(SdkProvider):
 
     params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "parallel_tool_calls"})
     accepts = frozenset({"image", "pdf"})
+    required = ("model", "messages")
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:
         return code == "context_length_exceeded"
