@@ -420,3 +420,32 @@ def test_adapters_are_shared_per_config_not_per_name():
     assert get_provider(here) is get_provider(ProviderConfig("same", "openai", base_url="http://127.0.0.1:9/v1",
                                                              api_key="k"))
     assert get_provider(there).base_url == "http://127.0.0.1:10/v1"
+
+
+def test_chunk_json_parses_as_the_standard_library_does():
+    """orjson reads the chunks (every token pays for it), the standard library what orjson refuses:
+    the result is json.loads's for any JSON (integers within 64 bits), and a malformed chunk raises the
+    same error."""
+    import json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from streamchat.providers._wire import _loads
+
+    values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False) | st.text(),
+                          lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+                          max_leaves=12)
+
+    @settings(max_examples=150, deadline=None)
+    @given(values, st.booleans())
+    def check(value, ascii_only):
+        text = json.dumps(value, ensure_ascii=ascii_only)
+        assert _loads(text) == json.loads(text)
+
+    check()
+    for text in ('{"a": NaN}', '{"s": "\\ud83d"}', '{"x": Infinity}'):
+        assert repr(_loads(text)) == repr(json.loads(text))
+    for bad in ('{"a": 1', "{'a': 1}", "", '{"a": 1} x'):
+        with pytest.raises(json.JSONDecodeError):
+            _loads(bad)
