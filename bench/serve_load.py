@@ -142,7 +142,16 @@ class Upstream:
         self.proc.wait(10)
 
 
-def report(burst: str, results: list[Result], elapsed: float, alone: float, used: list[float]) -> None:
+def machine_speed() -> float:
+    """CPU ms of a fixed pure-Python loop: this VM's speed drifts (the same loop takes 200–400 ms
+    from one minute to the next), so each burst is printed with how fast the machine was then."""
+    started, total = time.process_time(), 0
+    for i in range(3_000_000):
+        total += i
+    return (time.process_time() - started) * 1000
+
+
+def report(burst: str, results: list[Result], elapsed: float, alone: float, used: list[float], speed: float) -> None:
     firsts = sorted(r[0] for r in results)
     p99 = firsts[min(len(firsts) - 1, int(len(firsts) * 0.99))]
     ratios = sorted(r[4] / alone for r in results)
@@ -155,7 +164,7 @@ def report(burst: str, results: list[Result], elapsed: float, alone: float, used
           f"p50 {statistics.median(ratios):.2f}×  max {ratios[-1]:.2f}×  (counted from the burst's start: max "
           f"{max(r[4] + r[5] for r in results) / alone:.2f}×)")
     print(f"  CPU during the burst: serve {used[0]:.2f} s, upstream {used[1]:.2f} s, clients {used[2]:.2f} s "
-          f"({sum(used) / elapsed:.2f} of {os.cpu_count()} cores busy)")
+          f"({sum(used) / elapsed:.2f} of {os.cpu_count()} cores busy; a fixed Python loop took {speed:.0f} ms just before)")
 
 
 def main() -> None:
@@ -169,10 +178,11 @@ def main() -> None:
         print(f"clients {CLIENTS} × {CHUNKS} tokens ({DELAY * 1000:g} ms/token upstream), {WORKERS} worker(s); "
               f"an unloaded stream takes {alone * 1000:.0f} ms")
         for burst in ("first burst (serve's upstream pool cold)", "second burst (pool warm, as under steady load)"):
+            speed = machine_speed()
             cpu0 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
             results, elapsed = run(load(serve.url))
             cpu1 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
-            report(burst, results, elapsed, alone, [b - a for a, b in zip(cpu0, cpu1, strict=True)])
+            report(burst, results, elapsed, alone, [b - a for a, b in zip(cpu0, cpu1, strict=True)], speed)
         print(f"server peak RSS      {peak_rss_mb(serve.proc.pid):9.1f} MB")
         before = threads_and_sockets(serve.proc.pid)
         counts = httpx.get(f"{upstream.url}/_counts").json()
