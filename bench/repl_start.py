@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import STREAMCHAT, base_env  # noqa: E402
+from conftest import STREAMCHAT, base_env, compile_package  # noqa: E402
 from fakeserver import FakeLLMServer  # noqa: E402
 
 RUNS = 5
@@ -39,6 +39,8 @@ def one(provider: str, env: dict[str, str]) -> tuple[float, float, float]:
 
 
 def main() -> None:
+    compile_package()  # as an installed copy has it (this machine sets PYTHONDONTWRITEBYTECODE=1)
+    print("(streamchat's bytecode written first, as `pip install` or a first run does)")
     server = FakeLLMServer().start()
     env = base_env(Path(tempfile.mkdtemp()), server, PROMPT_TOOLKIT_NO_CPR="1")
     try:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import STREAMCHAT, base_env  # noqa: E402
+from conftest import STREAMCHAT, base_env, compile_package  # noqa: E402
 from fakeserver import FakeLLMServer  # noqa: E402
 
 RUNS = 10
@@ -30,6 +30,8 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def main() -> None:
+    compile_package()  # as an installed copy has it (this machine sets PYTHONDONTWRITEBYTECODE=1)
+    print("(streamchat's bytecode written first, as `pip install` or a first run does)")
     server = FakeLLMServer().start()
     home = Path(tempfile.mkdtemp())
     env = base_env(home, server)
