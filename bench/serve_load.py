@@ -28,10 +28,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from servehelp import ServeProcess  # noqa: E402
 
+# The defaults are issue #15's scenario: 200 clients, 100-token answers at 5 ms a token, a worker per core.
 CLIENTS = int(os.environ.get("CLIENTS", 200))
-CHUNKS = int(os.environ.get("CHUNKS", 50))
-DELAY = float(os.environ.get("DELAY", 0))  # upstream seconds per token (the issue's scenario: 100 tokens, 0.005)
-WORKERS = os.environ.get("WORKERS", "1")
+CHUNKS = int(os.environ.get("CHUNKS", 100))
+DELAY = float(os.environ.get("DELAY", 0.005))  # upstream seconds per token
+WORKERS = os.environ.get("WORKERS", "auto")
+FILED_EVENTS_S = 4_900  # events/s under this load when #15 was filed (4,200–4,900); its goal is 3× that
 T = TypeVar("T")
 
 
@@ -165,6 +167,11 @@ def report(burst: str, results: list[Result], elapsed: float, alone: float, used
           f"{max(r[4] + r[5] for r in results) / alone:.2f}×)")
     print(f"  CPU during the burst: serve {used[0]:.2f} s, upstream {used[1]:.2f} s, clients {used[2]:.2f} s "
           f"({sum(used) / elapsed:.2f} of {os.cpu_count()} cores busy; a fixed Python loop took {speed:.0f} ms just before)")
+    checks = [("first event p50 ≤ 300 ms", statistics.median(firsts) <= 0.3), ("p99 ≤ 1 s", p99 <= 1.0),
+              ("every stream ≤ 1.5×", ratios[-1] <= 1.5),
+              (f"events/s ≥ 3 × {FILED_EVENTS_S:,}", sum(r[1] for r in results) / elapsed >= 3 * FILED_EVENTS_S),
+              ("all completed", all(r[2] for r in results))]
+    print("  #15's goals: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in checks))
 
 
 def main() -> None:
@@ -175,7 +182,8 @@ def main() -> None:
         for _ in range(4):  # every worker's first answer (its pools, lazy imports) is not the one measured
             run(load(serve.url, 1))
         alone = statistics.median(run(load(serve.url, 1))[0][0][4] for _ in range(5))  # unloaded duration
-        print(f"clients {CLIENTS} × {CHUNKS} tokens ({DELAY * 1000:g} ms/token upstream), {WORKERS} worker(s); "
+        processes = os.cpu_count() if WORKERS == "auto" else WORKERS
+        print(f"clients {CLIENTS} × {CHUNKS} tokens ({DELAY * 1000:g} ms/token upstream), {processes} worker(s); "
               f"an unloaded stream takes {alone * 1000:.0f} ms")
         for burst in ("first burst (serve's upstream pool cold)", "second burst (pool warm, as under steady load)"):
             speed = machine_speed()
