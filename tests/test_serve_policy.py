@@ -99,3 +99,79 @@ def test_repeat_limit_drops_a_flood_and_counts_it():
     assert sum(limit.filter(r) for r in records) == 3
     other = logging.LogRecord("x", logging.ERROR, "", 0, "something else", (), None)
     assert limit.filter(other)
+
+
+class _Turn:
+    """A session stand-in for the bridge alone (its queue, heartbeat and hand-off; the SDK path is
+    covered end to end in test_serve.py): `ask_async` yields what `script` says, in loop turns."""
+
+    streams_async = True
+
+    def __init__(self, script: list[object]) -> None:
+        self.script = script
+
+    async def ask_async(self, prompt, attachments=()):
+        import asyncio
+
+        for step in self.script:
+            if isinstance(step, float):
+                await asyncio.sleep(step)
+            else:
+                yield step
+
+
+def test_turn_stream_pings_while_the_upstream_is_silent_then_delivers_everything():
+    import asyncio
+
+    from streamchat.events import Outcome, TextDelta, TurnResult
+    from streamchat.serve.bridge import Finished, TurnStream
+
+    result = TurnResult(outcome=Outcome.OK)
+    turn = TurnStream(_Turn([0.25, TextDelta("a"), TextDelta("b"), 0.12, result]), "q")  # type: ignore[arg-type]
+
+    async def collect():
+        return [batch async for batch in turn.batches(heartbeat=0.05)]
+
+    got = asyncio.run(collect())
+    assert got[:2] == [None, None]  # silent for 0.25 s: a ping every 0.05 s
+    events = [item for batch in got if batch is not None for item in batch]
+    assert events == [TextDelta("a"), TextDelta("b"), Finished(result)]
+    assert None in got[got.index([TextDelta("a"), TextDelta("b")]) + 1:]  # silent again before the end
+
+
+def test_an_event_reaches_the_response_one_loop_turn_after_it_is_queued():
+    """Under 200 streams one turn of the loop takes 25–50 ms: a wait wrapped in its own task
+    (`asyncio.wait_for`) cost every stream one or two more before its first event."""
+    import asyncio
+
+    from streamchat.events import Outcome, TextDelta, TurnResult
+    from streamchat.serve.bridge import TurnStream
+
+    async def measure() -> list[int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0)
+                ticks += 1
+
+        clock = asyncio.ensure_future(ticker())
+        sent: list[int] = []
+
+        class Marked(_Turn):
+            async def ask_async(self, prompt, attachments=()):
+                for step in self.script:
+                    await asyncio.sleep(0.01)
+                    sent.append(ticks)
+                    yield step
+
+        turn = TurnStream(Marked([TextDelta("a"), TextDelta("b"), TurnResult(outcome=Outcome.OK)]), "q")  # type: ignore[arg-type]
+        lags = []
+        async for batch in turn.batches(heartbeat=15.0):
+            if batch is not None:
+                lags.append(ticks - sent[-1])
+        clock.cancel()
+        return lags
+
+    assert max(asyncio.run(measure())) <= 1
