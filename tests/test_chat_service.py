@@ -220,3 +220,36 @@ def test_the_sdk_sends_the_adapter_body_unchanged(server, kind):
     asyncio.run(asyncio_turn())
     assert blocking == server.requests[-1].body == expected
     assert expected["model"] == "echo" and expected["stream"] is True and expected["messages"]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_asyncio_turn_runs_in_its_callers_task_alone(server, kind):
+    """Reading the body's end (for connection reuse) is bounded by a timer on the turn's own task:
+    `wait_for` ran it as a task of its own, so every answer's end reached serve's clients a loop
+    turn or two late (25–50 ms each under 200 streams). No task is started during a turn."""
+    import asyncio
+
+    from streamchat.providers.anthropic import AnthropicProvider
+    from streamchat.session import run_turn_async
+
+    server.script("kept", Script(chunks=["a", "b"], keep_alive=True))
+    provider = (OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{server.url}/v1", api_key="k"))
+                if kind == "openai" else AnthropicProvider(ProviderConfig("a", "anthropic", base_url=server.url,
+                                                                          api_key="k")))
+    request = ChatRequest("kept", (Message("user", "q"),))
+
+    async def tasks_started() -> int:
+        started = 0
+
+        def factory(loop, coro, **kwargs):
+            nonlocal started
+            started += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        items = [item async for item in run_turn_async(provider, request)]  # the client and its pool warm up
+        asyncio.get_running_loop().set_task_factory(factory)
+        items = [item async for item in run_turn_async(provider, request)]
+        assert isinstance(items[-1], TurnResult) and items[-1].outcome is Outcome.OK and items[-1].text == "ab"
+        return started
+
+    assert asyncio.run(tasks_started()) == 0
