@@ -7,7 +7,6 @@ this maps its types (never class-name strings) onto the shared status → error 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import socket
@@ -17,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
-from streamchat.cancel import closing_on_cancel
+from streamchat.cancel import bounded, closing_on_cancel
 from streamchat.config import ProviderConfig
 from streamchat.errors import ProtocolError, StreamchatError, from_status, map_transport, retry_after, timed_out, unexpected
 from streamchat.events import Event
@@ -243,19 +242,10 @@ async def _read_to_end(chunks: AsyncIterator[str]) -> None:
     end) so the connection goes back to the client's pool: otherwise closing the response closes
     the socket, and the next request pays a new TCP (and TLS) handshake: measured, every serve
     request opened a connection. Bounded: a server that keeps the stream open after its last
-    event is cut off as before.
-
-    The bound is `asyncio.timeout` (a timer on this task), not `wait_for`, which runs the read as a
-    task of its own: the answer's end (the TurnResult comes after this) reached the client a loop
-    turn or two later, 25–50 ms each under 200 streams. Python 3.10 has only `wait_for`.
-    """
+    event is cut off as before."""
     async def drain() -> None:
         async for _ in chunks:
             pass
 
     with contextlib.suppress(Exception):
-        if sys.version_info >= (3, 11):
-            async with asyncio.timeout(DRAIN_S):
-                await drain()
-        else:
-            await asyncio.wait_for(drain(), DRAIN_S)
+        await bounded(drain(), DRAIN_S)

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from streamchat.cancel import bounded
 from streamchat.config import Settings
 from streamchat.conversation import Conversation
 from streamchat.errors import StreamchatError
@@ -257,7 +258,7 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
                 parts.append(chunk)
 
         try:
-            await asyncio.wait_for(collect(), BODY_TIMEOUT_S)
+            await bounded(collect(), BODY_TIMEOUT_S)
         except asyncio.TimeoutError:
             raise Refused(408, f"the request body took longer than {BODY_TIMEOUT_S:g} s", "body_timeout") from None
         return decode_json(b"".join(parts))
