@@ -175,3 +175,47 @@ def test_an_event_reaches_the_response_one_loop_turn_after_it_is_queued():
         return lags
 
     assert max(asyncio.run(measure())) <= 1
+
+
+def test_a_request_body_that_stops_coming_is_refused_in_time(monkeypatch):
+    """A client that declares a body and sends only part of it holds no request open: 408 once
+    BODY_TIMEOUT_S has passed (shortened here), from the app itself, in-process over ASGI."""
+    import asyncio
+    import gc
+    import json
+
+    from streamchat.serve import app as serve_app
+    from streamchat.service import Overrides
+
+    monkeypatch.setattr(serve_app, "BODY_TIMEOUT_S", 0.2)
+    threshold = gc.get_threshold()
+    try:
+        app = serve_app.create_app(parse_settings({}), Overrides(model="openai:gpt-4o-mini"), serve_app.ServeOptions())
+    finally:  # create_app settles a server's heap; this is the test process
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8765),
+             "headers": [(b"host", b"127.0.0.1:8765"), (b"content-type", b"application/json"),
+                         (b"content-length", b"100")]}
+
+    async def call() -> list[dict]:
+        parts = [{"type": "http.request", "body": b'{"model": "x", ', "more_body": True}]
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            if parts:
+                return parts.pop()
+            await asyncio.sleep(3600)  # the rest never comes
+            return {}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(app(scope, receive, send), 10)
+        return sent
+
+    sent = asyncio.run(call())
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["error"]["code"] == "body_timeout"
