@@ -56,6 +56,7 @@ def serve(
             from streamchat import logs
             from streamchat.serve.app import SPEC_VAR, ServeSpec
             from streamchat.serve.protocol import HeaderTimeoutH11Protocol
+            from streamchat.serve.workers import run_workers, spreads_connections
         except ImportError:
             from streamchat.errors import ConfigError
 
@@ -87,4 +88,7 @@ def serve(
             uvicorn.run(spec.app(settings), **common)
         else:  # each worker process builds the same app from the spec (serve is stateless)
             os.environ[SPEC_VAR] = spec.to_json()
-            uvicorn.run("streamchat.serve.app:app_from_env", factory=True, workers=processes, **common)
+            if spreads_connections():
+                run_workers(uvicorn.Config("streamchat.serve.app:app_from_env", factory=True, workers=processes, **common))
+            else:
+                uvicorn.run("streamchat.serve.app:app_from_env", factory=True, workers=processes, **common)
