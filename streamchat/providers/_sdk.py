@@ -144,7 +144,7 @@ class SdkProvider:
         """
         body = self._arguments(request)
         body.update(body.pop("extra_body", None) or {})
-        del body["stream"]
+        body.pop("stream", None)
         return {**dict.fromkeys(self.required, self._sdk.NOT_GIVEN), "stream": True, "extra_body": body}
 
     def stream(self, request: ChatRequest) -> EventStream:

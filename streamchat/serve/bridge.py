@@ -182,8 +182,10 @@ class TurnStream:
             while True:
                 if heartbeat and queue.empty():
                     quiet = loop.call_later(heartbeat, queue.put_nowait, None)
-                    item = await queue.get()
-                    quiet.cancel()
+                    try:
+                        item = await queue.get()
+                    finally:  # the client may leave while we wait
+                        quiet.cancel()
                 else:
                     item = await queue.get()
                 if item is None:  # nothing for `heartbeat` seconds
