@@ -228,6 +228,7 @@ def test_an_asyncio_turn_runs_in_its_callers_task_alone(server, kind):
     `wait_for` ran it as a task of its own, so every answer's end reached serve's clients a loop
     turn or two late (25–50 ms each under 200 streams). No task is started during a turn."""
     import asyncio
+    import gc
 
     from streamchat.providers.anthropic import AnthropicProvider
     from streamchat.session import run_turn_async
@@ -238,18 +239,23 @@ def test_an_asyncio_turn_runs_in_its_callers_task_alone(server, kind):
                                                                           api_key="k")))
     request = ChatRequest("kept", (Message("user", "q"),))
 
-    async def tasks_started() -> int:
-        started = 0
+    async def tasks_started() -> list[str]:
+        started: list[str] = []
 
         def factory(loop, coro, **kwargs):
-            nonlocal started
-            started += 1
+            started.append(getattr(coro, "__qualname__", repr(coro)))
             return asyncio.Task(coro, loop=loop, **kwargs)
 
         items = [item async for item in run_turn_async(provider, request)]  # the client and its pool warm up
-        asyncio.get_running_loop().set_task_factory(factory)
-        items = [item async for item in run_turn_async(provider, request)]
+        gc.collect()  # an SDK client left by an earlier test closes itself in a task when collected
+        gc.disable()
+        try:
+            asyncio.get_running_loop().set_task_factory(factory)
+            items = [item async for item in run_turn_async(provider, request)]
+        finally:
+            asyncio.get_running_loop().set_task_factory(None)
+            gc.enable()
         assert isinstance(items[-1], TurnResult) and items[-1].outcome is Outcome.OK and items[-1].text == "ab"
         return started
 
-    assert asyncio.run(tasks_started()) == 0
+    assert asyncio.run(tasks_started()) == []
