@@ -393,6 +393,27 @@ print("aiohttp" in sys.modules, type(client).__name__)
     assert serve.stdout.split() == ["True", "_InstalledAioHttpClient"]  # the SDK's own name for it
 
 
+def test_serve_loads_the_price_database_before_its_first_request(tmp_path):
+    """Each turn's cost reads the price database (~0.2 s to load); the first turn of each serve
+    worker loaded it on the event loop and stalled every stream there. The warm-up loads it, even
+    when the model itself cannot be built yet (here: no key)."""
+    import subprocess
+    import sys
+
+    from conftest import base_env
+
+    probe = """
+import sys
+from streamchat.config import parse_settings
+from streamchat.serve.app import _warm
+from streamchat.service import Overrides
+_warm(parse_settings({}), Overrides(model="openai:gpt-4o-mini"))
+print("genai_prices.data" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], env=base_env(tmp_path), capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True"]
+
+
 def test_context_check_looks_the_window_up_only_for_a_large_conversation():
     """A short question is not checked against the price database (~45 ms to load on every
     one-shot); one larger than any model's window still is, and an overflow is refused."""

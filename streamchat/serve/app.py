@@ -131,10 +131,17 @@ class CancellingStreamingResponse(StreamingResponse):
 def _warm(settings: Settings, server: Overrides) -> None:
     """Load the server's own model before the first request: its SDK import (~1 s), its clients, or
     the local weights — otherwise the first burst of clients all wait for it. A failure is left
-    for a request to report."""
+    for a request to report.
+
+    And the price database, which every turn's cost reads: ~0.2 s to load, and the first turn of
+    each worker loaded it on the event loop. Measured in the first 200-client burst: that worker
+    accepted some connections ~0.6 s late, and their streams took up to 2.6× their unloaded time.
+    """
+    from streamchat.cost import context_window
     from streamchat.service import resolve_target
 
     with contextlib.suppress(StreamchatError):
+        context_window(settings, *settings.resolve(server.model))
         provider = resolve_target(settings, server.model, server.timeout or settings.timeout).provider
         prepare_async = getattr(provider, "prepare_async", None)
         if prepare_async is not None:
