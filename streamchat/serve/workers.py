@@ -59,10 +59,17 @@ class EachWorkerBinds:
 
 
 def run_workers(config: Any) -> None:
-    """uvicorn's own supervisor (start, health checks, restarts, signals) over the workers."""
+    """uvicorn's own supervisor (start, health checks, restarts, signals) over the workers. Older
+    uvicorn releases take the workers' entry point as `target`; newer ones build it themselves."""
+    import inspect
     from typing import cast
 
+    from uvicorn import Server
     from uvicorn.supervisors import Multiprocess
 
     check_port_free(config.host, config.port)
-    Multiprocess(config, sockets=[cast(socket.socket, EachWorkerBinds(config.host, config.port))]).run()
+    sockets = [cast(socket.socket, EachWorkerBinds(config.host, config.port))]
+    if "target" in inspect.signature(Multiprocess).parameters:
+        Multiprocess(config, target=Server(config).run, sockets=sockets).run()  # type: ignore[call-arg, unused-ignore]
+    else:
+        Multiprocess(config, sockets=sockets).run()
