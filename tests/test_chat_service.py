@@ -125,6 +125,15 @@ def test_serve_honours_the_config_system_temperature_and_max_tokens(serve_with_c
     assert body["temperature"] == 0.9 and body["max_tokens"] == 5
 
 
+def _sdk_provider(server, kind: str):
+    """An openai or anthropic adapter on the fake server."""
+    from streamchat.providers.anthropic import AnthropicProvider
+
+    if kind == "openai":
+        return OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{server.url}/v1", api_key="k"))
+    return AnthropicProvider(ProviderConfig("a", "anthropic", base_url=server.url, api_key="k"))
+
+
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 @pytest.mark.parametrize("path", ["asyncio", "blocking"])
 def test_turns_reuse_the_upstream_connection(server, kind, path):
@@ -133,13 +142,10 @@ def test_turns_reuse_the_upstream_connection(server, kind, path):
     import asyncio
 
     from streamchat.events import TextDelta
-    from streamchat.providers.anthropic import AnthropicProvider
     from streamchat.session import run_turn_async
 
     server.script("kept", Script(chunks=["a", "b"], keep_alive=True))
-    provider = (OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{server.url}/v1", api_key="k"))
-                if kind == "openai" else AnthropicProvider(ProviderConfig("a", "anthropic", base_url=server.url,
-                                                                          api_key="k")))
+    provider = _sdk_provider(server, kind)
     request = ChatRequest("kept", (Message("user", "q"),))
 
     async def turns() -> list[str]:
@@ -200,11 +206,8 @@ def test_the_sdk_sends_the_adapter_body_unchanged(server, kind):
     import asyncio
 
     from streamchat.events import ToolSpec
-    from streamchat.providers.anthropic import AnthropicProvider
 
-    provider = (OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{server.url}/v1", api_key="k"))
-                if kind == "openai" else AnthropicProvider(ProviderConfig("a", "anthropic", base_url=server.url,
-                                                                          api_key="k")))
+    provider = _sdk_provider(server, kind)
     tool = ToolSpec("lookup", "Look a word up", {"type": "object", "properties": {"word": {"type": "string"}}})
     request = ChatRequest("echo", (Message("system", "brief"), Message("user", "q")), temperature=0.5, max_tokens=9,
                           params=(("top_p", 0.9), ("stop", ("END",))), tools=(tool,))
@@ -230,13 +233,10 @@ def test_an_asyncio_turn_runs_in_its_callers_task_alone(server, kind):
     import asyncio
     import gc
 
-    from streamchat.providers.anthropic import AnthropicProvider
     from streamchat.session import run_turn_async
 
     server.script("kept", Script(chunks=["a", "b"], keep_alive=True))
-    provider = (OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{server.url}/v1", api_key="k"))
-                if kind == "openai" else AnthropicProvider(ProviderConfig("a", "anthropic", base_url=server.url,
-                                                                          api_key="k")))
+    provider = _sdk_provider(server, kind)
     request = ChatRequest("kept", (Message("user", "q"),))
 
     async def tasks_started() -> list[str]:
