@@ -57,10 +57,10 @@ class History:
         if self.env.stdout_isatty and not self.env.dumb:
             from rich.console import Console
 
-            from streamchat.render.markdown_stream import DEFAULT_CODE_THEME, parse
+            from streamchat.render.markdown_stream import parse
 
             Console(file=self.env.stdout, no_color=self.env.no_color).print(
-                parse(sanitize(text), self.code_theme or DEFAULT_CODE_THEME))
+                parse(sanitize(text), self.code_theme))
         else:
             self.env.stdout.write(text)
 

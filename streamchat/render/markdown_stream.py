@@ -28,7 +28,7 @@ class LineRenderer:
     """Markdown source → ANSI lines at a width, with one Rich console per width."""
 
     def __init__(self, *, color_system: ColorSystem | None = "truecolor", no_color: bool = False,
-                 code_theme: str = DEFAULT_CODE_THEME) -> None:
+                 code_theme: str | None = None) -> None:
         self.color_system = color_system
         self.no_color = no_color
         self.code_theme = code_theme
@@ -81,9 +81,10 @@ class StreamMarkdown(Markdown):
     elements: ClassVar[dict[str, type[MarkdownElement]]] = {**Markdown.elements, "list_item_open": NumberedItem}
 
 
-def parse(text: str, code_theme: str = DEFAULT_CODE_THEME) -> Markdown:
+def parse(text: str, code_theme: str | None = None) -> Markdown:
+    """`code_theme` None: the default. The one place where the config's choice meets the default."""
     # Links as "text (url)": no OSC 8 hyperlinks, which many terminals and pagers mangle.
-    return StreamMarkdown(text, code_theme=code_theme, hyperlinks=False)
+    return StreamMarkdown(text, code_theme=code_theme or DEFAULT_CODE_THEME, hyperlinks=False)
 
 
 def check_code_theme(name: str) -> str | None:

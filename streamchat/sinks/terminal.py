@@ -21,7 +21,7 @@ from rich.cells import cell_len
 
 from streamchat.environment import Environment
 from streamchat.events import Event, Outcome, ReasoningDelta, TextDelta, ToolCall, TurnResult
-from streamchat.render.markdown_stream import DEFAULT_CODE_THEME, ColorSystem, LineRenderer, MarkdownStream
+from streamchat.render.markdown_stream import ColorSystem, LineRenderer, MarkdownStream
 from streamchat.render.sanitize import sanitize
 from streamchat.sinks._output import Output
 from streamchat.sinks._reasoning import ReasoningOutput
@@ -258,7 +258,7 @@ class MarkdownSink:
                  size: Callable[[], tuple[int, int]] | None = None, timer: bool = True,
                  clock: Callable[[], float] = time.monotonic, code_theme: str | None = None) -> None:
         self.env = env
-        self.code_theme = code_theme or DEFAULT_CODE_THEME
+        self.code_theme = code_theme
         self.out = Output(env.stdout)
         self.ui = ui
         self.stats = stats
