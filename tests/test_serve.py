@@ -221,6 +221,23 @@ def test_local_model_through_serve_concurrently(tmp_path, server):
         proc.stop()
 
 
+def test_one_process_serves_on_its_own_socket_through_the_greedy_accept(tmp_path, server):
+    """serve binds the socket itself so that serve.accept's server takes it (uvicorn's host/port
+    path would keep libuv's accept, one connection per loop turn); a taken port is one line, exit 3."""
+    proc = ServeProcess(tmp_path, server, "-m", "openai:echo", "--debug")
+    try:
+        r = httpx.get(f"{proc.url}/stream", params={"prompt": "hi"}, timeout=30)
+        assert "".join(d["text"] for n, d in parse_sse(r.text) if n == "token") == "echo: hi"
+        second = subprocess.run([STREAMCHAT, "serve", "--port", str(proc.port), "-m", "openai:echo"],
+                                env=base_env(tmp_path, server), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 3 and f"cannot listen on 127.0.0.1:{proc.port}" in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        proc.stop()
+    log = proc.proc.stderr.read().decode()
+    assert f"accepting on 127.0.0.1 port {proc.port}: every waiting connection at each wake-up" in log, log
+
+
 def test_workers_serve_the_same_app(tmp_path, server):
     proc = ServeProcess(tmp_path, server, "-m", "openai:echo", "--workers", "2")
     try:

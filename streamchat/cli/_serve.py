@@ -54,9 +54,10 @@ def serve(
             import uvicorn
 
             from streamchat import logs
+            from streamchat.serve.accept import LOOP
             from streamchat.serve.app import SPEC_VAR, ServeSpec
             from streamchat.serve.protocol import HeaderTimeoutH11Protocol
-            from streamchat.serve.workers import run_workers, spreads_connections
+            from streamchat.serve.workers import run_server, run_workers, spreads_connections
         except ImportError:
             from streamchat.errors import ConfigError
 
@@ -81,11 +82,11 @@ def serve(
                   + (f" with {processes} worker processes" if processes > 1 else ""))
         logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))
         common: dict[str, Any] = dict(
-            host=host, port=port, http=HeaderTimeoutH11Protocol, log_config=None,
+            host=host, port=port, http=HeaderTimeoutH11Protocol, loop=LOOP, log_config=None,
             log_level="debug" if g.debug else "warning", limit_concurrency=SERVE_MAX_CONNECTIONS,
             timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16, h11_max_incomplete_event_size=64 * 1024)
-        if processes == 1:
-            uvicorn.run(spec.app(settings), **common)
+        if processes == 1:  # on a socket of ours: the loop's greedy accept serves sockets it is given
+            run_server(uvicorn.Config(spec.app(settings), **common))
         else:  # each worker process builds the same app from the spec (serve is stateless)
             os.environ[SPEC_VAR] = spec.to_json()
             if spreads_connections():

@@ -13,6 +13,7 @@ elsewhere SO_REUSEPORT does not spread connections (or is absent), and the share
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from typing import Any
@@ -24,12 +25,25 @@ def spreads_connections() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A socket of this worker's own on host:port, in the port's SO_REUSEPORT group."""
+def bound_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to host:port (in the port's SO_REUSEPORT group with reuse_port), or a
+    ConfigError naming the address when it is taken."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}",
+                          hint="choose another --port, or stop what is using it") from None
+    return sock
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A socket of this worker's own on host:port, in the port's SO_REUSEPORT group."""
+    sock = bound_socket(host, port, reuse_port=True)
     sock.set_inheritable(True)
     return sock
 
@@ -38,13 +52,20 @@ def check_port_free(host: str, port: int) -> None:
     """Fail now, in the parent, if anything holds the port: a bind without SO_REUSEPORT is
     refused even by a group of SO_REUSEPORT sockets, so a second `serve --workers` on the same
     port is an error instead of silently taking half of the first one's connections."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as err:
-            raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}",
-                              hint="choose another --port, or stop what is using it") from None
+    bound_socket(host, port).close()
+
+
+def run_server(config: Any) -> None:
+    """One process on a socket bound here (the greedy accept in serve.accept serves the sockets
+    it is given); a port already taken is a ConfigError, as with workers."""
+    from uvicorn import Server
+    from uvicorn.config import STARTUP_FAILURE
+
+    server = Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it shut down on
+        server.run(sockets=[bound_socket(config.host, config.port)])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 class EachWorkerBinds:
