@@ -20,6 +20,8 @@ from typing import Any
 
 from streamchat.errors import ConfigError
 
+STARTUP_FAILURE = 3  # uvicorn's exit status when the app's startup fails, as uvicorn.run exits
+
 
 def spreads_connections() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
@@ -59,7 +61,6 @@ def run_server(config: Any) -> None:
     """One process on a socket bound here (the greedy accept in serve.accept serves the sockets
     it is given); a port already taken is a ConfigError, as with workers."""
     from uvicorn import Server
-    from uvicorn.config import STARTUP_FAILURE
 
     server = Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it shut down on
