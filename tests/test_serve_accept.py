@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -82,3 +84,53 @@ def test_a_taken_port_is_a_config_error_naming_it():
         port = holder.getsockname()[1]
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
             bound_socket("127.0.0.1", port)
+
+
+OUT_OF_DESCRIPTORS_SERVER = r"""
+import asyncio, logging, resource, sys
+from streamchat.serve.accept import new_event_loop
+from streamchat.serve.workers import bound_socket
+
+logging.basicConfig(level=logging.ERROR, format="%(message)s")
+
+class Hello(asyncio.Protocol):
+    def connection_made(self, transport):
+        transport.write(b"hi")
+
+loop = new_event_loop()
+sock = bound_socket("127.0.0.1", 0)
+server = loop.run_until_complete(loop.create_server(Hello, sock=sock, backlog=128))
+import os
+used = len(os.listdir("/proc/self/fd"))
+resource.setrlimit(resource.RLIMIT_NOFILE, (used + 8, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+print(sock.getsockname()[1], flush=True)
+loop.run_until_complete(loop.run_in_executor(None, sys.stdin.read))  # until the test closes stdin
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts descriptors in /proc")
+def test_out_of_descriptors_pauses_accepting_then_serves_everyone(tmp_path):
+    """EMFILE is not a reason to spin or to die: one line, a pause, and the clients that waited
+    are served once descriptors free up (asyncio's own policy)."""
+    script = tmp_path / "server.py"
+    script.write_text(OUT_OF_DESCRIPTORS_SERVER)
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    clients: list[socket.socket] = []
+    try:
+        port = int(proc.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(14)]  # twice what fits
+        served = []
+        for client in clients:  # each one served frees its descriptor on the server for those waiting
+            client.settimeout(5)
+            served.append(client.recv(2))
+            client.close()
+        assert served == [b"hi"] * 14
+    finally:
+        for client in clients:
+            client.close()
+        proc.stdin.close()
+        proc.wait(10)
+    errors = proc.stderr.read()
+    assert "cannot accept connections (Too many open files); retrying in 1 s" in errors, errors
+    assert errors.count("cannot accept") <= 6 and "Traceback" not in errors, errors  # a pause, not a spin
