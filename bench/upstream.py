@@ -6,7 +6,10 @@ with `json.dumps`; under 200 streams at 5 ms/token it used more CPU than the ser
 the bench measured the fake upstream as much as `streamchat serve`. A real upstream is on
 another machine. This one costs little: one timer ticks every millisecond and writes the next
 chunk of the streams whose turn it is (each stream keeps its own 5 ms phase), with keep-alive
-so serve's connection pool is used as against a real provider.
+so serve's connection pool is used as against a real provider. It runs on serve's own loop
+(uvloop accepting every waiting connection per wake-up, streamchat.serve.accept): on uvloop's
+own server it accepted one connection per loop turn, so a burst of serve's new connections
+queued in its kernel backlog, as a real provider's front end would not make them.
 
     python bench/upstream.py CHUNKS DELAY   → prints its URL, serves until killed
 Models: "fast" streams CHUNKS tokens at DELAY s each; "long" 3000 tokens at 2 ms.
@@ -20,6 +23,7 @@ import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 TICK = 0.001
 
@@ -110,15 +114,17 @@ class Upstream:
 
 async def main() -> None:
     upstream = Upstream(int(sys.argv[1]) if len(sys.argv) > 1 else 50, float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
-    server = await asyncio.start_server(upstream.handle, "127.0.0.1", 0, backlog=1024)
-    print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    sock = bound_socket("127.0.0.1", 0)
+    await asyncio.start_server(upstream.handle, sock=sock, backlog=1024)
+    print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     await upstream.run_ticks()
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(ImportError):
-        import uvloop
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from streamchat.serve.accept import new_event_loop
+    from streamchat.serve.workers import bound_socket
 
-        uvloop.install()
+    loop = new_event_loop()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        loop.run_until_complete(main())
