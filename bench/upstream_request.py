@@ -1,0 +1,102 @@
+"""CPU per upstream request on serve's path: the SDK's asyncio `create()` (what serve ships)
+against a bare aiohttp POST of the same body, both read by streamchat's own wire parser.
+
+Why: under #15's burst a serve worker starts ~100 streams at once, and the last one's first event
+waits for all their starts; most of a start is the SDK's request path (building the request
+through httpx2, its wrappers, the httpx2→aiohttp adapter). This prints what that path costs, so
+the trade-off (the SDK's client, auth hooks and errors against ~0.65 ms a request) is measured,
+not guessed. In-process, sequential, 1-token answers from bench/upstream.py; medians of REPS
+rounds of N requests each.
+
+    python bench/upstream_request.py        (N=300 REPS=6 by default)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from streamchat.providers._sdk import use_async_transport  # noqa: E402
+
+use_async_transport()  # as serve does, before the SDK is imported
+
+from streamchat.config import ProviderConfig  # noqa: E402
+from streamchat.events import Message  # noqa: E402
+from streamchat.providers._wire import aevents  # noqa: E402
+from streamchat.providers.base import ChatRequest  # noqa: E402
+from streamchat.providers.openai import OpenAIProvider  # noqa: E402
+
+N = int(os.environ.get("N", 300))
+REPS = int(os.environ.get("REPS", 6))
+
+
+async def measure(url: str) -> None:
+    import aiohttp
+
+    provider = OpenAIProvider(ProviderConfig("bench", "openai", base_url=f"{url}/v1", api_key="k"))
+    request = ChatRequest("fast", (Message("user", "hello there"),))
+    data = json.dumps({**provider._call_arguments(request)["extra_body"], "stream": True}).encode()
+    headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as session:
+        async def bare() -> None:
+            async with session.post(f"{url}/v1/chat/completions", data=data, headers=headers) as response:
+                async def texts() -> AsyncIterator[str]:
+                    async for chunk in response.content.iter_any():
+                        yield chunk.decode()
+
+                async for _ in aevents(texts(), provider._parser(request)):
+                    pass
+
+        async def sdk() -> None:
+            async for _ in provider.astream(request):
+                pass
+
+        paths: dict[str, Callable[[], Awaitable[None]]] = {"the SDK's create() (serve)": sdk,
+                                                             "bare aiohttp, same body and parser": bare}
+        for path in paths.values():  # warm: imports, pools, first-call caches
+            for _ in range(50):
+                await path()
+        cpu: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(REPS):  # interleaved, so a slow spell of the VM hits both
+            for name, path in paths.items():
+                started = time.process_time()
+                for _ in range(N):
+                    await path()
+                cpu[name].append((time.process_time() - started) / N * 1e6)
+    for name, values in cpu.items():
+        print(f"{name:36} µs CPU per request: median {statistics.median(values):5.0f}  "
+              f"(rounds: {' '.join(f'{v:.0f}' for v in values)})")
+    sdk_cost = statistics.median(cpu["the SDK's create() (serve)"])
+    bare_cost = statistics.median(cpu["bare aiohttp, same body and parser"])
+    print(f"the SDK's request path: {sdk_cost - bare_cost:.0f} µs a request, {sdk_cost / bare_cost:.1f}× the bare one; "
+          f"for 100 streams starting at once on one worker: {(sdk_cost - bare_cost) * 100 / 1000:.0f} ms")
+
+
+def main() -> None:
+    upstream = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "upstream.py"), "1", "0"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        url = upstream.stdout.readline().strip()  # type: ignore[union-attr]
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(measure(url))
+        else:
+            uvloop.run(measure(url))
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+
+
+if __name__ == "__main__":
+    main()
