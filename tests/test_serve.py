@@ -231,11 +231,43 @@ def test_one_process_serves_on_its_own_socket_through_the_greedy_accept(tmp_path
         second = subprocess.run([STREAMCHAT, "serve", "--port", str(proc.port), "-m", "openai:echo"],
                                 env=base_env(tmp_path, server), capture_output=True, text=True, timeout=60)
         assert second.returncode == 3 and f"cannot listen on 127.0.0.1:{proc.port}" in second.stderr, second.stderr
-        assert "Traceback" not in second.stderr
+        assert "choose another --port" in second.stderr and "Traceback" not in second.stderr
+        assert "streamchat serving" not in second.stderr  # refused before it loads a model or says it serves
     finally:
         proc.stop()
     log = proc.proc.stderr.read().decode()
     assert f"accepting on 127.0.0.1 port {proc.port}: every waiting connection at each wake-up" in log, log
+
+
+def test_host_is_checked_first_and_an_ipv6_address_is_shown_bracketed(tmp_path, server):
+    import time
+
+    from servehelp import free_port
+
+    env = base_env(tmp_path, server, STREAMCHAT_TOKEN="t" * 24)
+    bad = subprocess.run([STREAMCHAT, "serve", "--host", "nosuch.invalid", "-m", "openai:echo"], env=env,
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert bad.returncode == 3 and "cannot listen on nosuch.invalid:" in bad.stderr, bad.stderr
+    assert "--host must be an address of this machine" in bad.stderr and "serving" not in bad.stderr
+    port = free_port()
+    proc = subprocess.Popen([STREAMCHAT, "serve", "--host", "::1", "--port", str(port), "-m", "openai:echo"],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert f"on http://[::1]:{port}/" in proc.stderr.readline()  # a URL a browser or curl can open
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://[::1]:{port}/stream", params={"prompt": "hi"},
+                              headers={"Authorization": "Bearer " + "t" * 24}, timeout=30)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "serve on ::1 never answered"
+                time.sleep(0.1)
+        assert "".join(d["text"] for n, d in parse_sse(r.text) if n == "token") == "echo: hi"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_workers_serve_the_same_app(tmp_path, server):

@@ -57,7 +57,7 @@ def serve(
             from streamchat.serve.accept import LOOP
             from streamchat.serve.app import SPEC_VAR, ServeSpec
             from streamchat.serve.protocol import HeaderTimeoutH11Protocol
-            from streamchat.serve.workers import run_server, run_workers, spreads_connections
+            from streamchat.serve.workers import bound_socket, check_port_free, run_server, run_workers, spreads_connections
         except ImportError:
             from streamchat.errors import ConfigError
 
@@ -71,6 +71,10 @@ def serve(
         processes = (os.cpu_count() or 1) if workers == "auto" else int(workers) if workers.isdigit() else 0
         if processes < 1:
             raise UsageError(f"--workers must be a number ≥ 1 or auto, not {workers!r}")
+        # the address first: a taken port or a wrong --host fails before a local model loads
+        sock = bound_socket(host, port) if processes == 1 else None
+        if processes > 1 and spreads_connections():
+            check_port_free(host, port)
         overrides = Overrides(model=g.model, timeout=g.timeout, retry=not no_retry)
         session = ChatSession(settings, overrides, ui=ui)  # fail fast; loads a local model once
         overrides = replace(overrides, model=overrides.model or session.model_name)
@@ -78,15 +82,15 @@ def serve(
                          timeout=overrides.timeout, retry=overrides.retry, token=token, cors_origin=cors,
                          allow_local_models=allow_local_models, bind=host, allow_hosts=tuple(allow_host or ()),
                          debug=g.debug)
-        ui.notice(f"streamchat serving {session.model_name} on http://{host}:{port}/"
+        ui.notice(f"streamchat serving {session.model_name} on http://{f'[{host}]' if ':' in host else host}:{port}/"
                   + (f" with {processes} worker processes" if processes > 1 else ""))
         logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))
         common: dict[str, Any] = dict(
             host=host, port=port, http=HeaderTimeoutH11Protocol, loop=LOOP, log_config=None,
             log_level="debug" if g.debug else "warning", limit_concurrency=SERVE_MAX_CONNECTIONS,
             timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16, h11_max_incomplete_event_size=64 * 1024)
-        if processes == 1:  # on a socket of ours: the loop's greedy accept serves sockets it is given
-            run_server(uvicorn.Config(spec.app(settings), **common))
+        if sock is not None:  # on a socket of ours: the loop's greedy accept serves sockets it is given
+            run_server(uvicorn.Config(spec.app(settings), **common), sock)
         else:  # each worker process builds the same app from the spec (serve is stateless)
             os.environ[SPEC_VAR] = spec.to_json()
             if spreads_connections():

@@ -16,6 +16,7 @@ elsewhere SO_REUSEPORT does not spread connections (or is absent), and the share
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import sys
 from typing import Any
@@ -40,8 +41,10 @@ def bound_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.so
         sock.bind((host, port))
     except OSError as err:
         sock.close()
+        wrong_host = isinstance(err, socket.gaierror) or err.errno == errno.EADDRNOTAVAIL
         raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}",
-                          hint="choose another --port, or stop what is using it") from None
+                          hint="--host must be an address of this machine (127.0.0.1, ::1, 0.0.0.0) or a name for one"
+                          if wrong_host else "choose another --port, or stop what is using it") from None
     return sock
 
 
@@ -59,14 +62,14 @@ def check_port_free(host: str, port: int) -> None:
     bound_socket(host, port).close()
 
 
-def run_server(config: Any) -> None:
-    """One process on a socket bound here (the greedy accept in serve.accept serves the sockets
-    it is given); a port already taken is a ConfigError, as with workers."""
+def run_server(config: Any, sock: socket.socket) -> None:
+    """One process on `sock`, a `bound_socket` (serve.accept's greedy accept serves the sockets it
+    is given; uvicorn's own host/port server would keep libuv's one accept per loop turn)."""
     from uvicorn import Server
 
     server = Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it shut down on
-        server.run(sockets=[bound_socket(config.host, config.port)])
+        server.run(sockets=[sock])
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
@@ -83,15 +86,15 @@ class EachWorkerBinds:
 
 
 def run_workers(config: Any) -> None:
-    """uvicorn's own supervisor (start, health checks, restarts, signals) over the workers. Older
-    uvicorn releases take the workers' entry point as `target`; newer ones build it themselves."""
+    """uvicorn's own supervisor (start, health checks, restarts, signals) over the workers, once
+    `check_port_free` has passed. Older uvicorn releases take the workers' entry point as
+    `target`; newer ones build it themselves."""
     import inspect
     from typing import cast
 
     from uvicorn import Server
     from uvicorn.supervisors import Multiprocess
 
-    check_port_free(config.host, config.port)
     sockets = [cast(socket.socket, EachWorkerBinds(config.host, config.port))]
     if "target" in inspect.signature(Multiprocess).parameters:
         Multiprocess(config, target=Server(config).run, sockets=sockets).run()  # type: ignore[call-arg, unused-ignore]
