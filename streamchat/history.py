@@ -28,6 +28,10 @@ class History:
 
     def list_recent(self, limit: int, since: str | None = None) -> None:
         rows = self.log.recent(limit, time.time() - duration(since) if since else None)
+        if not rows:  # said on stderr, so a script reading stdout still gets nothing
+            self.ui.notice(f"no conversations since {since}" if since else
+                           "no conversations logged yet (each answer is logged unless --no-log or log = false)")
+            return
         out = self.env.stdout
         known = [r["cost"] for r in rows if r["cost"] is not None]
         total = f"total {money(sum(known))}" + (" (some prices unknown)" if len(known) < len(rows) else "")
@@ -80,7 +84,10 @@ class History:
             self.env.stderr.write(f"removed conversation {cid}\n")
 
     def search(self, text: str, limit: int) -> None:
-        for r in self.log.search(text, limit):
+        rows = self.log.search(text, limit)
+        if not rows:
+            self.ui.notice(f"no logged message matches {text!r}")
+        for r in rows:
             self.env.stdout.write(f"{r['conversation_id']}\t{r['role']}\t{sanitize(' '.join(r['snippet'].split()))}\n")
 
 

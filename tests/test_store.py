@@ -117,3 +117,15 @@ def test_corrupt_database_still_prints_answer(run, server, home):
     assert r.code == 0
     assert r.out == "echo: q"
     assert "warning" in r.stderr and "not be saved" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_empty_history_and_a_search_without_matches_say_so_on_stderr(run, server):
+    """Nothing on stdout for scripts, and one line for the person (an empty table said nothing)."""
+    empty = run("history")
+    assert empty.code == 0 and empty.out == "" and "no conversations logged yet" in empty.stderr
+    assert "no conversations since 1d" in run("history", "--since", "1d").stderr
+    run("-m", "openai:echo", "hello there")
+    assert run("history").out.count("\n") == 1
+    missing = run("history", "search", "zebra")
+    assert missing.code == 0 and missing.out == "" and "no logged message matches 'zebra'" in missing.stderr
+    assert "hello" in run("history", "search", "hello").out
