@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from streamchat import clipboard, signals
 from streamchat.chat import ChatOptions, gather_inputs, open_session, report_end, with_context
@@ -41,6 +41,12 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+class Command(NamedTuple):
+    run: Callable[[str], None]
+    args: str  # its usage after the name, e.g. "N FILE"
+    text: str  # what it does (/help, and beside the name when Tab completes it)
+
+
 class Repl:
     """REPL commands on top of one ChatSession; only input and display live here."""
 
@@ -58,29 +64,29 @@ class Repl:
         self.base_overrides = opts.overrides  # the flags, under which a /role fills the gaps
         self.context = opts.context  # -f / /file sources waiting for the next question
         self.attachments = opts.attachments  # -a / /attach files waiting for the next question
-        self.commands: dict[str, tuple[Callable[[str], None], str]] = {
-            "/help": (self.cmd_help, "list commands"),
-            "/model": (self.cmd_model, "[NAME] show or switch the model"),
-            "/system": (self.cmd_system, "[TEXT] show or set the system prompt"),
-            "/new": (self.cmd_new, "start a fresh conversation"),
-            "/retry": (self.cmd_retry, "regenerate the last answer (the earlier one stays as an alternative)"),
-            "/alt": (self.cmd_alt, "switch the last answer to its next alternative"),
-            "/send": (self.cmd_send, "send the question held back for overflowing the context"),
-            "/undo": (self.cmd_undo, "take the last exchange out of the conversation"),
-            "/fork": (self.cmd_fork, "continue in a new conversation from here (this one is kept)"),
-            "/copy": (self.cmd_copy, "[N] copy the last answer (or its code block N) to the clipboard"),
-            "/save-code": (self.cmd_save_code, "N FILE save code block N of the last answer"),
-            "/save": (self.cmd_save, "FILE save the conversation as Markdown"),
-            "/stats": (self.cmd_stats, "timing of the last answer"),
-            "/history": (self.cmd_history, "list recent conversations"),
-            "/load": (self.cmd_load, "ID resume a saved conversation"),
-            "/role": (self.cmd_role, "[NAME] show or switch the role (streamchat roles lists them)"),
-            "/edit": (self.cmd_edit, "[last] write a question in $EDITOR (last: edit and re-ask the last one)"),
-            "/shell": (self.cmd_shell, "TEXT turn a request into a shell command, run only if you choose"),
-            "/tools": (self.cmd_tools, "[on|off NAME[:TOOL]] list MCP servers and tools, or enable/disable them"),
-            "/file": (self.cmd_file, "SOURCE... add files, directories, URLs or !command output to the next question"),
-            "/attach": (self.cmd_attach, "FILE... attach images or PDFs to the next question"),
-            "/exit": (self.cmd_exit, "quit (or Ctrl-D)"),
+        self.commands: dict[str, Command] = {
+            "/help": Command(self.cmd_help, "", "list commands"),
+            "/model": Command(self.cmd_model, "[NAME]", "show or switch the model"),
+            "/system": Command(self.cmd_system, "[TEXT]", "show or set the system prompt"),
+            "/new": Command(self.cmd_new, "", "start a fresh conversation"),
+            "/retry": Command(self.cmd_retry, "", "answer again; the last answer stays as an alternative"),
+            "/alt": Command(self.cmd_alt, "", "switch the last answer to its next alternative"),
+            "/send": Command(self.cmd_send, "", "send the question held back for overflowing the context"),
+            "/undo": Command(self.cmd_undo, "", "take the last exchange out of the conversation"),
+            "/fork": Command(self.cmd_fork, "", "continue in a new conversation from here (this one is kept)"),
+            "/copy": Command(self.cmd_copy, "[N]", "copy the last answer (or its code block N) to the clipboard"),
+            "/save-code": Command(self.cmd_save_code, "N FILE", "save code block N of the last answer"),
+            "/save": Command(self.cmd_save, "FILE", "save the conversation as Markdown"),
+            "/stats": Command(self.cmd_stats, "", "timing of the last answer"),
+            "/history": Command(self.cmd_history, "", "list recent conversations"),
+            "/load": Command(self.cmd_load, "ID", "resume a saved conversation"),
+            "/role": Command(self.cmd_role, "[NAME]", "show or switch the role (streamchat roles lists them)"),
+            "/edit": Command(self.cmd_edit, "[last]", "compose in $EDITOR; last: edit and resend the last question"),
+            "/shell": Command(self.cmd_shell, "TEXT", "turn a request into a shell command, run only if you choose"),
+            "/tools": Command(self.cmd_tools, "[on|off NAME[:TOOL]]", "list MCP servers and tools, or turn them on/off"),
+            "/file": Command(self.cmd_file, "SOURCE...", "add files, folders, URLs or !command output as context"),
+            "/attach": Command(self.cmd_attach, "FILE...", "attach images or PDFs to the next question"),
+            "/exit": Command(self.cmd_exit, "", "quit (or Ctrl-D)"),
         }
 
     @property
@@ -167,16 +173,17 @@ class Repl:
                 self.ui.notice(f"unknown command {name} — /help lists the commands; "
                                "start with // to send a message that begins with /")
                 return
-            command[0](arg.strip() if name != "/save!" else "!" + arg.strip())
+            command.run(arg.strip() if name != "/save!" else "!" + arg.strip())
             return
         self.ask(line)
 
     # -- commands ------------------------------------------------------------------------
     def cmd_help(self, _arg: str) -> None:
-        for name, (_fn, text) in self.commands.items():
-            self.ui.notice(f"  {name:<9} {text}")
-        self.ui.notice('  Alt+Enter (or Esc Enter) adds a line; """ alone on a line opens a block, """ closes it.')
-        self.ui.notice("  Pasted text is always sent as a message; type // to send one that starts with /.")
+        for name, command in self.commands.items():  # a longer usage pushes its text on, within 80 columns
+            self.ui.notice(f"  {f'{name} {command.args}'.rstrip():<17}  {command.text}")
+        self.ui.notice("  Alt+Enter or Esc Enter adds a line.")
+        self.ui.notice('  A line of """ alone opens a block; a line ending in """ closes it.')
+        self.ui.notice("  Pasted text is always sent as a message; // sends one that starts with /.")
 
     def cmd_model(self, arg: str) -> None:
         if arg:
@@ -420,9 +427,9 @@ def _make_session(repl: Repl) -> Any:
             if not text.startswith("/"):
                 return
             if " " not in text:
-                for name in repl.commands:
+                for name, command in repl.commands.items():
                     if name.startswith(text):
-                        yield Completion(name, start_position=-len(text))
+                        yield Completion(name, start_position=-len(text), display_meta=command.text)
             elif text.startswith(("/file ", "/attach ")):
                 word = text.rsplit(" ", 1)[-1]
                 yield from paths.get_completions(Document(word, len(word)), complete_event)

@@ -199,3 +199,19 @@ def test_double_ctrl_c_leaves_no_traceback(repl, server):
     exchange(child, "still alive", "echo: still alive")
     assert "Traceback" not in child.logfile_read.getvalue()
     child.sendeof()
+
+
+def test_help_aligns_usages_within_80_columns_and_tab_shows_what_a_command_does(repl, server):
+    import re
+
+    child = repl("-m", "openai:echo")
+    ask(child, "/help")
+    child.expect_exact("// sends one that starts with /.")
+    child.expect_exact(PROMPT)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.logfile_read.getvalue())
+    lines = [line.rstrip("\r") for line in shown.split("\n") if line.startswith("  /") or line.startswith("  A")]
+    assert "  /save-code N FILE  save code block N of the last answer" in lines, lines
+    assert "  /load ID           resume a saved conversation" in lines, lines
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    child.send("/sa\t")  # the completion menu shows each command's text beside it
+    child.expect_exact("save the conversation as Markdown")
