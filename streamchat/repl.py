@@ -226,8 +226,8 @@ class Repl:
             if block is None:
                 return
             text = block.code
-        tool = clipboard.copy(text)
-        self.ui.notice(f"copied {'code block ' + arg if arg else 'the answer'} with {tool}" if tool else clipboard.MISSING)
+        how = clipboard.copy(text, self.env.stdout)
+        self.ui.notice(f"copied {'code block ' + arg if arg else 'the answer'} {how}" if how else clipboard.MISSING)
 
     def cmd_save_code(self, arg: str) -> None:
         number, _, name = arg.partition(" ")

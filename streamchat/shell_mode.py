@@ -73,8 +73,8 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
                             progress_sink(env, ui))
                 continue
             if choice == "c":
-                tool = clipboard.copy(command)
-                ui.notice(f"copied with {tool}" if tool else clipboard.MISSING)
+                how = clipboard.copy(command, env.stdout)
+                ui.notice(f"copied {how}" if how else clipboard.MISSING)
                 return EXIT_OK
             if choice == "r":
                 change = ask_user("what should change? ").strip()

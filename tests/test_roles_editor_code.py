@@ -98,7 +98,7 @@ def test_copy_code_block_n_and_save_code(repl, server, tmp_path):
     clip = tmp_path / "clipboard.txt"
     script(bin_dir / "xclip", f"cat > {clip}\n")
     server.script("code", Script(chunks=CODE_ANSWER))
-    child = repl("-m", "openai:code", env_extra={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    child = repl("-m", "openai:code", env_extra={"PATH": f"{bin_dir}:{os.environ['PATH']}", "DISPLAY": ":99"})
     ask(child, "show me")
     child.expect_exact("code blocks: 1 sh (1 line) · 2 python (1 line)")
     ask(child, "/copy 2")
@@ -108,6 +108,24 @@ def test_copy_code_block_n_and_save_code(repl, server, tmp_path):
     ask(child, f"/save-code 1 {target}")
     child.expect_exact("saved code block 1")
     assert target.read_text() == "ls -la\n"
+
+
+def test_copy_falls_back_to_the_terminal_when_the_tool_fails(repl, server, tmp_path):
+    """xclip with no X display exits 1 and copies nothing (it used to be reported as copied): the
+    text then goes to the terminal's clipboard as OSC 52, which works over SSH and in tmux."""
+    import base64
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script(bin_dir / "xclip", "cat > /dev/null\necho 'Error: Can\'t open display' >&2\nexit 1\n")
+    server.script("code", Script(chunks=CODE_ANSWER))
+    child = repl("-m", "openai:code", env_extra={"PATH": str(bin_dir), "DISPLAY": ":99"})
+    ask(child, "show me")
+    child.expect_exact("code blocks: 1 sh")
+    ask(child, "/copy 1")
+    child.expect_exact("\x1b]52;c;" + base64.b64encode(b"ls -la\n").decode() + "\x07")
+    child.expect_exact("copied code block 1 through the terminal (OSC 52)")
+    assert "open display" not in child.logfile_read.getvalue()  # the tool's own complaint stays hidden
 
 
 def test_undo_then_continue(repl, server, run):
