@@ -96,13 +96,6 @@ class GreedyServer(asyncio.AbstractServer):
     async def serve_forever(self) -> None:
         await self.wait_closed()
 
-    async def __aenter__(self) -> GreedyServer:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-        await self.wait_closed()
-
 
 @functools.cache
 def greedy(loop_class: type[asyncio.AbstractEventLoop]) -> type[asyncio.AbstractEventLoop]:
