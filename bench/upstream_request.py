@@ -1,12 +1,12 @@
-"""CPU per upstream request on serve's path: the SDK's asyncio `create()` (what serve ships)
-against a bare aiohttp POST of the same body, both read by streamchat's own wire parser.
+"""CPU per upstream request on serve's path: the SDK's asyncio `create()` (what serve sent until
+#15), serve's path (the request create() builds, captured once, sent with each answer's body by the
+SDK's HTTP client) and a bare aiohttp POST of the same body; all read by streamchat's wire parser.
 
 Why: under #15's burst a serve worker starts ~100 streams at once, and the last one's first event
-waits for all their starts; most of a start is the SDK's request path (building the request
-through httpx2, its wrappers, the httpx2→aiohttp adapter). This prints what that path costs, so
-the trade-off (the SDK's client, auth hooks and errors against ~0.65 ms a request) is measured,
-not guessed. In-process, sequential, 1-token answers from bench/upstream.py; medians of REPS
-rounds of N requests each.
+waits for all their starts; most of a start was the SDK's per-call request building (options
+copied, URL parsed, headers merged, retry and auth wrappers). This prints what each path costs.
+In-process, sequential, 1-token answers from bench/upstream.py; medians of REPS rounds of N
+requests each.
 
     python bench/upstream_request.py        (N=300 REPS=6 by default)
 """
@@ -37,6 +37,7 @@ from streamchat.providers.openai import OpenAIProvider  # noqa: E402
 
 N = int(os.environ.get("N", 300))
 REPS = int(os.environ.get("REPS", 6))
+CREATE, SERVED, BARE = "the SDK's create()", "serve's path", "bare aiohttp"
 
 
 async def measure(url: str) -> None:
@@ -57,12 +58,17 @@ async def measure(url: str) -> None:
                 async for _ in aevents(texts(), provider._parser(request)):
                     pass
 
-        async def sdk() -> None:
+        async def create() -> None:
+            async with provider._endpoint(provider._async_client)(**provider._call_arguments(request)) as response:
+                async for _ in aevents(aiter(response.iter_text()), provider._parser(request)):
+                    pass
+
+        async def served() -> None:
             async for _ in provider.astream(request):
                 pass
 
-        paths: dict[str, Callable[[], Awaitable[None]]] = {"the SDK's create() (serve)": sdk,
-                                                             "bare aiohttp, same body and parser": bare}
+        provider.prepare_async()
+        paths: dict[str, Callable[[], Awaitable[None]]] = {CREATE: create, SERVED: served, BARE: bare}
         for path in paths.values():  # warm: imports, pools, first-call caches
             for _ in range(50):
                 await path()
@@ -74,12 +80,13 @@ async def measure(url: str) -> None:
                     await path()
                 cpu[name].append((time.process_time() - started) / N * 1e6)
     for name, values in cpu.items():
-        print(f"{name:36} µs CPU per request: median {statistics.median(values):5.0f}  "
+        print(f"{name:20} µs CPU per request: median {statistics.median(values):5.0f}  "
               f"(rounds: {' '.join(f'{v:.0f}' for v in values)})")
-    sdk_cost = statistics.median(cpu["the SDK's create() (serve)"])
-    bare_cost = statistics.median(cpu["bare aiohttp, same body and parser"])
-    print(f"the SDK's request path: {sdk_cost - bare_cost:.0f} µs a request, {sdk_cost / bare_cost:.1f}× the bare one; "
-          f"for 100 streams starting at once on one worker: {(sdk_cost - bare_cost) * 100 / 1000:.0f} ms")
+    bare_cost = statistics.median(cpu[BARE])
+    for name in (CREATE, SERVED):
+        cost = statistics.median(cpu[name])
+        print(f"{name}: {cost - bare_cost:.0f} µs a request over the bare one ({cost / bare_cost:.1f}×); for 100 "
+              f"streams starting at once on one worker: {(cost - bare_cost) * 100 / 1000:.0f} ms")
 
 
 def main() -> None:

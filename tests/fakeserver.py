@@ -51,6 +51,7 @@ class Record:
     path: str
     body: dict[str, Any]
     headers: dict[str, str]
+    raw: bytes = b""  # the body as it came
 
 
 class FakeLLMServer:
@@ -228,10 +229,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        raw = self.rfile.read(length)
+        body = json.loads(raw or b"{}")
         owner = self.owner
         with owner._lock:
-            owner.requests.append(Record(self.path, body, {k.lower(): v for k, v in self.headers.items()}))
+            owner.requests.append(Record(self.path, body, {k.lower(): v for k, v in self.headers.items()}, raw))
         flavor = "anthropic" if self.path.endswith("/messages") else "openai"
         model = body.get("model", "")
         script = owner.scripts.get(model) or (_echo_script(body) if model == "echo" else None)

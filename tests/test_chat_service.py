@@ -226,6 +226,82 @@ def test_the_sdk_sends_the_adapter_body_unchanged(server, kind):
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_serves_request_is_the_one_the_sdks_create_sends(server, kind):
+    """serve's asyncio path sends the request the SDK's own asyncio `create()` builds (captured once,
+    then given each answer's body): the same method, URL, headers (auth, version, SDK headers) and
+    body as a create() call with the same arguments, on the SDK's HTTP client."""
+    import asyncio
+
+    provider = _sdk_provider(server, kind)
+    request = ChatRequest("echo", (Message("system", "brief"), Message("user", "q é ∑")), temperature=0.5,
+                          max_tokens=9, params=(("stop", ("END",)),))
+
+    async def both() -> None:
+        provider.prepare_async()
+        async with provider._endpoint(provider._async_client)(**provider._call_arguments(request)) as response:
+            await response.http_response.aread()
+        async for _ in provider.astream(request):
+            pass
+
+    asyncio.run(both())
+    by_sdk, served = server.requests[-2:]
+    assert served.path == by_sdk.path and served.body == by_sdk.body
+    assert len(served.raw) == len(by_sdk.raw) and "q é ∑".encode() in served.raw  # the same JSON form, in any key order
+    assert served.headers == by_sdk.headers
+    assert served.headers["x-stainless-async"].startswith("async:")
+    assert served.headers.get("authorization", served.headers.get("x-api-key")) in ("Bearer k", "k")
+
+
+FAULTS = {
+    "401": Script(status=401, error_message="nope"),
+    "429": Script(status=429, error_message="nope", headers={"Retry-After": "2"}),
+    "500": Script(status=500, error_message="nope"),
+    "stall": Script(chunks=["a", "b", "c"], fault="stall", fault_after=2),
+    "no first byte": Script(first_delay=3.0),
+    "drop": Script(chunks=["a", "b", "c"], fault="drop", fault_after=2),
+    "malformed": Script(chunks=["a", "b", "c"], fault="malformed", fault_after=1),
+    "error event": Script(chunks=["a", "b", "c"], fault="error_event", fault_after=1, error_message="overloaded"),
+    "refused": Script(),
+}
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_serves_path_fails_as_the_blocking_path(server, kind, fault):
+    """serve's path sends through the SDK's HTTP client and raises the SDK's own status errors, so every
+    fault of the failure matrix ends its turn as the blocking path's does: the same outcome, error
+    type, line, hint and Retry-After, and the same partial text."""
+    import asyncio
+    import socket
+
+    from streamchat.providers.anthropic import AnthropicProvider
+    from streamchat.session import run_turn_async
+    from streamchat.sinks import NullSink
+
+    server.script("m", FAULTS[fault])
+    url = server.url
+    if fault == "refused":
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{free.getsockname()[1]}"
+    if kind == "openai":
+        provider = OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{url}/v1", api_key="k"), timeout=1.0)
+    else:
+        provider = AnthropicProvider(ProviderConfig("a", "anthropic", base_url=url, api_key="k"), timeout=1.0)
+    request = ChatRequest("m", (Message("user", "q"),))
+
+    async def turn() -> list[object]:
+        return [item async for item in run_turn_async(provider, request, retry=RetryPolicy(retries=0))]
+
+    served = asyncio.run(turn())[-1]
+    blocking = run_turn(provider, request, NullSink(), retry=RetryPolicy(retries=0))
+    assert isinstance(served, TurnResult) and served.outcome is blocking.outcome is Outcome.FAILED
+    assert served.error is not None and blocking.error is not None
+    assert (type(served.error), str(served.error), served.error.hint, served.error.retry_after, served.text) == \
+        (type(blocking.error), str(blocking.error), blocking.error.hint, blocking.error.retry_after, blocking.text)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_an_asyncio_turn_runs_in_its_callers_task_alone(server, kind):
     """Reading the body's end (for connection reuse) is bounded by a timer on the turn's own task:
     `wait_for` ran it as a task of its own, so every answer's end reached serve's clients a loop

@@ -7,8 +7,11 @@ this maps its types (never class-name strings) onto the shared status → error 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import importlib
+import json
 import socket
 import sys
 import threading
@@ -115,6 +118,8 @@ class SdkProvider:
         self._config, self._timeout, self._client_class = config, timeout, client_class
         self._client = getattr(self._sdk, client_class)(**client_options(config, timeout))
         self._async_client: Any = None
+        self._http: Any = None
+        self._template: Any = None  # the SDK's request for an answer, without its body (see _capture)
 
     def prepare(self, model: str) -> None:
         """Touch the streaming endpoint: the SDK imports its resource modules on first access."""
@@ -145,7 +150,11 @@ class SdkProvider:
         body = self._arguments(request)
         body.update(body.pop("extra_body", None) or {})
         body.pop("stream", None)
-        return {**dict.fromkeys(self.required, self._sdk.NOT_GIVEN), "stream": True, "extra_body": body}
+        return {**self._placeholders(), "extra_body": body}
+
+    def _placeholders(self) -> dict[str, Any]:
+        """`create`'s required named arguments as NOT_GIVEN, and `stream`, the one it reads."""
+        return {**dict.fromkeys(self.required, self._sdk.NOT_GIVEN), "stream": True}
 
     def stream(self, request: ChatRequest) -> EventStream:
         """The SDK makes the request; the stream is read here (events() closes it when closed)."""
@@ -156,15 +165,18 @@ class SdkProvider:
             _read_to_end_blocking(chunks, response.http_response)
 
     def prepare_async(self) -> None:
-        """Build the asyncio client and touch its endpoint (serve, at startup)."""
+        """Build the asyncio client, touch its endpoint and capture its request (serve, at startup)."""
         if self._async_client is None:
+            self._http = self._async_http_client()
             self._async_client = getattr(self._sdk, "Async" + self._client_class)(
-                **client_options(self._config, self._timeout), http_client=self._async_http_client())
+                **client_options(self._config, self._timeout), http_client=self._http)
             self._endpoint(self._async_client)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:  # its own loop: prepare may run inside one
+                self._template = pool.submit(asyncio.run, self._capture()).result()
 
     def _async_http_client(self) -> Any:
         """The SDK's aiohttp transport when it has one (the `serve` extra, see import_sdk), else
-        None: its httpx default.
+        its httpx default.
 
         Measured under 200 concurrent streams: httpx's connection pool re-scans every connection
         and queued request whenever a response closes (~1 ms each at that size, on the loop), and
@@ -174,17 +186,59 @@ class SdkProvider:
         try:
             return self._sdk.DefaultAioHttpClient()
         except RuntimeError:  # the SDK was imported without aiohttp
-            return None
+            return self._sdk.DefaultAsyncHttpxClient()
+
+    async def _capture(self) -> Any:
+        """The request the SDK's asyncio `create()` sends for a streaming answer (URL from the base
+        URL, auth and default headers, timeouts), with an empty body: through the SDK's public
+        `with_options`, on an httpx2 transport that records it and sends nothing.
+
+        Why: the SDK builds that request anew for every call (options copied, URL parsed, a dozen
+        headers merged, retry and auth wrappers): 0.85–1.2 ms of CPU a request against 0.3–0.5 ms
+        for the rest of a 1-token answer (bench/upstream_request.py). Under a burst a serve worker
+        starts ~100 answers at once, so that was the first events' wait (#15). Built once, it holds
+        for every request: streamchat's keys are static and the SDK's own retries are off.
+        """
+        import httpx2
+
+        seen: list[httpx2.Request] = []
+
+        def record(request: httpx2.Request) -> httpx2.Response:
+            seen.append(request)
+            return httpx2.Response(200)
+
+        async with httpx2.AsyncClient(transport=httpx2.MockTransport(record)) as recorder:
+            create = self._endpoint(self._async_client.with_options(http_client=recorder))
+            async with create(**self._placeholders(), extra_body={}):
+                pass
+        template = seen[0]
+        template.headers.pop("content-length", None)
+        return template
 
     async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
-        """The same through the SDK's asyncio client (serve: no thread per answer); cancelling the
-        task or closing the generator closes the upstream response."""
+        """The same through the SDK's asyncio client (serve: no thread per answer): the request the
+        SDK builds (see _template) with this answer's body, sent by the SDK's HTTP client; a status
+        error is the SDK's own exception, so map_error reads it as on the blocking path. Cancelling
+        the task or closing the generator closes the upstream response."""
+        import httpx2
+
         self.prepare_async()
-        async with self._endpoint(self._async_client)(**self._call_arguments(request)) as response:
-            chunks = aiter(response.iter_text())
+        template = self._template
+        body = {"stream": True, **self._call_arguments(request)["extra_body"]}
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()  # the SDK's form
+        outgoing = httpx2.Request(template.method, template.url, headers=template.headers, content=content,
+                                  extensions=template.extensions)
+        response = await self._http.send(outgoing, stream=True)
+        try:
+            if not response.is_success:
+                await response.aread()
+                raise self._async_client._make_status_error_from_response(response)
+            chunks = aiter(response.aiter_text())
             async for event in aevents(chunks, self._parser(request)):
                 yield event
             await _read_to_end(chunks)
+        finally:
+            await response.aclose()
 
     def list_models(self) -> list[str]:
         return sorted(m.id for m in self._client.models.list())
