@@ -389,7 +389,7 @@ print("aiohttp" in sys.modules, type(client).__name__)
 """  # openai only: anthropic goes through the same import_sdk, and its import costs ~1.5 s more
     cli = subprocess.run([sys.executable, "-c", probe, "cli"], capture_output=True, text=True, check=True)
     serve = subprocess.run([sys.executable, "-c", probe, "serve"], capture_output=True, text=True, check=True)
-    assert cli.stdout.split() == ["False", "NoneType"]
+    assert cli.stdout.split() == ["False", "_DefaultAsyncHttpxClient"]  # the SDK's httpx default
     assert serve.stdout.split() == ["True", "_InstalledAioHttpClient"]  # the SDK's own name for it
 
 
