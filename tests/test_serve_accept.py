@@ -86,6 +86,18 @@ def test_a_taken_port_is_a_config_error_naming_it():
             bound_socket("127.0.0.1", port)
 
 
+def test_an_ipv6_address_is_named_bracketed_as_in_a_url():
+    """`cannot listen on ::1:8765` read as host ::1:8765; the error names it as the notice and a URL do."""
+    from streamchat.errors import ConfigError
+
+    with socket.socket(socket.AF_INET6) as holder:
+        holder.bind(("::1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"cannot listen on \[::1\]:{port}:"):
+            bound_socket("::1", port)
+
+
 OUT_OF_DESCRIPTORS_SERVER = r"""
 import asyncio, logging, resource, sys
 from streamchat.serve.accept import new_event_loop

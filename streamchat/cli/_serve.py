@@ -57,7 +57,7 @@ def serve(
             from streamchat.serve.accept import LOOP
             from streamchat.serve.app import SPEC_VAR, ServeSpec
             from streamchat.serve.protocol import HeaderTimeoutH11Protocol
-            from streamchat.serve.workers import bound_socket, check_port_free, run_server, run_workers, spreads_connections
+            from streamchat.serve.workers import address, bound_socket, check_port_free, run_server, run_workers, spreads_connections
         except ImportError:
             from streamchat.errors import ConfigError
 
@@ -82,7 +82,7 @@ def serve(
                          timeout=overrides.timeout, retry=overrides.retry, token=token, cors_origin=cors,
                          allow_local_models=allow_local_models, bind=host, allow_hosts=tuple(allow_host or ()),
                          debug=g.debug)
-        ui.notice(f"streamchat serving {session.model_name} on http://{f'[{host}]' if ':' in host else host}:{port}/"
+        ui.notice(f"streamchat serving {session.model_name} on http://{address(host, port)}/"
                   + (f" with {processes} worker processes" if processes > 1 else ""))
         logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))
         common: dict[str, Any] = dict(

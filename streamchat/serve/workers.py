@@ -30,6 +30,11 @@ def spreads_connections() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
+def address(host: str, port: int) -> str:
+    """host:port as a URL writes it: an IPv6 address in brackets ([::1]:8765)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bound_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A TCP socket bound to host:port (in the port's SO_REUSEPORT group with reuse_port), or a
     ConfigError naming the address when it is taken."""
@@ -42,7 +47,7 @@ def bound_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.so
     except OSError as err:
         sock.close()
         wrong_host = isinstance(err, socket.gaierror) or err.errno == errno.EADDRNOTAVAIL
-        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}",
+        raise ConfigError(f"cannot listen on {address(host, port)}: {err.strerror or err}",
                           hint="--host must be an address of this machine (127.0.0.1, ::1, 0.0.0.0) or a name for one"
                           if wrong_host else "choose another --port, or stop what is using it") from None
     return sock
