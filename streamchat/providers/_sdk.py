@@ -217,7 +217,7 @@ class SdkProvider:
 
     async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """The same through the SDK's asyncio client (serve: no thread per answer): the request the
-        SDK builds (see _template) with this answer's body, sent by the SDK's HTTP client; a status
+        SDK builds (see _capture) with this answer's body, sent by the SDK's HTTP client; a status
         error is the SDK's own exception, so map_error reads it as on the blocking path. Cancelling
         the task or closing the generator closes the upstream response."""
         import httpx2
