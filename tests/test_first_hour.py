@@ -101,6 +101,17 @@ def test_help_shows_plain_metavars_and_history_takes_several_ids(run, server):
     assert run("history", "rm", "3", "99").code == 2 and len(run("history").out.splitlines()) == 1
 
 
+def test_a_usage_error_names_the_command_the_user_typed(run):
+    """`streamchat --bogus` said "Usage: streamchat chat …  Try 'streamchat chat -h'": a `chat` the user
+    never typed (it is the default command). The usage line and the hint now name what was typed."""
+    for args, path in ((["--bogus"], "streamchat"), (["--temperature", "abc", "hi"], "streamchat"),
+                       (["chat", "--bogus"], "streamchat chat")):
+        result = run(*args)
+        assert result.code == 2, (args, result.stderr)
+        assert f"Usage: {path} [OPTIONS] [PROMPT...]" in result.stderr and f"Try '{path} -h' for help." in result.stderr, \
+            (args, result.stderr)
+
+
 # -- 6 to 10. REPL input ----------------------------------------------------------------------------------
 
 def test_pasted_text_starting_with_a_slash_is_a_message(repl, server):

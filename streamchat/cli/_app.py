@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from typer.core import TyperArgument, TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from streamchat._version import __version__
 from streamchat.config import Settings, load_settings
@@ -46,6 +46,24 @@ def _skip_options(args: list[str], with_value: set[str], flags: set[str] | None)
     return i
 
 
+IMPLICIT_CHAT = "streamchat.implicit_chat"  # ctx.meta: the user did not type `chat`, DefaultGroup added it
+
+
+class _ChatContext(typer.Context):
+    """`chat`'s context. When the user did not type `chat`, a usage error and its hint name
+    `streamchat` alone: "Try 'streamchat chat -h'" named a word they never typed."""
+
+    @property
+    def command_path(self) -> str:
+        if self.parent is not None and self.meta.get(IMPLICIT_CHAT):
+            return self.parent.command_path
+        return super().command_path
+
+
+class ChatCommand(TyperCommand):
+    context_class = _ChatContext
+
+
 class DefaultGroup(TyperGroup):
     """A group that runs `chat` when the first word is not a subcommand (like click-default-group).
 
@@ -67,6 +85,7 @@ class DefaultGroup(TyperGroup):
             raise typer.BadParameter(
                 f"'{after[0]}' is a command; only --config, --debug, --no-log, -m and --timeout may come before it. "
                 f"To ask the model about '{after[0]}', add words or put it after --", param_hint="PROMPT")
+        ctx.meta[IMPLICIT_CHAT] = True
         return super().parse_args(ctx, [CHAT, *args])
 
     def format_help(self, ctx: ClickContext, formatter: HelpFormatter) -> None:

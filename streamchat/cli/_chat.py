@@ -8,6 +8,7 @@ import typer
 
 from streamchat.cli._app import (
     CHAT,
+    ChatCommand,
     ConfigOpt,
     DebugOpt,
     ModelOpt,
@@ -34,7 +35,7 @@ def _params(given: list[str]) -> dict[str, str]:
     return out
 
 
-@app.command(CHAT, help="Answer a prompt (the default command).")
+@app.command(CHAT, cls=ChatCommand, help="Answer a prompt (the default command).")
 def chat(
     ctx: typer.Context,
     prompt: Annotated[Optional[list[str]], typer.Argument(metavar="PROMPT", show_default=False,
