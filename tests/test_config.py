@@ -91,6 +91,8 @@ def test_config_commands(run, home):
     assert r.code == 3 and "already exists" in r.stderr
     shown = json.loads(run("config", "show", env=env).out)
     assert shown["providers"]["local"]["type"] == "local"
+    bare = run("config", env=env)  # as `history`, `roles` and `keys` list: it shows (was "Missing command", exit 2)
+    assert bare.code == 0 and json.loads(bare.out) == shown
 
 
 def test_config_show_masks_keys_and_warns_on_loose_permissions(run, home):

@@ -19,8 +19,16 @@ if TYPE_CHECKING:
 
 from streamchat.cli._app import ConfigOpt, DebugOpt, _command, _complete_ids, _complete_roles, _globals, app, error_boundary
 
-config_app = typer.Typer(help="Show or create the configuration.", rich_markup_mode=None, add_completion=False)
+config_app = typer.Typer(help="Show or create the configuration.", rich_markup_mode=None, add_completion=False,
+                         invoke_without_command=True)
 app.add_typer(config_app, name="config")
+
+
+@config_app.callback()
+def config_default(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    """Print the effective settings (as `config show`), or run a config subcommand."""
+    if ctx.invoked_subcommand is None:
+        config_show(ctx, config, debug)
 
 
 @config_app.command("path", help="Print the config file path.")
@@ -30,7 +38,7 @@ def config_path(ctx: typer.Context, config: ConfigOpt = None) -> None:
     print(_globals(ctx).merge(config=config).config or default_config_path())
 
 
-@config_app.command("show", help="Print the effective settings (secrets masked).")
+@config_app.command("show", help="Print the effective settings, secrets masked (the default).")
 def config_show(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     import json
 
