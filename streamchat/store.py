@@ -169,7 +169,8 @@ class ConversationLog:
             raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB")
         if cid is None:
             row = self.db.execute("SELECT id FROM conversations ORDER BY updated_at DESC, id DESC LIMIT 1").fetchone()
-            if row is None:
+            if row is None:  # said, so a typo'd log path or a wiped log is not a silent fresh start
+                self.warn("no earlier conversation to continue: this starts a new one")
                 return Conversation()
             cid = row["id"]
         return self.load(cid)

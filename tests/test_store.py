@@ -21,6 +21,16 @@ def rows(home, sql="SELECT role, content, state FROM messages ORDER BY id"):
         db.close()
 
 
+def test_continue_with_an_empty_log_says_it_starts_a_new_conversation(run, server):
+    """`-c` on an empty log answered as a new conversation without a word; now one line on stderr says
+    so (stdout is still only the answer, and the exchange is logged)."""
+    r = run("-m", "openai:echo", "-c", "hi there")
+    assert r.code == 0 and r.out == "echo: hi there"
+    assert "no earlier conversation to continue: this starts a new one" in r.stderr
+    again = run("-m", "openai:echo", "-c", "and then")
+    assert again.code == 0 and "no earlier conversation" not in again.stderr
+
+
 def test_continue_sends_earlier_turns(run, server, home):
     assert run("-m", "openai:echo", "-s", "sys", "first").code == 0
     r = run("-c", "second")
