@@ -93,6 +93,18 @@ def test_decode_json_refuses_nan_bad_utf8_and_deep_nesting():
     assert decode_json(b'{"a": [1, {"b": 2}]}') == {"a": [1, {"b": 2}]}
 
 
+def test_decode_json_refuses_a_lone_surrogate_escape():
+    """JSON may escape half of a UTF-16 pair ("\\ud800"); Python reads it as a string no encoder takes, so
+    the upstream request failed later as "502 unexpected error from openai: UnicodeEncodeError". It is
+    the client's bad input: 400 here. A whole pair (an emoji) and an escaped backslash stay fine."""
+    for raw in (rb'{"messages": [{"role": "user", "content": "hi \ud800"}]}', rb'{"\udfff": 1}',
+                rb'{"a": ["x", {"b": "\uDBFF"}]}'):
+        with pytest.raises(Refused) as info:
+            decode_json(raw)
+        assert info.value.status == 400 and "surrogate" in info.value.message, raw
+    assert decode_json(rb'{"a": "\ud83d\ude00", "b": "\\ud800"}') == {"a": "\U0001f600", "b": "\\ud800"}
+
+
 def test_repeat_limit_drops_a_flood_and_counts_it():
     limit = RepeatLimit(burst=3, window=60)
     records = [logging.LogRecord("x", logging.ERROR, "", 0, "accept failed: %s", ("EMFILE",), None) for _ in range(10)]

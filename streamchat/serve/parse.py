@@ -65,7 +65,29 @@ def decode_json(raw: bytes) -> dict[str, Any]:
         raise Refused(400, "the body must be a JSON object", "invalid_body")
     if _depth(body) > MAX_DEPTH:
         raise Refused(400, f"the body is nested deeper than {MAX_DEPTH} levels", "invalid_body")
+    if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(body):
+        raise Refused(400, "invalid JSON: a \\uD800–\\uDFFF escape without the other half of its surrogate pair "
+                           "is not text", "invalid_json")
     return body
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # cheap first look: most bodies have none
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a parsed string (key or value) holds half a UTF-16 pair: json reads an unpaired
+    escape into a str that no encoder accepts, so the upstream request would fail as ours."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
 
 
 def _depth(value: Any, level: int = 0) -> int:
