@@ -140,6 +140,10 @@ def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
         raise UsageError(f"cannot read {name}: {exc.strerror}", hint="check the path and its permissions") from None
     text = _decode(data)
     if text is None:
+        if explicit and b"\x00" not in data[:8192]:  # text in another encoding, not a binary file
+            from streamchat.prompt_input import utf8
+
+            utf8(data, name, hint=f"convert it first, e.g. iconv -f latin1 -t utf-8 {shlex.quote(name)}")
         if explicit:
             raise UsageError(f"{name} is a binary file", hint="attach images and PDFs with -a instead")
         return Piece(name, None, "binary")

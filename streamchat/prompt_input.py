@@ -19,11 +19,27 @@ def read_stdin(env: Environment, limit: int) -> str | None:
                          hint="pass less input, or raise max_input_bytes in the config")
     if b"\x00" in data:
         raise UsageError("stdin holds binary data (NUL bytes)", hint="pipe text, not a binary file")
+    return utf8(data, "stdin")
+
+
+def utf8(data: bytes, what: str, hint: str = "convert it first, e.g. iconv -f latin1 -t utf-8") -> str:
+    """`data` as text, or a UsageError naming `what` and the first byte that is not UTF-8."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"stdin is not valid UTF-8 (byte {exc.start})",
-                         hint="convert it first, e.g. iconv -f latin1 -t utf-8") from None
+        raise UsageError(f"{what} is not valid UTF-8 (byte {exc.start})", hint=hint) from None
+
+
+def argv_text(value: str, what: str) -> str:
+    """A command-line argument as text. Python reads argv bytes that are not UTF-8 as lone
+    surrogates (U+DC80–U+DCFF), which no request, log or terminal can carry: the turn failed
+    later as an "internal error: UnicodeEncodeError". Refused here, as stdin's are."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        utf8(value.encode("utf-8", "surrogateescape"), what,
+             hint="pass UTF-8 text: check the terminal's locale (LANG, LC_ALL), or convert with iconv")
+    return value
 
 
 def compose_prompt(args: list[str] | None, stdin_text: str | None) -> str | None:

@@ -25,6 +25,27 @@ def test_invalid_utf8_stdin_is_refused(run, server):
     assert r.code == 2 and "not valid UTF-8 (byte 3)" in r.stderr and "iconv" in r.stderr
 
 
+def test_arguments_and_files_that_are_not_utf8_are_refused_like_stdin(run, server, home):
+    """argv bytes that are not UTF-8 reach Python as lone surrogates: the turn failed as "internal error:
+    UnicodeEncodeError … report it", exit 1. A latin-1 file given with -f was called "a binary file"
+    with a hint to use -a. Each now says what is not UTF-8 and where, exit 2, nothing sent."""
+    for args, what in (([b"hi \xff there"], "the prompt is not valid UTF-8 (byte 3)"),
+                       ([b"-s", b"sys \xfe", b"hi"], "--system is not valid UTF-8 (byte 4)"),
+                       ([b"-p", b"x=\xe9", b"hi"], "-p is not valid UTF-8 (byte 2)")):
+        r = run("-m", "openai:echo", *args)
+        assert r.code == 2 and what in r.stderr and "LANG" in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    latin = home / "notes.txt"
+    latin.write_bytes(b"caf\xe9 au lait\n")
+    r = run("-m", "openai:echo", "-f", str(latin), "hi")
+    assert r.code == 2 and f"{latin} is not valid UTF-8 (byte 3)" in r.stderr and "iconv -f latin1" in r.stderr
+    binary = home / "blob.bin"
+    binary.write_bytes(b"\x00\x01\x02")
+    r = run("-m", "openai:echo", "-f", str(binary), "hi")
+    assert r.code == 2 and "is a binary file" in r.stderr
+    assert not server.requests
+
+
 def test_oversized_stdin_is_refused(run, server, home):
     cfg = home / "small.toml"
     cfg.write_text("max_input_bytes = 1000\n")

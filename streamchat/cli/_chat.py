@@ -81,13 +81,16 @@ def chat(
     debug: DebugOpt = False,
 ) -> None:
     from streamchat.chat import ChatOptions, gather_inputs, run_chat
-    from streamchat.prompt_input import compose_prompt, read_stdin
+    from streamchat.prompt_input import argv_text, compose_prompt, read_stdin
     from streamchat.service import Overrides, preimport
 
     g = _globals(ctx).merge(config=config, debug=debug, no_log=no_log, model=model, timeout=timeout)
     with _command(g) as (settings, env, ui):
         from streamchat import roles
 
+        prompt = [argv_text(word, "the prompt") for word in prompt or []]
+        system = argv_text(system, "--system") if system is not None else None
+        param = [argv_text(value, "-p") for value in param or []]
         chosen = roles.get_role(settings, role) if role else None
         overrides = Overrides(model=g.model, system=system, temperature=temperature, max_tokens=max_tokens,
                               timeout=g.timeout, retry=not no_retry)
