@@ -6,6 +6,7 @@ from pathlib import Path
 
 from streamchat.errors import UsageError
 from streamchat.events import Attachment
+from streamchat.prompt_input import file_label
 
 KINDS = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
 MAX_BYTES = 32 * 1024 * 1024  # the largest any provider takes (PDFs); each adapter checks its own limits
@@ -15,25 +16,25 @@ def load(source: str) -> Attachment:
     """Read and type-check one attachment; anything else is a usage error, before anything is sent."""
     import filetype
 
-    path = Path(source).expanduser()
+    path, name = Path(source).expanduser(), file_label(source)
     try:
         size = path.stat().st_size
         if not path.is_file():
-            raise UsageError(f"{source} is not a file", hint="attach image or PDF files")
+            raise UsageError(f"{name} is not a file", hint="attach image or PDF files")
         if size > MAX_BYTES:
-            raise UsageError(f"{source} is larger than {MAX_BYTES // (1024 * 1024)} MB", hint="attach a smaller file")
+            raise UsageError(f"{name} is larger than {MAX_BYTES // (1024 * 1024)} MB", hint="attach a smaller file")
         data = path.read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"no such file: {source}", hint="check the path given to -a") from None
+        raise UsageError(f"no such file: {name}", hint="check the path given to -a") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {source}: {exc.strerror}", hint="check the path and its permissions") from None
+        raise UsageError(f"cannot read {name}: {exc.strerror}", hint="check the path and its permissions") from None
     kind = filetype.guess(data)
     mime = kind.mime if kind is not None else None
     if mime not in KINDS:
         found = f" ({mime})" if mime else ""
-        raise UsageError(f"{source} is not a PNG, JPEG, GIF, WebP or PDF file{found}",
+        raise UsageError(f"{name} is not a PNG, JPEG, GIF, WebP or PDF file{found}",
                          hint="pass text files with -f, and images or PDFs with -a")
-    return Attachment(path.name, mime, data)
+    return Attachment(file_label(path.name), mime, data)
 
 
 def pdf_text(attachment: Attachment) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamchat.errors import NetworkError, UsageError
+from streamchat.prompt_input import file_label, utf8
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
                        ".pytest_cache", ".ruff_cache", ".tox", ".idea", ".DS_Store"})
@@ -34,6 +35,9 @@ class Piece:
     name: str
     text: str | None
     note: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", file_label(self.name))  # frozen
 
 
 @dataclass
@@ -141,8 +145,6 @@ def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
     text = _decode(data)
     if text is None:
         if explicit and b"\x00" not in data[:8192]:  # text in another encoding, not a binary file
-            from streamchat.prompt_input import utf8
-
             utf8(data, name, hint=f"convert it first, e.g. iconv -f latin1 -t utf-8 {shlex.quote(name)}")
         if explicit:
             raise UsageError(f"{name} is a binary file", hint="attach images and PDFs with -a instead")

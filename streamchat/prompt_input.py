@@ -30,6 +30,14 @@ def utf8(data: bytes, what: str, hint: str = "convert it first, e.g. iconv -f la
         raise UsageError(f"{what} is not valid UTF-8 (byte {exc.start})", hint=hint) from None
 
 
+def file_label(name: str) -> str:
+    """A file's name as text for labels, the log and messages. Linux names are bytes, and Python
+    reads those that are not UTF-8 as lone surrogates, which no request or log can carry (a
+    latin-1 name in a -f directory failed the turn as an internal error): each such byte shows
+    as U+FFFD, while the path itself still opens the file."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def argv_text(value: str, what: str) -> str:
     """A command-line argument as text. Python reads argv bytes that are not UTF-8 as lone
     surrogates (U+DC80–U+DCFF), which no request, log or terminal can carry: the turn failed

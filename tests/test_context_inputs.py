@@ -181,6 +181,27 @@ def test_images_and_pdfs_in_each_providers_shape(run, server, tmp_path, provider
         ]
 
 
+def test_file_names_that_are_not_utf8_are_labeled_not_fatal(run, server, tmp_path):
+    """A Linux file name is bytes; a latin-1 one (caf\\xe9.txt) in a -f directory or given to -f or -a
+    failed the turn as "internal error: UnicodeEncodeError". The file is read and sent; its label
+    shows the byte as U+FFFD, in the request and the log."""
+    import os
+
+    folder = os.fsencode(tmp_path)
+    os.mkdir(folder + b"/dir")
+    with open(folder + b"/dir/caf\xe9.txt", "wb") as f:
+        f.write(b"hello from a latin-1 name\n")
+    with open(folder + b"/shot\xe9.png", "wb") as f:
+        f.write(png_bytes())
+    r = run("-m", "openai:echo", "-f", folder + b"/dir", "-f", folder + b"/dir/caf\xe9.txt",
+            "-a", folder + b"/shot\xe9.png", "look")
+    assert r.code == 0, r.stderr
+    text = last_user_content(server)[0]["text"]
+    assert text.count('caf\ufffd.txt">\nhello from a latin-1 name\n</source>') == 2
+    assert "attached: shot\ufffd.png" in r.stderr
+    assert "caf\ufffd.txt" in run("history", "show", "1").out
+
+
 def test_attachments_are_resent_by_continue_and_stored_once(run, server, tmp_path, home):
     (tmp_path / "a.png").write_bytes(png_bytes())
     assert run("-m", "openai:echo", "-a", str(tmp_path / "a.png"), "first").code == 0
