@@ -84,6 +84,8 @@ class History:
             self.env.stderr.write(f"removed conversation {cid}\n")
 
     def search(self, text: str, limit: int) -> None:
+        if not text.strip():
+            raise UsageError("history search needs words to find", hint='e.g. streamchat history search "docker compose"')
         rows = self.log.search(text, limit)
         if not rows:
             self.ui.notice(f"no logged message matches {text!r}")

@@ -139,3 +139,6 @@ def test_empty_history_and_a_search_without_matches_say_so_on_stderr(run, server
     missing = run("history", "search", "zebra")
     assert missing.code == 0 and missing.out == "" and "no logged message matches 'zebra'" in missing.stderr
     assert "hello" in run("history", "search", "hello").out
+    for blank in ("", "  "):  # matched nothing and said "no logged message matches ''"
+        empty_search = run("history", "search", blank)
+        assert empty_search.code == 2 and "needs words to find" in empty_search.stderr
