@@ -305,6 +305,9 @@ class Repl:
         self.ui.notice("nothing to undo" if turn is None else f"undone: {_clip(turn.prompt)}")
 
     def cmd_fork(self, _arg: str) -> None:
+        if not self.session.conversation.turn_count:  # "forked with 0 turns": the same as starting afresh
+            self.ui.notice("nothing to fork yet — ask something first")
+            return
         origin = self.session.conversation.id
         conv = self.session.fork()
         self.ui.notice(f"forked{f' from conversation {origin}' if origin else ''} with "

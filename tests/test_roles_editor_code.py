@@ -142,6 +142,7 @@ def test_undo_then_continue(repl, server, run):
 
 def test_retry_alternatives_and_fork(repl, server, run):
     child = repl("-m", "openai:echo")
+    exchange(child, "/fork", "nothing to fork yet")  # it said "forked with 0 turns"
     exchange(child, "q1", "echo: q1")
     exchange(child, "/retry", "echo: q1")
     exchange(child, "/alt", "answer 1 of 2")
