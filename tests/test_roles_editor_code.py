@@ -72,6 +72,25 @@ def test_editor_one_shot(run, server, home, tmp_path):
     assert r.code == 2 and "nothing was sent" in r.stderr and len(server.requests) == 1
 
 
+def test_editor_without_a_terminal_and_without_editor_set_is_refused(server, home, tmp_path):
+    """With no VISUAL/EDITOR the fallback is vi, a terminal editor. Run from a script or cron (no
+    terminal at all) it waited for keys forever; now one line says the editor needs a terminal. The
+    fake vi here waits as the real one did."""
+    import subprocess
+
+    from conftest import STREAMCHAT
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script(bin_dir / "vi", "sleep 60\n")
+    env = {k: v for k, v in base_env(home, server).items() if k not in ("VISUAL", "EDITOR")}
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    proc = subprocess.run([STREAMCHAT, "-m", "openai:echo", "--editor", "draft"], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, start_new_session=True, timeout=30)  # no controlling terminal
+    assert proc.returncode == 2 and "the editor (vi) needs a terminal" in proc.stderr and "VISUAL" in proc.stderr
+    assert not server.requests
+
+
 def test_edit_last_in_the_repl(repl, server, tmp_path):
     editor = script(tmp_path / "ed", "printf 'better question' > \"$1\"\n")
     child = repl("-m", "openai:echo", env_extra={"EDITOR": editor})

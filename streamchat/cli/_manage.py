@@ -181,9 +181,7 @@ def roles_show(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debu
 
 @roles_app.command("edit", help="Edit a role file in $EDITOR (created from a commented skeleton).")
 def roles_edit(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
-    import subprocess
-
-    from streamchat.editor import editor_argv
+    from streamchat.editor import run_editor
     from streamchat.roles import SKELETON, roles_dir
 
     with _command(_globals(ctx).merge(config=config, debug=debug)) as (_settings, _env, ui):
@@ -192,7 +190,7 @@ def roles_edit(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debu
         if not path.exists():
             folder.mkdir(parents=True, exist_ok=True)
             path.write_text(SKELETON, encoding="utf-8")
-        subprocess.call([*editor_argv(), str(path)])
+        run_editor(path)
         ui.notice(f"role '{name}': {path}")
 
 
