@@ -109,9 +109,9 @@ def test_extract_code_blocks(run, server):
     server.script("prose", Script(chunks=["no code here"]))
     none = run("-m", "openai:prose", "-x", "q")
     assert none.code == 4 and none.stdout == b"" and "no fenced code block" in none.stderr
-    for flag in ("-x", "--extract-all"):  # --json was silently dropped: stdout held only code
-        both = run("-m", "openai:code", "--json", flag, "q")
-        assert both.code == 2 and both.stdout == b"" and "--json" in both.stderr and "pick one" in both.stderr
+    for flags in (("--json", "-x"), ("--json", "--extract-all"), ("--shell", "--json"), ("--shell", "-x")):
+        both = run("-m", "openai:code", *flags, "q")  # all but one were silently dropped
+        assert both.code == 2 and both.stdout == b"" and "each decide what stdout holds" in both.stderr, flags
 
 
 def test_copy_code_block_n_and_save_code(repl, server, tmp_path):

@@ -88,8 +88,10 @@ def chat(
     with _command(g) as (settings, env, ui):
         from streamchat import roles
 
-        if json_out and (extract or extract_all):
-            raise UsageError("--json and -x/--extract-all each decide what stdout holds", hint="pick one")
+        modes = [name for name, on in (("--json", json_out), ("-x/--extract-all", extract or extract_all),
+                                       ("--shell", shell)) if on]
+        if len(modes) > 1:  # each decides what stdout holds; the others were silently dropped
+            raise UsageError(f"{' and '.join(modes)} each decide what stdout holds", hint="pick one")
         prompt = [argv_text(word, "the prompt") for word in prompt or []]
         system = argv_text(system, "--system") if system is not None else None
         param = [argv_text(value, "-p") for value in param or []]
