@@ -91,6 +91,22 @@ def test_editor_without_a_terminal_and_without_editor_set_is_refused(server, hom
     assert not server.requests
 
 
+def test_editor_runs_on_the_terminal_when_stdin_is_piped(server, home, tmp_path):
+    """`cmd | streamchat --editor`: the editor got the drained pipe as its stdin (a terminal editor
+    then reads EOF instead of keys); it now runs on the terminal (/dev/tty). The fake editor writes
+    whether its stdin is a terminal."""
+    from conftest import STREAMCHAT
+
+    editor = script(tmp_path / "ed", 'if [ -t 0 ]; then printf "on a terminal" > "$1"; else printf "no terminal" > "$1"; fi\n')
+    env = base_env(home, server, EDITOR=editor)
+    child = pexpect.spawn("/bin/sh", ["-c", f"echo context | {STREAMCHAT} -m openai:echo --editor draft"], env=env,
+                          encoding="utf-8", timeout=30)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert server.last_messages()[-1]["content"].startswith("on a terminal")
+
+
 def test_edit_last_in_the_repl(repl, server, tmp_path):
     editor = script(tmp_path / "ed", "printf 'better question' > \"$1\"\n")
     child = repl("-m", "openai:echo", env_extra={"EDITOR": editor})
