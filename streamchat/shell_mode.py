@@ -45,13 +45,16 @@ def command_of(answer: str) -> str:
 
 
 def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
-                   ask_user: Callable[[str], str] = input) -> int:
-    """The whole dialogue; returns the exit code (the command's own status when it ran)."""
+                   ask_user: Callable[[str], str] = input, *, stats: bool = False) -> int:
+    """The whole dialogue; returns the exit code (the command's own status when it ran). With
+    `stats`, each answer's --stats line goes to stderr, as a one-shot's does."""
     interactive = env.stdin_isatty and env.stdout_isatty
     question = request
     while True:
         sink: Sink = progress_sink(env, ui) if interactive else NullSink()
         result = session.ask(question, sink)
+        if stats:
+            ui.notice(result.stats.summary())
         if not result.ok:
             return EXIT_REQUEST if result.error is None else result.error.exit_code
         command = command_of(result.text)

@@ -30,6 +30,8 @@ def test_in_a_pipe_the_command_is_printed_never_run(run, server, command_model):
     assert r.code == 0 and r.out.startswith("printf 'shell-ran-ok") and not command_model.exists()
     system = server.requests[-1].body["messages"][0]["content"]
     assert "one command" in system and "working directory" in system
+    with_stats = run("-m", "openai:cmd", "--shell", "--stats", "make a file")  # --stats was ignored
+    assert with_stats.code == 0 and with_stats.out == r.out and "TTFT" in with_stats.stderr and "tokens" in with_stats.stderr
 
 
 def test_execute_runs_it_after_the_keypress(home, server, command_model):

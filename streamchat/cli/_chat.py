@@ -137,7 +137,7 @@ def chat(
             from streamchat.shell_mode import run_shell_mode, shell_system_prompt
 
             opts = with_(opts, overrides=with_(overrides, system=system or shell_system_prompt()))
-            raise typer.Exit(run_shell_mode(open_session(settings, opts, ui), text, env, ui))
+            raise typer.Exit(run_shell_mode(open_session(settings, opts, ui), text, env, ui, stats=stats))
         if text is None:
             if not env.stdin_isatty:
                 raise UsageError("no prompt given", hint='pass a prompt: streamchat "question", or pipe text in')
