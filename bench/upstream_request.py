@@ -45,7 +45,7 @@ async def measure(url: str) -> None:
 
     provider = OpenAIProvider(ProviderConfig("bench", "openai", base_url=f"{url}/v1", api_key="k"))
     request = ChatRequest("fast", (Message("user", "hello there"),))
-    data = json.dumps({**provider._call_arguments(request)["extra_body"], "stream": True}).encode()
+    data = json.dumps({**provider._body(request), "stream": True}).encode()
     headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as session:

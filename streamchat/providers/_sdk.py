@@ -147,10 +147,14 @@ class SdkProvider:
         openai's `stream_options`. Our body is already the wire's JSON (built by _content.py), so
         none of it needs transforming: a serve request spends that time on the event loop.
         """
+        return {**self._placeholders(), "extra_body": self._body(request)}
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        """The adapter's whole request body, its `extra_body` merged in, without `stream`."""
         body = self._arguments(request)
         body.update(body.pop("extra_body", None) or {})
         body.pop("stream", None)
-        return {**self._placeholders(), "extra_body": body}
+        return body
 
     def _placeholders(self) -> dict[str, Any]:
         """`create`'s required named arguments as NOT_GIVEN, and `stream`, the one it reads."""
@@ -224,7 +228,7 @@ class SdkProvider:
 
         self.prepare_async()
         template = self._template
-        body = {"stream": True, **self._call_arguments(request)["extra_body"]}
+        body = {"stream": True, **self._body(request)}
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()  # the SDK's form
         outgoing = httpx2.Request(template.method, template.url, headers=template.headers, content=content,
                                   extensions=template.extensions)
