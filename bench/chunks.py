@@ -1,6 +1,10 @@
-"""Cost per streamed chunk in a pipe: CPU of `streamchat -m P:big q | cat` for a 20,000-chunk answer
+"""Cost per streamed chunk in a pipe: CPU of `streamchat -m P:big q | cat` for a 100,000-chunk answer
 minus a 20-chunk one, divided by the difference (median of 3 runs), per provider; beside it the
-floor of the same stream read with the openai SDK's raw response and json.loads per line."""
+floor of the same stream read with the openai SDK's raw response and json.loads per line.
+
+100,000 and not 20,000: the SDK import alone varies by up to a second from run to run here
+(`import anthropic` 0.8–1.8 s), and 20,000 chunks are only ~0.3 s of work, so one run printed
+openai at 12.9 µs and the next at 31.8 µs; with 100,000 two runs gave 14.1 and 17.7."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import STREAMCHAT, base_env  # noqa: E402
 from fakeserver import FakeLLMServer, Script  # noqa: E402
 
-BIG, SMALL, RUNS = 20_000, 20, 3
+BIG, SMALL, RUNS = 100_000, 20, 3
 
 FLOOR = """
 import json, sys, openai
