@@ -3,8 +3,9 @@
 `streamchat -m openai:big q` with a code-heavy answer (SIZE bytes, 100 KB by default) and a prose
 one, in 4-character tokens (the same samples as bench/render.py), against a floor: the openai SDK's raw stream, `json.loads` per
 chunk and each token written to the terminal as it comes (what a bare streaming client does).
-CPU is the process's (user + system, from wait4) for the big answer minus a 20-token one, so
-interpreter start and imports cancel out (median of RUNS). Prints CPU per token for both and
+CPU is the process's (user + system) from the moment its first text reaches the terminal to its
+exit, for the big answer minus a 20-token one (median of RUNS): interpreter start and imports,
+which vary by up to a second between runs here, are outside it. Prints CPU per token for both and
 their ratio, and the bytes that reached the terminal per byte of the answer.
 """
 
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import termios
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,47 +50,58 @@ with client.chat.completions.with_streaming_response.create(model=sys.argv[2], s
 """
 
 
-def on_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """(CPU seconds, bytes written to the terminal) of one run on an 80×24 pseudo-terminal."""
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far, from /proc (10 ms ticks)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rpartition(b")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def on_pty(argv: list[str], env: dict[str, str], first_text: bytes) -> tuple[float, int]:
+    """(CPU seconds from the answer's first text on screen (`first_text` in the output) to the
+    exit, bytes written to the terminal) of one run on an 80×24 pseudo-terminal. The CPU before the first text
+    (interpreter, imports, connecting) is left out: it varies by up to a second between runs
+    here, which swamped what the goal is about, streaming and rendering."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    received = [0]
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                return
-            if not data:
-                return
-            received[0] += len(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
     proc = subprocess.Popen(argv, env={**env, "COLUMNS": "80", "LINES": "24"}, stdin=subprocess.DEVNULL,
                             stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
+    seen, total, at_first_text = bytearray(), 0, None
+    while True:  # the child is reaped only after this loop, so /proc/<pid> is there to read
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        total += len(data)
+        if at_first_text is None:
+            seen += data
+            if first_text in seen:
+                at_first_text = _cpu_of(proc.pid)
     _pid, status, usage = os.wait4(proc.pid, 0)
-    reader.join(10)
     os.close(master)
     assert os.waitstatus_to_exitcode(status) == 0, argv
-    return usage.ru_utime + usage.ru_stime, received[0]
+    assert at_first_text is not None, f"{first_text!r} never reached the terminal: {argv}"
+    return usage.ru_utime + usage.ru_stime - at_first_text, total
 
 
-def per_token(argvs: dict[str, Callable[[str], list[str]]], env: dict[str, str],
-              count: int) -> dict[str, tuple[float, int]]:
+Client = tuple[Callable[[str], list[str]], bytes]  # argv for a model; what it writes at the first text
+
+
+def per_token(clients: dict[str, Client], env: dict[str, str], count: int) -> dict[str, tuple[float, int]]:
     """For each client: (CPU µs per token, terminal bytes of a big run). The clients' runs are
     interleaved, so a slow spell of this VM (the same work takes up to 2× as long from one minute
     to the next) hits each of them alike instead of one whole measurement."""
-    big: dict[str, list[tuple[float, int]]] = {name: [] for name in argvs}
-    small: dict[str, list[float]] = {name: [] for name in argvs}
+    big: dict[str, list[tuple[float, int]]] = {name: [] for name in clients}
+    small: dict[str, list[float]] = {name: [] for name in clients}
     for _ in range(RUNS):
-        for name, argv_for in argvs.items():
-            big[name].append(on_pty(argv_for("big"), env))
-            small[name].append(on_pty(argv_for("small"), env)[0])
+        for name, (argv_for, first_text) in clients.items():
+            big[name].append(on_pty(argv_for("big"), env, first_text))
+            small[name].append(on_pty(argv_for("small"), env, first_text)[0])
     return {name: ((statistics.median(b[0] for b in big[name]) - statistics.median(small[name])) / (count - SMALL) * 1e6,
-                   big[name][0][1]) for name in argvs}
+                   big[name][0][1]) for name in clients}
 
 
 def main() -> None:
@@ -101,8 +112,10 @@ def main() -> None:
             pieces = tokens(text, 4)
             server.script("big", Script(chunks=pieces))
             server.script("small", Script(chunks=pieces[:SMALL]))
-            measured = per_token({"ours": lambda m: [STREAMCHAT, "--no-log", "-m", f"openai:{m}", "q"],
-                                  "floor": lambda m: [sys.executable, "-c", FLOOR, f"{server.url}/v1", m]},
+            # streamchat hides the cursor as the first text arrives; the floor writes the text itself
+            measured = per_token({"ours": (lambda m: [STREAMCHAT, "--no-log", "-m", f"openai:{m}", "q"], b"\x1b[?25l"),
+                                  "floor": (lambda m: [sys.executable, "-c", FLOOR, f"{server.url}/v1", m],
+                                            pieces[0].encode())},
                                  env, len(pieces))
             (ours, written), (floor, raw) = measured["ours"], measured["floor"]
             size = len(text.encode())

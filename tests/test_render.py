@@ -285,3 +285,69 @@ def test_code_blocks_use_the_terminal_palette_unless_the_config_names_a_theme():
     assert screens[0] == screens[1] and "return 'a' + x  # note" in screens[0]
     with pytest.raises(ConfigError, match="unknown code_theme 'nope'"):
         parse_settings({"code_theme": "nope"})
+
+
+CODE_SAMPLES = {
+    "python": "```python\ndef f(x):\n    return 'a b' + x  # note\n\n\nclass C:\n    pass\n```",
+    "js-tabs": "```javascript\nfunction f() {\n\tif (x) {\n\t\treturn \"é\";\n\t}\n}\n```",
+    "unknown-lang": "```nosuchlanguage\nplain words here\n```",
+    "no-lang": "```\nplain words\n  indented\n```",
+    "wide": "```python\nname = '名前の長い変数'  # 日本語\n```",
+    "exact-fit": "```text\n" + "x" * 39 + "\n" + "y" * 18 + "\n```",
+    "too-long": "```python\nvalue = compute(first_argument, second_argument, third_argument)  # long\n```",
+    "empty": "```python\n```",
+    "indented": "Text.\n\n    indented = code\n    block()\n",
+    "trailing-space": "```python\nx = 1   \n   \ny = 2\n```",
+    "in-list": "- item\n\n  ```python\n  x = 1\n  ```\n",
+}
+
+
+def _styled_cells(lines: list[str]) -> list[list[tuple[str, str]]]:
+    """Each row as (character, SGR parameters in effect): the same cells however the styles are split."""
+    import re
+
+    rows = []
+    for line in lines:
+        state, row = "", []
+        for part in re.split(r"(\x1b\[[0-9;]*m)", line):
+            if part.startswith("\x1b["):
+                codes = part[2:-1]
+                state = "" if codes in ("", "0") else ";".join(filter(None, (state, codes)))
+            else:
+                row.extend((ch, state) for ch in part)
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("color_system", ["truecolor", "256", "standard", None])
+@pytest.mark.parametrize("theme", [None, "ansi_light", "monokai"])
+@pytest.mark.parametrize("sample", sorted(CODE_SAMPLES))
+def test_code_blocks_draw_the_cells_richs_syntax_draws(sample, theme, color_system):
+    """Code blocks are drawn from Pygments' tokens, not through Rich's Syntax: the cells are the same."""
+    from rich.markdown import Markdown
+
+    from streamchat.render.markdown_stream import DEFAULT_CODE_THEME, parse
+
+    text = CODE_SAMPLES[sample]
+    renderer = LineRenderer(color_system=color_system, code_theme=theme)
+    for width in (20, 41, 80):
+        ours = renderer.render(parse(text, theme), width)
+        richs = renderer.render(Markdown(text, code_theme=theme or DEFAULT_CODE_THEME, hyperlinks=False), width)
+        assert _styled_cells(ours) == _styled_cells(richs), (sample, width)
+
+
+def test_code_blocks_that_fit_are_drawn_without_richs_syntax(monkeypatch):
+    """The fast path is the one taken for an everyday block in the default theme; a painted
+    background or a line too long for the width still goes through Rich's Syntax."""
+    import streamchat.render.code_render as code_render
+    from streamchat.render.markdown_stream import parse
+
+    used = []
+    real = code_render.Syntax
+    monkeypatch.setattr(code_render, "Syntax", lambda *a, **k: used.append(a) or real(*a, **k))
+    renderer = LineRenderer()
+    renderer.render(parse(CODE_SAMPLES["python"]), 80)
+    assert used == []
+    renderer.render(parse(CODE_SAMPLES["too-long"]), 40)
+    renderer.render(parse(CODE_SAMPLES["python"], "monokai"), 80)
+    assert len(used) == 2

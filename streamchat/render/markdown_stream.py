@@ -9,13 +9,20 @@ has `new_line`, so that separator is carried across chunk boundaries here.
 
 from __future__ import annotations
 
+import functools
 import io
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markdown import ListItem, Markdown, MarkdownElement
 from rich.segment import Segment
 from rich.theme import Theme
+
+from streamchat.render.code_render import FastCodeBlock
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 # The terminal's own 16 colours and background: short SGR codes (a fixed 256-colour theme with
 # its own background wrote ~2.3× the answer's bytes on a code-heavy answer, this ~1.6×), and
@@ -35,7 +42,10 @@ class LineRenderer:
         self._consoles: dict[int, tuple[Console, io.StringIO]] = {}
 
     def parse(self, text: str) -> Markdown:
-        return parse(text, self.code_theme)
+        return self.markdown(tokenize(text))
+
+    def markdown(self, tokens: list[Token]) -> Markdown:
+        return StreamMarkdown(tokens, self.code_theme)
 
     def _console(self, width: int) -> tuple[Console, io.StringIO]:
         if width not in self._consoles:
@@ -76,15 +86,40 @@ class NumberedItem(ListItem):
 
 
 class StreamMarkdown(Markdown):
-    """Rich's Markdown with our element overrides (one dict entry each, not a fork)."""
+    """Rich's Markdown with our element overrides (one dict entry each, not a fork), made from
+    tokens already parsed: Rich's own constructor builds a new parser and parses the text, and a
+    live stream renders slices of one parse (finished blocks, then the open one)."""
 
-    elements: ClassVar[dict[str, type[MarkdownElement]]] = {**Markdown.elements, "list_item_open": NumberedItem}
+    elements: ClassVar[dict[str, type[MarkdownElement]]] = {
+        **Markdown.elements, "list_item_open": NumberedItem, "fence": FastCodeBlock, "code_block": FastCodeBlock}
+
+    def __init__(self, tokens: list[Token], code_theme: str | None = None) -> None:
+        # `code_theme` None: the default. The one place where the config's choice meets the default.
+        code_theme = code_theme or DEFAULT_CODE_THEME
+        self.markup = ""
+        self.parsed = tokens
+        self.code_theme = code_theme
+        self.justify = None
+        self.style = "none"
+        self.hyperlinks = False  # links as "text (url)": OSC 8 is mangled by many terminals and pagers
+        self.inline_code_lexer = None
+        self.inline_code_theme = code_theme
 
 
-def parse(text: str, code_theme: str | None = None) -> Markdown:
-    """`code_theme` None: the default. The one place where the config's choice meets the default."""
-    # Links as "text (url)": no OSC 8 hyperlinks, which many terminals and pagers mangle.
-    return StreamMarkdown(text, code_theme=code_theme or DEFAULT_CODE_THEME, hyperlinks=False)
+@functools.cache
+def _parser() -> MarkdownIt:
+    """The parser Rich's Markdown builds for itself (CommonMark, tables, strikethrough), built once."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt().enable("strikethrough").enable("table")
+
+
+def tokenize(text: str) -> list[Token]:
+    return _parser().parse(text)
+
+
+def parse(text: str, code_theme: str | None = None) -> StreamMarkdown:
+    return StreamMarkdown(tokenize(text), code_theme)
 
 
 def check_code_theme(name: str) -> str | None:
@@ -102,9 +137,9 @@ def check_code_theme(name: str) -> str | None:
     return None
 
 
-def _top_level_starts(md: Markdown) -> list[tuple[int, str]]:
-    """(first source line, token type) of each top-level block."""
-    return [(tok.map[0], tok.type) for tok in md.parsed if tok.level == 0 and tok.nesting >= 0 and tok.map]
+def _top_level_starts(tokens: list[Token]) -> list[tuple[int, int]]:
+    """(token index, first source line) of each top-level block's opening token."""
+    return [(i, tok.map[0]) for i, tok in enumerate(tokens) if tok.level == 0 and tok.nesting >= 0 and tok.map]
 
 
 def _line_offsets(text: str) -> list[int]:
@@ -116,32 +151,50 @@ def _line_offsets(text: str) -> list[int]:
     return offsets
 
 
+# Rich puts one blank line before a block when the element closed before it has `new_line`.
+# A one-line paragraph in front recreates that state for a block rendered apart from the one
+# before it; its output line is dropped.
+SENTINEL = "x\n\n"
+SENTINEL_LINES = 2
+
+
 class MarkdownStream:
+    """A growing text → lines to commit (once) and live lines (repainted). One parse per update:
+    the open region's tokens are split at its last top-level block; the blocks before it are
+    finished (a later line cannot change them) and rendered once."""
+
     def __init__(self, renderer: LineRenderer | None = None) -> None:
         self.renderer = renderer or LineRenderer()
-        self.text = ""
-        self.base = 0  # offset of the open (unfinished) region in `text`
+        self.open = ""  # the open (unfinished) region of the text: all the stream still parses
+        self._pending: list[str] = []  # appended since the last update, joined once per update
         self.separator = False  # a blank line is owed before the next block
         self.printed = 0  # lines of the open region already committed (tall blocks)
 
     def append(self, text: str) -> None:
-        self.text += text
+        self._pending.append(text)
+
+    def _source(self) -> str:
+        if self._pending:
+            self.open += "".join(self._pending)
+            self._pending.clear()
+        return self.open
 
     def update(self, width: int, max_live: int) -> tuple[list[str], list[str]]:
         """→ (lines to commit now, live lines). Re-parses only from the open block."""
         commit: list[str] = []
-        src = self.text[self.base :]
-        blocks = _top_level_starts(self.renderer.parse(src))
+        src = self._source()
+        sentinel = self.separator
+        tokens = tokenize(SENTINEL + src if sentinel else src)
+        blocks = _top_level_starts(tokens)[1 if sentinel else 0 :]
         if len(blocks) >= 2:
-            cut_line, _ = blocks[-1]
-            cut = _line_offsets(src)[cut_line]
-            lines = self._render(src[:cut], width)
-            commit.extend(lines[self.printed :])
-            self.separator = _owes_separator(blocks[-2][1])
-            self.base += cut
+            last, first_line = blocks[-1]
+            commit.extend(self._render(tokens[:last], width, sentinel)[self.printed :])
+            self.separator = _owes_separator(tokens[blocks[-2][0]].type)
+            cut_line = first_line - (SENTINEL_LINES if sentinel else 0)
+            self.open = src[_line_offsets(src)[cut_line] :]
             self.printed = 0
-            src = src[cut:]
-        live = self._render(src, width)[self.printed :]
+            tokens, sentinel = (tokenize(SENTINEL) + tokens[last:], True) if self.separator else (tokens[last:], False)
+        live = self._render(tokens, width, sentinel)[self.printed :]
         if len(live) > max_live:  # a block taller than the screen: commit its top lines
             spill = len(live) - max_live
             commit.extend(live[:spill])
@@ -151,21 +204,16 @@ class MarkdownStream:
 
     def finish(self, width: int) -> list[str]:
         """The rest of the answer, to commit when the stream ends."""
-        lines = self._render(self.text[self.base :], width)[self.printed :]
-        self.base = len(self.text)
+        src = self._source()
+        sentinel = self.separator
+        lines = self._render(tokenize(SENTINEL + src if sentinel else src), width, sentinel)[self.printed :]
+        self.open = ""
         self.printed = 0
         return lines
 
-    def _render(self, src: str, width: int) -> list[str]:
-        """Render a chunk as it would appear inside the whole answer.
-
-        Rich puts one blank line before a block when the element closed before it has
-        `new_line` (or when the block's own inner element did). A one-line sentinel
-        paragraph in front recreates that state exactly; its line is then dropped.
-        """
-        if not self.separator:
-            return self.renderer.render(self.renderer.parse(src), width)
-        return self.renderer.render(self.renderer.parse("x\n\n" + src), width)[1:]
+    def _render(self, tokens: list[Token], width: int, sentinel: bool) -> list[str]:
+        lines = self.renderer.render(self.renderer.markdown(tokens), width)
+        return lines[1:] if sentinel else lines
 
 
 def _owes_separator(token_type: str) -> bool:

@@ -345,7 +345,7 @@ class MarkdownSink:
                 self.ui.status(None)
             self.stream.append(text)
             self._dirty = True
-            if self.clock() - self._last_paint >= FRAME_INTERVAL:
+            if self._until_next_frame() <= 0:
                 self._paint()
 
     def _paint(self) -> None:
@@ -367,12 +367,15 @@ class MarkdownSink:
         STALL_NOTICE_S of silence mid-answer, a waiting note on stderr's status line (the row
         below the live region, erased by the next paint)."""
         with self._lock:
-            if self._dirty or self._resized:
+            if self._resized or (self._dirty and self._until_next_frame() <= 0):
                 self._paint()
             silent = self.clock() - self._last_text
             if self.reasoning.answer_started and silent >= STALL_NOTICE_S and int(silent) != self._stall_shown:
                 self._stall_shown = int(silent)
                 self.ui.status(self.ui.dim(f"… waiting for more ({self._stall_shown} s)"))
+
+    def _until_next_frame(self) -> float:
+        return self._last_paint + FRAME_INTERVAL - self.clock()
 
     def _start_timer(self) -> None:
         if not self._use_timer or self._thread is not None:
@@ -381,7 +384,9 @@ class MarkdownSink:
         stop = self._stop  # this step's: the next step has its own
 
         def tick() -> None:
-            while not stop.wait(FRAME_INTERVAL):
+            # wake when the next frame is due: the main thread also paints as text arrives, and
+            # a timer on its own beat would add its frames to those (up to twice the frame rate)
+            while not stop.wait(max(0.002, self._until_next_frame()) if self._dirty else FRAME_INTERVAL):
                 with contextlib.suppress(Exception):
                     self.flush()
 
