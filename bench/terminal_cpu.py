@@ -1,12 +1,17 @@
 """The live renderer end to end, on a real pseudo-terminal at full speed (80×24).
 
 `streamchat -m openai:big q` with a code-heavy answer (SIZE bytes, 100 KB by default) and a prose
-one, in 4-character tokens (the same samples as bench/render.py), against a floor: the openai SDK's raw stream, `json.loads` per
-chunk and each token written to the terminal as it comes (what a bare streaming client does).
+one, in 4-character tokens (the same samples as bench/render.py), against two bare clients that
+write each token to the terminal as it comes:
+- the raw floor: the openai SDK's raw stream and `json.loads` per chunk (the cheapest way to read
+  the stream through the SDK; what streamchat's own parser is measured against in bench/chunks.py);
+- the typed floor: the SDK's ordinary `create(stream=True)` loop, a pydantic object per chunk (what
+  a bare SDK client does; #15's "1.35× the bare-SDK floor", with streamchat then at 130–190 µs a
+  chunk, can only have been against this one).
 CPU is the process's (user + system) from the moment its first text reaches the terminal to its
 exit, for the big answer minus a 20-token one (median of RUNS): interpreter start and imports,
-which vary by up to a second between runs here, are outside it. Prints CPU per token for both and
-their ratio, and the bytes that reached the terminal per byte of the answer.
+which vary by up to a second between runs here, are outside it. Prints CPU per token for each and
+the ratios, and the bytes that reached the terminal per byte of the answer.
 """
 
 from __future__ import annotations
@@ -34,6 +39,17 @@ SMALL = 20
 # here, and 20 KB is only ~0.2 s of rendering, so the ratio swung from 0.14× to 2.55× over three
 # runs. SIZE=20000 gives the issue's size (its terminal-bytes figure is stable either way).
 SIZE = int(os.environ.get("SIZE", 100_000))
+
+TYPED_FLOOR = """
+import sys, openai
+client = openai.OpenAI(base_url=sys.argv[1], api_key="k", max_retries=0)
+out = sys.stdout
+for chunk in client.chat.completions.create(model=sys.argv[2], stream=True,
+        messages=[{"role": "user", "content": "q"}]):
+    if chunk.choices and chunk.choices[0].delta.content:
+        out.write(chunk.choices[0].delta.content)
+        out.flush()
+"""
 
 FLOOR = """
 import json, sys, openai
@@ -90,18 +106,24 @@ def on_pty(argv: list[str], env: dict[str, str], first_text: bytes) -> tuple[flo
 Client = tuple[Callable[[str], list[str]], bytes]  # argv for a model; what it writes at the first text
 
 
-def per_token(clients: dict[str, Client], env: dict[str, str], count: int) -> dict[str, tuple[float, int]]:
-    """For each client: (CPU µs per token, terminal bytes of a big run). The clients' runs are
-    interleaved, so a slow spell of this VM (the same work takes up to 2× as long from one minute
-    to the next) hits each of them alike instead of one whole measurement."""
+def per_token(clients: dict[str, Client], env: dict[str, str], count: int) -> dict[str, tuple[list[float], int]]:
+    """For each client: (CPU µs per token of each big run, terminal bytes of a big run). The
+    clients' runs are interleaved, so a slow spell of this VM (the same work takes up to 2× as
+    long from one minute to the next) hits each of them alike; ratios are taken run by run."""
     big: dict[str, list[tuple[float, int]]] = {name: [] for name in clients}
     small: dict[str, list[float]] = {name: [] for name in clients}
     for _ in range(RUNS):
         for name, (argv_for, first_text) in clients.items():
             big[name].append(on_pty(argv_for("big"), env, first_text))
             small[name].append(on_pty(argv_for("small"), env, first_text)[0])
-    return {name: ((statistics.median(b[0] for b in big[name]) - statistics.median(small[name])) / (count - SMALL) * 1e6,
+    return {name: ([(cpu - statistics.median(small[name])) / (count - SMALL) * 1e6 for cpu, _ in big[name]],
                    big[name][0][1]) for name in clients}
+
+
+def ratio(ours: list[float], floor: list[float]) -> str:
+    """Median and range of the run-by-run ratios."""
+    each = sorted(o / f for o, f in zip(ours, floor, strict=True))
+    return f"{statistics.median(each):.2f}× ({each[0]:.2f}–{each[-1]:.2f})"
 
 
 def main() -> None:
@@ -112,16 +134,20 @@ def main() -> None:
             pieces = tokens(text, 4)
             server.script("big", Script(chunks=pieces))
             server.script("small", Script(chunks=pieces[:SMALL]))
-            # streamchat hides the cursor as the first text arrives; the floor writes the text itself
-            measured = per_token({"ours": (lambda m: [STREAMCHAT, "--no-log", "-m", f"openai:{m}", "q"], b"\x1b[?25l"),
-                                  "floor": (lambda m: [sys.executable, "-c", FLOOR, f"{server.url}/v1", m],
-                                            pieces[0].encode())},
-                                 env, len(pieces))
-            (ours, written), (floor, raw) = measured["ours"], measured["floor"]
+            first = pieces[0].encode()
+            # streamchat hides the cursor as the first text arrives; the floors write the text itself
+            measured = per_token({
+                "ours": (lambda m: [STREAMCHAT, "--no-log", "-m", f"openai:{m}", "q"], b"\x1b[?25l"),
+                "raw": (lambda m: [sys.executable, "-c", FLOOR, f"{server.url}/v1", m], first),
+                "typed": (lambda m: [sys.executable, "-c", TYPED_FLOOR, f"{server.url}/v1", m], first)},
+                env, len(pieces))
+            (ours, written), (raw, raw_bytes), (typed, _) = measured["ours"], measured["raw"], measured["typed"]
             size = len(text.encode())
-            print(f"{name:10}  {len(pieces)} tokens, {size} B: streamchat {ours:5.1f} µs/token, floor {floor:5.1f} "
-                  f"µs/token, ratio {ours / floor:.2f}×; terminal bytes {written / size:.2f}× the answer "
-                  f"(floor {raw / size:.2f}×)")
+            print(f"{name}: {len(pieces)} tokens, {size} B. CPU per token: streamchat "
+                  f"{statistics.median(ours):.1f} µs, raw floor {statistics.median(raw):.1f} µs, typed floor "
+                  f"{statistics.median(typed):.1f} µs; streamchat / raw floor {ratio(ours, raw)}, / typed floor "
+                  f"{ratio(ours, typed)}. Terminal bytes {written / size:.2f}× the answer (raw floor "
+                  f"{raw_bytes / size:.2f}×)")
     finally:
         server.stop()
 
