@@ -1,10 +1,14 @@
 """REPL warm start, per provider, through a real pseudo-terminal against the suite's fake server:
 time from launch to the prompt, and from Enter to the first answer text for the first and for a
-later question (medians of 5 runs). The SDK, the provider and the renderer load in the background."""
+later question (medians of 5 runs). The SDK, the provider and the renderer load in the background
+while the user types; the first question is sent PAUSE seconds after the prompt shows. Beside them,
+how long importing the SDK alone takes on this machine now (it varied from 0.8 to 1.8 s for
+anthropic in one day here): a first question sent before the warm-up ends waits for it."""
 
 from __future__ import annotations
 
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,6 +21,7 @@ from conftest import STREAMCHAT, base_env, compile_package  # noqa: E402
 from fakeserver import FakeLLMServer  # noqa: E402
 
 RUNS = 5
+PAUSE = 3.0  # seconds: the user reads the prompt and types
 
 
 def one(provider: str, env: dict[str, str]) -> tuple[float, float, float]:
@@ -25,7 +30,7 @@ def one(provider: str, env: dict[str, str]) -> tuple[float, float, float]:
                           dimensions=(30, 100), timeout=30)
     child.expect_exact("›")
     prompt = time.perf_counter() - start
-    time.sleep(1.5)  # the user reads the prompt and types; the warm-up runs meanwhile
+    time.sleep(PAUSE)  # the warm-up runs meanwhile
     answers = []
     for word in ("first", "second"):
         sent = time.perf_counter()
@@ -38,17 +43,25 @@ def one(provider: str, env: dict[str, str]) -> tuple[float, float, float]:
     return prompt, answers[0], answers[1]
 
 
+def import_ms(module: str) -> float:
+    """Median wall time of importing `module` in a fresh interpreter."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    return statistics.median(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                  check=True).stdout) for _ in range(RUNS)) * 1000
+
+
 def main() -> None:
     compile_package()  # as an installed copy has it (this machine sets PYTHONDONTWRITEBYTECODE=1)
     print("(streamchat's bytecode written first, as `pip install` or a first run does)")
     server = FakeLLMServer().start()
     env = base_env(Path(tempfile.mkdtemp()), server, PROMPT_TOOLKIT_NO_CPR="1")
     try:
-        print(f"{'provider':10} {'prompt ready':>13} {'1st answer':>11} {'later answer':>13}  (ms, median of {RUNS})")
+        print(f"{'provider':10} {'prompt ready':>13} {'1st answer':>11} {'later answer':>13} {'SDK import':>11}"
+              f"  (ms, median of {RUNS}; 1st question sent {PAUSE:.1f} s after the prompt)")
         for provider in ("openai", "anthropic"):
             runs = [one(provider, env) for _ in range(RUNS)]
             prompt, first, later = (statistics.median(r[i] for r in runs) * 1000 for i in range(3))
-            print(f"{provider:10} {prompt:13.0f} {first:11.0f} {later:13.0f}")
+            print(f"{provider:10} {prompt:13.0f} {first:11.0f} {later:13.0f} {import_ms(provider):11.0f}")
     finally:
         server.stop()
 
