@@ -202,6 +202,23 @@ def test_file_names_that_are_not_utf8_are_labeled_not_fatal(run, server, tmp_pat
     assert "caf\ufffd.txt" in run("history", "show", "1").out
 
 
+def test_errors_about_a_file_name_that_is_not_utf8_show_it_readably(run, server, tmp_path):
+    """-f's error lines named a latin-1 file as Python escapes it ("caf\\udce9.bin"); they show
+    the byte as U+FFFD, as the labels and -a's lines do."""
+    import os
+
+    folder = os.fsencode(tmp_path)
+    with open(folder + b"/caf\xe9.bin", "wb") as f:
+        f.write(b"\x00\x01binary")
+    with open(folder + b"/caf\xe9.txt", "wb") as f:
+        f.write(b"caf\xe9 in latin-1\n")
+    for name, says in ((b"caf\xe9.bin", "is a binary file"), (b"caf\xe9.txt", "is not valid UTF-8 (byte 3)"),
+                       (b"gone\xe9.txt", "no such file or directory")):
+        r = run("-m", "openai:echo", "-f", folder + b"/" + name, "look")
+        assert r.code == 2 and says in r.stderr, r.stderr
+        assert "\\udc" not in r.stderr and name.decode("latin-1").replace("\xe9", "\ufffd") in r.stderr, r.stderr
+
+
 def test_attachments_are_resent_by_continue_and_stored_once(run, server, tmp_path, home):
     (tmp_path / "a.png").write_bytes(png_bytes())
     assert run("-m", "openai:echo", "-a", str(tmp_path / "a.png"), "first").code == 0

@@ -3,6 +3,8 @@
 ESC, BEL, backspace and every other C0 control but TAB and LF are shown as Unicode
 control pictures (␛, ␇ …), C1 controls (U+0080–U+009F, which some terminals treat as
 CSI/OSC introducers) as U+FFFD, DEL as ␡, and CR is dropped (it would overwrite the line).
+Lone surrogates (the bytes of a file name that is not UTF-8, as Python reads them) are shown
+as U+FFFD too: no terminal can be sent them, and Python's stderr wrote them as "\\udce9".
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ _TABLE: dict[int, str | None] = {c: chr(0x2400 + c) for c in range(0x20) if c no
 _TABLE[0x0D] = None
 _TABLE[0x7F] = "\u2421"
 _TABLE.update({c: "\ufffd" for c in range(0x80, 0xA0)})
+_TABLE.update({c: "\ufffd" for c in range(0xD800, 0xE000)})
 
 
 def sanitize(text: str) -> str:
