@@ -141,8 +141,9 @@ def _warm(settings: Settings, server: Overrides) -> None:
     from streamchat.service import resolve_target
 
     with contextlib.suppress(StreamchatError):
-        context_window(settings, *settings.resolve(server.model))
-        provider = resolve_target(settings, server.model, server.timeout or settings.timeout).provider
+        target = resolve_target(settings, server.model, server.timeout or settings.timeout)
+        context_window(settings, settings.providers[target.provider_name], target.model)
+        provider = target.provider
         prepare_async = getattr(provider, "prepare_async", None)
         if prepare_async is not None:
             prepare_async()
