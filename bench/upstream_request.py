@@ -13,7 +13,6 @@ requests each.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import statistics
@@ -28,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from streamchat.providers._sdk import use_async_transport  # noqa: E402
 
 use_async_transport()  # as serve does, before the SDK is imported
+
+from serve_load import run  # noqa: E402  (bench/: the clients' loop, uvloop when installed)
 
 from streamchat.config import ProviderConfig  # noqa: E402
 from streamchat.events import Message  # noqa: E402
@@ -94,12 +95,7 @@ def main() -> None:
                                 stdout=subprocess.PIPE, text=True)
     try:
         url = upstream.stdout.readline().strip()  # type: ignore[union-attr]
-        try:
-            import uvloop
-        except ImportError:
-            asyncio.run(measure(url))
-        else:
-            uvloop.run(measure(url))
+        run(measure(url))
     finally:
         upstream.terminate()
         upstream.wait(10)
