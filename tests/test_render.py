@@ -319,17 +319,19 @@ def _styled_cells(lines: list[str]) -> list[list[tuple[str, str]]]:
     return rows
 
 
-@pytest.mark.parametrize("color_system", ["truecolor", "256", "standard", None])
+@pytest.mark.parametrize("color_system,no_color", [("truecolor", False), ("256", False), ("standard", False),
+                                                   ("256", True), (None, False)])
 @pytest.mark.parametrize("theme", [None, "ansi_light", "monokai"])
 @pytest.mark.parametrize("sample", sorted(CODE_SAMPLES))
-def test_code_blocks_draw_the_cells_richs_syntax_draws(sample, theme, color_system):
-    """Code blocks are drawn from Pygments' tokens, not through Rich's Syntax: the cells are the same."""
+def test_code_blocks_draw_the_cells_richs_syntax_draws(sample, theme, color_system, no_color):
+    """Code blocks are drawn from Pygments' tokens, not through Rich's Syntax: the cells are the same
+    (colours, NO_COLOR's attributes only, or none)."""
     from rich.markdown import Markdown
 
     from streamchat.render.markdown_stream import DEFAULT_CODE_THEME, parse
 
     text = CODE_SAMPLES[sample]
-    renderer = LineRenderer(color_system=color_system, code_theme=theme)
+    renderer = LineRenderer(color_system=color_system, no_color=no_color, code_theme=theme)
     for width in (20, 41, 80):
         ours = renderer.render(parse(text, theme), width)
         richs = renderer.render(Markdown(text, code_theme=theme or DEFAULT_CODE_THEME, hyperlinks=False), width)
