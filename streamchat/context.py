@@ -66,7 +66,14 @@ class Gathered:
 
 
 def _size(n: int) -> str:
-    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB"
+    if n < 1024:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def _decode(data: bytes) -> str | None:
@@ -113,7 +120,7 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
     path = Path(source).expanduser()
     if path.is_dir():
         return _directory(path, source, budget)
-    if path.is_file():
+    if path.exists():  # a file, or a pipe such as -f <(git diff), or a device
         return [_file(path, source, budget, explicit=True)]
     if any(c in source for c in "*?["):
         matches = sorted(glob.glob(os.path.expanduser(source), recursive=True))
@@ -135,25 +142,31 @@ def _budgeted(piece: Piece, budget: _Budget) -> Piece:
 
 
 def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
+    """Read at most what the budget has left (and one byte more, to know it did not fit): a pipe
+    or a device has no size to check first, and a large file is not read whole to be refused."""
     try:
         size = path.stat().st_size
         if size > FILE_CAP and not explicit:
             return Piece(name, None, "too large")
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(budget.left + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror}", hint="check the path and its permissions") from None
-    text = _decode(data)
+    binary = b"\x00" in data[:8192]
+    if not binary and len(data) > budget.left:  # the read went one byte past what is left
+        if explicit:
+            held = _size(size) if size > len(data) else f"over {_size(budget.left)}"
+            raise UsageError(f"{name} ({held}) does not fit the -f total of {_size(TOTAL_CAP)}",
+                             hint="pass a smaller part of it")
+        return Piece(name, None, "over the total size cap")
+    text = None if binary else _decode(data)
     if text is None:
-        if explicit and b"\x00" not in data[:8192]:  # text in another encoding, not a binary file
+        if explicit and not binary:  # text in another encoding
             utf8(data, name, hint=f"convert it first, e.g. iconv -f latin1 -t utf-8 {shlex.quote(name)}")
         if explicit:
             raise UsageError(f"{name} is a binary file", hint="attach images and PDFs with -a instead")
         return Piece(name, None, "binary")
-    if not budget.take(len(data)):
-        if explicit:
-            raise UsageError(f"{name} ({_size(len(data))}) does not fit the -f total of {_size(TOTAL_CAP)}",
-                             hint="pass a smaller part of it")
-        return Piece(name, None, "over the total size cap")
+    budget.take(len(data))
     return Piece(name, text)
 
 

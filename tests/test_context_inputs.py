@@ -91,6 +91,32 @@ def test_glob_stdin_and_command_sources(run, server, project):
     assert '<source name="!echo from a command">\nfrom a command\n</source>' in content
 
 
+def test_pipes_and_devices_are_read_and_bounded(run, server, tmp_path):
+    """-f <(git diff) names a pipe (/dev/fd/63), which is not a regular file: it was refused as
+    "no such file or directory". A pipe or a device is read now, no further than the -f total:
+    /dev/zero is a binary file, not a read that never ends, and a large file is not read whole."""
+    import os
+
+    fifo = tmp_path / "diff"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("diff --git a/x b/x\n"), daemon=True)
+    writer.start()
+    r = run("-m", "openai:echo", "-f", str(fifo), "review")
+    writer.join(10)
+    assert r.code == 0, r.stderr
+    assert '">\ndiff --git a/x b/x\n</source>' in last_user_content(server)
+    r = run("-m", "openai:echo", "-f", "/dev/null", "empty")
+    assert r.code == 0 and "included: /dev/null (0 B)" in r.stderr, r.stderr
+    r = run("-m", "openai:echo", "-f", "/dev/zero", "zeros")
+    assert r.code == 2 and "/dev/zero is a binary file" in r.stderr, r.stderr
+    big = tmp_path / "big.log"
+    with open(big, "wb") as f:
+        f.write(b"log line\n" * 1000)
+        f.truncate(300 * 1024 * 1024)  # sparse after its first lines: 300 MB, which was read whole
+    r = run("-m", "openai:echo", "-f", str(big), "summarize")
+    assert r.code == 2 and "big.log (300.0 MB) does not fit the -f total of 1.0 MB" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("source,code,words", [
     ("/no/such/file", 2, "no such file"),
     ("!false", 2, "failed (exit 1)"),
