@@ -17,13 +17,16 @@ def load(source: str) -> Attachment:
     import filetype
 
     path, name = Path(source).expanduser(), file_label(source)
+    too_large = UsageError(f"{name} is larger than {MAX_BYTES // (1024 * 1024)} MB", hint="attach a smaller file")
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise UsageError(f"{name} is not a file", hint="attach image or PDF files")
-        if size > MAX_BYTES:
-            raise UsageError(f"{name} is larger than {MAX_BYTES // (1024 * 1024)} MB", hint="attach a smaller file")
-        data = path.read_bytes()
+        if path.is_dir():
+            raise UsageError(f"{name} is a directory", hint="attach image or PDF files")
+        if path.stat().st_size > MAX_BYTES:
+            raise too_large
+        with path.open("rb") as f:  # a pipe (-a <(curl …)) or a device has no size: read one byte past the cap
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise too_large
     except FileNotFoundError:
         raise UsageError(f"no such file: {name}", hint="check the path given to -a") from None
     except OSError as exc:

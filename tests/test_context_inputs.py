@@ -245,6 +245,22 @@ def test_errors_about_a_file_name_that_is_not_utf8_show_it_readably(run, server,
         assert "\\udc" not in r.stderr and name.decode("latin-1").replace("\xe9", "\ufffd") in r.stderr, r.stderr
 
 
+def test_attachments_from_pipes_and_devices(run, server, tmp_path):
+    """-a <(curl …) names a pipe: it was refused as "not a file". It is read, up to the 32 MB cap."""
+    import os
+
+    fifo = tmp_path / "shot"
+    os.mkfifo(fifo)
+    threading.Thread(target=lambda: fifo.write_bytes(png_bytes()), daemon=True).start()
+    r = run("-m", "openai:echo", "-a", str(fifo), "what is this?")
+    assert r.code == 0 and "attached: shot" in r.stderr, r.stderr
+    assert last_user_content(server)[1]["type"] == "image_url"
+    r = run("-m", "openai:echo", "-a", "/dev/zero", "q")
+    assert r.code == 2 and "/dev/zero is larger than 32 MB" in r.stderr, r.stderr  # not an endless read
+    r = run("-m", "openai:echo", "-a", str(tmp_path), "q")
+    assert r.code == 2 and "is a directory" in r.stderr, r.stderr
+
+
 def test_attachments_are_resent_by_continue_and_stored_once(run, server, tmp_path, home):
     (tmp_path / "a.png").write_bytes(png_bytes())
     assert run("-m", "openai:echo", "-a", str(tmp_path / "a.png"), "first").code == 0
