@@ -12,6 +12,7 @@ import glob
 import os
 import shlex
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,21 +206,39 @@ def _directory(root: Path, name: str, budget: _Budget) -> list[Piece]:
 
 
 def run_command(command: str) -> str:
-    """`!command`: run without a shell, its stdout captured (bounded in time and size)."""
+    """`!command`: run without a shell, its stdout read no further than the -f total and for no
+    longer than COMMAND_TIMEOUT (`!yes` was captured whole for 30 s: gigabytes of memory)."""
     argv = shlex.split(command)
     if not argv:
         raise UsageError("-f ! needs a command, e.g. -f '!git diff'")
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=COMMAND_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     except FileNotFoundError:
         raise UsageError(f"command not found: {argv[0]}", hint="check the command after !") from None
-    except subprocess.TimeoutExpired:
-        raise UsageError(f"`{command}` ran longer than {COMMAND_TIMEOUT:g} s", hint="run it by hand and pipe its output") from None
+    except OSError as exc:
+        raise UsageError(f"cannot run {argv[0]}: {exc.strerror}", hint="check the command after !") from None
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        proc.kill()
+
+    timer = threading.Timer(COMMAND_TIMEOUT, stop)
+    timer.start()
+    try:
+        with proc:
+            assert proc.stdout is not None
+            out = proc.stdout.read(TOTAL_CAP + 1)  # until that much, or the command closes its stdout
+            if len(out) > TOTAL_CAP:
+                proc.kill()
+                raise UsageError(f"`{command}` printed more than {_size(TOTAL_CAP)}", hint="narrow what it prints")
+    finally:
+        timer.cancel()
+    if timed_out.is_set():
+        raise UsageError(f"`{command}` ran longer than {COMMAND_TIMEOUT:g} s", hint="run it by hand and pipe its output")
     if proc.returncode != 0:
         raise UsageError(f"`{command}` failed (exit {proc.returncode})", hint="run it by hand to see why")
-    if len(proc.stdout) > TOTAL_CAP:
-        raise UsageError(f"`{command}` printed more than {_size(TOTAL_CAP)}", hint="narrow what it prints")
-    text = _decode(proc.stdout)
+    text = _decode(out)
     if text is None:
         raise UsageError(f"`{command}` printed binary data", hint="pass text output only")
     return text

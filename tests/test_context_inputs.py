@@ -121,6 +121,8 @@ def test_pipes_and_devices_are_read_and_bounded(run, server, tmp_path):
     ("/no/such/file", 2, "no such file"),
     ("!false", 2, "failed (exit 1)"),
     ("!no-such-command-xyz", 2, "command not found"),
+    ("!yes", 2, "printed more than 1.0 MB"),  # stopped there, not captured whole for 30 s
+    ("!/etc/passwd", 2, "cannot run /etc/passwd: Permission denied"),
 ])
 def test_bad_sources_send_nothing(run, server, source, code, words):
     r = run("-m", "openai:echo", "-f", source, "q")
