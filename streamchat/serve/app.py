@@ -141,9 +141,8 @@ def _warm(settings: Settings, server: Overrides) -> None:
     from streamchat.service import resolve_target
 
     with contextlib.suppress(StreamchatError):
-        target = resolve_target(settings, server.model, server.timeout or settings.timeout)
-        context_window(settings, settings.providers[target.provider_name], target.model)
-        provider = target.provider
+        context_window(settings, *settings.resolve(server.model))  # first: building the model may fail (no key)
+        provider = resolve_target(settings, server.model, server.timeout or settings.timeout).provider
         prepare_async = getattr(provider, "prepare_async", None)
         if prepare_async is not None:
             prepare_async()
