@@ -19,6 +19,7 @@ from pathlib import Path
 
 from streamchat.errors import NetworkError, UsageError
 from streamchat.prompt_input import file_label, utf8
+from streamchat.ui import byte_size
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
                        ".pytest_cache", ".ruff_cache", ".tox", ".idea", ".DS_Store"})
@@ -56,7 +57,7 @@ class Gathered:
 
     def summary(self) -> str:
         """One line for stderr: what goes to the model and what was left out."""
-        inc = [f"{p.name} ({_size(len(p.text.encode()))})" for p in self.included if p.text is not None]
+        inc = [f"{p.name} ({byte_size(len(p.text.encode()))})" for p in self.included if p.text is not None]
         skipped = [f"{p.name} ({p.note})" for p in self.pieces if p.text is None]
         parts = []
         if inc:
@@ -64,17 +65,6 @@ class Gathered:
         if skipped:
             parts.append("skipped: " + ", ".join(skipped[:8]) + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""))
         return " · ".join(parts)
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    size = float(n)
-    for unit in ("KB", "MB", "GB"):
-        size /= 1024
-        if size < 1024 or unit == "GB":
-            break
-    return f"{size:.1f} {unit}"
 
 
 def _decode(data: bytes) -> str | None:
@@ -137,7 +127,7 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
 
 def _budgeted(piece: Piece, budget: _Budget) -> Piece:
     if piece.text is not None and not budget.take(len(piece.text.encode())):
-        raise UsageError(f"{piece.name} is larger than the -f total of {_size(TOTAL_CAP)}",
+        raise UsageError(f"{piece.name} is larger than the -f total of {byte_size(TOTAL_CAP)}",
                          hint="pass a smaller part of it")
     return piece
 
@@ -156,8 +146,8 @@ def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
     binary = b"\x00" in data[:8192]
     if not binary and len(data) > budget.left:  # the read went one byte past what is left
         if explicit:
-            held = _size(size) if size > len(data) else f"over {_size(budget.left)}"
-            raise UsageError(f"{name} ({held}) does not fit the -f total of {_size(TOTAL_CAP)}",
+            held = byte_size(size) if size > len(data) else f"over {byte_size(budget.left)}"
+            raise UsageError(f"{name} ({held}) does not fit the -f total of {byte_size(TOTAL_CAP)}",
                              hint="pass a smaller part of it")
         return Piece(name, None, "over the total size cap")
     text = None if binary else _decode(data)
@@ -231,7 +221,7 @@ def run_command(command: str) -> str:
             out = proc.stdout.read(TOTAL_CAP + 1)  # until that much, or the command closes its stdout
             if len(out) > TOTAL_CAP:
                 proc.kill()
-                raise UsageError(f"`{command}` printed more than {_size(TOTAL_CAP)}", hint="narrow what it prints")
+                raise UsageError(f"`{command}` printed more than {byte_size(TOTAL_CAP)}", hint="narrow what it prints")
     finally:
         timer.cancel()
     if timed_out.is_set():
@@ -260,7 +250,7 @@ def fetch_url(url: str, *, timeout: float) -> str:
             for chunk in response.iter_bytes():
                 data += chunk
                 if len(data) > URL_CAP:
-                    raise UsageError(f"{url} is larger than {_size(URL_CAP)}", hint="pass a smaller page")
+                    raise UsageError(f"{url} is larger than {byte_size(URL_CAP)}", hint="pass a smaller page")
             charset = response.encoding or "utf-8"
     except httpx2.TooManyRedirects:
         raise NetworkError(f"{url} redirects more than {MAX_REDIRECTS} times", hint="check the address") from None

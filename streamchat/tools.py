@@ -22,7 +22,7 @@ from streamchat.errors import ToolError, UsageError
 from streamchat.events import TOOL_NAME_CHARS, ToolCall, ToolResult, ToolSpec
 from streamchat.mcp_client import McpHub
 from streamchat.render.sanitize import sanitize
-from streamchat.ui import UI
+from streamchat.ui import UI, byte_size
 
 MENU = "run it? [y]es / [n]o / [a]lways for this tool / [e]dit arguments (default n): "
 REFUSED = "The user did not allow this call. Answer without it, or ask the user."
@@ -213,7 +213,8 @@ class Toolbox:
             ms = (time.perf_counter() - started) * 1000
             return ToolResult(approved, f"error: {err.message}", "error", ms)
         ms = (time.perf_counter() - started) * 1000
-        self.ui.notice(f"← {tool.qualified}: {_size(text)} in {_duration(ms)}{' (the tool reported an error)' if is_error else ''}")
+        self.ui.notice(f"← {tool.qualified}: {byte_size(len(text.encode()))} in {_duration(ms)}"
+                       + (" (the tool reported an error)" if is_error else ""))
         return ToolResult(approved, text, "error" if is_error else "ok", ms)
 
     def describe(self) -> list[str]:
@@ -232,11 +233,6 @@ class Toolbox:
 
     def close(self) -> None:
         self.hub.close()
-
-
-def _size(text: str) -> str:
-    n = len(text.encode())
-    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KB"
 
 
 def _duration(ms: float) -> str:

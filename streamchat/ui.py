@@ -20,6 +20,18 @@ _CLEAR_LINE = "\r\x1b[2K"
 FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
+def byte_size(n: int) -> str:
+    """A size for a message: 512 B, 3.4 KB, 1.2 MB."""
+    if n < 1024:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
+
+
 class UI:
     def __init__(self, env: Environment) -> None:
         self.env = env
