@@ -62,6 +62,7 @@ class FakeLLMServer:
         self.completed = 0
         self.attempts: dict[str, int] = {}
         self.connections = 0  # accepted since the last reset
+        self.ended = 0  # connections closed since the last reset, by either side
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"owner": self})
         self.httpd = _Server(("127.0.0.1", 0), handler)
@@ -93,6 +94,7 @@ class FakeLLMServer:
             self.attempts.clear()
             self.completed = 0
             self.connections = 0
+            self.ended = 0
 
     def script(self, model: str, script: Script | None = None, **kwargs: Any) -> Script:
         script = script or Script(**kwargs)
@@ -159,6 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.owner._lock:
             self.owner.connections += 1
+
+    def finish(self) -> None:
+        super().finish()
+        with self.owner._lock:
+            self.owner.ended += 1
 
     # -- plumbing ------------------------------------------------------------------------
     def _wait(self, seconds: float) -> None:

@@ -1,10 +1,11 @@
-"""Unit tests for serve's pure checks: Host/Origin policy, model policy, request parsing, log limits."""
+"""serve's checks, in-process: Host/Origin policy, model policy, request parsing, log limits, the ASGI lifespan."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
+from fakeserver import Script
 
 from streamchat.config import parse_settings
 from streamchat.logs import RepeatLimit
@@ -231,3 +232,53 @@ def test_a_request_body_that_stops_coming_is_refused_in_time(monkeypatch):
     sent = asyncio.run(call())
     assert sent[0]["status"] == 408
     assert json.loads(sent[1]["body"])["error"]["code"] == "body_timeout"
+
+
+def test_a_stopping_worker_closes_its_pooled_upstream_connections(server):
+    """serve keeps upstream connections for reuse; as a worker stops (the ASGI lifespan's
+    shutdown) it closes them, rather than leaving them to the process's death. In-process, so
+    that the process outliving the shutdown shows the difference."""
+    import asyncio
+    import gc
+    import time
+
+    import httpx
+
+    from streamchat.serve import app as serve_app
+    from streamchat.service import Overrides
+
+    # a provider name of its own: adapters are cached per process
+    settings = parse_settings({"providers": {"closing": {"type": "openai", "base_url": f"{server.url}/v1",
+                                                         "api_key": "k"}}})
+    threshold = gc.get_threshold()
+    try:
+        app = serve_app.create_app(settings, Overrides(model="closing:pooled"), serve_app.ServeOptions())
+    finally:  # create_app settles a server's heap; this is the test process
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+    def ended_within(seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        while server.ended == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return server.ended
+
+    async def run() -> tuple[int, int]:
+        lifespan: asyncio.Queue[dict] = asyncio.Queue()
+        sent: asyncio.Queue[dict] = asyncio.Queue()
+        await lifespan.put({"type": "lifespan.startup"})
+        task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, lifespan.get, sent.put))
+        assert (await sent.get())["type"] == "lifespan.startup.complete"
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765") as client:
+            r = await client.post("/v1/chat/completions", json={
+                "model": "closing:pooled", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200 and "alive" in r.text
+        before = await asyncio.to_thread(ended_within, 0.3)  # the answer is done; its connection stays pooled
+        await lifespan.put({"type": "lifespan.shutdown"})
+        assert (await sent.get())["type"] == "lifespan.shutdown.complete"
+        await task
+        return before, await asyncio.to_thread(ended_within, 5)
+
+    server.script("pooled", Script(chunks=["kept ", "alive"], keep_alive=True))
+    before, after = asyncio.run(run())
+    assert (before, after) == (0, 1)

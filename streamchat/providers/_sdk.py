@@ -178,6 +178,12 @@ class SdkProvider:
             with concurrent.futures.ThreadPoolExecutor(1) as pool:  # its own loop: prepare may run inside one
                 self._template = pool.submit(asyncio.run, self._capture()).result()
 
+    async def aclose(self) -> None:
+        """Close the asyncio client and its pooled connections (serve, as a worker stops)."""
+        if self._async_client is not None:
+            client, self._async_client, self._http, self._template = self._async_client, None, None, None
+            await client.close()
+
     def _async_http_client(self) -> Any:
         """The SDK's aiohttp transport when it has one (the `serve` extra, see import_sdk), else
         its httpx default.

@@ -78,6 +78,15 @@ def get_provider(config: ProviderConfig, *, timeout: float = 60.0) -> Provider:
     return _CACHE[key]
 
 
+async def aclose_all() -> None:
+    """Close the asyncio clients the cached adapters opened (serve's shutdown): their pooled
+    upstream connections end with a close, not when the process dies."""
+    for provider in list(_CACHE.values()):
+        aclose = getattr(provider, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def as_dicts(messages: tuple[Message, ...]) -> list[dict[str, str]]:
     """Plain role/content messages, for a model without tools: earlier tool exchanges are left out."""
     return [{"role": m.role, "content": m.content} for m in messages if m.role != "tool" and not m.tool_calls]

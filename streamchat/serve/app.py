@@ -169,8 +169,16 @@ def _refusal(err: Refused) -> JSONResponse:
     return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status)
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield
+    from streamchat.providers.base import aclose_all
+
+    await aclose_all()
+
+
 def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> FastAPI:
-    app = FastAPI(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     page = files("streamchat.serve").joinpath("static/index.html").read_text(encoding="utf-8")
     models = ModelPolicy(settings, server.model, allow_local=options.allow_local_models)
     _warm(settings, server)
