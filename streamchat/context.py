@@ -119,8 +119,10 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
             raise UsageError(f"no file matches {source}", hint="check the pattern (quote it so the shell leaves it)")
         out: list[Piece] = []
         for match in matches:
-            out += _directory(Path(match), match, budget) if os.path.isdir(match) else \
-                [_file(Path(match), match, budget, explicit=False)]
+            if os.path.isdir(match):
+                out += _directory(Path(match), match, budget)
+            elif os.path.isfile(match):  # not a pipe or a socket a pattern happened to match: opening one waits
+                out.append(_file(Path(match), match, budget, explicit=False))
         return out
     raise UsageError(f"no such file or directory: {source}", hint="check the path given to -f")
 

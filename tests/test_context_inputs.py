@@ -105,6 +105,9 @@ def test_pipes_and_devices_are_read_and_bounded(run, server, tmp_path):
     writer.join(10)
     assert r.code == 0, r.stderr
     assert '">\ndiff --git a/x b/x\n</source>' in last_user_content(server)
+    os.mkfifo(tmp_path / "nobody-writes")  # matched by a pattern, not named: skipped, as in a directory
+    r = run("-m", "openai:echo", "-f", str(tmp_path / "*"), "all", timeout=20)
+    assert r.code == 0 and "nobody-writes" not in r.stderr, r.stderr
     r = run("-m", "openai:echo", "-f", "/dev/null", "empty")
     assert r.code == 0 and "included: /dev/null (0 B)" in r.stderr, r.stderr
     r = run("-m", "openai:echo", "-f", "/dev/zero", "zeros")
