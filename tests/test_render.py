@@ -299,6 +299,9 @@ CODE_SAMPLES = {
     "indented": "Text.\n\n    indented = code\n    block()\n",
     "trailing-space": "```python\nx = 1   \n   \ny = 2\n```",
     "in-list": "- item\n\n  ```python\n  x = 1\n  ```\n",
+    "in-quote": "> quoted\n>\n> ```python\n> def f():\n>     return 1\n> ```\n",
+    # bullets: ordered lists differ from Rich's on purpose ("1." where Rich prints "1")
+    "nested-list": "- one\n  - two\n\n    ```sh\n    echo \"$HOME\"  # a comment that is long enough to wrap\n    ```\n",
 }
 
 
