@@ -55,6 +55,17 @@ def test_config_values_have_the_flags_ranges(run, server, home, line, words):
     assert not server.requests
 
 
+@pytest.mark.parametrize("args,words", [(["-m", "openai:echo", "--max-tokens", "0", "q"], "'--max-tokens': must be at least 1"),
+                                       (["-m", "openai:echo", "--temperature", "5", "q"], "'--temperature': must be from 0 to 2"),
+                                       (["history", "-n", "0"], "'--limit': must be at least 1"),
+                                       (["serve", "--port", "99999"], "'--port': must be from 0 to 65535")])
+def test_flag_ranges_are_said_in_the_same_words(run, server, args, words):
+    """Integer flags said Typer's "Input should be greater than or equal to 1" beside the float
+    flags' and the config file's "must be at least" / "must be from … to …"."""
+    r = run(*args)
+    assert r.code == 2 and words in r.stderr and not server.requests, r.stderr
+
+
 def test_nan_temperature_is_not_a_number(run, server):
     r = run("--temperature", "nan", "-m", "openai:echo", "q")
     assert r.code == 2 and "not a number" in r.stderr and not server.requests

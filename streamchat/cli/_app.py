@@ -124,7 +124,9 @@ def _version(value: bool) -> None:
 
 
 def _number_in(low: float, high: float = math.inf) -> Callable[[float | None], float | None]:
-    """A callback checking a float option: not nan/inf, and in range (the config file uses the same ranges)."""
+    """A callback checking a number option: not nan/inf, and in range (the config file uses the same
+    ranges and words). Integer options use it too, rather than Typer's min/max, whose message read
+    "Input should be greater than or equal to 1" beside "must be from 0 to 2"."""
     def check(value: float | None) -> float | None:
         if value is None:
             return None

@@ -17,7 +17,17 @@ from streamchat.ui import UI
 if TYPE_CHECKING:
     from streamchat.history import History
 
-from streamchat.cli._app import ConfigOpt, DebugOpt, _command, _complete_ids, _complete_roles, _globals, app, error_boundary
+from streamchat.cli._app import (
+    ConfigOpt,
+    DebugOpt,
+    _command,
+    _complete_ids,
+    _complete_roles,
+    _globals,
+    _number_in,
+    app,
+    error_boundary,
+)
 
 config_app = typer.Typer(help="Show or create the configuration.", rich_markup_mode=None, add_completion=False,
                          invoke_without_command=True)
@@ -71,7 +81,7 @@ app.add_typer(history_app, name="history")
 
 IdArg = Annotated[str, typer.Argument(metavar="ID", show_default=False, autocompletion=_complete_ids,
                                       help="A conversation id (see history list).")]
-LimitOpt = Annotated[int, typer.Option("-n", "--limit", min=1, metavar="N", help="How many.")]
+LimitOpt = Annotated[int, typer.Option("-n", "--limit", metavar="N", callback=_number_in(1), help="How many.")]
 
 
 @contextlib.contextmanager

@@ -9,7 +9,17 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from streamchat.cli._app import ConfigOpt, DebugOpt, ModelOpt, TimeoutOpt, _command, _globals, _key_secrets, app
+from streamchat.cli._app import (
+    ConfigOpt,
+    DebugOpt,
+    ModelOpt,
+    TimeoutOpt,
+    _command,
+    _globals,
+    _key_secrets,
+    _number_in,
+    app,
+)
 from streamchat.errors import UsageError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -21,7 +31,8 @@ SERVE_MAX_CONNECTIONS = 1000
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", metavar="HOST", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option("--port", metavar="PORT", callback=_number_in(0, 65535),
+                                         help="Port to listen on.")] = 8765,
     model: ModelOpt = None,
     token: Annotated[Optional[str], typer.Option(
         "--token", envvar="STREAMCHAT_TOKEN", show_envvar=True, metavar="TOKEN",
