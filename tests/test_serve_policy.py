@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from fakeserver import Script
+from fakeserver import FakeLLMServer, Script
 
 from streamchat.config import parse_settings
 from streamchat.logs import RepeatLimit
@@ -234,7 +234,7 @@ def test_a_request_body_that_stops_coming_is_refused_in_time(monkeypatch):
     assert json.loads(sent[1]["body"])["error"]["code"] == "body_timeout"
 
 
-def test_a_stopping_worker_closes_its_pooled_upstream_connections(server):
+def test_a_stopping_worker_closes_its_pooled_upstream_connections():
     """serve keeps upstream connections for reuse; as a worker stops (the ASGI lifespan's
     shutdown) it closes them, rather than leaving them to the process's death. In-process, so
     that the process outliving the shutdown shows the difference."""
@@ -247,7 +247,9 @@ def test_a_stopping_worker_closes_its_pooled_upstream_connections(server):
     from streamchat.serve import app as serve_app
     from streamchat.service import Overrides
 
-    # a provider name of its own: adapters are cached per process
+    # an upstream of its own, so no other test's pooled connection ends here while this one counts;
+    # and a provider name of its own: adapters are cached per process
+    server = FakeLLMServer().start()
     settings = parse_settings({"providers": {"closing": {"type": "openai", "base_url": f"{server.url}/v1",
                                                          "api_key": "k"}}})
     threshold = gc.get_threshold()
@@ -280,5 +282,8 @@ def test_a_stopping_worker_closes_its_pooled_upstream_connections(server):
         return before, await asyncio.to_thread(ended_within, 5)
 
     server.script("pooled", Script(chunks=["kept ", "alive"], keep_alive=True))
-    before, after = asyncio.run(run())
+    try:
+        before, after = asyncio.run(run())
+    finally:
+        server.stop()
     assert (before, after) == (0, 1)
