@@ -47,11 +47,22 @@ class RepeatLimit(logging.Filter):
         return True
 
 
+def cut_at_shutdown(record: logging.LogRecord) -> bool:
+    """False for uvicorn's traceback of a stream cancelled because the shutdown's grace ran out:
+    the line before it ("Cancel 1 running task(s), timeout graceful shutdown exceeded") says so."""
+    import asyncio
+
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (record.name == "uvicorn.error" and isinstance(exc, asyncio.CancelledError))
+
+
 def configure(*, debug: bool, secrets: tuple[str, ...], fmt: str = "%(levelname)s: %(name)s: %(message)s") -> None:
     """One stderr handler on the root logger for the SDKs, uvicorn, FastAPI and us."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(secrets, fmt))
     handler.addFilter(RepeatLimit())
+    if not debug:
+        handler.addFilter(cut_at_shutdown)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.WARNING)

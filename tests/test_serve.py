@@ -239,6 +239,41 @@ def test_one_process_serves_on_its_own_socket_through_the_greedy_accept(tmp_path
     assert f"accepting on 127.0.0.1 port {proc.port}: every waiting connection at each wake-up" in log, log
 
 
+def test_ctrl_c_gives_streams_in_flight_a_grace_then_stops(tmp_path, server):
+    """Ctrl-C with a 30 s answer in flight: uvicorn waited for it to end, saying nothing (its
+    "waiting for connections" note is below serve's log level). serve now gives streams 5 s,
+    then cuts them and exits 0, with one line and no traceback."""
+    import signal
+    import threading
+    import time
+
+    server.script("long", Script(chunks=["tok "] * 3000, delay=0.01))  # 30 s
+    proc = ServeProcess(tmp_path, server, "-m", "compat:long")
+    received: list[str] = []
+
+    def client() -> None:
+        with contextlib.suppress(httpx.HTTPError), httpx.stream(
+                "GET", f"{proc.url}/stream", params={"prompt": "hi"}, timeout=60) as r:
+            received.extend(r.iter_lines())
+
+    reader = threading.Thread(target=client, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 20
+    while not any("tok" in line for line in received) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    asked = time.monotonic()
+    proc.proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.proc.wait(20)
+    finally:
+        proc.stop()
+    reader.join(10)
+    log = proc.proc.stderr.read().decode()
+    assert code == 0 and time.monotonic() - asked < 15, log
+    assert "timeout graceful shutdown exceeded" in log and "Traceback" not in log, log
+    assert any("tok" in line for line in received) and not reader.is_alive()
+
+
 def test_host_is_checked_first_and_an_ipv6_address_is_shown_bracketed(tmp_path, server):
     import time
 

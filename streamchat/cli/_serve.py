@@ -25,6 +25,9 @@ from streamchat.errors import UsageError
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MIN_TOKEN_LENGTH = 16
 SERVE_MAX_CONNECTIONS = 1000
+# On Ctrl-C or SIGTERM, streams in flight get this long to finish, then they are cut: uvicorn's
+# default waited for every one (a long answer kept a stopped serve up for its whole length).
+SHUTDOWN_GRACE_S = 5
 
 
 @app.command("serve", help="Serve streams over HTTP: SSE /stream, OpenAI-compatible /v1, WebSocket /ws, web page /.")
@@ -99,6 +102,7 @@ def serve(
         common: dict[str, Any] = dict(
             host=host, port=port, http=HeaderTimeoutH11Protocol, loop=LOOP, log_config=None,
             log_level="debug" if g.debug else "warning", limit_concurrency=SERVE_MAX_CONNECTIONS,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16, h11_max_incomplete_event_size=64 * 1024)
         if sock is not None:  # on a socket of ours: the loop's greedy accept serves sockets it is given
             run_server(uvicorn.Config(spec.app(settings), **common), sock)
