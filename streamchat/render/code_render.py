@@ -53,12 +53,14 @@ class FastCodeBlock(CodeBlock):
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         code = str(self.text).rstrip()
         theme = _theme(self.theme)
-        lines = _token_lines(code, self.lexer_name, theme)
         width = options.max_width
         inner = width - 2 * PADDING
         base = theme.get_background_style()
-        if base.transparent_background and inner > 0 and all(cell_len(text) <= inner for text, _ in lines):
-            yield _Lines(lines, width, base)
+        # decided on the code's own lines (the tokens hold the same text), so a block Rich draws is
+        # not lexed here first as well
+        fits = inner > 0 and all(cell_len(line) <= inner for line in code.expandtabs(TAB_SIZE).split("\n"))
+        if base.transparent_background and fits:
+            yield _Lines(_token_lines(code, self.lexer_name, theme), width, base)
         else:
             yield Syntax(code, self.lexer_name, theme=self.theme, word_wrap=True, padding=PADDING)
 
