@@ -145,20 +145,23 @@ def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
             data = f.read(budget.left + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror}", hint="check the path and its permissions") from None
-    binary = b"\x00" in data[:8192]
-    if not binary and len(data) > budget.left:  # the read went one byte past what is left
+    if b"\x00" in data[:8192]:
+        if explicit:
+            raise UsageError(f"{name} is a binary file", hint="attach images and PDFs with -a instead")
+        return Piece(name, None, "binary")
+    if len(data) > budget.left:  # the read went one byte past what is left
         if explicit:
             held = byte_size(size) if size > len(data) else f"over {byte_size(budget.left)}"
             raise UsageError(f"{name} ({held}) does not fit the -f total of {byte_size(TOTAL_CAP)}",
                              hint="pass a smaller part of it")
         return Piece(name, None, "over the total size cap")
-    text = None if binary else _decode(data)
-    if text is None:
-        if explicit and not binary:  # text in another encoding
-            utf8(data, name, hint=f"convert it first, e.g. iconv -f latin1 -t utf-8 {shlex.quote(name)}")
-        if explicit:
-            raise UsageError(f"{name} is a binary file", hint="attach images and PDFs with -a instead")
-        return Piece(name, None, "binary")
+    if explicit:  # text in another encoding: say which byte
+        text = utf8(data, name, hint=f"convert it first, e.g. iconv -f latin1 -t utf-8 {shlex.quote(name)}")
+    else:
+        decoded = _decode(data)
+        if decoded is None:
+            return Piece(name, None, "binary")
+        text = decoded
     budget.take(len(data))
     return Piece(name, text)
 
