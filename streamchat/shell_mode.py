@@ -2,8 +2,9 @@
 
 The model is told the OS, the user's shell and the working directory's name, and answers with one
 command. On a terminal the command is shown and nothing runs until the user picks
-`[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort` (the default is abort). In a pipe, or without a
-terminal, the command is printed and never executed.
+`[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort` (the default is abort): one key or the whole
+word, nothing else; any other reply asks again. In a pipe, or without a terminal, the command is
+printed and never executed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,25 @@ from streamchat.service import ChatSession
 from streamchat.sinks import NullSink, progress_sink
 from streamchat.ui import UI
 
+CHOICES = {"e": "execute", "r": "revise", "d": "describe", "c": "copy", "a": "abort"}
 MENU = "[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort (default a): "
+AGAIN = "type e, r, d, c or a (or the whole word); Enter aborts"
+
+
+def parse_choice(reply: str) -> str | None:
+    """The menu choice a reply names: one key or the whole word (any case), Enter for abort; None for
+    anything else. Only an exact answer acts: "explain it please" must not execute, nor "can you…" copy."""
+    word = reply.strip().lower()
+    if not word:
+        return "abort"
+    return next((name for key, name in CHOICES.items() if word in (key, name)), None)
+
+
+def _choose(ask_user: Callable[[str], str], ui: UI) -> str:
+    """Ask until the reply is a choice."""
+    while (choice := parse_choice(ask_user(MENU))) is None:
+        ui.notice(AGAIN)
+    return choice
 
 
 def user_shell() -> str:
@@ -68,18 +87,18 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
         while True:  # the menu, until the user runs, revises, copies or aborts
             shown = sanitize(command)  # model text: no escape sequence of its own reaches the terminal
             ui.notice(f"command: \x1b[1m{shown}\x1b[0m" if ui.styled else f"command: {shown}")
-            choice = ask_user(MENU).strip().lower()[:1]
-            if choice == "e":
+            choice = _choose(ask_user, ui)
+            if choice == "execute":
                 return subprocess.call([user_shell(), "-c", command])  # the terminal is the command's now
-            if choice == "d":
+            if choice == "describe":
                 session.ask(f"Describe briefly what this command does, without running it:\n\n{command}",
                             progress_sink(env, ui))
                 continue
-            if choice == "c":
+            if choice == "copy":
                 how = clipboard.copy(command, env.stdout)
                 ui.notice(f"copied {how}" if how else clipboard.MISSING)
                 return EXIT_OK
-            if choice == "r":
+            if choice == "revise":
                 change = ask_user("what should change? ").strip()
                 if change:
                     question = f"Revise that command: {change}"

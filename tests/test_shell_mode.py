@@ -9,6 +9,8 @@ import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import Script
 
+from streamchat.shell_mode import parse_choice
+
 
 @pytest.fixture
 def command_model(server, tmp_path):
@@ -59,3 +61,36 @@ def test_describe_revise_then_abort_by_default(home, server, command_model):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and not command_model.exists()
+
+
+@pytest.mark.parametrize("reply, choice", [
+    ("e", "execute"), ("E\n", "execute"), (" execute ", "execute"), ("Execute", "execute"),
+    ("r", "revise"), ("revise", "revise"), ("d", "describe"), ("describe", "describe"),
+    ("c", "copy"), ("COPY", "copy"), ("a", "abort"), ("abort", "abort"), ("", "abort"), ("  \n", "abort"),
+])
+def test_a_choice_is_one_key_or_the_whole_word(reply, choice):
+    assert parse_choice(reply) == choice
+
+
+@pytest.mark.parametrize("reply", [
+    "explain it please", "exactly what does it do?", "ex", "exe", "executes", "e e", "can you shorten it",
+    "cp", "yes", "y", "x", "é", "abort!", "r please",
+])
+def test_anything_else_is_no_choice(reply):
+    assert parse_choice(reply) is None
+
+
+def test_a_reply_that_is_not_a_choice_asks_again(home, server, command_model):
+    child = shell(home, server, "make a file")
+    child.sendline("explain it please")  # began with "e": it used to execute
+    child.expect_exact("type e, r, d, c or a")
+    child.expect_exact("[e]xecute")
+    child.sendline("can you shorten it")  # began with "c": it used to copy
+    child.expect_exact("type e, r, d, c or a")
+    child.expect_exact("[e]xecute")
+    child.sendline("abort")
+    child.expect_exact("aborted; nothing was run")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and not command_model.exists()
+    assert "copied" not in child.logfile_read.getvalue()
