@@ -78,13 +78,24 @@ def _decode(data: bytes) -> str | None:
 
 
 class _Budget:
+    """What all sources share: the bytes left under the cap, and the files already read (by real
+    path), so a file reached twice (a directory and a glob, `DIR/**` matching a folder and its
+    files, a symlink to a file inside) is included once."""
+
     def __init__(self, cap: int) -> None:
         self.left = cap
+        self.seen: set[str] = set()
 
     def take(self, n: int) -> bool:
         if n > self.left:
             return False
         self.left -= n
+        return True
+
+    def first_time(self, real: str) -> bool:
+        if real in self.seen:
+            return False
+        self.seen.add(real)
         return True
 
 
@@ -110,21 +121,60 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
         return [_budgeted(Piece(source, fetch_url(source, timeout=timeout)), budget)]
     path = Path(source).expanduser()
     if path.is_dir():
-        return _directory(path, source, budget)
-    if path.exists():  # a file, or a pipe such as -f <(git diff), or a device
+        pieces = _directory(path, source, budget, within=os.path.realpath(path))
+        if not pieces:
+            raise UsageError(f"{source} holds no text files", hint="check .gitignore, or name the files")
+        return pieces
+    if path.exists():  # a file, or a pipe such as -f <(git diff), or a device: named, so read wherever it is
+        if not budget.first_time(os.path.realpath(path)):
+            return []
         return [_file(path, source, budget, explicit=True)]
-    if any(c in source for c in "*?["):
-        matches = sorted(glob.glob(os.path.expanduser(source), recursive=True))
-        if not matches:
-            raise UsageError(f"no file matches {source}", hint="check the pattern (quote it so the shell leaves it)")
-        out: list[Piece] = []
-        for match in matches:
-            if os.path.isdir(match):
-                out += _directory(Path(match), match, budget)
-            elif os.path.isfile(match):  # not a pipe or a socket a pattern happened to match: opening one waits
-                out.append(_file(Path(match), match, budget, explicit=False))
-        return out
+    if _has_magic(source):
+        return _globbed(source, budget)
     raise UsageError(f"no such file or directory: {source}", hint="check the path given to -f")
+
+
+def _has_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _globbed(pattern: str, budget: _Budget) -> list[Piece]:
+    """What a pattern matches, kept inside the pattern's base (the folders before its first
+    wildcard): `**` follows symlinked folders, and a match may itself be a symlink."""
+    expanded = os.path.expanduser(pattern)
+    matches = sorted(glob.glob(expanded, recursive=True))
+    if not matches:
+        raise UsageError(f"no file matches {pattern}", hint="check the pattern (quote it so the shell leaves it)")
+    base = os.path.realpath(_glob_base(expanded))
+    out: list[Piece] = []
+    for match in matches:
+        real = os.path.realpath(match)
+        if not _inside(real, base):
+            out.append(Piece(match, None, _out_of(_glob_base(pattern))))
+        elif os.path.isdir(match):
+            out += _directory(Path(match), match, budget, within=base)
+        elif os.path.isfile(match) and budget.first_time(real):  # not a pipe or socket a pattern matched: opening one waits
+            out.append(_file(Path(real), match, budget, explicit=False))
+    return out
+
+
+def _glob_base(pattern: str) -> str:
+    """The leading folders of a pattern that hold no wildcard: `src/**/*.py` → `src`."""
+    fixed: list[str] = []
+    for part in Path(pattern).parts:
+        if _has_magic(part):
+            break
+        fixed.append(part)
+    return str(Path(*fixed)) if fixed else "."
+
+
+def _inside(real: str, base: str) -> bool:
+    return Path(real).is_relative_to(base)
+
+
+def _out_of(base: str) -> str:
+    """The skip note of a symlink that leads out of what was named (its target is not shown)."""
+    return f"symlink out of {base.rstrip('/') or '/'}"
 
 
 def _budgeted(piece: Piece, budget: _Budget) -> Piece:
@@ -166,8 +216,11 @@ def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
     return Piece(name, text)
 
 
-def _directory(root: Path, name: str, budget: _Budget) -> list[Piece]:
-    """Every text file below `root`, sorted, minus what .gitignore files and SKIP_DIRS leave out."""
+def _directory(root: Path, name: str, budget: _Budget, *, within: str) -> list[Piece]:
+    """Every text file below `root`, sorted, minus what .gitignore files and SKIP_DIRS leave out.
+    A symlink is followed only while it stays inside `within` (the real path of what was named):
+    `ln -s ~/.ssh/id_rsa proj/notes.md` would otherwise send the key with `-f proj/`. One that
+    leads out is listed as skipped; a symlinked folder that stays inside is not walked twice."""
     import pathspec
 
     if not os.access(root, os.R_OK | os.X_OK):
@@ -189,14 +242,22 @@ def _directory(root: Path, name: str, budget: _Budget) -> list[Piece]:
                         return True
             return False
 
+        def label(path: Path) -> str:
+            return str(Path(name) / path.relative_to(root))
+
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not ignored(here / d, True))
+        for link in (here / d for d in dirs if (here / d).is_symlink()):  # os.walk does not descend into these
+            if not _inside(os.path.realpath(link), within):
+                pieces.append(Piece(label(link), None, _out_of(name)))
         for file in sorted(files):
             path = here / file
             if file == ".gitignore" or ignored(path, False) or not path.is_file():
                 continue
-            pieces.append(_file(path, str(Path(name) / path.relative_to(root)), budget, explicit=False))
-    if not pieces:
-        raise UsageError(f"{name} holds no text files", hint="check .gitignore, or name the files")
+            real = os.path.realpath(path)
+            if not _inside(real, within):
+                pieces.append(Piece(label(path), None, _out_of(name)))
+            elif budget.first_time(real):
+                pieces.append(_file(Path(real), label(path), budget, explicit=False))
     return pieces
 
 

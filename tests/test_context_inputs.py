@@ -133,6 +133,42 @@ def test_bad_sources_send_nothing(run, server, source, code, words):
     assert not server.requests
 
 
+def test_symlinks_out_of_a_directory_or_a_globs_base_are_skipped_and_files_sent_once(run, server, tmp_path):
+    """`ln -s ~/.ssh/id_rsa proj/notes.md; streamchat -f proj/ q` sent the key, and `-f 'proj/**'`
+    also followed a symlinked folder out of proj and sent each file twice (the folder matched, and
+    its files). A symlink that leads out of what was named is listed as skipped; one that stays
+    inside is read once; a file is sent once however many sources reach it."""
+    outside = tmp_path / "home"
+    (outside / ".ssh").mkdir(parents=True)
+    (outside / ".ssh" / "id_rsa").write_text("PRIVATE KEY\n")
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "src" / "app.py").write_text("print('app')\n")
+    (proj / "notes.md").symlink_to(outside / ".ssh" / "id_rsa")
+    (proj / "keys").symlink_to(outside / ".ssh")
+    (proj / "alias.py").symlink_to(proj / "src" / "app.py")  # inside: the same file, once
+    for source in (f"{proj}/", f"{proj}/**", f"{proj}/*.md"):
+        server.requests.clear()
+        r = run("-m", "openai:echo", "-f", source, "-f", f"{proj}/src/app.py", "q")
+        assert r.code == 0, r.stderr
+        content = last_user_content(server)
+        assert "PRIVATE KEY" not in content, source
+        assert "notes.md (symlink out of" in r.stderr, r.stderr
+        if source.endswith("/*.md"):
+            continue
+        assert "keys (symlink out of" in r.stderr, r.stderr
+        assert content.count("print('app')") == 1, content
+
+
+def test_glob_base():
+    from streamchat.context import _glob_base
+
+    assert _glob_base("src/**/*.py") == "src"
+    assert _glob_base("/a/b/*") == "/a/b"
+    assert _glob_base("*.md") == "."
+    assert _glob_base("a/[bc]/d") == "a"
+
+
 class _Pages(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         routes = {
@@ -220,11 +256,12 @@ def test_file_names_that_are_not_utf8_are_labeled_not_fatal(run, server, tmp_pat
 
     folder = os.fsencode(tmp_path)
     os.mkdir(folder + b"/dir")
-    with open(folder + b"/dir/caf\xe9.txt", "wb") as f:
-        f.write(b"hello from a latin-1 name\n")
+    for name in (b"/dir/caf\xe9.txt", b"/caf\xe9.txt"):  # in a directory, and named
+        with open(folder + name, "wb") as f:
+            f.write(b"hello from a latin-1 name\n")
     with open(folder + b"/shot\xe9.png", "wb") as f:
         f.write(png_bytes())
-    r = run("-m", "openai:echo", "-f", folder + b"/dir", "-f", folder + b"/dir/caf\xe9.txt",
+    r = run("-m", "openai:echo", "-f", folder + b"/dir", "-f", folder + b"/caf\xe9.txt",
             "-a", folder + b"/shot\xe9.png", "look")
     assert r.code == 0, r.stderr
     text = last_user_content(server)[0]["text"]
