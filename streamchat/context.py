@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamchat.errors import NetworkError, UsageError
+from streamchat.errors import UsageError
+from streamchat.fetch import fetch_url, shown_url
 from streamchat.prompt_input import file_label, utf8
 from streamchat.ui import byte_size
 
@@ -25,9 +26,7 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "
                        ".pytest_cache", ".ruff_cache", ".tox", ".idea", ".DS_Store"})
 FILE_CAP = 256 * 1024  # a file inside a directory larger than this is skipped
 TOTAL_CAP = 1024 * 1024  # all -f sources together
-URL_CAP = 2 * 1024 * 1024
 COMMAND_TIMEOUT = 30.0
-MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
     if source.startswith("!"):
         return [_budgeted(Piece(source, run_command(source[1:])), budget)]
     if source.startswith(("http://", "https://")):
-        return [_budgeted(Piece(source, fetch_url(source, timeout=timeout)), budget)]
+        return [_budgeted(Piece(shown_url(source), fetch_url(source, timeout=timeout)), budget)]
     path = Path(source).expanduser()
     if path.is_dir():
         pieces = _directory(path, source, budget, within=os.path.realpath(path))
@@ -298,43 +297,3 @@ def run_command(command: str) -> str:
     if text is None:
         raise UsageError(f"`{command}` printed binary data", hint="pass text output only")
     return text
-
-
-def fetch_url(url: str, *, timeout: float) -> str:
-    """An http(s) page as text: HTML turned into Markdown-ish text, text and JSON as they are."""
-    import httpx2
-
-    try:
-        with httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS) as client, \
-                client.stream("GET", url, headers={"User-Agent": "streamchat"}) as response:
-            if response.status_code >= 400:
-                raise NetworkError(f"{url} answered HTTP {response.status_code}", hint="check the address")
-            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            if not (kind.startswith("text/") or kind in ("application/json", "application/xhtml+xml", "")):
-                raise UsageError(f"{url} is {kind}, not text or HTML", hint="download it and attach it with -a")
-            data = bytearray()
-            for chunk in response.iter_bytes():
-                data += chunk
-                if len(data) > URL_CAP:
-                    raise UsageError(f"{url} is larger than {byte_size(URL_CAP)}", hint="pass a smaller page")
-            charset = response.encoding or "utf-8"
-    except httpx2.TooManyRedirects:
-        raise NetworkError(f"{url} redirects more than {MAX_REDIRECTS} times", hint="check the address") from None
-    except httpx2.TimeoutException:
-        raise NetworkError(f"{url} did not answer within {timeout:g} s", hint="check the address or raise --timeout") from None
-    except httpx2.HTTPError as exc:
-        raise NetworkError(f"cannot fetch {url}: {type(exc).__name__}", hint="check the address and network") from None
-    text = bytes(data).decode(charset, errors="replace")
-    if kind in ("text/html", "application/xhtml+xml") or (not kind and "<html" in text[:1000].lower()):
-        return html_to_text(text)
-    return text
-
-
-def html_to_text(html: str) -> str:
-    """Readable Markdown-ish text from HTML (html2text: pure Python, links kept, images dropped)."""
-    import html2text
-
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_images = True
-    return str(converter.handle(html)).strip()

@@ -12,6 +12,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import base_env
 from test_repl import repl as repl  # the REPL fixture
 
 # -- real file bytes ------------------------------------------------------------------------------
@@ -170,7 +171,10 @@ def test_glob_base():
 
 
 class _Pages(BaseHTTPRequestHandler):
+    seen: list[str] = []  # the paths asked for, in order
+
     def do_GET(self) -> None:  # noqa: N802
+        self.seen.append(self.path)
         routes = {
             "/page": ("text/html; charset=utf-8",
                       b"<html><body><h1>Title</h1><p>Body with <b>bold</b>.</p><script>x()</script></body></html>"),
@@ -184,6 +188,8 @@ class _Pages(BaseHTTPRequestHandler):
             self.send_header("Location", "/page")
             self.end_headers()
             return
+        if self.path == "/private" and self.headers.get("Authorization") == BASIC_AUTH:
+            routes["/private"] = ("text/plain", b"members only")
         if self.path not in routes:
             self.send_response(404)
             self.end_headers()
@@ -191,6 +197,34 @@ class _Pages(BaseHTTPRequestHandler):
         kind, body = routes[self.path]
         self.send_response(200)
         self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+BASIC_AUTH = "Basic " + base64.b64encode(b"ann:s3cret-pw").decode()
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """An HTTP proxy standing in for the internet: `public.example` redirects to `target` (the
+    local pages server) or to `other.example`, whose page it serves itself."""
+
+    target = ""
+
+    def do_GET(self) -> None:  # noqa: N802
+        location = {"http://public.example/to-local": f"{self.target}/data",
+                    "http://public.example/to-public": "http://other.example/page"}.get(self.path)
+        if location:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.end_headers()
+            return
+        body = b"a public page"
+        self.send_response(200 if self.path == "http://other.example/page" else 404)
+        self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -221,6 +255,63 @@ def test_url_failures(run, server, pages, path, code, words):
     r = run("-m", "openai:echo", "--timeout", "1", "-f", f"{pages}{path}", "q")
     assert r.code == code and words in r.stderr
     assert not server.requests
+
+
+def test_credentials_in_a_url_are_used_but_not_shown_sent_or_stored(run, server, pages, home):
+    """`-f https://ann:s3cret-pw@host/…` showed the password in the summary line, sent it to the
+    model in the source's label and stored it in the log. The fetch still uses it."""
+    r = run("-m", "openai:echo", "-f", f"http://ann:s3cret-pw@{pages[len('http://'):]}/private", "q")
+    assert r.code == 0, r.stderr
+    content = last_user_content(server)
+    assert f'<source name="{pages}/private">\nmembers only\n</source>' in content
+    assert f"included: {pages}/private" in r.stderr
+    stored = b"".join(p.read_bytes() for p in home.glob("log.db*"))
+    assert b"members only" in stored
+    for where in (r.stderr, content, stored.decode("utf-8", "replace")):
+        assert "s3cret" not in where
+    r = run("-m", "openai:echo", "-f", f"http://ann:s3cret-pw@{pages[len('http://'):]}/missing", "q")
+    assert r.code == 6 and "HTTP 404" in r.stderr and "s3cret" not in r.stderr, r.stderr
+
+
+def test_a_public_page_may_not_redirect_to_a_private_address(run, server, pages, home):
+    """A page on the internet redirected -f to a loopback service, whose answer went to the model.
+    The internet here is a proxy (the name `public.example` never resolves, so it counts as
+    public); its redirect to 127.0.0.1 is refused before that address is asked, while a redirect
+    to another public host is followed. A private original may redirect anywhere (/moved above)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    _Proxy.target = pages
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = base_env(home, server, HTTP_PROXY=f"http://127.0.0.1:{httpd.server_address[1]}",
+                   NO_PROXY="127.0.0.1,localhost")
+    try:
+        _Pages.seen.clear()
+        r = run("-m", "openai:echo", "-f", "http://public.example/to-local", "q", env=env)
+        assert r.code == 6 and "http://public.example/to-local redirects to a private address (127.0.0.1)" in r.stderr
+        assert "/data" not in _Pages.seen and not server.requests
+        r = run("-m", "openai:echo", "-f", "http://public.example/to-public", "q", env=env)
+        assert r.code == 0, r.stderr
+        assert '<source name="http://public.example/to-public">\na public page\n</source>' in last_user_content(server)
+    finally:
+        httpd.shutdown()
+
+
+def test_redirect_policy():
+    from ipaddress import ip_address as ip
+
+    from streamchat.fetch import redirect_refused, shown_url
+
+    public, home_ = [ip("93.184.216.34")], [ip("192.168.1.10")]
+    for private in ("127.0.0.1", "::1", "10.0.0.5", "172.16.0.1", "192.168.0.1", "169.254.169.254", "fe80::1",
+                    "fd00::1", "100.64.0.1", "0.0.0.0", "::ffff:127.0.0.1"):
+        assert redirect_refused("example.com", public, "evil.test", [ip(private)]), private
+        assert not redirect_refused("intranet", home_, "evil.test", [ip(private)]), private  # private original
+    assert not redirect_refused("example.com", public, "cdn.test", [ip("1.1.1.1")])
+    assert not redirect_refused("example.com", public, "EXAMPLE.com", [ip("127.0.0.1")])  # the same host
+    assert redirect_refused("unresolved.test", [], "localhost", [ip("127.0.0.1"), ip("::1")])
+    assert redirect_refused("example.com", [*public, ip("10.0.0.1")], "x.test", [ip("1.1.1.1"), ip("127.0.0.1")])
+    assert shown_url("https://ann:pw@example.com:8443/a?b=1#c") == "https://example.com:8443/a?b=1#c"
+    assert shown_url("https://tok@[::1]/x") == "https://[::1]/x"
+    assert shown_url("https://example.com/@home") == "https://example.com/@home"
 
 
 # -- -a --------------------------------------------------------------------------------------------
