@@ -177,7 +177,7 @@ def report(burst: str, results: list[Result], elapsed: float, alone: float, used
 def main() -> None:
     upstream = Upstream()
     serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast",  # type: ignore[arg-type]
-                         "--workers", WORKERS)
+                         "--allow-model", "openai:long", "--workers", WORKERS)
     try:
         for _ in range(4):  # every worker's first answer (its pools, lazy imports) is not the one measured
             run(load(serve.url, 1))

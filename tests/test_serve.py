@@ -20,7 +20,9 @@ pytest.importorskip("fastapi", reason="the `serve` extra is installed by .ci/run
 
 @pytest.fixture(scope="module")
 def _serve(_server_instance, tmp_path_factory):
-    proc = ServeProcess(tmp_path_factory.mktemp("serve"), _server_instance, "-m", "openai:echo")
+    # the tests name their scripted models; a pattern per provider lets clients pick them (#35.19)
+    proc = ServeProcess(tmp_path_factory.mktemp("serve"), _server_instance, "-m", "openai:echo",
+                        *(f"--allow-model={p}:*" for p in ("openai", "anthropic", "compat")))
     yield proc
     proc.stop()
 
@@ -160,6 +162,26 @@ def test_client_disconnect_closes_upstream(serve, server):
                 break
     assert server.wait_disconnect(1.0), "upstream generation was orphaned"
     assert server.completed == 0
+
+
+def test_a_model_is_offered_by_both_endpoints_or_by_neither(serve, server):
+    """One decision for `GET /v1/models/{id}` and a request naming the model: the listed models and
+    `--allow-model` patterns. `ollama:qwen3` (a built-in provider, not listed, no pattern) used to be
+    accepted by requests while the model endpoint said it was not offered."""
+    server.script("o1-pro", Script(chunks=["pro"]))
+    body = {"messages": [{"role": "user", "content": "q"}]}
+    for model, offered in (("openai:o1-pro", True), ("openai:echo", True), ("ollama:qwen3", False), ("local", False)):
+        got = httpx.get(f"{serve.url}/v1/models/{model}", timeout=30)
+        answer = httpx.post(f"{serve.url}/v1/chat/completions", json={**body, "model": model}, timeout=30)
+        assert (got.status_code == 200, answer.status_code != 404) == (offered, offered), (model, answer.text)
+        if not offered:
+            assert got.json()["error"]["code"] == answer.json()["error"]["code"] == "model_not_found"
+    assert answer_text(httpx.post(f"{serve.url}/v1/chat/completions", json={**body, "model": "openai:o1-pro"},
+                                  timeout=30)) == "pro"
+
+
+def answer_text(response: httpx.Response) -> str:
+    return response.json()["choices"][0]["message"]["content"]
 
 
 def test_limits(serve, server):

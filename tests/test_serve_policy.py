@@ -47,8 +47,9 @@ def test_model_policy():
     policy = ModelPolicy(settings, "local:smollm2")
     assert policy.choose(None) == "local:smollm2"
     assert policy.choose("local") == "local"  # the same target as the server's own
-    assert policy.choose("fast") == "fast" and policy.choose("anthropic:x") == "anthropic:x"
-    for spec in ("local:/etc/passwd", "x.gguf", "nosuch:model"):
+    assert policy.choose("fast") == "fast" and policy.choose("vllm:q") == "vllm:q"
+    assert policy.choose("anthropic") == "anthropic"  # the built-in's default model, which /v1/models lists
+    for spec in ("local:/etc/passwd", "x.gguf", "nosuch:model", "anthropic:x", "openai:o1-pro", "vllm:other"):
         with pytest.raises(Refused) as info:
             policy.choose(spec)
         assert "/etc" not in info.value.message
@@ -58,6 +59,25 @@ def test_model_policy():
     offered = policy.offered()
     assert offered[0] == "local:smollm2" and "fast" in offered and "vllm:q" in offered
     assert not any(o.startswith("local:") for o in offered[1:])
+
+
+def test_model_policy_accepts_what_it_lists_and_the_allowed_patterns_only():
+    """A key in the environment used to make every model of a built-in provider choosable (openai:o1-pro,
+    anthropic:claude-opus-4-1) while /v1/models did not list them. Now: what is listed, plus `--allow-model`
+    patterns, which never open local files."""
+    settings = parse_settings({})
+    strict = ModelPolicy(settings, "openai:echo")
+    for spec in strict.offered():
+        assert strict.choose(spec) == spec
+    for spec in ("openai:o1-pro", "anthropic:claude-opus-4-1", "ollama:qwen3"):
+        with pytest.raises(Refused):
+            strict.choose(spec)
+    loose = ModelPolicy(settings, "openai:echo", patterns=("openai:o1*", "anthropic:claude-opus-4-1", "*"))
+    assert loose.choose("openai:o1-pro") == "openai:o1-pro"
+    assert "anthropic:claude-opus-4-1" in loose.offered() and "openai:o1*" not in loose.offered()
+    for spec in ("local:/m.gguf", "local"):
+        with pytest.raises(Refused):
+            loose.choose(spec)
 
 
 def test_parse_call_accepts_openai_and_native_shapes():

@@ -46,6 +46,9 @@ def serve(
         "--allow-host", metavar="NAME", help="Also answer to this Host name (repeatable).")] = None,
     allow_local_models: Annotated[bool, typer.Option(
         "--allow-local-models", help="Let clients pick any local GGUF file by path (local:PATH).")] = False,
+    allow_model: Annotated[Optional[list[str]], typer.Option(
+        "--allow-model", metavar="PATTERN",
+        help="Also let clients pick remote models matching this glob, e.g. 'openai:gpt-4o*' (repeatable).")] = None,
     timeout: TimeoutOpt = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
     workers: Annotated[str, typer.Option("--workers", metavar="N|auto",
@@ -94,7 +97,8 @@ def serve(
         overrides = replace(overrides, model=overrides.model or session.model_name)
         spec = ServeSpec(config=str(settings.path) if settings.path else None, model=overrides.model,
                          timeout=overrides.timeout, retry=overrides.retry, token=token, cors_origin=cors,
-                         allow_local_models=allow_local_models, bind=host, allow_hosts=tuple(allow_host or ()),
+                         allow_local_models=allow_local_models,
+                         allow_models=tuple(allow_model or ()), bind=host, allow_hosts=tuple(allow_host or ()),
                          debug=g.debug)
         ui.notice(f"streamchat serving {session.model_name} on http://{address(host, port)}/"
                   + (f" with {processes} worker processes" if processes > 1 else ""))

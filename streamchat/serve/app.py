@@ -61,6 +61,7 @@ class ServeOptions:
     cors_origin: str | None = None
     origins: OriginPolicy = OriginPolicy()
     allow_local_models: bool = False
+    allow_models: tuple[str, ...] = ()  # `--allow-model` patterns
     max_body_bytes: int = 1024 * 1024
     max_prompt_chars: int = 200_000
 
@@ -79,6 +80,7 @@ class ServeSpec:
     token: str | None = None
     cors_origin: str | None = None
     allow_local_models: bool = False
+    allow_models: tuple[str, ...] = ()
     bind: str = "127.0.0.1"
     allow_hosts: tuple[str, ...] = ()
     debug: bool = False
@@ -90,10 +92,12 @@ class ServeSpec:
     def from_json(cls, text: str) -> ServeSpec:
         data = json.loads(text)
         data["allow_hosts"] = tuple(data.get("allow_hosts") or ())
+        data["allow_models"] = tuple(data.get("allow_models") or ())
         return cls(**data)
 
     def app(self, settings: Settings) -> FastAPI:
         options = ServeOptions(token=self.token, cors_origin=self.cors_origin, allow_local_models=self.allow_local_models,
+                               allow_models=self.allow_models,
                                origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin))
         return create_app(settings, Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options)
 
@@ -180,7 +184,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> FastAPI:
     app = FastAPI(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     page = files("streamchat.serve").joinpath("static/index.html").read_text(encoding="utf-8")
-    models = ModelPolicy(settings, server.model, allow_local=options.allow_local_models)
+    models = ModelPolicy(settings, server.model, allow_local=options.allow_local_models, patterns=options.allow_models)
     _warm(settings, server)
 
     def authorized(headers: Any, query_token: str | None) -> bool:
@@ -336,8 +340,12 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
 
     @app.get("/v1/models/{model_id:path}")
     async def get_model(model_id: str) -> Response:
-        if model_id not in models.offered():
-            return _refusal(Refused(404, f"model '{model_id[:80]}' is not offered by this server", "model_not_found"))
+        try:
+            if not model_id:
+                raise Refused(404, "name a model: GET /v1/models lists them", "model_not_found")
+            models.choose(model_id)  # the same decision as a request naming it
+        except Refused as err:
+            return _refusal(err)
         return JSONResponse(model_entry(model_id))
 
     @app.post("/v1/chat/completions")

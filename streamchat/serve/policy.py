@@ -9,6 +9,7 @@ local files or providers the operator did not offer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,16 +70,20 @@ class OriginPolicy:
 
 
 class ModelPolicy:
-    """The models a client may choose: the server's own, the aliases, and `provider:model` of
-    configured remote providers. Local models only the one the server was started with,
-    unless `allow_local` (then any GGUF path the server can read)."""
+    """The models a client may choose — one decision for requests and `GET /v1/models/{id}`:
+    what `/v1/models` lists (the server's own, the aliases, the listed models of configured
+    remote providers), remote `provider:model`s matching an `--allow-model` pattern, and, with
+    `allow_local`, any GGUF path the server can read. A key in the environment is not an offer."""
 
-    def __init__(self, settings: Settings, default: str | None, *, allow_local: bool = False) -> None:
+    def __init__(self, settings: Settings, default: str | None, *, allow_local: bool = False,
+                 patterns: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.default = default
         self.allow_local = allow_local
+        self.patterns = patterns
         cfg, model = settings.resolve(default)
         self._default_target = (cfg.name, model)
+        self._offered = self._list()
 
     def choose(self, spec: Any) -> str | None:
         """The model spec to use for a request's `model` field (None: the server's default)."""
@@ -92,17 +97,29 @@ class ModelPolicy:
         except StreamchatError:
             raise Refused(404, f"unknown model {shown!r} — GET /v1/models lists the models offered",
                           "model_not_found") from None
-        if (cfg.name, model) == self._default_target or spec in self.settings.aliases:
+        target = f"{cfg.name}:{model}"
+        if spec in self._offered or target in self._offered:
             return spec
-        if cfg.type in REMOTE_TYPES or self.allow_local:
+        if cfg.type == "local":
+            if self.allow_local:
+                return spec
+        elif any(fnmatchcase(target, p) for p in self.patterns):
             return spec
         raise Refused(404, f"model {shown!r} is not offered by this server — GET /v1/models lists them",
                       "model_not_found")
 
     def offered(self) -> list[str]:
-        """What /v1/models lists: the default, the aliases, configured remote providers' models."""
+        """What /v1/models lists: the default, the aliases, configured remote providers' models, and
+        the `--allow-model` entries that name one remote model (no wildcard)."""
+        return list(self._offered)
+
+    def _list(self) -> list[str]:
         names: list[str] = [f"{self._default_target[0]}:{self._default_target[1]}", *self.settings.aliases]
         for name, prov in self.settings.providers.items():
             if prov.type in REMOTE_TYPES:
                 names += [f"{name}:{m}" for m in ([prov.default_model] if prov.default_model else []) + list(prov.models)]
+        for pattern in self.patterns:
+            provider = self.settings.providers.get(pattern.partition(":")[0])
+            if not any(c in pattern for c in "*?[") and provider is not None and provider.type in REMOTE_TYPES:
+                names.append(pattern)
         return list(dict.fromkeys(names))
