@@ -13,7 +13,6 @@ import os
 import platform
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 from streamchat import clipboard
@@ -40,9 +39,9 @@ def parse_choice(reply: str) -> str | None:
     return next((name for key, name in CHOICES.items() if word in (key, name)), None)
 
 
-def _choose(ask_user: Callable[[str], str], ui: UI) -> str:
-    """Ask until the reply is a choice."""
-    while (choice := parse_choice(ask_user(MENU))) is None:
+def _choose(ui: UI) -> str:
+    """Ask until the reply is a choice (keys typed before the menu showed do not count)."""
+    while (choice := parse_choice(ui.ask(MENU))) is None:
         ui.notice(AGAIN)
     return choice
 
@@ -63,8 +62,7 @@ def command_of(answer: str) -> str:
     return (blocks[0].code if blocks else answer).strip()
 
 
-def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
-                   ask_user: Callable[[str], str] = input, *, stats: bool = False) -> int:
+def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI, *, stats: bool = False) -> int:
     """The whole dialogue; returns the exit code (the command's own status when it ran). With
     `stats`, each answer's --stats line goes to stderr, as a one-shot's does."""
     interactive = env.stdin_isatty and env.stdout_isatty
@@ -87,7 +85,7 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
         while True:  # the menu, until the user runs, revises, copies or aborts
             shown = sanitize(command)  # model text: no escape sequence of its own reaches the terminal
             ui.notice(f"command: \x1b[1m{shown}\x1b[0m" if ui.styled else f"command: {shown}")
-            choice = _choose(ask_user, ui)
+            choice = _choose(ui)
             if choice == "execute":
                 return subprocess.call([user_shell(), "-c", command])  # the terminal is the command's now
             if choice == "describe":
@@ -99,7 +97,7 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
                 ui.notice(f"copied {how}" if how else clipboard.MISSING)
                 return EXIT_OK
             if choice == "revise":
-                change = ask_user("what should change? ").strip()
+                change = ui.ask("what should change? ").strip()
                 if change:
                     question = f"Revise that command: {change}"
                     break

@@ -7,9 +7,11 @@ after it, so a notice never lands on the spinner's line.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback as _traceback
+from typing import IO, Any
 
 from streamchat.environment import Environment
 from streamchat.errors import redact
@@ -30,6 +32,21 @@ def byte_size(n: int) -> str:
         if size < 1024 or unit == "GB":
             break
     return f"{size:.1f} {unit}"
+
+
+def discard_typeahead(stream: IO[Any] | None) -> None:
+    """Drop what was typed before a question showed (a terminal's pending input): a line typed while
+    the answer streamed must not answer a prompt its typist never saw — a `y` approving a tool call,
+    an `e` executing a command."""
+    try:
+        import termios
+    except ImportError:  # no termios (Windows)
+        return
+    try:
+        if stream is not None and os.isatty(fd := stream.fileno()):
+            termios.tcflush(fd, termios.TCIFLUSH)
+    except (AttributeError, ValueError, OSError, termios.error):  # not a file, closed, not a terminal
+        pass
 
 
 class UI:
@@ -68,11 +85,26 @@ class UI:
             self._mid_line = not text.endswith("\n")
 
     def prompt(self, text: str) -> None:
-        """A question on stderr, the answer typed after it on the same line."""
+        """A question on stderr, the answer typed after it on the same line; keys typed before it
+        showed are dropped first, so only an answer to this question answers it."""
+        discard_typeahead(self.env.stdin)
         with self._lock:
             prefix = _CLEAR_LINE if self._status is not None else ("\n" if self._mid_line else "")
             self._status, self._mid_line = None, False
             self._emit(prefix + (f"{_BOLD}{text}{_RESET}" if self.styled else text))
+
+    def ask(self, text: str) -> str:
+        """`prompt(text)`, then the line typed on stdin (a terminal); EOFError at the end of input."""
+        self.prompt(text)
+        stdin = self.env.stdin
+        try:
+            line = stdin.readline() if stdin is not None else ""
+        except KeyboardInterrupt:
+            self.write("\n")  # the terminal echoed ^C on the prompt's line: what follows starts below it
+            raise
+        if not line:
+            raise EOFError
+        return str(line)
 
     # -- status line -----------------------------------------------------------------------
     def status(self, text: str | None) -> None:
