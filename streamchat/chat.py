@@ -8,8 +8,9 @@ from pathlib import Path
 
 from streamchat.config import Settings
 from streamchat.environment import Environment
-from streamchat.errors import EXIT_OK, exit_code_for
+from streamchat.errors import exit_code_for
 from streamchat.events import Attachment, Outcome, TurnResult
+from streamchat.exit_status import ExitStatus
 from streamchat.roles import Role
 from streamchat.service import ChatSession, Overrides
 from streamchat.sinks import choose_sink, progress_sink
@@ -88,19 +89,19 @@ def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI,
 
 def write_code(answer: str, env: Environment, ui: UI, *, every: bool) -> int:
     """-x: exactly the code of the answer's fenced block(s) on stdout; none is exit 4, stdout empty."""
-    from streamchat.errors import EXIT_OUTPUT_CLOSED, EXIT_REQUEST, OutputClosed
+    from streamchat.errors import OutputClosed
     from streamchat.render.code_blocks import extract
     from streamchat.sinks._output import Output
 
     code = extract(answer, every=every)
     if code is None:
         ui.error("the answer has no fenced code block — nothing written (ask for code, or drop -x)")
-        return EXIT_REQUEST
+        return ExitStatus.REQUEST
     try:
         Output(env.stdout).write(code)
     except OutputClosed:
-        return EXIT_OUTPUT_CLOSED
-    return EXIT_OK
+        return ExitStatus.OUTPUT_CLOSED
+    return ExitStatus.OK
 
 
 def with_context(prompt: str, context: str) -> str:
@@ -178,7 +179,7 @@ def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) 
         listed += [f"{name}:{m}" for m in found]
     env.stdout.flush()
     save_models_cache(listed)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def models_cache_path() -> Path:

@@ -1,33 +1,19 @@
-"""Error hierarchy, exit codes, and the one place that maps SDK/transport faults onto them.
-
-Exit codes (documented in README):
-0 ok · 2 usage · 3 configuration or authentication · 4 bad request or unknown model ·
-5 rate limited, overloaded, server or protocol error · 6 network failure or timeout ·
-7 a tool failed (an MCP server did not start) or the tool-step limit was reached · 130 interrupted.
-"""
+"""Error hierarchy, each error's exit code (`ExitStatus`), and the one place that maps SDK/transport faults onto them."""
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
 
+from streamchat.exit_status import ExitStatus
+
 if TYPE_CHECKING:
     from streamchat.events import TurnResult
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_CONFIG = 3
-EXIT_REQUEST = 4
-EXIT_SERVER = 5
-EXIT_NETWORK = 6
-EXIT_TOOL = 7
-EXIT_INTERRUPTED = 130
-
 
 class StreamchatError(Exception):
     """An error the user can act on: ``str(err)`` is the one line shown on stderr."""
 
-    exit_code = 1
+    exit_code = ExitStatus.ERROR
     code = "error"
     retryable = False
 
@@ -43,22 +29,22 @@ class StreamchatError(Exception):
 
 
 class UsageError(StreamchatError):
-    exit_code = EXIT_USAGE
+    exit_code = ExitStatus.USAGE
     code = "usage"
 
 
 class ConfigError(StreamchatError):
-    exit_code = EXIT_CONFIG
+    exit_code = ExitStatus.CONFIG
     code = "config"
 
 
 class AuthError(StreamchatError):
-    exit_code = EXIT_CONFIG
+    exit_code = ExitStatus.CONFIG
     code = "auth"
 
 
 class BadRequestError(StreamchatError):
-    exit_code = EXIT_REQUEST
+    exit_code = ExitStatus.REQUEST
     code = "bad_request"
 
 
@@ -71,13 +57,13 @@ class ContextOverflowError(BadRequestError):
 
 
 class RateLimitError(StreamchatError):
-    exit_code = EXIT_SERVER
+    exit_code = ExitStatus.SERVER
     code = "rate_limited"
     retryable = True
 
 
 class ServerError(StreamchatError):
-    exit_code = EXIT_SERVER
+    exit_code = ExitStatus.SERVER
     code = "server_error"
     retryable = True
 
@@ -89,7 +75,7 @@ class OverloadedError(ServerError):
 class ProtocolError(StreamchatError):
     """The server sent something that is not a valid stream (bad JSON, cut stream)."""
 
-    exit_code = EXIT_SERVER
+    exit_code = ExitStatus.SERVER
     code = "protocol_error"
 
 
@@ -98,7 +84,7 @@ class IncompleteStreamError(ProtocolError):
 
 
 class NetworkError(StreamchatError):
-    exit_code = EXIT_NETWORK
+    exit_code = ExitStatus.NETWORK
     code = "network"
     retryable = True
 
@@ -110,7 +96,7 @@ class TimeoutError_(NetworkError):
 class ToolError(StreamchatError):
     """A tool source failed: an MCP server that did not start, or an unknown tool name."""
 
-    exit_code = EXIT_TOOL
+    exit_code = ExitStatus.TOOL
     code = "tool_error"
 
 
@@ -240,18 +226,16 @@ class OutputClosed(Exception):
     """stdout was closed by the reader (`streamchat … | head -1`): stop quietly."""
 
 
-EXIT_OUTPUT_CLOSED = 141
 
-
-def exit_code_for(result: TurnResult) -> int:
+def exit_code_for(result: TurnResult) -> ExitStatus:
     """The process exit code for how a turn ended (the CLI's edge of the one outcome)."""
     from streamchat import signals
     from streamchat.events import Outcome
 
     if result.outcome is Outcome.FAILED:
-        return result.error.exit_code if result.error is not None else 1
+        return result.error.exit_code if result.error is not None else ExitStatus.ERROR
     if result.outcome is Outcome.OK:
-        return EXIT_OK
+        return ExitStatus.OK
     if result.outcome is Outcome.OUTPUT_CLOSED:
-        return EXIT_OUTPUT_CLOSED
-    return signals.exit_code(EXIT_INTERRUPTED)
+        return ExitStatus.OUTPUT_CLOSED
+    return signals.exit_code(ExitStatus.INTERRUPTED)

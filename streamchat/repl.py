@@ -20,6 +20,7 @@ from streamchat.cost import money, short
 from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
 from streamchat.events import Attachment, Sink, TurnResult
+from streamchat.exit_status import ExitStatus
 from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.render.sanitize import sanitize
 from streamchat.service import ChatSession
@@ -527,4 +528,4 @@ def _loop(repl: Repl) -> int:
             repl.ui.error(str(err))
         except KeyboardInterrupt:
             repl.ui.notice("[interrupted]")
-    return signals.exit_code(0)
+    return signals.exit_code(ExitStatus.OK)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from streamchat import clipboard
 from streamchat.environment import Environment
-from streamchat.errors import EXIT_OK, EXIT_REQUEST
 from streamchat.events import Sink
+from streamchat.exit_status import ExitStatus
 from streamchat.render.code_blocks import code_blocks
 from streamchat.render.sanitize import sanitize
 from streamchat.service import ChatSession
@@ -73,15 +73,15 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
         if stats:
             ui.notice(result.stats.summary())
         if not result.ok:
-            return EXIT_REQUEST if result.error is None else result.error.exit_code
+            return ExitStatus.REQUEST if result.error is None else result.error.exit_code
         command = command_of(result.text)
         if not command:
             ui.error("the model gave no command; nothing to run")
-            return EXIT_REQUEST
+            return ExitStatus.REQUEST
         if not interactive:
             env.stdout.write(command + "\n")  # never executed without a person at a terminal
             env.stdout.flush()
-            return EXIT_OK
+            return ExitStatus.OK
         while True:  # the menu, until the user runs, revises, copies or aborts
             shown = sanitize(command)  # model text: no escape sequence of its own reaches the terminal
             ui.notice(f"command: \x1b[1m{shown}\x1b[0m" if ui.styled else f"command: {shown}")
@@ -95,7 +95,7 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
             if choice == "copy":
                 how = clipboard.copy(command, env.stdout)
                 ui.notice(f"copied {how}" if how else clipboard.MISSING)
-                return EXIT_OK
+                return ExitStatus.OK
             if choice == "revise":
                 change = ui.ask("what should change? ").strip()
                 if change:
@@ -103,4 +103,4 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
                     break
                 continue
             ui.notice("aborted; nothing was run")
-            return EXIT_OK
+            return ExitStatus.OK

@@ -8,6 +8,9 @@ import signal
 import threading
 from types import FrameType
 
+from streamchat.exit_status import ExitStatus
+
+HANDLED = (signal.SIGTERM, signal.SIGHUP)
 _received: int | None = None
 
 
@@ -28,7 +31,7 @@ def _handler(signum: int, _frame: FrameType | None) -> None:
 def install() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in HANDLED:
         with contextlib.suppress(ValueError, OSError):
             signal.signal(sig, _handler)
 
@@ -38,6 +41,6 @@ def received() -> int | None:
     return _received
 
 
-def exit_code(interrupted: int) -> int:
-    """128 + the signal for SIGTERM/SIGHUP, else `interrupted` (Ctrl-C's 130)."""
-    return 128 + _received if _received is not None else interrupted
+def exit_code(interrupted: ExitStatus) -> ExitStatus:
+    """128 + the signal for SIGTERM/SIGHUP (a member each), else `interrupted` (Ctrl-C's 130)."""
+    return ExitStatus(128 + _received) if _received is not None else interrupted

@@ -24,8 +24,9 @@ from test_repl import PROMPT, exchange
 
 from streamchat.config import parse_settings
 from streamchat.environment import Environment
-from streamchat.errors import EXIT_TOOL, ToolStepLimitError, exit_code_for
+from streamchat.errors import ToolStepLimitError, exit_code_for
 from streamchat.events import Message, Outcome, ToolCall, ToolCallDelta, ToolCallStart, ToolSpec
+from streamchat.exit_status import ExitStatus
 from streamchat.mcp_client import McpHub
 from streamchat.providers._content import anthropic_messages, anthropic_tools, openai_messages, openai_tools
 from streamchat.providers._wire import AnthropicParser, OpenAIParser, events
@@ -235,7 +236,7 @@ def test_a_runaway_loop_stops_at_the_step_limit(server, root):
     finally:
         session.toolbox.close()
     assert result.outcome is Outcome.FAILED and isinstance(result.error, ToolStepLimitError)
-    assert exit_code_for(result) == EXIT_TOOL and "tool_steps" in str(result.error)
+    assert exit_code_for(result) == ExitStatus.TOOL and "tool_steps" in str(result.error)
     assert len(server.requests) == 3 and len(result.steps) == 4 and not result.tool_calls
 
 
@@ -298,7 +299,7 @@ def test_a_server_that_cannot_start_is_one_line_and_exit_7(run, home, server):
     env = env_with(home, server, '[mcp.broken]\ncommand = "/nonexistent/mcp-server"\nstart_timeout = 5\n')
     server.script("tooly", Script(chunks=["x"]))
     r = run("-m", "openai:tooly", "--tools", "broken", "q", env=env)
-    assert r.code == EXIT_TOOL, r.stderr
+    assert r.code == ExitStatus.TOOL, r.stderr
     assert "MCP server 'broken' failed to start" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not server.requests
     r = run("-m", "openai:tooly", "--tools", "nothere", "q", env=env)

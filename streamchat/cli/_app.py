@@ -16,7 +16,8 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from streamchat._version import __version__
 from streamchat.config import Settings, load_settings
 from streamchat.environment import Environment
-from streamchat.errors import EXIT_INTERRUPTED, StreamchatError
+from streamchat.errors import StreamchatError
+from streamchat.exit_status import ExitStatus, help_text
 from streamchat.ui import UI
 
 if TYPE_CHECKING:  # typer vendors click; these are its classes
@@ -103,9 +104,7 @@ class DefaultGroup(TyperGroup):
             formatter.write_dl([r for r in rows if r] + [("--version", "Print the version and exit.")])
         self.format_commands(ctx, formatter)
         formatter.write_paragraph()
-        formatter.write_text("Exit codes: 0 ok, 2 usage, 3 config/auth, 4 bad request/unknown model, "
-                             "5 rate limit/server, 6 network/timeout, 130 interrupted (129 SIGHUP, 143 SIGTERM), "
-                             "141 output closed.")
+        formatter.write_text(help_text())
 
 
 app = typer.Typer(
@@ -269,14 +268,14 @@ def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
         ui.error(str(err))
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
-        raise typer.Exit(signals.exit_code(EXIT_INTERRUPTED)) from None
+        raise typer.Exit(signals.exit_code(ExitStatus.INTERRUPTED)) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
         if debug:
             raise
         ui.error(f"internal error: {type(exc).__name__}: {exc} — run with --debug and report it")
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitStatus.ERROR) from None
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from streamchat.cli._app import (
     app,
 )
 from streamchat.errors import UsageError
+from streamchat.exit_status import ExitStatus
 
 
 def _params(given: list[str]) -> dict[str, str]:
@@ -120,7 +121,7 @@ def chat(
         )
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
         if save_role and text is None and not editor:
-            raise typer.Exit(0)  # saving was the whole job
+            raise typer.Exit(ExitStatus.OK)  # saving was the whole job
         if editor:
             from streamchat.editor import edit_text
 

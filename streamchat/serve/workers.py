@@ -22,8 +22,9 @@ import sys
 from typing import Any
 
 from streamchat.errors import ConfigError
+from streamchat.exit_status import ExitStatus
 
-STARTUP_FAILURE = 3  # uvicorn's exit status when the app's startup fails, as uvicorn.run exits
+STARTUP_FAILURE = ExitStatus.CONFIG  # the app's startup failed (the model or config serve was given); uvicorn.run exits 3 too
 
 
 def spreads_connections() -> bool:

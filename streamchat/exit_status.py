@@ -1,0 +1,43 @@
+"""Every exit code streamchat ends with, each with its meaning; `--help` and README's table list these.
+
+A new way to fail gets a member here (and so a line in `--help`), never a bare integer at an exit site.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """The process's exit codes. `meaning` is the few words `--help` shows."""
+
+    meaning: str
+
+    # `meaning` defaults only so `ExitStatus(143)` type-checks: that call looks a member up, it makes none
+    def __new__(cls, code: int, meaning: str = "") -> ExitStatus:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.meaning = meaning
+        return member
+
+    OK = 0, "ok"
+    ERROR = 1, "unexpected error (--debug shows why)"
+    USAGE = 2, "usage"
+    CONFIG = 3, "config/auth"
+    REQUEST = 4, "bad request/unknown model"
+    SERVER = 5, "rate limit/server"
+    NETWORK = 6, "network/timeout"
+    TOOL = 7, "tool failed/tool-step limit"
+    HANGUP = 129, "SIGHUP"
+    INTERRUPTED = 130, "interrupted"
+    OUTPUT_CLOSED = 141, "output closed"
+    TERMINATED = 143, "SIGTERM"
+
+
+SHELL_NOTE = "--shell exits with the status of the command it ran"
+
+
+def help_text() -> str:
+    """The exit-code line of `--help`, from the members above (none can be left out)."""
+    codes = ", ".join(f"{status.value} {status.meaning}" for status in ExitStatus)
+    return f"Exit codes: {codes}; {SHELL_NOTE}."
