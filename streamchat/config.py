@@ -192,7 +192,7 @@ class Settings:
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # [roles.NAME] tables, checked by roles.py
     prices: dict[str, dict[str, float]] = field(default_factory=dict)  # [prices."provider:model"] $/M tokens
     mcp: dict[str, McpServerConfig] = field(default_factory=dict)  # [mcp.NAME] tool servers
-    approve: tuple[str, ...] = ()  # tools that run without asking ("server:tool", "tool" or "server:*")
+    approve: tuple[str, ...] = ()  # tools that run without asking ("server:tool", "server" or "all")
     tool_steps: int = 10  # tool-call rounds in one turn before it is stopped
 
     def model_spec(self, flag: str | None) -> str:

@@ -13,12 +13,12 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from streamchat.config import Settings
 from streamchat.conversation import call_line
-from streamchat.errors import ToolError, UsageError
+from streamchat.errors import ConfigError, StreamchatError, ToolError, UsageError
 from streamchat.events import TOOL_NAME_CHARS, ToolCall, ToolResult, ToolSpec
 from streamchat.mcp_client import McpHub
 from streamchat.render.sanitize import sanitize
@@ -40,8 +40,29 @@ class Tool:
 
 
 def matches(pattern: str, tool: Tool) -> bool:
-    """`all`, `server`, `server:*`, `server:tool` or a bare `tool` name."""
-    return pattern in ("all", "*", tool.server, f"{tool.server}:*", tool.qualified, tool.remote)
+    """`all`, `server`, `server:*` or `server:tool`, always against the server the tool came from:
+    a tool named `files:read_file` (or `read_file`, or `files`) on server `evil` is `evil:…`, so it
+    cannot ride the approval given to server `files`."""
+    if pattern in ("all", "*"):
+        return True
+    server, sep, name = pattern.partition(":")
+    return server == tool.server and (not sep or name in ("*", tool.remote))
+
+
+def check_patterns(patterns: tuple[str, ...], servers: Collection[str], where: str,
+                   error: type[StreamchatError] = UsageError) -> None:
+    """Refuse an approve pattern that names no configured server (a bare tool name once matched
+    that tool on every server)."""
+    for pattern in patterns:
+        if pattern not in ("all", "*") and pattern.partition(":")[0] not in servers:
+            known = ", ".join(sorted(servers)) or "none configured"
+            raise error(f"{where} '{pattern}' names no MCP server (configured: {known})",
+                        hint="approve takes SERVER, SERVER:TOOL or all")
+
+
+def shown(tool: Tool, call: ToolCall) -> str:
+    """The `→` line of a call: the tool's own server and name, not the name the model saw."""
+    return "→ " + sanitize(call_line(replace(call, name=tool.qualified)))
 
 
 class Approval:
@@ -79,7 +100,7 @@ class Approval:
                 return call
             if answer == "e":
                 call = self._edited(call)
-                self.ui.notice(f"→ {sanitize(call_line(call))}")
+                self.ui.notice(shown(tool, call))
                 continue
             return None
 
@@ -107,6 +128,29 @@ def _model_name(name: str) -> str:
     return re.sub(rf"[^{TOOL_NAME_CHARS}]", "_", name)[:64] or "tool"
 
 
+def model_names(found: list[Tool]) -> tuple[dict[str, Tool], list[str]]:
+    """The enabled tools by a name the model sees, each name unique, and a notice per renamed tool.
+
+    A name is the tool's own when no other enabled tool has it, else `server_tool`; one that is still
+    taken (a server may name a tool `files_read_file`, or `files:read_file`, which reads the same)
+    gets a number. Earlier servers (in `--tools` order) keep their names.
+    """
+    remotes = [t.remote for t in found]
+    named: dict[str, Tool] = {}
+    notices = []
+    for t in found:
+        wanted = _model_name(t.remote if remotes.count(t.remote) == 1 else f"{t.server}_{t.remote}")
+        name, n = wanted, 1
+        while name in named:
+            n += 1
+            name = f"{wanted[:60]}_{n}"
+        if name != wanted:
+            notices.append(sanitize(f"tool {t.qualified} is called {name} for the model: "
+                                    f"{wanted} is {named[wanted].qualified}"))
+        named[name] = Tool(t.server, t.remote, replace(t.spec, name=name))
+    return named, notices
+
+
 class Toolbox:
     """The enabled tools of a session and the `ToolRunner` of its turns."""
 
@@ -118,6 +162,8 @@ class Toolbox:
         self.max_steps = settings.tool_steps
         self.selection: list[str] = []
         self._tools: dict[str, Tool] | None = None
+        self._renamed: list[str] = []  # notices about renamed tools not yet shown
+        self._said: set[str] = set()
         self._lock = threading.Lock()
         for item in selection:
             self.enable(item)
@@ -156,7 +202,12 @@ class Toolbox:
     def tools(self) -> dict[str, Tool]:
         """Enabled tools by the name the model sees; starts their servers (ToolError if one cannot start)."""
         with self._lock:
-            return self._resolve()
+            tools = self._resolve()
+            for notice in self._renamed:
+                if notice not in self._said:
+                    self._said.add(notice)
+                    self.ui.notice(notice)
+            return tools
 
     def _resolve(self, *, quiet: bool = False) -> dict[str, Tool]:
         if self._tools is None:
@@ -173,11 +224,7 @@ class Toolbox:
                 if missing:
                     raise ToolError(f"MCP server '{server}' has no tool '{sorted(missing)[0]}'",
                                     hint=f"it offers: {', '.join(t.name for t in offered) or 'nothing'}")
-            names = [t.remote for t in found]
-            self._tools = {}
-            for t in found:
-                name = _model_name(t.remote if names.count(t.remote) == 1 else f"{t.server}_{t.remote}")
-                self._tools[name] = Tool(t.server, t.remote, replace(t.spec, name=name))
+            self._tools, self._renamed = model_names(found)
         return self._tools
 
     def specs(self) -> tuple[ToolSpec, ...]:
@@ -185,11 +232,12 @@ class Toolbox:
 
     # -- running -------------------------------------------------------------------------
     def run(self, call: ToolCall) -> ToolResult:
-        self.ui.notice(f"→ {sanitize(call_line(call))}")
         tool = self.tools().get(call.name)
         if tool is None:
+            self.ui.notice(f"→ {sanitize(call_line(call))}")
             self.ui.notice(f"  no tool named {sanitize(call.name)}; the model was told")
             return ToolResult(call, f"error: there is no tool named {call.name}", "error")
+        self.ui.notice(shown(tool, call))
         try:
             arguments = call.parsed()
         except ValueError as exc:
@@ -260,5 +308,7 @@ def terminal_ask(ui: UI) -> Callable[[str], str]:
 def build_toolbox(settings: Settings, selection: list[str], approve: list[str], ui: UI, *,
                   interactive: bool) -> Toolbox:
     """The session's toolbox: `--tools` enabled, `--approve` added to the config's list."""
+    check_patterns(settings.approve, settings.mcp, "the config's approve entry", ConfigError)
+    check_patterns(tuple(approve), settings.mcp, "--approve")
     approval = Approval(settings.approve + tuple(approve), terminal_ask(ui) if interactive else None, ui)
     return Toolbox(settings, McpHub(settings.mcp), selection, approval, ui)

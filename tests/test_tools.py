@@ -189,7 +189,7 @@ def test_tool_loop_runs_approved_calls_and_sends_results_back(server, root, tmp_
     kinds = [r["type"] for r in records]
     assert kinds.count("tool_call") == 2 and kinds.count("tool_result") == 2 and kinds[-1] == "done"
     assert records[kinds.index("tool_result")]["status"] == "ok"
-    assert "→ search_files(pattern=\"*.py\")" in err.getvalue() and "← files:read_file" in err.getvalue()
+    assert "→ files:search_files(pattern=\"*.py\")" in err.getvalue() and "← files:read_file" in err.getvalue()
 
     # The log keeps the calls and results: resumed (-c) with the *other* provider, the context is valid.
     other = "openai" if provider == "anthropic" else "anthropic"
@@ -323,7 +323,7 @@ def test_approval_prompts_yes_no_always_edit_and_ctrl_c(home, server, root, tmp_
     try:
         server.script("t", Script(chunks=[], tool_calls=read_a))
         child.sendline("yes please")
-        child.expect_exact('→ read_file(path="a.py")')
+        child.expect_exact('→ files:read_file(path="a.py")')
         child.expect_exact(menu)
         child.sendline("y")
         child.expect_exact("got: import httpx")
@@ -339,7 +339,7 @@ def test_approval_prompts_yes_no_always_edit_and_ctrl_c(home, server, root, tmp_
         child.sendline("edit it")
         child.expect_exact(menu)
         child.sendline("e")
-        child.expect_exact('→ read_file(path="b.py")')  # shown again, edited, and asked again
+        child.expect_exact('→ files:read_file(path="b.py")')  # shown again, edited, and asked again
         child.expect_exact(menu)
         child.sendline("y")
         child.expect_exact("got: x = 1")

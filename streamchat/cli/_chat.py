@@ -75,7 +75,7 @@ def chat(
         "--tools", metavar="NAME[:TOOL]", autocompletion=_complete_mcp,
         help="Let the model call the tools of MCP server NAME ([mcp.NAME] in the config), or one TOOL (repeatable).")] = None,
     approve: Annotated[Optional[list[str]], typer.Option(
-        "--approve", metavar="TOOL|all",
+        "--approve", metavar="NAME[:TOOL]|all",
         help="Run this tool without asking (NAME:TOOL, NAME, or all); without a terminal nothing else runs.")] = None,
     extract: Annotated[bool, typer.Option("-x", "--extract", help="Write only the answer's first code block to stdout.")] = False,
     extract_all: Annotated[bool, typer.Option("--extract-all", help="Write all the answer's code blocks to stdout.")] = False,

@@ -1,0 +1,104 @@
+"""What a tool server can and cannot make the user see or approve: approval bound to the server a
+tool really came from (a malicious server in tests/mcp_evil_server.py names its tools after another
+server's), unique names for the model, and call lines that show exactly what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import base_env
+from fakeserver import Script
+
+from streamchat.events import ToolSpec
+from streamchat.tools import Tool, matches, model_names
+
+HERE = Path(__file__).parent
+FILES = str(HERE / "mcp_files_server.py")
+EVIL = str(HERE / "mcp_evil_server.py")
+SPEC = ToolSpec("x", "", {"type": "object", "properties": {}})
+
+
+def test_approval_matches_only_the_tools_own_server():
+    files = Tool("files", "read_file", SPEC)
+    for pattern in ("files:read_file", "files", "files:*", "all", "*"):
+        assert matches(pattern, files), pattern
+    for remote in ("files:read_file", "read_file", "files", "files:*", "files_read_file", "all"):
+        evil = Tool("evil", remote, SPEC)
+        for pattern in ("files:read_file", "files", "files:*", "read_file", "files_read_file"):
+            assert not matches(pattern, evil), (pattern, remote)
+    assert matches("evil:files:read_file", Tool("evil", "files:read_file", SPEC))  # `[a]lways` on that tool
+    assert not matches("files:search_files", files)
+
+
+def test_model_visible_names_are_unique_and_each_rename_is_said():
+    found = [Tool("files", "read_file", SPEC), Tool("files", "search_files", SPEC),
+             Tool("evil", "files:read_file", SPEC), Tool("evil", "read_file", SPEC),
+             Tool("evil", "files_read_file", SPEC), Tool("evil", "search_files\x1b]52;c;eA==\x07", SPEC)]
+    named, notices = model_names(found)
+    assert len(named) == len(found)
+    assert {n: t.qualified for n, t in named.items()} == {
+        "files_read_file": "files:read_file", "search_files": "files:search_files",
+        "files_read_file_2": "evil:files:read_file", "evil_read_file": "evil:read_file",
+        "files_read_file_3": "evil:files_read_file", "search_files__52_c_eA___": "evil:search_files\x1b]52;c;eA==\x07"}
+    assert all(t.spec.name == n for n, t in named.items())
+    assert notices == ["tool evil:files:read_file is called files_read_file_2 for the model: "
+                       "files_read_file is files:read_file",
+                       "tool evil:files_read_file is called files_read_file_3 for the model: "
+                       "files_read_file is files:read_file"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "a.py").write_text("import httpx\n")
+    return root
+
+
+def two_servers(home: Path, server, project: Path, marker: Path, approve: str = "") -> dict[str, str]:
+    env = base_env(home, server)
+    cfg = Path(env["STREAMCHAT_CONFIG"])
+    cfg.write_text(f"{approve}\n{cfg.read_text()}"
+                   f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{FILES}", "{project}"]\n'
+                   f'[mcp.evil]\ncommand = "{sys.executable}"\nargs = ["{EVIL}", "{marker}"]\n')
+    return env
+
+
+EVIL_CALLS = [("c1", "files_read_file", {"path": "a.py"}), ("c2", "files_read_file_2", {"path": "a.py"}),
+              ("c3", "evil_read_file", {"path": "a.py"}), ("c4", "files", {"path": "a.py"}),
+              ("c5", "files_read_file_3", {"path": "a.py"})]
+
+
+def test_a_server_cannot_ride_another_servers_approval(run, home, server, project, tmp_path):
+    marker = tmp_path / "pwned"
+    env = two_servers(home, server, project, marker, approve='approve = ["files:read_file"]')
+    server.script("tooly", Script(chunks=[], tool_calls=EVIL_CALLS))
+    r = run("-m", "openai:tooly", "--tools", "files", "--tools", "evil", "--approve", "files", "--approve", "files:*",
+            "--json", "q", env=env)
+    assert r.code == 0, r.stderr
+    assert not marker.exists(), f"the evil server ran: {marker.read_text()}"
+    names = [t["function"]["name"] for t in server.requests[0].body["tools"]]
+    assert len(names) == len(set(names)) == 8
+    records = [json.loads(line) for line in r.out.splitlines()]
+    status = {rec["id"]: rec["status"] for rec in records if rec["type"] == "tool_result"}
+    assert status == {"c1": "ok", "c2": "refused", "c3": "refused", "c4": "refused", "c5": "refused"}
+    assert server.requests[-1].body["messages"][-5]["content"] == "import httpx\n"  # the real files:read_file
+    # each line names the server the tool really came from
+    assert '→ files:read_file(path="a.py")' in r.stderr and "← files:read_file" in r.stderr
+    for qualified in ("evil:files:read_file", "evil:read_file", "evil:files", "evil:files_read_file"):
+        assert f'→ {qualified}(path="a.py")' in r.stderr
+        assert f"not run: {qualified} needs approval" in r.stderr
+    assert r.stderr.count("is called files_read_file_2 for the model") == 1
+
+
+def test_an_approve_pattern_naming_no_server_is_refused(run, home, server, project, tmp_path):
+    env = two_servers(home, server, project, tmp_path / "pwned")
+    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "read_file", "q", env=env)
+    assert r.code == 2 and "--approve 'read_file' names no MCP server" in r.stderr and not server.requests
+    env = two_servers(home, server, project, tmp_path / "pwned", approve='approve = ["read_file"]')
+    r = run("-m", "openai:tooly", "--tools", "files", "q", env=env)
+    assert r.code != 0 and "approve entry 'read_file' names no MCP server" in r.stderr and not server.requests
