@@ -8,8 +8,11 @@ private address is refused unless the original was private itself. Credentials i
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from streamchat.errors import NetworkError, UsageError
@@ -62,17 +65,67 @@ def addresses(host: str) -> list[Address]:
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
+class _Deadline:
+    """Cuts a fetch at `seconds` in all. httpx's timeouts are per read, so a server sending a
+    byte a second (of its headers or its body) held `-f URL` forever. Each socket the fetch
+    opens is registered through httpcore's `trace` extension; at the deadline they are shut
+    down, which wakes the blocked read (its error, or a body cut short, is then the deadline's)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._started = False
+
+    def start(self) -> None:
+        """From the first request on (building the client, its TLS context, is not the server's time)."""
+        if not self._started:
+            self._started = True
+            self._timer.start()
+
+    def __enter__(self) -> _Deadline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event != "connection.connect_tcp.complete":
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired.is_set():
+                _cut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired.set()
+            for sock in self._sockets:
+                _cut(sock)
+
+
+def _cut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 def fetch_url(url: str, *, timeout: float) -> str:
-    """An http(s) page as text: HTML turned into Markdown-ish text, text and JSON as they are."""
+    """An http(s) page as text: HTML turned into Markdown-ish text, text and JSON as they are.
+    The whole fetch, redirects included, gets `timeout` seconds, as each read does."""
     import httpx2
 
     label = shown_url(url)
     origin = urlsplit(url).hostname or ""
     origin_addresses: list[Address] | None = None
+    deadline = _Deadline(timeout)
 
     def check_hop(request: httpx2.Request) -> None:
         """httpx calls this before each request, redirects included."""
         nonlocal origin_addresses
+        deadline.start()
         target = request.url.host
         if target.lower() == origin.lower():
             return
@@ -82,10 +135,13 @@ def fetch_url(url: str, *, timeout: float) -> str:
             raise NetworkError(f"{label} redirects to a private address ({target})",
                                hint="a public page may not lead to the local network; fetch that address directly")
 
+    late = NetworkError(f"{label} did not arrive within {timeout:g} s", hint="check the address or raise --timeout")
     try:
-        with httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS,
-                           event_hooks={"request": [check_hop]}) as client, \
-                client.stream("GET", url, headers={"User-Agent": "streamchat"}) as response:
+        with deadline, \
+                httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS,
+                              event_hooks={"request": [check_hop]}) as client, \
+                client.stream("GET", url, headers={"User-Agent": "streamchat"},
+                              extensions={"trace": deadline.trace}) as response:
             if response.status_code >= 400:
                 raise NetworkError(f"{label} answered HTTP {response.status_code}", hint="check the address")
             kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -100,10 +156,13 @@ def fetch_url(url: str, *, timeout: float) -> str:
     except httpx2.TooManyRedirects:
         raise NetworkError(f"{label} redirects more than {MAX_REDIRECTS} times", hint="check the address") from None
     except httpx2.TimeoutException:
-        raise NetworkError(f"{label} did not answer within {timeout:g} s",
-                           hint="check the address or raise --timeout") from None
+        raise late from None
     except httpx2.HTTPError as exc:
+        if deadline.expired.is_set():
+            raise late from None
         raise NetworkError(f"cannot fetch {label}: {type(exc).__name__}", hint="check the address and network") from None
+    if deadline.expired.is_set():  # a body without a length ends at the cut: it is not the page
+        raise late
     text = bytes(data).decode(charset, errors="replace")
     if kind in ("text/html", "application/xhtml+xml") or (not kind and "<html" in text[:1000].lower()):
         return html_to_text(text)

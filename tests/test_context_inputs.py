@@ -183,6 +183,8 @@ class _Pages(BaseHTTPRequestHandler):
         }
         if self.path == "/slow":
             time.sleep(3)
+        if self.path.startswith("/drip"):  # a byte every 0.2 s, never a pause long enough for --timeout
+            return self._drip(headers=self.path == "/drip-headers")
         if self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", "/page")
@@ -200,6 +202,17 @@ class _Pages(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _drip(self, *, headers: bool) -> None:
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n")
+        if not headers:
+            self.wfile.write(b"Content-Length: 1000\r\n\r\n")
+        try:
+            for _ in range(150):  # 30 s at most: the client is meant to leave long before
+                self.wfile.write(b"x")
+                time.sleep(0.2)
+        except OSError:  # the client left
+            pass
 
     def log_message(self, *args: object) -> None:
         pass
@@ -250,11 +263,21 @@ def test_urls_html_becomes_text_json_stays(run, server, pages):
 
 
 @pytest.mark.parametrize("path,code,words", [("/image", 2, "not text or HTML"), ("/missing", 6, "HTTP 404"),
-                                             ("/slow", 6, "did not answer")])
+                                             ("/slow", 6, "did not arrive within 1 s")])
 def test_url_failures(run, server, pages, path, code, words):
     r = run("-m", "openai:echo", "--timeout", "1", "-f", f"{pages}{path}", "q")
     assert r.code == code and words in r.stderr
     assert not server.requests
+
+
+@pytest.mark.parametrize("path", ["/drip-headers", "/drip-body"])
+def test_a_url_that_trickles_is_cut_at_the_timeout_in_all(run, server, pages, path):
+    """--timeout bounds each read, and a server sending a byte every 0.2 s (of its headers, or of
+    its body) never let one time out: -f waited for as long as the server kept dripping. The
+    whole fetch now gets --timeout; then exit 6 and nothing is sent."""
+    r = run("-m", "openai:echo", "--timeout", "2", "-f", f"{pages}{path}", "q", timeout=25)
+    assert r.code == 6 and f"{pages}{path} did not arrive within 2 s" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not server.requests
 
 
 def test_credentials_in_a_url_are_used_but_not_shown_sent_or_stored(run, server, pages, home):
