@@ -82,25 +82,36 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
             env.stdout.write(command + "\n")  # never executed without a person at a terminal
             env.stdout.flush()
             return ExitStatus.OK
-        while True:  # the menu, until the user runs, revises, copies or aborts
-            shown = sanitize(command)  # model text: no escape sequence of its own reaches the terminal
-            ui.notice(f"command: \x1b[1m{shown}\x1b[0m" if ui.styled else f"command: {shown}")
-            choice = _choose(ui)
-            if choice == "execute":
-                return subprocess.call([user_shell(), "-c", command])  # the terminal is the command's now
-            if choice == "describe":
-                session.ask(f"Describe briefly what this command does, without running it:\n\n{command}",
-                            progress_sink(env, ui))
-                continue
-            if choice == "copy":
-                how = clipboard.copy(command, env.stdout)
-                ui.notice(f"copied {how}" if how else clipboard.MISSING)
-                return ExitStatus.OK
-            if choice == "revise":
-                change = ui.ask("what should change? ").strip()
-                if change:
-                    question = f"Revise that command: {change}"
-                    break
-                continue
+        try:
+            outcome = _menu(session, command, env, ui)
+        except EOFError:  # Ctrl-D: no answer is no permission
+            ui.notice("aborted (end of input); nothing was run")
+            return ExitStatus.INTERRUPTED
+        if isinstance(outcome, int):
+            return outcome
+        question = outcome
+
+
+def _menu(session: ChatSession, command: str, env: Environment, ui: UI) -> int | str:
+    """Show the command and ask until it is run, copied or aborted (the exit code), or a revision is
+    asked for (the next question)."""
+    while True:
+        shown = sanitize(command)  # model text: no escape sequence of its own reaches the terminal
+        ui.notice(f"command: \x1b[1m{shown}\x1b[0m" if ui.styled else f"command: {shown}")
+        choice = _choose(ui)
+        if choice == "execute":
+            return subprocess.call([user_shell(), "-c", command])  # the terminal is the command's now
+        if choice == "describe":
+            session.ask(f"Describe briefly what this command does, without running it:\n\n{command}",
+                        progress_sink(env, ui))
+        elif choice == "copy":
+            how = clipboard.copy(command, env.stdout)
+            ui.notice(f"copied {how}" if how else clipboard.MISSING)
+            return ExitStatus.OK
+        elif choice == "revise":
+            change = ui.ask("what should change? ").strip()
+            if change:
+                return f"Revise that command: {change}"
+        else:
             ui.notice("aborted; nothing was run")
             return ExitStatus.OK

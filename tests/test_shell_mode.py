@@ -94,3 +94,18 @@ def test_a_reply_that_is_not_a_choice_asks_again(home, server, command_model):
     child.close()
     assert child.exitstatus == 0 and not command_model.exists()
     assert "copied" not in child.logfile_read.getvalue()
+
+
+@pytest.mark.parametrize("where", ["menu", "revise"])
+def test_ctrl_d_aborts_with_one_line(home, server, command_model, where):
+    child = shell(home, server, "make a file")
+    if where == "revise":
+        child.sendline("r")
+        child.expect_exact("what should change?")
+    child.sendeof()
+    child.expect_exact("aborted (end of input); nothing was run")
+    child.expect(pexpect.EOF)
+    child.close()
+    shown = child.logfile_read.getvalue()
+    assert child.exitstatus == 130 and not command_model.exists()
+    assert "internal error" not in shown and "Traceback" not in shown
