@@ -62,7 +62,13 @@ def check_patterns(patterns: tuple[str, ...], servers: Collection[str], where: s
 
 def shown(tool: Tool, call: ToolCall) -> str:
     """The `→` line of a call: the tool's own server and name, not the name the model saw."""
-    return "→ " + sanitize(call_line(replace(call, name=tool.qualified)))
+    return "→ " + call_line(replace(call, name=tool.qualified))
+
+
+def say(ui: UI, line: str) -> None:
+    """Print one of the toolbox's lines. Nearly all carry a server's or the model's text (a tool's
+    name, its arguments), so every one goes through the sanitizer: none can forget it."""
+    ui.notice(sanitize(line))
 
 
 class Approval:
@@ -100,7 +106,7 @@ class Approval:
                 return call
             if answer == "e":
                 call = self._edited(call)
-                self.ui.notice(shown(tool, call))
+                say(self.ui, shown(tool, call))
                 continue
             return None
 
@@ -115,10 +121,10 @@ class Approval:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            self.ui.notice(f"  not JSON ({exc.msg}); the arguments are unchanged")
+            say(self.ui, f"  not JSON ({exc.msg}); the arguments are unchanged")
             return call
         if not isinstance(value, dict):
-            self.ui.notice("  the arguments must be a JSON object; unchanged")
+            say(self.ui, "  the arguments must be a JSON object; unchanged")
             return call
         return replace(call, arguments=json.dumps(value, ensure_ascii=False))
 
@@ -145,8 +151,7 @@ def model_names(found: list[Tool]) -> tuple[dict[str, Tool], list[str]]:
             n += 1
             name = f"{wanted[:60]}_{n}"
         if name != wanted:
-            notices.append(sanitize(f"tool {t.qualified} is called {name} for the model: "
-                                    f"{wanted} is {named[wanted].qualified}"))
+            notices.append(f"tool {t.qualified} is called {name} for the model: {wanted} is {named[wanted].qualified}")
         named[name] = Tool(t.server, t.remote, replace(t.spec, name=name))
     return named, notices
 
@@ -206,7 +211,7 @@ class Toolbox:
             for notice in self._renamed:
                 if notice not in self._said:
                     self._said.add(notice)
-                    self.ui.notice(notice)
+                    say(self.ui, notice)
             return tools
 
     def _resolve(self, *, quiet: bool = False) -> dict[str, Tool]:
@@ -234,22 +239,22 @@ class Toolbox:
     def run(self, call: ToolCall) -> ToolResult:
         tool = self.tools().get(call.name)
         if tool is None:
-            self.ui.notice(f"→ {sanitize(call_line(call))}")
-            self.ui.notice(f"  no tool named {sanitize(call.name)}; the model was told")
+            say(self.ui, f"→ {call_line(call)}")
+            say(self.ui, f"  no tool named {call.name}; the model was told")
             return ToolResult(call, f"error: there is no tool named {call.name}", "error")
-        self.ui.notice(shown(tool, call))
+        say(self.ui, shown(tool, call))
         try:
             arguments = call.parsed()
         except ValueError as exc:
-            self.ui.notice("  the model sent arguments that are not a JSON object; it was told")
+            say(self.ui, "  the model sent arguments that are not a JSON object; it was told")
             return ToolResult(call, f"error: the arguments are not a JSON object ({exc})", "error")
         approved = self.approval.decide(tool, call)
         if approved is None:
             if self.approval.ask is None:
-                self.ui.notice(f"  not run: {tool.qualified} needs approval without a terminal — pass --approve "
+                say(self.ui, f"  not run: {tool.qualified} needs approval without a terminal — pass --approve "
                                f"{tool.qualified} (or --approve all), or list it in approve in the config")
             else:
-                self.ui.notice("  refused; the model was told")
+                say(self.ui, "  refused; the model was told")
             return ToolResult(call, REFUSED, "refused")
         if approved is not call:
             arguments = approved.parsed()
@@ -261,7 +266,7 @@ class Toolbox:
             ms = (time.perf_counter() - started) * 1000
             return ToolResult(approved, f"error: {err.message}", "error", ms)
         ms = (time.perf_counter() - started) * 1000
-        self.ui.notice(f"← {tool.qualified}: {byte_size(len(text.encode()))} in {_duration(ms)}"
+        say(self.ui, f"← {tool.qualified}: {byte_size(len(text.encode()))} in {_duration(ms)}"
                        + (" (the tool reported an error)" if is_error else ""))
         return ToolResult(approved, text, "error" if is_error else "ok", ms)
 

@@ -82,7 +82,7 @@ def test_a_server_cannot_ride_another_servers_approval(run, home, server, projec
     assert r.code == 0, r.stderr
     assert not marker.exists(), f"the evil server ran: {marker.read_text()}"
     names = [t["function"]["name"] for t in server.requests[0].body["tools"]]
-    assert len(names) == len(set(names)) == 8
+    assert len(names) == len(set(names)) == 9
     records = [json.loads(line) for line in r.out.splitlines()]
     status = {rec["id"]: rec["status"] for rec in records if rec["type"] == "tool_result"}
     assert status == {"c1": "ok", "c2": "refused", "c3": "refused", "c4": "refused", "c5": "refused"}
@@ -102,3 +102,22 @@ def test_an_approve_pattern_naming_no_server_is_refused(run, home, server, proje
     env = two_servers(home, server, project, tmp_path / "pwned", approve='approve = ["read_file"]')
     r = run("-m", "openai:tooly", "--tools", "files", "q", env=env)
     assert r.code != 0 and "approve entry 'read_file' names no MCP server" in r.stderr and not server.requests
+
+
+def test_escape_sequences_in_tool_names_reach_no_terminal(run, home, server, project, tmp_path):
+    """A server's tool name and a model's call name are shown in the →, ←, not-run and no-such-tool
+    lines: escaped, never as an OSC 52 clipboard write, a title change or a screen clear."""
+    from mcp_evil_server import ESCAPES
+
+    marker = tmp_path / "ran"
+    env = two_servers(home, server, project, marker)
+    [(escaped, _tool)] = model_names([Tool("evil", ESCAPES, SPEC)])[0].items()
+    server.script("tooly", Script(chunks=[], tool_calls=[("c1", escaped, {"path": "\x1b]0;arg\x07"}),
+                                                         ("c2", "\x1b]0;model\x07", {}), ("c3", "files", {})]))
+    r = run("-m", "openai:tooly", "--tools", "evil", "--approve", f"evil:{ESCAPES}", "q", env=env)
+    assert r.code == 0, r.stderr
+    assert marker.read_text() == ESCAPES + "\n"  # it ran (approved by its exact name), and was reported
+    assert "\x1b" not in r.stderr and "\x07" not in r.stderr
+    shown = ESCAPES.replace("\x1b", "␛").replace("\x07", "␇")
+    assert f"→ evil:{shown}(path=" in r.stderr and f"← evil:{shown}: 5 B" in r.stderr
+    assert "no tool named ␛]0;model␇" in r.stderr and "not run: evil:files needs approval" in r.stderr
