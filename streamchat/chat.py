@@ -192,11 +192,12 @@ def save_models_cache(names: list[str]) -> None:
     """What `streamchat models` found, for Tab completion (which never asks a server)."""
     import json
 
+    from streamchat.private_files import write_private
+
     with contextlib.suppress(OSError):
         path = models_cache_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
         known = set(load_models_cache())
-        path.write_text(json.dumps(sorted(known | set(names))), encoding="utf-8")
+        write_private(path, json.dumps(sorted(known | set(names))))
 
 
 def load_models_cache() -> list[str]:

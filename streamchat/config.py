@@ -249,6 +249,9 @@ def load_settings(path: Path | None = None, *, warn: Callable[[str], None] | Non
     """Read the config file (explicit path, STREAMCHAT_CONFIG, or the user config dir)."""
     explicit = path or (Path(os.environ["STREAMCHAT_CONFIG"]) if os.environ.get("STREAMCHAT_CONFIG") else None)
     path = explicit or default_config_path()
+    from streamchat.private_files import refuse_if_others_can_write
+
+    refuse_if_others_can_write([config_dir(), path.absolute()])  # what they say runs as you (api_key_cmd)
     if not path.exists():
         if explicit:
             raise ConfigError(f"config file not found: {path}", hint="fix --config / STREAMCHAT_CONFIG, or run `streamchat config init`")

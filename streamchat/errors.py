@@ -104,6 +104,13 @@ class ToolStepLimitError(ToolError):
     code = "tool_steps"
 
 
+class UnsafePermissionsError(StreamchatError):
+    """A config file or directory that another user could change: refused, as ssh refuses one."""
+
+    exit_code = ExitStatus.UNSAFE
+    code = "unsafe_permissions"
+
+
 _KEYLIKE = re.compile(r"(\bsk-[A-Za-z0-9_\-]{6,}|\bBearer\s+\S+)")
 
 

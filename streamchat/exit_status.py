@@ -28,6 +28,7 @@ class ExitStatus(IntEnum):
     SERVER = 5, "rate limit/server"
     NETWORK = 6, "network/timeout"
     TOOL = 7, "tool failed/tool-step limit"
+    UNSAFE = 8, "config others can change (refused)"
     HANGUP = 129, "SIGHUP"
     INTERRUPTED = 130, "interrupted"
     OUTPUT_CLOSED = 141, "output closed"

@@ -63,12 +63,9 @@ def _read_file() -> dict[str, str]:
 
 
 def _write_file(data: dict[str, str]) -> None:
-    path = _file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.chmod(path, 0o600)
+    from streamchat.private_files import write_private
+
+    write_private(_file(), json.dumps(data))
 
 
 def get(provider: str) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any, TextIO, TypeVar
 from streamchat.config import McpServerConfig
 from streamchat.errors import ToolError
 from streamchat.events import ToolSpec
+from streamchat.private_files import open_private_append
 
 T = TypeVar("T")
 RESULT_LIMIT = 100_000  # characters of one result sent back to the model
@@ -56,9 +57,8 @@ class _Server:
 
         self.stop = asyncio.Event()
         path = log_path(self.config.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with path.open("a", encoding="utf-8") as errlog:
+            with open_private_append(path) as errlog:
                 # the SDK's own read timeout is a backstop: ours (McpHub._run) fires first, with a clearer message
                 async with Client(self._transport(errlog), read_timeout_seconds=self.config.timeout + 10) as client:
                     self.tools = await _list_tools(client)

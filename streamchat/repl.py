@@ -423,6 +423,8 @@ def _make_session(repl: Repl) -> Any:
     from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
     from prompt_toolkit.keys import Keys
 
+    from streamchat.private_files import ensure_private_file
+
     paths = PathCompleter(expanduser=True)
 
     class SlashCompleter(Completer):
@@ -456,9 +458,7 @@ def _make_session(repl: Repl) -> Any:
 
     history: History
     try:
-        path = data_dir() / "repl_history"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        history = FileHistory(str(path))
+        history = FileHistory(str(ensure_private_file(data_dir() / "repl_history")))
     except OSError:
         history = InMemoryHistory()
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamchat.config import Settings, config_dir
 from streamchat.errors import ConfigError, UsageError
+from streamchat.private_files import write_private
 
 if TYPE_CHECKING:
     from streamchat.service import Overrides
@@ -163,8 +164,7 @@ def save_role(name: str, *, system: str | None, model: str | None, temperature: 
         if value is not None:
             lines.append(f"{key} = {_toml_value(value)}")
     path = roles_dir() / f"{name}.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_private(path, "\n".join(lines) + "\n")
     return path
 
 

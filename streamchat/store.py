@@ -18,6 +18,7 @@ from streamchat.config import data_dir
 from streamchat.conversation import Conversation, Turn
 from streamchat.errors import StreamchatError, UsageError
 from streamchat.events import Attachment, Message, Outcome, Stats, ToolCall, TurnResult
+from streamchat.private_files import ensure_private_file
 
 
 def db_path() -> Path:
@@ -122,7 +123,7 @@ def _statements(script: str) -> list[str]:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_file(path)  # SQLite gives -wal and -shm the database file's mode
     db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA busy_timeout = 10000")

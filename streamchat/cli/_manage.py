@@ -62,6 +62,7 @@ def config_show(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = 
 def config_init(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat.config import default_config_path, example_config
     from streamchat.errors import ConfigError
+    from streamchat.private_files import write_private
 
     g = _globals(ctx).merge(config=config, debug=debug)
     env = Environment()
@@ -69,9 +70,7 @@ def config_init(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = 
         path = g.config or default_config_path()
         if path.exists():
             raise ConfigError(f"{path} already exists", hint="edit it, or remove it first")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(example_config(), encoding="utf-8")
-        path.chmod(0o600)
+        write_private(path, example_config())
         print(path)
 
 
@@ -192,14 +191,14 @@ def roles_show(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debu
 @roles_app.command("edit", help="Edit a role file in $EDITOR (created from a commented skeleton).")
 def roles_edit(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat.editor import run_editor
+    from streamchat.private_files import write_private
     from streamchat.roles import SKELETON, roles_dir
 
     with _command(_globals(ctx).merge(config=config, debug=debug)) as (_settings, _env, ui):
         folder = roles_dir()
         path = next((p for p in (folder / f"{name}.md", folder / f"{name}.toml") if p.exists()), folder / f"{name}.md")
         if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(SKELETON, encoding="utf-8")
+            write_private(path, SKELETON)
         run_editor(path)
         ui.notice(f"role '{name}': {path}")
 

@@ -1,0 +1,133 @@
+"""Files only you can read or change: every directory streamchat creates is 0700 and every file it
+writes 0600, whatever the umask; a config that someone else could change is refused.
+
+One module so that each writer (config, roles, keys, the log, MCP server logs, REPL history)
+gets the same modes: under `umask 000` another local user once replaced config.toml with an
+`api_key_cmd` that the victim's next run executed. Modes are given at creation (`os.mkdir(p, 0o700)`,
+`O_CREAT` with 0600), so there is no moment at which a file is open to others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import stat
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from streamchat.errors import UnsafePermissionsError
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` and its missing parents as 0700 (XDG asks for that too); existing ones are left as they are."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, DIR_MODE)
+        except FileExistsError:  # made meanwhile by another streamchat: fine if it is a directory
+            if not folder.is_dir():
+                raise
+            continue
+        os.chmod(folder, DIR_MODE)  # a umask can only take bits away; this makes it exactly 0700
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, 0600: written to a temp file beside it, then renamed over it, so a
+    planted symlink at `path` is replaced, never followed, and a reader never sees half a file."""
+    private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # O_EXCL, 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _open_fd(path: Path, flags: int) -> int:
+    """`path` opened (created 0600 if missing, never through a symlink), made 0600 if it was looser."""
+    private_dir(path.parent)
+    fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & ~FILE_MODE:
+            os.fchmod(fd, FILE_MODE)  # a file from an older streamchat, or one a umask opened up
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_private_append(path: Path) -> TextIO:
+    """A log file to append to (an MCP server's stderr), 0600 in a 0700 directory."""
+    return os.fdopen(_open_fd(path, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8")
+
+
+def ensure_private_file(path: Path) -> Path:
+    """Create `path` empty (or tighten it) as 0600 before a library opens it by name: SQLite gives
+    its -wal and -shm files the database file's mode, prompt_toolkit appends to REPL history."""
+    os.close(_open_fd(path, os.O_RDONLY))
+    return path
+
+
+def _private_group(gid: int) -> bool:
+    """A group that holds only this user (a user private group, where `umask 002` is the default):
+    its write bit lets no one else in, as Debian's ssh also accepts."""
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return gid == os.getgid() and group.gr_name == user and set(group.gr_mem) <= {user}
+
+
+def _problem(path: Path, st: os.stat_result) -> str | None:
+    """Why someone other than this user (or root) could change `path`, or None."""
+    if st.st_uid not in (os.getuid(), 0):
+        return f"chown {os.getuid()} {shlex.quote(str(path))}"
+    sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX  # /tmp: others cannot replace your entries
+    if sticky:
+        return None
+    if st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and not _private_group(st.st_gid)):
+        return f"chmod go-w {shlex.quote(str(path))}"
+    return None
+
+
+def refuse_if_others_can_write(paths: list[Path]) -> None:
+    """Refuse a config file (or a directory on its way, up to the home directory) that another user
+    could change: what it says runs as you (`api_key_cmd`, MCP servers). ssh refuses the same way."""
+    home = Path.home()
+    seen: set[Path] = set()
+    for path in paths:
+        path = path.absolute()
+        chain = [path]
+        for parent in path.parents:
+            chain.append(parent)
+            if parent == home:
+                break
+        for item in chain:
+            if item in seen:
+                continue
+            seen.add(item)
+            try:
+                st = item.stat()
+            except OSError:
+                continue
+            fix = _problem(item, st)
+            if fix:
+                raise UnsafePermissionsError(f"{item} can be changed by other users, so streamchat will not use it",
+                                             hint=f"run: {fix}")
