@@ -41,6 +41,17 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def tighten(path: Path, mode: int) -> None:
+    """Take away the bits beyond `mode` from a file or directory of this user's that an older
+    streamchat (or a umask) left open, such as a 0644 log in a 0755 directory; a symlink is left alone."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if st.st_uid == os.getuid() and not stat.S_ISLNK(st.st_mode) and stat.S_IMODE(st.st_mode) & ~mode:
+        os.chmod(path, mode)
+
+
 def write_private(path: Path, text: str) -> None:
     """Replace `path` with `text`, 0600: written to a temp file beside it, then renamed over it, so a
     planted symlink at `path` is replaced, never followed, and a reader never sees half a file."""

@@ -18,7 +18,7 @@ from streamchat.config import data_dir
 from streamchat.conversation import Conversation, Turn
 from streamchat.errors import StreamchatError, UsageError
 from streamchat.events import Attachment, Message, Outcome, Stats, ToolCall, TurnResult
-from streamchat.private_files import ensure_private_file
+from streamchat.private_files import DIR_MODE, FILE_MODE, ensure_private_file, tighten
 
 
 def db_path() -> Path:
@@ -123,7 +123,11 @@ def _statements(script: str) -> list[str]:
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    if path.parent == data_dir():  # our own directory, perhaps made 0755 by an older streamchat
+        tighten(path.parent, DIR_MODE)
     ensure_private_file(path)  # SQLite gives -wal and -shm the database file's mode
+    for leftover in (f"{path}-wal", f"{path}-shm"):  # from a run that ended before closing the log
+        tighten(Path(leftover), FILE_MODE)
     db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA busy_timeout = 10000")

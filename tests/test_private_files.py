@@ -4,6 +4,7 @@ it writes 0600 under any umask; a config another user could change is refused, a
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -116,3 +117,25 @@ def test_private_helpers_set_modes_under_umask_000(tmp_path):
     assert (mode(tmp_path / "a"), mode(deep), mode(deep / "f.json"), mode(log), mode(loose)) == (
         0o700, 0o700, 0o600, 0o600, 0o600)
     assert loose.read_text() == "x" and [p.name for p in deep.iterdir()] != []
+
+
+def test_the_log_and_its_wal_are_0600_in_a_0700_directory_even_when_an_older_version_left_them_open(run, server, home):
+    env = base_env(home, server)
+    del env["STREAMCHAT_DB"]  # the default place, in streamchat's own data directory
+    folder = home / "data" / "streamchat"
+    folder.mkdir(parents=True, mode=0o755)
+    log = folder / "log.db"
+    sqlite3.connect(log).close()  # as an earlier streamchat left it under umask 022
+    for path in (log, Path(f"{log}-wal")):
+        path.touch()
+        path.chmod(0o644)
+    assert run("-m", "openai:echo", "q", env=env).code == 0
+    reader = sqlite3.connect(log)  # held open, so the -wal and -shm made by this write stay
+    try:
+        reader.execute("PRAGMA journal_mode")
+        reader.execute("INSERT INTO conversations (created_at, updated_at) VALUES (0, 0)")
+        modes = {p.name: mode(p) for p in folder.iterdir()}
+    finally:
+        reader.close()
+    assert mode(folder) == 0o700
+    assert modes == {"log.db": 0o600, "log.db-wal": 0o600, "log.db-shm": 0o600}
