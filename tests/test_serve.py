@@ -184,6 +184,45 @@ def answer_text(response: httpx.Response) -> str:
     return response.json()["choices"][0]["message"]["content"]
 
 
+def _leave_once_upstream_has_it(serve, server, request: bytes) -> None:
+    """Send a raw request, wait until it reached the upstream, then hang up."""
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", serve.port)) as sock:
+        sock.sendall(request)
+        deadline = time.monotonic() + 30
+        while not server.requests:
+            assert time.monotonic() < deadline, "the request never reached the upstream"
+            time.sleep(0.02)
+
+
+def _post(path: str, body: dict) -> bytes:
+    data = json.dumps(body).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+
+
+@pytest.mark.parametrize("request_for, script", [
+    (lambda: _post("/v1/chat/completions", {"model": "openai:stalled", "messages": [{"role": "user", "content": "q"}]}),
+     Script(first_delay=3600)),
+    (lambda: _post("/v1/chat/completions", {"model": "openai:stalled", "messages": [{"role": "user", "content": "q"}]}),
+     Script(chunks=["a", "b"], fault="stall", fault_after=1)),
+    (lambda: _post("/v1/chat/completions", {"model": "openai:stalled", "stream": True,
+                                            "messages": [{"role": "user", "content": "q"}]}),
+     Script(first_delay=3600)),
+    (lambda: b"GET /stream?prompt=q&model=openai:stalled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", Script(first_delay=3600)),
+], ids=["not-streamed-before-first-token", "not-streamed-mid-answer", "streamed-before-first-token", "sse-before-first-token"])
+def test_a_client_leaving_before_its_answer_streams_ends_the_upstream_request(serve, server, request_for, script):
+    """Before the first event (and for a whole non-streamed answer) nothing read the client's side, so
+    an abandoned answer ran to completion upstream and a stalled upstream held its connection until the
+    60 s timeout (#35.9). The upstream here would stall for an hour: it must see serve hang up."""
+    server.script("stalled", script)
+    _leave_once_upstream_has_it(serve, server, request_for())
+    assert server.wait_disconnect(15), "the upstream request outlived its client"
+    assert server.completed == 0
+
+
 def test_limits(serve, server):
     r = httpx.post(f"{serve.url}/stream", content=b"x" * (2 * 1024 * 1024), timeout=30,
                    headers={"content-type": "application/json"})

@@ -282,12 +282,13 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
             raise Refused(408, f"the request body took longer than {BODY_TIMEOUT_S:g} s", "body_timeout") from None
         return decode_json(b"".join(parts))
 
-    async def first_batch(turn: TurnStream) -> tuple[Batch, AsyncIterator[Batch]]:
+    async def first_batch(turn: TurnStream, receive: Receive) -> tuple[Batch, AsyncIterator[Batch]]:
         """Wait for the turn's first events (or its failure) before any response header is sent."""
         batches = turn.batches(heartbeat=HEARTBEAT_S).__aiter__()
         try:
-            return await batches.__anext__(), batches
-        except BaseException:  # the client left while we waited
+            async with _cancelled_when_gone(receive, turn):
+                return await batches.__anext__(), batches
+        except BaseException:  # the server is stopping
             turn.cancel()
             raise
 
@@ -301,9 +302,9 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         payload, status = result_error(result)
         return JSONResponse(payload, status_code=status)
 
-    async def sse_stream(call: Call) -> Response:
+    async def sse_stream(call: Call, receive: Receive) -> Response:
         turn, _name = turn_for(call)
-        first, rest = await first_batch(turn)
+        first, rest = await first_batch(turn, receive)
         if (failed := early_failure(first)) is not None:
             return failed
 
@@ -317,17 +318,17 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP, "X-Frame-Options": "DENY"})
 
     @app.get("/stream")
-    async def stream_get(prompt: str, model: str | None = None, system: str | None = None) -> Response:
+    async def stream_get(request: Request, prompt: str, model: str | None = None, system: str | None = None) -> Response:
         try:
             body = {k: v for k, v in {"prompt": prompt, "model": model, "system": system}.items() if v is not None}
-            return await sse_stream(parse_call(body, openai=False))
+            return await sse_stream(parse_call(body, openai=False), request.receive)
         except Refused as err:
             return _refusal(err)
 
     @app.post("/stream")
     async def stream_post(request: Request) -> Response:
         try:
-            return await sse_stream(parse_call(await read_body(request), openai=False))
+            return await sse_stream(parse_call(await read_body(request), openai=False), request.receive)
         except Refused as err:
             return _refusal(err)
 
@@ -353,7 +354,7 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         try:
             call = parse_call(await read_body(request), openai=True)
             turn, name = turn_for(call)
-            first, rest = await first_batch(turn)
+            first, rest = await first_batch(turn, request.receive)
         except Refused as err:
             return _refusal(err)
         if (failed := early_failure(first)) is not None:
@@ -362,8 +363,9 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         if not call.stream:
             batch = first
             try:
-                while batch is None or not isinstance(batch[-1], Finished):
-                    batch = await rest.__anext__()
+                async with _cancelled_when_gone(request.receive, turn):
+                    while batch is None or not isinstance(batch[-1], Finished):
+                        batch = await rest.__anext__()
             finally:
                 turn.cancel()
             result = batch[-1].result
@@ -412,6 +414,25 @@ def _settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+
+
+@contextlib.asynccontextmanager
+async def _cancelled_when_gone(receive: Receive, turn: TurnStream) -> AsyncIterator[None]:
+    """Cancel the turn if the client hangs up inside the block. Needed where nothing else reads the
+    connection: before the first event (no response has started) and for a whole non-streamed answer.
+    Without it 30 of 30 abandoned answers ran to completion upstream, and a stalled upstream held its
+    connection until the timeout. (Once a stream has started, the response itself listens.)"""
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":  # the body's last part (a GET's empty one)
+            pass
+        turn.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
 
 
 async def _relay(first: Batch, rest: AsyncIterator[Batch], render: Callable[[Event | Finished], str],
