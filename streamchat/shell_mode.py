@@ -3,16 +3,20 @@
 The model is told the OS, the user's shell and the working directory's name, and answers with one
 command. On a terminal the command is shown and nothing runs until the user picks
 `[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort` (the default is abort): one key or the whole
-word, nothing else; any other reply asks again. In a pipe, or without a terminal, the command is
-printed and never executed.
+word, nothing else; any other reply asks again. The dialogue happens on the terminal even when
+stderr is redirected (`/dev/tty`, as ssh asks for a password). In a pipe, or without a terminal, the
+command is printed and never executed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from streamchat import clipboard
@@ -62,34 +66,56 @@ def command_of(answer: str) -> str:
     return (blocks[0].code if blocks else answer).strip()
 
 
+@contextlib.contextmanager
+def _terminal(env: Environment, ui: UI) -> Iterator[tuple[Environment, UI] | None]:
+    """Where the menu is shown and answered: stderr when it is the terminal, else the terminal itself
+    (`/dev/tty`: with `2>/dev/null` the command and the menu were invisible, yet `e⏎` ran it); None
+    when stdin or stdout is not a terminal, or there is no terminal to ask on."""
+    if not (env.stdin_isatty and env.stdout_isatty):
+        yield None
+        return
+    if env.stderr_isatty:
+        yield env, ui
+        return
+    try:
+        reader = open("/dev/tty", encoding="utf-8", errors="replace")  # noqa: SIM115 (closed below)
+    except OSError:
+        ui.notice("no terminal to ask on (/dev/tty): the command is printed, not run")
+        yield None
+        return
+    with reader, open("/dev/tty", "w", encoding="utf-8") as writer:
+        tty = replace(env, stdin=reader, stderr=writer)
+        yield tty, UI(tty)
+
+
 def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI, *, stats: bool = False) -> int:
     """The whole dialogue; returns the exit code (the command's own status when it ran). With
     `stats`, each answer's --stats line goes to stderr, as a one-shot's does."""
-    interactive = env.stdin_isatty and env.stdout_isatty
-    question = request
-    while True:
-        sink: Sink = progress_sink(env, ui) if interactive else NullSink()
-        result = session.ask(question, sink)
-        if stats:
-            ui.notice(result.stats.summary())
-        if not result.ok:
-            return ExitStatus.REQUEST if result.error is None else result.error.exit_code
-        command = command_of(result.text)
-        if not command:
-            ui.error("the model gave no command; nothing to run")
-            return ExitStatus.REQUEST
-        if not interactive:
-            env.stdout.write(command + "\n")  # never executed without a person at a terminal
-            env.stdout.flush()
-            return ExitStatus.OK
-        try:
-            outcome = _menu(session, command, env, ui)
-        except EOFError:  # Ctrl-D: no answer is no permission
-            ui.notice("aborted (end of input); nothing was run")
-            return ExitStatus.INTERRUPTED
-        if isinstance(outcome, int):
-            return outcome
-        question = outcome
+    with _terminal(env, ui) as terminal:
+        question = request
+        while True:
+            sink: Sink = progress_sink(*terminal) if terminal else NullSink()
+            result = session.ask(question, sink)
+            if stats:
+                ui.notice(result.stats.summary())
+            if not result.ok:
+                return ExitStatus.REQUEST if result.error is None else result.error.exit_code
+            command = command_of(result.text)
+            if not command:
+                ui.error("the model gave no command; nothing to run")
+                return ExitStatus.REQUEST
+            if terminal is None:
+                env.stdout.write(command + "\n")  # never executed without a person at a terminal
+                env.stdout.flush()
+                return ExitStatus.OK
+            try:
+                outcome = _menu(session, command, *terminal)
+            except EOFError:  # Ctrl-D: no answer is no permission
+                terminal[1].notice("aborted (end of input); nothing was run")
+                return ExitStatus.INTERRUPTED
+            if isinstance(outcome, int):
+                return outcome
+            question = outcome
 
 
 def _menu(session: ChatSession, command: str, env: Environment, ui: UI) -> int | str:

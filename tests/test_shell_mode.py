@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shlex
 
 import pexpect
 import pytest
@@ -109,3 +110,35 @@ def test_ctrl_d_aborts_with_one_line(home, server, command_model, where):
     shown = child.logfile_read.getvalue()
     assert child.exitstatus == 130 and not command_model.exists()
     assert "internal error" not in shown and "Traceback" not in shown
+
+
+def _redirected(home, server, redirect: str, *, setsid: bool = False) -> pexpect.spawn:
+    line = f"exec {shlex.quote(STREAMCHAT)} -m openai:cmd --shell 'make a file' {redirect}"
+    argv = (["-w", "sh", "-c", line] if setsid else ["-c", line])
+    child = pexpect.spawn("setsid" if setsid else "sh", argv, encoding="utf-8",
+                          env=base_env(home, server), dimensions=(30, 120), timeout=15)
+    child.logfile_read = io.StringIO()
+    return child
+
+
+def test_with_stderr_redirected_the_menu_is_on_the_terminal(home, server, command_model):
+    child = _redirected(home, server, "2>/dev/null")  # the menu went there: invisible, yet e⏎ ran it
+    child.expect_exact("command: ")
+    child.expect_exact("printf 'shell-ran-ok")
+    child.expect_exact("[e]xecute / [r]evise")
+    child.sendline("e")
+    child.expect_exact("shell-ran-ok")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and command_model.exists()
+
+
+def test_without_a_terminal_to_ask_on_the_command_is_printed_not_run(home, server, command_model, tmp_path):
+    err = tmp_path / "err.txt"
+    child = _redirected(home, server, f"2>{err}", setsid=True)  # no controlling terminal: no /dev/tty
+    child.expect_exact("printf 'shell-ran-ok")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and not command_model.exists()
+    assert "[e]xecute" not in child.logfile_read.getvalue()
+    assert "no terminal to ask on (/dev/tty)" in err.read_text()
