@@ -7,23 +7,46 @@ branch instead of a second copy of the question).
 
 from __future__ import annotations
 
+import json
 import time
+import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 from streamchat.events import Attachment, Message, ToolCall, TurnResult
 
 
-def call_line(call: ToolCall, limit: int = 120) -> str:
-    """`name(key="value", …)` for a call, shortened to `limit` characters."""
-    import json
+def shown_json(value: Any) -> str:
+    """`value` as JSON for a terminal line. JSON escapes only C0 controls: DEL, C1 controls, format
+    characters (bidi overrides, zero-width) and line separators are escaped too, so an argument
+    can neither draw a line of its own nor reorder what is shown."""
+    text = json.dumps(value, ensure_ascii=False)
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return "".join(_escaped(c) for c in text)
 
+
+def _escaped(c: str) -> str:
+    if c < "\x7f" or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+        return c
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+
+
+def shown_key(key: str) -> str:
+    """An argument's name: bare when it is a plain identifier, else JSON-quoted (a newline in a key
+    must not start a line)."""
+    return key if key.isascii() and key.isidentifier() else shown_json(key)
+
+
+def call_line(call: ToolCall, limit: int | None = 120) -> str:
+    """`name(key="value", …)` for a call, shortened to `limit` characters (None: never)."""
     try:
         args = call.parsed()
-        text = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+        text = ", ".join(f"{shown_key(k)}={shown_json(v)}" for k, v in args.items())
     except ValueError:
-        text = call.arguments
+        text = shown_json(call.arguments)[1:-1]
     line = f"{call.name}({text})"
-    return line if len(line) <= limit else line[: limit - 1] + "…)"
+    return line if limit is None or len(line) <= limit else line[: limit - 1] + "…)"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 import time
@@ -17,14 +18,15 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from streamchat.config import Settings
-from streamchat.conversation import call_line
+from streamchat.conversation import call_line, shown_json, shown_key
 from streamchat.errors import ConfigError, StreamchatError, ToolError, UsageError
 from streamchat.events import TOOL_NAME_CHARS, ToolCall, ToolResult, ToolSpec
 from streamchat.mcp_client import McpHub
 from streamchat.render.sanitize import sanitize
 from streamchat.ui import UI, byte_size
 
-MENU = "run it? [y]es / [n]o / [a]lways for this tool / [e]dit arguments (default n): "
+MENU = "run it? [y]es / [n]o / [a]lways for this tool / [e]dit arguments{} (default n): "
+PREVIEW = 12  # argument lines shown at the prompt before "N more lines — [v]iew"
 REFUSED = "The user did not allow this call. Answer without it, or ask the user."
 
 
@@ -60,9 +62,21 @@ def check_patterns(patterns: tuple[str, ...], servers: Collection[str], where: s
                         hint="approve takes SERVER, SERVER:TOOL or all")
 
 
-def shown(tool: Tool, call: ToolCall) -> str:
+def shown(tool: Tool, call: ToolCall, limit: int | None = 120) -> str:
     """The `→` line of a call: the tool's own server and name, not the name the model saw."""
-    return "→ " + call_line(replace(call, name=tool.qualified))
+    return "→ " + call_line(replace(call, name=tool.qualified), limit)
+
+
+def argument_lines(call: ToolCall, width: int) -> list[str]:
+    """Every argument of a call in full, `key = value` (JSON, control characters escaped), wrapped
+    at `width`: continuation lines are indented deeper, so no argument can pass for a line of ours."""
+    step = max(width - 4, 20)
+    lines = []
+    for key, value in call.parsed().items():
+        text = f"{shown_key(key)} = {shown_json(value)}"
+        lines.append("  " + text[:step])
+        lines += ["    " + text[i:i + step] for i in range(step, len(text), step)]
+    return lines
 
 
 def say(ui: UI, line: str) -> None:
@@ -94,11 +108,17 @@ class Approval:
             return call
         if self.ask is None:
             return None
+        more = self._arguments(tool, call)
         while True:
             try:
-                answer = self.ask(MENU).strip().lower()[:1]
+                answer = self.ask(MENU.format(" / [v]iew all" if more else "")).strip().lower()[:1]
             except EOFError:
                 answer = "n"
+            if answer == "v" and more:
+                for line in more:
+                    say(self.ui, line)
+                more = []
+                continue
             if answer == "y":
                 return call
             if answer == "a":
@@ -107,8 +127,23 @@ class Approval:
             if answer == "e":
                 call = self._edited(call)
                 say(self.ui, shown(tool, call))
+                more = self._arguments(tool, call)
                 continue
             return None
+
+    def _arguments(self, tool: Tool, call: ToolCall) -> list[str]:
+        """When the `→` line had to be shortened, the arguments in full before the question: the
+        first lines, and the rest (returned) on [v]iew."""
+        if shown(tool, call, None) == shown(tool, call):
+            return []
+        lines = argument_lines(call, _width(self.ui))
+        now = lines if len(lines) <= PREVIEW + 1 else lines[:PREVIEW]  # never "1 more line"
+        for line in now:
+            say(self.ui, line)
+        rest = lines[len(now):]
+        if rest:
+            say(self.ui, f"  … {len(rest)} more lines — [v]iew")
+        return rest
 
     def _edited(self, call: ToolCall) -> ToolCall:
         from streamchat.editor import edit_text
@@ -286,6 +321,14 @@ class Toolbox:
 
     def close(self) -> None:
         self.hub.close()
+
+
+def _width(ui: UI) -> int:
+    """The terminal's width, for wrapping arguments (100 when stderr is not a terminal)."""
+    try:
+        return os.get_terminal_size(ui.env.stderr.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 100
 
 
 def _duration(ms: float) -> str:

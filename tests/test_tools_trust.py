@@ -121,3 +121,59 @@ def test_escape_sequences_in_tool_names_reach_no_terminal(run, home, server, pro
     shown = ESCAPES.replace("\x1b", "␛").replace("\x07", "␇")
     assert f"→ evil:{shown}(path=" in r.stderr and f"← evil:{shown}: 5 B" in r.stderr
     assert "no tool named ␛]0;model␇" in r.stderr and "not run: evil:files needs approval" in r.stderr
+
+
+def test_the_approval_prompt_shows_every_argument_escaped_and_nothing_else():
+    import io
+
+    from streamchat.conversation import call_line
+    from streamchat.environment import Environment
+    from streamchat.events import ToolCall
+    from streamchat.tools import Approval
+    from streamchat.ui import UI
+
+    fake = "x\n← files:read_file: 5 B in 3 ms\n→ files:read_file(path=\"a.py\")\n"
+    content = "".join(f"line {i}: {'word ' * 30}\n" for i in range(40)) + "\x1b]0;title\x07\u202eevil\x85"
+    call = ToolCall("c", "write_file", json.dumps({"path": "notes.md", fake: "v", "content": content}))
+    assert "\n" not in call_line(call, None)
+    assert call_line(ToolCall("c", "f", json.dumps({fake: 1}))) == \
+        'f("x\\n← files:read_file: 5 B in 3 ms\\n→ files:read_file(path=\\"a.py\\")\\n"=1)'
+
+    err = io.StringIO()
+    ui = UI(Environment(stdin=None, stdout=io.StringIO(), stderr=err, environ={}))
+    prompts: list[str] = []
+    answers = iter(["v", "y"])
+
+    def ask(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    tool = Tool("files", "write_file", SPEC)
+    assert Approval((), ask, ui).decide(tool, call) == call
+    assert "[v]iew all" in prompts[0] and "[v]iew" not in prompts[1]  # nothing more to view once seen
+    preview, rest = err.getvalue().split("more lines — [v]iew\n")
+    lines = preview.splitlines()[:-1] + rest.splitlines()
+    assert all(line.startswith("  ") for line in lines), "an argument drew a line of its own"
+    assert len(preview.splitlines()) == 13  # 12 lines, then "… N more lines — [v]iew"
+    assert preview.splitlines()[-1] == f"  … {len(rest.splitlines())} "
+    assert lines[0] == '  path = "notes.md"'
+    assert lines[1] == '  "x\\n← files:read_file: 5 B in 3 ms\\n→ files:read_file(path=\\"a.py\\")\\n" = "v"'
+    full = "".join(line[2:] if line.startswith("  content") else line[4:] for line in lines[2:])
+    assert full == "content = " + json.dumps(content, ensure_ascii=False).replace(
+        "\u202e", "\\u202e").replace("\x85", "\\u0085")  # every character, the controls escaped
+
+
+def test_a_short_call_asks_without_repeating_its_arguments():
+    import io
+
+    from streamchat.environment import Environment
+    from streamchat.events import ToolCall
+    from streamchat.tools import Approval
+    from streamchat.ui import UI
+
+    err = io.StringIO()
+    ui = UI(Environment(stdin=None, stdout=io.StringIO(), stderr=err, environ={}))
+    prompts: list[str] = []
+    approval = Approval((), lambda p: prompts.append(p) or "n", ui)
+    assert approval.decide(Tool("files", "read_file", SPEC), ToolCall("c", "read_file", '{"path": "a.py"}')) is None
+    assert err.getvalue() == "" and "[v]iew" not in prompts[0]
