@@ -84,6 +84,17 @@ def error_body(exc: BaseException) -> tuple[str | None, str | None, str | None]:
     return (str(msg) if msg else None, str(etype) if etype else None, str(code) if code else None)
 
 
+def status_error(client: Any, response: Any) -> Exception:
+    """The SDK's own exception for an error response (`RateLimitError`, `NotFoundError`, …), the one
+    its `create()` raises, so map_error reads a status error the same on every path.
+
+    The one private SDK method streamchat calls; tests/test_library_internals.py pins it against the
+    installed openai and anthropic.
+    """
+    error: Exception = client._make_status_error_from_response(response)
+    return error
+
+
 def _cut(response: Any) -> None:
     """Shut the response's socket down: a read blocked on it in another thread returns at once
     (closing the socket would not wake it)."""
@@ -242,7 +253,7 @@ class SdkProvider:
         try:
             if not response.is_success:
                 await response.aread()
-                raise self._async_client._make_status_error_from_response(response)
+                raise status_error(self._async_client, response)
             chunks = aiter(response.aiter_text())
             async for event in aevents(chunks, self._parser(request)):
                 yield event

@@ -94,6 +94,8 @@ class StreamMarkdown(Markdown):
         **Markdown.elements, "list_item_open": NumberedItem, "fence": FastCodeBlock, "code_block": FastCodeBlock}
 
     def __init__(self, tokens: list[Token], code_theme: str | None = None) -> None:
+        """Set the state Rich's `Markdown.__init__` sets (its internals, the one place they are set;
+        tests/test_library_internals.py fails when a Rich release changes them)."""
         # `code_theme` None: the default. The one place where the config's choice meets the default.
         code_theme = code_theme or DEFAULT_CODE_THEME
         self.markup = ""
@@ -108,7 +110,8 @@ class StreamMarkdown(Markdown):
 
 @functools.cache
 def _parser() -> MarkdownIt:
-    """The parser Rich's Markdown builds for itself (CommonMark, tables, strikethrough), built once."""
+    """The parser Rich's Markdown builds for itself (CommonMark, tables, strikethrough), built once
+    (tests/test_library_internals.py checks it still parses as Rich's does)."""
     from markdown_it import MarkdownIt
 
     return MarkdownIt().enable("strikethrough").enable("table")

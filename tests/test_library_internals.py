@@ -1,0 +1,93 @@
+"""The libraries' private parts streamchat reaches into, each behind one function, pinned here against the
+installed versions: an upgrade that changes one fails this file, naming the function to fix, instead of
+breaking an answer on a user's terminal (pyproject bounds those libraries below their next major)."""
+
+from __future__ import annotations
+
+import inspect
+
+import httpx2
+import pytest
+from rich.markdown import CodeBlock, ListItem, Markdown
+from typer.core import TyperArgument
+
+from streamchat.config import ProviderConfig
+from streamchat.errors import RateLimitError
+from streamchat.providers._sdk import error_body, import_sdk, status_error
+from streamchat.render.code_render import FastCodeBlock
+from streamchat.render.markdown_stream import LineRenderer, NumberedItem, StreamMarkdown, parse
+
+SAMPLE = ("# Title\n\n1. one\n2. two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~ `x` (c) -- https://example.com\n\n"
+          "```py\nx = 1\n```\n\n    indented\n")
+
+
+# -- Rich's Markdown: render/markdown_stream.py (StreamMarkdown.__init__, NumberedItem), render/code_render.py
+
+def test_stream_markdown_holds_the_state_richs_markdown_constructor_sets():
+    """StreamMarkdown.__init__ sets Markdown's attributes itself (it adopts tokens instead of parsing):
+    Rich adding, renaming or dropping one must fail here."""
+    richs = Markdown(SAMPLE, code_theme="ansi_dark", hyperlinks=False)
+    ours = parse(SAMPLE, "ansi_dark")
+    assert set(vars(ours)) == set(vars(richs))
+    for name in set(vars(richs)) - {"markup", "parsed"}:
+        assert getattr(ours, name) == getattr(richs, name), name
+
+
+def test_our_parser_is_the_one_richs_markdown_builds():
+    """markdown_stream's parser must give the tokens Rich's own Markdown parses (the same plugins)."""
+    def shape(markdown: Markdown) -> list[tuple[str, object, str, list[str]]]:
+        return [(t.type, t.map, t.content, [c.content for c in t.children or []]) for t in markdown.parsed]
+
+    assert shape(parse(SAMPLE)) == shape(Markdown(SAMPLE))
+
+
+def test_the_elements_we_replace_are_richs_with_the_same_hooks():
+    """StreamMarkdown replaces Rich's list item and code blocks by subclassing them: the entries and the
+    hooks overridden (ListItem.render_number, CodeBlock's lexer_name/theme/text) must still be Rich's."""
+    assert Markdown.elements["list_item_open"] is ListItem
+    assert Markdown.elements["fence"] is CodeBlock and Markdown.elements["code_block"] is CodeBlock
+    assert inspect.signature(NumberedItem.render_number) == inspect.signature(ListItem.render_number)
+    assert all(isinstance(element.new_line, bool) for element in StreamMarkdown.elements.values())  # _owes_separator
+    fence = next(t for t in parse(SAMPLE).parsed if t.type == "fence")
+    block = FastCodeBlock.create(parse(SAMPLE), fence)
+    assert (block.lexer_name, block.theme) == ("py", "ansi_dark")
+
+
+def test_numbered_items_and_code_render_through_richs_elements():
+    """The overrides above are called by Rich's list and get the code block's text (`self.text`)."""
+    lines = LineRenderer(color_system=None).render(parse("1. one\n2. two\n\n```py\nx = 1\n```\n"), 40)
+    assert [line.strip() for line in lines if line.strip()] == ["1. one", "2. two", "x = 1"]
+
+
+# -- the SDKs: providers/_sdk.py status_error
+
+@pytest.mark.parametrize("sdk,client_class,provider_type", [("openai", "OpenAI", "openai"),
+                                                             ("anthropic", "Anthropic", "anthropic")])
+def test_status_error_is_the_sdks_own_exception(sdk, client_class, provider_type):
+    """astream builds the SDK's exception for an error status with its private
+    `_make_status_error_from_response`; map_error must read it as it reads create()'s."""
+    from streamchat.providers.base import get_provider
+
+    module = import_sdk(sdk)
+    client = getattr(module, client_class)(api_key="k", base_url="http://127.0.0.1:9")
+    body = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+    response = httpx2.Response(429, json=body, headers={"retry-after": "3"},
+                               request=httpx2.Request("POST", "http://127.0.0.1:9/v1/messages"))
+    err = status_error(client, response)
+    assert isinstance(err, module.RateLimitError) and err.status_code == 429
+    assert error_body(err)[:2] == ("slow down", "rate_limit_error")
+    provider = get_provider(ProviderConfig(f"internals-{sdk}", provider_type, base_url="http://127.0.0.1:9", api_key="k"))
+    mapped = provider.map_error(err, model="m", started=False)
+    assert isinstance(mapped, RateLimitError) and mapped.retry_after == 3
+
+
+# -- Typer: cli/_app.py (_PlainArgument), cli/__init__.py (completion_init)
+
+def test_typer_hooks_we_override_or_call_exist():
+    """_PlainArgument overrides TyperArgument's private `_usage_display_name`; main() calls
+    `typer._completion_classes.completion_init` on a Tab press."""
+    from typer._completion_classes import completion_init
+
+    assert callable(getattr(TyperArgument, "_usage_display_name", None))
+    assert not inspect.signature(TyperArgument._usage_display_name).parameters.keys() - {"self"}
+    assert callable(completion_init)
