@@ -8,9 +8,11 @@ included or skipped is reported in one line before anything is sent.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shlex
+import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -260,14 +262,17 @@ def _directory(root: Path, name: str, budget: _Budget, *, within: str) -> list[P
     return pieces
 
 
-def run_command(command: str) -> str:
+def run_command(command: str, *, limit: float = COMMAND_TIMEOUT) -> str:
     """`!command`: run without a shell, its stdout read no further than the -f total and for no
-    longer than COMMAND_TIMEOUT (`!yes` was captured whole for 30 s: gigabytes of memory)."""
+    longer than `limit` (`!yes` was captured whole for 30 s: gigabytes of memory). It runs in a
+    session of its own, so the whole group is stopped at the limit: `sh -c "sleep 300 & echo hi"`
+    left the sleep running (and holding stdout open) after its shell was killed."""
     argv = shlex.split(command)
     if not argv:
         raise UsageError("-f ! needs a command, e.g. -f '!git diff'")
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
     except FileNotFoundError:
         raise UsageError(f"command not found: {argv[0]}", hint="check the command after !") from None
     except OSError as exc:
@@ -276,24 +281,33 @@ def run_command(command: str) -> str:
 
     def stop() -> None:
         timed_out.set()
-        proc.kill()
+        _kill_group(proc.pid)
 
-    timer = threading.Timer(COMMAND_TIMEOUT, stop)
+    timer = threading.Timer(limit, stop)
     timer.start()
     try:
         with proc:
             assert proc.stdout is not None
-            out = proc.stdout.read(TOTAL_CAP + 1)  # until that much, or the command closes its stdout
-            if len(out) > TOTAL_CAP:
-                proc.kill()
-                raise UsageError(f"`{command}` printed more than {byte_size(TOTAL_CAP)}", hint="narrow what it prints")
+            try:
+                out = proc.stdout.read(TOTAL_CAP + 1)  # until that much, or the command closes its stdout
+                if len(out) > TOTAL_CAP:
+                    raise UsageError(f"`{command}` printed more than {byte_size(TOTAL_CAP)}",
+                                     hint="narrow what it prints")
+            except BaseException:  # over the cap, or Ctrl-C (which, in its own session, it did not get)
+                _kill_group(proc.pid)
+                raise
     finally:
         timer.cancel()
     if timed_out.is_set():
-        raise UsageError(f"`{command}` ran longer than {COMMAND_TIMEOUT:g} s", hint="run it by hand and pipe its output")
+        raise UsageError(f"`{command}` ran longer than {limit:g} s", hint="run it by hand and pipe its output")
     if proc.returncode != 0:
         raise UsageError(f"`{command}` failed (exit {proc.returncode})", hint="run it by hand to see why")
     text = _decode(out)
     if text is None:
         raise UsageError(f"`{command}` printed binary data", hint="pass text output only")
     return text
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group has already ended
+        os.killpg(pgid, signal.SIGKILL)

@@ -170,6 +170,52 @@ def test_glob_base():
     assert _glob_base("a/[bc]/d") == "a"
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie waiting for its reaper is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("background", ["sleep 300", "sleep 300 >/dev/null"])
+def test_a_commands_background_children_are_stopped_at_the_limit(tmp_path, background):
+    """`-f '!sh -c "sleep 300 & echo hi"'`: the shell was killed at the limit, its background
+    child was not: it kept running, and (holding stdout) kept -f waiting for 300 s. The command
+    runs in its own process group, all of it stopped at the limit (1 s here; 30 s for -f)."""
+    import os
+    import signal
+
+    from streamchat.context import run_command
+    from streamchat.errors import UsageError
+
+    pidfile = tmp_path / "pid"
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            run_command(f"sh -c '{background} & echo $! > {pidfile}; echo hi; sleep 300'", limit=1)
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            errors.append(exc)
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(20)
+    pid = int(pidfile.read_text())
+    try:
+        assert not worker.is_alive(), "still waiting for the background child"
+        assert isinstance(errors[0], UsageError) and "ran longer than 1 s" in str(errors[0])
+        for _ in range(50):  # SIGKILL was sent; its exit may lag the read's end by a moment
+            if not _running(pid):
+                break
+            time.sleep(0.1)
+        assert not _running(pid)
+    finally:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 class _Pages(BaseHTTPRequestHandler):
     seen: list[str] = []  # the paths asked for, in order
 
