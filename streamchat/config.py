@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
-from streamchat.errors import AuthError, ConfigError, UsageError
+from streamchat.errors import AuthError, ConfigError, UsageError, remember_secret
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -77,7 +77,10 @@ class ProviderConfig:
     def resolve_key(self) -> str | None:
         """The API key; never logged. Order: api_key_cmd, api_key_env (the SDK's variable), the keyring
         (`streamchat keys set`), a config-file api_key."""
-        return self.key_source()[0]
+        key = self.key_source()[0]
+        if key:
+            remember_secret(key)  # whatever reaches a terminal, a log or a client from now on is redacted
+        return key
 
     def key_source(self) -> tuple[str | None, str]:
         """(the key, where it came from) — `keys list` shows the second."""

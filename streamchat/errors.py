@@ -114,9 +114,21 @@ class UnsafePermissionsError(StreamchatError):
 _KEYLIKE = re.compile(r"(\bsk-[A-Za-z0-9_\-]{6,}|\bBearer\s+\S+)")
 
 
+_known: tuple[str, ...] = ()  # the key values in use: replaced whole, so readers on other threads need no lock
+
+
+def remember_secret(value: str) -> None:
+    """Make `redact` hide this value wherever it appears, whatever its shape: a provider may quote a
+    key back in its error (`gsk_live_…`), and no pattern knows every vendor's format."""
+    global _known
+    if len(value) >= 8 and value not in _known:  # shorter ones would mangle ordinary words
+        _known = tuple(sorted((*_known, value), key=len, reverse=True))  # longest first: a key holding another
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove API keys from text that may reach a terminal, a log or the store."""
-    for secret in secrets:
+    """Remove API keys from text that may reach a terminal, a log, the store or a gateway client:
+    the values remembered and given here, and anything shaped like a key."""
+    for secret in (*secrets, *_known):
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return _KEYLIKE.sub("***", text)
