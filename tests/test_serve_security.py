@@ -179,6 +179,23 @@ def test_debug_access_log_never_shows_the_token(tmp_path, server):
     assert "GET /" in log and TOKEN not in log
 
 
+def test_a_client_leaving_mid_body_is_one_log_line(tmp_path, server):
+    """Starlette raises ClientDisconnect when the body stops with the connection; uvicorn logged it as
+    a 65-line traceback for each such client (#35.17)."""
+    proc = ServeProcess(tmp_path, server, "-m", "openai:echo")
+    try:
+        for path in ("/v1/chat/completions", "/stream"):
+            with socket.create_connection(("127.0.0.1", proc.port)) as sock:
+                sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: 1000\r\n\r\n{{\"messages\": [".encode())
+        assert httpx.get(f"{proc.url}/stream", params={"prompt": "hi"}, timeout=30).status_code == 200
+    finally:
+        proc.stop()
+    lines = [line for line in proc.proc.stderr.read().decode().splitlines() if not line.startswith("streamchat serving")]
+    assert len(lines) == 2 and all("left before sending its whole request body" in line for line in lines), lines
+    assert sorted(line.rsplit(" ", 1)[-1] for line in lines) == ["/stream)", "/v1/chat/completions)"]
+
+
 # -- malformed input is a 400 with an OpenAI error object -------------------------------------
 
 BAD_BODIES = [

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamchat.cancel import bounded
@@ -44,6 +46,8 @@ from streamchat.serve.wire import (
     usage_dict,
 )
 from streamchat.service import ChatSession, Overrides
+
+log = logging.getLogger("streamchat.serve")
 
 HEARTBEAT_S = 15.0
 BODY_TIMEOUT_S = 30.0
@@ -280,6 +284,9 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
             await bounded(collect(), BODY_TIMEOUT_S)
         except asyncio.TimeoutError:
             raise Refused(408, f"the request body took longer than {BODY_TIMEOUT_S:g} s", "body_timeout") from None
+        except ClientDisconnect:  # uvicorn logged it as a 65-line traceback: one line says it all
+            log.warning("a client left before sending its whole request body (%s %s)", request.method, request.url.path)
+            raise Refused(400, "the request body ended with the connection", "client_disconnected") from None
         return decode_json(b"".join(parts))
 
     async def first_batch(turn: TurnStream, receive: Receive) -> tuple[Batch, AsyncIterator[Batch]]:
