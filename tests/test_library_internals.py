@@ -91,3 +91,32 @@ def test_typer_hooks_we_override_or_call_exist():
     assert callable(getattr(TyperArgument, "_usage_display_name", None))
     assert not inspect.signature(TyperArgument._usage_display_name).parameters.keys() - {"self"}
     assert callable(completion_init)
+
+
+# -- uvicorn: serve/protocol.py (HeaderTimeoutH11Protocol)
+
+def test_uvicorns_h11_protocol_still_has_what_the_header_deadline_overrides_and_reads():
+    """HeaderTimeoutH11Protocol subclasses uvicorn's H11Protocol (not public API): the methods it
+    overrides keep their parameters, and the state it reads (`cycle`, `loop`) is there."""
+    import asyncio
+
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.server import ServerState
+
+    from streamchat.serve.protocol import HeaderTimeoutH11Protocol
+
+    for name in ("connection_made", "data_received", "on_response_complete", "handle_websocket_upgrade", "connection_lost"):
+        ours, theirs = getattr(HeaderTimeoutH11Protocol, name), getattr(H11Protocol, name)
+        assert list(inspect.signature(ours).parameters) == list(inspect.signature(theirs).parameters), name
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    async def build() -> HeaderTimeoutH11Protocol:
+        config = Config(app=app, log_config=None)
+        config.load()
+        return HeaderTimeoutH11Protocol(config=config, server_state=ServerState(), app_state={})
+
+    protocol = asyncio.run(build())
+    assert protocol.cycle is None and isinstance(protocol.loop, asyncio.AbstractEventLoop)
