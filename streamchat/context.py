@@ -18,10 +18,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from streamchat.errors import UsageError
 from streamchat.fetch import fetch_url, shown_url
 from streamchat.prompt_input import file_label, utf8
+from streamchat.render.sanitize import sanitize
 from streamchat.ui import byte_size
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
@@ -33,7 +35,8 @@ COMMAND_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class Piece:
-    """One included text (or a skipped source, with `text` None and the reason in `note`)."""
+    """One included text (or a skipped source, with `text` None and the reason in `note`); an
+    included one's `note` (a command that printed nothing) is shown in place of its size."""
 
     name: str
     text: str | None
@@ -58,7 +61,7 @@ class Gathered:
 
     def summary(self) -> str:
         """One line for stderr: what goes to the model and what was left out."""
-        inc = [f"{p.name} ({byte_size(len(p.text.encode()))})" for p in self.included if p.text is not None]
+        inc = [f"{p.name} ({p.note or byte_size(len(p.text.encode()))})" for p in self.included if p.text is not None]
         skipped = [f"{p.name} ({p.note})" for p in self.pieces if p.text is None]
         parts = []
         if inc:
@@ -117,7 +120,8 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
             raise UsageError("-f - reads stdin, but stdin is a terminal", hint="pipe text in, or drop -f -")
         return [_budgeted(Piece("stdin", text), budget)]
     if source.startswith("!"):
-        return [_budgeted(Piece(source, run_command(source[1:])), budget)]
+        output = run_command(source[1:])
+        return [_budgeted(Piece(source, output, "" if output.strip() else "printed nothing"), budget)]
     if source.startswith(("http://", "https://")):
         return [_budgeted(Piece(shown_url(source), fetch_url(source, timeout=timeout)), budget)]
     path = Path(source).expanduser()
@@ -266,15 +270,16 @@ def run_command(command: str, *, limit: float = COMMAND_TIMEOUT) -> str:
     """`!command`: run without a shell, its stdout read no further than the -f total and for no
     longer than `limit` (`!yes` was captured whole for 30 s: gigabytes of memory). It runs in a
     session of its own, so the whole group is stopped at the limit: `sh -c "sleep 300 & echo hi"`
-    left the sleep running (and holding stdout open) after its shell was killed."""
+    left the sleep running (and holding stdout open) after its shell was killed. A failure
+    quotes the end of its stderr, and says so when shell syntax was passed to a command."""
     argv = shlex.split(command)
     if not argv:
         raise UsageError("-f ! needs a command, e.g. -f '!git diff'")
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
     except FileNotFoundError:
-        raise UsageError(f"command not found: {argv[0]}", hint="check the command after !") from None
+        raise UsageError(f"command not found: {argv[0]}", hint=_no_shell(command, argv) or "check the command after !") from None
     except OSError as exc:
         raise UsageError(f"cannot run {argv[0]}: {exc.strerror}", hint="check the command after !") from None
     timed_out = threading.Event()
@@ -283,29 +288,70 @@ def run_command(command: str, *, limit: float = COMMAND_TIMEOUT) -> str:
         timed_out.set()
         _kill_group(proc.pid)
 
+    assert proc.stdout is not None and proc.stderr is not None
+    stderr = _Tail(proc.stderr)
     timer = threading.Timer(limit, stop)
     timer.start()
     try:
-        with proc:
-            assert proc.stdout is not None
-            try:
-                out = proc.stdout.read(TOTAL_CAP + 1)  # until that much, or the command closes its stdout
-                if len(out) > TOTAL_CAP:
-                    raise UsageError(f"`{command}` printed more than {byte_size(TOTAL_CAP)}",
-                                     hint="narrow what it prints")
-            except BaseException:  # over the cap, or Ctrl-C (which, in its own session, it did not get)
-                _kill_group(proc.pid)
-                raise
+        try:
+            out = proc.stdout.read(TOTAL_CAP + 1)  # until that much, or the command closes its stdout
+            if len(out) > TOTAL_CAP:
+                raise UsageError(f"`{command}` printed more than {byte_size(TOTAL_CAP)}", hint="narrow what it prints")
+            proc.wait()
+        except BaseException:  # over the cap, or Ctrl-C (which, in its own session, it did not get)
+            _kill_group(proc.pid)
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
     finally:
         timer.cancel()
     if timed_out.is_set():
         raise UsageError(f"`{command}` ran longer than {limit:g} s", hint="run it by hand and pipe its output")
     if proc.returncode != 0:
-        raise UsageError(f"`{command}` failed (exit {proc.returncode})", hint="run it by hand to see why")
+        said = "; ".join(stderr.last_lines())
+        raise UsageError(f"`{command}` failed (exit {proc.returncode})" + (f": {said}" if said else ""),
+                         hint=_no_shell(command, argv) or "run it by hand to see why")
     text = _decode(out)
     if text is None:
         raise UsageError(f"`{command}` printed binary data", hint="pass text output only")
     return text
+
+
+SHELL_OPERATORS = frozenset({"|", "||", "|&", "&", "&&", ";", ">", ">>", "<", "<<", "2>", "2>&1", "&>"})
+
+
+def _no_shell(command: str, argv: list[str]) -> str | None:
+    """The hint for a command that was given shell syntax (`!ls | wc -l` ran `ls` with `|`,
+    `wc` and `-l` as its arguments), or None."""
+    syntax = next((a for a in argv[1:] if a in SHELL_OPERATORS or a.startswith("$") or "`" in a), None)
+    if syntax is None:
+        return None
+    wrapped = f"-f '!sh -c \"{command}\"'" if not any(c in command for c in "'\"\\$`") else "-f '!sh -c \"…\"'"
+    return f"-f runs a command without a shell, so `{syntax}` went to {argv[0]} as an argument: use {wrapped}"
+
+
+class _Tail:
+    """The end of a command's stderr, read on a thread of its own: a command that writes much
+    to stderr never stalls on a full pipe, and only the last lines are kept to quote."""
+
+    KEEP = 4096
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._data = b""
+        self._thread = threading.Thread(target=self._read, args=(stream,), name="command-stderr", daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        with stream:
+            for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
+                self._data = (self._data + chunk)[-self.KEEP:]
+
+    def last_lines(self, n: int = 3) -> list[str]:
+        """Sanitized: they are shown on the terminal (a background child still writing is not waited for long)."""
+        self._thread.join(1.0)
+        text = sanitize(self._data.decode("utf-8", "replace"))
+        return [line.strip()[:200] for line in text.splitlines() if line.strip()][-n:]
 
 
 def _kill_group(pgid: int) -> None:

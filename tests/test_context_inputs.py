@@ -170,6 +170,23 @@ def test_glob_base():
     assert _glob_base("a/[bc]/d") == "a"
 
 
+def test_a_failing_command_says_why_and_an_empty_one_is_noted(run, server):
+    """`-f '!ls | wc -l'` said "failed (exit 2) — run it by hand": there is no shell, so `|` went
+    to ls, whose stderr (which says so) was dropped; a command that printed nothing was sent
+    without a word. The error names the missing shell and the way to get one, and quotes the
+    command's last stderr lines, sanitized; empty output is noted in the dim summary line."""
+    r = run("-m", "openai:echo", "-f", "!ls | wc -l", "q")
+    assert r.code == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "ls: cannot access '|'" in r.stderr
+    assert "without a shell, so `|` went to ls as an argument: use -f '!sh -c \"ls | wc -l\"'" in r.stderr
+    r = run("-m", "openai:echo", "-f", "!sh -c 'printf \"one\\ntwo\\n\\033]0;owned\\007\\n\" >&2; exit 3'", "q")
+    assert r.code == 2 and "failed (exit 3): one; two; \u241b]0;owned\u2407" in r.stderr, r.stderr
+    assert "\x1b" not in r.stderr and "\x07" not in r.stderr and "without a shell" not in r.stderr
+    assert not server.requests
+    r = run("-m", "openai:echo", "-f", "!true", "q")
+    assert r.code == 0 and "included: !true (printed nothing)" in r.stderr, r.stderr
+
+
 def _running(pid: int) -> bool:
     """Whether `pid` is a live process (a zombie waiting for its reaper is not)."""
     try:
