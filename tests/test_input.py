@@ -62,12 +62,13 @@ def test_piped_output_is_raw_unless_sanitize(run, server):
     assert "\x1b" not in sanitize(evil) and "\x07" not in sanitize(evil)
 
 
-FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
+FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 OWN = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\d*[ABCJK]|\x1b\[2K|\x1b\[\?(2026|25)[hl]|\r")
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200), st.integers(1, 9))
+@example(text="**rm** \u202etxt.exe\u202c `x\u2066y\u2069` \u200f", size=3)  # bidi controls (#35.16)
 def test_no_text_can_make_the_terminal_sinks_emit_controls(text, size):
     pieces = [text[i : i + size] for i in range(0, len(text), size)]
     env, out, _ = tty_env()

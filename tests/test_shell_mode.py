@@ -142,3 +142,13 @@ def test_without_a_terminal_to_ask_on_the_command_is_printed_not_run(home, serve
     assert child.exitstatus == 0 and not command_model.exists()
     assert "[e]xecute" not in child.logfile_read.getvalue()
     assert "no terminal to ask on (/dev/tty)" in err.read_text()
+
+
+def test_bidi_controls_in_the_command_are_shown_escaped(home, server, tmp_path):
+    server.script("cmd", Script(chunks=["```sh\necho \u202etxt.exe\n```\n"]))
+    child = shell(home, server, "make a file")
+    child.sendline("a")
+    child.expect(pexpect.EOF)
+    child.close()
+    shown = child.logfile_read.getvalue()
+    assert "echo <U+202E>txt.exe" in shown and "\u202e" not in shown
