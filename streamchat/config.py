@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
-from streamchat.errors import AuthError, ConfigError, UsageError, remember_secret
+from streamchat.errors import AuthError, ConfigError, UsageError, mask_url, remember_secret
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -362,7 +362,7 @@ def masked(settings: Settings) -> dict[str, Any]:
         entry: dict[str, Any] = {"type": p.type}
         url, source = p.effective_base_url()
         if url:
-            entry["base_url"], entry["base_url_from"] = url, source
+            entry["base_url"], entry["base_url_from"] = mask_url(url), source
         for key in ("api_key_env", "api_key_cmd", "default_model"):
             if getattr(p, key):
                 entry[key] = getattr(p, key)

@@ -111,7 +111,8 @@ class UnsafePermissionsError(StreamchatError):
     code = "unsafe_permissions"
 
 
-_KEYLIKE = re.compile(r"(\bsk-[A-Za-z0-9_\-]{6,}|\bBearer\s+\S+)")
+_KEYLIKE = re.compile(r"(\bsk-[A-Za-z0-9_\-]{6,}|\bBearer\s+\S+|\bBasic\s+[A-Za-z0-9+/=]{8,})")
+_URL_USERINFO = re.compile(r"(?<=://)[^/?#\s@]+@")  # https://user:pass@host: the part before the host
 
 
 _known: tuple[str, ...] = ()  # the key values in use: replaced whole, so readers on other threads need no lock
@@ -131,7 +132,12 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in (*secrets, *_known):
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    return _KEYLIKE.sub("***", text)
+    return mask_url(_KEYLIKE.sub("***", text))
+
+
+def mask_url(text: str) -> str:
+    """Credentials in a URL (a base_url like https://user:pass@host/v1) shown as ***@."""
+    return _URL_USERINFO.sub("***@", text)
 
 
 def retry_after(response: object) -> float | None:

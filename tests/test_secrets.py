@@ -8,7 +8,7 @@ from conftest import base_env
 from fakeserver import Script
 from servehelp import ServeProcess
 
-from streamchat.errors import redact, remember_secret
+from streamchat.errors import mask_url, redact, remember_secret
 
 KEY = "gsk_live_Q7nB2xR9vT4mK8pL3wZ6"  # not sk-shaped: no pattern catches it, only knowing it does
 QUOTED = f"Invalid API Key: {KEY} is not valid for this organization"
@@ -48,3 +48,45 @@ def test_redact_knows_the_secrets_it_was_told():
     remember_secret("tok_abcdefgh12345")
     remember_secret("short")  # too short to hide without mangling ordinary words
     assert redact("key tok_abcdefgh12345 and a short word") == "key *** and a short word"
+
+
+PASSWORD = "pw-Hx83kQ"
+
+
+def cred_env(home, server, url: str) -> dict[str, str]:
+    env = base_env(home, server)
+    (home / "cred.toml").write_text(f'retries = 0\n[providers.cred]\ntype = "openai"\nbase_url = "{url}"\n')
+    return dict(env, STREAMCHAT_CONFIG=str(home / "cred.toml"))
+
+
+def test_credentials_in_base_url_are_masked_in_config_show_errors_and_debug(run, server, home):
+    host = server.url.removeprefix("http://")
+    env = cred_env(home, server, f"http://gateway-user:{PASSWORD}@{host}/v1")
+    shown = run("config", "show", env=env)
+    assert shown.code == 0 and f'"base_url": "http://***@{host}/v1"' in shown.out
+    debug = run("-m", "cred:echo", "--debug", "q", env=env)
+    assert debug.code == 0 and "debug:" in debug.stderr
+    refused = run("-m", "cred:echo", "q", env=cred_env(home, server, f"http://gateway-user:{PASSWORD}@127.0.0.1:9/v1"))
+    assert refused.code == 6 and "http://***@127.0.0.1:9/v1" in refused.stderr
+    for text in (shown.out, debug.stderr, refused.stderr):
+        assert PASSWORD not in text and "gateway-user" not in text
+
+
+def test_serve_debug_log_masks_credentials_in_the_upstream_url(server, tmp_path):
+    host = server.url.removeprefix("http://")
+    serve = ServeProcess(tmp_path, server, "-m", "cred:echo", "--debug", config_extra=(
+        f'[providers.cred]\ntype = "openai"\nbase_url = "http://gateway-user:{PASSWORD}@{host}/v1"\n'))
+    try:
+        answer = httpx.post(f"{serve.url}/v1/chat/completions", timeout=30, json={
+            "model": "cred:echo", "messages": [{"role": "user", "content": "q"}]})
+    finally:
+        serve.stop()
+    log = serve.proc.stderr.read().decode()
+    assert f"POST http://***@{host}/v1/chat/completions" in log
+    for text in (log, answer.text):
+        assert PASSWORD not in text and "gateway-user" not in text
+
+
+def test_mask_url_keeps_everything_but_the_credentials():
+    assert mask_url("see https://u:p@h.example/v1?a=b@c and http://h/x@y") == (
+        "see https://***@h.example/v1?a=b@c and http://h/x@y")
