@@ -28,6 +28,13 @@ def _code_of(node: ast.AST | None) -> int | str | None:
     return None
 
 
+def _exit_code_returns(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.AST | None]:
+    """What a function returns, when it returns exit codes (it returns an ExitStatus member somewhere)."""
+    returned = [n.value for n in ast.walk(func) if isinstance(n, ast.Return)]
+    is_status = any(isinstance(v, ast.Attribute) and _name(v.value) == "ExitStatus" for v in returned)
+    return returned if is_status else []
+
+
 def codes_in_source() -> set[tuple[str, int | str]]:
     """(where, code) for every exit code written in the package: arguments of exit calls, values of
     exit-code names, `ExitStatus.NAME` anywhere."""
@@ -43,6 +50,8 @@ def codes_in_source() -> set[tuple[str, int | str]]:
                     values = [node.value]
             elif isinstance(node, ast.Attribute) and _name(node.value) == "ExitStatus":
                 values = [node]
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                values = _exit_code_returns(node)
             for value in values:
                 code = _code_of(value)
                 if code is not None:
@@ -71,8 +80,13 @@ def test_help_lists_every_member_with_its_meaning(run):
     assert "7 tool failed" in shown
 
 
-def test_readme_table_lists_every_member():
+def _section(readme: str, title: str) -> str:
+    return readme.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_lists_every_member_and_names_no_other_code():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    table = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
-    listed = {int(c) for row in re.findall(r"^\| ([\d, ]+) \|", table, re.M) for c in row.split(",")}
+    listed = {int(c) for row in re.findall(r"^\| ([\d, ]+) \|", _section(readme, "Exit codes"), re.M) for c in row.split(",")}
     assert listed == {s.value for s in ExitStatus}
+    faults = re.findall(r"^\|.*\| ([\d /]+) \|$", _section(readme, "When things go wrong"), re.M)  # the table's exit column
+    assert faults and {int(c) for cell in faults for c in cell.split("/")} <= listed
