@@ -374,6 +374,45 @@ def test_slow_headers_are_cut_off(serve):
     assert httpx.get(f"{serve.url}/v1/models").status_code == 200
 
 
+def test_idle_websockets_are_closed_and_capped_per_address(tmp_path, server):
+    """1,000 idle WebSockets from one address held every connection slot, so every other client got 503
+    (#35.18). Now each address may hold `--ws-per-client` sockets, and one that sends nothing while no
+    answer streams is closed after `--ws-idle-timeout` — an answer longer than that is not cut."""
+    import websockets
+    import websockets.exceptions
+
+    server.script("slow", Script(chunks=[f"t{i} " for i in range(12)], delay=0.25))  # ~3 s, longer than the timeout
+    proc = ServeProcess(tmp_path, server, "-m", "openai:echo", "--allow-model", "openai:slow",
+                        "--ws-idle-timeout", "1", "--ws-per-client", "2")
+    url = f"ws://127.0.0.1:{proc.port}/ws"
+
+    async def closed_with(ws) -> tuple[int, str]:
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 30)
+        return info.value.rcvd.code, info.value.rcvd.reason
+
+    async def scenario() -> None:
+        async with websockets.connect(url) as idle, websockets.connect(url) as busy:
+            async with websockets.connect(url) as third:
+                code, reason = await closed_with(third)
+                assert code == 1013 and "more than 2 WebSockets" in reason
+            await busy.send(json.dumps({"prompt": "long", "model": "openai:slow"}))
+            assert await closed_with(idle) == (1000, "idle for 1 s")
+            frames = [json.loads(await asyncio.wait_for(busy.recv(), 30))]
+            while frames[-1]["type"] not in ("done", "error"):
+                frames.append(json.loads(await asyncio.wait_for(busy.recv(), 30)))
+            assert frames[-1]["type"] == "done" and frames[-1]["finish_reason"] == "stop"
+            assert (await closed_with(busy))[0] == 1000  # idle again once the answer is done
+            async with websockets.connect(url) as again:  # the slots are free
+                await again.send(json.dumps({"prompt": "hi"}))
+                assert json.loads(await again.recv())["type"] == "token"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.stop()
+
+
 def test_websocket_floods_and_oversized_frames_close_the_socket(serve, server):
     import websockets
     import websockets.exceptions

@@ -21,6 +21,7 @@ from streamchat.cli._app import (
     app,
 )
 from streamchat.errors import UsageError
+from streamchat.serve.policy import WS_IDLE_TIMEOUT_S, WS_PER_CLIENT
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MIN_TOKEN_LENGTH = 16
@@ -49,6 +50,11 @@ def serve(
     allow_model: Annotated[Optional[list[str]], typer.Option(
         "--allow-model", metavar="PATTERN",
         help="Also let clients pick remote models matching this glob, e.g. 'openai:gpt-4o*' (repeatable).")] = None,
+    ws_idle_timeout: Annotated[float, typer.Option(
+        "--ws-idle-timeout", metavar="SECONDS", callback=_number_in(0.1, 86400),
+        help="Close a WebSocket that sent nothing for this long while no answer streams.")] = WS_IDLE_TIMEOUT_S,
+    ws_per_client: Annotated[int, typer.Option(
+        "--ws-per-client", metavar="N", callback=_number_in(1), help="Open WebSockets allowed per client address.")] = WS_PER_CLIENT,
     timeout: TimeoutOpt = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
     workers: Annotated[str, typer.Option("--workers", metavar="N|auto",
@@ -98,7 +104,8 @@ def serve(
         spec = ServeSpec(config=str(settings.path) if settings.path else None, model=overrides.model,
                          timeout=overrides.timeout, retry=overrides.retry, token=token, cors_origin=cors,
                          allow_local_models=allow_local_models,
-                         allow_models=tuple(allow_model or ()), bind=host, allow_hosts=tuple(allow_host or ()),
+                         allow_models=tuple(allow_model or ()), ws_idle_timeout=ws_idle_timeout,
+                         ws_per_client=ws_per_client, bind=host, allow_hosts=tuple(allow_host or ()),
                          debug=g.debug)
         ui.notice(f"streamchat serving {session.model_name} on http://{address(host, port)}/"
                   + (f" with {processes} worker processes" if processes > 1 else ""))

@@ -13,7 +13,7 @@ import hmac
 import json
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from importlib.resources import files
@@ -34,7 +34,7 @@ from streamchat.errors import StreamchatError
 from streamchat.events import Done, Event
 from streamchat.serve.bridge import Finished, TurnStream
 from streamchat.serve.parse import Call, decode_json, parse_call
-from streamchat.serve.policy import ModelPolicy, OriginPolicy, Refused
+from streamchat.serve.policy import WS_IDLE_TIMEOUT_S, WS_PER_CLIENT, ModelPolicy, OriginPolicy, Refused
 from streamchat.serve.wire import (
     OpenAIChunks,
     finish_reason,
@@ -66,6 +66,8 @@ class ServeOptions:
     origins: OriginPolicy = OriginPolicy()
     allow_local_models: bool = False
     allow_models: tuple[str, ...] = ()  # `--allow-model` patterns
+    ws_idle_timeout: float = WS_IDLE_TIMEOUT_S
+    ws_per_client: int = WS_PER_CLIENT
     max_body_bytes: int = 1024 * 1024
     max_prompt_chars: int = 200_000
 
@@ -85,6 +87,8 @@ class ServeSpec:
     cors_origin: str | None = None
     allow_local_models: bool = False
     allow_models: tuple[str, ...] = ()
+    ws_idle_timeout: float = WS_IDLE_TIMEOUT_S
+    ws_per_client: int = WS_PER_CLIENT
     bind: str = "127.0.0.1"
     allow_hosts: tuple[str, ...] = ()
     debug: bool = False
@@ -101,7 +105,8 @@ class ServeSpec:
 
     def app(self, settings: Settings) -> FastAPI:
         options = ServeOptions(token=self.token, cors_origin=self.cors_origin, allow_local_models=self.allow_local_models,
-                               allow_models=self.allow_models,
+                               allow_models=self.allow_models, ws_idle_timeout=self.ws_idle_timeout,
+                               ws_per_client=self.ws_per_client,
                                origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin))
         return create_app(settings, Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options)
 
@@ -395,6 +400,8 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         return CancellingStreamingResponse(_relay(first, rest, render, chunks.chunk({"role": "assistant", "content": ""})),
                                            turn, media_type="text/event-stream", headers=SSE_HEADERS)
 
+    sockets: Counter[str] = Counter()  # open WebSockets per client address
+
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
         try:
@@ -403,7 +410,17 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
             await ws.close(code=1008)
             return
         await ws.accept()
-        await _serve_socket(ws, turn_for)
+        address = ws.client.host if ws.client else ""
+        if sockets[address] >= options.ws_per_client:  # accepted first, so the client can read why
+            await ws.close(code=1013, reason=f"more than {options.ws_per_client} WebSockets from this address")
+            return
+        sockets[address] += 1
+        try:
+            await _serve_socket(ws, turn_for, options.ws_idle_timeout)
+        finally:
+            sockets[address] -= 1
+            if not sockets[address]:
+                del sockets[address]
 
     _settle_heap()
     return app
@@ -474,9 +491,10 @@ async def _next_message(ws: WebSocket) -> dict[str, Any] | str:
     return data
 
 
-async def _serve_socket(ws: WebSocket, turn_for: Callable[[Call], tuple[TurnStream, str]]) -> None:
+async def _serve_socket(ws: WebSocket, turn_for: Callable[[Call], tuple[TurnStream, str]], idle_timeout: float) -> None:
     """One answer at a time per socket: a prompt sent while one streams gets a `busy` error frame;
-    `{"type": "cancel"}` stops the current answer and keeps the socket."""
+    `{"type": "cancel"}` stops the current answer and keeps the socket. A socket that has sent nothing
+    for `idle_timeout` seconds while no answer streams is closed: idle ones held connection slots forever."""
     receiver: asyncio.Future[dict[str, Any] | str] = asyncio.ensure_future(_next_message(ws))
     streaming: asyncio.Task[None] | None = None
     turn: TurnStream | None = None
@@ -484,7 +502,11 @@ async def _serve_socket(ws: WebSocket, turn_for: Callable[[Call], tuple[TurnStre
     try:
         while True:
             waiting: set[asyncio.Future[Any]] = {receiver} | ({streaming} if streaming else set())
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiting, timeout=None if streaming else idle_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                await ws.close(code=1000, reason=f"idle for {idle_timeout:g} s")
+                return
             if streaming is not None and streaming in done:
                 streaming.result()
                 streaming, turn = None, None

@@ -18,6 +18,8 @@ from streamchat.errors import StreamchatError
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 REMOTE_TYPES = ("openai", "anthropic")
+WS_IDLE_TIMEOUT_S = 300.0  # a WebSocket with no message and no answer for this long is closed
+WS_PER_CLIENT = 32  # open WebSockets per client address: 1,000 idle ones held every connection slot (503s)
 
 
 class Refused(Exception):
