@@ -139,3 +139,18 @@ def test_the_log_and_its_wal_are_0600_in_a_0700_directory_even_when_an_older_ver
         reader.close()
     assert mode(folder) == 0o700
     assert modes == {"log.db": 0o600, "log.db-wal": 0o600, "log.db-shm": 0o600}
+
+
+def test_keys_json_replaces_a_planted_symlink_instead_of_writing_through_it(server, home):
+    env = fresh_env(home, server)
+    folder = home / "config" / "streamchat"
+    folder.mkdir(parents=True, mode=0o700)
+    victim = home / "victim.txt"
+    victim.write_text("precious\n")
+    (folder / "keys.json").symlink_to(victim)
+    done = run_with_umask(0o022, ["keys", "set", "openai"], env, b"sk-planted-link-key-123456\n")
+    assert done.returncode == 0, done.stderr
+    keys = folder / "keys.json"
+    assert victim.read_text() == "precious\n"
+    assert not keys.is_symlink() and mode(keys) == 0o600 and "sk-planted-link-key-123456" in keys.read_text()
+    assert sorted(p.name for p in folder.iterdir()) == ["keys.json"]  # no temp file left beside it
