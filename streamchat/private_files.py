@@ -10,6 +10,7 @@ gets the same modes: under `umask 000` another local user once replaced config.t
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import stat
@@ -35,7 +36,7 @@ def private_dir(path: Path) -> Path:
             os.mkdir(folder, DIR_MODE)
         except FileExistsError:  # made meanwhile by another streamchat: fine if it is a directory
             if not folder.is_dir():
-                raise
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder)) from None
             continue
         os.chmod(folder, DIR_MODE)  # a umask can only take bits away; this makes it exactly 0700
     return path
@@ -81,8 +82,12 @@ def _open_fd(path: Path, flags: int) -> int:
 
 
 def open_private_append(path: Path) -> TextIO:
-    """A log file to append to (an MCP server's stderr), 0600 in a 0700 directory."""
-    return os.fdopen(_open_fd(path, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8")
+    """A log file to append to (an MCP server's stderr), 0600 in a 0700 directory; where it cannot be
+    written (a read-only data directory), the null device: a log never costs a tool or an answer."""
+    try:
+        return os.fdopen(_open_fd(path, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8")
+    except OSError:
+        return open(os.devnull, "a", encoding="utf-8")  # the caller closes it
 
 
 def ensure_private_file(path: Path) -> Path:

@@ -429,6 +429,7 @@ def open_log(*, enabled: bool, warn: Callable[[str], None]) -> ConversationLog:
         return ConversationLog(None, warn, write=False)
     try:
         return ConversationLog(connect(path), warn, write=enabled)
-    except sqlite3.Error as exc:
-        warn(f"warning: conversation log {path} is unusable ({exc}); this answer will not be saved")
+    except (sqlite3.Error, OSError) as exc:  # OSError: a read-only or uncreatable directory
+        why = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.filename else str(exc)
+        warn(f"warning: conversation log {path} is unusable ({why}); this answer will not be saved")
         return ConversationLog(None, warn, write=False)

@@ -6,11 +6,16 @@ import json
 import signal
 import sqlite3
 import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import Script
 
 from streamchat.store import SCHEMA_VERSION, V1
+
+MCP_SERVER = str(Path(__file__).parent / "mcp_files_server.py")
 
 
 def rows(home, sql="SELECT role, content, state FROM messages ORDER BY id"):
@@ -127,6 +132,32 @@ def test_corrupt_database_still_prints_answer(run, server, home):
     assert r.code == 0
     assert r.out == "echo: q"
     assert "warning" in r.stderr and "not be saved" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("where", ["STREAMCHAT_DB", "XDG_DATA_HOME"])
+def test_an_uncreatable_log_directory_costs_a_warning_not_the_answer(run, server, home, tmp_path, where):
+    """A data directory that cannot be made (here: a file where it should be; a read-only one fails
+    the same way) ended in "internal error: OSError", exit 1, no answer."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = base_env(home, server)
+    if where == "STREAMCHAT_DB":
+        env["STREAMCHAT_DB"] = str(blocker / "sub" / "log.db")
+    else:
+        del env["STREAMCHAT_DB"]
+        env["XDG_DATA_HOME"] = str(blocker)
+    root = home / "root"
+    root.mkdir()
+    (root / "a.py").write_text("x = 1\n")
+    config = home / "streamchat.toml"  # with an MCP server, whose log lives in the data directory too
+    config.write_text(config.read_text() + f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{root}"]\n')
+    server.script("tooly", Script(chunks=["Looking."], tool_calls=[("c1", "read_file", {"path": "a.py"})]))
+    for args in (["q"], ["--tools", "files", "--approve", "files", "q"]):
+        r = run("-m", "openai:tooly" if "--tools" in args else "openai:echo", *args, env=env)
+        assert r.code == 0 and r.out in ("echo: q", "Looking.\ngot: x = 1\n"), r.stderr
+        warning = r.stderr.splitlines()[0]
+        assert warning.startswith("warning: conversation log ") and "Not a directory" in warning
+        assert warning.endswith("this answer will not be saved") and "internal error" not in r.stderr
 
 
 def test_empty_history_and_a_search_without_matches_say_so_on_stderr(run, server):
