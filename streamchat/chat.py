@@ -113,7 +113,7 @@ def gather_inputs(files: list[str], attach: list[str], *, stdin_text: str | None
                   ui: UI) -> tuple[str, tuple[Attachment, ...]]:
     """Read -f sources and -a files, say in one dim line what goes to the model; errors send nothing."""
     from streamchat import attachments as attaching
-    from streamchat.context import gather
+    from streamchat.context import gather, terminal_line
 
     context = ""
     if files:
@@ -122,7 +122,8 @@ def gather_inputs(files: list[str], attach: list[str], *, stdin_text: str | None
         ui.notice(gathered.summary())
     loaded = tuple(attaching.load(a) for a in attach)
     if loaded:
-        ui.notice("attached: " + ", ".join(f"{a.name} ({a.mime}, {len(a.data) / 1024:.1f} KB)" for a in loaded))
+        ui.notice(terminal_line("attached: " + ", ".join(f"{a.name} ({a.mime}, {len(a.data) / 1024:.1f} KB)"
+                                                     for a in loaded)))
     return context, loaded
 
 

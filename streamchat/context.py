@@ -60,7 +60,8 @@ class Gathered:
                            if p.text is not None)
 
     def summary(self) -> str:
-        """One line for stderr: what goes to the model and what was left out."""
+        """One line for stderr: what goes to the model and what was left out (file names made
+        safe: a name is any bytes, an escape sequence or a newline included)."""
         inc = [f"{p.name} ({p.note or byte_size(len(p.text.encode()))})" for p in self.included if p.text is not None]
         skipped = [f"{p.name} ({p.note})" for p in self.pieces if p.text is None]
         parts = []
@@ -68,7 +69,14 @@ class Gathered:
             parts.append("included: " + ", ".join(inc[:12]) + (f" and {len(inc) - 12} more" if len(inc) > 12 else ""))
         if skipped:
             parts.append("skipped: " + ", ".join(skipped[:8]) + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""))
-        return " · ".join(parts)
+        return terminal_line(" · ".join(parts))
+
+
+def terminal_line(text: str) -> str:
+    """A line that quotes file names or URLs, safe for the terminal: escape sequences shown as
+    control pictures (the sanitizer), and a newline in a name as ␊, so it cannot start a line
+    of its own (a file named "x\nerror: …" drew a fake error line)."""
+    return sanitize(text.replace("\n", "\u240a"))
 
 
 def _decode(data: bytes) -> str | None:

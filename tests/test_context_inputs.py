@@ -447,6 +447,27 @@ def test_file_names_that_are_not_utf8_are_labeled_not_fatal(run, server, tmp_pat
     assert "caf\ufffd.txt" in run("history", "show", "1").out
 
 
+def test_escape_sequences_and_newlines_in_file_names_do_not_reach_the_terminal(run, server, tmp_path):
+    """-f DIR's summary line and -a's "attached:" line printed file names raw: a file named
+    with OSC 52 wrote the clipboard, one with a newline drew a line of its own ("error: …").
+    Both lines are one line, escape sequences shown as control pictures."""
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "\x1b]52;c;ZXZpbA==\x07a.txt").write_text("text a\n")
+    (folder / "b\nerror: fake.txt").write_text("text b\n")
+    (folder / "\x1b[2Jc.bin").write_bytes(b"\x00binary")
+    (tmp_path / "\x1b]0;title\x07shot.png").write_bytes(png_bytes())
+    r = run("-m", "openai:echo", "-f", str(folder), "-a", str(tmp_path / "\x1b]0;title\x07shot.png"), "look")
+    assert r.code == 0, r.stderr
+    assert "\x1b" not in r.stderr and "\x07" not in r.stderr, r.stderr
+    lines = r.stderr.splitlines()
+    assert not any(line.startswith("error") for line in lines), r.stderr
+    included = next(line for line in lines if line.startswith("included: "))
+    assert "\u241b]52;c;ZXZpbA==\u2407a.txt" in included and "b\u240aerror: fake.txt" in included
+    assert "\u241b[2Jc.bin (binary)" in included
+    assert "attached: \u241b]0;title\u2407shot.png" in r.stderr
+
+
 def test_errors_about_a_file_name_that_is_not_utf8_show_it_readably(run, server, tmp_path):
     """-f's error lines named a latin-1 file as Python escapes it ("caf\\udce9.bin"); they show
     the byte as U+FFFD, as the labels and -a's lines do."""
