@@ -13,7 +13,6 @@ import ipaddress
 import socket
 import threading
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from streamchat.errors import NetworkError, UsageError
 from streamchat.ui import byte_size
@@ -25,11 +24,13 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def shown_url(url: str) -> str:
-    """The URL without its user and password: the label shown, sent to the model and stored."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    """The URL without its user and password: the label shown, sent to the model and stored.
+    Plain string work, so an address too broken to parse (`http://u:pw@[::1`) loses them too."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if not sep or "@" not in rest[:end]:
         return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return f"{scheme}://{rest[:end].rpartition('@')[2]}{rest[end:]}"
 
 
 def is_private(address: Address) -> bool:
@@ -118,7 +119,10 @@ def fetch_url(url: str, *, timeout: float) -> str:
     import httpx2
 
     label = shown_url(url)
-    origin = urlsplit(url).hostname or ""
+    try:
+        origin = httpx2.URL(url).host
+    except httpx2.InvalidURL as exc:
+        raise UsageError(f"{label} is not a valid URL ({exc})", hint="check the address given to -f") from None
     origin_addresses: list[Address] | None = None
     deadline = _Deadline(timeout)
 

@@ -127,6 +127,7 @@ def test_pipes_and_devices_are_read_and_bounded(run, server, tmp_path):
     ("!no-such-command-xyz", 2, "command not found"),
     ("!yes", 2, "printed more than 1.0 MB"),  # stopped there, not captured whole for 30 s
     ("!/etc/passwd", 2, "cannot run /etc/passwd: Permission denied"),
+    ("http://ann:pw@[::1", 2, "http://[::1 is not a valid URL"),  # was "internal error: ValueError"
 ])
 def test_bad_sources_send_nothing(run, server, source, code, words):
     r = run("-m", "openai:echo", "-f", source, "q")
@@ -398,6 +399,7 @@ def test_redirect_policy():
     assert shown_url("https://ann:pw@example.com:8443/a?b=1#c") == "https://example.com:8443/a?b=1#c"
     assert shown_url("https://tok@[::1]/x") == "https://[::1]/x"
     assert shown_url("https://example.com/@home") == "https://example.com/@home"
+    assert shown_url("http://a@b@example.com?q=@") == "http://example.com?q=@"
 
 
 # -- -a --------------------------------------------------------------------------------------------
