@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from streamchat import clipboard, signals
+from streamchat import clipboard, signals, typeahead
 from streamchat.chat import ChatOptions, gather_inputs, open_session, report_end, with_context
 from streamchat.config import Settings, data_dir
 from streamchat.cost import money, short
@@ -136,9 +136,12 @@ class Repl:
                         self.held = (question, attachments)
                         self.ui.notice(f"{err} — or /send to send it anyway")
                         return
-                result = self.session.ask(question, self._sink(), attachments=attachments)
+                turn: Callable[[Sink], TurnResult | None] = partial(self.session.ask, question,
+                                                                    attachments=attachments)
             else:
-                result = self.session.retry(self._sink())
+                turn = self.session.retry
+            with typeahead.held(self.env.stdin):  # keys typed meanwhile wait for the next prompt, unechoed
+                result = turn(self._sink())
         except KeyboardInterrupt:  # a Ctrl-C outside the stream loop: nothing was shown
             self.ui.notice("[interrupted]")
             return

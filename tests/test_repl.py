@@ -215,3 +215,37 @@ def test_help_aligns_usages_within_80_columns_and_tab_shows_what_a_command_does(
     assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
     child.send("/sa\t")  # the completion menu shows each command's text beside it
     child.expect_exact("save the conversation as Markdown")
+
+
+def screen_of(child: pexpect.spawn):
+    """What the pseudo-terminal shows now (scrollback included), as a person would see it."""
+    from terminal_emulator import Terminal
+
+    term = Terminal(100, 30)
+    term.stream.feed(child.logfile_read.getvalue())  # the pty already turned \n into \r\n
+    return term.lines()
+
+
+def test_keys_typed_while_an_answer_streams_wait_for_the_next_prompt(repl, server):
+    """Typed-ahead keys are not echoed into the answer (they landed on its blank lines, where no
+    repaint covered them); the next prompt starts with them, and Enter sends them (#28.10)."""
+    server.script("slow", Script(chunks=["alpha\n\n", "beta\n\n", "```sh\nls -l\n", "```\n\n", "gamma\n"],
+                                 delay=0.4))
+    child = repl("-m", "openai:slow")
+    ask(child, "go")
+    child.expect_exact("alpha")
+    child.send("zq" * 10)
+    child.expect_exact("ls")
+    child.send("xk" * 10)
+    child.expect_exact("code blocks:")
+    child.expect_exact(PROMPT)
+    child.expect_exact("xk")  # the prompt shows what was typed
+    lines = screen_of(child)
+    prompt_row = max(i for i, line in enumerate(lines) if line.startswith(PROMPT))
+    answer = "\n".join(lines[:prompt_row])
+    assert "zq" not in answer and "xk" not in answer, answer
+    assert answer.count("ls -l") == 1, answer
+    assert lines[prompt_row] == f"{PROMPT} {'zq' * 10}{'xk' * 10}", lines[prompt_row]
+    child.send(" more\r")
+    child.expect_exact("code blocks:")
+    assert server.last_messages()[-1]["content"] == f"{'zq' * 10}{'xk' * 10} more"
