@@ -420,8 +420,10 @@ class Repl:
 
 def _make_session(repl: Repl) -> Any:
     from prompt_toolkit import PromptSession
+    from prompt_toolkit.application import get_app
     from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
     from prompt_toolkit.document import Document
+    from prompt_toolkit.filters import Condition
     from prompt_toolkit.history import FileHistory, History, InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
     from prompt_toolkit.keys import Keys
@@ -456,6 +458,7 @@ def _make_session(repl: Repl) -> Any:
         event.current_buffer.insert_text(event.data.replace("\r\n", "\n").replace("\r", "\n"))
 
     @bindings.add("escape", "enter")
+    @bindings.add("enter", filter=Condition(lambda: not repl.pasted and block_open(get_app().current_buffer.text)))
     def _newline(event: KeyPressEvent) -> None:
         event.current_buffer.insert_text("\n")
 
@@ -484,15 +487,19 @@ def _after_first_paint(start: Callable[[], None]) -> None:
     app.after_render += once
 
 
-def read_block(session: Any, first: str) -> str:
-    """`\"\"\"` opens a block that the next line ending in `\"\"\"` closes."""
-    lines = [first[len(FENCE) :]] if first.strip() != FENCE else []
-    while True:
-        line = session.prompt(CONTINUATION)
-        if line.rstrip().endswith(FENCE):
-            lines.append(line.rstrip()[: -len(FENCE)])
-            return "\n".join(lines).strip("\n")
-        lines.append(line)
+def block_open(text: str) -> bool:
+    """`text` starts with a line of `\"\"\"` alone that no later line (ending in `\"\"\"`) has closed:
+    Enter adds a line rather than sending."""
+    first, *rest = text.split("\n")
+    return first.strip() == FENCE and not any(line.rstrip().endswith(FENCE) for line in rest)
+
+
+def unfence(text: str) -> str | None:
+    """The message inside a closed `\"\"\"` block, or None when `text` is not one."""
+    first, *rest = text.split("\n")
+    if first.strip() != FENCE or not rest or not rest[-1].rstrip().endswith(FENCE):
+        return None
+    return "\n".join([*rest[:-1], rest[-1].rstrip()[: -len(FENCE)]]).strip("\n")
 
 
 def run_repl(settings: Settings, opts: ChatOptions, env: Environment, ui: UI) -> int:
@@ -517,8 +524,9 @@ def _loop(repl: Repl) -> int:
             line = session.prompt(PROMPT, pre_run=warm_up)
             warm_up = None
             pasted = repl.take_pasted()
-            if line.strip() == FENCE and not pasted:
-                line = read_block(session, line.strip())
+            block = None if pasted else unfence(line)
+            if block is not None:  # the whole block is one buffer, so one history entry
+                line, pasted = block, True  # and always a message, as pasted text is
         except signals.Terminated:
             break
         except KeyboardInterrupt:

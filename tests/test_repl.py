@@ -249,3 +249,20 @@ def test_keys_typed_while_an_answer_streams_wait_for_the_next_prompt(repl, serve
     child.send(" more\r")
     child.expect_exact("code blocks:")
     assert server.last_messages()[-1]["content"] == f"{'zq' * 10}{'xk' * 10} more"
+
+
+def test_a_multiline_block_is_one_history_entry(repl, server):
+    """Up recalls the whole \"\"\" block, which sends the same message again (#28.12)."""
+    child = repl("-m", "openai:echo")
+    ask(child, '"""')
+    ask(child, "line a")
+    exchange(child, 'line b"""', "echo: line a")
+    assert server.last_messages()[-1]["content"] == "line a\nline b"
+    child.send("\x1b[A")  # Up
+    child.expect_exact('line b"""')
+    child.send("\r")
+    child.expect_exact("echo: line a")
+    child.expect_exact(PROMPT)
+    msgs = server.last_messages()
+    assert msgs[-1] == {"role": "user", "content": "line a\nline b"}
+    assert [m["content"] for m in msgs].count("line a\nline b") == 2
