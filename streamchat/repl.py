@@ -7,6 +7,7 @@ line; Ctrl-D or /exit quits with 0.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -25,7 +26,7 @@ from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.render.sanitize import sanitize
 from streamchat.service import ChatSession
 from streamchat.sinks import choose_sink
-from streamchat.ui import UI
+from streamchat.ui import UI, byte_size
 
 PROMPT = "› "
 CONTINUATION = "… "
@@ -64,6 +65,7 @@ class Repl:
         self.role = opts.role  # its template shapes each question
         self.base_overrides = opts.overrides  # the flags, under which a /role fills the gaps
         self.context = opts.context  # -f / /file sources waiting for the next question
+        self.sources = ["the -f sources"] if opts.context else []  # what /file lists of them
         self.attachments = opts.attachments  # -a / /attach files waiting for the next question
         self.commands: dict[str, Command] = {
             "/help": Command(self.cmd_help, "", "list commands"),
@@ -85,8 +87,8 @@ class Repl:
             "/edit": Command(self.cmd_edit, "[last]", "compose in $EDITOR; last: edit and resend the last question"),
             "/shell": Command(self.cmd_shell, "TEXT", "turn a request into a shell command, run only if you choose"),
             "/tools": Command(self.cmd_tools, "[on|off NAME[:TOOL]]", "list MCP servers and tools, or turn them on/off"),
-            "/file": Command(self.cmd_file, "SOURCE...", "add files, folders, URLs or !command output as context"),
-            "/attach": Command(self.cmd_attach, "FILE...", "attach images or PDFs to the next question"),
+            "/file": Command(self.cmd_file, "[SOURCE...|clear]", "context: files, folders, URLs, !commands; alone: list"),
+            "/attach": Command(self.cmd_attach, "[FILE...|clear]", "attach images or PDFs to the next question"),
             "/exit": Command(self.cmd_exit, "", "quit (or Ctrl-D)"),
         }
 
@@ -125,7 +127,7 @@ class Repl:
         try:
             if prompt is not None:
                 context, attachments = self.context, self.attachments
-                self.context, self.attachments = "", ()
+                self.context, self.sources, self.attachments = "", [], ()
                 if self.role is not None:
                     prompt = self.role.apply(prompt, self.opts.params)
                 question = with_context(prompt, context)
@@ -298,7 +300,7 @@ class Repl:
             self.ui.notice("no question is held back")
             return
         (question, attachments), self.held = self.held, None
-        self.context, self.attachments, role, self.role = "", attachments, self.role, None
+        self.context, self.sources, self.attachments, role, self.role = "", [], attachments, self.role, None
         try:
             self.ask(question, force=True)
         finally:
@@ -391,21 +393,42 @@ class Repl:
         for line in toolbox.describe():
             self.ui.notice(line)
 
+    def pending(self) -> None:
+        """`/file` or `/attach` alone: what waits for the next question, and how to drop it."""
+        if self.sources:
+            self.ui.notice(sanitize(f"sources for the next question: {', '.join(self.sources)} "
+                                    f"({byte_size(len(self.context.encode()))}) — /file clear drops them"))
+        if self.attachments:
+            self.ui.notice(sanitize("attachments for the next question: "
+                                    + ", ".join(f"{a.name} ({byte_size(len(a.data))})" for a in self.attachments)
+                                    + " — /attach clear drops them"))
+        if not self.sources and not self.attachments:
+            self.ui.notice("nothing waits for the next question — /file SOURCE... (a file, directory, glob, URL "
+                           "or !command) or /attach FILE... (images or PDFs) adds some")
+
     def cmd_file(self, arg: str) -> None:
         if not arg:
-            self.ui.notice("usage: /file SOURCE... (a file, directory, glob, URL or !command)")
-            return
-        sources = [arg] if arg.startswith("!") else shlex.split(arg)
-        context, _ = gather_inputs(sources, [], stdin_text=None, timeout=self.session.options.timeout, ui=self.ui)
-        self.context = f"{self.context}\n\n{context}" if self.context else context
+            self.pending()
+        elif arg == "clear":  # a file named clear: /file ./clear
+            self.context, self.sources = "", []
+            self.ui.notice("sources cleared")
+        else:
+            sources = [arg] if arg.startswith("!") else shlex.split(arg)
+            context, _ = gather_inputs(sources, [], stdin_text=None, timeout=self.session.options.timeout,
+                                       ui=self.ui)
+            self.context = f"{self.context}\n\n{context}" if self.context else context
+            self.sources += sources
 
     def cmd_attach(self, arg: str) -> None:
         if not arg:
-            self.ui.notice("usage: /attach FILE... (images or PDFs)")
-            return
-        _, attachments = gather_inputs([], shlex.split(arg), stdin_text=None, timeout=self.session.options.timeout,
-                                       ui=self.ui)
-        self.attachments += attachments
+            self.pending()
+        elif arg == "clear":
+            self.attachments = ()
+            self.ui.notice("attachments cleared")
+        else:
+            _, attachments = gather_inputs([], shlex.split(arg), stdin_text=None,
+                                           timeout=self.session.options.timeout, ui=self.ui)
+            self.attachments += attachments
 
     def cmd_exit(self, _arg: str) -> None:
         self.running = False
@@ -441,9 +464,11 @@ def _make_session(repl: Repl) -> Any:
                 for name, command in repl.commands.items():
                     if name.startswith(text):
                         yield Completion(name, start_position=-len(text), display_meta=command.text)
-            elif text.startswith(("/file ", "/attach ")):
-                word = text.rsplit(" ", 1)[-1]
-                yield from paths.get_completions(Document(word, len(word)), complete_event)
+            elif text.startswith(("/file ", "/attach ")) and not text.startswith("/file !"):
+                raw, word = last_word(text)
+                for found in paths.get_completions(Document(word, len(word)), complete_event):
+                    path = word[: len(word) + found.start_position] + found.text
+                    yield Completion(shell_word(path), start_position=-len(raw), display=found.display)
             elif text.startswith("/model "):
                 word = text[len("/model ") :]
                 for name in sorted(set(repl.completions())):
@@ -472,6 +497,33 @@ def _make_session(repl: Repl) -> Any:
                          bottom_toolbar=repl.toolbar, vi_mode=repl.settings.vi_mode, enable_history_search=False,
                          complete_while_typing=True, prompt_continuation=CONTINUATION,
                          enable_open_in_editor=True)  # Ctrl-X Ctrl-E (Emacs keys) / v (vi) edit the line in $EDITOR
+
+
+def last_word(text: str) -> tuple[str, str]:
+    """The last shell word of `text` as typed, and its value as shlex reads it (an open quote allowed)."""
+    start, quote, escaped = 0, "", False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch.isspace():
+            start = i + 1
+    raw = text[start:]
+    try:
+        words = shlex.split((raw[:-1] if escaped else raw) + quote)
+    except ValueError:
+        words = []
+    return raw, words[0] if words else ""
+
+
+def shell_word(path: str) -> str:
+    """`path` as one shlex word: quoted only when it must be (a space, a quote), so `~/` still expands."""
+    return path if path and not re.search(r"[\s'\"\\]", path) else shlex.quote(path)
 
 
 def _after_first_paint(start: Callable[[], None]) -> None:

@@ -266,3 +266,53 @@ def test_a_multiline_block_is_one_history_entry(repl, server):
     msgs = server.last_messages()
     assert msgs[-1] == {"role": "user", "content": "line a\nline b"}
     assert [m["content"] for m in msgs].count("line a\nline b") == 2
+
+
+@pytest.mark.parametrize(("text", "raw", "word"), [
+    ("/file a.py my\\ no", "my\\ no", "my no"),
+    ("/file 'my no", "'my no", "my no"),
+    ('/file "a b" "c d', '"c d', "c d"),
+    ("/file ~/x", "~/x", "~/x"),
+    ("/file ", "", ""),
+])
+def test_last_word_reads_quotes_and_escapes(text, raw, word):
+    from streamchat.repl import last_word
+
+    assert last_word(text) == (raw, word)
+
+
+def test_shell_word_quotes_only_when_needed():
+    from streamchat.repl import shell_word
+
+    assert shell_word("~/notes/a.md") == "~/notes/a.md"
+    assert shell_word("my notes.txt") == "'my notes.txt'"
+    assert shell_word("it's") == "'it'\"'\"'s'"
+
+
+def test_pending_files_and_attachments_are_listed_and_cleared(repl, server, tmp_path):
+    """/file and /attach list what waits; clear drops it; Tab quotes a name with a space (#28.15)."""
+    (tmp_path / "my notes.txt").write_text("SECRET-NOTES\n")
+    (tmp_path / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    child = repl("-m", "openai:echo")
+    child.send(f"/file {tmp_path}/my")
+    child.send("\t")
+    child.expect_exact("my notes.txt")  # in the menu; the line is redrawn in pieces, so read the screen
+    deadline = time.monotonic() + 10
+    while not any(f"/file '{tmp_path}/my notes.txt'" in line for line in screen_of(child)):
+        assert time.monotonic() < deadline, screen_of(child)
+        with contextlib.suppress(pexpect.TIMEOUT):
+            child.expect("x^", timeout=0.2)  # read what arrives meanwhile
+    child.send("\r")
+    child.expect_exact("included: ")
+    child.expect_exact(PROMPT)
+    ask(child, "/file")
+    child.expect_exact("sources for the next question: ")
+    child.expect_exact("my notes.txt (")
+    child.expect_exact("— /file clear drops them")
+    exchange(child, "/file clear", "sources cleared")
+    exchange(child, f"/attach {tmp_path}/pic.png", "attached: pic.png")
+    exchange(child, "/attach", "attachments for the next question: pic.png")
+    exchange(child, "/attach clear", "attachments cleared")
+    exchange(child, "/file", "nothing waits for the next question")
+    exchange(child, "plain", "echo: plain")
+    assert server.last_messages() == [{"role": "user", "content": "plain"}]
