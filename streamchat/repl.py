@@ -348,8 +348,8 @@ class Repl:
                 self.ui.notice("no question to edit")
                 return
             text = edit_text(last.prompt).strip()
-            if not text:
-                self.ui.notice("empty — nothing sent")
+            if not text or text == last.prompt.strip():  # quit without saving (:q!) is not a request to resend
+                self.ui.notice("unchanged — nothing sent (/retry asks it again)" if text else "empty — nothing sent")
                 return
             self.session.conversation.drop_last()  # the old exchange stays in the log, as an alternative
             self.ask(text)

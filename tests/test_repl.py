@@ -316,3 +316,13 @@ def test_pending_files_and_attachments_are_listed_and_cleared(repl, server, tmp_
     exchange(child, "/file", "nothing waits for the next question")
     exchange(child, "plain", "echo: plain")
     assert server.last_messages() == [{"role": "user", "content": "plain"}]
+
+
+def test_edit_last_quit_without_saving_sends_nothing(repl, server):
+    """An editor that leaves the file as it was (vi's :q!) does not resend the question (#28.19)."""
+    child = repl("-m", "openai:echo", env_extra={"EDITOR": "true"})
+    exchange(child, "first try", "echo: first try")
+    exchange(child, "/edit last", "unchanged — nothing sent")
+    assert len(server.requests) == 1
+    exchange(child, "next", "echo: next")  # the first exchange is still in the conversation
+    assert [m["content"] for m in server.last_messages()] == ["first try", "echo: first try", "next"]
