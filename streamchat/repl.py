@@ -20,7 +20,7 @@ from streamchat.config import Settings, data_dir
 from streamchat.cost import money, short
 from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
-from streamchat.events import Attachment, Sink, TurnResult
+from streamchat.events import Attachment, Sink, TextDelta, TurnResult
 from streamchat.exit_status import ExitStatus
 from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.render.sanitize import sanitize
@@ -326,8 +326,11 @@ class Repl:
             return
         last = self.session.last
         self.ui.notice(f"answer {switched[0]} of {switched[1]}:")
-        if last is not None:
-            self.env.stdout.write(sanitize(last.result.text) + "\n\n")  # model text never reaches the terminal raw
+        if last is not None:  # drawn as it was when it streamed: through the sink (which also sanitizes)
+            sink = self._sink()
+            sink.feed(TextDelta(last.result.text))
+            sink.end(last.result)
+            self.env.stdout.write("\n")
             self.env.stdout.flush()
 
     def cmd_role(self, arg: str) -> None:

@@ -326,3 +326,19 @@ def test_edit_last_quit_without_saving_sends_nothing(repl, server):
     assert len(server.requests) == 1
     exchange(child, "next", "echo: next")  # the first exchange is still in the conversation
     assert [m["content"] for m in server.last_messages()] == ["first try", "echo: first try", "next"]
+
+
+def test_alt_renders_the_answer_as_markdown(repl, server):
+    """/alt draws the other answer as the stream did, not its raw Markdown (#28.20)."""
+    server.script("md", Script(chunks=["# Title\n\n", "some **bold** words\n"]))
+    child = repl("-m", "openai:md")
+    exchange(child, "q", "words")
+    exchange(child, "/retry", "words")
+    ask(child, "/alt")
+    child.expect_exact("answer 1 of 2:")
+    child.expect_exact("words")
+    child.expect_exact(PROMPT)
+    lines = screen_of(child)
+    shown = lines[max(i for i, line in enumerate(lines) if "answer 1 of 2:" in line):]
+    assert any("some bold words" in line for line in shown), shown
+    assert not any("**" in line or "# Title" in line for line in shown), shown
