@@ -19,7 +19,7 @@ from streamchat.chat import ChatOptions, gather_inputs, open_session, report_end
 from streamchat.config import Settings, data_dir
 from streamchat.cost import money, short
 from streamchat.environment import Environment
-from streamchat.errors import StreamchatError
+from streamchat.errors import StreamchatError, UsageError
 from streamchat.events import Attachment, Sink, TextDelta, TurnResult
 from streamchat.exit_status import ExitStatus
 from streamchat.render.code_blocks import CodeBlock, code_blocks
@@ -63,6 +63,7 @@ class Repl:
         self.pasted = False  # the line being read came (at least partly) from a bracketed paste
         self.held: tuple[str, tuple[Attachment, ...]] | None = None  # a question that would overflow
         self.role = opts.role  # its template shapes each question
+        self.params = opts.params  # the template's {{name}} values: -p, or /role NAME name=value
         self.base_overrides = opts.overrides  # the flags, under which a /role fills the gaps
         self.context = opts.context  # -f / /file sources waiting for the next question
         self.sources = ["the -f sources"] if opts.context else []  # what /file lists of them
@@ -83,7 +84,7 @@ class Repl:
             "/stats": Command(self.cmd_stats, "", "timing of the last answer"),
             "/history": Command(self.cmd_history, "", "list recent conversations"),
             "/load": Command(self.cmd_load, "ID", "resume a saved conversation"),
-            "/role": Command(self.cmd_role, "[NAME]", "show or switch the role (streamchat roles lists them)"),
+            "/role": Command(self.cmd_role, "[NAME [k=v…]]", "show or switch the role; k=v fills its template"),
             "/edit": Command(self.cmd_edit, "[last]", "compose in $EDITOR; last: edit and resend the last question"),
             "/shell": Command(self.cmd_shell, "TEXT", "turn a request into a shell command, run only if you choose"),
             "/tools": Command(self.cmd_tools, "[on|off NAME[:TOOL]]", "list MCP servers and tools, or turn them on/off"),
@@ -126,10 +127,10 @@ class Repl:
         result: TurnResult | None
         try:
             if prompt is not None:
+                if self.role is not None:  # first: a missing template value keeps the sources waiting
+                    prompt = self.role.apply(prompt, self.params, self._fill)
                 context, attachments = self.context, self.attachments
                 self.context, self.sources, self.attachments = "", [], ()
-                if self.role is not None:
-                    prompt = self.role.apply(prompt, self.opts.params)
                 question = with_context(prompt, context)
                 if not force:
                     try:
@@ -333,14 +334,29 @@ class Repl:
             self.env.stdout.write("\n")
             self.env.stdout.flush()
 
+    def _fill(self, names: list[str]) -> str:
+        """How the REPL fills a template's placeholders: `/role review focus=…`."""
+        return f"/role {self.role.name if self.role else 'NAME'} " + " ".join(f"{name}=…" for name in names)
+
     def cmd_role(self, arg: str) -> None:
-        from streamchat.roles import get_role, under_flags
+        from streamchat.roles import get_role, parse_params, under_flags
 
         if arg:
-            self.role = get_role(self.settings, arg)
-            self.session.set_overrides(under_flags(self.role, self.base_overrides))
+            try:
+                name, *items = shlex.split(arg)
+            except ValueError as exc:
+                raise UsageError(f"/role {arg}: {exc}", hint="/role NAME name=value …") from None
+            role = get_role(self.settings, name)
+            params = {**self.opts.params, **parse_params(items, f"/role {name} focus=security")}
+            self.role, self.params = role, params
+            self.session.set_overrides(under_flags(role, self.base_overrides))
         name = self.role.name if self.role else "(none)"
-        self.ui.notice(f"role: {name} · model: {self.model_name} · system: {_clip(self.session.conversation.system or '(none)')}")
+        filled = " ".join(f"{k}={v}" for k, v in self.params.items())
+        self.ui.notice(sanitize(f"role: {name}{f' ({filled})' if filled and self.role else ''} · model: "
+                                f"{self.model_name} · system: {_clip(self.session.conversation.system or '(none)')}"))
+        missing = self.role.missing(self.params) if self.role else []
+        if missing:
+            self.ui.notice(f"its template needs {', '.join(f'{{{{{m}}}}}' for m in missing)} — {self._fill(missing)}")
 
     def cmd_edit(self, arg: str) -> None:
         from streamchat.editor import edit_text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,20 +42,41 @@ class Role:
     template: str | None = None
     source: str = "built-in"
 
-    def apply(self, text: str, params: dict[str, str]) -> str:
-        """The template with `{{input}}` and the named placeholders filled; no template: the text."""
+    def apply(self, text: str, params: dict[str, str], fill: Callable[[list[str]], str] | None = None) -> str:
+        """The template with `{{input}}` and the named placeholders filled; no template: the text.
+        `fill` says how to pass the missing names where the user is (default: the -p flags)."""
         if not self.template:
             return text
         values = {"input": text, **params}
-        missing = sorted({m for m in PLACEHOLDER.findall(self.template) if m not in values})
+        missing = self.missing(values)
         if missing:
-            raise UsageError(f"role '{self.name}' needs a value for {{{{{missing[0]}}}}}",
-                             hint=f"pass -p {missing[0]} VALUE")
+            raise UsageError(f"role '{self.name}' needs a value for " + ", ".join(f"{{{{{m}}}}}" for m in missing),
+                             hint="pass " + (fill or cli_fill)(missing))
         return PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template)
+
+    def missing(self, params: dict[str, str]) -> list[str]:
+        """The template's placeholders (other than {{input}}) that `params` leaves unfilled."""
+        return sorted({m for m in PLACEHOLDER.findall(self.template or "") if m not in params and m != "input"})
 
     def summary(self) -> str:
         first = (self.system or "").strip().splitlines()[0] if (self.system or "").strip() else "(no system prompt)"
         return first if len(first) <= 70 else first[:69] + "…"
+
+
+def cli_fill(names: list[str]) -> str:
+    """How the command line fills placeholders: `-p focus=… -p lang=…`."""
+    return " ".join(f"-p {name}=…" for name in names)
+
+
+def parse_params(items: list[str], example: str) -> dict[str, str]:
+    """NAME=VALUE items (-p's values, or the words after /role NAME) as a dict; `example` shows the form."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"{item!r} is not NAME=VALUE", hint=f"e.g. {example}")
+        out[name] = value
+    return out
 
 
 BUILTIN = {

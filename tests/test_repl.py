@@ -342,3 +342,25 @@ def test_alt_renders_the_answer_as_markdown(repl, server):
     shown = lines[max(i for i, line in enumerate(lines) if "answer 1 of 2:" in line):]
     assert any("some bold words" in line for line in shown), shown
     assert not any("**" in line or "# Title" in line for line in shown), shown
+
+
+def test_a_template_role_is_filled_in_the_repl(repl, server, home):
+    """`/role rev focus=security` fills the template; a missing value names the REPL's syntax (#28.9)."""
+    cfg = home / "roles.toml"
+    cfg.write_text('[roles.rev]\ntemplate = "Review for {{focus}}:\\n{{input}}"\n')
+    child = repl("-m", "openai:echo", env_extra={"STREAMCHAT_CONFIG": str(cfg)})
+    exchange(child, "/role rev", "its template needs {{focus}} — /role rev focus=…")
+    exchange(child, "the code", "needs a value for {{focus}} — pass /role rev focus=…")
+    assert not server.requests
+    exchange(child, "/role rev focus='web security'", "role: rev (focus=web security)")
+    exchange(child, "the code", "echo: Review for web security:")
+    assert server.last_messages()[-1]["content"] == "Review for web security:\nthe code"
+    exchange(child, "/role rev focus", "'focus' is not NAME=VALUE — e.g. /role rev focus=security")
+
+
+def test_a_missing_template_value_names_the_flag_syntax(run, server, home):
+    cfg = home / "roles.toml"
+    cfg.write_text('[roles.rev]\ntemplate = "{{focus}} {{lang}}: {{input}}"\n')
+    r = run("-m", "openai:echo", "-r", "rev", "q", env=base_env(home, server, STREAMCHAT_CONFIG=str(cfg)))
+    assert r.code == 2 and "needs a value for {{focus}}, {{lang}} — pass -p focus=… -p lang=…" in r.stderr
+    assert not server.requests

@@ -27,13 +27,9 @@ from streamchat.exit_status import ExitStatus
 
 
 def _params(given: list[str]) -> dict[str, str]:
-    out = {}
-    for item in given:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"-p {item!r} is not NAME=VALUE", hint="e.g. -p focus=security")
-        out[name] = value
-    return out
+    from streamchat.roles import parse_params
+
+    return parse_params(given, "-p focus=security")
 
 
 @app.command(CHAT, cls=ChatCommand, help="Answer a prompt (the default command).")
