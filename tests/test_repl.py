@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import signal
 import time
 
@@ -364,3 +365,29 @@ def test_a_missing_template_value_names_the_flag_syntax(run, server, home):
     r = run("-m", "openai:echo", "-r", "rev", "q", env=base_env(home, server, STREAMCHAT_CONFIG=str(cfg)))
     assert r.code == 2 and "needs a value for {{focus}}, {{lang}} — pass -p focus=… -p lang=…" in r.stderr
     assert not server.requests
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_copy_inside_tmux_goes_into_its_buffer_and_says_so(repl, server, tmp_path):
+    """tmux drops an application's OSC 52 unless set-clipboard is on (its default is external):
+    /copy said "copied" while nothing was. Inside tmux the text goes into tmux's paste buffer
+    (load-buffer -w also passes it on to the terminal), and the message says so (#28.24)."""
+    import subprocess
+
+    socket = str(tmp_path / "tmux.sock")
+    tmux = ["tmux", "-S", socket, "-f", "/dev/null"]
+    subprocess.run([*tmux, "new-session", "-d", "-s", "t", "sleep 60"], check=True)
+    try:
+        pid = subprocess.run([*tmux, "display", "-p", "#{pid}"], check=True, capture_output=True, text=True).stdout
+        server.script("code", Script(chunks=["```sh\nls -la\n```\n"]))
+        child = repl("-m", "openai:code", env_extra={"TMUX": f"{socket},{pid.strip()},0", "DISPLAY": "",
+                                                     "WAYLAND_DISPLAY": ""})
+        exchange(child, "show me", "code blocks: 1 sh")
+        ask(child, "/copy 1")
+        child.expect_exact("copied code block 1 into tmux's paste buffer")
+        child.expect_exact("the terminal refuses clipboard writes")
+        assert "\x1b]52;" not in child.logfile_read.getvalue()  # tmux would drop it
+        shown = subprocess.run([*tmux, "show-buffer"], check=True, capture_output=True, text=True).stdout
+        assert shown == "ls -la\n"
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
