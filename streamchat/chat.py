@@ -81,27 +81,41 @@ def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI,
     question = with_context(prompt, opts.context)
     session.check_context(question)
     result = session.ask(question, sink, attachments=opts.attachments)
-    report_end(result, ui, opts.debug)
     if opts.extract and result.ok:
-        return write_code(result.text, env, ui, every=opts.extract == "all")
+        status = write_code(result, env, ui, every=opts.extract == "all")
+        if status != ExitStatus.CUT_OFF:  # that line says the cut-off itself: one line, not two
+            report_end(result, ui, opts.debug)
+        return status
+    report_end(result, ui, opts.debug)
     return exit_code_for(result)
 
 
-def write_code(answer: str, env: Environment, ui: UI, *, every: bool) -> int:
-    """-x: exactly the code of the answer's fenced block(s) on stdout; none is exit 4, stdout empty."""
+def write_code(result: TurnResult, env: Environment, ui: UI, *, every: bool) -> int:
+    """-x: exactly the code of the answer's fenced block(s) on stdout; none is exit 4, stdout empty.
+    A block the answer ended inside is left out (`-x … > f.sh && sh f.sh` must not run half a
+    command): cut off at the token limit is exit 9, a fence that never closed exit 10."""
     from streamchat.errors import OutputClosed
     from streamchat.render.code_blocks import extract
     from streamchat.sinks._output import Output
 
-    code = extract(answer, every=every)
-    if code is None:
+    found = extract(result.text, every=every)
+    if found is None:
         ui.error("the answer has no fenced code block — nothing written (ask for code, or drop -x)")
         return ExitStatus.REQUEST
+    code, left_out = found
     try:
         Output(env.stdout).write(code)
     except OutputClosed:
         return ExitStatus.OUTPUT_CLOSED
-    return ExitStatus.OK
+    if not left_out:
+        return ExitStatus.OK
+    left = "only the complete blocks were written" if code else "nothing written"
+    if result.finish_reason in CUT_OFF:
+        ui.error(f"the answer was cut off at the token limit ({result.stats.tokens} tokens) inside a code block "
+                 f"— {left}; raise --max-tokens")
+        return ExitStatus.CUT_OFF
+    ui.error(f"the answer ended inside a code block that never closed — {left}")
+    return ExitStatus.UNCLOSED_CODE
 
 
 def with_context(prompt: str, context: str) -> str:

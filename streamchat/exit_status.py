@@ -29,6 +29,8 @@ class ExitStatus(IntEnum):
     NETWORK = 6, "network/timeout"
     TOOL = 7, "tool failed/tool-step limit"
     UNSAFE = 8, "config others can change (refused)"
+    CUT_OFF = 9, "-x: code cut off at the token limit"
+    UNCLOSED_CODE = 10, "-x: code block never closed"
     HANGUP = 129, "SIGHUP"
     INTERRUPTED = 130, "interrupted"
     OUTPUT_CLOSED = 141, "output closed"

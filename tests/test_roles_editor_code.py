@@ -6,10 +6,14 @@ import os
 import stat
 
 import pexpect
+import pytest
 from conftest import base_env
 from fakeserver import Script
 from test_repl import ask, exchange
 from test_repl import repl as repl  # the REPL fixture
+
+from streamchat.exit_status import ExitStatus
+from streamchat.render.code_blocks import code_blocks
 
 CODE_ANSWER = ["Here:\n\n```sh\nls -la\n```\n\nand\n\n", "```python\nprint(1)\n```\n"]
 
@@ -128,6 +132,39 @@ def test_extract_code_blocks(run, server):
     for flags in (("--json", "-x"), ("--json", "--extract-all"), ("--shell", "--json"), ("--shell", "-x")):
         both = run("-m", "openai:code", *flags, "q")  # all but one were silently dropped
         assert both.code == 2 and both.stdout == b"" and "each decide what stdout holds" in both.stderr, flags
+
+
+def test_extract_leaves_out_a_block_the_answer_ended_inside(run, server):
+    """A cut-off (or a fence never closed) must not put half a command on stdout with exit 0."""
+    server.script("cut", Script(chunks=["```sh\nrm -rf build/", "old-but-keep-this\n"], finish_reason="length"))
+    cut = run("-m", "openai:cut", "-x", "q")
+    assert cut.code == ExitStatus.CUT_OFF == 9 and cut.stdout == b"", cut.stderr
+    assert cut.stderr.count("\n") == 1 and "cut off at the token limit" in cut.stderr and "nothing written" in cut.stderr
+    server.script("open", Script(chunks=["Here:\n\n```sh\nls -la\n```\n\n```python\nprint(", "1)\n"]))
+    unclosed = run("-m", "openai:open", "-x", "q")  # the first block is complete: written, exit 0
+    assert unclosed.code == 0 and unclosed.stdout == b"ls -la\n"
+    every = run("-m", "openai:open", "--extract-all", "q")
+    assert every.code == ExitStatus.UNCLOSED_CODE == 10 and every.stdout == b"ls -la\n"
+    assert every.stderr.count("\n") == 1 and "never closed — only the complete blocks were written" in every.stderr
+    server.script("open1", Script(chunks=["```sh\nrm -rf build/old\n"]))
+    alone = run("-m", "openai:open1", "-x", "q")
+    assert alone.code == 10 and alone.stdout == b"" and "nothing written" in alone.stderr
+
+
+@pytest.mark.parametrize("text, closed", [
+    ("```sh\nrm -rf build/old", [False]),
+    ("```sh\nls\n```", [True]),
+    ("```sh\nls\n```   \n\nmore", [True]),
+    ("```sh\nls\n``", [False]),  # cut inside the closing fence
+    ("~~~~\na\n~~~\n", [False]),  # a shorter fence is content
+    ("- item\n  ```sh\n  ls\n  ```\n- b", [True]),
+    ("> ```\n> ls\n> ```\n", [True]),
+    ("> ```\n> ls\n", [False]),
+    ("```sh\nls\n```\r\n\r\n```\nhalf\n", [True, False]),
+    ("```", [False]),
+])
+def test_a_code_block_knows_whether_it_closed(text, closed):
+    assert [b.closed for b in code_blocks(text)] == closed
 
 
 def test_copy_code_block_n_and_save_code(repl, server, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 class CodeBlock:
     language: str
     code: str
+    closed: bool = True  # False: the answer ended inside it (cut off, or the fence never closed)
 
     @property
     def lines(self) -> int:
@@ -19,14 +21,29 @@ def code_blocks(text: str) -> list[CodeBlock]:
     """Fenced blocks in order (indented blocks are left out: in prose they are rarely meant as code)."""
     from markdown_it import MarkdownIt
 
-    return [CodeBlock(tok.info.strip().split(" ")[0], tok.content)
+    lines = re.split(r"\r\n?|\n", text)  # as markdown-it splits them, so its line numbers index this
+    return [CodeBlock(tok.info.strip().split(" ")[0], tok.content, _closed(tok.map, tok.markup, lines))
             for tok in MarkdownIt().parse(text) if tok.type == "fence"]
 
 
-def extract(text: str, *, every: bool) -> str | None:
-    """The first block's code (or all of them, a blank line apart), exactly; None when there is none."""
+def _closed(span: list[int] | None, markup: str, lines: list[str]) -> bool:
+    """Whether the fence spanning `span` ends with its closing line. markdown-it ends an unclosed
+    fence at the end of the text without saying so; its last line is then content, not a fence of
+    the same character at least as long (after a blockquote's `>` or a list's indent)."""
+    if span is None or span[1] - span[0] < 2:
+        return False
+    last = lines[span[1] - 1].lstrip(" \t>").rstrip()
+    return len(last) >= len(markup) and last == markup[0] * len(last)
+
+
+def extract(text: str, *, every: bool) -> tuple[str, bool] | None:
+    """The first block's code (or all of them, a blank line apart), exactly, and whether a chosen
+    block was left out because it never closed (half a command must not reach `sh`); None when the
+    answer has no block."""
     blocks = code_blocks(text)
     if not blocks:
         return None
     chosen = blocks if every else blocks[:1]
-    return "\n".join(b.code if b.code.endswith("\n") else b.code + "\n" for b in chosen)
+    complete = [b for b in chosen if b.closed]
+    code = "\n".join(b.code if b.code.endswith("\n") else b.code + "\n" for b in complete)
+    return code, len(complete) < len(chosen)
