@@ -33,32 +33,57 @@ def log_path(name: str) -> Path:
 
 
 class _Server:
-    """One running server: its client session lives in a task on the hub's loop."""
+    """One server: its client session lives in a task on the hub's loop.
+
+    `started` is the one start attempt, shared by whoever needs the server first (the background
+    start while the user types, then the turn): it ends at `start_timeout` at the latest.
+    """
 
     def __init__(self, config: McpServerConfig) -> None:
         self.config = config
         self.tools: list[ToolSpec] = []
         self.client: Any = None
         self.stop: asyncio.Event | None = None
+        self.scope: Any = None  # the anyio CancelScope around the session, to end it from outside
         self.task: asyncio.Task[None] | None = None
+        self.started: concurrent.futures.Future[None] | None = None
         self.failure: BaseException | None = None  # why it ended, once it has
 
     def _transport(self, errlog: TextIO) -> Any:
         if self.config.url:
             return self.config.url  # the SDK's streamable HTTP client
-        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from streamchat.mcp_stdio import stdio_transport
 
-        params = StdioServerParameters(command=self.config.command or "", args=list(self.config.args),
-                                       env=dict(self.config.env) or None)
-        return stdio_client(params, errlog=errlog)
+        return stdio_transport(self.config, errlog)
+
+    async def start(self) -> None:
+        """Start the session task and wait until its tools are listed, at most `start_timeout`;
+        past it (or cancelled), the server is stopped — its process group killed — and the
+        waiters get the error at once, while the stopping goes on in the background."""
+        name, limit = self.config.name, self.config.start_timeout
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ready.add_done_callback(_retrieved)  # its failure may come after every waiter has gone
+        self.task = asyncio.ensure_future(self.run(ready))
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), limit)
+        except asyncio.TimeoutError:
+            self.halt()
+            raise ToolError(f"starting MCP server '{name}' timed out after {limit:g} s",
+                            hint=f"raise start_timeout in its [mcp] table; its output is in {log_path(name)}") from None
+        except BaseException:
+            self.halt()
+            raise
 
     async def run(self, ready: asyncio.Future[None]) -> None:
+        import anyio
         from mcp import Client
 
         self.stop = asyncio.Event()
         path = log_path(self.config.name)
         try:
-            with open_private_append(path) as errlog:
+            # An anyio scope, not Task.cancel(): the transport's end (close stdin, SIGTERM the process
+            # group, then SIGKILL) is shielded from anyio cancellation only, so it runs to the end.
+            with anyio.CancelScope() as self.scope, open_private_append(path) as errlog:
                 # the SDK's own read timeout is a backstop: ours (McpHub._run) fires first, with a clearer message
                 async with Client(self._transport(errlog), read_timeout_seconds=self.config.timeout + 10) as client:
                     self.tools = await _list_tools(client)
@@ -71,6 +96,22 @@ class _Server:
                 ready.set_exception(exc)
         finally:
             self.client = None
+            if not ready.done():
+                ready.set_exception(ToolError(f"MCP server '{self.config.name}' was stopped while starting"))
+
+    def halt(self) -> None:
+        """End the session (on the loop's thread): a running one as it would end at exit, one still
+        starting by cancelling its scope."""
+        if self.stop is not None:
+            self.stop.set()
+        if self.client is None and self.scope is not None:
+            self.scope.cancel()
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Mark a future's exception as seen, so asyncio never logs it as "never retrieved"."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _list_tools(client: Any) -> list[ToolSpec]:
@@ -111,24 +152,25 @@ def _result_text(result: Any) -> str:
 
 
 class McpHub:
-    """Every configured server, started lazily on one background loop."""
+    """Every configured server, started on one background loop: in the background by `start`, or
+    on first use."""
 
     def __init__(self, configs: dict[str, McpServerConfig]) -> None:
         self.configs = configs
-        self._servers: dict[str, _Server] = {}
+        self._servers: dict[str, _Server] = {}  # started or starting
+        self._ending: list[_Server] = []  # stopped, their processes maybe still being ended
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
-    def _run(self, coro: Coroutine[Any, Any, T], timeout: float, what: str, key: str = "timeout") -> T:
-        """Run `coro` on the loop and wait at most `timeout` (the [mcp] table's `key`); Ctrl-C or a
-        timeout cancels it."""
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+        """Run `coro` on the loop and wait at most `timeout`; Ctrl-C or a timeout cancels it."""
         loop = self._ensure_loop()
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise ToolError(f"{what} timed out after {timeout:g} s", hint=f"raise {key} in its [mcp] table") from None
+            raise ToolError(f"{what} timed out after {timeout:g} s", hint="raise timeout in its [mcp] table") from None
         except BaseException:
             future.cancel()
             raise
@@ -141,32 +183,34 @@ class McpHub:
                 self._loop = loop
             return self._loop
 
-    def server(self, name: str) -> _Server:
-        """The running server `name`, started now if it was not (ToolError if it cannot start)."""
+    def start(self, name: str) -> _Server:
+        """Server `name`, its start begun in the background if it was not started yet (no wait)."""
         if name not in self.configs:
             known = ", ".join(sorted(self.configs)) or "none configured"
             raise ToolError(f"no MCP server named '{name}' ({known})", hint=f"add [mcp.{name}] to the config")
-        server = self._servers.get(name)
-        if server is not None and server.client is not None:
+        with self._lock:
+            server = self._servers.get(name)
+            if server is None:
+                server = self._servers[name] = _Server(self.configs[name])
+                server.started = asyncio.run_coroutine_threadsafe(server.start(), self._ensure_loop())
             return server
-        config = self.configs[name]
-        server = _Server(config)
-        loop = self._ensure_loop()
 
-        async def start() -> None:
-            ready: asyncio.Future[None] = loop.create_future()
-            server.task = asyncio.ensure_future(server.run(ready))
-            await ready
-
+    def server(self, name: str) -> _Server:
+        """The running server `name`: waits for its start attempt (begun now if need be); ToolError
+        if it cannot start, and the next use tries again."""
+        server = self.start(name)
+        assert server.started is not None
         try:
-            self._run(start(), config.start_timeout, f"starting MCP server '{name}'", key="start_timeout")
-        except ToolError:
-            self._stop(server)
-            raise
-        except Exception as exc:
+            # the attempt ends itself at start_timeout; this wait is only a backstop
+            server.started.result(server.config.start_timeout + 10)
+        except BaseException as exc:
+            self._drop(server)
+            if isinstance(exc, concurrent.futures.TimeoutError):
+                raise ToolError(f"starting MCP server '{name}' timed out", hint="raise start_timeout in its [mcp] table") from None
+            if isinstance(exc, ToolError) or not isinstance(exc, Exception):
+                raise  # ours (timed out), or Ctrl-C
             raise ToolError(f"MCP server '{name}' failed to start: {_why(exc)}",
                             hint=f"check [mcp.{name}]; its output is in {log_path(name)}") from exc
-        self._servers[name] = server
         return server
 
     def call(self, name: str, tool: str, arguments: dict[str, Any]) -> tuple[str, bool]:
@@ -183,36 +227,44 @@ class McpHub:
         except Exception as exc:
             # A tool's own failure comes back as a result; an exception means the connection broke
             # (the server died): stop what is left of it, and the next use starts it again.
-            self._servers.pop(name, None)
-            self._stop(server)
+            self._drop(server)
             raise ToolError(f"{name}:{tool} failed: {_why(exc)}", hint=f"its output is in {log_path(name)}") from exc
         return _result_text(result), bool(getattr(result, "is_error", False))
 
-    def _stop(self, server: _Server) -> None:
-        loop = self._loop
-        if loop is None or server.task is None:
-            return
-        if server.stop is not None:
-            loop.call_soon_threadsafe(server.stop.set)
-        task = server.task
-
-        async def wait() -> None:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(task), 3.0)
-            if not task.done():
-                task.cancel()
-
-        with contextlib.suppress(BaseException):
-            asyncio.run_coroutine_threadsafe(wait(), loop).result(5.0)
+    def _drop(self, server: _Server) -> None:
+        """Forget `server` (the next use starts a new one) and stop it in the background."""
+        with self._lock:
+            if self._servers.get(server.config.name) is server:
+                del self._servers[server.config.name]
+            self._ending.append(server)
+            if server.started is not None:
+                server.started.cancel()  # still starting (Ctrl-C while waiting): stop it
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(server.halt)
 
     def close(self) -> None:
-        """Stop every server (each gets a few seconds to exit) and the loop."""
-        for server in list(self._servers.values()):
-            self._stop(server)
-        self._servers.clear()
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop = None
+        """Stop every server and wait (boundedly) until their processes are gone, then the loop:
+        the SDK closes a server's stdin, gives it 2 s, then SIGTERMs and SIGKILLs its process group."""
+        with self._lock:
+            for server in list(self._servers.values()):
+                self._drop(server)
+            loop, self._loop = self._loop, None
+            tasks = [s.task for s in self._ending if s.task is not None]
+            self._ending = []
+        if loop is None:
+            return
+
+        async def wait() -> None:
+            await asyncio.sleep(0)  # the halts scheduled above run first
+            pending = [t for t in tasks if not t.done()]
+            if pending:
+                _done, pending_set = await asyncio.wait(pending, timeout=8.0)
+                for task in pending_set:  # past every bound of the SDK's own: end it the hard way
+                    task.cancel()
+
+        with contextlib.suppress(BaseException):
+            asyncio.run_coroutine_threadsafe(wait(), loop).result(10.0)
+        loop.call_soon_threadsafe(loop.stop)
 
 
 def _why(exc: BaseException) -> str:

@@ -8,7 +8,6 @@ a refused call is reported to the model as refused, so it can answer without it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -210,13 +209,12 @@ class Toolbox:
 
     def start(self) -> None:
         """Start the enabled servers in the background (while the SDK loads and the user types);
-        a failure is reported when the tools are first needed."""
-        if self.active:
-            threading.Thread(target=self._prefetch, name="mcp-start", daemon=True).start()
+        the turn waits for that same attempt, and a failure is reported then."""
+        for server in self._servers():
+            self.hub.start(server)
 
-    def _prefetch(self) -> None:
-        with contextlib.suppress(Exception), self._lock:
-            self._resolve(quiet=True)
+    def _servers(self) -> list[str]:
+        return list(dict.fromkeys(s.partition(":")[0] for s in self.selection))
 
     # -- which tools ---------------------------------------------------------------------
     def enable(self, item: str) -> None:
@@ -249,13 +247,13 @@ class Toolbox:
                     say(self.ui, notice)
             return tools
 
-    def _resolve(self, *, quiet: bool = False) -> dict[str, Tool]:
+    def _resolve(self) -> dict[str, Tool]:
         if self._tools is None:
             found: list[Tool] = []
-            for server in dict.fromkeys(s.partition(":")[0] for s in self.selection):
+            for server in self._servers():
                 wanted = {s.partition(":")[2] for s in self.selection if s.partition(":")[0] == server}
                 everything = "" in wanted
-                with contextlib.nullcontext() if quiet else self.ui.spinner(f"starting MCP server {server}"):
+                with self.ui.spinner(f"starting MCP server {server}"):
                     offered = self.hub.server(server).tools
                 for spec in offered:
                     if everything or spec.name in wanted:

@@ -5,7 +5,10 @@ server's), unique names for the model, and call lines that show exactly what run
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -177,3 +180,48 @@ def test_a_short_call_asks_without_repeating_its_arguments():
     approval = Approval((), lambda p: prompts.append(p) or "n", ui)
     assert approval.decide(Tool("files", "read_file", SPEC), ToolCall("c", "read_file", '{"path": "a.py"}')) is None
     assert err.getvalue() == "" and "[v]iew" not in prompts[0]
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for its reaper does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+# A server that hangs at start, as a wrapper (npx, uvx) whose real server is stuck would: it never
+# answers `initialize`, writes "its pid, its child's pid" per start, and both ignore SIGTERM.
+HUNG = 'trap "" TERM; sleep 600 & echo "$$ $!" >> "$1"; wait'
+
+
+def test_a_hung_server_is_started_once_fails_at_start_timeout_and_is_killed(run, home, server, tmp_path):
+    """The background start (while the SDK loads) and the turn share one attempt; it fails at
+    start_timeout with one line, and the whole process group (SIGTERM ignored) is gone after exit."""
+    import time
+
+    pids = tmp_path / "pids"
+    env = base_env(home, server)
+    cfg = Path(env["STREAMCHAT_CONFIG"])
+    cfg.write_text(cfg.read_text() + f'[mcp.hung]\ncommand = "/bin/sh"\nargs = ["-c", {json.dumps(HUNG)}, "sh", "{pids}"]\n'
+                   "start_timeout = 3\n")
+    server.script("tooly", Script(chunks=["x"]))
+    try:
+        r = run("-m", "openai:tooly", "--tools", "hung", "q", env=env)
+        assert r.code == 7, r.stderr
+        assert r.stderr.strip().splitlines() == [
+            "error: starting MCP server 'hung' timed out after 3 s — raise start_timeout in its [mcp] table; "
+            f"its output is in {home / 'data' / 'streamchat' / 'mcp' / 'hung.log'}"]
+        started = pids.read_text().splitlines()
+        assert len(started) == 1, started  # one attempt, not one for the background start and one for the turn
+        group = [int(p) for p in started[0].split()]
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(p) for p in group), "the server's process group outlived streamchat"
+    finally:
+        for line in pids.read_text().splitlines() if pids.exists() else []:
+            for pid in map(int, line.split()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
