@@ -66,6 +66,44 @@ def addresses(host: str) -> list[Address]:
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
+class _Hops:
+    """The redirect policy for each request of one fetch. Before it is sent: the target's
+    addresses by DNS (through a proxy, that is all there is to check). Then, for a connection
+    made to the target itself, the address actually connected: a name that resolves public for
+    the check and private for the connection (DNS rebinding) is cut before the request goes out."""
+
+    def __init__(self, origin: str, label: str) -> None:
+        self.origin, self.label = origin, label
+        self._origin_addresses: list[Address] | None = None
+        self._target, self._target_ascii, self._connecting = origin, "", ""
+
+    def _refused(self, target_addresses: list[Address]) -> bool:
+        if self._target.lower() == self.origin.lower():
+            return False
+        if self._origin_addresses is None:
+            self._origin_addresses = addresses(self.origin)
+        return redirect_refused(self.origin, self._origin_addresses, self._target, target_addresses)
+
+    def _error(self) -> NetworkError:
+        return NetworkError(f"{self.label} redirects to a private address ({self._target})",
+                            hint="a public page may not lead to the local network; fetch that address directly")
+
+    def check(self, target: str, target_ascii: str) -> None:
+        self._target, self._target_ascii = target, target_ascii
+        if self._refused(addresses(target)):
+            raise self._error()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.started":
+            self._connecting = str(info.get("host", ""))
+        elif event == "connection.connect_tcp.complete" and self._connecting == self._target_ascii:
+            sock = info["return_value"].get_extra_info("socket")
+            peer = ipaddress.ip_address(str(sock.getpeername()[0]).split("%")[0])
+            if self._refused([peer]):
+                _cut(sock)
+                raise self._error()
+
+
 class _Deadline:
     """Cuts a fetch at `seconds` in all. httpx's timeouts are per read, so a server sending a
     byte a second (of its headers or its body) held `-f URL` forever. Each socket the fetch
@@ -123,21 +161,16 @@ def fetch_url(url: str, *, timeout: float) -> str:
         origin = httpx2.URL(url).host
     except httpx2.InvalidURL as exc:
         raise UsageError(f"{label} is not a valid URL ({exc})", hint="check the address given to -f") from None
-    origin_addresses: list[Address] | None = None
-    deadline = _Deadline(timeout)
+    hops, deadline = _Hops(origin, label), _Deadline(timeout)
 
     def check_hop(request: httpx2.Request) -> None:
         """httpx calls this before each request, redirects included."""
-        nonlocal origin_addresses
         deadline.start()
-        target = request.url.host
-        if target.lower() == origin.lower():
-            return
-        if origin_addresses is None:
-            origin_addresses = addresses(origin)
-        if redirect_refused(origin, origin_addresses, target, addresses(target)):
-            raise NetworkError(f"{label} redirects to a private address ({target})",
-                               hint="a public page may not lead to the local network; fetch that address directly")
+        hops.check(request.url.host, request.url.raw_host.decode("ascii"))
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        hops.trace(event, info)
+        deadline.trace(event, info)
 
     late = NetworkError(f"{label} did not arrive within {timeout:g} s", hint="check the address or raise --timeout")
     try:
@@ -145,7 +178,7 @@ def fetch_url(url: str, *, timeout: float) -> str:
                 httpx2.Client(timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS,
                               event_hooks={"request": [check_hop]}) as client, \
                 client.stream("GET", url, headers={"User-Agent": "streamchat"},
-                              extensions={"trace": deadline.trace}) as response:
+                              extensions={"trace": trace}) as response:
             if response.status_code >= 400:
                 raise NetworkError(f"{label} answered HTTP {response.status_code}", hint="check the address")
             kind = response.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -382,6 +382,32 @@ def test_a_public_page_may_not_redirect_to_a_private_address(run, server, pages,
         httpd.shutdown()
 
 
+def test_a_name_that_rebinds_to_a_private_address_is_cut_at_connect(pages, monkeypatch):
+    """DNS rebinding: the redirect's host resolves to a public address for the check and to a
+    private one for the connection. The address actually connected is checked too, and the
+    request is not sent. (The one fake here is that DNS answer; the servers are real.)"""
+    from ipaddress import ip_address
+
+    from streamchat import fetch
+    from streamchat.errors import NetworkError
+
+    honest = fetch.addresses
+    monkeypatch.setattr(fetch, "addresses", lambda host: [ip_address("93.184.216.34")] if host == "localhost"
+                        else honest(host))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    monkeypatch.setattr(_Proxy, "target", pages.replace("127.0.0.1", "localhost"))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{httpd.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    try:
+        _Pages.seen.clear()
+        with pytest.raises(NetworkError, match=r"redirects to a private address \(localhost\)"):
+            fetch.fetch_url("http://public.example/to-local", timeout=10)
+        assert "/data" not in _Pages.seen
+    finally:
+        httpd.shutdown()
+
+
 def test_redirect_policy():
     from ipaddress import ip_address as ip
 
