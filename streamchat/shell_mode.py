@@ -5,7 +5,7 @@ command. On a terminal the command is shown and nothing runs until the user pick
 `[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort` (the default is abort): one key or the whole
 word, nothing else; any other reply asks again. The dialogue happens on the terminal even when
 stderr is redirected (`/dev/tty`, as ssh asks for a password). In a pipe, or without a terminal, the
-command is printed and never executed.
+command is printed and never executed. Nothing of it is saved to the conversation log.
 """
 
 from __future__ import annotations
@@ -90,7 +90,11 @@ def _terminal(env: Environment, ui: UI) -> Iterator[tuple[Environment, UI] | Non
 
 def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI, *, stats: bool = False) -> int:
     """The whole dialogue; returns the exit code (the command's own status when it ran). With
-    `stats`, each answer's --stats line goes to stderr, as a one-shot's does."""
+    `stats`, each answer's --stats line goes to stderr, as a one-shot's does.
+
+    The exchange is throwaway and is not written to the log: saved, it became the most recent
+    conversation, and `-c` then continued a shell prompt and its command instead of the chat."""
+    session.log = None
     with _terminal(env, ui) as terminal:
         question = request
         while True:

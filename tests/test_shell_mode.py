@@ -152,3 +152,32 @@ def test_bidi_controls_in_the_command_are_shown_escaped(home, server, tmp_path):
     child.close()
     shown = child.logfile_read.getvalue()
     assert "echo <U+202E>txt.exe" in shown and "\u202e" not in shown
+
+
+def test_continue_skips_shell_mode_exchanges(run, server, command_model):
+    server.script("chat", Script(chunks=["about cats"]))
+    assert run("-m", "openai:chat", "tell me about cats").code == 0
+    assert run("-m", "openai:cmd", "--shell", "list files").code == 0  # in a pipe: printed, not run
+    assert run("-m", "openai:chat", "-c", "what was the topic?").code == 0
+    sent = server.requests[-1].body["messages"]
+    assert [m["content"] for m in sent] == ["tell me about cats", "about cats", "what was the topic?"]
+    listed = run("history").out
+    assert "tell me about cats" in listed and "list files" not in listed
+
+
+def test_continue_after_an_aborted_shell_in_the_repl(home, server, command_model, run):
+    from test_repl import PROMPT, spawn
+
+    child = spawn(home, server, "-m", "openai:cmd")
+    child.sendline("/shell list files")
+    child.expect_exact("[e]xecute")
+    child.sendline("a")
+    child.expect_exact("aborted; nothing was run")
+    child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    server.script("chat", Script(chunks=["fresh"]))
+    r = run("-m", "openai:chat", "-c", "what was the topic?")
+    assert r.code == 0 and "no earlier conversation" in r.stderr
+    assert server.requests[-1].body["messages"] == [{"role": "user", "content": "what was the topic?"}]
