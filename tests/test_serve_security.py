@@ -155,6 +155,11 @@ def test_query_token_only_opens_the_page_and_cors_headers_on_refusals(tmp_path, 
         assert refused.headers.get("access-control-allow-origin") == "http://app.example"
         page = httpx.get(f"{proc.url}/", params={"token": TOKEN})
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "script-src 'self';" in page.headers["content-security-policy"]  # no inline script runs
+        for script in ("page.js", "vendor/markdown-it.min.js", "vendor/purify.min.js"):  # the page's, fetched without the token
+            assert f'src="/static/{script}"' in page.text
+            assert httpx.get(f"{proc.url}/static/{script}").status_code == 200
+        assert httpx.get(f"{proc.url}/static/page.js", headers={"Host": "evil.com"}).status_code == 421  # the rest still applies
     finally:
         proc.stop()
     assert TOKEN not in proc.proc.stderr.read().decode()

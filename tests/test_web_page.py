@@ -41,7 +41,7 @@ def test_page_streams_non_ascii_text_safely(page, server):
     assert server.last_messages() == [{"role": "user", "content": "hello"}]
 
 
-def test_markdown_subset_is_rendered_from_text_nodes(page, server):
+def test_markdown_is_rendered_and_html_in_the_answer_stays_text(page, server):
     answer = "# Title\n\nSome **bold** and `code` <script>alert(1)</script>\n\n- one\n- two\n\n```py\nx = '<b>'\n```\n"
     server.script("web", Script(chunks=[answer[i : i + 5] for i in range(0, len(answer), 5)]))
     page.fill("#prompt", "md")
@@ -51,9 +51,47 @@ def test_markdown_subset_is_rendered_from_text_nodes(page, server):
     assert box.locator("h1").inner_text() == "Title"
     assert box.locator("strong").inner_text() == "bold" and box.locator("code").first.inner_text() == "code"
     assert box.locator("li").all_inner_texts() == ["one", "two"]
-    assert box.locator("pre code").inner_text() == "x = '<b>'"
+    assert box.locator("pre code").inner_text() == "x = '<b>'\n"
     assert box.locator("script").count() == 0 and box.locator("b").count() == 0
     assert "<script>alert(1)</script>" in box.inner_text()
+
+
+XSS = [
+    "<img src=x onerror=window.__xss=1>",
+    "<script>window.__xss=1</script>",
+    "<svg onload=window.__xss=1></svg>",
+    "<iframe src=javascript:window.__xss=1></iframe>",
+    '<a href="javascript:window.__xss=1">raw</a>',
+    "[click](javascript:window.__xss=1)",
+    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "![pixel](http://127.0.0.1:9/track.png)",
+]
+
+
+def test_tables_links_and_quotes_render_and_no_payload_runs(page, server):
+    """The page showed tables, links and quotes as raw Markdown (#28.23); it now renders with the
+    bundled markdown-it, its output sanitized by the bundled DOMPurify."""
+    answer = ("| name | where |\n|---|---|\n| one | [site](https://example.com/) |\n\n> quoted *text*\n\n"
+              "see https://example.org/x\n\n" + "\n\n".join(XSS) + "\n")
+    server.script("web", Script(chunks=[answer[i : i + 7] for i in range(0, len(answer), 7)]))
+    page.fill("#prompt", "md")
+    page.click("#send")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('stop')", timeout=15000)
+    box = page.locator(".assistant").last
+    assert box.locator("table th").all_inner_texts() == ["name", "where"]
+    assert box.locator("table td").all_inner_texts() == ["one", "site"]
+    assert box.locator("blockquote em").inner_text() == "text"
+    link = box.locator("a", has_text="site")
+    assert (link.get_attribute("href"), link.get_attribute("target"), link.get_attribute("rel")) == \
+        ("https://example.com/", "_blank", "noopener noreferrer")
+    assert box.locator('a[href="https://example.org/x"]').count() == 1  # a bare URL becomes a link
+    hrefs = box.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert all(h.split(":")[0] in ("http", "https") for h in hrefs), hrefs  # no javascript: or data:
+    assert "http://127.0.0.1:9/track.png" in hrefs  # an image is a link to click, never loaded by itself
+    for tag in ("img", "script", "svg", "iframe"):
+        assert box.locator(tag).count() == 0, tag
+    assert "<img src=x onerror=window.__xss=1>" in box.inner_text()  # shown as text
+    assert page.evaluate("window.__xss") is None
 
 
 def test_stop_button_aborts_the_stream(page, server):

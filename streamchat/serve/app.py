@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamchat.cancel import bounded
@@ -53,7 +54,7 @@ HEARTBEAT_S = 15.0
 BODY_TIMEOUT_S = 30.0
 WS_MESSAGES_PER_S = 20
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-PAGE_CSP = ("default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; "
+PAGE_CSP = ("default-src 'self'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
             "frame-ancestors 'none'")
 
 Batch = list[Event | Finished] | None
@@ -203,19 +204,20 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
         given = given[7:] if given.lower().startswith("bearer ") else (query_token or "")
         return hmac.compare_digest(given.encode(), options.token.encode())
 
-    def gate(headers: Any, query_token: str | None) -> None:
-        """Host, Origin and token checks shared by HTTP and WebSocket requests."""
+    def gate(headers: Any, query_token: str | None, public: bool = False) -> None:
+        """Host, Origin and token checks shared by HTTP and WebSocket requests; `public` files (the
+        page's scripts, which the browser fetches without the token) skip the token only."""
         host = headers.get("host")
         options.origins.check_host(host)
         options.origins.check_origin(headers.get("origin"), host, headers.get("sec-fetch-site"))
-        if not authorized(headers, query_token):
+        if not public and not authorized(headers, query_token):
             raise Refused(401, "missing or wrong bearer token", "unauthorized")
 
     def refusal(request: Request) -> Response | None:
         """Token, Host and Origin checks and the declared body size, before any route runs."""
         page_token = request.query_params.get("token") if request.url.path == "/" else None
         try:
-            gate(request.headers, page_token)
+            gate(request.headers, page_token, public=request.url.path.startswith("/static/"))
             length = request.headers.get("content-length")
             if length and length.isdigit() and int(length) > options.max_body_bytes:
                 raise Refused(413, f"request body over {options.max_body_bytes} bytes", "too_large")
@@ -324,6 +326,9 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
             return "" if isinstance(item, Done) else sse(item.result if isinstance(item, Finished) else item)
 
         return CancellingStreamingResponse(_relay(first, rest, render), turn, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    # the page's script and the Markdown renderer and sanitizer it uses, shipped in the package (no CDN)
+    app.mount("/static", StaticFiles(packages=[("streamchat.serve", "static")]), name="static")
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
