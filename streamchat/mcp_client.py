@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
+import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -39,8 +41,9 @@ class _Server:
     start while the user types, then the turn): it ends at `start_timeout` at the latest.
     """
 
-    def __init__(self, config: McpServerConfig) -> None:
+    def __init__(self, config: McpServerConfig, stray: Callable[[], None] = lambda: None) -> None:
         self.config = config
+        self.stray = stray  # called for each stdout line that is not MCP
         self.tools: list[ToolSpec] = []
         self.client: Any = None
         self.stop: asyncio.Event | None = None
@@ -54,7 +57,7 @@ class _Server:
             return self.config.url  # the SDK's streamable HTTP client
         from streamchat.mcp_stdio import stdio_transport
 
-        return stdio_transport(self.config, errlog)
+        return stdio_transport(self.config, errlog, self.stray)
 
     async def start(self) -> None:
         """Start the session task and wait until its tools are listed, at most `start_timeout`;
@@ -84,6 +87,7 @@ class _Server:
             # An anyio scope, not Task.cancel(): the transport's end (close stdin, SIGTERM the process
             # group, then SIGKILL) is shielded from anyio cancellation only, so it runs to the end.
             with anyio.CancelScope() as self.scope, open_private_append(path) as errlog:
+                _server_log.set(errlog)  # the SDK's own log records, from this task and its children
                 # the SDK's own read timeout is a backstop: ours (McpHub._run) fires first, with a clearer message
                 async with Client(self._transport(errlog), read_timeout_seconds=self.config.timeout + 10) as client:
                     self.tools = await _list_tools(client)
@@ -106,6 +110,27 @@ class _Server:
             self.stop.set()
         if self.client is None and self.scope is not None:
             self.scope.cancel()
+
+
+_server_log: contextvars.ContextVar[TextIO | None] = contextvars.ContextVar("mcp_server_log", default=None)
+
+
+class _ToServerLog(logging.Handler):
+    """The SDK's log records (a protocol error, with its traceback) go to the log of the server
+    they are about, never to the terminal: Python prints unhandled warnings to stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = _server_log.get()
+        if log is not None:
+            with contextlib.suppress(Exception):
+                log.write(self.format(record) + "\n")
+
+
+def _route_sdk_logs() -> None:
+    sdk = logging.getLogger("mcp")
+    if not any(isinstance(h, _ToServerLog) for h in sdk.handlers):
+        sdk.addHandler(_ToServerLog())
+        sdk.propagate = False
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:
@@ -155,12 +180,15 @@ class McpHub:
     """Every configured server, started on one background loop: in the background by `start`, or
     on first use."""
 
-    def __init__(self, configs: dict[str, McpServerConfig]) -> None:
+    def __init__(self, configs: dict[str, McpServerConfig], notice: Callable[[str], None] = lambda _m: None) -> None:
         self.configs = configs
+        self.notice = notice  # one line for the user, from the loop's thread
+        self._strays: set[str] = set()  # servers said to write stray lines on stdout
         self._servers: dict[str, _Server] = {}  # started or starting
         self._ending: list[_Server] = []  # stopped, their processes maybe still being ended
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.RLock()
+        _route_sdk_logs()
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
         """Run `coro` on the loop and wait at most `timeout`; Ctrl-C or a timeout cancels it."""
@@ -191,7 +219,7 @@ class McpHub:
         with self._lock:
             server = self._servers.get(name)
             if server is None:
-                server = self._servers[name] = _Server(self.configs[name])
+                server = self._servers[name] = _Server(self.configs[name], lambda: self._stray(name))
                 server.started = asyncio.run_coroutine_threadsafe(server.start(), self._ensure_loop())
             return server
 
@@ -212,6 +240,13 @@ class McpHub:
             raise ToolError(f"MCP server '{name}' failed to start: {_why(exc)}",
                             hint=f"check [mcp.{name}]; its output is in {log_path(name)}") from exc
         return server
+
+    def _stray(self, name: str) -> None:
+        """Once per server: it writes lines that are not MCP on its stdout (they are in its log)."""
+        if name not in self._strays:
+            self._strays.add(name)
+            self.notice(f"MCP server '{name}' writes lines that are not MCP to its stdout; they are "
+                        f"ignored and kept in {log_path(name)}")
 
     def call(self, name: str, tool: str, arguments: dict[str, Any]) -> tuple[str, bool]:
         """(result text, is_error) of one call; ToolError when the server fails or times out."""

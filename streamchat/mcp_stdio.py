@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TextIO
 
 from streamchat.config import McpServerConfig
@@ -23,9 +23,11 @@ TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to its process group
 
 
 @contextlib.asynccontextmanager
-async def stdio_transport(config: McpServerConfig, errlog: TextIO) -> AsyncIterator[tuple[Any, Any]]:
+async def stdio_transport(config: McpServerConfig, errlog: TextIO,
+                          stray: Callable[[], None] = lambda: None) -> AsyncIterator[tuple[Any, Any]]:
     """(read stream, write stream) for the SDK's `Client`, to the server `config` runs; its stderr
-    goes to `errlog`, and so do stdout lines that are not JSON-RPC (a server's stray prints)."""
+    goes to `errlog`, and so do stdout lines that are not JSON-RPC (a server's stray prints), each
+    calling `stray`."""
     import anyio
     import mcp_types
     from mcp.client.stdio import get_default_environment
@@ -50,6 +52,7 @@ async def stdio_transport(config: McpServerConfig, errlog: TextIO) -> AsyncItera
                         except ValueError:
                             if line.strip():
                                 errlog.write(f"[not JSON-RPC on stdout] {line.decode(errors='replace')}\n")
+                                stray()
                             continue
                         await to_session.send(SessionMessage(message))
 

@@ -360,4 +360,4 @@ def build_toolbox(settings: Settings, selection: list[str], approve: list[str], 
     check_patterns(settings.approve, settings.mcp, "the config's approve entry", ConfigError)
     check_patterns(tuple(approve), settings.mcp, "--approve")
     approval = Approval(settings.approve + tuple(approve), terminal_ask(ui) if interactive else None, ui)
-    return Toolbox(settings, McpHub(settings.mcp), selection, approval, ui)
+    return Toolbox(settings, McpHub(settings.mcp, lambda line: say(ui, line)), selection, approval, ui)

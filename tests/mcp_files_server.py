@@ -1,6 +1,7 @@
 """A tiny filesystem MCP server for the tests, built with the official `mcp` SDK.
 
-`python mcp_files_server.py ROOT` serves over stdio; `--http PORT` over streamable HTTP.
+`python mcp_files_server.py ROOT` serves over stdio; `--http PORT` over streamable HTTP; `--noisy`
+first prints lines that are not MCP on stdout.
 Its tools are deterministic: search files by glob, read one, and a slow one for Ctrl-C tests.
 """
 
@@ -46,6 +47,8 @@ def crash() -> str:
 
 
 if __name__ == "__main__":
+    if "--noisy" in sys.argv:  # a server that prints to stdout, which is the protocol's channel
+        print("files server 1.0 starting\nroot: " + str(ROOT) + "\n{not json", flush=True)
     if "--http" in sys.argv:
         server.run("streamable-http", port=int(sys.argv[sys.argv.index("--http") + 1]))
     else:

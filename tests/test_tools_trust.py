@@ -225,3 +225,20 @@ def test_a_hung_server_is_started_once_fails_at_start_timeout_and_is_killed(run,
             for pid in map(int, line.split()):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+def test_a_server_printing_on_stdout_is_one_line_and_its_log(run, home, server, project):
+    env = base_env(home, server)
+    cfg = Path(env["STREAMCHAT_CONFIG"])
+    cfg.write_text(cfg.read_text() + f'[mcp.files]\ncommand = "{sys.executable}"\n'
+                   f'args = ["{FILES}", "{project}", "--noisy"]\n')
+    server.script("tooly", Script(chunks=[], tool_calls=[("c1", "read_file", {"path": "a.py"}),
+                                                         ("c2", "read_file", {"path": "a.py"})]))
+    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "files", "q", env=env)
+    assert r.code == 0, r.stderr
+    assert r.out == "got: import httpx\n | import httpx\n"  # the calls worked
+    log = home / "data" / "streamchat" / "mcp" / "files.log"
+    notes = [line for line in r.stderr.splitlines() if "not MCP" in line]
+    assert notes == [f"MCP server 'files' writes lines that are not MCP to its stdout; they are ignored and kept in {log}"]
+    assert "Traceback" not in r.stderr and "files server 1.0" not in r.stderr
+    assert "files server 1.0 starting" in log.read_text() and "{not json" in log.read_text()
