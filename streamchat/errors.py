@@ -104,6 +104,13 @@ class ToolStepLimitError(ToolError):
     code = "tool_steps"
 
 
+class LogDamagedError(StreamchatError):
+    """The conversation log's file is corrupt: only SQLite's own recovery can help."""
+
+    exit_code = ExitStatus.LOG_DAMAGED
+    code = "log_damaged"
+
+
 class UnsafePermissionsError(StreamchatError):
     """A config file or directory that another user could change: refused, as ssh refuses one."""
 

@@ -31,6 +31,7 @@ class ExitStatus(IntEnum):
     UNSAFE = 8, "config others can change (refused)"
     CUT_OFF = 9, "-x: code cut off at the token limit"
     UNCLOSED_CODE = 10, "-x: code block never closed"
+    LOG_DAMAGED = 11, "log damaged (sqlite3 FILE .recover)"
     HANGUP = 129, "SIGHUP"
     INTERRUPTED = 130, "interrupted"
     OUTPUT_CLOSED = 141, "output closed"

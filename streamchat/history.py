@@ -22,7 +22,7 @@ class History:
         self.env = env
         self.ui = ui
         self.code_theme = settings.code_theme
-        self.log: ConversationLog = open_log(enabled=True, warn=ui.warn)
+        self.log: ConversationLog = open_log(enabled=True, warn=ui.warn, required=True)
         if self.log.db is None:
             raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB and the warning above")
 

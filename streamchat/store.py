@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sqlite3
 import time
 from collections.abc import Callable
+from functools import update_wrapper
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from streamchat.config import data_dir
 from streamchat.conversation import Conversation, Turn
-from streamchat.errors import StreamchatError, UsageError
+from streamchat.errors import LogDamagedError, StreamchatError, UsageError
 from streamchat.events import Attachment, Message, Outcome, Stats, ToolCall, TurnResult
 from streamchat.private_files import DIR_MODE, FILE_MODE, ensure_private_file, tighten
 
@@ -160,13 +162,52 @@ def migrate(db: sqlite3.Connection) -> None:
             raise
 
 
+_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def damaged(path: Path, exc: BaseException) -> LogDamagedError | None:
+    """The one line for a log SQLite finds corrupt (a bad page, not a database), or None."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+; the message before that
+    if code not in _CORRUPT and not (code is None and ("malformed" in str(exc) or "not a database" in str(exc))):
+        return None
+    quoted = shlex.quote(str(path))
+    return LogDamagedError(f"the conversation log {path} is damaged ({exc})",
+                           hint=f"recover it: sqlite3 {quoted} .recover | sqlite3 {quoted}.recovered"
+                                f" && mv {quoted}.recovered {quoted}")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reads(method: Callable[Concatenate[ConversationLog, P], R]) -> Callable[Concatenate[ConversationLog, P], R]:
+    """A read of the log that meets a corrupt page ends as LogDamagedError (one line and the way out),
+    not as "internal error: DatabaseError"."""
+    def checked(self: ConversationLog, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            problem = damaged(self.path, exc)
+            if problem is None:
+                raise
+            raise problem from exc
+
+    update_wrapper(checked, method)
+    return checked
+
+
 class ConversationLog:
-    def __init__(self, db: sqlite3.Connection | None, warn: Callable[[str], None], write: bool = True) -> None:
+    def __init__(self, db: sqlite3.Connection | None, warn: Callable[[str], None], write: bool = True,
+                 path: Path | None = None) -> None:
         self.db = db
         self.warn = warn
         self.write = write and db is not None
+        self.path = path or db_path()
 
     # -- reading -------------------------------------------------------------------------
+    @_reads
     def pick(self, *, continue_last: bool = False, cid: str | int | None = None) -> Conversation:
         if cid is None and not continue_last:
             return Conversation()
@@ -180,6 +221,7 @@ class ConversationLog:
             cid = row["id"]
         return self.load(cid)
 
+    @_reads
     def load(self, cid: str | int) -> Conversation:
         """A conversation with the turns on its active path: the one ending at its newest answer."""
         db = self._db()
@@ -223,6 +265,7 @@ class ConversationLog:
                                " WHERE id = ?))", (turn.id, turn.id))
             self.set_leaf(conv, conv.parent_id)
 
+    @_reads
     def alternatives(self, conv: Conversation, turn: Turn) -> list[Turn]:
         """Every answer logged for the same question at the same point (the first answer, /retry's,
         /edit last's), oldest first."""
@@ -312,6 +355,7 @@ class ConversationLog:
         return self.db
 
     # -- history commands ----------------------------------------------------------------
+    @_reads
     def recent(self, limit: int = 20, since: float | None = None) -> list[sqlite3.Row]:
         return self._db().execute(
             "SELECT c.id, c.updated_at, c.provider, c.model, c.title, c.turns,"
@@ -320,11 +364,13 @@ class ConversationLog:
             " FROM conversations c WHERE c.updated_at >= ? ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
             (since or 0.0, limit)).fetchall()
 
+    @_reads
     def messages(self, cid: str | int) -> list[sqlite3.Row]:
         self.load(cid)  # raises a clear error for an unknown id
         return self._db().execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
                                (_as_id(cid),)).fetchall()
 
+    @_reads
     def export(self, cid: str | int) -> dict[str, Any]:
         conv = dict(self._db().execute("SELECT * FROM conversations WHERE id = ?", (_as_id(cid),)).fetchone() or {})
         if not conv:
@@ -340,11 +386,13 @@ class ConversationLog:
                     " ON b.hash = mb.hash WHERE mb.message_id = ? ORDER BY mb.position", (message["id"],))]
         return conv
 
+    @_reads
     def remove(self, cid: str | int) -> None:
         self.load(cid)
         self._db().execute("DELETE FROM messages WHERE conversation_id = ?", (_as_id(cid),))
         self._db().execute("DELETE FROM conversations WHERE id = ?", (_as_id(cid),))
 
+    @_reads
     def search(self, text: str, limit: int = 20) -> list[sqlite3.Row]:
         db = self._db()
         has_fts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
@@ -422,14 +470,19 @@ def _title(prompt: str) -> str:
     return " ".join(prompt.split())[:60]
 
 
-def open_log(*, enabled: bool, warn: Callable[[str], None]) -> ConversationLog:
-    """The log, or a write-disabled one with a warning when the database is unusable."""
+def open_log(*, enabled: bool, warn: Callable[[str], None], required: bool = False) -> ConversationLog:
+    """The log, or a write-disabled one with a warning when the database is unusable (`required`:
+    a damaged one is an error instead, for `history`)."""
     path = db_path()
     if not enabled and not path.exists():
-        return ConversationLog(None, warn, write=False)
+        return ConversationLog(None, warn, write=False, path=path)
     try:
-        return ConversationLog(connect(path), warn, write=enabled)
+        return ConversationLog(connect(path), warn, write=enabled, path=path)
     except (sqlite3.Error, OSError) as exc:  # OSError: a read-only or uncreatable directory
+        problem = damaged(path, exc)
+        if required and problem is not None:
+            raise problem from exc
         why = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.filename else str(exc)
-        warn(f"warning: conversation log {path} is unusable ({why}); this answer will not be saved")
-        return ConversationLog(None, warn, write=False)
+        warn(f"warning: conversation log {path} is unusable ({why}); this answer will not be saved"
+             + (f" — {problem.hint}" if problem is not None else ""))
+        return ConversationLog(None, warn, write=False, path=path)

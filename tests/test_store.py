@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import Script
 
-from streamchat.store import SCHEMA_VERSION, V1
+from streamchat.exit_status import ExitStatus
+from streamchat.store import SCHEMA_VERSION, V1, connect
 
 MCP_SERVER = str(Path(__file__).parent / "mcp_files_server.py")
 
@@ -158,6 +160,30 @@ def test_an_uncreatable_log_directory_costs_a_warning_not_the_answer(run, server
         warning = r.stderr.splitlines()[0]
         assert warning.startswith("warning: conversation log ") and "Not a directory" in warning
         assert warning.endswith("this answer will not be saved") and "internal error" not in r.stderr
+
+
+def test_a_corrupt_page_is_one_line_naming_the_file_and_sqlite3_recover(run, server, home):
+    """A damaged page ended `history`, `history show` and `-c` in "internal error: DatabaseError"."""
+    db = connect(home / "log.db")
+    for n in range(300):
+        db.execute("INSERT INTO conversations (created_at, updated_at, title, turns) VALUES (?, ?, ?, 1)",
+                   (n, n, f"question {n} " + "padding " * 20))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.close()
+    assert pages > 8
+    with open(home / "log.db", "r+b") as handle:  # a page of the conversations table, torn
+        handle.seek(4096 * 3)
+        handle.write(b"\xff" * 4096)
+    for args in (["history"], ["history", "show", "1"], ["-c", "-m", "openai:echo", "q"]):
+        r = run(*args)
+        assert r.code == ExitStatus.LOG_DAMAGED == 11 and r.out == "", (args, r.stderr)
+        assert r.stderr.startswith(f"error: the conversation log {home / 'log.db'} is damaged")
+        assert f"sqlite3 {home / 'log.db'} .recover" in r.stderr and len(r.stderr.splitlines()) == 1
+    if shutil.which("sqlite3"):  # the way out it names works
+        fix = r.stderr.split("recover it: ", 1)[1].strip()
+        assert subprocess.run(fix, shell=True, capture_output=True).returncode == 0
+        assert run("history").code == 0
 
 
 def test_empty_history_and_a_search_without_matches_say_so_on_stderr(run, server):
