@@ -62,16 +62,17 @@ def run_editor(path: Path) -> int:
             raise UsageError(f"the editor '{argv[0]}' was not found", hint="check VISUAL / EDITOR") from None
 
 
-def edit_text(initial: str) -> str:
-    """Open the editor on a temp file holding `initial`; what is saved comes back (the file is removed)."""
-    fd, name = tempfile.mkstemp(prefix="streamchat-", suffix=".md")
+def edit_text(initial: str, *, suffix: str = ".md", unused: str = "nothing was sent") -> str:
+    """Open the editor on a temp file holding `initial`; what is saved comes back (the file is removed).
+    `suffix` picks the editor's syntax; `unused` ends the message when the editor fails."""
+    fd, name = tempfile.mkstemp(prefix="streamchat-", suffix=suffix)
     path = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(initial)
         code = run_editor(path)
         if code != 0:
-            raise UsageError(f"the editor exited with {code}; nothing was sent", hint="save and quit normally")
+            raise UsageError(f"the editor exited with {code}; {unused}", hint="save and quit normally")
         return path.read_text(encoding="utf-8")
     finally:
         path.unlink(missing_ok=True)

@@ -165,22 +165,79 @@ def under_flags(role: Role, overrides: Overrides) -> Overrides:
                    max_tokens=pick(overrides.max_tokens, role.max_tokens))
 
 
-SKELETON = '''+++
-# A streamchat role: every key is optional. The text below the +++ line is the system prompt.
-# model = "openai:gpt-4o-mini"
-# temperature = 0.2
-# max_tokens = 800
-# template = "Review this for {{focus}}:\\n\\n{{input}}"   # -p focus=security
-+++
-You are a helpful assistant.
-'''
+EXAMPLES = {"model": '"openai:gpt-4o-mini"', "temperature": "0.2", "max_tokens": "800",
+            "template": '"Review this for {{focus}}:\\n\\n{{input}}"   # -p focus=security'}
+
+
+def check_name(name: str) -> None:
+    """A role name is a file name in roles/: nothing that could leave the folder."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise UsageError(f"'{name}' is not a usable role name", hint="use letters, digits, - _ .")
+
+
+def role_files(name: str) -> list[Path]:
+    folder = roles_dir()
+    return [p for p in (folder / f"{name}.md", folder / f"{name}.toml") if p.is_file()]
+
+
+def role_text(role: Role, comment: str) -> str:
+    """A role as a roles/NAME.md file: its settings as TOML front matter (the unset ones as commented
+    examples), its system prompt as the body."""
+    lines = ["+++", f"# {comment}", "# Every key is optional; the text below the +++ line is the system prompt."]
+    for key, example in EXAMPLES.items():
+        value = getattr(role, key)
+        lines.append(f"{key} = {_toml_value(value)}" if value is not None else f"# {key} = {example}")
+    return "\n".join([*lines, "+++", (role.system or "").strip()]) + "\n"
+
+
+def edit_role(settings: Settings, name: str) -> Path | None:
+    """`roles edit NAME`: the user's file for NAME in the editor, else a new one starting from the role
+    as it is now (built in, or `[roles.NAME]` in the config), else from a commented skeleton. Written
+    only when the editor saved a change: the path, or None."""
+    check_name(name)
+    files = role_files(name)
+    if files:
+        path, seed = files[0], files[0].read_text(encoding="utf-8")
+    else:
+        path = roles_dir() / f"{name}.md"
+        if name in settings.roles:
+            where = settings.path or "the config"
+            seed = role_text(_from_table(name, settings.roles[name], str(where)),
+                             f"Role '{name}' from [roles.{name}] in {where}; saved, this file takes its place.")
+        elif name in BUILTIN:
+            seed = role_text(BUILTIN[name], f"The built-in role '{name}'; saved, this file takes its place "
+                                            f"(streamchat roles rm {name} brings the built-in back).")
+        else:
+            seed = role_text(Role(name, system="You are a helpful assistant."), f"A streamchat role: '{name}'.")
+    from streamchat.editor import edit_text
+
+    text = edit_text(seed, suffix=path.suffix, unused="nothing was saved")
+    if text == seed or not text.strip():
+        return None
+    write_private(path, text)
+    return path
+
+
+def remove_role(settings: Settings, name: str) -> list[Path]:
+    """`roles rm NAME`: delete the user's role files for NAME (a built-in of that name applies again)."""
+    check_name(name)
+    files = role_files(name)
+    if not files:
+        if name in settings.roles:
+            raise UsageError(f"role '{name}' is not a file: it is [roles.{name}] in {settings.path or 'the config'}",
+                             hint="remove that table from the config")
+        if name in BUILTIN:
+            raise UsageError(f"'{name}' is a built-in role; there is no file of yours to remove")
+        raise UsageError(f"no role file named '{name}' in {roles_dir()}", hint="streamchat roles lists them")
+    for path in files:
+        path.unlink()
+    return files
 
 
 def save_role(name: str, *, system: str | None, model: str | None, temperature: float | None,
               max_tokens: int | None) -> Path:
     """--save-role: the given flags as roles/NAME.toml (an existing file is replaced)."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise UsageError(f"'{name}' is not a usable role name", hint="use letters, digits, - _ .")
+    check_name(name)
     lines = []
     for key, value in (("system", system), ("model", model), ("temperature", temperature), ("max_tokens", max_tokens)):
         if value is not None:

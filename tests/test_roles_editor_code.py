@@ -67,6 +67,51 @@ def test_save_role_then_use_it(run, server, home):
     assert body["messages"][0]["content"] == "be terse" and body["temperature"] == 0.3
 
 
+def test_roles_edit_starts_from_the_role_and_writes_only_a_change(run, server, home, tmp_path):
+    folder = home / "config" / "streamchat" / "roles"
+    quit_unsaved = script(tmp_path / "quit", "exit 0\n")  # :q! — the file as it was given
+    r = run("roles", "edit", "shell", env=base_env(home, server, EDITOR=quit_unsaved))
+    assert r.code == 0 and "unchanged; nothing was saved" in r.stderr
+    assert not (folder / "shell.md").exists()  # the skeleton used to replace the built-in here
+    failed = script(tmp_path / "fail", "echo more >> \"$1\"; exit 1\n")
+    r = run("roles", "edit", "shell", env=base_env(home, server, EDITOR=failed))
+    assert r.code == 2 and "nothing was saved" in r.stderr and not (folder / "shell.md").exists()
+
+    seen = tmp_path / "seen.md"
+    append = script(tmp_path / "append", f"cp \"$1\" {seen}; echo 'Use fish syntax.' >> \"$1\"\n")
+    r = run("roles", "edit", "shell", env=base_env(home, server, EDITOR=append))
+    assert r.code == 0 and "saved to" in r.stderr
+    assert "You turn requests into shell commands." in seen.read_text()  # the built-in's text, not a skeleton
+    assert run("-m", "openai:echo", "-r", "shell", "q", env=base_env(home, server)).code == 0
+    system = server.requests[-1].body["messages"][0]["content"]
+    assert system.startswith("You turn requests into shell commands.") and system.endswith("Use fish syntax.")
+    assert oct((folder / "shell.md").stat().st_mode & 0o777) == "0o600"
+
+    r = run("roles", "rm", "shell", env=base_env(home, server))
+    assert r.code == 0 and "the built-in role 'shell' applies again" in r.stderr and not (folder / "shell.md").exists()
+    assert "source: built-in" in run("roles", "show", "shell", env=base_env(home, server)).out
+    again = run("roles", "rm", "shell", env=base_env(home, server))
+    assert again.code == 2 and "built-in role" in again.stderr
+    assert run("roles", "rm", "nope", env=base_env(home, server)).code == 2
+    outside = run("roles", "edit", "../escape", env=base_env(home, server, EDITOR=append))
+    assert outside.code == 2 and "not a usable role name" in outside.stderr
+
+
+def test_roles_edit_a_config_role_starts_from_its_table(run, server, home, tmp_path):
+    env = role_env(home, server)
+    seen = tmp_path / "seen.md"
+    append = script(tmp_path / "append", f"cp \"$1\" {seen}; echo 'More.' >> \"$1\"\n")
+    r = run("roles", "edit", "rev", env={**env, "EDITOR": append})
+    assert r.code == 0, r.stderr
+    text = seen.read_text()
+    assert "temperature = 0.5" in text and 'template = "Review for {{focus}}:\\n{{input}}"' in text
+    assert "role sys" in text
+    shown = run("roles", "show", "rev", env=env).out
+    assert "rev.md" in shown and "template: Review for {{focus}}:\n{{input}}" in shown and "role sys\nMore." in shown
+    r = run("roles", "rm", "rev", env=env)
+    assert r.code == 0 and "[roles.rev] in the config applies again" in r.stderr
+
+
 def test_editor_one_shot(run, server, home, tmp_path):
     editor = script(tmp_path / "ed", "sed -i 's/^/edited: /' \"$1\"\n")
     r = run("-m", "openai:echo", "--editor", "original", env=base_env(home, server, EDITOR=editor))

@@ -153,7 +153,7 @@ def history_search(
         history.search(text, limit)
 
 
-roles_app = typer.Typer(help="List, show and edit roles (presets of system prompt, model and template).",
+roles_app = typer.Typer(help="List, show, edit and remove roles (presets of system prompt, model and template).",
                         rich_markup_mode=None, add_completion=False, invoke_without_command=True)
 app.add_typer(roles_app, name="roles")
 RoleArg = Annotated[str, typer.Argument(metavar="NAME", show_default=False, autocompletion=_complete_roles,
@@ -188,19 +188,24 @@ def roles_show(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debu
                 env.stdout.write(f"{key}: {value}\n")
 
 
-@roles_app.command("edit", help="Edit a role file in $EDITOR (created from a commented skeleton).")
+@roles_app.command("edit", help="Edit a role in $EDITOR: your file, or a new one from the role as it is.")
 def roles_edit(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
-    from streamchat.editor import run_editor
-    from streamchat.private_files import write_private
-    from streamchat.roles import SKELETON, roles_dir
+    from streamchat.roles import edit_role
 
-    with _command(_globals(ctx).merge(config=config, debug=debug)) as (_settings, _env, ui):
-        folder = roles_dir()
-        path = next((p for p in (folder / f"{name}.md", folder / f"{name}.toml") if p.exists()), folder / f"{name}.md")
-        if not path.exists():
-            write_private(path, SKELETON)
-        run_editor(path)
-        ui.notice(f"role '{name}': {path}")
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, _env, ui):
+        path = edit_role(settings, name)
+        ui.notice(f"role '{name}' saved to {path}" if path else f"role '{name}' unchanged; nothing was saved")
+
+
+@roles_app.command("rm", help="Remove your role file NAME (a built-in role of that name applies again).")
+def roles_rm(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat.roles import BUILTIN, remove_role
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, _env, ui):
+        removed = ", ".join(str(p) for p in remove_role(settings, name))
+        back = (f"; [roles.{name}] in the config applies again" if name in settings.roles
+                else f"; the built-in role '{name}' applies again" if name in BUILTIN else "")
+        ui.notice(f"removed {removed}{back}")
 
 
 keys_app = typer.Typer(help="Store API keys in the OS keyring (a 0600 file where there is none).",
