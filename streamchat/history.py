@@ -27,20 +27,23 @@ class History:
             raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB and the warning above")
 
     def list_recent(self, limit: int, since: str | None = None) -> None:
-        rows = self.log.recent(limit, time.time() - duration(since) if since else None)
+        start = time.time() - duration(since) if since else None
+        rows = self.log.recent(limit, start)
         if not rows:  # said on stderr, so a script reading stdout still gets nothing
             self.ui.notice(f"no conversations since {since}" if since else
                            "no conversations logged yet (each answer is logged unless --no-log or log = false)")
             return
         out = self.env.stdout
-        known = [r["cost"] for r in rows if r["cost"] is not None]
-        total = f"total {money(sum(known))}" + (" (some prices unknown)" if len(known) < len(rows) else "")
+        count, cost, unknown = self.log.tally(start)
+        total = (f"{count} conversations{f' since {since}' if since else ''}: total {money(cost)}"
+                 + (" (some prices unknown)" if unknown else "")
+                 + (f"; the latest {len(rows)} shown (-n {count} for all)" if count > len(rows) else ""))
         if not self.env.stdout_isatty:
             for r in rows:
                 out.write(f"{r['id']}\t{_when(r['updated_at'])}\t{r['provider']}:{r['model']}\t{r['turns']}\t{r['title']}"
                           f"\t{money(r['cost'])}\n")
-            if since:
-                self.ui.notice(f"{len(rows)} conversations since {since}: {total}")
+            if since or count > len(rows):  # on stderr: the page a script reads is only the rows
+                self.ui.notice(total)
             return
         from rich.console import Console
         from rich.table import Table

@@ -162,6 +162,10 @@ def migrate(db: sqlite3.Connection) -> None:
             raise
 
 
+# a conversation's cost: the sum over its answers, NULL when any answer's price is unknown
+_COST = ("(SELECT CASE WHEN COUNT(*) = COUNT(m.cost_usd) THEN SUM(m.cost_usd) END FROM messages m"
+         " WHERE m.conversation_id = c.id AND m.role = 'assistant')")
+
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -357,12 +361,20 @@ class ConversationLog:
     # -- history commands ----------------------------------------------------------------
     @_reads
     def recent(self, limit: int = 20, since: float | None = None) -> list[sqlite3.Row]:
+        """The newest `limit` conversations updated since `since`, each with its cost."""
         return self._db().execute(
-            "SELECT c.id, c.updated_at, c.provider, c.model, c.title, c.turns,"
-            " (SELECT CASE WHEN COUNT(*) = COUNT(m.cost_usd) THEN SUM(m.cost_usd) END FROM messages m"
-            "  WHERE m.conversation_id = c.id AND m.role = 'assistant') AS cost"
+            f"SELECT c.id, c.updated_at, c.provider, c.model, c.title, c.turns, {_COST} AS cost"
             " FROM conversations c WHERE c.updated_at >= ? ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
             (since or 0.0, limit)).fetchall()
+
+    @_reads
+    def tally(self, since: float | None = None) -> tuple[int, float, bool]:
+        """All conversations updated since `since`, not only a page of them: (how many, their known
+        cost, whether some prices are unknown)."""
+        count, total, priced = self._db().execute(
+            f"SELECT COUNT(*), TOTAL(cost), COUNT(cost) FROM (SELECT {_COST} AS cost FROM conversations c"
+            " WHERE c.updated_at >= ?)", (since or 0.0,)).fetchone()
+        return count, total, priced < count
 
     @_reads
     def messages(self, cid: str | int) -> list[sqlite3.Row]:

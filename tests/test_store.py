@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,27 @@ def test_a_corrupt_page_is_one_line_naming_the_file_and_sqlite3_recover(run, ser
         fix = r.stderr.split("recover it: ", 1)[1].strip()
         assert subprocess.run(fix, shell=True, capture_output=True).returncode == 0
         assert run("history").code == 0
+
+
+def test_history_counts_every_conversation_and_says_the_page_apart(run, server, home):
+    """`history --since 7d` said "20 conversations" when there were 94: it counted the page."""
+    db = connect(home / "log.db")
+    now = time.time()
+    for n in range(94):
+        cid = db.execute("INSERT INTO conversations (created_at, updated_at, provider, model, title, turns)"
+                         " VALUES (?, ?, 'openai', 'echo', ?, 1)", (now - n, now - n, f"q{n}")).lastrowid
+        db.execute("INSERT INTO messages (conversation_id, role, content, created_at, cost_usd)"
+                   " VALUES (?, 'assistant', 'a', ?, ?)", (cid, now - n, 0.01 if n else None))
+    db.execute("INSERT INTO conversations (created_at, updated_at, title, turns) VALUES (0, 0, 'old', 1)")
+    db.close()
+    week = run("history", "--since", "7d")
+    assert week.code == 0 and len(week.out.splitlines()) == 20
+    assert week.stderr == ("94 conversations since 7d: total $0.9300 (some prices unknown);"
+                           " the latest 20 shown (-n 94 for all)\n")
+    everything = run("history", "-n", "200")
+    assert len(everything.out.splitlines()) == 95 and everything.stderr == ""  # all shown: nothing to add
+    paged = run("history")
+    assert paged.stderr == "95 conversations: total $0.9300 (some prices unknown); the latest 20 shown (-n 95 for all)\n"
 
 
 def test_empty_history_and_a_search_without_matches_say_so_on_stderr(run, server):
