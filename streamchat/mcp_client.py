@@ -17,12 +17,12 @@ import logging
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
+from streamchat.capped_log import CappedLog
 from streamchat.config import McpServerConfig
 from streamchat.errors import ToolError
 from streamchat.events import ToolSpec
-from streamchat.private_files import open_private_append
 
 T = TypeVar("T")
 RESULT_LIMIT = 100_000  # characters of one result sent back to the model
@@ -52,7 +52,7 @@ class _Server:
         self.started: concurrent.futures.Future[None] | None = None
         self.failure: BaseException | None = None  # why it ended, once it has
 
-    def _transport(self, errlog: TextIO) -> Any:
+    def _transport(self, errlog: CappedLog) -> Any:
         if self.config.url:
             return self.config.url  # the SDK's streamable HTTP client
         from streamchat.mcp_stdio import stdio_transport
@@ -86,7 +86,7 @@ class _Server:
         try:
             # An anyio scope, not Task.cancel(): the transport's end (close stdin, SIGTERM the process
             # group, then SIGKILL) is shielded from anyio cancellation only, so it runs to the end.
-            with anyio.CancelScope() as self.scope, open_private_append(path) as errlog:
+            with anyio.CancelScope() as self.scope, CappedLog(path) as errlog:
                 _server_log.set(errlog)  # the SDK's own log records, from this task and its children
                 # the SDK's own read timeout is a backstop: ours (McpHub._run) fires first, with a clearer message
                 async with Client(self._transport(errlog), read_timeout_seconds=self.config.timeout + 10) as client:
@@ -112,7 +112,7 @@ class _Server:
             self.scope.cancel()
 
 
-_server_log: contextvars.ContextVar[TextIO | None] = contextvars.ContextVar("mcp_server_log", default=None)
+_server_log: contextvars.ContextVar[CappedLog | None] = contextvars.ContextVar("mcp_server_log", default=None)
 
 
 class _ToServerLog(logging.Handler):

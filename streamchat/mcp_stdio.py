@@ -10,12 +10,14 @@ graceful end only), SIGTERM to its process group, SIGKILL to what is left. The w
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TextIO
+from typing import Any
 
+from streamchat.capped_log import CappedLog
 from streamchat.config import McpServerConfig
 
 GRACE = 2.0  # seconds a server has to exit on its own once its stdin is closed (as the SDK gives)
@@ -23,18 +25,18 @@ TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to its process group
 
 
 @contextlib.asynccontextmanager
-async def stdio_transport(config: McpServerConfig, errlog: TextIO,
+async def stdio_transport(config: McpServerConfig, errlog: CappedLog,
                           stray: Callable[[], None] = lambda: None) -> AsyncIterator[tuple[Any, Any]]:
     """(read stream, write stream) for the SDK's `Client`, to the server `config` runs; its stderr
-    goes to `errlog`, and so do stdout lines that are not JSON-RPC (a server's stray prints), each
-    calling `stray`."""
+    goes to `errlog` (through a pipe: a file handed to the process would grow without bound), and
+    so do stdout lines that are not JSON-RPC (a server's stray prints), each calling `stray`."""
     import anyio
     import mcp_types
     from mcp.client.stdio import get_default_environment
     from mcp.shared.message import SessionMessage
 
     with anyio.CancelScope(shield=True):  # once spawned, it is ours to end: no cancellation in between
-        process = await anyio.open_process([config.command or "", *config.args], stderr=errlog,
+        process = await anyio.open_process([config.command or "", *config.args],
                                            env=get_default_environment() | dict(config.env), start_new_session=True)
     to_session, from_server = anyio.create_memory_object_stream[Any](0)
     to_server, from_session = anyio.create_memory_object_stream[Any](0)
@@ -56,6 +58,13 @@ async def stdio_transport(config: McpServerConfig, errlog: TextIO,
                             continue
                         await to_session.send(SessionMessage(message))
 
+    async def read_stderr() -> None:
+        assert process.stderr is not None
+        decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            async for chunk in process.stderr:
+                errlog.write(decode(chunk))
+
     async def write_stdin() -> None:
         assert process.stdin is not None
         async with from_session:
@@ -69,6 +78,7 @@ async def stdio_transport(config: McpServerConfig, errlog: TextIO,
     graceful = True
     async with anyio.create_task_group() as group:
         group.start_soon(read_stdout)
+        group.start_soon(read_stderr)
         group.start_soon(write_stdin)
         try:
             yield from_server, to_server

@@ -242,3 +242,34 @@ def test_a_server_printing_on_stdout_is_one_line_and_its_log(run, home, server, 
     assert notes == [f"MCP server 'files' writes lines that are not MCP to its stdout; they are ignored and kept in {log}"]
     assert "Traceback" not in r.stderr and "files server 1.0" not in r.stderr
     assert "files server 1.0 starting" in log.read_text() and "{not json" in log.read_text()
+
+
+def test_a_capped_log_rotates_and_keeps_the_latest_lines(tmp_path):
+    from streamchat.capped_log import CappedLog
+
+    path = tmp_path / "s.log"
+    with CappedLog(path, limit=100) as log:
+        for i in range(50):
+            log.write(f"line {i:02d} ééé\n")  # 14 bytes
+    older = path.with_name("s.log.1")
+    assert path.stat().st_size <= 100 and older.stat().st_size <= 100
+    assert path.read_text().endswith("line 49 ééé\n") and "line 4" in older.read_text()
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600) == oct(older.stat().st_mode & 0o777)
+
+
+def test_a_server_flooding_stderr_leaves_a_capped_log(run, home, server, project):
+    from streamchat.capped_log import LIMIT
+
+    flood = 'yes "noise noise noise noise noise noise" | head -c 5000000 >&2; exec "$0" "$@"'
+    env = base_env(home, server)
+    cfg = Path(env["STREAMCHAT_CONFIG"])
+    cfg.write_text(cfg.read_text() + f'[mcp.files]\ncommand = "/bin/sh"\n'
+                   f'args = ["-c", {json.dumps(flood)}, "{sys.executable}", "{FILES}", "{project}"]\n')
+    server.script("tooly", Script(chunks=[], tool_calls=[("c1", "read_file", {"path": "a.py"})]))
+    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "files", "q", env=env)
+    assert r.code == 0, r.stderr
+    assert r.out == "got: import httpx\n"
+    log = home / "data" / "streamchat" / "mcp" / "files.log"
+    older = log.with_name("files.log.1")
+    assert log.stat().st_size <= LIMIT and older.stat().st_size <= LIMIT  # 5 MB went through, 2 MB at most kept
+    assert "noise noise" in older.read_text()
