@@ -166,6 +166,10 @@ def migrate(db: sqlite3.Connection) -> None:
 _COST = ("(SELECT CASE WHEN COUNT(*) = COUNT(m.cost_usd) THEN SUM(m.cost_usd) END FROM messages m"
          " WHERE m.conversation_id = c.id AND m.role = 'assistant')")
 
+# the conversations `history` lists and `-c` continues: those with an answer. A request that failed
+# before any text leaves one with 0 turns: kept (its error line, `history show ID`) but not listed.
+_LISTED = "c.turns > 0"
+
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -218,7 +222,8 @@ class ConversationLog:
         if self.db is None:
             raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB")
         if cid is None:
-            row = self.db.execute("SELECT id FROM conversations ORDER BY updated_at DESC, id DESC LIMIT 1").fetchone()
+            row = self.db.execute(f"SELECT id FROM conversations c WHERE {_LISTED}"
+                                  " ORDER BY updated_at DESC, id DESC LIMIT 1").fetchone()
             if row is None:  # said, so a typo'd log path or a wiped log is not a silent fresh start
                 self.warn("no earlier conversation to continue: this starts a new one")
                 return Conversation()
@@ -361,10 +366,10 @@ class ConversationLog:
     # -- history commands ----------------------------------------------------------------
     @_reads
     def recent(self, limit: int = 20, since: float | None = None) -> list[sqlite3.Row]:
-        """The newest `limit` conversations updated since `since`, each with its cost."""
+        """The newest `limit` conversations with an answer updated since `since`, each with its cost."""
         return self._db().execute(
             f"SELECT c.id, c.updated_at, c.provider, c.model, c.title, c.turns, {_COST} AS cost"
-            " FROM conversations c WHERE c.updated_at >= ? ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+            f" FROM conversations c WHERE c.updated_at >= ? AND {_LISTED} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
             (since or 0.0, limit)).fetchall()
 
     @_reads
@@ -373,7 +378,7 @@ class ConversationLog:
         cost, whether some prices are unknown)."""
         count, total, priced = self._db().execute(
             f"SELECT COUNT(*), TOTAL(cost), COUNT(cost) FROM (SELECT {_COST} AS cost FROM conversations c"
-            " WHERE c.updated_at >= ?)", (since or 0.0,)).fetchone()
+            f" WHERE c.updated_at >= ? AND {_LISTED})", (since or 0.0,)).fetchone()
         return count, total, priced < count
 
     @_reads

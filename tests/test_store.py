@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from conftest import STREAMCHAT, base_env
@@ -206,6 +207,21 @@ def test_history_counts_every_conversation_and_says_the_page_apart(run, server, 
     assert len(everything.out.splitlines()) == 95 and everything.stderr == ""  # all shown: nothing to add
     paged = run("history")
     assert paged.stderr == "95 conversations: total $0.9300 (some prices unknown); the latest 20 shown (-n 95 for all)\n"
+
+
+def test_a_request_that_failed_before_any_text_is_not_listed_nor_continued(run, server, home):
+    """Each failed request left a "0 turns" conversation in `history`, and `-c` continued it."""
+    server.script("bad", Script(status=500))
+    assert run("-m", "openai:echo", "q1").code == 0
+    for _ in range(2):
+        assert run("-m", "openai:bad", "--no-retry", "q2").code == 5
+    assert rows(home, "SELECT id, turns FROM conversations ORDER BY id") == [(1, 1), (2, 0), (3, 0)]  # kept
+    listed = run("history", "--since", "1d")
+    assert [line.split("\t")[:4] for line in listed.out.splitlines()] == [["1", ANY, "openai:echo", "1"]]
+    assert listed.stderr.startswith("1 conversations since 1d")
+    assert "HTTP 500" in run("history", "show", "3").out  # its error line is still there to see
+    assert run("-c", "-m", "openai:echo", "q3").code == 0
+    assert [m["content"] for m in server.last_messages()] == ["q1", "echo: q1", "q3"]
 
 
 def test_empty_history_and_a_search_without_matches_say_so_on_stderr(run, server):
