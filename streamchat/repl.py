@@ -110,7 +110,7 @@ class Repl:
                                                             if self.attachments else ""]))
         toolbox = self.session.toolbox
         if toolbox is not None and toolbox.active:
-            pending += " · tools: " + ", ".join(toolbox.selection)
+            pending += " · tools: " + toolbox.label()
         used, window = self.session.context_use() if self.session.target.ready else (0, None)
         context = f"{short(used)}/{short(window)}" if window else f"{conv.tokens} tokens"
         return (f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {context} · "
@@ -403,7 +403,7 @@ class Repl:
         item = item.strip()
         if action == "on" and item:
             toolbox.enable(item)
-            self.ui.notice(f"tools on: {', '.join(toolbox.selection)}")
+            self.ui.notice(f"tools on: {toolbox.label()}")
         elif action == "off" and item:
             self.ui.notice(f"{item} off" if toolbox.disable(item) else f"{item} was not on")
         elif action:

@@ -199,7 +199,8 @@ class Toolbox:
         self.approval = approval
         self.ui = ui
         self.max_steps = settings.tool_steps
-        self.selection: list[str] = []
+        self.selection: list[str] = []  # NAME (a server, all its tools) or NAME:TOOL, in --tools order
+        self.excluded: set[str] = set()  # NAME:TOOL turned off while server NAME is on
         self._tools: dict[str, Tool] | None = None
         self._renamed: list[str] = []  # notices about renamed tools not yet shown
         self._said: set[str] = set()
@@ -218,20 +219,48 @@ class Toolbox:
 
     # -- which tools ---------------------------------------------------------------------
     def enable(self, item: str) -> None:
-        server = item.partition(":")[0]
+        """Turn on server `NAME` (all its tools) or one `NAME:TOOL`."""
+        server, _, tool = item.partition(":")
         if server not in self.settings.mcp:
             known = ", ".join(sorted(self.settings.mcp)) or "none configured"
             raise UsageError(f"no MCP server named '{server}' (configured: {known})",
                              hint=f'add [mcp.{server}] with command = "…" or url = "…" to the config')
-        if item not in self.selection:
+        if not tool:  # the whole server: its single tools and exceptions are subsumed
+            self.selection = [s for s in self.selection if s.partition(":")[0] != server]
+            self.excluded = {e for e in self.excluded if e.partition(":")[0] != server}
+            self.selection.append(server)
+        elif item in self.excluded:
+            self.excluded.discard(item)
+        elif item not in self.selection and server not in self.selection:
             self.selection.append(item)
-            self._tools = None
+        self._tools = None
 
     def disable(self, item: str) -> bool:
-        before = len(self.selection)
-        self.selection = [s for s in self.selection if s != item and s.partition(":")[0] != item]
+        """Turn off a server or one tool (also one tool of a server that is on); False if it was not on."""
+        server, _, tool = item.partition(":")
+        before = (list(self.selection), set(self.excluded))
+        if not tool:
+            self.selection = [s for s in self.selection if s.partition(":")[0] != server]
+            self.excluded = {e for e in self.excluded if e.partition(":")[0] != server}
+        elif item in self.selection:
+            self.selection.remove(item)
+        elif server in self.selection and self._offers(server, tool):
+            self.excluded.add(item)
         self._tools = None
-        return len(self.selection) != before
+        return before != (self.selection, self.excluded)
+
+    def _offers(self, server: str, tool: str) -> bool:
+        """Whether `server` has `tool`, as far as is known without starting it."""
+        known = [t.remote for t in (self._tools or {}).values() if t.server == server]
+        return not known or tool in known
+
+    def label(self) -> str:
+        """What is on, for the REPL: `files (not slow), web:search`."""
+        def one(item: str) -> str:
+            off = sorted(e.partition(":")[2] for e in self.excluded if e.partition(":")[0] == item)
+            return f"{item} (not {', '.join(off)})" if off else item
+
+        return sanitize(", ".join(one(s) for s in self.selection))
 
     @property
     def active(self) -> bool:
@@ -256,7 +285,7 @@ class Toolbox:
                 with self.ui.spinner(f"starting MCP server {server}"):
                     offered = self.hub.server(server).tools
                 for spec in offered:
-                    if everything or spec.name in wanted:
+                    if (everything or spec.name in wanted) and f"{server}:{spec.name}" not in self.excluded:
                         found.append(Tool(server, spec.name, spec))
                 missing = wanted - {"", *(t.name for t in offered)}
                 if missing:
@@ -304,17 +333,20 @@ class Toolbox:
         return ToolResult(approved, text, "error" if is_error else "ok", ms)
 
     def describe(self) -> list[str]:
-        """`/tools`: each configured server, and the enabled tools."""
+        """`/tools`: each configured server, and under it its tools that are on."""
+        tools = self.tools() if self.active else {}
         lines = []
         for name, config in sorted(self.settings.mcp.items()):
             on = [s for s in self.selection if s.partition(":")[0] == name]
-            state = "on" if "" in [s.partition(":")[2] for s in on] else (", ".join(on) + " on") if on else "off"
+            off = sorted(e.partition(":")[2] for e in self.excluded if e.partition(":")[0] == name)
+            state = ("on" + (f" except {', '.join(off)}" if off else "") if name in on
+                     else (", ".join(on) + " on") if on else "off")
             lines.append(sanitize(f"{name} ({config.url or config.command}): {state}"))
-        if self.active:
-            for model_name, tool in self.tools().items():
-                always = " · runs without asking" if self.approval.allows(tool) else ""
-                summary = tool.spec.description.splitlines()[0] if tool.spec.description else ""
-                lines.append(sanitize(f"  {model_name} — {summary}{always}"))  # a server's text, like a model's
+            for model_name, tool in tools.items():
+                if tool.server == name:
+                    always = " · runs without asking" if self.approval.allows(tool) else ""
+                    summary = tool.spec.description.splitlines()[0] if tool.spec.description else ""
+                    lines.append(sanitize(f"  {model_name} — {summary}{always}"))  # a server's text, like a model's
         return lines
 
     def close(self) -> None:

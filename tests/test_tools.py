@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -464,3 +465,40 @@ def test_the_repl_toolbar_shows_the_tools_that_are_on(server, root):
 
     with pytest.raises(UsageError, match="no MCP server named 'nosuch'"):  # the REPL loop prints it as one line
         repl.handle("/tools on nosuch")
+
+
+def test_one_tool_of_a_server_that_is_on_can_be_turned_off_and_tools_list_under_their_server(server, root, tmp_path):
+    from terminal_emulator import tty_env
+
+    from streamchat.chat import ChatOptions
+    from streamchat.repl import Repl
+
+    evil = str(Path(__file__).parent / "mcp_evil_server.py")
+    settings = parse_settings({"providers": {"compat": {"type": "openai", "base_url": f"{server.url}/v1"}}, "mcp": {
+        "files": {"command": sys.executable, "args": [MCP_SERVER, str(root)]},
+        "evil": {"command": sys.executable, "args": [evil, str(tmp_path / "marker")]}}})
+    env, _out, err = tty_env()
+    repl = Repl(settings, ChatOptions(overrides=Overrides(model="compat:echo"), log=False, tools=("files", "evil")),
+                env, UI(env))
+    try:
+        repl.handle("/tools off files:slow")
+        assert "files:slow off" in err.getvalue() and "was not on" not in err.getvalue()
+        assert "tools: files (not slow), evil" in repl.toolbar()
+        names = {t.name for t in repl.session.toolbox.specs()}
+        assert "slow" not in names and {"search_files", "crash", "files"} <= names
+        err.seek(0), err.truncate()
+        repl.handle("/tools")
+        listing = [line for line in re.sub(r"\x1b\[[0-9;]*m", "", err.getvalue()).splitlines() if line.strip()]
+        evil_at = next(i for i, line in enumerate(listing) if line.startswith("evil ("))
+        files_at = next(i for i, line in enumerate(listing) if line.startswith("files ("))
+        assert listing[files_at].endswith(": on except slow")
+        assert [line.split(" — ")[0].strip() for line in listing[files_at + 1:]] == [
+            "search_files", "files_read_file", "crash"]  # files' own tools, under files; slow is off
+        assert all(" — " in line for line in listing[evil_at + 1:files_at])  # evil's tools, under evil
+        assert len(listing[evil_at + 1:files_at]) == 5
+        repl.handle("/tools off files:slow")
+        assert "files:slow was not on" in err.getvalue()
+        repl.handle("/tools on files:slow")
+        assert "slow" in {t.name for t in repl.session.toolbox.specs()}
+    finally:
+        repl.session.toolbox.close()
