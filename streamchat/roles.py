@@ -234,16 +234,38 @@ def remove_role(settings: Settings, name: str) -> list[Path]:
     return files
 
 
-def save_role(name: str, *, system: str | None, model: str | None, temperature: float | None,
-              max_tokens: int | None) -> Path:
-    """--save-role: the given flags as roles/NAME.toml (an existing file is replaced)."""
+def given_role(name: str, overrides: Overrides, chosen: Role | None, params: dict[str, str]) -> Role:
+    """What --save-role keeps: the flags over the -r role (as the request gets them), and the role's
+    template with the -p values given filled in (the others, and {{input}}, stay placeholders)."""
+    template = chosen.template if chosen is not None else None
+    if template and params:
+        template = PLACEHOLDER.sub(lambda m: params.get(m.group(1), m.group(0)) if m.group(1) != "input"
+                                   else m.group(0), template)
+    return Role(name, system=overrides.system, model=overrides.model, temperature=overrides.temperature,
+                max_tokens=overrides.max_tokens, template=template, source="")
+
+
+def save_role(settings: Settings, role: Role, *, force: bool = False) -> Path:
+    """--save-role: `role` as roles/NAME.toml. A built-in name is refused (`roles edit` changes
+    one), an existing role is replaced only with `force`, and an empty role is not written."""
+    name = role.name
     check_name(name)
-    lines = []
-    for key, value in (("system", system), ("model", model), ("temperature", temperature), ("max_tokens", max_tokens)):
-        if value is not None:
-            lines.append(f"{key} = {_toml_value(value)}")
+    if name in BUILTIN:
+        raise UsageError(f"'{name}' is a built-in role; a saved role would hide it",
+                         hint=f"pick another name, or change the built-in with: streamchat roles edit {name}")
+    existing = role_files(name)
+    if (existing or name in settings.roles) and not force:
+        where = existing[0] if existing else f"[roles.{name}] in {settings.path or 'the config'}"
+        raise UsageError(f"role '{name}' already exists ({where})", hint="add --force to replace it, or pick another name")
+    lines = [f"{key} = {_toml_value(getattr(role, key))}" for key in ("system", "model", "temperature", "max_tokens",
+                                                                      "template") if getattr(role, key) is not None]
+    if not lines:
+        raise UsageError(f"nothing to save as role '{name}'", hint="give -s, -m, --temperature, --max-tokens or -r ROLE")
     path = roles_dir() / f"{name}.toml"
     write_private(path, "\n".join(lines) + "\n")
+    for other in existing:
+        if other != path:
+            other.unlink()  # NAME.md beside the new NAME.toml would be a second, stale definition
     return path
 
 

@@ -112,6 +112,42 @@ def test_roles_edit_a_config_role_starts_from_its_table(run, server, home, tmp_p
     assert r.code == 0 and "[roles.rev] in the config applies again" in r.stderr
 
 
+def test_save_role_refuses_to_overwrite_or_shadow_and_keeps_what_was_given(run, server, home):
+    env = role_env(home, server)
+    folder = home / "config" / "streamchat" / "roles"
+    assert run("--save-role", "mine", "-s", "first", env=env).code == 0
+    again = run("--save-role", "mine", "-s", "second", env=env)
+    assert again.code == 2 and "role 'mine' already exists" in again.stderr and "--force" in again.stderr
+    assert 'system = "first"' in (folder / "mine.toml").read_text()
+    forced = run("--save-role", "mine", "-s", "second", "--force", env=env)
+    assert forced.code == 0 and 'system = "second"' in (folder / "mine.toml").read_text()
+    assert run("--force", "q", env=env).code == 2  # --force alone does nothing: said, not ignored
+
+    for name in ("shell", "code"):  # a file would hide the built-in
+        builtin = run("--save-role", name, "-s", "x", "--force", env=env)
+        assert builtin.code == 2 and "is a built-in role" in builtin.stderr and not (folder / f"{name}.toml").exists()
+    config_role = run("--save-role", "rev", "-s", "x", env=env)  # [roles.rev] in the config
+    assert config_role.code == 2 and "[roles.rev]" in config_role.stderr
+    brief = run("--save-role", "brief", "-s", "x", "--force", env=env)  # replaces brief.md: one definition left
+    assert brief.code == 0 and not (folder / "brief.md").exists() and (folder / "brief.toml").exists()
+
+    empty = run("--save-role", "nothing", env=env)
+    assert empty.code == 2 and "nothing to save" in empty.stderr and not (folder / "nothing.toml").exists()
+
+    saved = run("-r", "rev", "-p", "focus=security", "--save-role", "secreview", env=env)  # was an empty file
+    assert saved.code == 0, saved.stderr
+    assert run("roles", "show", "secreview", env=env).out.splitlines()[1:] == [
+        "temperature: 0.5", "template: Review for security:", "{{input}}", "system: role sys"]
+    assert run("-m", "openai:echo", "-r", "secreview", "the code", env=env).code == 0
+    body = server.requests[-1].body
+    assert body["messages"] == [{"role": "system", "content": "role sys"},
+                                {"role": "user", "content": "Review for security:\nthe code"}]
+    assert body["temperature"] == 0.5
+    template = run("-r", "rev", "-s", "mine", "--save-role", "revtpl", env=env)  # no -p: the placeholder stays
+    assert template.code == 0 and 'template = "Review for {{focus}}:\\n{{input}}"' in (folder / "revtpl.toml").read_text()
+    assert 'system = "mine"' in (folder / "revtpl.toml").read_text()
+
+
 def test_editor_one_shot(run, server, home, tmp_path):
     editor = script(tmp_path / "ed", "sed -i 's/^/edited: /' \"$1\"\n")
     r = run("-m", "openai:echo", "--editor", "original", env=base_env(home, server, EDITOR=editor))

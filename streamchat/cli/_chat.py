@@ -63,7 +63,9 @@ def chat(
     param: Annotated[Optional[list[str]], typer.Option(
         "-p", "--param", metavar="NAME=VALUE", help="Fill {{NAME}} in the role's template (repeatable).")] = None,
     save_role: Annotated[Optional[str], typer.Option(
-        "--save-role", metavar="NAME", help="Save -s, -m, --temperature and --max-tokens as a role.")] = None,
+        "--save-role", metavar="NAME",
+        help="Save -s, -m, --temperature, --max-tokens and -r's role (its template with -p filled in) as a role.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --save-role: replace a role of that name.")] = False,
     editor: Annotated[bool, typer.Option("--editor", help="Write the prompt in $VISUAL/$EDITOR first.")] = False,
     shell: Annotated[bool, typer.Option(
         "--shell", help="Turn the prompt into one shell command; run it only if you choose to.")] = False,
@@ -100,14 +102,15 @@ def chat(
             overrides = roles.under_flags(chosen, overrides)
         if prompt or editor or not env.stdin_isatty:  # not for the REPL: its warm-up starts once the prompt shows
             preimport(settings, overrides.model)  # the SDK import overlaps reading stdin and opening the log
+        params = _params(param or [])
+        if force and not save_role:
+            raise UsageError("--force only goes with --save-role", hint="streamchat --save-role NAME --force -s …")
         if save_role:
-            path = roles.save_role(save_role, system=system, model=g.model, temperature=temperature,
-                                   max_tokens=max_tokens)
+            path = roles.save_role(settings, roles.given_role(save_role, overrides, chosen, params), force=force)
             ui.notice(f"saved role '{save_role}' to {path}")
         stdin_text = read_stdin(env, settings.max_input_bytes)
         context, attachments = gather_inputs(files or [], attach or [], stdin_text=stdin_text,
                                              timeout=g.timeout or settings.timeout, ui=ui)
-        params = _params(param or [])
         opts = ChatOptions(
             overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown,
             code_theme=settings.code_theme, stats=stats,
