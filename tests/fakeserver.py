@@ -132,6 +132,12 @@ def tool_results(body: dict[str, Any]) -> list[str] | None:
     return None
 
 
+def _has_tool_blocks(body: dict[str, Any]) -> bool:
+    return any(isinstance(m.get("content"), list) and any(b.get("type") in ("tool_use", "tool_result")
+                                                        for b in m["content"])
+               for m in body.get("messages") or [])
+
+
 def _after_tools(script: Script, results: list[str]) -> Script:
     text = "got: " + " | ".join(results)
     return Script(chunks=[text[i : i + 6] for i in range(0, len(text), 6)], delay=script.delay, usage=script.usage,
@@ -251,6 +257,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if script is None:
                 self._error(flavor, 404, "not_found_error", f"model '{model}' not found", {})
+                return
+            if flavor == "anthropic" and "tools" not in body and _has_tool_blocks(body):  # as the real API refuses
+                self._error(flavor, 400, "invalid_request_error",
+                            "Requests which include `tool_use` or `tool_result` blocks must define tools.", {})
                 return
             if script.first_delay:
                 self._wait(script.first_delay)

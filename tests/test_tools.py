@@ -105,6 +105,9 @@ def test_tool_messages_in_each_wire_format():
     assert a[2] == {"role": "user", "content": [  # consecutive results share one user turn
         {"type": "tool_result", "tool_use_id": "c1", "content": "r1"},
         {"type": "tool_result", "tool_use_id": "c2", "content": "no", "is_error": True}]}
+    flat = [{"role": "user", "content": "q"},
+            {"role": "assistant", "content": '[tool call f({"a": 1}) returned:\nr1\n]\n\n[tool call g() failed:\nno\n]'}]
+    assert openai_messages(msgs, tools=False) == flat == anthropic_messages(msgs, tools=False)[1]  # a request without tools
     spec = ToolSpec("f", "does f", {"type": "object", "properties": {"a": {"type": "integer"}}})
     assert openai_tools((spec,), ("required", None))["tool_choice"] == "required"
     assert anthropic_tools((spec,), ("required", None))["tool_choice"] == {"type": "any"}
@@ -200,7 +203,9 @@ def test_tool_loop_runs_approved_calls_and_sends_results_back(server, root, tmp_
     assert exported[0]["tool_calls"][0] == {"id": "call_1", "name": "search_files", "arguments": '{"pattern": "*.py"}'}
     transcript = log.load(result_id(log)).transcript("t")  # `history show`
     assert "Let me look.\n\n_→ search_files(pattern=\"*.py\")_" in transcript and "_← 13 characters_" in transcript
-    resumed = ChatSession(settings, Overrides(model=f"{other}:plain"), conversation=log.load(result_id(log)), log=log)
+    tools = (ToolSpec("read_file", "", {"type": "object", "properties": {}}),)  # tools on: the steps stay structured
+    resumed = ChatSession(settings, Overrides(model=f"{other}:plain", tools=tools), conversation=log.load(result_id(log)),
+                          log=log)
     assert resumed.ask("and then?", NdjsonSink(Environment(stdout=io.StringIO(), environ={}))).ok
     sent = server.requests[-1].body["messages"]
     if other == "anthropic":
@@ -502,3 +507,25 @@ def test_one_tool_of_a_server_that_is_on_can_be_turned_off_and_tools_list_under_
         assert "slow" in {t.name for t in repl.session.toolbox.specs()}
     finally:
         repl.session.toolbox.close()
+
+
+def test_continuing_a_tool_conversation_without_tools_sends_the_steps_as_text(run, home, server, root):
+    """`-c` without --tools after a tool turn: the request defines no tools, so the earlier calls and
+    results go as text of that answer (the Messages API refuses tool blocks without tools)."""
+    env = env_with(home, server, f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{root}"]\n')
+    server.script("tooly", Script(chunks=["Let me look."], tool_calls=TWO_CALLS))
+    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "files", "which files import httpx?", env=env)
+    assert r.code == 0, r.stderr
+    server.script("plain", Script(chunks=["a.py does"]))
+    for model in ("anthropic:plain", "openai:plain"):
+        r = run("-c", "-m", model, "and which one is it?", env=env)
+        assert r.code == 0, r.stderr
+        body = server.requests[-1].body
+        assert "tools" not in body
+        messages = [m for m in body["messages"] if m["role"] != "system"]
+        assert [m["role"] for m in messages][:3] == ["user", "assistant", "user"]
+        answer = messages[1]["content"]
+        assert isinstance(answer, str), answer  # text, not tool_use / tool_calls blocks
+        assert answer.startswith("Let me look.\n\n[tool call search_files({\"pattern\": \"*.py\"}) returned:\na.py\nb.py\n]")
+        assert "[tool call read_file({\"path\": \"a.py\"}) returned:\nimport httpx\n\n]" in answer
+        assert answer.endswith("got: a.py\nb.py | import httpx\n")

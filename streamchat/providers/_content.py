@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from streamchat.errors import BadRequestError
-from streamchat.events import Attachment, Message, ToolChoice, ToolSpec
+from streamchat.events import Attachment, Message, ToolCall, ToolChoice, ToolSpec
 
 MB = 1024 * 1024
 
@@ -28,10 +28,39 @@ def _data_url(a: Attachment) -> str:
     return f"data:{a.mime};base64,{a.base64()}"
 
 
-def openai_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    """Chat Completions messages: text content, or content parts with `image_url` / `file` data URLs."""
-    out: list[dict[str, Any]] = []
+def without_tool_steps(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """The context for a request without tools (a conversation with tool steps continued without
+    `--tools`): each answer's calls and their results become text of that answer. The APIs refuse
+    tool blocks in a request that defines no tools ("Requests which include `tool_use` or
+    `tool_result` blocks must define tools"), and the model should still know what the tools said."""
+    if not any(m.tool_calls or m.role == "tool" for m in messages):
+        return messages
+    results = {m.tool_call_id: m for m in messages if m.role == "tool"}
+    out: list[Message] = []
     for m in messages:
+        if m.role == "tool":
+            continue
+        parts = ([m.content] if m.content else []) + [_step_text(c, results.get(c.id)) for c in m.tool_calls]
+        text = "\n\n".join(parts)
+        if m.role == "assistant" and out and out[-1].role == "assistant":  # the steps of one answer: one message
+            out[-1] = Message("assistant", f"{out[-1].content}\n\n{text}")
+        else:
+            out.append(Message(m.role, text, m.attachments))
+    return tuple(out)
+
+
+def _step_text(call: ToolCall, result: Message | None) -> str:
+    what = f"[tool call {call.name}({call.arguments})"
+    if result is None:
+        return f"{what}: not run]"
+    return f"{what} {'failed' if result.is_error else 'returned'}:\n{result.content}\n]"
+
+
+def openai_messages(messages: tuple[Message, ...], *, tools: bool = True) -> list[dict[str, Any]]:
+    """Chat Completions messages: text content, or content parts with `image_url` / `file` data URLs.
+    Without `tools` in the request, earlier tool steps are sent as text."""
+    out: list[dict[str, Any]] = []
+    for m in messages if tools else without_tool_steps(messages):
         if m.role == "tool":
             out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content})
             continue
@@ -53,11 +82,12 @@ def openai_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def anthropic_messages(messages: tuple[Message, ...]) -> tuple[str | None, list[dict[str, Any]]]:
-    """(system prompt, Messages API turns): attachments as `image` / `document` blocks before the text."""
+def anthropic_messages(messages: tuple[Message, ...], *, tools: bool = True) -> tuple[str | None, list[dict[str, Any]]]:
+    """(system prompt, Messages API turns): attachments as `image` / `document` blocks before the text.
+    Without `tools` in the request, earlier tool steps are sent as text."""
     system = "\n\n".join(m.content for m in messages if m.role == "system") or None
     out: list[dict[str, Any]] = []
-    for m in messages:
+    for m in messages if tools else without_tool_steps(messages):
         if m.role == "system":
             continue
         if m.role == "tool":  # results go back in a user turn, one tool_result block per call

@@ -33,7 +33,7 @@ class AnthropicProvider(SdkProvider):
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         check_sizes(request.messages, provider=self.name, image_max=5 * MB, document_max=32 * MB)
-        system, messages = anthropic_messages(request.messages)
+        system, messages = anthropic_messages(request.messages, tools=bool(request.tools))
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": messages,

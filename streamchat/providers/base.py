@@ -88,5 +88,7 @@ async def aclose_all() -> None:
 
 
 def as_dicts(messages: tuple[Message, ...]) -> list[dict[str, str]]:
-    """Plain role/content messages, for a model without tools: earlier tool exchanges are left out."""
-    return [{"role": m.role, "content": m.content} for m in messages if m.role != "tool" and not m.tool_calls]
+    """Plain role/content messages, for a model without tools: earlier tool steps as text."""
+    from streamchat.providers._content import without_tool_steps
+
+    return [{"role": m.role, "content": m.content} for m in without_tool_steps(messages)]

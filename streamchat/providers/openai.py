@@ -32,7 +32,7 @@ class OpenAIProvider(SdkProvider):
         check_sizes(request.messages, provider=self.name, image_max=20 * MB, document_max=32 * MB)
         kwargs: dict[str, Any] = {
             "model": request.model,
-            "messages": openai_messages(request.messages),
+            "messages": openai_messages(request.messages, tools=bool(request.tools)),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
