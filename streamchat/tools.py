@@ -25,6 +25,8 @@ from streamchat.render.sanitize import sanitize
 from streamchat.ui import UI, byte_size
 
 MENU = "run it? [y]es / [n]o / [a]lways for this tool / [e]dit arguments{} (default n): "
+CHOICES = {"y": "y", "yes": "y", "n": "n", "no": "n", "": "n", "a": "a", "always": "a", "e": "e", "edit": "e",
+           "v": "v", "view": "v"}
 PREVIEW = 12  # argument lines shown at the prompt before "N more lines — [v]iew"
 REFUSED = "The user did not allow this call. Answer without it, or ask the user."
 
@@ -110,10 +112,13 @@ class Approval:
         more = self._arguments(tool, call)
         while True:
             try:
-                answer = self.ask(MENU.format(" / [v]iew all" if more else "")).strip().lower()[:1]
+                answer = CHOICES.get(self.ask(MENU.format(" / [v]iew all" if more else "")).strip().lower(), "?")
             except EOFError:
                 answer = "n"
-            if answer == "v" and more:
+            if answer == "?" or answer == "v" and not more:  # "yes, but…", "explain": only the exact choice acts
+                say(self.ui, "  answer y, n, a, e" + (" or v" if more else "") + " (or the word)")
+                continue
+            if answer == "v":
                 for line in more:
                     say(self.ui, line)
                 more = []

@@ -273,3 +273,23 @@ def test_a_server_flooding_stderr_leaves_a_capped_log(run, home, server, project
     older = log.with_name("files.log.1")
     assert log.stat().st_size <= LIMIT and older.stat().st_size <= LIMIT  # 5 MB went through, 2 MB at most kept
     assert "noise noise" in older.read_text()
+
+
+@pytest.mark.parametrize(("answers", "ran"), [(["yes please", "explain it", "v", "y"], True), (["always?", "a"], True),
+                                              (["nah", "no"], False), ([""], False), (["YES"], True), (["edit it", "n"], False)])
+def test_only_the_exact_choice_answers_the_approval(answers, ran):
+    """A reply that merely starts with y / a / e (typed ahead, or a sentence) asks again."""
+    import io
+
+    from streamchat.environment import Environment
+    from streamchat.events import ToolCall
+    from streamchat.tools import Approval
+    from streamchat.ui import UI
+
+    err = io.StringIO()
+    ui = UI(Environment(stdin=None, stdout=io.StringIO(), stderr=err, environ={}))
+    replies = iter(answers)
+    call = ToolCall("c", "read_file", '{"path": "a.py"}')
+    assert (Approval((), lambda _p: next(replies), ui).decide(Tool("files", "read_file", SPEC), call) == call) is ran
+    assert next(replies, None) is None  # every answer was asked for
+    assert err.getvalue().count("answer y, n, a, e (or the word)") == len(answers) - 1
