@@ -22,10 +22,10 @@ from streamchat.events import Attachment, Event, Message, Sink, Stats, ToolChoic
 from streamchat.providers.base import AsyncProvider, ChatRequest, Provider, get_provider
 from streamchat.session import NO_RETRY, RetryPolicy, ToolRunner, run_turn, run_turn_async
 from streamchat.store import ConversationLog
-from streamchat.ui import UI
 
 if TYPE_CHECKING:
     from streamchat.tools import Toolbox
+    from streamchat.ui import UI  # the terminal's; the Python API runs without one
 
 T = TypeVar("T")
 

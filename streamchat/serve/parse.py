@@ -243,6 +243,12 @@ def _integer(body: dict[str, Any], key: str, low: int) -> int | None:
     return value
 
 
+def sampling(options: dict[str, Any]) -> tuple[float | None, int | None, tuple[tuple[str, Any], ...]]:
+    """(temperature, max_tokens, further sampling options) of `options`, checked as a request's are:
+    the Python API's `options=` takes the same names and bounds."""
+    return _number(options, "temperature", 0, 2), _integer(options, "max_tokens", 1), _params(options)
+
+
 def _params(body: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     out: list[tuple[str, Any]] = []
     if (top_p := _number(body, "top_p", 0, 1)) is not None:
