@@ -22,6 +22,7 @@ from streamchat.config import McpServerConfig
 
 GRACE = 2.0  # seconds a server has to exit on its own once its stdin is closed (as the SDK gives)
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to its process group
+_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 
 
 @contextlib.asynccontextmanager
@@ -102,23 +103,29 @@ async def end(process: Any, *, graceful: bool) -> None:
         with anyio.move_on_after(GRACE):
             while process.returncode is None:
                 await anyio.sleep(0.02)
-    if _signal_group(process.pid, signal.SIGTERM):
+    if _signal_group(process, signal.SIGTERM):
         with anyio.move_on_after(TERM_GRACE):
-            while _signal_group(process.pid, 0):
+            while _signal_group(process, 0):
                 _ = process.returncode  # lets the leader be reaped, or its zombie keeps the group
                 await anyio.sleep(0.02)
-        _signal_group(process.pid, signal.SIGKILL)
+        _signal_group(process, _KILL)
     with anyio.move_on_after(1.0), contextlib.suppress(Exception):
         await process.aclose()
 
 
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Send `sig` to a process group; False once the group is gone."""
+def _signal_group(process: Any, sig: int) -> bool:
+    """Send `sig` to the server's process group; False once the group is gone. (Windows has no
+    process groups to signal: the process itself is killed.)"""
+    if not hasattr(os, "killpg"):
+        if process.returncode is not None:
+            return False
+        if sig:
+            process.kill()
+        return True
     try:
-        os.killpg(pgid, sig)
+        os.killpg(process.pid, sig)
     except ProcessLookupError:
         return False
     except PermissionError:  # a member we may not signal (or a zombie on some systems): it is still there
         pass
     return True
-
