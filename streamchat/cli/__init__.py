@@ -20,10 +20,8 @@ __all__ = ["app", "main"]
 def main() -> None:
     command = typer.main.get_command(app)
     plain_arguments(command)
-    if COMPLETE_VAR in os.environ:  # a Tab press: Typer's shell classes, nothing else loads
-        from typer._completion_classes import completion_init
-
-        completion_init()
+    if COMPLETE_VAR in os.environ:  # a Tab press: the shell classes, nothing else loads
+        _completion.init_completion()
     try:
         command()
     finally:

@@ -23,6 +23,7 @@ from streamchat.ui import UI
 if TYPE_CHECKING:  # typer vendors click; these are its classes
     from typer._click.core import Context as ClickContext
     from typer._click.formatting import HelpFormatter
+    from typer._click.shell_completion import CompletionItem
 
 
 CHAT = "chat"
@@ -88,6 +89,15 @@ class DefaultGroup(TyperGroup):
                 f"To ask the model about '{after[0]}', add words or put it after --", param_hint="PROMPT")
         ctx.meta[IMPLICIT_CHAT] = True
         return super().parse_args(ctx, [CHAT, *args])
+
+    def shell_complete(self, ctx: ClickContext, incomplete: str) -> list[CompletionItem]:
+        """Tab where a command could start: an option there may be chat's too (`streamchat --st`
+        is `streamchat chat --stats`), so chat's options are offered beside the commands."""
+        items = super().shell_complete(ctx, incomplete)
+        if incomplete.startswith("-"):
+            known = {item.value for item in items}
+            items += [item for item in self.commands[CHAT].shell_complete(ctx, incomplete) if item.value not in known]
+        return items
 
     def format_help(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
         formatter.write_usage("streamchat", "[OPTIONS] [PROMPT]...\n       streamchat [GLOBAL OPTIONS] COMMAND [ARGS]...")
