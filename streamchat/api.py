@@ -1,10 +1,9 @@
 """The Python API: `get_model(name).prompt(text)` streams an answer through the CLI's own chat service.
 
 A `Conversation` holds one `ChatSession` (the service the one-shot command, the REPL and serve
-drive) and runs its turns, in order, on one worker thread of its own: the session's blocking
-`ask()` streams into a sink that keeps the text chunks, and the caller reads them. Nothing here
-imports the terminal UI, the renderer or the CLI; the SDK is imported by the first prompt, in the
-worker.
+drive) and runs its turns in order, each on a worker thread: the session's blocking `ask()`
+streams into a sink that keeps the text chunks, and the caller reads them. Nothing here imports
+the terminal UI, the renderer or the CLI; the SDK is imported by the first prompt, in its worker.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from streamchat.cancel import CancelToken
@@ -84,6 +82,11 @@ class _Turn:
             self.cancel.cancel()
             raise
 
+    def join(self) -> None:
+        """Wait for the end (the next turn of the conversation waits so)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.done)
+
     def outcome(self) -> TurnResult:
         """The finished turn, or its fault raised as streamchat's typed error."""
         if self.error is not None:
@@ -95,10 +98,10 @@ class _Turn:
 
 
 class _Lane:
-    """A conversation's service and the one thread its turns run on, in the order they were asked.
+    """A conversation's service, and the order its turns run in: each on a thread of its own, once
+    the turn before it has ended (a turn read before an earlier one still goes after it).
 
-    One thread because the log's SQLite connection belongs to the thread that opened it, and a
-    turn needs the one before it in the conversation first.
+    Daemon threads: a script that stops reading an answer and ends does not wait for the rest.
     """
 
     def __init__(self, settings: Settings, model: str, log: bool) -> None:
@@ -106,27 +109,32 @@ class _Lane:
         self.system: str | None = None  # the last one given: it holds for the turns after it
         self._session: ChatSession | None = None
         self._queued: list[_Turn] = []
+        self._last: _Turn | None = None  # the last turn given a thread
         self._lock = threading.Lock()
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="streamchat-api")
 
     def add(self, turn: _Turn) -> None:
         with self._lock:
             self._queued.append(turn)
 
     def start(self, turn: _Turn) -> None:
-        """Send `turn` to the worker, after the turns asked before it (lazily: a response starts when read)."""
+        """Start `turn`, after the turns asked before it (lazily: a response starts when read)."""
         with self._lock:
             if turn not in self._queued:
                 return
             while self._queued:
                 first = self._queued.pop(0)
-                self._worker.submit(self._run, first)
+                previous, self._last = self._last, first
+                threading.Thread(target=self._run, args=(first, previous), name="streamchat-api", daemon=True).start()
                 if first is turn:
                     break
 
-    def _run(self, turn: _Turn) -> None:
+    def _run(self, turn: _Turn, previous: _Turn | None) -> None:
+        if previous is not None:
+            previous.join()
+        log = None
         try:
             session = self._session_for(turn.overrides)
+            session.log = log = self._open_log()  # in this thread: a SQLite connection belongs to the thread that opened it
             self._check_params(session, turn.overrides)
             session.check_context(turn.prompt)
             result = session.ask(turn.prompt, turn, attachments=turn.attachments, cancel=turn.cancel)
@@ -134,10 +142,13 @@ class _Lane:
             turn.finish(error=exc)
         else:
             turn.finish(result)
+        finally:
+            if log is not None and log.db is not None:
+                log.db.close()
 
     def _session_for(self, overrides: Overrides) -> ChatSession:
         if self._session is None:
-            self._session = ChatSession(self.settings, overrides, log=self._open_log())
+            self._session = ChatSession(self.settings, overrides)
         else:
             self._session.set_overrides(overrides)
         return self._session

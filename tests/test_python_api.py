@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,34 @@ print(json.dumps([before, text, loaded()]))
     before, text, after = json.loads(proc.stdout)
     assert (before, text) == ([], "echo: hi")
     assert "openai" in after and not [m for m in after if not m.startswith("openai")]
+
+
+def test_a_script_that_stops_reading_ends_without_waiting_for_the_answer(home, server):
+    server.script("held", chunks=["first", "never"], gate=threading.Event())  # the rest never comes
+    code = "import streamchat\nfor chunk in streamchat.get_model('openai:held').prompt('q'):\n    print(chunk)\n    break\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=base_env(home, server),
+                          timeout=30)  # the answer's read timeout is 60 s: waiting for it would fail here
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "first\n", "")
+
+
+def test_ctrl_c_while_waiting_cancels_the_turn_and_keeps_the_partial_answer(home, server):
+    server.script("held", chunks=["first", "never"], gate=threading.Event())
+    code = """
+import os, signal, threading, streamchat
+response = streamchat.get_model("openai:held").prompt("q")
+chunks = iter(response)
+print(next(chunks), flush=True)
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    next(chunks)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+print(response.text())  # the turn ended at the Ctrl-C: not after the 60 s read timeout
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=base_env(home, server),
+                          timeout=30)
+    assert (proc.stdout, proc.stderr) == ("first\ninterrupted\nfirst\n", "")
+    assert server.wait_disconnect(5)
 
 
 def test_the_public_names():
