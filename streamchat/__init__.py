@@ -14,11 +14,13 @@ from streamchat.errors import StreamchatError as Error
 from streamchat.events import Done, Event, Message, ReasoningDelta, TextDelta, Usage
 
 if TYPE_CHECKING:
-    from streamchat.api import Conversation, Model, Response, get_model
+    from streamchat.api import AsyncModel, AsyncResponse, Conversation, Model, Response, get_async_model, get_model
 
-_API = ("Conversation", "Model", "Response", "get_model")
+_API = ("AsyncModel", "AsyncResponse", "Conversation", "Model", "Response", "get_async_model", "get_model")
 
 __all__ = [
+    "AsyncModel",
+    "AsyncResponse",
     "AuthError",
     "BadRequestError",
     "ConfigError",
@@ -37,6 +39,7 @@ __all__ = [
     "Usage",
     "UsageError",
     "__version__",
+    "get_async_model",
     "get_model",
 ]
 

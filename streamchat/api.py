@@ -2,16 +2,20 @@
 
 A `Conversation` holds one `ChatSession` (the service the one-shot command, the REPL and serve
 drive) and runs its turns in order, each on a worker thread: the session's blocking `ask()`
-streams into a sink that keeps the text chunks, and the caller reads them. Nothing here imports
-the terminal UI, the renderer or the CLI; the SDK is imported by the first prompt, in its worker.
+streams into a sink that keeps the text chunks, and the caller reads them, blocking or on
+asyncio. Nothing here imports the terminal UI, the renderer or the CLI; the SDK is imported by the
+first prompt, in its worker. `get_async_model` mirrors `get_model` on the same turns (see
+`AsyncResponse` for why it does not use the SDKs' asyncio clients).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from streamchat.cancel import CancelToken
@@ -33,7 +37,7 @@ def _warn(message: str) -> None:
 
 class _Turn:
     """One question: run by its conversation's worker through `ChatSession.ask`, its text chunks kept
-    as they arrive for any number of readers (a second reader replays them)."""
+    as they arrive for any number of readers (blocking or asyncio; a second reader replays them)."""
 
     def __init__(self, lane: _Lane, prompt: str, attachments: tuple[Attachment, ...], overrides: Overrides) -> None:
         self.lane, self.prompt, self.attachments, self.overrides = lane, prompt, attachments, overrides
@@ -43,6 +47,7 @@ class _Turn:
         self.done = False
         self.cancel = CancelToken()
         self._changed = threading.Condition()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     # -- the worker's side: a Sink ------------------------------------------------------------
     def begin(self) -> None:
@@ -66,6 +71,10 @@ class _Turn:
         with self._changed:
             change()
             self._changed.notify_all()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # that reader's loop has closed
+                loop.call_soon_threadsafe(_wake, future)
 
     # -- the readers' side ---------------------------------------------------------------------
     def _ready(self, seen: int) -> bool:
@@ -82,6 +91,21 @@ class _Turn:
             self.cancel.cancel()
             raise
 
+    async def wait_async(self, seen: int) -> None:
+        """`wait` for an asyncio reader: cancelling its task cancels the turn."""
+        self.lane.start(self)
+        loop = asyncio.get_running_loop()
+        with self._changed:
+            if self._ready(seen):
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            self.cancel.cancel()
+            raise
+
     def join(self) -> None:
         """Wait for the end (the next turn of the conversation waits so)."""
         with self._changed:
@@ -95,6 +119,11 @@ class _Turn:
         if self.result.outcome is Outcome.FAILED and self.result.error is not None:
             raise self.result.error
         return self.result
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _Lane:
@@ -248,6 +277,51 @@ class Response(_Answer):
         return self._result().text
 
 
+class AsyncResponse(_Answer):
+    """A Response for asyncio: `async for chunk in response`, `await response.text()`, or
+    `await response` and then `.usage` / `.cost_usd`.
+
+    The turn streams on the SDK's blocking client in the conversation's worker thread. The SDKs'
+    asyncio clients (serve's) are built once per process and bound to the event loop that first
+    used them: a script calling `asyncio.run()` twice failed its second answer with "Event loop
+    is closed" once the first had left a pooled connection. Cancelling the reading task cancels
+    the turn.
+    """
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[str]:
+        turn, seen = self._turn, 0
+        while True:
+            if seen < len(turn.chunks):
+                seen += 1
+                yield turn.chunks[seen - 1]
+            elif turn.done:
+                break
+            else:
+                await turn.wait_async(seen)
+        turn.outcome()
+
+    async def _finish(self) -> AsyncResponse:
+        async for _ in self:
+            pass
+        return self
+
+    def __await__(self) -> Generator[Any, None, AsyncResponse]:
+        return self._finish().__await__()
+
+    async def text(self) -> str:
+        """The whole answer (waits for it)."""
+        await self._finish()
+        return self._turn.outcome().text
+
+    def _result(self) -> TurnResult:
+        if not self._turn.done:
+            raise UsageError("the response has not finished", hint="await it (or iterate it) first")
+        return self._turn.outcome()
+
+
 R = TypeVar("R", bound=_Answer)
 
 
@@ -302,6 +376,11 @@ class Model(_Model[Response]):
         super().__init__(Response, settings, name, log)
 
 
+class AsyncModel(_Model[AsyncResponse]):
+    def __init__(self, settings: Settings, name: str, log: bool = False) -> None:
+        super().__init__(AsyncResponse, settings, name, log)
+
+
 def _resolve(name: str | None, settings: Settings | None) -> tuple[Settings, str]:
     """The settings (the config file the CLI reads) and `provider:model` for `name`, which is
     resolved as `-m` is: an alias, a provider's default, STREAMCHAT_MODEL or the config's default."""
@@ -314,3 +393,9 @@ def get_model(name: str | None = None, *, log: bool = False, settings: Settings 
     """The model `name` names, as `streamchat -m NAME` resolves it (keys too, on the first prompt).
     An unknown name raises UsageError here. `log=True`: its conversations go to the log."""
     return Model(*_resolve(name, settings), log)
+
+
+def get_async_model(name: str | None = None, *, log: bool = False, settings: Settings | None = None) -> AsyncModel:
+    """`get_model` for asyncio: its responses are read with `async for` and `await`."""
+    return AsyncModel(*_resolve(name, settings), log)
+

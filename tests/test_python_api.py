@@ -3,6 +3,7 @@ the fake streaming server, in-process, with the environment a CLI run would have
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -88,6 +89,47 @@ def test_conversation_sends_the_earlier_exchanges(api, provider):
         [("system", "S"), ("user", "a")],
         [("system", "S"), ("user", "a"), ("assistant", "echo: a"), ("user", "b")],
     ]
+
+
+def test_async_streams_and_a_second_event_loop_works(api):
+    api.script("kept", chunks=["one ", "two"], usage=(3, 2), keep_alive=True)  # pooled connection left open
+    model = streamchat.get_async_model("anthropic:kept")
+
+    async def ask() -> tuple[list[str], str, streamchat.Usage]:
+        response = model.prompt("hi")
+        with pytest.raises(streamchat.UsageError, match="not finished"):
+            response.usage  # noqa: B018 — not known before the answer ends
+        chunks = [chunk async for chunk in response]
+        return chunks, await response.text(), (await response).usage
+
+    assert asyncio.run(ask()) == (["one ", "two"], "one two", streamchat.Usage(3, 2))
+    assert asyncio.run(ask())[1] == "one two"  # a new loop: nothing bound to the first one
+
+
+def test_async_conversation_keeps_history(api):
+    async def chat() -> list[str]:
+        conversation = streamchat.get_async_model("openai:echo").conversation()
+        return [await conversation.prompt("a").text(), await conversation.prompt("b").text()]
+
+    assert asyncio.run(chat()) == ["echo: a", "echo: b"]
+    assert sent(api.requests[-1].body) == [("user", "a"), ("assistant", "echo: a"), ("user", "b")]
+
+
+def test_cancelling_the_reading_task_closes_the_stream(api):
+    api.script("slow", chunks=["first", "never"], gate=threading.Event())  # holds after the first chunk
+
+    async def read_then_cancel() -> str:
+        response = streamchat.get_async_model("openai:slow").prompt("q")
+        first = await response.__aiter__().__anext__()
+        task = asyncio.ensure_future(response.text())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return first
+
+    assert asyncio.run(read_then_cancel()) == "first"
+    assert api.wait_disconnect(5), "the upstream stream was not closed"
 
 
 def test_the_log_is_written_only_when_asked(api, run):
@@ -187,6 +229,7 @@ print(response.text())  # the turn ended at the Ctrl-C: not after the 60 s read 
 
 
 def test_the_public_names():
-    assert {"get_model", "Model", "Response", "Conversation", "Error", "Usage"} <= set(streamchat.__all__)
+    assert {"get_model", "get_async_model", "Model", "AsyncModel", "Response", "AsyncResponse", "Conversation",
+            "Error", "Usage"} <= set(streamchat.__all__)
     assert all(getattr(streamchat, name) is not None for name in streamchat.__all__)
     assert issubclass(streamchat.AuthError, streamchat.Error)
