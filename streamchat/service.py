@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from streamchat import background
 from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
@@ -102,7 +103,7 @@ class Target:
     def start(self) -> None:
         """Build in a background thread (once)."""
         if self._claim():
-            threading.Thread(target=self._build, name="warm-up", daemon=True).start()
+            background.start(self._build, name="warm-up")
 
     @property
     def ready(self) -> bool:
@@ -156,7 +157,7 @@ def preimport(settings: Settings, spec: str | None) -> None:
         return
     module = SDK_MODULES.get(cfg.type)
     if module is not None:
-        threading.Thread(target=_preimport, args=(module,), name="preimport", daemon=True).start()
+        background.start(_preimport, module, name="preimport")
 
 
 def _preimport(module: str) -> None:

@@ -39,6 +39,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     compile_package()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a stress test of many CLI runs (tens of seconds); -m 'not slow' skips it")
+
+
 @pytest.fixture(scope="session")
 def _server_instance() -> Iterator[FakeLLMServer]:
     server = FakeLLMServer().start()

@@ -1,4 +1,4 @@
-"""The command line: a thin Typer app (options → settings → a front end); no provider SDK is imported here.
+"""streamchat's CLI: a thin Typer app (options → settings → a front end); no provider SDK is imported here.
 
 Each module registers its commands on the one app: `_chat` (the default command and `models`),
 `_manage` (config, history, roles, keys), `_serve`, `_completion`.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 
 import typer
 
+from streamchat import background
 from streamchat.cli import _chat, _completion, _manage, _serve  # noqa: F401 (they register their commands)
 from streamchat.cli._app import COMPLETE_VAR, app, plain_arguments
 
@@ -24,8 +26,30 @@ def main() -> None:
         _completion.init_completion()
     try:
         command()
+    except SystemExit as done:
+        _exit(_code(done.code))
+        raise
+    except BaseException:
+        if background.busy():
+            sys.excepthook(*sys.exc_info())  # a --debug traceback, shown before leaving without finalizing
+            _exit(1)
+        raise
     finally:
         # Leave every object to the process's end: the interpreter's collections at exit walk all
         # that the SDK imports created, 0.3-0.6 s of a one-shot here, and free nothing that matters
         # (files and the log are closed by then; refcounting still frees the rest).
         gc.freeze()
+
+
+def _exit(code: int) -> None:
+    """A background load in flight (the SDK preimport, the REPL's warm-up): end without the
+    interpreter's finalization, which racing with an import crashed 1 early exit in 200 (#28.1)."""
+    if background.busy():
+        background.leave(code)
+
+
+def _code(code: object) -> int:
+    """SystemExit's code as the process's exit status (None is 0; a message is 1, as Python does)."""
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
