@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from streamchat import background
+from streamchat import background, signals
 from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
@@ -243,9 +243,11 @@ class ChatSession:
         (a PDF becomes its text instead, and the user is told).
         """
         prompt, attachments, request, runner = self._begin(prompt, attachments)
-        result = run_turn(self.target.provider, request, sink, retry=self.options.retry, notice=self._notice,
-                          cancel=cancel, price=self._price, tools=runner)
-        self._record(prompt, attachments, result)
+        with signals.turn():  # once the turn is ending, a second signal waits until it is saved
+            result = run_turn(self.target.provider, request, sink, retry=self.options.retry, notice=self._notice,
+                              cancel=cancel, price=self._price, tools=runner)
+            signals.ending()
+            self._record(prompt, attachments, result)
         return result
 
     @property

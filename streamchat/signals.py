@@ -1,17 +1,27 @@
 """SIGTERM and SIGHUP end a turn the way Ctrl-C does: the upstream stream is closed, the
-partial answer stays printed and is saved, marked interrupted; the exit code is 128+N."""
+partial answer stays printed and is saved, marked interrupted; the exit code is 128+N.
+
+Once a turn is ending (its first signal came, or its answer is complete), further signals are
+held until the answer is saved: a second Ctrl-C, or a SIGTERM right behind the first one,
+raised again inside the closing and the saving, and the whole turn was lost (#35.10). A held
+SIGTERM or SIGHUP still counts (the exit code, the REPL quits after the save); a held Ctrl-C
+is dropped, as the turn it would stop is already stopping.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 from streamchat.exit_status import ExitStatus
 
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
 _received: int | None = None
+_in_turn = False  # inside `turn()`
+_ending = False  # ...and the turn is ending: signals are noted, not raised
 
 
 class Terminated(KeyboardInterrupt):
@@ -23,17 +33,60 @@ class Terminated(KeyboardInterrupt):
 
 
 def _handler(signum: int, _frame: FrameType | None) -> None:
-    global _received
-    _received = signum
+    global _received, _ending
+    if _received is None:
+        _received = signum
+    if _ending:
+        return
+    _ending = _in_turn
     raise Terminated(signum)
 
 
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    """Ctrl-C during a turn: KeyboardInterrupt, once."""
+    global _ending
+    if _ending:
+        return
+    _ending = True
+    raise KeyboardInterrupt
+
+
 def install() -> None:
-    if threading.current_thread() is not threading.main_thread():
+    if not _main_thread():
         return
     for sig in HANDLED:
         with contextlib.suppress(ValueError, OSError):
             signal.signal(sig, _handler)
+
+
+@contextlib.contextmanager
+def turn() -> Iterator[None]:
+    """Around one turn, from its request to its save: the first signal interrupts it, and
+    from then on (or from `ending()`) the others wait for the end of this block."""
+    global _in_turn, _ending
+    if not _main_thread() or _in_turn:
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, _interrupt)
+    _in_turn, _ending = True, False
+    try:
+        yield
+    finally:
+        _in_turn = _ending = False
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(signal.SIGINT, previous)
+
+
+def ending() -> None:
+    """The turn's answer is complete: a signal now waits until it is saved."""
+    global _ending
+    _ending = _in_turn
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def received() -> int | None:

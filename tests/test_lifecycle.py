@@ -3,12 +3,16 @@ turn's partial answer saved however many signals end it."""
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import subprocess
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import STREAMCHAT, base_env
+from fakeserver import Script
 
 # -- #28.1: an exit while the SDK is still importing in the background ------------------------------
 
@@ -35,3 +39,31 @@ def test_early_errors_never_end_on_a_signal(home):
     assert codes == {2: EARLY_ERROR_RUNS}, f"exit codes (negative: killed by that signal): {dict(codes)}"
     assert all(err.strip() == "error: /dev/zero is a binary file — attach images and PDFs with -a instead"
                for _, err in results), {err for _, err in results}
+
+
+# -- #35.10: a second signal while the turn is ending ----------------------------------------------
+
+@pytest.mark.parametrize("first,second,code", [
+    (signal.SIGINT, signal.SIGINT, 130),  # a double Ctrl-C
+    (signal.SIGTERM, signal.SIGTERM, 143),
+    (signal.SIGHUP, signal.SIGTERM, 129),  # a closed terminal, then the session's SIGTERM: the first one counts
+])
+@pytest.mark.parametrize("gap", [0.003, 0.01])
+def test_a_second_signal_waits_until_the_partial_answer_is_saved(server, home, first, second, code, gap):
+    server.script("slow", Script(chunks=[f"w{i} " for i in range(300)], delay=0.03))
+    proc = subprocess.Popen([STREAMCHAT, "-m", "openai:slow", "q"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(home, server))
+    shown = proc.stdout.read1(100)
+    proc.send_signal(first)
+    time.sleep(gap)  # the second lands while the first is closing the stream and saving
+    proc.send_signal(second)
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert b"Traceback" not in err
+    db = sqlite3.connect(home / "log.db")
+    try:
+        rows = db.execute("SELECT content, state FROM messages WHERE role = 'assistant'").fetchall()
+    finally:
+        db.close()
+    assert rows == [((shown + rest).decode(), "interrupted")]
+    assert rows[0][0].startswith("w0 ")
