@@ -217,14 +217,33 @@ class Settings:
             return self.providers[name], model or self._provider_default(self.providers[name])
         if not sep and name in self.providers:
             return self.providers[name], self._provider_default(self.providers[name])
-        for prov in self.providers.values():
-            if spec in prov.models:
-                return prov, spec
         if spec.endswith(".gguf"):
             return self.providers["local"], spec
+        return self._bare(spec)
+
+    def _bare(self, model: str) -> tuple[ProviderConfig, str]:
+        """A model name without a provider: the one provider offering it (in its `models`, as its
+        default, or as `streamchat models` found it), else the default provider when its catalog
+        (the price database) lists it; else an error naming the `provider:model` to type."""
+        from streamchat.chat import load_models_cache
+        from streamchat.cost import catalog_knows
+
+        found = set(load_models_cache())
+        offered = [p for p in self.providers.values()
+                   if model in p.models or model == p.default_model or f"{p.name}:{model}" in found]
+        if len(offered) == 1:
+            return offered[0], model
+        default_spec = self.model_spec(None)
+        default = self.providers.get(self.aliases.get(default_spec, default_spec).partition(":")[0])
+        if default is not None and (default in offered or not offered and catalog_knows(default, model)):
+            return default, model
+        forms = " or ".join(f"-m {p.name}:{model}" for p in
+                            offered or [p for p in self.providers.values() if catalog_knows(p, model)])
+        if len(offered) > 1:
+            raise UsageError(f"'{model}' is offered by more than one provider", hint=f"say which: {forms}")
         known = ", ".join(sorted(self.providers))
-        raise UsageError(f"unknown model '{spec}'",
-                         hint=f"use PROVIDER:MODEL with a provider of: {known}, or an alias from [aliases]")
+        raise UsageError(f"unknown model '{model}'", hint=f"did you mean {forms}?" if forms else
+                         f"use PROVIDER:MODEL with a provider of: {known}, or an alias from [aliases]")
 
     @staticmethod
     def _provider_default(prov: ProviderConfig) -> str:

@@ -73,6 +73,11 @@ def _lookup(provider: ProviderConfig, model: str, inputs: int, outputs: int, cac
 _UNKNOWN: set[tuple[str | None, str]] = set()
 
 
+def catalog_knows(provider: ProviderConfig, model: str) -> bool:
+    """Whether the bundled database lists `model` for this vendor (`-m gpt-4o` → openai)."""
+    return provider.name in PRICE_PROVIDERS and _lookup(provider, model, 0, 0, None) is not None
+
+
 def estimate_tokens(text: str) -> int:
     """A rough count for text not yet sent (about 4 characters a token in English and code)."""
     return len(text) // 4 + 1
