@@ -187,11 +187,10 @@ class _Lane:
             return None
         from streamchat.store import open_log
 
-        problems: list[str] = []
-        log = open_log(enabled=True, warn=problems.append)
-        if not log.write:  # asked for by name: not a warning, as the CLI's is
-            why = problems[0].removeprefix("warning: ").split("; this answer")[0] if problems else "it is not writable"
-            raise UsageError(why, hint="set STREAMCHAT_DB to a writable file, or leave log=True out")
+        log = open_log(enabled=True, warn=lambda _line: None, required=True)  # damaged: LogDamagedError
+        if not log.write:  # asked for by name: an error, not the CLI's warning
+            raise UsageError(f"log=True, but the conversation log {log.path} is unusable",
+                             hint="set STREAMCHAT_DB to a writable file, or leave log=True out")
         log.warn = _warn
         return log
 

@@ -146,6 +146,15 @@ def test_the_log_is_written_only_when_asked(api, run):
     assert [(row.split("\t")[3], row.split("\t")[4]) for row in listed] == [("1", "one more"), ("2", "q1")]
 
 
+def test_a_log_that_cannot_be_written_is_an_error_when_asked_for(api, monkeypatch, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("STREAMCHAT_DB", str(tmp_path / "a-file" / "log.db"))
+    with pytest.raises(streamchat.UsageError, match="log=True, but the conversation log .* is unusable"):
+        streamchat.get_model("openai:echo", log=True).prompt("q").text()
+    assert api.requests == []  # nothing was asked that could not be saved
+    assert streamchat.get_model("openai:echo").prompt("q").text() == "echo: q"  # without the log: fine
+
+
 def test_errors_raise_typed_and_print_nothing(api, capfd):
     with pytest.raises(streamchat.UsageError, match="unknown model"):
         streamchat.get_model("nosuch")
