@@ -51,6 +51,7 @@ def completed(child: pexpect.spawn, typed: str, line: str) -> str:
     ("streamchat -m compat:z", "streamchat -m compat:zz-model"),
     ("streamchat --model=compat:", "streamchat --model=compat:zz-model"),  # and at '='
     ("streamchat hello --st", "streamchat hello --stats"),
+    ("streamchat --role=sh", "streamchat --role=shell"),  # a value of chat's option before any prompt word
 ])
 def test_bash_completes_options_anywhere_and_provider_model_names(bash, typed, line):
     assert completed(bash, typed, line) == line

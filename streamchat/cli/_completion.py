@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from streamchat.cli._app import COMPLETE_VAR, SHELLS, app
+from streamchat.cli._app import CHAT, COMPLETE_VAR, GLOBAL_FLAGS, GLOBAL_VALUE_OPTIONS, SHELLS, _skip_options, app
 
 BASH_SCRIPT = r"""
 %(complete_func)s() {
@@ -47,7 +47,21 @@ def init_completion() -> None:
     from typer._click.shell_completion import CompletionItem, add_completion_class
     from typer._completion_classes import BashComplete, FishComplete, ZshComplete, completion_init
 
-    class LineBashComplete(BashComplete):
+    class ChatOption:
+        """`--role=sh<Tab>` before any prompt word: the option is chat's (the default command), which
+        the group, completing there, does not know (it offered its commands)."""
+
+        cli: Any  # the root command, as ShellComplete has it
+
+        def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+            option, equals, _ = incomplete.partition("=")
+            if (equals and option.startswith("-") and _skip_options(args, GLOBAL_VALUE_OPTIONS, GLOBAL_FLAGS) == len(args)
+                    and option not in {name for param in self.cli.params for name in param.opts}):
+                args = [CHAT, *args]
+            items: list[CompletionItem] = super().get_completions(args, incomplete)  # type: ignore[misc]
+            return items
+
+    class LineBashComplete(ChatOption, BashComplete):
         source_template = BASH_SCRIPT
 
         def get_completion_args(self) -> tuple[list[str], str]:
@@ -55,11 +69,11 @@ def init_completion() -> None:
                 return ZshComplete.get_completion_args(self)  # type: ignore[arg-type]
             return super().get_completion_args()  # a script installed before: COMP_WORDS
 
-    class WholeWord:
+    class WholeWord(ChatOption):
         """zsh and fish replace the whole word: `--model=compat:` needs `--model=compat:x`, not the value alone."""
 
         def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
-            items: list[CompletionItem] = super().get_completions(args, incomplete)  # type: ignore[misc]
+            items = super().get_completions(args, incomplete)
             option, equals, _ = incomplete.partition("=")
             if not (option.startswith("-") and equals):
                 return items
