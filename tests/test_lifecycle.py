@@ -3,6 +3,7 @@ turn's partial answer saved however many signals end it."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -67,3 +68,27 @@ def test_a_second_signal_waits_until_the_partial_answer_is_saved(server, home, f
         db.close()
     assert rows == [((shown + rest).decode(), "interrupted")]
     assert rows[0][0].startswith("w0 ")
+
+
+# -- #28.13: a reader that closed stdout, for every command -------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["history", "-n", "200"], ["history", "show", "1"], ["history", "export", "1", "--format", "json"],
+    ["history", "search", "hello"], ["config", "show"], ["config", "path"], ["roles"], ["keys", "list"],
+    ["models", "compat"], ["completion", "bash"], ["--version"], ["--help"], ["history", "--help"],
+    ["-m", "openai:echo", "q"],
+], ids=" ".join)
+def test_a_closed_stdout_ends_every_command_quietly_with_141(server, home, args):
+    """`streamchat history | head -1` said "internal error: BrokenPipeError" (exit 1); --help and
+    --version exited 1. Here the reader is gone before the command writes, so every write meets it."""
+    env = base_env(home, server)
+    subprocess.run([STREAMCHAT, "-m", "openai:echo", "hello"], env=env, capture_output=True, stdin=subprocess.DEVNULL,
+                   check=True)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([STREAMCHAT, *args], stdout=write, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              env=env, timeout=60)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (141, b"")

@@ -15,6 +15,7 @@ import typer
 from streamchat import background
 from streamchat.cli import _chat, _completion, _manage, _serve  # noqa: F401 (they register their commands)
 from streamchat.cli._app import COMPLETE_VAR, app, plain_arguments
+from streamchat.exit_status import ExitStatus
 
 __all__ = ["app", "main"]
 
@@ -27,7 +28,12 @@ def main() -> None:
     try:
         command()
     except SystemExit as done:
-        _exit(_code(done.code))
+        code = _code(done.code)
+        if code == ExitStatus.OK and not _flushed():
+            code = ExitStatus.OUTPUT_CLOSED
+            _exit(code)
+            raise SystemExit(code) from None
+        _exit(code)
         raise
     except BaseException:
         if background.busy():
@@ -46,6 +52,19 @@ def _exit(code: int) -> None:
     interpreter's finalization, which racing with an import crashed 1 early exit in 200 (#28.1)."""
     if background.busy():
         background.leave(code)
+
+
+def _flushed() -> bool:
+    """Write what stdout still buffers (`history`, `--version`); False when its reader is gone: the
+    interpreter's own flush at exit would print "Exception ignored … BrokenPipeError" and exit 120."""
+    from streamchat.sinks._output import silence_stdout
+
+    try:
+        sys.stdout.flush()
+    except OSError:
+        silence_stdout()
+        return False
+    return True
 
 
 def _code(code: object) -> int:

@@ -16,7 +16,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from streamchat._version import __version__
 from streamchat.config import Settings, load_settings
 from streamchat.environment import Environment
-from streamchat.errors import StreamchatError
+from streamchat.errors import OutputClosed, StreamchatError
 from streamchat.exit_status import ExitStatus, help_text
 from streamchat.ui import UI
 
@@ -72,6 +72,15 @@ class DefaultGroup(TyperGroup):
     `streamchat "models are fun"` chats; `streamchat models` and `streamchat --debug models` list
     models. A word naming a subcommand is never sent as a prompt.
     """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: ClickContext | None = None,
+                     **extra: Any) -> ClickContext:
+        with closed_stdout_exits():  # --help and --version print here
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        with closed_stdout_exits():  # every command runs in here
+            return super().invoke(ctx)
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         skipped = _skip_options(args, GLOBAL_VALUE_OPTIONS, GLOBAL_FLAGS)
@@ -266,6 +275,19 @@ def _setup_debug(settings: Settings | None) -> None:
 
 
 @contextlib.contextmanager
+def closed_stdout_exits() -> Iterator[None]:
+    """A reader that closed stdout (`streamchat history | head -1`) ends any command quietly with
+    141, as a one-shot's answer does: not "internal error: BrokenPipeError", nor click's exit 1."""
+    from streamchat.sinks._output import silence_stdout
+
+    try:
+        yield
+    except (BrokenPipeError, OutputClosed):
+        silence_stdout()
+        raise typer.Exit(ExitStatus.OUTPUT_CLOSED) from None
+
+
+@contextlib.contextmanager
 def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
     """Every failure ends as one line on stderr and a documented exit code."""
     from streamchat import signals
@@ -279,8 +301,8 @@ def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
         raise typer.Exit(signals.exit_code(ExitStatus.INTERRUPTED)) from None
-    except (typer.Exit, typer.Abort, SystemExit):
-        raise
+    except (typer.Exit, typer.Abort, SystemExit, BrokenPipeError, OutputClosed):
+        raise  # a closed stdout: closed_stdout_exits
     except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
         if debug:
             raise

@@ -23,12 +23,12 @@ class Output:
                 self._stream.write(text)
                 self._stream.flush()
         except OSError:  # a closed pipe (EPIPE) or a hung-up terminal (EIO): stdout is gone
-            _silence_stdout()
+            silence_stdout()
             raise OutputClosed() from None
 
 
-def _silence_stdout() -> None:
-    """Point fd 1 at /dev/null so the interpreter's final flush cannot complain."""
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot complain (the reader is gone)."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
