@@ -59,8 +59,9 @@ def copy(text: str, terminal: IO[Any] | None = None) -> str | None:
     if terminal is not None and terminal.isatty():
         terminal.write(osc52(text))
         terminal.flush()
-        screen = "; GNU screen does not pass OSC 52 on" if os.environ.get("STY") else ""
-        return f"through the terminal (OSC 52) — {REFUSED}{screen}"
+        between = ("; tmux passes it on only with set -g set-clipboard on" if os.environ.get("TMUX") else
+                   "; GNU screen does not pass OSC 52 on" if os.environ.get("STY") else "")
+        return f"through the terminal (OSC 52) — {REFUSED}{between}"
     return None
 
 

@@ -391,3 +391,16 @@ def test_copy_inside_tmux_goes_into_its_buffer_and_says_so(repl, server, tmp_pat
         assert shown == "ls -la\n"
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def test_copy_through_osc52_names_what_may_drop_it(repl, server, tmp_path):
+    """Where the text can only go out as OSC 52, the message says what may stop it: the terminal,
+    and tmux (found by $TMUX, its command not at hand) unless its set-clipboard is on (#28.24)."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    child = repl("-m", "openai:echo", env_extra={"PATH": str(empty), "TMUX": "/nonexistent,1,0", "DISPLAY": ""})
+    exchange(child, "hi", "echo: hi")
+    ask(child, "/copy")
+    child.expect_exact("copied the answer through the terminal (OSC 52) — if it is not on the clipboard, "
+                       "the terminal refuses clipboard writes")
+    child.expect_exact("tmux passes it on only with set -g set-clipboard on")
