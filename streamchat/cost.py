@@ -66,11 +66,13 @@ def _lookup(provider: ProviderConfig, model: str, inputs: int, outputs: int, cac
         return calc_price(Usage(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=cached), model_ref=model,
                           provider_id=provider_id)
     except (LookupError, ValueError, ImportError):
-        _UNKNOWN.add((provider_id, model))
+        if len(_UNKNOWN) < UNKNOWN_CAP:  # serve resolves any name a client sends: the memo must not grow forever
+            _UNKNOWN.add((provider_id, model))
         return None
 
 
 _UNKNOWN: set[tuple[str | None, str]] = set()
+UNKNOWN_CAP = 1024
 
 
 def catalog_knows(provider: ProviderConfig, model: str) -> bool:

@@ -54,3 +54,13 @@ def test_a_bare_model_name_on_the_command_line(run, server):
     assert server.requests[-1].body["model"] == "gpt-4o-mini"
     r = run("-m", "gpt-4o", "q")
     assert r.code == 2 and "did you mean -m openai:gpt-4o?" in r.stderr and len(server.requests) == 1
+
+
+def test_names_nobody_knows_are_not_remembered_without_bound():
+    """serve resolves whatever name a client sends; the memo of misses stays bounded."""
+    from streamchat import cost
+
+    for i in range(cost.UNKNOWN_CAP + 50):
+        with pytest.raises(UsageError):
+            Settings().resolve(f"no-such-model-{i}")
+    assert len(cost._UNKNOWN) <= cost.UNKNOWN_CAP
