@@ -73,7 +73,7 @@ def test_a_config_others_can_write_is_refused_and_its_command_never_runs(server,
     loose.chmod(0o666 if loosen == "file" else 0o777)
     done = run_with_umask(0o022, ["-m", "openai:echo", "q"], env)
     err = done.stderr.decode()
-    assert done.returncode == ExitStatus.UNSAFE == 8 and not marker.exists() and not server.requests
+    assert done.returncode == ExitStatus.UNSAFE == 12 and not marker.exists() and not server.requests
     assert err == f"error: {loose} can be changed by other users, so streamchat will not use it — run: chmod go-w {loose}\n"
     loose.chmod(0o600 if loosen == "file" else 0o700)
     assert run_with_umask(0o022, ["-m", "openai:echo", "q"], env).returncode == 3  # the command ran (and gave no key)
