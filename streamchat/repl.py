@@ -416,7 +416,7 @@ class Repl:
         """`/file` or `/attach` alone: what waits for the next question, and how to drop it."""
         if self.sources:
             self.ui.notice(sanitize(f"sources for the next question: {', '.join(self.sources)} "
-                                    f"({byte_size(len(self.context.encode()))}) — /file clear drops them"))
+                                    f"({byte_size(len(self.context.encode()))} in all) — /file clear drops them"))
         if self.attachments:
             self.ui.notice(sanitize("attachments for the next question: "
                                     + ", ".join(f"{a.name} ({byte_size(len(a.data))})" for a in self.attachments)
