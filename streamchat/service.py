@@ -21,6 +21,7 @@ from streamchat.conversation import Conversation, Turn
 from streamchat.errors import BadRequestError, StreamchatError
 from streamchat.events import Attachment, Event, Message, Sink, Stats, ToolChoice, ToolSpec, TurnResult
 from streamchat.providers.base import AsyncProvider, ChatRequest, Provider, get_provider
+from streamchat.schema_request import ResponseSchema
 from streamchat.session import NO_RETRY, RetryPolicy, ToolRunner, run_turn, run_turn_async
 from streamchat.store import ConversationLog
 
@@ -47,6 +48,7 @@ class Overrides:
     params: tuple[tuple[str, Any], ...] = ()  # further sampling options (serve's top_p, stop, seed…)
     tools: tuple[ToolSpec, ...] = ()  # a client's own tools (serve): passed through, never run here
     tool_choice: ToolChoice | None = None
+    schema: ResponseSchema | None = None  # the answer is JSON matching it (--schema, a role, response_format)
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,7 @@ class ChatSession:
         return ChatRequest(model=self.target.model, messages=tuple(messages), temperature=self.options.temperature,
                            max_tokens=self.options.max_tokens, timeout=self.options.timeout,
                            params=self.overrides.params, tools=tools,
-                           tool_choice=self.overrides.tool_choice if tools else None)
+                           tool_choice=self.overrides.tool_choice if tools else None, schema=self.overrides.schema)
 
     def _runner(self) -> ToolRunner | None:
         """The toolbox when tools are on. The embedded model has no tool-call format: asked with tools

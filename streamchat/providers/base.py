@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from streamchat.config import ProviderConfig
 from streamchat.errors import StreamchatError
 from streamchat.events import Event, Message, ToolChoice, ToolSpec
+from streamchat.schema_request import ResponseSchema
 
 EventStream = Generator[Event, None, None]
 
@@ -24,6 +25,7 @@ class ChatRequest:
     params: tuple[tuple[str, Any], ...] = ()  # further sampling options, each in the adapter's `params`
     tools: tuple[ToolSpec, ...] = ()  # tools the model may call
     tool_choice: ToolChoice | None = None
+    schema: ResponseSchema | None = None  # answer as JSON matching it (#30); each adapter asks its own way
 
 
 class Provider(Protocol):
