@@ -1,0 +1,197 @@
+"""`--schema`: a JSON Schema from inline JSON, a file or the concise syntax, and answers checked against it.
+
+Pure logic, no I/O beyond reading the schema file: the front ends (one-shot, REPL, roles) parse
+SCHEMA here, ask the model, and check its answer with `Schema.check`. Validation is jsonschema's
+(the schema itself with `check_schema`, the answer with the schema's own draft), so what streamchat
+accepts is what any other JSON Schema tool would.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import exceptions, validators
+
+from streamchat.errors import UsageError
+
+TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}  # concise syntax → JSON Schema
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+SCHEMA_NAME = re.compile(r"[^A-Za-z0-9_-]+")  # OpenAI's rule for a response_format name
+MESSAGE_MAX = 160  # a validation message quotes the answer's value: keep the line one line
+REPAIR_PROBLEMS = 5  # how many problems a corrective request lists
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A checked JSON Schema (an object at the top, as every provider requires) and its name."""
+
+    schema: dict[str, Any]
+    name: str = "answer"
+
+    def check(self, text: str) -> Verdict:
+        """The answer `text` as data, or why it does not fit (the most relevant problem first)."""
+        try:
+            data = parse_answer(text)
+        except ValueError as err:
+            return Verdict(problems=(f"the answer is not JSON: {err}",))
+        validator = validators.validator_for(self.schema)(self.schema)
+        found = list(validator.iter_errors(data))
+        if not found:
+            return Verdict(data=data)
+        best = exceptions.best_match(found)
+        others = [e for e in sorted(found, key=lambda e: list(e.absolute_path)) if e is not best]
+        return Verdict(problems=tuple(describe(e) for e in [best, *others]))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An answer checked against a schema: its data when it fits, else one line per problem."""
+
+    data: Any = None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def load_schema(spec: str, *, multi: bool = False, option: str = "--schema") -> Schema:
+    """SCHEMA as given to `option`: inline JSON, a file holding JSON or the concise syntax, or the
+    concise syntax itself. `multi` asks for `{"items": [...]}` of it. Anything wrong is a UsageError
+    (exit 2) naming the problem, raised before a request is sent."""
+    text, name = _source(spec, option) if spec.strip() else ("", "answer")
+    stripped = text.strip()
+    if not stripped:
+        raise UsageError(f"{option} is empty", hint="give a JSON Schema, a file, or fields: 'name, age int'")
+    if stripped.startswith("{"):
+        try:
+            schema = json.loads(stripped)
+        except ValueError as err:
+            raise UsageError(f"{option} is not valid JSON: {err}") from None
+    else:
+        schema = concise(stripped, option)
+    check_schema(schema, option)
+    if isinstance(schema.get("title"), str):
+        name = schema["title"]
+    if multi:
+        schema = wrap_multi(schema)
+    return Schema(schema, _name(name))
+
+
+def _source(spec: str, option: str) -> tuple[str, str]:
+    """(the schema's text, a name for it): a file's content and stem, or `spec` itself."""
+    if spec.lstrip().startswith("{") or "," in spec or "\n" in spec:
+        return spec, "answer"
+    path = Path(spec).expanduser()
+    looks_like_path = spec.endswith(".json") or spec.startswith(("/", "./", "../", "~"))
+    if not path.is_file():
+        if looks_like_path or path.exists():
+            reason = "not a file" if path.exists() else "no such file"
+            raise UsageError(f"{option} {spec}: {reason}", hint="give a JSON Schema file, inline JSON, or fields: 'name, age int'")
+        return spec, "answer"
+    try:
+        return path.read_text(encoding="utf-8"), path.stem
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else "not UTF-8 text"
+        raise UsageError(f"{option} {spec}: cannot read it ({reason})") from None
+
+
+def concise(text: str, option: str = "--schema") -> dict[str, Any]:
+    """`'name, age int, bio: a one-line bio'` → an object schema: fields split at newlines when there
+    are any (so a description may hold commas), else at commas; `NAME [TYPE][: DESCRIPTION]`, type
+    str unless given; every field required, no others allowed (what strict modes need)."""
+    properties: dict[str, dict[str, str]] = {}
+    for raw in text.split("\n") if "\n" in text else text.split(","):
+        field = raw.strip()
+        if not field:
+            continue
+        head, _, description = field.partition(":")
+        words = head.split()
+        if not words or len(words) > 2:
+            raise UsageError(f"{option}: cannot read the field '{field}'", hint="write NAME [TYPE][: description], e.g. 'age int'")
+        name, kind = words[0], words[1] if len(words) == 2 else "str"
+        if not FIELD_NAME.match(name):
+            raise UsageError(f"{option}: '{name}' is not a field name", hint="use letters, digits, _ and -")
+        if kind not in TYPES:
+            close = difflib.get_close_matches(kind, TYPES, n=1)
+            guess = f"did you mean '{close[0]}'? " if close else ""
+            raise UsageError(f"{option}: unknown type '{kind}' for field '{name}'", hint=f"{guess}types: {', '.join(TYPES)}")
+        if name in properties:
+            raise UsageError(f"{option}: the field '{name}' is given twice")
+        prop = {"type": TYPES[kind]}
+        if description.strip():
+            prop["description"] = description.strip()
+        properties[name] = prop
+    if not properties:
+        raise UsageError(f"{option} names no field", hint="e.g. 'name, age int, bio: a one-line bio'")
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def check_schema(schema: Any, option: str = "--schema") -> None:
+    """A valid JSON Schema (for the draft its `$schema` names, else the latest) describing an object:
+    OpenAI's response_format and a forced tool's input both need one at the top."""
+    if not isinstance(schema, dict):
+        raise UsageError(f"{option} must be a JSON object (a JSON Schema), not {type(schema).__name__}")
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except exceptions.SchemaError as err:
+        raise UsageError(f"{option} is not a valid JSON Schema: {_short(err.message)} at {err.json_path}") from None
+    if schema.get("type") != "object":
+        raise UsageError(f'{option} must describe an object ("type": "object") at the top',
+                         hint="for a list of things, add --schema-multi")
+
+
+def wrap_multi(schema: dict[str, Any]) -> dict[str, Any]:
+    """`--schema-multi`: `{"items": [schema, …]}`. Definitions move to the top, where `#/$defs/…` points."""
+    inner = {k: v for k, v in schema.items() if k not in ("$defs", "definitions", "$schema")}
+    outer: dict[str, Any] = {k: schema[k] for k in ("$schema", "$defs", "definitions") if k in schema}
+    return {**outer, "type": "object", "properties": {"items": {"type": "array", "items": inner}},
+            "required": ["items"], "additionalProperties": False}
+
+
+def parse_answer(text: str) -> Any:
+    """The JSON in an answer: the whole text, or inside a ``` fence, or the first object in prose
+    around it (a model without a JSON mode often adds either). ValueError names where it breaks."""
+    body = text.strip()
+    fence = re.match(r"```[\w-]*\n(.*?)\n?```\s*\Z", body, re.S)
+    if fence:
+        body = fence.group(1).strip()
+    try:
+        return json.loads(body)
+    except ValueError as err:
+        start = body.find("{")
+        if start > 0:
+            try:
+                return json.JSONDecoder().raw_decode(body, start)[0]
+            except ValueError:
+                pass
+        raise ValueError(f"{err.msg} at line {err.lineno} column {err.colno}" if isinstance(err, json.JSONDecodeError)
+                         else str(err)) from None
+
+
+def describe(error: exceptions.ValidationError) -> str:
+    """One line: where in the answer (`items[0].pop`, or `top level`) and why."""
+    where = error.json_path.removeprefix("$").removeprefix(".") or "top level"
+    return f"{where}: {_short(error.message)}"
+
+
+def repair_prompt(problems: tuple[str, ...]) -> str:
+    """The corrective request: the validator's words, and what to send instead."""
+    listed = "\n".join(f"- {p}" for p in problems[:REPAIR_PROBLEMS])
+    return (f"Your answer does not match the JSON schema:\n{listed}\n"
+            "Reply again with only the corrected JSON, nothing else.")
+
+
+def _short(message: str) -> str:
+    one = " ".join(message.split())
+    return one if len(one) <= MESSAGE_MAX else one[: MESSAGE_MAX - 1] + "…"
+
+
+def _name(title: str) -> str:
+    """A name providers accept (OpenAI: letters, digits, _ and -, at most 64)."""
+    return SCHEMA_NAME.sub("_", title).strip("_")[:64] or "answer"
