@@ -18,20 +18,24 @@ from typing import Any
 from jsonschema import exceptions, validators
 
 from streamchat.errors import UsageError
+from streamchat.schema_request import ResponseSchema
 
 TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}  # concise syntax → JSON Schema
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
-SCHEMA_NAME = re.compile(r"[^A-Za-z0-9_-]+")  # OpenAI's rule for a response_format name
 MESSAGE_MAX = 160  # a validation message quotes the answer's value: keep the line one line
 REPAIR_PROBLEMS = 5  # how many problems a corrective request lists
 
 
 @dataclass(frozen=True)
 class Schema:
-    """A checked JSON Schema (an object at the top, as every provider requires) and its name."""
+    """A checked JSON Schema (an object at the top, as every provider requires), as the request
+    field the providers read (`request`, set as `Overrides(schema=…)`)."""
 
-    schema: dict[str, Any]
-    name: str = "answer"
+    request: ResponseSchema
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return self.request.schema
 
     def check(self, text: str) -> Verdict:
         """The answer `text` as data, or why it does not fit (the most relevant problem first)."""
@@ -64,7 +68,7 @@ def load_schema(spec: str, *, multi: bool = False, option: str = "--schema") -> 
     """SCHEMA as given to `option`: inline JSON, a file holding JSON or the concise syntax, or the
     concise syntax itself. `multi` asks for `{"items": [...]}` of it. Anything wrong is a UsageError
     (exit 2) naming the problem, raised before a request is sent."""
-    text, name = _source(spec, option) if spec.strip() else ("", "answer")
+    text, name = _source(spec, option) if spec.strip() else ("", None)
     stripped = text.strip()
     if not stripped:
         raise UsageError(f"{option} is empty", hint="give a JSON Schema, a file, or fields: 'name, age int'")
@@ -76,24 +80,22 @@ def load_schema(spec: str, *, multi: bool = False, option: str = "--schema") -> 
     else:
         schema = concise(stripped, option)
     check_schema(schema, option)
-    if isinstance(schema.get("title"), str):
-        name = schema["title"]
-    if multi:
-        schema = wrap_multi(schema)
-    return Schema(schema, _name(name))
+    title = schema.get("title")
+    name = title if isinstance(title, str) and title.strip() else name
+    return Schema(ResponseSchema.named(wrap_multi(schema) if multi else schema, name))
 
 
-def _source(spec: str, option: str) -> tuple[str, str]:
-    """(the schema's text, a name for it): a file's content and stem, or `spec` itself."""
+def _source(spec: str, option: str) -> tuple[str, str | None]:
+    """(the schema's text, a name for it): a file's content and stem, or `spec` itself (no name)."""
     if spec.lstrip().startswith("{") or "," in spec or "\n" in spec:
-        return spec, "answer"
+        return spec, None
     path = Path(spec).expanduser()
     looks_like_path = spec.endswith(".json") or spec.startswith(("/", "./", "../", "~"))
     if not path.is_file():
         if looks_like_path or path.exists():
             reason = "not a file" if path.exists() else "no such file"
             raise UsageError(f"{option} {spec}: {reason}", hint="give a JSON Schema file, inline JSON, or fields: 'name, age int'")
-        return spec, "answer"
+        return spec, None
     try:
         return path.read_text(encoding="utf-8"), path.stem
     except (OSError, UnicodeDecodeError) as err:
@@ -191,7 +193,3 @@ def _short(message: str) -> str:
     one = " ".join(message.split())
     return one if len(one) <= MESSAGE_MAX else one[: MESSAGE_MAX - 1] + "…"
 
-
-def _name(title: str) -> str:
-    """A name providers accept (OpenAI: letters, digits, _ and -, at most 64)."""
-    return SCHEMA_NAME.sub("_", title).strip("_")[:64] or "answer"

@@ -8,7 +8,7 @@ import pytest
 
 from streamchat.errors import UsageError
 from streamchat.exit_status import ExitStatus
-from streamchat.schema import Schema, load_schema, parse_answer, repair_prompt
+from streamchat.schema import load_schema, parse_answer, repair_prompt
 
 
 def test_concise_fields_types_and_descriptions():
@@ -49,14 +49,14 @@ def test_inline_json_and_a_file_give_the_same_schema(tmp_path):
     path.write_text(text)
     inline, from_file = load_schema(text), load_schema(str(path))
     assert inline.schema == from_file.schema == json.loads(text)
-    assert inline.name == from_file.name == "Order_form"  # the title, in the characters providers accept
+    assert inline.request.name == from_file.request.name == "Order_form"  # the title, in the characters providers accept
 
 
 def test_a_file_may_hold_the_concise_syntax_and_names_the_schema(tmp_path):
     path = tmp_path / "person.txt"
     path.write_text("name\nage int\n")
     loaded = load_schema(str(path))
-    assert loaded.name == "person" and loaded.schema["required"] == ["name", "age"]
+    assert loaded.request.name == "person" and loaded.schema["required"] == ["name", "age"]
 
 
 @pytest.mark.parametrize(("spec", "says"), [
@@ -110,7 +110,7 @@ def test_an_answer_that_does_not_fit_names_the_property_and_why(answer, first):
 
 
 def test_a_long_value_in_a_problem_is_cut_to_one_short_line():
-    verdict = Schema({"type": "object", "properties": {"a": {"type": "integer"}}}).check(json.dumps({"a": "x" * 1000}))
+    verdict = load_schema("a int").check(json.dumps({"a": "x" * 1000}))
     assert len(verdict.problems[0]) <= 170 and verdict.problems[0].endswith("…")
 
 
