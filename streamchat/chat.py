@@ -30,6 +30,7 @@ class ChatOptions:
     sanitize: bool = False
     continue_last: bool = False
     cid: str | None = None
+    session: str | None = None  # -S NAME: the conversation of that name, or a new one named so
     log: bool = True
     debug: bool = False
     extract: str | None = None  # -x: "first" or "all" code blocks to stdout, nothing else
@@ -43,11 +44,11 @@ class ChatOptions:
 
 def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = False,
                  interactive: bool = False, tools: bool = False) -> ChatSession:
-    """The session a CLI front end drives: the log opened, a conversation picked (-c / --cid), and a
+    """The session a CLI front end drives: the log opened, a conversation picked (-c / --cid / -S), and a
     toolbox when tools are asked for (`tools`: also when MCP servers are configured, for /tools).
     `interactive`: a person at the terminal can approve tool calls."""
     log: ConversationLog = open_log(enabled=opts.log, warn=ui.warn)
-    conversation = log.pick(continue_last=opts.continue_last, cid=opts.cid)
+    conversation = log.pick(continue_last=opts.continue_last, cid=opts.cid, session=opts.session)
     toolbox = None
     if opts.tools or (tools and settings.mcp):
         from streamchat.tools import build_toolbox

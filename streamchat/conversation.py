@@ -74,6 +74,7 @@ class Conversation:
     seed: tuple[Message, ...] = ()  # earlier messages given as a whole (serve's request history)
     created_at: float = field(default_factory=time.time)
     forked_from: int | None = None  # the conversation this one was forked from (its turns are shared)
+    name: str | None = None  # its session name (`--session NAME`), unique in the log
 
     @property
     def turn_count(self) -> int:

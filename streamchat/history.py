@@ -41,17 +41,19 @@ class History:
         if not self.env.stdout_isatty:
             for r in rows:
                 out.write(f"{r['id']}\t{_when(r['updated_at'])}\t{r['provider']}:{r['model']}\t{r['turns']}\t{r['title']}"
-                          f"\t{money(r['cost'])}\n")
+                          f"\t{r['name'] or ''}\t{money(r['cost'])}\n")
             if since or count > len(rows):  # on stderr: the page a script reads is only the rows
                 self.ui.notice(total)
             return
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("id", "when", "model", "turns", "first words", "cost", box=None, header_style="bold")
+        named = any(r["name"] for r in rows)  # the column only when some conversation has a name
+        table = Table("id", *(["name"] if named else []), "when", "model", "turns", "first words", "cost", box=None,
+                      header_style="bold")
         for r in rows:
-            table.add_row(str(r["id"]), _when(r["updated_at"]), f"{r['provider']}:{r['model']}", str(r["turns"]),
-                          sanitize(r["title"] or ""), money(r["cost"]))
+            table.add_row(str(r["id"]), *([sanitize(r["name"] or "")] if named else []), _when(r["updated_at"]),
+                          f"{r['provider']}:{r['model']}", str(r["turns"]), sanitize(r["title"] or ""), money(r["cost"]))
         table.caption = total
         Console(file=out, no_color=self.env.no_color).print(table)
 
@@ -86,6 +88,10 @@ class History:
             self.log.remove(cid)
             self.env.stderr.write(f"removed conversation {cid}\n")
 
+    def rename(self, cid: str, name: str) -> None:
+        self.log.rename(cid, name)
+        self.ui.notice(f"conversation {self.log.load(name).id} is now named {name}")
+
     def search(self, text: str, limit: int) -> None:
         if not text.strip():
             raise UsageError("history search needs words to find", hint='e.g. streamchat history search "docker compose"')
@@ -112,4 +118,5 @@ def _when(ts: float) -> str:
 
 
 def _title(conv: Conversation) -> str:
-    return f"Conversation {conv.id} — {conv.model or '?'} — {_when(conv.created_at)}"
+    name = f" ({conv.name})" if conv.name else ""
+    return f"Conversation {conv.id}{name} — {conv.model or '?'} — {_when(conv.created_at)}"

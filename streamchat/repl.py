@@ -83,7 +83,8 @@ class Repl:
             "/save": Command(self.cmd_save, "FILE", "save the conversation as Markdown"),
             "/stats": Command(self.cmd_stats, "", "timing of the last answer"),
             "/history": Command(self.cmd_history, "", "list recent conversations"),
-            "/load": Command(self.cmd_load, "ID", "resume a saved conversation"),
+            "/load": Command(self.cmd_load, "ID|NAME", "resume a saved conversation"),
+            "/name": Command(self.cmd_name, "[NAME]", "show or set this conversation's name (-S NAME resumes it)"),
             "/role": Command(self.cmd_role, "[NAME [k=v…]]", "show or switch the role; k=v fills its template"),
             "/edit": Command(self.cmd_edit, "[last]", "compose in $EDITOR; last: edit and resend the last question"),
             "/shell": Command(self.cmd_shell, "TEXT", "turn a request into a shell command, run only if you choose"),
@@ -286,15 +287,22 @@ class Repl:
             self.ui.notice("the conversation log is off")
             return
         for row in log.recent(10):
-            self.ui.notice(f"  {row['id']:>4}  {row['provider']}:{row['model']}  {plural(row['turns'], 'turn')}"
+            name = f"  [{row['name']}]" if row["name"] else ""
+            self.ui.notice(f"  {row['id']:>4}{name}  {row['provider']}:{row['model']}  {plural(row['turns'], 'turn')}"
                            f"  {row['title']}")
 
     def cmd_load(self, arg: str) -> None:
         if not arg:
-            self.ui.notice("usage: /load ID (see /history)")
+            self.ui.notice("usage: /load ID|NAME (see /history)")
             return
         conv = self.session.load(arg)
-        self.ui.notice(f"loaded conversation {arg} ({plural(conv.turn_count, 'turn')})")
+        self.ui.notice(f"loaded conversation {sanitize(arg)} ({plural(conv.turn_count, 'turn')})")
+
+    def cmd_name(self, arg: str) -> None:
+        if arg:
+            self.session.rename(arg)
+        name = self.session.conversation.name
+        self.ui.notice(f"name: {name}" if name else "this conversation has no name — /name NAME gives it one")
 
     def cmd_send(self, _arg: str) -> None:
         if self.held is None:
@@ -587,7 +595,10 @@ def _loop(repl: Repl) -> int:
     session = _make_session(repl)
     conv = repl.session.conversation
     if conv.id is not None:
-        repl.ui.notice(f"resumed conversation {conv.id} ({plural(conv.turn_count, 'turn')})")
+        named = f"{conv.name}, " if conv.name else ""
+        repl.ui.notice(f"resumed conversation {conv.id} ({named}{plural(conv.turn_count, 'turn')})")
+    elif conv.name:
+        repl.ui.notice(f"new conversation {conv.name}")
     repl.ui.notice(f"streamchat · {repl.model_name} · /help for commands · Ctrl-D to quit")
     warm_up: Callable[[], None] | None = partial(_after_first_paint, repl.session.start_warm_up)
     while repl.running and signals.received() is None:

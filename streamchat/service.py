@@ -418,13 +418,20 @@ class ChatSession:
         self.conversation = Conversation(system=self.conversation.system)
 
     def load(self, cid: str | int) -> Conversation:
-        """Resume a logged conversation (its own system prompt, none if it had none)."""
-        if self.log is None:
+        """Resume a logged conversation, by id or name (its own system prompt, none if it had none)."""
+        self.conversation = self._log().load(cid)
+        return self.conversation
+
+    def rename(self, name: str) -> None:
+        """Name this conversation (a new one keeps the name until its first answer saves it)."""
+        self._log().rename(self.conversation, name)
+
+    def _log(self) -> ConversationLog:
+        if self.log is None or self.log.db is None:
             from streamchat.errors import UsageError
 
             raise UsageError("the conversation log is off", hint="remove --no-log / log = false to use it")
-        self.conversation = self.log.load(cid)
-        return self.conversation
+        return self.log
 
     def set_overrides(self, overrides: Overrides) -> None:
         """New options (a REPL /role): sampling and system prompt from now on, the model if it changes."""

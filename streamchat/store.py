@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sqlite3
 import time
@@ -21,6 +22,7 @@ from streamchat.conversation import Conversation, Turn
 from streamchat.errors import LogDamagedError, StreamchatError, UsageError
 from streamchat.events import Attachment, Message, Outcome, Stats, ToolCall, TurnResult
 from streamchat.private_files import DIR_MODE, FILE_MODE, ensure_private_file, tighten
+from streamchat.render.sanitize import sanitize
 
 
 def db_path() -> Path:
@@ -108,8 +110,14 @@ V7 = "ALTER TABLE messages ADD COLUMN cost_usd REAL;"
 # v8: the tool exchanges (calls and results) that led to an answer, as JSON on the answer's row.
 V8 = "ALTER TABLE messages ADD COLUMN tool_steps TEXT;"
 
+# v9: a conversation may have a name (`--session NAME`), unique among conversations (NULLs are not).
+V9 = """
+ALTER TABLE conversations ADD COLUMN name TEXT;
+CREATE UNIQUE INDEX conversations_name ON conversations(name);
+"""
+
 MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else "",
-                                       lambda: V4, lambda: V5, lambda: V6, lambda: V7, lambda: V8]
+                                       lambda: V4, lambda: V5, lambda: V6, lambda: V7, lambda: V8, lambda: V9]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -216,11 +224,17 @@ class ConversationLog:
 
     # -- reading -------------------------------------------------------------------------
     @_reads
-    def pick(self, *, continue_last: bool = False, cid: str | int | None = None) -> Conversation:
-        if cid is None and not continue_last:
+    def pick(self, *, continue_last: bool = False, cid: str | int | None = None,
+             session: str | None = None) -> Conversation:
+        """The conversation a front end starts with: the latest (-c), one by id (--cid), the one named
+        `session` (a new one of that name when there is none), or a new one."""
+        if cid is None and not continue_last and session is None:
             return Conversation()
         if self.db is None:
             raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB")
+        if session is not None:
+            found = self._named(session_name(session))
+            return self.load(found) if found is not None else Conversation(name=session)
         if cid is None:
             row = self.db.execute(f"SELECT id FROM conversations c WHERE {_LISTED}"
                                   " ORDER BY updated_at DESC, id DESC LIMIT 1").fetchone()
@@ -230,11 +244,24 @@ class ConversationLog:
             cid = row["id"]
         return self.load(cid)
 
+    def _named(self, name: str) -> int | None:
+        row = self._db().execute("SELECT id FROM conversations WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _id(self, ref: str | int) -> int:
+        """A conversation's id from its id or its name (names are never all digits)."""
+        if isinstance(ref, int) or ref.strip().isdigit():
+            return _as_id(ref)
+        found = self._named(ref)
+        if found is None:
+            raise UsageError(f"no conversation with id or name '{sanitize(str(ref))}'", hint="see `streamchat history`")
+        return found
+
     @_reads
     def load(self, cid: str | int) -> Conversation:
-        """A conversation with the turns on its active path: the one ending at its newest answer."""
+        """A conversation (by id or name) with the turns on its active path: the one ending at its newest answer."""
         db = self._db()
-        conv = db.execute("SELECT * FROM conversations WHERE id = ?", (_as_id(cid),)).fetchone()
+        conv = db.execute("SELECT * FROM conversations WHERE id = ?", (self._id(cid),)).fetchone()
         if conv is None:
             raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
         chain = self._ancestry(conv["id"])
@@ -249,7 +276,7 @@ class ConversationLog:
         for cid_ in chain:
             attachments.update(self._attachments(cid_))
         return Conversation(conv["id"], conv["system"], model, _turns(active_path(rows, leaf), attachments),
-                            created_at=conv["created_at"], forked_from=conv["forked_from"])
+                            created_at=conv["created_at"], forked_from=conv["forked_from"], name=conv["name"])
 
     def _ancestry(self, cid: int) -> list[int]:
         """This conversation and those it was forked from, nearest first."""
@@ -321,10 +348,14 @@ class ConversationLog:
         try:
             db.execute("BEGIN IMMEDIATE")
             if conv.id is None:
+                if conv.name is not None and self._named(conv.name) is not None:  # another process took it meanwhile
+                    self.warn(f"warning: the name '{sanitize(conv.name)}' was taken meanwhile; this conversation"
+                              " is saved without it (history rename ID NAME)")
+                    conv.name = None
                 cur = db.execute(
-                    "INSERT INTO conversations (created_at, updated_at, provider, model, system, title, turns, forked_from)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (now, now, provider, model, conv.system, _title(prompt), turns, conv.forked_from))
+                    "INSERT INTO conversations (created_at, updated_at, provider, model, system, title, turns, forked_from,"
+                    " name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (now, now, provider, model, conv.system, _title(prompt), turns, conv.forked_from, conv.name))
                 cid = cur.lastrowid
             else:
                 cid = conv.id
@@ -358,6 +389,20 @@ class ConversationLog:
         conv.id = cid
         return answer_id
 
+    def rename(self, conv: Conversation | str | int, name: str) -> None:
+        """Name a conversation (a logged one by id or name, or a `Conversation`, saved with its name on
+        its first answer). A name another conversation has is a UsageError: names pick one conversation."""
+        name = session_name(name)
+        cid = conv.id if isinstance(conv, Conversation) else self._id(conv)
+        holder = self._named(name)
+        if holder is not None and holder != cid:
+            raise UsageError(f"the name '{name}' is taken by conversation {holder}",
+                             hint=f"pick another name, or rename that one first: streamchat history rename {holder} NEW")
+        if cid is not None and (self.write or not isinstance(conv, Conversation)):
+            self._db().execute("UPDATE conversations SET name = ? WHERE id = ?", (name, cid))
+        if isinstance(conv, Conversation):
+            conv.name = name
+
     def _db(self) -> sqlite3.Connection:
         if self.db is None:
             raise UsageError("the conversation log is not available", hint="check STREAMCHAT_DB")
@@ -368,7 +413,7 @@ class ConversationLog:
     def recent(self, limit: int = 20, since: float | None = None) -> list[sqlite3.Row]:
         """The newest `limit` conversations with an answer updated since `since`, each with its cost."""
         return self._db().execute(
-            f"SELECT c.id, c.updated_at, c.provider, c.model, c.title, c.turns, {_COST} AS cost"
+            f"SELECT c.id, c.updated_at, c.provider, c.model, c.title, c.turns, c.name, {_COST} AS cost"
             f" FROM conversations c WHERE c.updated_at >= ? AND {_LISTED} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
             (since or 0.0, limit)).fetchall()
 
@@ -385,11 +430,11 @@ class ConversationLog:
     def messages(self, cid: str | int) -> list[sqlite3.Row]:
         self.load(cid)  # raises a clear error for an unknown id
         return self._db().execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
-                               (_as_id(cid),)).fetchall()
+                               (self._id(cid),)).fetchall()
 
     @_reads
     def export(self, cid: str | int) -> dict[str, Any]:
-        conv = dict(self._db().execute("SELECT * FROM conversations WHERE id = ?", (_as_id(cid),)).fetchone() or {})
+        conv = dict(self._db().execute("SELECT * FROM conversations WHERE id = ?", (self._id(cid),)).fetchone() or {})
         if not conv:
             raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
         conv["messages"] = [dict(r) for r in self.messages(cid)]
@@ -406,8 +451,8 @@ class ConversationLog:
     @_reads
     def remove(self, cid: str | int) -> None:
         self.load(cid)
-        self._db().execute("DELETE FROM messages WHERE conversation_id = ?", (_as_id(cid),))
-        self._db().execute("DELETE FROM conversations WHERE id = ?", (_as_id(cid),))
+        self._db().execute("DELETE FROM messages WHERE conversation_id = ?", (self._id(cid),))
+        self._db().execute("DELETE FROM conversations WHERE id = ?", (self._id(cid),))
 
     @_reads
     def search(self, text: str, limit: int = 20) -> list[sqlite3.Row]:
@@ -481,6 +526,18 @@ def _as_id(cid: str | int) -> int:
         return int(cid)
     except ValueError:
         raise UsageError(f"'{cid}' is not a conversation id", hint="ids are numbers; see `streamchat history`") from None
+
+
+_NAME = re.compile(r"[\w.@+-]{1,64}")
+
+
+def session_name(name: str) -> str:
+    """`name` if it can name a conversation: 1-64 letters, digits and `.@+-_`, not all digits (those
+    are ids). A UsageError otherwise, before anything is sent or saved."""
+    if not _NAME.fullmatch(name) or name.isdigit():
+        raise UsageError(f"'{sanitize(name)}' cannot name a conversation",
+                         hint="use 1-64 letters, digits and . @ + - _, not only digits (those are ids), e.g. work")
+    return name
 
 
 def _title(prompt: str) -> str:

@@ -212,7 +212,7 @@ def test_help_aligns_usages_within_80_columns_and_tab_shows_what_a_command_does(
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.logfile_read.getvalue())
     lines = [line.rstrip("\r") for line in shown.split("\n") if line.startswith("  /") or line.startswith("  A")]
     assert "  /save-code N FILE  save code block N of the last answer" in lines, lines
-    assert "  /load ID           resume a saved conversation" in lines, lines
+    assert "  /load ID|NAME      resume a saved conversation" in lines, lines
     assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
     child.send("/sa\t")  # the completion menu shows each command's text beside it
     child.expect_exact("save the conversation as Markdown")

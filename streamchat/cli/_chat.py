@@ -52,6 +52,8 @@ def chat(
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
     cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", autocompletion=_complete_ids,
                                                help="Continue the conversation with this id.")] = None,
+    session: Annotated[Optional[str], typer.Option("-S", "--session", metavar="NAME",
+                                                   help="Continue the conversation named NAME, or start it.")] = None,
     no_log: NoLogOpt = False,
     files: Annotated[Optional[list[str]], typer.Option(
         "-f", "--file", metavar="SOURCE",
@@ -88,6 +90,9 @@ def chat(
     with _command(g) as (settings, env, ui):
         from streamchat import roles
 
+        if session is not None and (cont or cid is not None):
+            raise UsageError(f"--session picks the conversation, and so do {'-c' if cont else '--cid'}",
+                             hint="use one of them")
         modes = [name for name, on in (("--json", json_out), ("-x/--extract-all", extract or extract_all),
                                        ("--shell", shell)) if on]
         if len(modes) > 1:  # each decides what stdout holds; the others were silently dropped
@@ -114,7 +119,7 @@ def chat(
         opts = ChatOptions(
             overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown,
             code_theme=settings.code_theme, stats=stats,
-            sanitize=sanitize, continue_last=cont, cid=cid, log=settings.log and not g.no_log, debug=g.debug,
+            sanitize=sanitize, continue_last=cont, cid=cid, session=session, log=settings.log and not g.no_log, debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
             role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),
         )

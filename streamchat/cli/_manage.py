@@ -74,12 +74,12 @@ def config_init(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = 
         print(path)
 
 
-history_app = typer.Typer(help="List, show, export, remove and search logged conversations.", rich_markup_mode=None,
+history_app = typer.Typer(help="List, show, export, rename, remove and search logged conversations.", rich_markup_mode=None,
                           add_completion=False, invoke_without_command=True)
 app.add_typer(history_app, name="history")
 
 IdArg = Annotated[str, typer.Argument(metavar="ID", show_default=False, autocompletion=_complete_ids,
-                                      help="A conversation id (see history list).")]
+                                      help="A conversation id or name (see history list).")]
 LimitOpt = Annotated[int, typer.Option("-n", "--limit", metavar="N", callback=_number_in(1), help="How many.")]
 
 
@@ -139,6 +139,19 @@ def history_rm(
 ) -> None:
     with _history(ctx, config, debug) as history:
         history.remove(cids)
+
+
+@history_app.command("rename", help="Name a conversation (then --session NAME continues it).")
+def history_rename(
+    ctx: typer.Context,
+    cid: IdArg,
+    name: Annotated[str, typer.Argument(metavar="NAME", show_default=False,
+                                        help="Its new name: letters, digits, . @ + - _ (unique).")],
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    with _history(ctx, config, debug) as history:
+        history.rename(cid, name)
 
 
 @history_app.command("search", help="Full-text search over all messages.")
