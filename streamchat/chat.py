@@ -28,6 +28,7 @@ class ChatOptions:
     code_theme: str | None = None  # config `code_theme`; None: the renderer's default
     stats: bool = False
     sanitize: bool = False
+    raw: bool = False  # --raw: a piped answer's bytes exactly, no newline added at its end
     continue_last: bool = False
     cid: str | None = None
     session: str | None = None  # -S NAME: the conversation of that name, or a new one named so
@@ -78,7 +79,7 @@ def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI,
         sink = progress_sink(env, ui, markdown=opts.markdown, code_theme=opts.code_theme)
     else:
         sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats,
-                           code_theme=opts.code_theme)
+                           code_theme=opts.code_theme, raw=opts.raw)
     question = with_context(prompt, opts.context)
     session.check_context(question)
     result = session.ask(question, sink, attachments=opts.attachments)

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from conftest import PROVIDERS, STREAMCHAT, base_env
+from fakeserver import Script
 
 TRICKY = ["Line one\n", "line two ", "with émoji 🎉 and ", "中文 text", "\n\nlast  line\n"]
 
@@ -28,7 +29,7 @@ def test_multibyte_split_across_network_chunks(run, server, provider):
     server.script("m1", chunks=["ab🎉", "中文é"], byte_split=1)
     r = run("-m", f"{provider}:m1", "hi")
     assert r.code == 0, r.stderr
-    assert r.out == "ab🎉中文é"
+    assert r.out == "ab🎉中文é\n"  # a newline ends a piped answer that has none
     assert "\ufffd" not in r.out
 
 
@@ -47,7 +48,7 @@ def test_incremental_delivery(home, server, provider):
         assert proc.poll() is None and server.completed == 0
         gate.set()
         rest, _ = proc.communicate(timeout=30)
-        assert got + rest == b"first words the rest"
+        assert got + rest == b"first words the rest\n"
         assert proc.returncode == 0
     finally:
         gate.set()
@@ -57,7 +58,7 @@ def test_incremental_delivery(home, server, provider):
 def test_stdin_alone_is_the_prompt(run, server):
     r = run("-m", "openai:echo", stdin=b"piped question")
     assert r.code == 0, r.stderr
-    assert r.out == "echo: piped question"
+    assert r.out == "echo: piped question\n"
 
 
 def test_stdin_and_prompt_are_combined(run, server):
@@ -101,7 +102,7 @@ def test_json_error_event(run, server):
 def test_reasoning_goes_to_stderr_not_stdout(run, server):
     server.script("m1", chunks=["answer"], reasoning=["secret thoughts"])
     r = run("-m", "openai:m1", "q")
-    assert r.out == "answer"
+    assert r.out == "answer\n"
     assert "secret thoughts" in r.stderr
 
 
@@ -133,7 +134,7 @@ def test_model_spec_splits_at_first_colon(run, server):
 
 def test_default_group_subcommand_vs_prompt(run, server):
     r = run("-m", "openai:echo", "models are fun")
-    assert r.out == "echo: models are fun"
+    assert r.out == "echo: models are fun\n"
     r = run("models", "compat")
     assert r.code == 0, r.stderr
     assert "compat:echo" in r.out.splitlines()
@@ -185,3 +186,25 @@ def test_interrupt_one_shot_keeps_partial_and_exits_130(home, server, provider):
     out = first + rest
     assert out.startswith(b"w0 w1 ") and len(out.split()) < 100
     assert server.wait_disconnect(3)
+
+
+def test_a_piped_answer_ends_with_a_newline_and_raw_keeps_the_bytes(run, server):
+    server.script("m", chunks=["no ", "newline"])
+    assert run("-m", "openai:m", "q").stdout == b"no newline\n"
+    assert run("-m", "openai:m", "--raw", "q").stdout == b"no newline"
+    server.script("nl", chunks=["ends\n"])
+    assert run("-m", "openai:nl", "q").stdout == b"ends\n"  # never a second one
+
+
+@pytest.mark.parametrize("script,line", [
+    (Script(chunks=["part one ", "part two"], fault="drop", fault_after=1), "error: "),
+    (Script(chunks=["a ", "b"], finish_reason="length"), "[cut off at the token limit"),
+])
+def test_an_error_or_notice_after_piped_text_starts_on_its_own_line(home, server, script, line):
+    """`streamchat q 2>&1 | less` (or a pipe whose reader writes to the same terminal as stderr):
+    the error or notice used to continue the answer's last line."""
+    server.script("m", script)
+    proc = subprocess.run([STREAMCHAT, "-m", "openai:m", "q"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, env=base_env(home, server), timeout=60)
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(line), lines

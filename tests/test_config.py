@@ -23,10 +23,10 @@ def test_precedence_flag_over_env_over_config(run, server, home):
     for name in ("from-config", "from-env", "from-flag"):
         server.script(name, chunks=[name])
     env = base_env(home, server, STREAMCHAT_CONFIG=str(cfg))
-    assert run("q", env=env).out == "from-config"
+    assert run("q", env=env).out == "from-config\n"
     env["STREAMCHAT_MODEL"] = "openai:from-env"
-    assert run("q", env=env).out == "from-env"
-    assert run("-m", "openai:from-flag", "q", env=env).out == "from-flag"
+    assert run("q", env=env).out == "from-env\n"
+    assert run("-m", "openai:from-flag", "q", env=env).out == "from-flag\n"
 
 
 def test_config_flag_beats_env_config(run, server, home):
@@ -34,7 +34,7 @@ def test_config_flag_beats_env_config(run, server, home):
     other.write_text('default_model = "openai:other"\n')
     server.script("other", chunks=["other"])
     env = base_env(home, server)
-    assert run("--config", str(other), "q", env=env).out == "other"
+    assert run("--config", str(other), "q", env=env).out == "other\n"
 
 
 def test_alias_and_provider_defaults(run, server, home):
@@ -43,8 +43,8 @@ def test_alias_and_provider_defaults(run, server, home):
     server.script("m1", chunks=["one"])
     server.script("m2", chunks=["two"])
     env = base_env(home, server, STREAMCHAT_CONFIG=str(cfg))
-    assert run("-m", "fast", "q", env=env).out == "one"
-    assert run("-m", "compat", "q", env=env).out == "two"
+    assert run("-m", "fast", "q", env=env).out == "one\n"
+    assert run("-m", "compat", "q", env=env).out == "two\n"
 
 
 def test_broken_toml_names_path_and_line(run, home):

@@ -97,7 +97,7 @@ def test_mid_stream_rows_keep_the_partial_answer(run, server, home, provider, sc
     r = run("-m", f"{provider}:m", "q")  # retries on: never after text was shown
     assert r.code == code, r.stderr
     assert words in one_line_error(r)
-    assert r.out == "".join(BEFORE)
+    assert r.out == "".join(BEFORE) + "\n"  # the partial answer, ended by a newline
     assert stored_assistant(home) == ("".join(BEFORE), "error")
     assert len(server.requests) == 1
 
@@ -121,7 +121,7 @@ def test_stall_mid_answer_idle_timeout(run, server, home, provider):
     r = run("-m", f"{provider}:m", "--config", str(cfg), "q")
     assert r.code == 6
     assert "stalled mid-answer" in one_line_error(r)
-    assert r.out == "".join(BEFORE)
+    assert r.out == "".join(BEFORE) + "\n"  # the partial answer, ended by a newline
     assert time.monotonic() - started < 10
     assert server.wait_disconnect(3)
 
@@ -194,7 +194,7 @@ def test_retry_after_then_success(run, server, provider):
     started = time.monotonic()
     r = run("-m", f"{provider}:m", "q")
     assert r.code == 0, r.stderr
-    assert r.out == "ok done"
+    assert r.out == "ok done\n"
     assert len(server.requests) == 2 and time.monotonic() - started >= 1.0
     notices = r.stderr.strip().splitlines()
     assert len(notices) == 1 and "retrying in 1.0 s (1/2)" in notices[0]

@@ -199,7 +199,7 @@ def test_sigterm_and_sighup_keep_the_partial_answer(server, home, sig, code):
     assert proc.returncode == code, err
     db = sqlite3.connect(home / "log.db")
     (content, state), = db.execute("SELECT content, state FROM messages WHERE role = 'assistant'").fetchall()
-    assert state == "interrupted" and content == (shown + rest).decode() and content.startswith("w0 ")
+    assert state == "interrupted" and content + "\n" == (shown + rest).decode() and content.startswith("w0 ")
     assert server.wait_disconnect(2)
 
 
@@ -230,7 +230,7 @@ def test_json_error_is_partial_only_after_text(run, server):
 def test_an_answer_cut_by_max_tokens_is_marked(run, server, provider, reason):
     server.script("cut", Script(chunks=["a ", "b"], finish_reason=reason))
     r = run("-m", f"{provider}:cut", "--max-tokens", "2", "q")
-    assert r.code == 0 and r.out == "a b" and "cut off at the token limit" in r.stderr
+    assert r.code == 0 and r.out == "a b\n" and "cut off at the token limit" in r.stderr
 
 
 def test_messages_that_read_oddly(run, server):

@@ -57,8 +57,8 @@ def test_oversized_stdin_is_refused(run, server, home):
 def test_piped_output_is_raw_unless_sanitize(run, server):
     evil = "a\x1b]0;title\x07b\x1b[2Jc"
     server.script("m", chunks=[evil])
-    assert run("-m", "openai:m", "q").out == evil
-    assert run("-m", "openai:m", "--sanitize", "q").out == sanitize(evil)
+    assert run("-m", "openai:m", "--raw", "q").out == evil
+    assert run("-m", "openai:m", "--sanitize", "q").out == sanitize(evil) + "\n"
     assert "\x1b" not in sanitize(evil) and "\x07" not in sanitize(evil)
 
 

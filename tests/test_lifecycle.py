@@ -66,7 +66,7 @@ def test_a_second_signal_waits_until_the_partial_answer_is_saved(server, home, f
         rows = db.execute("SELECT content, state FROM messages WHERE role = 'assistant'").fetchall()
     finally:
         db.close()
-    assert rows == [((shown + rest).decode(), "interrupted")]
+    assert [(content + "\n", state) for content, state in rows] == [((shown + rest).decode(), "interrupted")]
     assert rows[0][0].startswith("w0 ")
 
 

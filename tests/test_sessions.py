@@ -25,7 +25,7 @@ def test_two_sessions_alternated_never_mix(run, server, home):
         for name in ("work", "play"):
             question = f"{name} question {i}"
             r = run("-m", "openai:echo", "--session", name, question)
-            assert r.code == 0 and r.out == f"echo: {question}", r.stderr
+            assert r.code == 0 and r.out == f"echo: {question}\n", r.stderr
             assert contents(server.last_messages()) == [*sent[name], question]
             sent[name] += [question, f"echo: {question}"]
     assert rows(home, "SELECT name, turns FROM conversations ORDER BY id") == [("work", 3), ("play", 3)]

@@ -34,7 +34,7 @@ def test_continue_with_an_empty_log_says_it_starts_a_new_conversation(run, serve
     """`-c` on an empty log answered as a new conversation without a word; now one line on stderr says
     so (stdout is still only the answer, and the exchange is logged)."""
     r = run("-m", "openai:echo", "-c", "hi there")
-    assert r.code == 0 and r.out == "echo: hi there"
+    assert r.code == 0 and r.out == "echo: hi there\n"
     assert "no earlier conversation to continue: this starts a new one" in r.stderr
     again = run("-m", "openai:echo", "-c", "and then")
     assert again.code == 0 and "no earlier conversation" not in again.stderr
@@ -66,14 +66,14 @@ def test_interrupted_stream_is_stored_with_partial_text(server, home):
     assert proc.returncode == 130
     (content, state), = rows(home, "SELECT content, state FROM messages WHERE role = 'assistant'")
     assert state == "interrupted"
-    assert content == (shown + rest).decode() and content.startswith("w0 ")
+    assert content + "\n" == (shown + rest).decode() and content.startswith("w0 ")
 
 
 def test_error_mid_stream_is_stored_marked(run, server, home):
     server.script("drop", Script(chunks=["part one ", "part two"], fault="drop", fault_after=1))
     r = run("-m", "openai:drop", "q")
     assert r.code == 6
-    assert r.out == "part one "
+    assert r.out == "part one \n"
     (content, state), = rows(home, "SELECT content, state FROM messages WHERE role = 'assistant'")
     assert (content, state) == ("part one ", "error")
 
@@ -134,7 +134,7 @@ def test_corrupt_database_still_prints_answer(run, server, home):
     (home / "log.db").write_bytes(b"this is not a database" * 100)
     r = run("-m", "openai:echo", "q")
     assert r.code == 0
-    assert r.out == "echo: q"
+    assert r.out == "echo: q\n"
     assert "warning" in r.stderr and "not be saved" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -158,7 +158,7 @@ def test_an_uncreatable_log_directory_costs_a_warning_not_the_answer(run, server
     server.script("tooly", Script(chunks=["Looking."], tool_calls=[("c1", "read_file", {"path": "a.py"})]))
     for args in (["q"], ["--tools", "files", "--approve", "files", "q"]):
         r = run("-m", "openai:tooly" if "--tools" in args else "openai:echo", *args, env=env)
-        assert r.code == 0 and r.out in ("echo: q", "Looking.\ngot: x = 1\n"), r.stderr
+        assert r.code == 0 and r.out in ("echo: q\n", "Looking.\ngot: x = 1\n"), r.stderr
         warning = r.stderr.splitlines()[0]
         assert warning.startswith("warning: conversation log ") and "Not a directory" in warning
         assert warning.endswith("this answer will not be saved") and "internal error" not in r.stderr

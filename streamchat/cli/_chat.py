@@ -48,6 +48,8 @@ def chat(
     stats: Annotated[bool, typer.Option("--stats", help="TTFT, tokens, tok/s and time on stderr.")] = False,
     timeout: TimeoutOpt = None,
     sanitize: Annotated[bool, typer.Option("--sanitize", help="Strip terminal control sequences in piped output too.")] = False,
+    raw: Annotated[bool, typer.Option(
+        "--raw", help="Piped output: the answer's bytes exactly (no newline added at the end).")] = False,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed requests.")] = False,
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
     cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", autocompletion=_complete_ids,
@@ -119,7 +121,8 @@ def chat(
         opts = ChatOptions(
             overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown,
             code_theme=settings.code_theme, stats=stats,
-            sanitize=sanitize, continue_last=cont, cid=cid, session=session, log=settings.log and not g.no_log, debug=g.debug,
+            sanitize=sanitize, raw=raw, continue_last=cont, cid=cid, session=session, log=settings.log and not g.no_log,
+            debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
             role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),
         )

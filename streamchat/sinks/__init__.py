@@ -30,7 +30,7 @@ def progress_sink(env: Environment, ui: UI, *, markdown: bool = True, code_theme
 
 
 def choose_sink(env: Environment, ui: UI, *, json: bool = False, markdown: bool = True, sanitize: bool = False,
-                stats: bool = False, code_theme: str | None = None) -> Sink:
+                stats: bool = False, code_theme: str | None = None, raw: bool = False) -> Sink:
     """One decision from TTY-ness and flags, as httpie makes it: raw for pipes, pretty for people."""
     if json:
         from streamchat.sinks.ndjson import NdjsonSink
@@ -43,4 +43,4 @@ def choose_sink(env: Environment, ui: UI, *, json: bool = False, markdown: bool 
         return MarkdownSink(env, ui, stats=stats, code_theme=code_theme)
     from streamchat.sinks.plain import PlainSink
 
-    return PlainSink(env, ui, sanitize=sanitize or tty, stats=stats)
+    return PlainSink(env, ui, sanitize=sanitize or tty, stats=stats, raw=raw)

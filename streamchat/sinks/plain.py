@@ -12,12 +12,18 @@ from streamchat.ui import UI
 
 class PlainSink:
     """Writes each chunk the moment it arrives. Bytes pass through unchanged unless
-    `sanitize` (always on for a terminal, `--sanitize` for pipes)."""
+    `sanitize` (always on for a terminal, `--sanitize` for pipes).
 
-    def __init__(self, env: Environment, ui: UI, *, sanitize: bool = False, stats: bool = False) -> None:
+    An answer that does not end with a newline gets one at its end, so what follows it (the
+    shell's prompt, an error line on the same terminal, the next `cat`ed file) starts on its
+    own line; `raw` (`--raw`) leaves a piped answer's bytes exactly as the model sent them."""
+
+    def __init__(self, env: Environment, ui: UI, *, sanitize: bool = False, stats: bool = False,
+                 raw: bool = False) -> None:
         self.env = env
         self.out = Output(env.stdout)
         self.sanitize = sanitize
+        self.raw = raw and not env.stdout_isatty
         self.stats = stats
         self.ui = ui
         self.reasoning = ReasoningOutput(self.ui)
@@ -30,8 +36,8 @@ class PlainSink:
         if isinstance(event, TextDelta):
             self.reasoning.answer_begins()
             text = sanitize(event.text) if self.sanitize else event.text
+            self._last = text[-1:] or self._last  # first: a Ctrl-C lands as the write returns
             self.out.write(text)
-            self._last = text[-1:] or self._last
         elif isinstance(event, ReasoningDelta):
             self.reasoning.write(event.text)
         elif isinstance(event, ToolCall):
@@ -43,7 +49,7 @@ class PlainSink:
 
     def end(self, result: TurnResult) -> None:
         self.reasoning.finish()
-        if self.env.stdout_isatty and self._last not in ("", "\n"):
+        if not self.raw and self._last not in ("", "\n"):
             self.out.write("\n")
         if self.stats:
             self.ui.notice(result.stats.summary())
