@@ -75,12 +75,19 @@ def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, pr
 
 
 def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:
+    question = with_context(prompt, opts.context)
+    if session.overrides.schema is not None and not opts.extract:  # --schema, or the role's
+        from streamchat.structured import data_output, run_data_turn
+
+        session.check_context(question)
+        out = data_output(env, ui, json_events=opts.json, sanitize=opts.sanitize, markdown=opts.markdown,
+                          code_theme=opts.code_theme)
+        return run_data_turn(session, out, ui, question, attachments=opts.attachments, debug=opts.debug, stats=opts.stats)
     if opts.extract:
         sink = progress_sink(env, ui, markdown=opts.markdown, code_theme=opts.code_theme)
     else:
         sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats,
                            code_theme=opts.code_theme, raw=opts.raw)
-    question = with_context(prompt, opts.context)
     session.check_context(question)
     result = session.ask(question, sink, attachments=opts.attachments)
     if opts.extract and result.ok:

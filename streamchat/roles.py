@@ -21,6 +21,7 @@ from streamchat.errors import ConfigError, UsageError
 from streamchat.private_files import write_private
 
 if TYPE_CHECKING:
+    from streamchat.schema_request import ResponseSchema
     from streamchat.service import Overrides
 
 if sys.version_info >= (3, 11):
@@ -28,7 +29,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-KEYS = {"system", "model", "temperature", "max_tokens", "template", "description"}
+KEYS = {"system", "model", "temperature", "max_tokens", "template", "description", "schema"}
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
@@ -41,6 +42,15 @@ class Role:
     max_tokens: int | None = None
     template: str | None = None
     source: str = "built-in"
+    schema: str | None = None  # answers are JSON matching it: --schema's SCHEMA (a TOML table is a JSON Schema)
+
+    def response_schema(self, *, multi: bool = False) -> ResponseSchema | None:
+        """The role's schema as the request asks for it (a bad one is a UsageError naming the role)."""
+        if self.schema is None:
+            return None
+        from streamchat.schema import load_schema
+
+        return load_schema(self.schema, multi=multi, option=f"role '{self.name}': schema").request
 
     def apply(self, text: str, params: dict[str, str], fill: Callable[[list[str]], str] | None = None) -> str:
         """The template with `{{input}}` and the named placeholders filled; no template: the text.
@@ -99,7 +109,7 @@ def _from_table(name: str, table: dict[str, Any], source: str) -> Role:
     unknown = sorted(set(table) - KEYS)
     if unknown:
         raise ConfigError(f"{source}: role '{name}' has an unknown key '{unknown[0]}'",
-                          hint="keys: system, model, temperature, max_tokens, template, description")
+                          hint="keys: system, model, temperature, max_tokens, template, description, schema")
     for key, kind in (("system", str), ("model", str), ("template", str)):
         if key in table and not isinstance(table[key], kind):
             raise ConfigError(f"{source}: role '{name}': '{key}' must be a string")
@@ -110,8 +120,15 @@ def _from_table(name: str, table: dict[str, Any], source: str) -> Role:
     max_tokens = table.get("max_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise ConfigError(f"{source}: role '{name}': 'max_tokens' must be at least 1")
+    schema = table.get("schema")
+    if schema is not None and not isinstance(schema, (str, dict)):
+        raise ConfigError(f"{source}: role '{name}': 'schema' must be a string (like --schema's) or a table (a JSON Schema)")
+    if isinstance(schema, dict):
+        import json
+
+        schema = json.dumps(schema)
     return Role(name, table.get("system"), table.get("model"),
-                None if temperature is None else float(temperature), max_tokens, table.get("template"), source)
+                None if temperature is None else float(temperature), max_tokens, table.get("template"), source, schema)
 
 
 def _from_file(path: Path) -> Role:
@@ -162,7 +179,8 @@ def under_flags(role: Role, overrides: Overrides) -> Overrides:
 
     return replace(overrides, model=overrides.model or role.model, system=pick(overrides.system, role.system),
                    temperature=pick(overrides.temperature, role.temperature),
-                   max_tokens=pick(overrides.max_tokens, role.max_tokens))
+                   max_tokens=pick(overrides.max_tokens, role.max_tokens),
+                   schema=overrides.schema or role.response_schema())
 
 
 EXAMPLES = {"model": '"openai:gpt-4o-mini"', "temperature": "0.2", "max_tokens": "800",

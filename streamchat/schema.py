@@ -182,6 +182,13 @@ def describe(error: exceptions.ValidationError) -> str:
     return f"{where}: {_short(error.message)}"
 
 
+def dump(data: Any, *, pretty: bool) -> str:
+    """The document as a person reads it (indented) or a script does (one compact line)."""
+    if pretty:
+        return json.dumps(data, indent=2, ensure_ascii=False)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
 def repair_prompt(problems: tuple[str, ...]) -> str:
     """The corrective request: the validator's words, and what to send instead."""
     listed = "\n".join(f"- {p}" for p in problems[:REPAIR_PROBLEMS])

@@ -123,3 +123,53 @@ def test_parse_answer_raises_for_two_documents_only_when_no_object_leads():
     assert parse_answer('{"a": 1}\n') == {"a": 1}
     with pytest.raises(ValueError):
         parse_answer("[1, 2")
+
+
+def test_a_role_takes_a_schema_as_text_or_as_a_table():
+    from streamchat.errors import ConfigError
+    from streamchat.roles import _from_table
+
+    text = _from_table("census", {"schema": "city, pop int"}, "roles/census.toml")
+    table = _from_table("order", {"schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}, "config")
+    assert text.response_schema().schema["required"] == ["city", "pop"]
+    assert table.response_schema(multi=True).schema["properties"]["items"]["items"]["properties"] == {"id": {"type": "integer"}}
+    with pytest.raises(ConfigError, match="'schema' must be a string"):
+        _from_table("bad", {"schema": 3}, "config")
+    with pytest.raises(UsageError, match="role 'typo': schema: unknown type"):
+        _from_table("typo", {"schema": "pop itn"}, "config").response_schema()
+
+
+def _live(events_per_attempt, verdicts):
+    """Feed attempts into LiveJson on an emulated 40×10 terminal; what was written, and the screen."""
+    from terminal_emulator import Terminal, tty_env
+
+    from streamchat.events import Done, TextDelta, TurnResult
+    from streamchat.sinks.data import LiveJson
+    from streamchat.ui import UI
+
+    env, out, _err = tty_env()
+    live = LiveJson(env, UI(env), size=lambda: (40, 10))
+    for pieces, verdict in zip(events_per_attempt, verdicts, strict=True):
+        sink = live.sink()
+        sink.begin()
+        for piece in pieces:
+            sink.feed(TextDelta(piece))
+        sink.feed(Done("stop"))
+        sink.end(TurnResult("".join(pieces), finish_reason="stop"))
+        live.accept(verdict) if verdict is not None else live.reject()
+    term = Terminal(40, 10)
+    term.feed(out.getvalue())
+    return out.getvalue(), term.lines()
+
+
+def test_on_a_terminal_the_json_streams_dim_and_only_the_validated_document_stays():
+    written, screen = _live([['{"city": "Li', 'ma"}'], ['{"city": "Lima",', ' "pop": 1}']],
+                            [None, {"city": "Lima", "pop": 1}])
+    assert '\x1b[2m{"city": "Li' in written  # streamed as it came, dim
+    assert screen == ["{", '  "city": "Lima",', '  "pop": 1', "}"]  # the rejected attempt is gone
+
+
+def test_on_a_terminal_a_long_answer_streams_in_a_window_and_is_then_printed_whole():
+    pieces = ['{"items": [' + ", ".join(f'"item number {i}"' for i in range(30)) + "]}"]
+    _written, screen = _live([pieces], [{"items": [f"item number {i}" for i in range(30)]}])
+    assert screen[0] == "{" and screen[-1] == "}" and len(screen) == 34

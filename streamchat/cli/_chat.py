@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -25,11 +25,27 @@ from streamchat.cli._app import (
 from streamchat.errors import UsageError
 from streamchat.exit_status import ExitStatus
 
+if TYPE_CHECKING:
+    from streamchat.roles import Role
+    from streamchat.schema_request import ResponseSchema
+
 
 def _params(given: list[str]) -> dict[str, str]:
     from streamchat.roles import parse_params
 
     return parse_params(given, "-p focus=security")
+
+
+def _schema(spec: str | None, multi: bool, role: Role | None) -> ResponseSchema | None:
+    """--schema's (else the -r role's) schema, --schema-multi wrapping either; a bad one is exit 2, nothing sent."""
+    if spec is not None:
+        from streamchat.prompt_input import argv_text
+        from streamchat.schema import load_schema
+
+        return load_schema(argv_text(spec, "--schema"), multi=multi).request
+    if multi and (role is None or role.schema is None):
+        raise UsageError("--schema-multi goes with --schema", hint="streamchat --schema 'city, pop int' --schema-multi …")
+    return role.response_schema(multi=multi) if role is not None else None
 
 
 @app.command(CHAT, cls=ChatCommand, help="Answer a prompt (the default command).")
@@ -81,6 +97,12 @@ def chat(
         help="Run this tool without asking (NAME:TOOL, NAME, or all); without a terminal nothing else runs.")] = None,
     extract: Annotated[bool, typer.Option("-x", "--extract", help="Write only the answer's first code block to stdout.")] = False,
     extract_all: Annotated[bool, typer.Option("--extract-all", help="Write all the answer's code blocks to stdout.")] = False,
+    schema: Annotated[Optional[str], typer.Option(
+        "--schema", metavar="SCHEMA",
+        help="Answer as JSON matching SCHEMA (a JSON Schema, a file, or fields: 'name, age int, bio: a one-line bio'), "
+             "checked and repaired once; stdout is the document.")] = None,
+    schema_multi: Annotated[bool, typer.Option(
+        "--schema-multi", help='With --schema: a list of such objects, as {"items": [...]}.')] = False,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -96,7 +118,9 @@ def chat(
             raise UsageError(f"--session picks the conversation, and so do {'-c' if cont else '--cid'}",
                              hint="use one of them")
         modes = [name for name, on in (("--json", json_out), ("-x/--extract-all", extract or extract_all),
-                                       ("--shell", shell)) if on]
+                                       ("--shell", shell), ("--schema", schema is not None)) if on]
+        if json_out and schema is not None:
+            modes.remove("--json")  # --json with --schema: the events, and the data as one more
         if len(modes) > 1:  # each decides what stdout holds; the others were silently dropped
             raise UsageError(f"{' and '.join(modes)} each decide what stdout holds", hint="pick one")
         prompt = [argv_text(word, "the prompt") for word in prompt or []]
@@ -104,7 +128,7 @@ def chat(
         param = [argv_text(value, "-p") for value in param or []]
         chosen = roles.get_role(settings, role) if role else None
         overrides = Overrides(model=g.model, system=system, temperature=temperature, max_tokens=max_tokens,
-                              timeout=g.timeout, retry=not no_retry)
+                              timeout=g.timeout, retry=not no_retry, schema=_schema(schema, schema_multi, chosen))
         if chosen is not None:
             overrides = roles.under_flags(chosen, overrides)
         if prompt or editor or not env.stdin_isatty:  # not for the REPL: its warm-up starts once the prompt shows

@@ -1,0 +1,92 @@
+"""--schema end to end: the real CLI, through the real SDKs, against the fake server (#30)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from conftest import PROVIDERS
+
+from streamchat.exit_status import ExitStatus
+
+CITY = "city, pop int"
+
+
+def logged(home) -> list[tuple[str, str]]:
+    db = sqlite3.connect(home / "log.db")
+    try:
+        return db.execute("SELECT role, content FROM messages ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_schema_prints_one_compact_json_object_in_a_pipe(run, server, provider):
+    server.script("peru", chunks=['{"city": "Li', 'ma", "pop"', ": 9700000}"])
+    r = run("-m", f"{provider}:peru", "--schema", CITY, "largest city of Peru")
+    assert r.code == 0, r.stderr
+    assert r.out == '{"city":"Lima","pop":9700000}\n' and r.stderr == ""
+    assert len(server.requests) == 1
+
+
+def test_json_adds_a_data_event_with_the_parsed_object(run, server):
+    server.script("peru", chunks=['{"city": "Lima", "pop": 9700000}'])
+    r = run("-m", "openai:peru", "--schema", CITY, "--json", "largest city of Peru")
+    events = [json.loads(line) for line in r.out.splitlines()]
+    assert r.code == 0 and [e["type"] for e in events] == ["text", "usage", "done", "data"]
+    assert events[-1]["data"] == {"city": "Lima", "pop": 9700000}
+
+
+def test_multi_asks_for_a_list_of_items(run, server):
+    server.script("cities", chunks=['{"items": [{"city": "Lima", "pop": 1}, {"city": "Cusco", "pop": 2}]}'])
+    r = run("-m", "openai:cities", "--schema", CITY, "--schema-multi", "two cities of Peru")
+    assert r.code == 0, r.stderr
+    assert json.loads(r.out) == {"items": [{"city": "Lima", "pop": 1}, {"city": "Cusco", "pop": 2}]}
+
+
+def test_still_invalid_after_one_repair_is_exit_8_one_line_and_empty_stdout(run, server, home):
+    server.script("stubborn", chunks=['{"city": "Lima"}'])
+    r = run("-m", "anthropic:stubborn", "--schema", CITY, "largest city of Peru")
+    assert r.code == ExitStatus.SCHEMA == 8
+    assert r.out == ""
+    assert r.stderr == ("error: the answer does not fit the schema after a corrective request: "
+                        "top level: 'pop' is a required property\n")
+    assert len(server.requests) == 2  # the question, then one corrective request, no more
+    corrective = server.requests[1].body["messages"][-1]["content"]
+    text = corrective if isinstance(corrective, str) else corrective[0]["text"]
+    assert "'pop' is a required property" in text
+    assert [role for role, _ in logged(home)] == ["user", "assistant", "user", "assistant"]  # both attempts
+
+
+def test_json_reports_the_failure_as_an_error_event(run, server):
+    server.script("stubborn", chunks=["Lima, about ten million"])
+    r = run("-m", "openai:stubborn", "--schema", CITY, "--json", "largest city of Peru")
+    last = json.loads(r.out.splitlines()[-1])
+    assert r.code == 8 and last["type"] == "error" and last["code"] == "schema" and last["exit_code"] == 8
+    assert last["message"].endswith("the answer is not JSON: Expecting value at line 1 column 1")
+
+
+@pytest.mark.parametrize(("schema", "says"), [
+    ("city, pop itn", "error: --schema: unknown type 'itn' for field 'pop' — did you mean 'int'?"),
+    ('{"type": "object", "properties": {"pop": {"type": "integr"}}}', "error: --schema is not a valid JSON Schema: "),
+    ("cities.json", "error: --schema cities.json: no such file"),
+])
+def test_a_bad_schema_is_exit_2_with_one_line_and_nothing_sent(run, server, schema, says):
+    r = run("-m", "openai:echo", "--schema", schema, "q")
+    assert r.code == 2 and r.out == "" and not server.requests
+    assert r.stderr.startswith(says) and len(r.stderr.splitlines()) == 1
+
+
+def test_schema_and_extract_both_decide_stdout(run, server):
+    r = run("-m", "openai:echo", "--schema", CITY, "-x", "q")
+    assert r.code == 2 and "-x/--extract-all and --schema each decide what stdout holds" in r.stderr
+
+
+def test_a_roles_schema_applies_and_the_flag_wins(run, server, home):
+    (home / "config" / "streamchat" / "roles").mkdir(parents=True)
+    (home / "config" / "streamchat" / "roles" / "census.toml").write_text('schema = "city, pop int"\n')
+    server.script("peru", chunks=['{"city": "Lima", "pop": 1}'])
+    assert run("-m", "openai:peru", "-r", "census", "q").out == '{"city":"Lima","pop":1}\n'
+    r = run("-m", "openai:peru", "-r", "census", "--schema", "city", "q")
+    assert r.code == 8 and "Additional properties are not allowed ('pop' was unexpected)" in r.stderr
