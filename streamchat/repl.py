@@ -7,9 +7,11 @@ line; Ctrl-D or /exit quits with 0.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -86,6 +88,7 @@ class Repl:
             "/load": Command(self.cmd_load, "ID|NAME", "resume a saved conversation"),
             "/name": Command(self.cmd_name, "[NAME]", "show or set this conversation's name (-S NAME resumes it)"),
             "/role": Command(self.cmd_role, "[NAME [k=v…]]", "show or switch the role; k=v fills its template"),
+            "/schema": Command(self.cmd_schema, "[SCHEMA|off]", "answer as JSON matching SCHEMA ('city, pop int')"),
             "/edit": Command(self.cmd_edit, "[last]", "compose in $EDITOR; last: edit and resend the last question"),
             "/shell": Command(self.cmd_shell, "TEXT", "turn a request into a shell command, run only if you choose"),
             "/tools": Command(self.cmd_tools, "[on|off NAME[:TOOL]]", "list MCP servers and tools, or turn them on/off"),
@@ -145,7 +148,7 @@ class Repl:
             else:
                 turn = self.session.retry
             with typeahead.held(self.env.stdin):  # keys typed meanwhile wait for the next prompt, unechoed
-                result = turn(self._sink())
+                result = self._turn(turn)
         except KeyboardInterrupt:  # a Ctrl-C outside the stream loop: nothing was shown
             self.ui.notice("[interrupted]")
             return
@@ -161,6 +164,21 @@ class Repl:
                                     for i, b in enumerate(blocks, 1))
                 self.ui.notice(f"code blocks: {listed} — /copy N, /save-code N FILE")
         report_end(result, self.ui, self.opts.debug)
+
+    def _turn(self, turn: Callable[[Sink], TurnResult | None]) -> TurnResult | None:
+        """Run `turn` on the screen; with a schema (/schema, the role's, --schema) as a data turn:
+        checked, repaired once, the validated JSON shown (structured.py)."""
+        if self.session.overrides.schema is None:
+            return turn(self._sink())
+        from streamchat.structured import ask_data, data_output, report_data
+
+        o = self.opts
+        out = data_output(self.env, self.ui, json_events=o.json, sanitize=o.sanitize, markdown=o.markdown,
+                          code_theme=o.code_theme)
+        answer = ask_data(self.session, out, turn)
+        if answer is not None and answer.result.ok:  # a failed turn is reported as any other
+            report_data(answer, out, self.ui, stats=o.stats)
+        return None if answer is None else answer.result
 
     def handle(self, line: str, *, pasted: bool = False) -> None:
         """Run a command or ask a question. Pasted text is always a question; typed text
@@ -365,6 +383,18 @@ class Repl:
         missing = self.role.missing(self.params) if self.role else []
         if missing:
             self.ui.notice(f"its template needs {', '.join(f'{{{{{m}}}}}' for m in missing)} — {self._fill(missing)}")
+
+    def cmd_schema(self, arg: str) -> None:
+        """`/schema SCHEMA` (as --schema takes it), `/schema off`, or alone: the schema in use."""
+        if arg:
+            from streamchat.schema import load_schema
+
+            schema = None if arg == "off" else load_schema(arg, option="/schema").request
+            self.session.set_schema(schema)
+            self.base_overrides = replace(self.base_overrides, schema=schema)  # it wins over a later /role's
+        current = self.session.overrides.schema
+        self.ui.notice(sanitize(f"schema: {_clip(json.dumps(current.schema), 70)}") if current is not None
+                       else "schema: off — answers are prose (/schema 'city, pop int' asks for JSON)")
 
     def cmd_edit(self, arg: str) -> None:
         from streamchat.editor import edit_text

@@ -442,6 +442,11 @@ class ChatSession:
         if model_changed and overrides.model:
             self.set_model(overrides.model)
 
+    def set_schema(self, schema: ResponseSchema | None) -> None:
+        """Answers as JSON matching `schema` from now on (None: prose again); nothing else changes
+        (set_overrides would also reset a system prompt set with /system)."""
+        self.overrides = replace(self.overrides, schema=schema)
+
     def set_system(self, text: str | None) -> None:
         self.conversation.system = text or None
 

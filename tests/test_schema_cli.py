@@ -90,3 +90,36 @@ def test_a_roles_schema_applies_and_the_flag_wins(run, server, home):
     assert run("-m", "openai:peru", "-r", "census", "q").out == '{"city":"Lima","pop":1}\n'
     r = run("-m", "openai:peru", "-r", "census", "--schema", "city", "q")
     assert r.code == 8 and "Additional properties are not allowed ('pop' was unexpected)" in r.stderr
+
+
+def test_repl_schema_asks_for_checked_json_until_off(home, server):
+    import pexpect
+    from test_repl import PROMPT, screen_of, spawn
+
+    server.script("peru", chunks=['{"city": "Li', 'ma", "pop": 1}'])
+    child = spawn(home, server, "-m", "openai:peru")
+    try:
+        child.sendline("/schema city, pop itn")
+        child.expect_exact("unknown type 'itn' for field 'pop'")  # one line; nothing sent, the REPL goes on
+        child.expect_exact(PROMPT)
+        child.sendline("/schema city, pop int")
+        child.expect_exact('schema: {"type": "object", "properties": {"city"')
+        child.expect_exact(PROMPT)
+        child.sendline("largest city of Peru")
+        child.expect_exact('"pop": 1')
+        child.expect_exact(PROMPT)
+        screen = [line.rstrip() for line in screen_of(child)]
+        start = screen.index("{")
+        assert screen[start : start + 4] == ["{", '  "city": "Lima",', '  "pop": 1', "}"]
+        assert not any('{"city": "Lima"' in line for line in screen)  # the dim stream was repainted, not left
+        child.sendline("/schema off")
+        child.expect_exact("schema: off")
+        server.script("peru", chunks=["Lima, of course."])
+        child.sendline("and in prose?")
+        child.expect_exact("Lima, of course.")
+        child.expect_exact(PROMPT)
+        assert len(server.requests) == 2
+    finally:
+        child.sendeof()
+        child.expect(pexpect.EOF)
+        child.close()
