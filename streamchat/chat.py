@@ -82,7 +82,8 @@ def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI,
         session.check_context(question)
         out = data_output(env, ui, json_events=opts.json, sanitize=opts.sanitize, markdown=opts.markdown,
                           code_theme=opts.code_theme)
-        return run_data_turn(session, out, ui, question, attachments=opts.attachments, debug=opts.debug, stats=opts.stats)
+        return run_data_turn(session, out, ui, question, attachments=opts.attachments, debug=opts.debug,
+                             stats=opts.stats and not opts.json)  # --json: the stats are in each done event
     if opts.extract:
         sink = progress_sink(env, ui, markdown=opts.markdown, code_theme=opts.code_theme)
     else:

@@ -32,9 +32,10 @@ def test_schema_prints_one_compact_json_object_in_a_pipe(run, server, provider):
 
 def test_json_adds_a_data_event_with_the_parsed_object(run, server):
     server.script("peru", chunks=['{"city": "Lima", "pop": 9700000}'])
-    r = run("-m", "openai:peru", "--schema", CITY, "--json", "largest city of Peru")
+    r = run("-m", "openai:peru", "--schema", CITY, "--json", "--stats", "largest city of Peru")
     events = [json.loads(line) for line in r.out.splitlines()]
     assert r.code == 0 and [e["type"] for e in events] == ["text", "usage", "done", "data"]
+    assert r.stderr == ""  # the stats are in the done event, as --json has them without --schema
     assert events[-1]["data"] == {"city": "Lima", "pop": 9700000}
 
 
@@ -43,6 +44,12 @@ def test_multi_asks_for_a_list_of_items(run, server):
     r = run("-m", "openai:cities", "--schema", CITY, "--schema-multi", "two cities of Peru")
     assert r.code == 0, r.stderr
     assert json.loads(r.out) == {"items": [{"city": "Lima", "pop": 1}, {"city": "Cusco", "pop": 2}]}
+
+
+def test_stats_go_to_stderr_after_the_data(run, server):
+    server.script("peru", chunks=['{"city": "Lima", "pop": 1}'])
+    r = run("-m", "openai:peru", "--schema", CITY, "--stats", "q")
+    assert r.code == 0 and r.out == '{"city":"Lima","pop":1}\n' and "tok/s" in r.stderr
 
 
 def test_still_invalid_after_one_repair_is_exit_8_one_line_and_empty_stdout(run, server, home):
