@@ -4,6 +4,17 @@ The test suite starts it on 127.0.0.1 and points the real SDKs at it. A `Script`
 registered under a model name, says what to stream and how: chunking down to single
 bytes, delays, a gate the test opens, HTTP errors and mid-stream faults. The server
 records every request body and counts client disconnects.
+
+Structured output (#30): model "echo", asked for a schema (OpenAI `response_format` json_schema or
+json_object, a forced function tool; Anthropic a forced tool), answers a small valid instance of
+it (tests/schema_instance.py), streamed in small pieces as content or as the tool's arguments /
+input_json_delta, as each API does. A marker anywhere in the request's messages changes that:
+  [schema:missing-once]      the first request carrying it (since the last reset) answers an
+                             instance without its first required property; later ones a valid one
+  [schema:bad-json-once]     the same, but the first answer is invalid JSON (the instance cut in half)
+  [schema:missing-always]    every answer misses the first required property
+  [schema:no-response-format]  a request with `response_format` is refused (HTTP 400 naming it), as
+                             by a compatible server without structured output; forced tools work
 """
 
 from __future__ import annotations
@@ -16,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from schema_instance import instance
 
 
 class ClientGone(Exception):
@@ -39,7 +52,7 @@ class Script:
     gate: threading.Event | None = None  # wait for it after the first chunk
     usage: tuple[int, int] | None = (7, 0)  # (input, output); output 0 → number of chunks
     fail_first: int | None = None  # the HTTP error status applies to this many attempts, then it streams
-    tool_calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (id, name, arguments)
+    tool_calls: list[tuple[str, str, dict[str, Any] | str]] = field(default_factory=list)  # (id, name, arguments: a dict or its JSON text)
     tool_split: int = 5  # arguments JSON sent in pieces of this many characters (interleaved for OpenAI)
     repeat_tools: bool = False  # ask for the calls again even after results came back (a runaway loop)
     keep_alive: bool = False  # leave the connection open after the answer, for the client's pool
@@ -152,6 +165,70 @@ def _echo_script(body: dict[str, Any]) -> Script:
     return Script(chunks=[text[i : i + 4] for i in range(0, len(text), 4)])
 
 
+def _arguments_text(args: dict[str, Any] | str) -> str:
+    return args if isinstance(args, str) else json.dumps(args)
+
+
+SCHEMA_MARKERS = ("[schema:missing-once]", "[schema:bad-json-once]", "[schema:missing-always]")
+NO_RESPONSE_FORMAT = "[schema:no-response-format]"
+
+
+def _said(body: dict[str, Any]) -> str:
+    """All the text of a request's messages (where the markers are looked for)."""
+    parts = []
+    for m in body.get("messages") or []:
+        content = m.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts += [b.get("text") or "" for b in content if isinstance(b, dict)]
+    return "\n".join(parts)
+
+
+def schema_asked(body: dict[str, Any], flavor: str) -> tuple[str, str, dict[str, Any]] | None:
+    """(how the answer is wanted: "content" or "tool", the schema's name, the schema) or None."""
+    choice = body.get("tool_choice")
+    tools = body.get("tools") or []
+    if flavor == "anthropic":
+        if isinstance(choice, dict) and choice.get("type") == "tool":
+            tool = next((t for t in tools if t.get("name") == choice.get("name")), None)
+            return ("tool", tool["name"], tool.get("input_schema") or {}) if tool else None
+        return None
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        tool = next((t["function"] for t in tools if (t.get("function") or {}).get("name") == name), None)
+        return ("tool", name, tool.get("parameters") or {}) if tool else None
+    wanted = body.get("response_format") or {}
+    if wanted.get("type") == "json_schema":
+        spec = wanted.get("json_schema") or {}
+        return "content", spec.get("name") or "answer", spec.get("schema") or {}
+    if wanted.get("type") == "json_object":
+        return "content", "json_object", {"type": "object"}
+    return None
+
+
+def _schema_script(owner: FakeLLMServer, body: dict[str, Any], asked: tuple[str, str, dict[str, Any]]) -> Script:
+    """The answer to a schema request: an instance of it, or what a marker asks for instead."""
+    how, name, schema = asked
+    value = instance(schema)
+    said = _said(body)
+    marker = next((m for m in SCHEMA_MARKERS if m in said), None)
+    bad = marker == "[schema:missing-always]"
+    if marker is not None and marker.endswith("-once]"):
+        with owner._lock:
+            seen = owner.attempts[marker] = owner.attempts.get(marker, 0) + 1
+        bad = seen == 1
+    text = json.dumps(value)
+    if bad and marker == "[schema:bad-json-once]":
+        text = text[: len(text) // 2]
+    elif bad and isinstance(value, dict) and schema.get("required"):
+        value.pop(schema["required"][0], None)
+        text = json.dumps(value)
+    if how == "tool":
+        return Script(chunks=[], tool_calls=[("call_answer", name, text)], tool_split=4)
+    return Script(chunks=[text[i : i + 4] for i in range(0, len(text), 4)])
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # the default backlog of 5 drops SYNs under load tests
 
@@ -250,6 +327,12 @@ class _Handler(BaseHTTPRequestHandler):
         flavor = "anthropic" if self.path.endswith("/messages") else "openai"
         model = body.get("model", "")
         script = owner.scripts.get(model) or (_echo_script(body) if model == "echo" else None)
+        asked = schema_asked(body, flavor)
+        if asked is not None and model == "echo":
+            if "response_format" in body and NO_RESPONSE_FORMAT in _said(body):
+                self._error(flavor, 400, "invalid_request_error", "response_format is not supported by this server", {})
+                return
+            script = _schema_script(owner, body, asked)
         if script is not None and script.tool_calls and not script.repeat_tools:
             results = tool_results(body)
             if results is not None:
@@ -342,7 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if script.tool_calls:
             pieces = [[args[i : i + script.tool_split] for i in range(0, len(args), script.tool_split)]
-                      for args in (json.dumps(c[2]) for c in script.tool_calls)]
+                      for args in (_arguments_text(c[2]) for c in script.tool_calls)]
             for index, (call_id, name, _args) in enumerate(script.tool_calls):
                 chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
                                        "function": {"name": name, "arguments": ""}}]})
@@ -399,7 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
             index += 1
             event("content_block_start", {"type": "content_block_start", "index": index,
                                           "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}}})
-            text = json.dumps(args)
+            text = _arguments_text(args)
             for i in range(0, len(text), script.tool_split):
                 event("content_block_delta", {"type": "content_block_delta", "index": index,
                                               "delta": {"type": "input_json_delta", "partial_json": text[i : i + script.tool_split]}})

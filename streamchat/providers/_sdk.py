@@ -171,8 +171,21 @@ class SdkProvider:
         """`create`'s required named arguments as NOT_GIVEN, and `stream`, the one it reads."""
         return {**dict.fromkeys(self.required, self._sdk.NOT_GIVEN), "stream": True}
 
+    def _fall_back(self, request: ChatRequest, exc: Exception) -> bool:
+        """Whether the request the server refused with `exc` (an SDK status error, before any event)
+        is worth sending once more, in another form the adapter now uses (see OpenAIProvider)."""
+        return False
+
     def stream(self, request: ChatRequest) -> EventStream:
         """The SDK makes the request; the stream is read here (events() closes it when closed)."""
+        try:
+            yield from self._stream_once(request)
+        except self._sdk.APIStatusError as exc:  # the status, so nothing was streamed yet
+            if not self._fall_back(request, exc):
+                raise
+            yield from self._stream_once(request)
+
+    def _stream_once(self, request: ChatRequest) -> EventStream:
         with self._endpoint(self._client)(**self._call_arguments(request)) as response, \
                 cut_on_cancel(response.http_response):
             chunks = iter(response.iter_text())
@@ -237,6 +250,17 @@ class SdkProvider:
         return template
 
     async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """`stream` on asyncio (serve), with the same one fallback."""
+        try:
+            async for event in self._astream_once(request):
+                yield event
+        except self._sdk.APIStatusError as exc:
+            if not self._fall_back(request, exc):
+                raise
+            async for event in self._astream_once(request):
+                yield event
+
+    async def _astream_once(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """The same through the SDK's asyncio client (serve: no thread per answer): the request the
         SDK builds (see _capture) with this answer's body, sent by the SDK's HTTP client; a status
         error is the SDK's own exception, so map_error reads it as on the blocking path. Cancelling

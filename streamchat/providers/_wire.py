@@ -105,16 +105,29 @@ def _error(provider: str, model: str, payload: Any) -> Exception:
 
 
 class _Calls:
-    """Tool calls being streamed, by index: their arguments arrive in pieces, interleaved."""
+    """Tool calls being streamed, by index: their arguments arrive in pieces, interleaved.
 
-    def __init__(self) -> None:
+    `answer`: the name of the tool a schema request forced (#30). Its call is the answer itself,
+    so its arguments stream as the answer's text, not as a call for the caller to run.
+    """
+
+    def __init__(self, answer: str | None = None) -> None:
         self.open: dict[int, tuple[str, str, list[str]]] = {}
+        self.answer = answer
+        self.as_text: set[int] = set()
+        self.called = False  # a call other than the answer was made: the answer goes on after it
 
-    def start(self, index: int, call_id: str, name: str) -> ToolCallStart:
+    def start(self, index: int, call_id: str, name: str) -> list[Event]:
+        if name and name == self.answer:
+            self.as_text.add(index)
+            return []
         self.open[index] = (call_id, name, [])
-        return ToolCallStart(index, call_id, name)
+        self.called = True
+        return [ToolCallStart(index, call_id, name)]
 
-    def piece(self, index: int, text: str) -> ToolCallDelta:
+    def piece(self, index: int, text: str) -> Event:
+        if index in self.as_text:
+            return TextDelta(text)
         self.open[index][2].append(text)
         return ToolCallDelta(index, text)
 
@@ -126,14 +139,21 @@ class _Calls:
         for index in sorted(self.open):
             yield self.complete(index)
 
+    def finish(self, reason: str | None) -> str | None:
+        """The answer's finish reason: a forced answer tool ended it as any answer ends (not as a call)."""
+        return "stop" if self.as_text and not self.called and reason in ("tool_calls", "tool_use") else reason
+
+    def knows(self, index: Any) -> bool:
+        return index in self.open or index in self.as_text
+
 
 def _openai_tool_deltas(calls: _Calls, deltas: list[dict[str, Any]]) -> list[Event]:
     out: list[Event] = []
     for position, tc in enumerate(deltas):
         index = tc.get("index", position)
         fn = tc.get("function") or {}
-        if index not in calls.open:
-            out.append(calls.start(index, tc.get("id") or f"call_{index}", fn.get("name") or ""))
+        if not calls.knows(index):
+            out += calls.start(index, tc.get("id") or f"call_{index}", fn.get("name") or "")
         if fn.get("arguments"):
             out.append(calls.piece(index, fn["arguments"]))
     return out
@@ -146,14 +166,14 @@ class OpenAIParser:
     """`chat.completion.chunk` objects → events; `[DONE]` or a finish_reason ends the answer.
 
     Tool calls come as `tool_calls` deltas keyed by index (several calls may interleave);
-    each is complete when the answer is.
+    each is complete when the answer is. `answer_tool`: see _Calls.
     """
 
-    def __init__(self, *, provider: str, model: str) -> None:
+    def __init__(self, *, provider: str, model: str, answer_tool: str | None = None) -> None:
         self.provider, self.model = provider, model
         self.done = False
         self.finish: str | None = None
-        self.calls = _Calls()
+        self.calls = _Calls(answer_tool)
 
     def event(self, name: str, data: str) -> list[Event]:
         if data.startswith("[DONE]"):
@@ -188,19 +208,19 @@ class OpenAIParser:
         if self.finish is None:
             raise IncompleteStreamError(f"the {self.provider} stream ended before the answer was complete",
                                         hint="the partial answer was kept; retry")
-        return [*self.calls.complete_all(), Done(self.finish)]
+        return [*self.calls.complete_all(), Done(self.calls.finish(self.finish))]
 
 
 class AnthropicParser:
-    """Messages API events → events; `message_stop` ends the answer."""
+    """Messages API events → events; `message_stop` ends the answer. `answer_tool`: see _Calls."""
 
-    def __init__(self, *, provider: str, model: str) -> None:
+    def __init__(self, *, provider: str, model: str, answer_tool: str | None = None) -> None:
         self.provider, self.model = provider, model
         self.done = False
         self.input_tokens: int | None = None
         self.cached: int | None = None
         self.finish: str | None = None
-        self.calls = _Calls()
+        self.calls = _Calls(answer_tool)
 
     def event(self, name: str, data: str) -> list[Event]:
         loads = _loads
@@ -212,14 +232,14 @@ class AnthropicParser:
                 return [TextDelta(delta["text"])]
             if kind == "thinking_delta" and delta.get("thinking"):
                 return [ReasoningDelta(delta["thinking"])]
-            if kind == "input_json_delta" and delta.get("partial_json") and event.get("index") in self.calls.open:
+            if kind == "input_json_delta" and delta.get("partial_json") and self.calls.knows(event.get("index")):
                 return [self.calls.piece(event["index"], delta["partial_json"])]
         elif name == "content_block_start":
             event = json.loads(data)  # its tool input is passed on whole: exactly as sent
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":
                 index = event.get("index", 0)
-                out: list[Event] = [self.calls.start(index, block.get("id") or "", block.get("name") or "")]
+                out = self.calls.start(index, block.get("id") or "", block.get("name") or "")
                 if block.get("input"):  # a server may send the whole input here instead of deltas
                     out.append(self.calls.piece(index, json.dumps(block["input"])))
                 return out
@@ -239,7 +259,7 @@ class AnthropicParser:
             return [Usage(self.input_tokens, (event.get("usage") or {}).get("output_tokens"), self.cached)]
         elif name == "message_stop":
             self.done = True
-            return [Done(self.finish)]
+            return [Done(self.calls.finish(self.finish))]
         elif name == "error":
             raise _error(self.provider, self.model, loads(data))
         return _NONE

@@ -6,6 +6,7 @@ from typing import Any
 
 from streamchat.config import ProviderConfig
 from streamchat.providers._content import MB, anthropic_messages, anthropic_tools, check_sizes
+from streamchat.providers._schema import anthropic_tool
 from streamchat.providers._sdk import SdkProvider
 from streamchat.providers._wire import AnthropicParser, WireParser
 from streamchat.providers.base import ChatRequest
@@ -29,7 +30,8 @@ class AnthropicProvider(SdkProvider):
         return client.messages.with_streaming_response.create
 
     def _parser(self, request: ChatRequest) -> WireParser:
-        return AnthropicParser(provider=self.name, model=request.model)
+        return AnthropicParser(provider=self.name, model=request.model,
+                               answer_tool=request.schema.name if request.schema else None)
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         check_sizes(request.messages, provider=self.name, image_max=5 * MB, document_max=32 * MB)
@@ -46,6 +48,13 @@ class AnthropicProvider(SdkProvider):
         if request.tools:
             kwargs.update(anthropic_tools(request.tools, request.tool_choice,
                                           parallel=params.pop("parallel_tool_calls", None)))
+        if request.schema is not None:
+            # The answer is the input of a tool the model must call; its JSON streams as the text
+            # (AnthropicParser). With tools of the caller's too, any call is forced, and the answer
+            # tool ends the turn.
+            kwargs["tools"] = kwargs.get("tools", []) + [anthropic_tool(request.schema)]
+            kwargs["tool_choice"] = ({"type": "any"} if request.tools
+                                     else {"type": "tool", "name": request.schema.name})
         extra: dict[str, Any] = {}
         if request.temperature is not None:  # not a named argument of every SDK release
             extra["temperature"] = request.temperature

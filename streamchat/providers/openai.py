@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from streamchat.config import ProviderConfig
 from streamchat.providers._content import MB, check_sizes, openai_messages, openai_tools
-from streamchat.providers._sdk import SdkProvider
+from streamchat.providers._schema import openai_forced_tool, response_format
+from streamchat.providers._sdk import SdkProvider, error_body
 from streamchat.providers._wire import OpenAIParser, WireParser
 from streamchat.providers.base import ChatRequest
 
@@ -14,6 +16,10 @@ from streamchat.providers.base import ChatRequest
 class OpenAIProvider(SdkProvider):
     def __init__(self, config: ProviderConfig, *, timeout: float = 60.0) -> None:
         super().__init__(config, "openai", "OpenAI", timeout)
+        # A compatible server (any base URL but OpenAI's) may refuse `response_format`; once it has,
+        # schemas are asked for with a forced function tool instead (#30).
+        self.compatible = self.base_url is not None and urlsplit(self.base_url).hostname != "api.openai.com"
+        self.schema_by_tool = False
 
     params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "parallel_tool_calls"})
     accepts = frozenset({"image", "pdf"})
@@ -26,7 +32,21 @@ class OpenAIProvider(SdkProvider):
         return client.chat.completions.with_streaming_response.create
 
     def _parser(self, request: ChatRequest) -> WireParser:
-        return OpenAIParser(provider=self.name, model=request.model)
+        return OpenAIParser(provider=self.name, model=request.model,
+                            answer_tool=request.schema.name if request.schema else None)
+
+    def _fall_back(self, request: ChatRequest, exc: Exception) -> bool:
+        """A compatible server refused `response_format` (a 400 or 422 naming it): from now on a
+        forced function tool carries the schema, and this request is sent again that way."""
+        if request.schema is None or not self.compatible or self.schema_by_tool:
+            return False
+        if getattr(exc, "status_code", None) not in (400, 422):
+            return False
+        message, _etype, _code = error_body(exc)
+        if "response_format" not in (message or str(exc)):
+            return False
+        self.schema_by_tool = True
+        return True
 
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         check_sizes(request.messages, provider=self.name, image_max=20 * MB, document_max=32 * MB)
@@ -43,4 +63,10 @@ class OpenAIProvider(SdkProvider):
         kwargs.update((k, list(v) if k == "stop" else v) for k, v in request.params)
         if request.tools:
             kwargs.update(openai_tools(request.tools, request.tool_choice))
+        if request.schema is not None and self.schema_by_tool:
+            forced = openai_forced_tool(request.schema)
+            kwargs["tools"] = kwargs.get("tools", []) + forced["tools"]
+            kwargs["tool_choice"] = "required" if request.tools else forced["tool_choice"]
+        elif request.schema is not None:
+            kwargs["response_format"] = response_format(request.schema)
         return kwargs
