@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import pytest
+from fakeserver import Script
 from schema_instance import instance
 
 from streamchat.config import ProviderConfig, parse_settings
@@ -75,6 +76,7 @@ def test_closing_objects_makes_a_schema_strict_only_when_its_answers_still_match
         openai_strict(ResponseSchema(OPTIONAL_BIO, strict=True))
     composed = {"type": "object", "allOf": [{"properties": {"a": {"type": "string"}}}, {"properties": {"b": {}}}]}
     assert closed(composed) == composed  # closing its parts would let no instance through
+    assert closed({"type": "object"}) == {"type": "object"}  # any object (JSON mode), not only {}
 
 
 def test_the_fake_servers_instances_match_their_schemas():
@@ -232,3 +234,15 @@ def test_the_grammar_keeps_raw_control_characters_out_of_json_strings():
     rules = grammar(ResponseSchema({"type": "object", "properties": {"a": {"type": "string"}}}))._grammar
     char = next(line for line in rules.splitlines() if line.startswith("char ::="))
     assert char.startswith(r'char ::= [^"\\\x7F\x00-\x1F] |')
+
+
+def test_a_schema_the_provider_refuses_is_one_line_with_its_rule_and_how_to_relax_it(server):
+    rule = ("Invalid schema for response_format 'city': In context=(), 'required' is required to be supplied "
+            "and to be an array including every key in properties. Missing 'bio'.")
+    server.script("strict-model", Script(status=400, error_type="invalid_request_error", error_message=rule))
+    provider = _openai(server)
+    provider.compatible = False
+    request = ChatRequest(model="strict-model", messages=(Message("user", "q"),), schema=ResponseSchema(OPTIONAL_BIO))
+    error = run_turn(provider, request, _Quiet(), retry=NO_RETRY).error
+    assert isinstance(error, BadRequestError) and "\n" not in str(error)
+    assert "Missing 'bio'" in str(error) and str(error).endswith("or ask without strict mode")

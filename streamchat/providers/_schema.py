@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from streamchat.errors import UsageError
+from streamchat.errors import BadRequestError, StreamchatError, UsageError
 from streamchat.schema_request import ResponseSchema
 
 # Keywords OpenAI's strict mode refuses ("Invalid schema for response_format …").
@@ -75,8 +75,8 @@ def strict_compatible(schema: dict[str, Any]) -> bool:
 
 
 def closed(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `schema` where every object that does not say otherwise forbids properties it does
-    not name. Every instance of the result is an instance of `schema`, so an answer to it still
+    """A copy of `schema` where every object that names its properties, and does not say otherwise,
+    forbids properties it does not name. Every instance of the result is an instance of `schema`, so an answer to it still
     validates against what the caller gave; `schema` itself is not changed."""
     out = dict(schema)
     for key in _ONE:
@@ -91,8 +91,10 @@ def closed(schema: dict[str, Any]) -> dict[str, Any]:
     for key in _NAMED:
         if isinstance(schema.get(key), dict):
             out[key] = {name: closed(item) if isinstance(item, dict) else item for name, item in schema[key].items()}
+    # only objects that name their properties: a bare {"type": "object"} is "any object", not "{}";
+    # a composed one's parts name the properties
     open_keys = ("additionalProperties", "patternProperties", "allOf", "anyOf", "oneOf", "$ref")
-    if is_object(schema) and not any(key in schema for key in open_keys):  # composed: its parts name the properties
+    if is_object(schema) and "properties" in schema and not any(key in schema for key in open_keys):
         out["additionalProperties"] = False
     return out
 
@@ -146,3 +148,17 @@ def object_root(wanted: ResponseSchema, where: str) -> dict[str, Any]:
         raise UsageError(f"{where} must be a JSON object, and the schema's root is not one",
                          hint='wrap it, e.g. {"type": "object", "properties": {"items": …}, "required": ["items"]}')
     return wanted.schema
+
+
+RELAX = ("relax the rule it names (strict mode: every property required, every object with "
+         "\"additionalProperties\": false), or ask without strict mode")
+
+
+def refused_schema(err: StreamchatError, message: str | None) -> StreamchatError:
+    """A provider's 400 about the schema (OpenAI "Invalid schema for response_format …", Anthropic
+    "tools.0.custom.input_schema: …") keeps its words, which name the rule, and says how to relax it
+    instead of the generic "check the options"."""
+    said = (message or "").lower()
+    if type(err) is BadRequestError and ("schema" in said or "response_format" in said):
+        err.hint = RELAX
+    return err

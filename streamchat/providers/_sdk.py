@@ -23,6 +23,7 @@ from streamchat.cancel import bounded, closing_on_cancel
 from streamchat.config import ProviderConfig
 from streamchat.errors import ProtocolError, StreamchatError, from_status, map_transport, retry_after, timed_out, unexpected
 from streamchat.events import Event
+from streamchat.providers._schema import refused_schema
 from streamchat.providers._wire import WireParser, aevents, events
 from streamchat.providers.base import ChatRequest, EventStream
 
@@ -299,9 +300,9 @@ class SdkProvider:
         if isinstance(exc, sdk.APIStatusError):
             msg, etype, code = error_body(exc)
             status = exc.status_code if exc.status_code != 200 else None  # 200: an error event mid-stream
-            return from_status(status, msg, etype or code, model=model, provider=self.name,
-                               retry_after=retry_after(exc.response),
-                               context_overflow=self.context_overflow(msg, etype, code))
+            return refused_schema(from_status(status, msg, etype or code, model=model, provider=self.name,
+                                              retry_after=retry_after(exc.response),
+                                              context_overflow=self.context_overflow(msg, etype, code)), msg)
         if isinstance(exc, sdk.APITimeoutError):
             return timed_out(provider=self.name, base_url=self.base_url, started=started)
         if isinstance(exc, sdk.APIConnectionError):
