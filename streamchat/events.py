@@ -204,6 +204,8 @@ class TurnResult:
     error: StreamchatError | None = None
     steps: tuple[Message, ...] = ()  # tool exchanges before `text`: assistant calls, then their results
     tool_calls: tuple[ToolCall, ...] = ()  # calls the last step asked for and nobody ran (serve's client tools)
+    conversation_id: int | None = None  # where the log saved it (None: not saved)
+    turn_id: int | None = None  # the answer's id in the log
 
     @property
     def ok(self) -> bool:

@@ -245,12 +245,14 @@ class ChatSession:
         (a PDF becomes its text instead, and the user is told).
         """
         prompt, attachments, request, runner = self._begin(prompt, attachments)
-        with signals.turn():  # once the turn is ending, a second signal waits until it is saved
-            result = run_turn(self.target.provider, request, sink, retry=self.options.retry, notice=self._notice,
-                              cancel=cancel, price=self._price, tools=runner)
+
+        def keep(result: TurnResult) -> TurnResult:
             signals.ending()
-            self._record(prompt, attachments, result)
-        return result
+            return self._record(prompt, attachments, result)
+
+        with signals.turn():  # once the turn is ending, a second signal waits until it is saved
+            return run_turn(self.target.provider, request, sink, retry=self.options.retry, notice=self._notice,
+                            cancel=cancel, price=self._price, tools=runner, keep=keep)
 
     @property
     def streams_async(self) -> bool:
@@ -265,7 +267,7 @@ class ChatSession:
         provider = cast(AsyncProvider, self.target.provider)
         async for item in run_turn_async(provider, request, retry=self.options.retry, price=self._price):
             if isinstance(item, TurnResult):
-                self._record(prompt, attachments, item)
+                item = self._record(prompt, attachments, item)
             yield item
 
     def _notice(self, message: str) -> None:
@@ -283,12 +285,16 @@ class ChatSession:
             prompt, attachments = self._fit(prompt, attachments, self._notice)
         return prompt, attachments, self.request(prompt, attachments), runner
 
-    def _record(self, prompt: str | None, attachments: tuple[Attachment, ...], result: TurnResult) -> None:
+    def _record(self, prompt: str | None, attachments: tuple[Attachment, ...], result: TurnResult) -> TurnResult:
+        """Add the turn to the conversation and the log; the result as saved (with its ids)."""
         answer_id = None
         if self.log is not None and prompt is not None:
             answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result,
                                         attachments)
+        if answer_id is not None:
+            result = replace(result, conversation_id=self.conversation.id, turn_id=answer_id)
         self.conversation.add(Turn(prompt or "", result, answer_id, self.model_name, attachments))
+        return result
 
     def _sendable(self, history: list[Message]) -> list[Message]:
         """Earlier turns' attachments this model cannot take are left out, and the user is told."""

@@ -152,12 +152,14 @@ def run_turn(
     cancel: CancelToken | None = None,
     price: Callable[[Stats], float | None] | None = None,
     tools: ToolRunner | None = None,
+    keep: Callable[[TurnResult], TurnResult] | None = None,
 ) -> TurnResult:
     """Stream one answer into `sink`; never raises for provider faults, Ctrl-C, a cancel or a closed pipe.
 
     Retries happen only before anything was shown, so visible text is never duplicated. With
     `tools`, an answer that asks for calls is a step: the calls run (each result fed to the sink),
-    and the continuation streams into the same sink, up to `tools.max_steps` steps.
+    and the continuation streams into the same sink, up to `tools.max_steps` steps. `keep` saves
+    the result before the sink's end, which can then say where it was saved (--json's `done`).
     """
     tally = _Tally()
     outcome, error = Outcome.OK, None
@@ -191,8 +193,12 @@ def run_turn(
     except StreamchatError as err:
         outcome, error = Outcome.FAILED, err
     result = tally.result(outcome, error, price)
-    with contextlib.suppress(KeyboardInterrupt, OutputClosed):
-        sink.end(result)
+    try:
+        if keep is not None:
+            result = keep(result)
+    finally:  # the sink ends (the cursor shown again, the last lines painted) even if saving failed
+        with contextlib.suppress(KeyboardInterrupt, OutputClosed):
+            sink.end(result)
     return result
 
 

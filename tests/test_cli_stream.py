@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import threading
 import time
@@ -208,3 +209,19 @@ def test_an_error_or_notice_after_piped_text_starts_on_its_own_line(home, server
                           stderr=subprocess.STDOUT, env=base_env(home, server), timeout=60)
     lines = proc.stdout.decode().splitlines()
     assert len(lines) == 2 and lines[1].startswith(line), lines
+
+
+def test_json_done_names_the_saved_conversation_and_turn(run, server, home):
+    first = json.loads(run("-m", "openai:echo", "--json", "one").out.splitlines()[-1])
+    second = json.loads(run("-m", "openai:echo", "--json", "-c", "two").out.splitlines()[-1])
+    assert first["type"] == second["type"] == "done"
+    assert first["conversation_id"] == second["conversation_id"] and first["turn_id"] != second["turn_id"]
+    db = sqlite3.connect(home / "log.db")
+    try:
+        saved = db.execute("SELECT conversation_id, id FROM messages WHERE role = 'assistant' ORDER BY id").fetchall()
+    finally:
+        db.close()
+    assert saved == [(first["conversation_id"], first["turn_id"]), (second["conversation_id"], second["turn_id"])]
+    assert "echo: two" in run("history", "show", str(second["conversation_id"])).out
+    unsaved = json.loads(run("-m", "openai:echo", "--json", "--no-log", "three").out.splitlines()[-1])
+    assert (unsaved["conversation_id"], unsaved["turn_id"]) == (None, None)

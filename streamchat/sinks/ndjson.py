@@ -28,6 +28,8 @@ class NdjsonSink:
 
     def end(self, result: TurnResult) -> None:
         record = result_dict(result)
+        # where the turn was saved (null with --no-log): `-c`/`--cid ID` continue it, `history show ID` shows it
+        record["conversation_id"], record["turn_id"] = result.conversation_id, result.turn_id
         if not result.ok:
             record["exit_code"] = exit_code_for(result)
         self._emit(record)
