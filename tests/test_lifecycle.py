@@ -42,6 +42,26 @@ def test_early_errors_never_end_on_a_signal(home):
                for _, err in results), {err for _, err in results}
 
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_quick_ctrl_d_in_the_repl_ends_with_0(server, home, provider):
+    """Ctrl-D as soon as the prompt shows: the warm-up thread is still importing the SDK."""
+    import pexpect
+
+    env = base_env(home, server, PROMPT_TOOLKIT_NO_CPR="1")
+    statuses = []
+    for _ in range(8):
+        child = pexpect.spawn(STREAMCHAT, ["-m", f"{provider}:echo"], env=env, encoding="utf-8", dimensions=(30, 100),
+                              timeout=30)
+        child.expect_exact("›")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+        child.close()
+        statuses.append((child.exitstatus, child.signalstatus))
+    assert statuses == [(0, None)] * 8
+
+
 # -- #35.10: a second signal while the turn is ending ----------------------------------------------
 
 @pytest.mark.parametrize("first,second,code", [
