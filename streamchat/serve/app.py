@@ -254,7 +254,7 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
             raise Refused(422, f"prompt longer than {options.max_prompt_chars} characters", "prompt_too_long")
         overrides = replace(server, model=models.choose(call.model), system=call.system,
                             temperature=call.temperature, max_tokens=call.max_tokens, params=call.params,
-                            tools=call.tools, tool_choice=call.tool_choice)
+                            tools=call.tools, tool_choice=call.tool_choice, schema=call.schema)
         last = call.messages[-1]
         results = last.role == "tool"  # the client ran our tool calls: the model goes on from its results
         try:

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamchat.attachments import KINDS as ATTACHMENT_KINDS
+from streamchat.errors import UsageError
 from streamchat.events import TOOL_NAME_CHARS, Attachment, Message, Role, ToolCall, ToolChoice, ToolSpec
+from streamchat.schema_request import NAME as SCHEMA_NAME
+from streamchat.schema_request import ResponseSchema
 from streamchat.serve.policy import Refused
 
 ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
@@ -22,7 +25,7 @@ ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "us
 SAMPLING = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
 OPENAI_KEYS = frozenset({"model", "messages", "stream", "stream_options", "temperature", "max_tokens",
                          "max_completion_tokens", "n", "user", "tools", "tool_choice", "parallel_tool_calls",
-                         *SAMPLING})
+                         "response_format", *SAMPLING})
 NATIVE_KEYS = frozenset({"model", "messages", "prompt", "system", "temperature", "max_tokens", *SAMPLING})
 MAX_DEPTH = 32
 
@@ -41,6 +44,7 @@ class Call:
     params: tuple[tuple[str, Any], ...] = field(default=())
     tools: tuple[ToolSpec, ...] = ()  # the client's own tools: passed to the model, run by the client
     tool_choice: ToolChoice | None = None
+    schema: ResponseSchema | None = None  # response_format: the answer is JSON matching it
 
 
 def _bad(param: str, what: str) -> Refused:
@@ -224,6 +228,47 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[ToolSpec, ...], ToolChoice | Non
     return tuple(tools), ("tool", fn["name"])
 
 
+JSON_OBJECT = ResponseSchema({"type": "object"}, name="json_object", strict=False)  # JSON mode: any object
+
+
+def _response_format(body: dict[str, Any]) -> ResponseSchema | None:
+    """OpenAI's `response_format`: `text` (the default), `json_object`, or `json_schema` with a
+    name, a JSON Schema (checked here, so a typo is a 400 and not an upstream's riddle), `strict`
+    and `description`."""
+    given = body.get("response_format")
+    kind = given.get("type") if isinstance(given, dict) else None
+    if given is None or (kind == "text" and set(given) == {"type"}):
+        return None
+    if kind == "json_object" and set(given) == {"type"}:
+        return JSON_OBJECT
+    if kind != "json_schema" or set(given) != {"type", "json_schema"}:
+        raise _bad("response_format", 'must be {"type": "json_schema", "json_schema": {…}}, '
+                                      '{"type": "json_object"} or {"type": "text"}')
+    spec = given["json_schema"]
+    where = "response_format.json_schema"
+    if not isinstance(spec, dict):
+        raise _bad(where, "must be an object with a name and a schema")
+    if extra := sorted(set(spec) - {"name", "schema", "strict", "description"}):
+        raise _bad(f"{where}.{extra[0]}", "is not a json_schema field (name, schema, strict, description)")
+    if not isinstance(spec.get("name"), str) or not SCHEMA_NAME.fullmatch(spec["name"]):
+        raise _bad(f"{where}.name", "must be 1–64 letters, digits, _ or -")
+    strict = spec.get("strict")  # not given: strict where the schema allows it (the providers decide)
+    if strict is not None and not isinstance(strict, bool):
+        raise _bad(f"{where}.strict", "must be true or false")
+    description = spec.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _bad(f"{where}.description", "must be a string")
+    if "schema" not in spec:
+        raise _bad(f"{where}.schema", "is missing: give the JSON Schema the answer must match")
+    from streamchat.schema import check_schema
+
+    try:
+        check_schema(spec.get("schema"), option=f"'{where}.schema'")
+    except UsageError as err:  # the message only: its hint is for the command line
+        raise Refused(400, err.message, "invalid_request") from None
+    return ResponseSchema(spec["schema"], spec["name"], strict, description or None)
+
+
 def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | None:
     value = body.get(key)
     if value is None:
@@ -299,4 +344,4 @@ def parse_call(body: dict[str, Any], *, openai: bool) -> Call:
     return Call(messages=_messages(body, openai=openai), model=body.get("model"), system=system or None,
                 temperature=_number(body, "temperature", 0, 2), max_tokens=max_tokens, stream=stream,
                 include_usage=bool((options or {}).get("include_usage")), params=params,
-                tools=tools, tool_choice=tool_choice)
+                tools=tools, tool_choice=tool_choice, schema=_response_format(body))
