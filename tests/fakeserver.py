@@ -5,16 +5,18 @@ registered under a model name, says what to stream and how: chunking down to sin
 bytes, delays, a gate the test opens, HTTP errors and mid-stream faults. The server
 records every request body and counts client disconnects.
 
-Structured output (#30): model "echo", asked for a schema (OpenAI `response_format` json_schema or
-json_object, a forced function tool; Anthropic a forced tool), answers a small valid instance of
-it (tests/schema_instance.py), streamed in small pieces as content or as the tool's arguments /
-input_json_delta, as each API does. A marker anywhere in the request's messages changes that:
+Structured output (#30): model "echo" (or any unscripted "claude-…" name, for the models with
+Anthropic's native structured output), asked for a schema (OpenAI `response_format` json_schema
+or json_object, a forced function tool; Anthropic `output_config.format` or a forced tool),
+answers a small valid instance of it (tests/schema_instance.py), streamed in small pieces as
+content or as the tool's arguments / input_json_delta, as each API does. A marker anywhere in the request's messages changes that:
   [schema:missing-once]      the first request carrying it (since the last reset) answers an
                              instance without its first required property; later ones a valid one
   [schema:bad-json-once]     the same, but the first answer is invalid JSON (the instance cut in half)
   [schema:missing-always]    every answer misses the first required property
-  [schema:no-response-format]  a request with `response_format` is refused (HTTP 400 naming it), as
-                             by a compatible server without structured output; forced tools work
+  [schema:no-response-format]  a request with `response_format` (Anthropic: `output_config`) is
+                             refused (HTTP 400 naming it), as by a server or model without structured
+                             output; forced tools work
 """
 
 from __future__ import annotations
@@ -190,6 +192,9 @@ def schema_asked(body: dict[str, Any], flavor: str) -> tuple[str, str, dict[str,
     choice = body.get("tool_choice")
     tools = body.get("tools") or []
     if flavor == "anthropic":
+        native = (body.get("output_config") or {}).get("format") or {}
+        if native.get("type") == "json_schema":
+            return "content", "answer", native.get("schema") or {}
         if isinstance(choice, dict) and choice.get("type") == "tool":
             tool = next((t for t in tools if t.get("name") == choice.get("name")), None)
             return ("tool", tool["name"], tool.get("input_schema") or {}) if tool else None
@@ -328,9 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
         model = body.get("model", "")
         script = owner.scripts.get(model) or (_echo_script(body) if model == "echo" else None)
         asked = schema_asked(body, flavor)
-        if asked is not None and model == "echo":
-            if "response_format" in body and NO_RESPONSE_FORMAT in _said(body):
-                self._error(flavor, 400, "invalid_request_error", "response_format is not supported by this server", {})
+        if asked is not None and (model == "echo" or (model.startswith("claude-") and model not in owner.scripts)):
+            refused = "response_format" if "response_format" in body else "output_config" if "output_config" in body else None
+            if refused and NO_RESPONSE_FORMAT in _said(body):
+                self._error(flavor, 400, "invalid_request_error", f"{refused} is not supported by this server", {})
                 return
             script = _schema_script(owner, body, asked)
         if script is not None and script.tool_calls and not script.repeat_tools:

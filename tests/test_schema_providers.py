@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 import pytest
 from fakeserver import Script
@@ -13,7 +14,7 @@ from schema_instance import instance
 from streamchat.config import ProviderConfig, parse_settings
 from streamchat.errors import BadRequestError, UsageError
 from streamchat.events import Message, TextDelta
-from streamchat.providers._schema import closed, openai_strict, strict_compatible, strict_problem
+from streamchat.providers._schema import anthropic_native, closed, openai_strict, strict_compatible, strict_problem
 from streamchat.providers.anthropic import AnthropicProvider
 from streamchat.providers.base import ChatRequest
 from streamchat.providers.openai import OpenAIProvider
@@ -246,3 +247,36 @@ def test_a_schema_the_provider_refuses_is_one_line_with_its_rule_and_how_to_rela
     error = run_turn(provider, request, _Quiet(), retry=NO_RETRY).error
     assert isinstance(error, BadRequestError) and "\n" not in str(error)
     assert "Missing 'bio'" in str(error) and str(error).endswith("or ask without strict mode")
+
+
+def _anthropic(server):
+    return AnthropicProvider(ProviderConfig("anthropic", "anthropic", base_url=server.url, api_key="k"))
+
+
+def test_anthropic_models_with_native_structured_output_are_asked_natively(server):
+    provider = _anthropic(server)
+    request = ChatRequest(model="claude-sonnet-4-5", messages=(Message("user", "q"),),
+                          schema=ResponseSchema({**CITY, "additionalProperties": True}))
+    assert anthropic_native("claude-sonnet-4-5", ResponseSchema(OPTIONAL_BIO)) is not None
+    result = run_turn(provider, replace(request, schema=ResponseSchema(CITY)), _Quiet(), retry=NO_RETRY)
+    assert result.ok and json.loads(result.text) == {"city": "city", "pop": 0} and result.finish_reason == "end_turn"
+    body = server.requests[-1].body
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": CITY}} and "tools" not in body
+    # what its constrained decoding cannot take, and older models, get the forced tool
+    bounded = {**CITY, "properties": {**CITY["properties"], "pop": {"type": "integer", "minimum": 0}}}
+    assert anthropic_native("claude-sonnet-4-5", ResponseSchema(bounded)) is None
+    assert anthropic_native("claude-3-5-haiku-latest", ResponseSchema(CITY)) is None
+    assert anthropic_native("claude-sonnet-4-5", request.schema) is None  # open to extra properties, by choice
+    run_turn(provider, replace(request, model="claude-3-5-haiku-latest"), _Quiet(), retry=NO_RETRY)
+    assert "output_config" not in server.requests[-1].body and server.requests[-1].body["tool_choice"]["type"] == "tool"
+
+
+def test_a_model_refusing_native_structured_output_gets_the_forced_tool_from_then_on(server):
+    provider = _anthropic(server)
+    request = ChatRequest(model="claude-haiku-4-5", messages=(Message("user", "q [schema:no-response-format]"),),
+                          schema=ResponseSchema(CITY, name="city"))
+    for _ in range(2):
+        result = run_turn(provider, request, _Quiet(), retry=NO_RETRY)
+        assert result.ok and json.loads(result.text) == {"city": "city", "pop": 0}, result.error
+    assert [("output_config" in r.body, "tools" in r.body) for r in server.requests] == [
+        (True, False), (False, True), (False, True)]

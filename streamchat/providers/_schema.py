@@ -8,6 +8,7 @@ tool. The wire parsers turn the forced tool's argument stream back into answer t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,6 +141,29 @@ def anthropic_tool(wanted: ResponseSchema) -> dict[str, Any]:
     """The Anthropic tool whose input is the answer (forced with tool_choice)."""
     return {"name": wanted.name, "description": wanted.description or "Give the answer as this tool's input.",
             "input_schema": object_root(wanted, "Anthropic's tool input")}
+
+
+# Models with Anthropic's native structured output (`output_config.format`); others get the forced tool.
+ANTHROPIC_NATIVE = re.compile(r"claude-(?:opus-4-1|(?:opus|sonnet|haiku)-(?:4-[5-9]|[5-9]))")
+# What its constrained decoding does not take (its docs' "JSON Schema limitations").
+ANTHROPIC_UNSUPPORTED = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+                         "maxLength", "maxItems", "patternProperties", "not", "if", "then", "else")
+
+
+def anthropic_native(model: str, wanted: ResponseSchema) -> dict[str, Any] | None:
+    """`output_config` asking for the schema natively, when the model has it and the schema closed to
+    extra properties is in what it takes; None: use the forced tool."""
+    if not ANTHROPIC_NATIVE.search(model):
+        return None
+    schema = closed(wanted.schema)
+    if not is_object(schema):
+        return None
+    for _path, sub in subschemas(schema):
+        if any(key in sub for key in ANTHROPIC_UNSUPPORTED) or sub.get("minItems", 0) > 1 or sub.get("$ref") == "#":
+            return None
+        if is_object(sub) and sub.get("additionalProperties") is not False:
+            return None
+    return {"format": {"type": "json_schema", "schema": schema}}
 
 
 def object_root(wanted: ResponseSchema, where: str) -> dict[str, Any]:
