@@ -154,3 +154,16 @@ def test_sdk_parse_and_stream_to_the_local_model(tmp_path, server):
         _parsed_both_ways(client, "local")
     finally:
         proc.stop()
+
+
+def test_strict_on_a_schema_strict_mode_cannot_take_is_a_400_naming_the_rule(client, server):
+    loose = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "required": ["a"]}
+    strict = {"type": "json_schema", "json_schema": {"name": "loose", "schema": loose, "strict": True}}
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="openai:echo", messages=ASK, response_format=strict)
+    assert "strict mode needs every property required; 'b' is not" in info.value.message
+    assert not server.requests
+    unsaid = {"type": "json_schema", "json_schema": {"name": "loose", "schema": loose}}  # strict where it can be
+    done = client.chat.completions.create(model="openai:echo", messages=ASK, response_format=unsaid)
+    assert json.loads(done.choices[0].message.content) == {"a": "a"}
+    assert server.requests[-1].body["response_format"]["json_schema"]["strict"] is False
