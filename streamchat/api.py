@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from streamchat.cancel import CancelToken
 from streamchat.config import Settings, load_settings
-from streamchat.errors import BadRequestError, UsageError
+from streamchat.errors import UsageError
 from streamchat.events import Attachment, Event, Outcome, TextDelta, TurnResult, Usage
 from streamchat.service import ChatSession, Overrides
 
@@ -164,7 +164,6 @@ class _Lane:
         try:
             session = self._session_for(turn.overrides)
             session.log = log = self._open_log()  # in this thread: a SQLite connection belongs to the thread that opened it
-            self._check_params(session, turn.overrides)
             session.check_context(turn.prompt)
             result = session.ask(turn.prompt, turn, attachments=turn.attachments, cancel=turn.cancel)
         except BaseException as exc:  # handed to the reader, raised there
@@ -193,13 +192,6 @@ class _Lane:
                              hint="set STREAMCHAT_DB to a writable file, or leave log=True out")
         log.warn = _warn
         return log
-
-    @staticmethod
-    def _check_params(session: ChatSession, overrides: Overrides) -> None:
-        unsupported = sorted({k for k, _ in overrides.params} - session.target.provider.params)
-        if unsupported:
-            raise BadRequestError(f"{session.model_name} does not take the option(s) {', '.join(unsupported)}",
-                                  hint="leave them out of options=")
 
 
 def _attachment(item: Attachable) -> Attachment:

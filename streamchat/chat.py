@@ -41,6 +41,7 @@ class ChatOptions:
     attachments: tuple[Attachment, ...] = ()  # -a files, sent with the first question
     tools: tuple[str, ...] = ()  # --tools: MCP servers (NAME) or single tools (NAME:TOOL) to enable
     approve: tuple[str, ...] = ()  # --approve: tools that run without asking ("all" for every one)
+    hide_reasoning: bool = False  # --hide-reasoning: the model's reasoning is not shown on stderr
 
 
 def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = False,
@@ -55,7 +56,9 @@ def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = 
         from streamchat.tools import build_toolbox
 
         toolbox = build_toolbox(settings, list(opts.tools), list(opts.approve), ui, interactive=interactive)
-    return ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui, warm=warm, toolbox=toolbox)
+    session = ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui, warm=warm, toolbox=toolbox)
+    session.params()  # a bad -o, config option or --reasoning fails now, before anything is sent
+    return session
 
 
 def interactive(env: Environment) -> bool:
@@ -88,7 +91,7 @@ def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI,
         sink = progress_sink(env, ui, markdown=opts.markdown, code_theme=opts.code_theme)
     else:
         sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats,
-                           code_theme=opts.code_theme, raw=opts.raw)
+                           code_theme=opts.code_theme, raw=opts.raw, reasoning=not opts.hide_reasoning)
     session.check_context(question)
     result = session.ask(question, sink, attachments=opts.attachments)
     if opts.extract and result.ok:
@@ -164,6 +167,24 @@ def report_end(result: TurnResult, ui: UI, debug: bool) -> None:
     if debug:
         ui.traceback(result.error.__cause__ or result.error)
     ui.error(str(result.error))
+
+
+def list_options(settings: Settings, env: Environment, only: str) -> int:
+    """`streamchat models --options PROVIDER`: the -o options its API takes, one per line (name, what
+    a value must be, what it does). PROVIDER is a configured name or an adapter type."""
+    from streamchat.config import PROVIDER_TYPES
+    from streamchat.errors import UsageError
+    from streamchat.providers.options import options_for
+
+    ptype = settings.providers[only].type if only in settings.providers else only
+    if ptype not in PROVIDER_TYPES:
+        raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(settings.providers)}")
+    rows = [(o.name, o.expected(), o.help) for o in options_for(ptype).values()]
+    width = max(len(name) for name, _, _ in rows)
+    env.stdout.write("".join(f"{name:<{width}}  {expected}" + (f" — {text}" if text else "") + "\n"
+                             for name, expected, text in rows))
+    env.stdout.flush()
+    return ExitStatus.OK
 
 
 def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) -> int:

@@ -26,7 +26,7 @@ from streamchat.events import Attachment, Sink, TextDelta, TurnResult
 from streamchat.exit_status import ExitStatus
 from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.render.sanitize import sanitize
-from streamchat.service import ChatSession
+from streamchat.service import ChatSession, Overrides
 from streamchat.sinks import choose_sink
 from streamchat.ui import UI, byte_size
 
@@ -70,6 +70,9 @@ class Repl:
         self.context = opts.context  # -f / /file sources waiting for the next question
         self.sources = ["the -f sources"] if opts.context else []  # what /file lists of them
         self.attachments = opts.attachments  # -a / /attach files waiting for the next question
+        self.chosen: dict[str, str] = {}  # /set NAME VALUE, over the flags and the role
+        self.set_base = self.session.overrides  # what /set values go over: the flags and the role
+        self.reasoning: str | None = None  # /reasoning LEVEL, over --reasoning
         self.commands: dict[str, Command] = {
             "/help": Command(self.cmd_help, "", "list commands"),
             "/model": Command(self.cmd_model, "[NAME]", "show or switch the model"),
@@ -89,6 +92,8 @@ class Repl:
             "/name": Command(self.cmd_name, "[NAME]", "show or set this conversation's name (-S NAME resumes it)"),
             "/role": Command(self.cmd_role, "[NAME [k=v…]]", "show or switch the role; k=v fills its template"),
             "/schema": Command(self.cmd_schema, "[SCHEMA|off]", "answer as JSON matching SCHEMA ('city, pop int')"),
+            "/set": Command(self.cmd_set, "[NAME [VALUE]]", "set temperature, max_tokens or a -o option; no VALUE unsets"),
+            "/reasoning": Command(self.cmd_reasoning, "[off|low|medium|high]", "show or set the reasoning effort"),
             "/edit": Command(self.cmd_edit, "[last]", "compose in $EDITOR; last: edit and resend the last question"),
             "/shell": Command(self.cmd_shell, "TEXT", "turn a request into a shell command, run only if you choose"),
             "/tools": Command(self.cmd_tools, "[on|off NAME[:TOOL]]", "list MCP servers and tools, or turn them on/off"),
@@ -117,8 +122,9 @@ class Repl:
             pending += " · tools: " + toolbox.label()
         used, window = self.session.context_use() if self.session.target.ready else (0, None)
         context = f"{short(used)}/{short(window)}" if window else f"{conv.tokens} tokens"
+        chosen = set_label(self.chosen, self.session.overrides.reasoning)
         return (f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {context} · "
-                f"{money(self.session.cost)}{pending} · /help")
+                f"{money(self.session.cost)}{pending}{sanitize(chosen)} · /help")
 
     # -- turns ---------------------------------------------------------------------------
     def _sink(self) -> Sink:
@@ -375,7 +381,8 @@ class Repl:
             role = get_role(self.settings, name)
             params = {**self.opts.params, **parse_params(items, f"/role {name} focus=security")}
             self.role, self.params = role, params
-            self.session.set_overrides(under_flags(role, self.base_overrides))
+            self.set_base = under_flags(role, self.base_overrides)
+            self.session.set_overrides(with_set(self.set_base, self.chosen, self.reasoning))
         name = self.role.name if self.role else "(none)"
         filled = " ".join(f"{k}={v}" for k, v in self.params.items())
         self.ui.notice(sanitize(f"role: {name}{f' ({filled})' if filled and self.role else ''} · model: "
@@ -395,6 +402,37 @@ class Repl:
         current = self.session.overrides.schema
         self.ui.notice(sanitize(f"schema: {_clip(json.dumps(current.schema), 70)}") if current is not None
                        else "schema: off — answers are prose (/schema 'city, pop int' asks for JSON)")
+
+    def cmd_set(self, arg: str) -> None:
+        name, _, value = arg.strip().partition(" ")
+        if name:
+            chosen = dict(self.chosen)
+            if value.strip():
+                chosen[name] = value.strip()
+            else:
+                chosen.pop(name, None)
+            self._set(chosen, self.reasoning)
+            self.chosen = chosen
+        shown = " ".join(f"{k}={v}" for k, v in self.chosen.items()) or "(nothing set)"
+        self.ui.notice(sanitize(f"set: {shown} — /set NAME VALUE sets, /set NAME unsets"))
+
+    def _set(self, chosen: dict[str, str], reasoning: str | None) -> None:
+        """New sampling for the next questions; the system prompt (/system) stays as it is."""
+        system, now, base = self.session.conversation.system, self.session.overrides, self.set_base
+        base = replace(now, temperature=base.temperature, max_tokens=base.max_tokens, params=base.params,
+                       reasoning=base.reasoning)  # what other commands set (/schema) stays
+        self.session.set_overrides(with_set(base, chosen, reasoning))
+        self.session.set_system(system)
+
+    def cmd_reasoning(self, arg: str) -> None:
+        from streamchat.providers.options import REASONING
+
+        if arg:
+            if arg not in REASONING:
+                raise UsageError(f"/reasoning {arg}: not a level", hint="/reasoning off|low|medium|high")
+            self._set(self.chosen, arg)
+            self.reasoning = arg
+        self.ui.notice(f"reasoning: {self.session.overrides.reasoning or 'the model default'}")
 
     def cmd_edit(self, arg: str) -> None:
         from streamchat.editor import edit_text
@@ -496,6 +534,25 @@ class Repl:
             if prov.default_model:
                 yield f"{name}:{prov.default_model}"
             yield from (f"{name}:{m}" for m in prov.models)
+
+
+def set_label(chosen: dict[str, str], reasoning: str | None) -> str:
+    """The toolbar's part for /set values and the reasoning level: ` · top_p=0.5 · reasoning high`."""
+    label = "".join(f" · {name}={_clip(value, 20)}" for name, value in chosen.items())
+    return label + (f" · reasoning {reasoning}" if reasoning else "")
+
+
+def with_set(base: Overrides, chosen: dict[str, str], reasoning: str | None) -> Overrides:
+    """The flags' and role's Overrides with the REPL's /set values and /reasoning over them.
+    temperature and max_tokens are checked as the flags are; the rest are provider options (as -o),
+    checked against the model's provider when the session takes them."""
+    from streamchat.providers.options import SAMPLING, Text, check
+
+    sampling = dict(check(SAMPLING, ((k, Text(v)) for k, v in chosen.items() if k in SAMPLING),
+                          provider="/set", where="/set"))
+    params = base.params + tuple((k, Text(v)) for k, v in chosen.items() if k not in SAMPLING)
+    return replace(base, temperature=sampling.get("temperature", base.temperature), params=params,
+                   max_tokens=sampling.get("max_tokens", base.max_tokens), reasoning=reasoning or base.reasoning)
 
 
 def _make_session(repl: Repl) -> Any:

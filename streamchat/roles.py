@@ -29,7 +29,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-KEYS = {"system", "model", "temperature", "max_tokens", "template", "description", "schema"}
+KEYS = {"system", "model", "temperature", "max_tokens", "template", "description", "schema", "options", "reasoning"}
+REASONING = ("off", "low", "medium", "high")
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
@@ -43,6 +44,8 @@ class Role:
     template: str | None = None
     source: str = "built-in"
     schema: str | None = None  # answers are JSON matching it: --schema's SCHEMA (a TOML table is a JSON Schema)
+    options: tuple[tuple[str, Any], ...] = ()  # provider options (as -o), checked against the model's provider per turn
+    reasoning: str | None = None  # as --reasoning
 
     def response_schema(self, *, multi: bool = False) -> ResponseSchema | None:
         """The role's schema as the request asks for it (a bad one is a UsageError naming the role)."""
@@ -109,7 +112,8 @@ def _from_table(name: str, table: dict[str, Any], source: str) -> Role:
     unknown = sorted(set(table) - KEYS)
     if unknown:
         raise ConfigError(f"{source}: role '{name}' has an unknown key '{unknown[0]}'",
-                          hint="keys: system, model, temperature, max_tokens, template, description, schema")
+                          hint="keys: system, model, temperature, max_tokens, template, description, schema, "
+                               "options, reasoning")
     for key, kind in (("system", str), ("model", str), ("template", str)):
         if key in table and not isinstance(table[key], kind):
             raise ConfigError(f"{source}: role '{name}': '{key}' must be a string")
@@ -127,8 +131,14 @@ def _from_table(name: str, table: dict[str, Any], source: str) -> Role:
         import json
 
         schema = json.dumps(schema)
+    options, reasoning = table.get("options", {}), table.get("reasoning")
+    if not isinstance(options, dict):
+        raise ConfigError(f"{source}: role '{name}': 'options' must be a table, e.g. options = {{ top_p = 0.9 }}")
+    if reasoning is not None and reasoning not in REASONING:
+        raise ConfigError(f"{source}: role '{name}': 'reasoning' must be one of {', '.join(REASONING)}")
     return Role(name, table.get("system"), table.get("model"),
-                None if temperature is None else float(temperature), max_tokens, table.get("template"), source, schema)
+                None if temperature is None else float(temperature), max_tokens, table.get("template"), source, schema,
+                tuple(options.items()), reasoning)
 
 
 def _from_file(path: Path) -> Role:
@@ -180,7 +190,8 @@ def under_flags(role: Role, overrides: Overrides) -> Overrides:
     return replace(overrides, model=overrides.model or role.model, system=pick(overrides.system, role.system),
                    temperature=pick(overrides.temperature, role.temperature),
                    max_tokens=pick(overrides.max_tokens, role.max_tokens),
-                   schema=overrides.schema or role.response_schema())
+                   schema=overrides.schema or role.response_schema(),
+                   params=role.options + overrides.params, reasoning=pick(overrides.reasoning, role.reasoning))
 
 
 EXAMPLES = {"model": '"openai:gpt-4o-mini"', "temperature": "0.2", "max_tokens": "800",

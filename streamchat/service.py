@@ -18,7 +18,7 @@ from streamchat import background, signals
 from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Turn
-from streamchat.errors import BadRequestError, StreamchatError
+from streamchat.errors import BadRequestError, ConfigError, StreamchatError, UsageError
 from streamchat.events import Attachment, Event, Message, Sink, Stats, ToolChoice, ToolSpec, TurnResult
 from streamchat.providers.base import AsyncProvider, ChatRequest, Provider, get_provider
 from streamchat.schema_request import ResponseSchema
@@ -45,7 +45,8 @@ class Overrides:
     max_tokens: int | None = None
     timeout: float | None = None
     retry: bool = True
-    params: tuple[tuple[str, Any], ...] = ()  # further sampling options (serve's top_p, stop, seed…)
+    params: tuple[tuple[str, Any], ...] = ()  # provider options (-o, /set, a role, serve): text or typed, checked per turn
+    reasoning: str | None = None  # --reasoning: off | low | medium | high
     tools: tuple[ToolSpec, ...] = ()  # a client's own tools (serve): passed through, never run here
     tool_choice: ToolChoice | None = None
     schema: ResponseSchema | None = None  # the answer is JSON matching it (--schema, a role, response_format)
@@ -224,8 +225,36 @@ class ChatSession:
         tools = self.overrides.tools or (self.toolbox.specs() if self.toolbox is not None else ())
         return ChatRequest(model=self.target.model, messages=tuple(messages), temperature=self.options.temperature,
                            max_tokens=self.options.max_tokens, timeout=self.options.timeout,
-                           params=self.overrides.params, tools=tools,
-                           tool_choice=self.overrides.tool_choice if tools else None, schema=self.overrides.schema)
+                           params=self.params(), tools=tools,
+                           tool_choice=self.overrides.tool_choice if tools else None, schema=self.overrides.schema,
+                           reasoning=self.overrides.reasoning)
+
+    def params(self) -> tuple[tuple[str, Any], ...]:
+        """The provider options of the next request, typed and checked against the provider's table:
+        the config's (`options` of the provider, then `model_options."MODEL"`) under the role's and the
+        flags' (-o, /set). --reasoning is refused here for the embedded model."""
+        cfg = self.settings.providers[self.target.provider_name]
+        if self.overrides.reasoning not in (None, "off") and cfg.type == "local":
+            raise UsageError(f"{self.model_name} cannot reason (--reasoning {self.overrides.reasoning})",
+                             hint="use a model that can (e.g. -m anthropic or -m openai:o4-mini), or leave --reasoning off")
+        configured = [(where, table) for where, table in (
+            (f"[providers.{cfg.name}] options", cfg.options.get("options")),
+            (f'[providers.{cfg.name}.model_options."{self.target.model}"]',
+             (cfg.options.get("model_options") or {}).get(self.target.model)))
+            if table is not None]
+        if not configured and not self.overrides.params:
+            return ()
+        from streamchat.providers.options import check, options_for
+
+        table = options_for(cfg.type)
+        out: dict[str, Any] = {}
+        for where, given in configured:
+            if not isinstance(given, dict):
+                raise ConfigError(f"{where} must be a table of option = value",
+                                  hint=f"e.g. options = {{ top_p = 0.9 }} (streamchat models --options {cfg.name})")
+            out.update(check(table, given.items(), provider=cfg.name, where=where, error=ConfigError))
+        out.update(check(table, self.overrides.params, provider=cfg.name))
+        return tuple(out.items())
 
     def _runner(self) -> ToolRunner | None:
         """The toolbox when tools are on. The embedded model has no tool-call format: asked with tools
@@ -442,11 +471,17 @@ class ChatSession:
     def set_overrides(self, overrides: Overrides) -> None:
         """New options (a REPL /role): sampling and system prompt from now on, the model if it changes."""
         model_changed = overrides.model != self.overrides.model
+        before = self.overrides, self.options, self.conversation.system, self.target
         self.overrides = overrides
         self.options = merge(self.settings, overrides)
         self.conversation.system = self.options.system
-        if model_changed and overrides.model:
-            self.set_model(overrides.model)
+        try:
+            if model_changed and overrides.model:
+                self.set_model(overrides.model)
+            self.params()  # a bad option is refused when it is set (and nothing changes), not at the next question
+        except StreamchatError:
+            self.overrides, self.options, self.conversation.system, self.target = before
+            raise
 
     def set_schema(self, schema: ResponseSchema | None) -> None:
         """Answers as JSON matching `schema` from now on (None: prose again); nothing else changes

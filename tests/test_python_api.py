@@ -163,7 +163,7 @@ def test_errors_raise_typed_and_print_nothing(api, capfd):
         model.prompt("q", options={"temperature": 5})
     with pytest.raises(streamchat.UsageError, match="unknown option"):
         model.prompt("q", options={"temprature": 1})
-    with pytest.raises(streamchat.BadRequestError, match="seed"):  # Anthropic's API has no seed
+    with pytest.raises(streamchat.UsageError, match="seed"):  # Anthropic's API has no seed
         streamchat.get_model("anthropic:echo").prompt("q", options={"seed": 1}).text()
     with pytest.raises(streamchat.BadRequestError, match="'missing' not found"):
         streamchat.get_model("openai:missing").prompt("q").text()

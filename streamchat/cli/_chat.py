@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -28,6 +29,13 @@ from streamchat.exit_status import ExitStatus
 if TYPE_CHECKING:
     from streamchat.roles import Role
     from streamchat.schema_request import ResponseSchema
+
+
+class Reasoning(str, Enum):
+    off = "off"
+    low = "low"
+    medium = "medium"
+    high = "high"
 
 
 def _params(given: list[str]) -> dict[str, str]:
@@ -59,6 +67,12 @@ def chat(
                                                          help="Sampling temperature (0-2).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", callback=_number_in(1),
                                                            help="Longest answer in tokens (at least 1).")] = None,
+    option: Annotated[Optional[list[str]], typer.Option(
+        "-o", "--option", metavar="NAME=VALUE",
+        help="A provider option, e.g. -o top_p=0.5 -o seed=7 (repeatable; streamchat models --options PROVIDER).")] = None,
+    reasoning: Annotated[Optional[Reasoning], typer.Option(
+        "--reasoning", help="Reasoning effort (OpenAI) or extended thinking (Anthropic).")] = None,
+    hide_reasoning: Annotated[bool, typer.Option("--hide-reasoning", help="Do not show the model's reasoning on stderr.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="NDJSON events on stdout.")] = False,
     no_markdown: Annotated[bool, typer.Option("--no-markdown", help="Plain text even on a terminal.")] = False,
     stats: Annotated[bool, typer.Option("--stats", help="TTFT, tokens, tok/s and time on stderr.")] = False,
@@ -127,8 +141,12 @@ def chat(
         system = argv_text(system, "--system") if system is not None else None
         param = [argv_text(value, "-p") for value in param or []]
         chosen = roles.get_role(settings, role) if role else None
+        from streamchat.providers.options import split_assignment
+
         overrides = Overrides(model=g.model, system=system, temperature=temperature, max_tokens=max_tokens,
-                              timeout=g.timeout, retry=not no_retry, schema=_schema(schema, schema_multi, chosen))
+                              timeout=g.timeout, retry=not no_retry, schema=_schema(schema, schema_multi, chosen),
+                              params=tuple(split_assignment(argv_text(item, "-o")) for item in option or []),
+                              reasoning=reasoning.value if reasoning is not None else None)
         if chosen is not None:
             overrides = roles.under_flags(chosen, overrides)
         if prompt or editor or not env.stdin_isatty:  # not for the REPL: its warm-up starts once the prompt shows
@@ -149,6 +167,7 @@ def chat(
             debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
             role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),
+            hide_reasoning=hide_reasoning,
         )
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
         if save_role and text is None and not editor:
@@ -190,10 +209,15 @@ def models(
     ctx: typer.Context,
     provider: Annotated[Optional[str], typer.Argument(metavar="PROVIDER", show_default=False,
                                                       help="Only this provider.")] = None,
+    options: Annotated[bool, typer.Option("--options", help="List the -o options PROVIDER takes, not its models.")] = False,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    from streamchat.chat import list_models
+    from streamchat.chat import list_models, list_options
 
     with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, ui):
+        if options:
+            if provider is None:
+                raise UsageError("--options lists one provider's options", hint="streamchat models --options openai")
+            raise typer.Exit(list_options(settings, env, provider))
         raise typer.Exit(list_models(settings, env, ui, provider))

@@ -10,8 +10,23 @@ from streamchat.providers._schema import anthropic_native, anthropic_tool
 from streamchat.providers._sdk import SdkProvider, error_body
 from streamchat.providers._wire import AnthropicParser, WireParser
 from streamchat.providers.base import ChatRequest
+from streamchat.providers.options import Option, table, to_wire
 
 DEFAULT_MAX_TOKENS = 4096
+# Extended thinking's token budget per --reasoning level (the API's least is 1024). Thinking counts
+# toward max_tokens, so the budget is added to the answer's max_tokens: the answer keeps its length.
+THINKING_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
+
+# The Messages API request options streamchat passes on (-o NAME=VALUE; `streamchat models --options anthropic`).
+OPTIONS = table(
+    Option("top_p", "float", "nucleus sampling: the probability mass to sample from", 0, 1),
+    Option("top_k", "int", "sample only from the K likeliest tokens", 1),
+    Option("stop", "stops", "stop before any of these strings", field="stop_sequences"),
+    Option("service_tier", "choice", "priority capacity when available, or standard only",
+           choices=("auto", "standard_only")),
+    Option("metadata", "object", 'e.g. {"user_id": "…"}, an opaque end-user id'),
+    Option("parallel_tool_calls", "bool", "let the model call several tools at once"),
+)
 
 
 class AnthropicProvider(SdkProvider):
@@ -19,7 +34,7 @@ class AnthropicProvider(SdkProvider):
         super().__init__(config, "anthropic", "Anthropic", timeout)
         self.no_native: set[str] = set()  # models that refused native structured output: forced tool (#30)
 
-    params = frozenset({"top_p", "stop", "parallel_tool_calls"})
+    params = frozenset(OPTIONS)
     accepts = frozenset({"image", "pdf"})
     required = ("model", "messages", "max_tokens")
 
@@ -54,18 +69,18 @@ class AnthropicProvider(SdkProvider):
     def _arguments(self, request: ChatRequest) -> dict[str, Any]:
         check_sizes(request.messages, provider=self.name, image_max=5 * MB, document_max=32 * MB)
         system, messages = anthropic_messages(request.messages, tools=bool(request.tools))
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": messages,
-            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-            "stream": True,
-        }
+        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+        kwargs: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": max_tokens, "stream": True}
+        budget = THINKING_BUDGET.get(request.reasoning or "off")
+        if budget is not None:
+            kwargs["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            kwargs["max_tokens"] = max_tokens + budget  # below max_tokens, as the API requires
         if system:
             kwargs["system"] = system
         params = dict(request.params)
+        parallel = params.pop("parallel_tool_calls", None)  # Anthropic's is a tool_choice field
         if request.tools:
-            kwargs.update(anthropic_tools(request.tools, request.tool_choice,
-                                          parallel=params.pop("parallel_tool_calls", None)))
+            kwargs.update(anthropic_tools(request.tools, request.tool_choice, parallel=parallel))
         native = self._native(request)
         if native is not None:  # the answer is the text, constrained by the API
             kwargs["output_config"] = native
@@ -76,11 +91,7 @@ class AnthropicProvider(SdkProvider):
             kwargs["tools"] = kwargs.get("tools", []) + [anthropic_tool(request.schema)]
             kwargs["tool_choice"] = ({"type": "any"} if request.tools
                                      else {"type": "tool", "name": request.schema.name})
-        extra: dict[str, Any] = {}
-        if request.temperature is not None:  # not a named argument of every SDK release
-            extra["temperature"] = request.temperature
-        for key, value in params.items():
-            extra["stop_sequences" if key == "stop" else key] = list(value) if key == "stop" else value
-        if extra:
-            kwargs["extra_body"] = extra
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        kwargs.update(to_wire(OPTIONS, tuple(params.items())))
         return kwargs

@@ -26,6 +26,7 @@ class ChatRequest:
     tools: tuple[ToolSpec, ...] = ()  # tools the model may call
     tool_choice: ToolChoice | None = None
     schema: ResponseSchema | None = None  # answer as JSON matching it (#30); each adapter asks its own way
+    reasoning: str | None = None  # off | low | medium | high (--reasoning): each adapter's own terms
 
 
 class Provider(Protocol):
@@ -40,7 +41,7 @@ class Provider(Protocol):
 
     name: str
     base_url: str | None
-    params: frozenset[str]  # the ChatRequest.params names this adapter sends (others are refused by serve)
+    params: frozenset[str]  # the ChatRequest.params names this adapter sends: its OPTIONS table
     accepts: frozenset[str]  # attachment kinds it sends as they are: "image", "pdf"
 
     def prepare(self, model: str) -> None:

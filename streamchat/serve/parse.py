@@ -295,20 +295,17 @@ def sampling(options: dict[str, Any]) -> tuple[float | None, int | None, tuple[t
 
 
 def _params(body: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The SAMPLING fields, typed and checked by the OpenAI adapter's option table (as -o is)."""
+    from streamchat.providers.openai import OPTIONS
+    from streamchat.providers.options import BadValue, coerce
+
     out: list[tuple[str, Any]] = []
-    if (top_p := _number(body, "top_p", 0, 1)) is not None:
-        out.append(("top_p", top_p))
-    for key in ("presence_penalty", "frequency_penalty"):
-        if (value := _number(body, key, -2, 2)) is not None:
-            out.append((key, value))
-    if (seed := _integer(body, "seed", -(2**63))) is not None:
-        out.append(("seed", seed))
-    stop = body.get("stop")
-    if stop is not None:
-        stops = [stop] if isinstance(stop, str) else stop
-        if not isinstance(stops, list) or not 1 <= len(stops) <= 4 or not all(isinstance(s, str) and s for s in stops):
-            raise _bad("stop", "must be a string or a list of up to 4 strings")
-        out.append(("stop", tuple(stops)))
+    for key in SAMPLING:
+        if body.get(key) is not None:
+            try:
+                out.append((key, coerce(OPTIONS[key], body[key])))
+            except BadValue as exc:
+                raise _bad(key, f"must be {exc}") from None
     return tuple(out)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from streamchat.environment import Environment
-from streamchat.events import Event, Sink, TurnResult
+from streamchat.events import Event, ReasoningDelta, Sink, TurnResult
 from streamchat.ui import UI
 
 
@@ -22,6 +22,23 @@ class NullSink:
         pass
 
 
+class HideReasoning:
+    """--hide-reasoning: the model's reasoning is not shown (the answer's spinner keeps turning)."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def begin(self) -> None:
+        self.sink.begin()
+
+    def feed(self, event: Event) -> None:
+        if not isinstance(event, ReasoningDelta):
+            self.sink.feed(event)
+
+    def end(self, result: TurnResult) -> None:
+        self.sink.end(result)
+
+
 def progress_sink(env: Environment, ui: UI, *, markdown: bool = True, code_theme: str | None = None) -> Sink:
     """For -x: the live rendering on stderr when it is a terminal (stdout stays for the code)."""
     if not env.stderr_isatty:
@@ -30,8 +47,12 @@ def progress_sink(env: Environment, ui: UI, *, markdown: bool = True, code_theme
 
 
 def choose_sink(env: Environment, ui: UI, *, json: bool = False, markdown: bool = True, sanitize: bool = False,
-                stats: bool = False, code_theme: str | None = None, raw: bool = False) -> Sink:
-    """One decision from TTY-ness and flags, as httpie makes it: raw for pipes, pretty for people."""
+                stats: bool = False, code_theme: str | None = None, raw: bool = False, reasoning: bool = True) -> Sink:
+    """One decision from TTY-ness and flags, as httpie makes it: raw for pipes, pretty for people.
+    Not `reasoning` (--hide-reasoning): the terminal sinks do not show it (--json keeps it)."""
+    if not reasoning and not json:
+        return HideReasoning(choose_sink(env, ui, markdown=markdown, sanitize=sanitize, stats=stats,
+                                         code_theme=code_theme, raw=raw))
     if json:
         from streamchat.sinks.ndjson import NdjsonSink
 
