@@ -88,8 +88,10 @@ class Order(BaseModel):
 
 @pytest.fixture(scope="module")
 def _serve(_server_instance, tmp_path_factory):
+    # "plain": a compatible server of its own, as the adapter remembers that a server refused response_format
+    plain = f'[providers.plain]\ntype = "openai"\nbase_url = "{_server_instance.url}/v1"\n'
     proc = ServeProcess(tmp_path_factory.mktemp("serve"), _server_instance, "-m", "openai:echo",
-                        *(f"--allow-model={p}:*" for p in ("openai", "anthropic", "compat")))
+                        *(f"--allow-model={p}:*" for p in ("openai", "anthropic", "compat", "plain")), config_extra=plain)
     yield proc
     proc.stop()
 
@@ -99,12 +101,13 @@ def client(_serve, server):
     return openai.OpenAI(base_url=f"{_serve.url}/v1", api_key="unused", max_retries=0)
 
 
-def _parsed_both_ways(client, model):
+def _parsed_both_ways(client, model, say=""):
     """`parse()` and `stream()`: each returns an Order, and the stream came in pieces."""
-    done = client.chat.completions.parse(model=model, messages=ASK, response_format=Order)
+    ask = [{"role": "user", "content": ASK[0]["content"] + say}]
+    done = client.chat.completions.parse(model=model, messages=ask, response_format=Order)
     assert done.choices[0].finish_reason == "stop"
     assert isinstance(done.choices[0].message.parsed, Order), done.choices[0].message.content
-    with client.chat.completions.stream(model=model, messages=ASK, response_format=Order) as stream:
+    with client.chat.completions.stream(model=model, messages=ask, response_format=Order) as stream:
         deltas = [event.delta for event in stream if event.type == "content.delta"]
         final = stream.get_final_completion()
     assert final.choices[0].finish_reason == "stop"
@@ -113,16 +116,27 @@ def _parsed_both_ways(client, model):
     return done.choices[0].message.parsed, final.choices[0].message.parsed
 
 
-@pytest.mark.parametrize("model", ["openai:echo", "compat:echo", "anthropic:echo"])
-def test_sdk_parse_and_stream_get_a_pydantic_model(client, server, model):
-    _parsed_both_ways(client, model)
-    provider = model.split(":")[0]
-    body = server.requests[-1].body  # asked of the upstream in its own way
-    if provider == "anthropic":
-        assert Order.model_json_schema()["required"] == body["tools"][0]["input_schema"]["required"]
-    else:
-        assert body["response_format"]["type"] == "json_schema"
-        assert body["response_format"]["json_schema"]["name"] == "Order"
+def _asked_as(body):
+    """How the upstream request carried the schema."""
+    if "output_config" in body:
+        return "native", body["output_config"]["format"]["schema"]
+    if "response_format" in body:
+        return "response_format", body["response_format"]["json_schema"]["schema"]
+    tool = body["tools"][-1]
+    return "tool", tool.get("input_schema") or tool["function"]["parameters"]
+
+
+@pytest.mark.parametrize(("model", "say", "asked_as"), [
+    ("openai:echo", "", "response_format"),
+    ("compat:echo", "", "response_format"),
+    ("plain:echo", " [schema:no-response-format]", "tool"),  # a server without it: a forced function
+    ("anthropic:echo", "", "tool"),
+    ("anthropic:claude-sonnet-4-5", "", "native"),  # Anthropic's own structured output
+])
+def test_sdk_parse_and_stream_get_a_pydantic_model(client, server, model, say, asked_as):
+    _parsed_both_ways(client, model, say)
+    how, schema = _asked_as(server.requests[-1].body)
+    assert how == asked_as and schema["required"] == ["customer", "items", "express"]
 
 
 def test_json_object_mode_for_every_provider(client, server):
