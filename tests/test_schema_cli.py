@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 import pytest
-from conftest import PROVIDERS
+from conftest import PROVIDERS, base_env
 
 from streamchat.exit_status import ExitStatus
 
@@ -130,3 +130,56 @@ def test_repl_schema_asks_for_checked_json_until_off(home, server):
         child.sendeof()
         child.expect(pexpect.EOF)
         child.close()
+
+
+# -- the provider asked for the schema: model "echo" answers an instance of it (tests/fakeserver.py) --
+
+def _said_last(body) -> str:
+    content = body["messages"][-1]["content"]
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_request_carries_the_schema_and_one_valid_object_is_printed(run, server, provider):
+    r = run("-m", f"{provider}:echo", "--schema", CITY, "largest city of Peru")
+    assert r.code == 0, r.stderr
+    assert r.out == '{"city":"city","pop":0}\n' and r.stderr == ""
+    body = server.requests[0].body
+    asked = body.get("response_format", {}).get("json_schema", {}).get("schema") or body["tools"][0].get(
+        "input_schema") or body["tools"][0]["function"]["parameters"]
+    assert asked["required"] == ["city", "pop"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_answer_missing_a_property_is_repaired_with_one_more_request(run, server, home, provider):
+    r = run("-m", f"{provider}:echo", "--schema", CITY, "largest city of Peru [schema:missing-once]")
+    assert r.code == 0, r.stderr
+    assert r.out == '{"city":"city","pop":0}\n' and r.stderr == ""
+    assert len(server.requests) == 2
+    assert "- top level: 'city' is a required property" in _said_last(server.requests[1].body)
+    answers = [content for role, content in logged(home) if role == "assistant"]
+    assert [json.loads(a) for a in answers] == [{"pop": 0}, {"city": "city", "pop": 0}]  # the log keeps both
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_answer_still_missing_it_is_exit_8_with_one_line(run, server, provider):
+    r = run("-m", f"{provider}:echo", "--schema", CITY, "largest city of Peru [schema:missing-always]")
+    assert (r.code, r.out, len(server.requests)) == (8, "", 2)
+    assert r.stderr == ("error: the answer does not fit the schema after a corrective request: "
+                        "top level: 'city' is a required property\n")
+
+
+def test_invalid_json_is_repaired_too(run, server):
+    r = run("-m", "openai:echo", "--schema", CITY, "--json", "largest city of Peru [schema:bad-json-once]")
+    events = [json.loads(line) for line in r.out.splitlines()]
+    assert r.code == 0 and [e["type"] for e in events].count("done") == 2
+    assert events[-1] == {"type": "data", "data": {"city": "city", "pop": 0}}
+    assert "- the answer is not JSON: " in _said_last(server.requests[1].body)
+
+
+def test_the_embedded_model_answers_valid_json_offline(run, home):
+    pytest.importorskip("llama_cpp", reason="the `local` extra is installed by .ci/run")
+    r = run("-m", "local", "--schema", CITY, "largest city of Peru", env=base_env(home))  # no server, no key
+    assert r.code == 0, r.stderr
+    data = json.loads(r.out)
+    assert set(data) == {"city", "pop"} and isinstance(data["pop"], int) and r.out.count("\n") == 1
