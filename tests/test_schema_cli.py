@@ -66,6 +66,14 @@ def test_still_invalid_after_one_repair_is_exit_8_one_line_and_empty_stdout(run,
     assert [role for role, _ in logged(home)] == ["user", "assistant", "user", "assistant"]  # both attempts
 
 
+def test_an_answer_cut_off_at_the_token_limit_is_not_retried(run, server):
+    server.script("long", chunks=['{"city": "Li'], finish_reason="length")
+    r = run("-m", "openai:long", "--schema", CITY, "--max-tokens", "5", "q")
+    assert (r.code, r.out, len(server.requests)) == (8, "", 1)  # the same limit would cut a retry too
+    assert r.stderr == ("error: the answer does not fit the schema: the answer was cut off at the token limit "
+                        "(1 tokens) before its JSON ended — raise --max-tokens\n")
+
+
 def test_json_reports_the_failure_as_an_error_event(run, server):
     server.script("stubborn", chunks=["Lima, about ten million"])
     r = run("-m", "openai:stubborn", "--schema", CITY, "--json", "largest city of Peru")
