@@ -280,3 +280,14 @@ def test_a_model_refusing_native_structured_output_gets_the_forced_tool_from_the
         assert result.ok and json.loads(result.text) == {"city": "city", "pop": 0}, result.error
     assert [("output_config" in r.body, "tools" in r.body) for r in server.requests] == [
         (True, False), (False, True), (False, True)]
+
+
+def test_the_embedded_model_is_told_the_keys_in_words_after_any_system_prompt():
+    pytest.importorskip("llama_cpp", reason="the `local` extra is installed by .ci/run")
+    from streamchat.providers.local import schema_prompt
+
+    bio = {**OPTIONAL_BIO, "properties": {**OPTIONAL_BIO["properties"], "bio": {"type": "string", "description": "one line"}}}
+    told = schema_prompt([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}], ResponseSchema(bio))
+    assert told == [{"role": "system", "content": "Be brief.\n\nReply with JSON only: an object with these keys: "
+                                                  "name (string), bio (string: one line)."},
+                    {"role": "user", "content": "q"}]
