@@ -22,7 +22,6 @@ from streamchat.conversation import Conversation, Turn
 from streamchat.errors import LogDamagedError, StreamchatError, UsageError
 from streamchat.events import Attachment, Message, Outcome, Stats, ToolCall, TurnResult
 from streamchat.private_files import DIR_MODE, FILE_MODE, ensure_private_file, tighten
-from streamchat.render.sanitize import sanitize
 
 
 def db_path() -> Path:
@@ -254,7 +253,7 @@ class ConversationLog:
             return _as_id(ref)
         found = self._named(ref)
         if found is None:
-            raise UsageError(f"no conversation with id or name '{sanitize(str(ref))}'", hint="see `streamchat history`")
+            raise UsageError(f"no conversation with id or name '{ref}'", hint="see `streamchat history`")
         return found
 
     @_reads
@@ -349,7 +348,7 @@ class ConversationLog:
             db.execute("BEGIN IMMEDIATE")
             if conv.id is None:
                 if conv.name is not None and self._named(conv.name) is not None:  # another process took it meanwhile
-                    self.warn(f"warning: the name '{sanitize(conv.name)}' was taken meanwhile; this conversation"
+                    self.warn(f"warning: the name '{conv.name}' was taken meanwhile; this conversation"
                               " is saved without it (history rename ID NAME)")
                     conv.name = None
                 cur = db.execute(
@@ -535,7 +534,7 @@ def session_name(name: str) -> str:
     """`name` if it can name a conversation: 1-64 letters, digits and `.@+-_`, not all digits (those
     are ids). A UsageError otherwise, before anything is sent or saved."""
     if not _NAME.fullmatch(name) or name.isdigit():
-        raise UsageError(f"'{sanitize(name)}' cannot name a conversation",
+        raise UsageError(f"'{name}' cannot name a conversation",
                          hint="use 1-64 letters, digits and . @ + - _, not only digits (those are ids), e.g. work")
     return name
 
