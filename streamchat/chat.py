@@ -9,6 +9,7 @@ from pathlib import Path
 from streamchat.config import Settings
 from streamchat.environment import Environment
 from streamchat.errors import exit_code_for
+from streamchat.events import CUT_OFF as CUT_OFF  # its home moved to events; still importable here
 from streamchat.events import Attachment, Outcome, TurnResult
 from streamchat.exit_status import ExitStatus
 from streamchat.roles import Role
@@ -66,7 +67,8 @@ def interactive(env: Environment) -> bool:
     return env.stdin_isatty and env.stderr_isatty
 
 
-def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:
+def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str | None) -> int:
+    """One answer to `prompt` (None: --continue-answer continues the last one) and its exit code."""
     session = open_session(settings, opts, ui, interactive=interactive(env))
     if session.toolbox is not None:
         session.toolbox.start()  # the servers start while the SDK loads
@@ -77,9 +79,9 @@ def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, pr
             session.toolbox.close()
 
 
-def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI, prompt: str) -> int:
-    question = with_context(prompt, opts.context)
-    if session.overrides.schema is not None and not opts.extract:  # --schema, or the role's
+def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI, prompt: str | None) -> int:
+    question = with_context(prompt, opts.context) if prompt is not None else None  # None: --continue-answer
+    if question is not None and session.overrides.schema is not None and not opts.extract:  # --schema, or the role's
         from streamchat.structured import data_output, run_data_turn
 
         session.check_context(question)
@@ -92,10 +94,14 @@ def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI,
     else:
         sink = choose_sink(env, ui, json=opts.json, markdown=opts.markdown, sanitize=opts.sanitize, stats=opts.stats,
                            code_theme=opts.code_theme, raw=opts.raw, reasoning=not opts.hide_reasoning)
-    session.check_context(question)
-    result = session.ask(question, sink, attachments=opts.attachments)
+    if question is None:
+        result = session.continue_answer(sink)
+    else:
+        session.check_context(question)
+        result = session.ask(question, sink, attachments=opts.attachments)
     if opts.extract and result.ok:
-        status = write_code(result, env, ui, every=opts.extract == "all")
+        whole = session.last.result if session.last is not None else result  # a continued answer: both parts
+        status = write_code(whole, env, ui, every=opts.extract == "all")
         if status != ExitStatus.CUT_OFF:  # that line says the cut-off itself: one line, not two
             report_end(result, ui, opts.debug)
         return status
@@ -154,14 +160,13 @@ def gather_inputs(files: list[str], attach: list[str], *, stdin_text: str | None
     return context, loaded
 
 
-CUT_OFF = ("length", "max_tokens")  # OpenAI's and Anthropic's words for "stopped at the token limit"
-
-
-def report_end(result: TurnResult, ui: UI, debug: bool) -> None:
+def report_end(result: TurnResult, ui: UI, debug: bool, more: str = "--continue-answer") -> None:
     """One line on stderr when a turn did not end well: failed (with --debug the traceback
-    first), or cut off by the token limit, which otherwise looks like a complete answer."""
-    if result.ok and result.finish_reason in CUT_OFF:
-        ui.notice(f"[cut off at the token limit ({result.stats.tokens} tokens) — raise --max-tokens for more]")
+    first), or cut off by the token limit, which otherwise looks like a complete answer (`more`:
+    how this front end continues it)."""
+    if result.cut_off:
+        ui.notice(f"[cut off at the token limit ({result.stats.tokens} tokens) — {more} continues it,"
+                  " --max-tokens raises the limit]")
     if result.outcome is not Outcome.FAILED or result.error is None:
         return
     if debug:

@@ -182,6 +182,9 @@ class Stats:
         return f"TTFT {ttft} · {self.tokens} tokens · {rate} · total {self.total_ms / 1000:.2f} s · cost {money(self.cost_usd)}"
 
 
+CUT_OFF = ("length", "max_tokens")  # OpenAI's and Anthropic's words for "stopped at the token limit"
+
+
 class Outcome(enum.Enum):
     """How a turn ended. Exit codes and HTTP statuses are derived from this at the edges."""
 
@@ -210,6 +213,11 @@ class TurnResult:
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+    @property
+    def cut_off(self) -> bool:
+        """The answer stopped at the token limit: complete as a stream, not as an answer."""
+        return self.ok and self.finish_reason in CUT_OFF
 
     @property
     def partial(self) -> bool:

@@ -80,6 +80,7 @@ class Repl:
             "/new": Command(self.cmd_new, "", "start a fresh conversation"),
             "/retry": Command(self.cmd_retry, "", "answer again; the last answer stays as an alternative"),
             "/alt": Command(self.cmd_alt, "", "switch the last answer to its next alternative"),
+            "/continue": Command(self.cmd_continue, "", "continue the last answer, cut off at the token limit"),
             "/send": Command(self.cmd_send, "", "send the question held back for overflowing the context"),
             "/undo": Command(self.cmd_undo, "", "take the last exchange out of the conversation"),
             "/fork": Command(self.cmd_fork, "", "continue in a new conversation from here (this one is kept)"),
@@ -132,8 +133,9 @@ class Repl:
         return choose_sink(self.env, self.ui, json=o.json, markdown=o.markdown, sanitize=o.sanitize, stats=o.stats,
                            code_theme=o.code_theme)
 
-    def ask(self, prompt: str | None = None, *, force: bool = False) -> None:
-        """Ask `prompt`, or (None) ask the last question again."""
+    def ask(self, prompt: str | None = None, *, force: bool = False,
+            again: Callable[[Sink], TurnResult | None] | None = None) -> None:
+        """Ask `prompt`, or (None) ask the last question again (or run `again`: /continue)."""
         result: TurnResult | None
         try:
             if prompt is not None:
@@ -152,7 +154,7 @@ class Repl:
                 turn: Callable[[Sink], TurnResult | None] = partial(self.session.ask, question,
                                                                     attachments=attachments)
             else:
-                turn = self.session.retry
+                turn = again or self.session.retry
             with typeahead.held(self.env.stdin):  # keys typed meanwhile wait for the next prompt, unechoed
                 result = self._turn(turn)
         except KeyboardInterrupt:  # a Ctrl-C outside the stream loop: nothing was shown
@@ -164,12 +166,13 @@ class Repl:
         if result.text:
             self.env.stdout.write("\n")  # air between the answer and the next prompt
             self.env.stdout.flush()
-            blocks = code_blocks(result.text)
+            last = self.session.last  # a continued answer: its blocks are numbered from its start
+            blocks = code_blocks(last.result.text if last is not None else result.text)
             if blocks:
                 listed = " · ".join(f"{i} {sanitize(b.language) or 'text'} ({plural(b.lines, 'line')})"
                                     for i, b in enumerate(blocks, 1))
                 self.ui.notice(f"code blocks: {listed} — /copy N, /save-code N FILE")
-        report_end(result, self.ui, self.opts.debug)
+        report_end(result, self.ui, self.opts.debug, more="/continue")
 
     def _turn(self, turn: Callable[[Sink], TurnResult | None]) -> TurnResult | None:
         """Run `turn` on the screen; with a schema (/schema, the role's, --schema) as a data turn:
@@ -237,6 +240,9 @@ class Repl:
 
     def cmd_retry(self, _arg: str) -> None:
         self.ask(None)
+
+    def cmd_continue(self, _arg: str) -> None:
+        self.ask(None, again=self.session.continue_answer)
 
     def _block(self, number: str) -> CodeBlock | None:
         """Code block N (1-based) of the last answer, or None after saying why."""

@@ -79,6 +79,27 @@ def merge(settings: Settings, overrides: Overrides) -> TurnOptions:
     )
 
 
+PREFILL = frozenset({"anthropic"})  # provider types whose API continues a last assistant message as it stands
+CONTINUE = ("Your answer above was cut off at the token limit. Continue it exactly where it stops, mid-sentence or "
+            "mid-word if need be, without repeating anything and without a preamble.")
+
+
+def joined(first: TurnResult, prefix: str, more: TurnResult) -> TurnResult:
+    """One answer from a cut-off one (its text `prefix`) and its continuation: the text joined, the
+    figures summed (an unknown price stays unknown), how it ended the continuation's."""
+    a, b = first.stats, more.stats
+    stats = Stats(ttft_ms=a.ttft_ms, total_ms=a.total_ms + b.total_ms, tokens=a.tokens + b.tokens,
+                  input_tokens=_total(a.input_tokens, b.input_tokens),
+                  cost_usd=None if a.cost_usd is None or b.cost_usd is None else a.cost_usd + b.cost_usd,
+                  cached_tokens=_total(a.cached_tokens, b.cached_tokens))
+    return replace(more, text=prefix + more.text, reasoning=first.reasoning + more.reasoning, stats=stats,
+                   steps=first.steps + more.steps)
+
+
+def _total(x: int | None, y: int | None) -> int | None:
+    return None if x is None and y is None else (x or 0) + (y or 0)
+
+
 class Target:
     """A resolved model: the names to show and store, and the adapter — built now, or later in
     the background (`warm`: `start()`), so the REPL's prompt appears before the SDK is imported."""
@@ -282,6 +303,45 @@ class ChatSession:
         with signals.turn():  # once the turn is ending, a second signal waits until it is saved
             return run_turn(self.target.provider, request, sink, retry=self.options.retry, notice=self._notice,
                             cancel=cancel, price=self._price, tools=runner, keep=keep)
+
+    def continue_answer(self, sink: Sink, *, cancel: CancelToken | None = None) -> TurnResult:
+        """Continue the last answer, which stopped at the token limit, into `sink`. The conversation
+        and the log keep one answer, its text the two parts joined; the result returned is the
+        continuation's own (what was shown). An answer that did not stop there is a UsageError."""
+        last = self.conversation.last
+        if last is None or not last.result.cut_off or not last.result.text:
+            raise UsageError("the last answer did not stop at the token limit; there is nothing to continue",
+                             hint="continuing is for an answer cut off at --max-tokens; ask a follow-up instead")
+        _prompt, _attachments, request, runner = self._begin(None, ())
+        prefix, request = self._continuation(last.result.text, request)
+
+        def keep(result: TurnResult) -> TurnResult:
+            signals.ending()
+            if not result.text and not result.ok:  # failed before any text: the answer stays as it was
+                return result
+            if last.id is not None:  # the log's answer is the one continued
+                result = replace(result, conversation_id=self.conversation.id, turn_id=last.id)
+            whole = joined(last.result, prefix, result)
+            self.conversation.turns[-1] = replace(last, result=whole)
+            if self.log is not None and last.id is not None:
+                self.log.replace_answer(self.conversation, last.id, whole)
+            return result
+
+        with signals.turn():
+            return run_turn(self.target.provider, request, sink, retry=self.options.retry, notice=self._notice,
+                            cancel=cancel, price=self._price, tools=runner, keep=keep)
+
+    def _continuation(self, partial: str, request: ChatRequest) -> tuple[str, ChatRequest]:
+        """(the text the continuation follows, the request): the context ends with the partial answer.
+        Anthropic continues an assistant message that ends the request (a prefill); the others are
+        asked to continue it."""
+        messages = list(request.messages)
+        if self.settings.providers[self.target.provider_name].type in PREFILL:
+            partial = partial.rstrip()  # the API refuses a final assistant message ending in whitespace
+            messages[-1] = replace(messages[-1], content=partial)
+        else:
+            messages.append(Message("user", CONTINUE))
+        return partial, replace(request, messages=tuple(messages))
 
     @property
     def streams_async(self) -> bool:

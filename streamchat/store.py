@@ -369,14 +369,10 @@ class ConversationLog:
                            (a.sha256, a.name, a.mime, a.data))
                 db.execute("INSERT INTO message_blobs (message_id, position, hash) VALUES (?, ?, ?)",
                            (question_id, position, a.sha256))
-            s = result.stats
-            cur = db.execute(
-                "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, ttft_ms,"
-                " duration_ms, input_tokens, output_tokens, finish_reason, state, error, parent_id, cost_usd,"
-                " tool_steps) VALUES (?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (cid, result.text, provider, model, time.time(), s.ttft_ms, s.total_ms, s.input_tokens,
-                 s.tokens, result.finish_reason, result.state, None if result.ok else result.message, question_id,
-                 s.cost_usd, steps_json(result.steps)))
+            row = {"conversation_id": cid, "role": "assistant", "provider": provider, "model": model,
+                   "created_at": time.time(), "parent_id": question_id, **_answer(result)}
+            cur = db.execute(f"INSERT INTO messages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             tuple(row.values()))
             answer_id = cur.lastrowid
             db.execute("UPDATE conversations SET leaf_id = ? WHERE id = ?", (answer_id, cid))
             db.execute("COMMIT")
@@ -387,6 +383,30 @@ class ConversationLog:
             return None
         conv.id = cid
         return answer_id
+
+    def replace_answer(self, conv: Conversation, answer_id: int, result: TurnResult) -> None:
+        """Store `result` as the answer `answer_id` (a continued answer stays one answer, its text
+        the parts joined). Never raises: a broken database costs a warning, not the answer."""
+        if not self.write:
+            return
+        db = self._db()
+        fields = _answer(result)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            old = db.execute("SELECT content FROM messages WHERE id = ?", (answer_id,)).fetchone()
+            db.execute(f"UPDATE messages SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                       (*fields.values(), answer_id))
+            if old is not None and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone():
+                # the search index has insert and delete triggers only: an edited text is re-indexed here
+                db.execute("INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', ?, ?)",
+                           (answer_id, old[0]))
+                db.execute("INSERT INTO messages_fts(rowid, content) VALUES (?, ?)", (answer_id, result.text))
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), conv.id))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self.warn(f"warning: could not save to the conversation log: {exc} (the answer above is complete)")
 
     def rename(self, conv: Conversation | str | int, name: str) -> None:
         """Name a conversation (a logged one by id or name, or a `Conversation`, saved with its name on
@@ -497,6 +517,14 @@ def _turns(path: list[Any], attachments: dict[int, tuple[Attachment, ...]]) -> l
         model = f"{answer['provider']}:{answer['model']}" if answer["provider"] else None
         turns.append(Turn(question["content"], result, answer["id"], model, attachments.get(question["id"], ())))
     return turns
+
+
+def _answer(result: TurnResult) -> dict[str, Any]:
+    """An answer row's columns that come from the turn (shared by a new answer and a continued one)."""
+    s = result.stats
+    return {"content": result.text, "ttft_ms": s.ttft_ms, "duration_ms": s.total_ms, "input_tokens": s.input_tokens,
+            "output_tokens": s.tokens, "finish_reason": result.finish_reason, "state": result.state,
+            "error": None if result.ok else result.message, "cost_usd": s.cost_usd, "tool_steps": steps_json(result.steps)}
 
 
 def steps_json(steps: tuple[Message, ...]) -> str | None:

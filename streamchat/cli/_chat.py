@@ -86,6 +86,10 @@ def chat(
                                                help="Continue the conversation with this id.")] = None,
     session: Annotated[Optional[str], typer.Option("-S", "--session", metavar="NAME",
                                                    help="Continue the conversation named NAME, or start it.")] = None,
+    continue_answer: Annotated[bool, typer.Option(
+        "--continue-answer",
+        help="Continue the last answer, cut off at the token limit (of -c's, --cid's or -S's conversation; "
+             "default: the latest).")] = False,
     no_log: NoLogOpt = False,
     files: Annotated[Optional[list[str]], typer.Option(
         "-f", "--file", metavar="SOURCE",
@@ -163,8 +167,8 @@ def chat(
         opts = ChatOptions(
             overrides=overrides, json=json_out, markdown=not no_markdown and settings.markdown,
             code_theme=settings.code_theme, stats=stats,
-            sanitize=sanitize, raw=raw, continue_last=cont, cid=cid, session=session, log=settings.log and not g.no_log,
-            debug=g.debug,
+            sanitize=sanitize, raw=raw, continue_last=cont or continue_answer and cid is None and session is None,
+            cid=cid, session=session, log=settings.log and not g.no_log, debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
             role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),
             hide_reasoning=hide_reasoning,
@@ -172,6 +176,11 @@ def chat(
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
         if save_role and text is None and not editor:
             raise typer.Exit(ExitStatus.OK)  # saving was the whole job
+        if continue_answer:
+            if text is not None or context or attachments or shell or editor:
+                raise UsageError("--continue-answer continues the last answer as it was asked; it takes no prompt,"
+                                 " input or --shell/--editor", hint="ask a follow-up in a run of its own")
+            raise typer.Exit(run_chat(settings, opts, env, ui, None))
         if editor:
             from streamchat.editor import edit_text
 
