@@ -43,6 +43,7 @@ class ChatOptions:
     tools: tuple[str, ...] = ()  # --tools: MCP servers (NAME) or single tools (NAME:TOOL) to enable
     approve: tuple[str, ...] = ()  # --approve: tools that run without asking ("all" for every one)
     hide_reasoning: bool = False  # --hide-reasoning: the model's reasoning is not shown on stderr
+    compact: bool = True  # --no-compact: send every turn, never a summary of the older ones
 
 
 def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = False,
@@ -57,7 +58,8 @@ def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = 
         from streamchat.tools import build_toolbox
 
         toolbox = build_toolbox(settings, list(opts.tools), list(opts.approve), ui, interactive=interactive)
-    session = ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui, warm=warm, toolbox=toolbox)
+    session = ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui, warm=warm, toolbox=toolbox,
+                          compact=opts.compact)
     session.params()  # a bad -o, config option or --reasoning fails now, before anything is sent
     return session
 

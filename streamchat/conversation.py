@@ -65,6 +65,18 @@ class Turn:
         return bool(self.result.text)
 
 
+@dataclass(frozen=True)
+class Summary:
+    """The model's summary of the first `turns` turns, sent in their place (compaction); the log
+    keeps the turns themselves."""
+
+    text: str
+    turns: int  # how many turns of the active path it stands in for
+    through_id: int | None = None  # the log's id of the last answer it covers (None: not logged)
+    saved: int = 0  # tokens it saves, estimated
+    stored: bool = False  # already in the log
+
+
 @dataclass
 class Conversation:
     id: int | None = None  # the log's id, once saved
@@ -75,6 +87,7 @@ class Conversation:
     created_at: float = field(default_factory=time.time)
     forked_from: int | None = None  # the conversation this one was forked from (its turns are shared)
     name: str | None = None  # its session name (`--session NAME`), unique in the log
+    summary: Summary | None = None  # the latest compaction; in effect while `current_summary` says so
 
     @property
     def turn_count(self) -> int:
@@ -101,14 +114,24 @@ class Conversation:
         """For /retry: take the last turn off the active path (the log keeps it as a branch)."""
         return self.turns.pop() if self.turns else None
 
-    def history(self) -> list[Message]:
-        """The context sent before a new question: the seed, then every turn that produced text.
+    @property
+    def current_summary(self) -> Summary | None:
+        """The summary, when the turns it stands in for are still the first ones (an /undo, /alt or
+        /retry past its end makes it stale: then the turns are sent whole until it is redone)."""
+        s = self.summary
+        if s is None or not 0 < s.turns <= len(self.turns):
+            return None
+        return s if s.through_id is None or self.turns[s.turns - 1].id == s.through_id else None
+
+    def history(self, summary: Summary | None = None) -> list[Message]:
+        """The context sent before a new question: the seed, then every turn that produced text
+        (after those `summary` stands in for: the caller sends it instead).
 
         A failed turn with no text is left out: an unanswered question would make two user
         messages in a row, which some APIs refuse. A partial answer is kept.
         """
         messages = list(self.seed)
-        for turn in self.turns:
+        for turn in self.turns[summary.turns if summary is not None else 0:]:
             if turn.counts:
                 messages += [Message("user", turn.prompt, turn.attachments), *turn.result.steps,
                              Message("assistant", turn.result.text)]
@@ -123,7 +146,8 @@ class Conversation:
             parts.append(f"**System:** {self.system}\n")
         for m in self.seed:
             parts.append(f"## {m.role.capitalize()}\n\n{m.content}\n")
-        for turn in self.turns:
+        summary = self.current_summary
+        for number, turn in enumerate(self.turns, 1):
             attached = "".join(f"\n_[attached: {a.name}, {a.mime}, {len(a.data)} bytes]_\n" for a in turn.attachments)
             parts.append(f"## User\n\n{turn.prompt}\n{attached}")
             mark = "" if turn.result.ok else f" _[{turn.result.message}]_"
@@ -135,4 +159,8 @@ class Conversation:
                 if m.role == "tool":
                     parts.append(f"_← {len(m.content)} characters{' (error)' if m.is_error else ''}_\n")
             parts.append(f"{turn.result.text}\n")
+            if summary is not None and number == summary.turns:
+                quoted = "\n".join(f"> {line}" if line else ">" for line in summary.text.splitlines())
+                parts.append(f"---\n\n_Compacted: the model is sent this summary in place of turns 1–{number} above"
+                             f" (about {summary.saved} tokens saved)._\n\n{quoted}\n\n---\n")
         return "\n".join(parts)

@@ -84,6 +84,8 @@ class Repl:
             "/send": Command(self.cmd_send, "", "send the question held back for overflowing the context"),
             "/undo": Command(self.cmd_undo, "", "take the last exchange out of the conversation"),
             "/fork": Command(self.cmd_fork, "", "continue in a new conversation from here (this one is kept)"),
+            "/compact": Command(self.cmd_compact, "", "send the turns so far as the model's summary of them"),
+            "/uncompact": Command(self.cmd_uncompact, "", "send every turn again, not the summary"),
             "/copy": Command(self.cmd_copy, "[N]", "copy the last answer (or its code block N) to the clipboard"),
             "/save-code": Command(self.cmd_save_code, "N FILE", "save code block N of the last answer"),
             "/save": Command(self.cmd_save, "FILE", "save the conversation as Markdown"),
@@ -348,6 +350,20 @@ class Repl:
     def cmd_undo(self, _arg: str) -> None:
         turn = self.session.undo()
         self.ui.notice("nothing to undo" if turn is None else f"undone: {_clip(turn.prompt)}")
+
+    def cmd_compact(self, _arg: str) -> None:
+        conv = self.session.conversation
+        current = conv.current_summary
+        if any(t.counts for t in conv.turns[current.turns if current is not None else 0:]):
+            self.session.compact(everything=True)
+            return
+        self.session.compacting = True
+        self.ui.notice("nothing to compact yet — ask something first" if current is None
+                       else "compaction on: the summary covers every turn so far")
+
+    def cmd_uncompact(self, _arg: str) -> None:
+        self.session.compacting = False
+        self.ui.notice("compaction off: every turn is sent whole — /compact turns it on again")
 
     def cmd_fork(self, _arg: str) -> None:
         if not self.session.conversation.turn_count:  # "forked with 0 turns": the same as starting afresh

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from streamchat import background, signals
 from streamchat.cancel import CancelToken
 from streamchat.config import Settings
-from streamchat.conversation import Conversation, Turn
+from streamchat.conversation import Conversation, Summary, Turn
 from streamchat.errors import BadRequestError, ConfigError, StreamchatError, UsageError
 from streamchat.events import Attachment, Event, Message, Sink, Stats, ToolChoice, ToolSpec, TurnResult
 from streamchat.providers.base import AsyncProvider, ChatRequest, Provider, get_provider
@@ -206,8 +206,10 @@ class ChatSession:
 
     def __init__(self, settings: Settings, overrides: Overrides = Overrides(), *,
                  conversation: Conversation | None = None, log: ConversationLog | None = None,
-                 ui: UI | None = None, warm: bool = False, toolbox: Toolbox | None = None) -> None:
+                 ui: UI | None = None, warm: bool = False, toolbox: Toolbox | None = None,
+                 compact: bool = True) -> None:
         self.settings = settings
+        self.compacting = compact  # older turns go as a summary when the window is full (compaction.py)
         self.toolbox = toolbox  # tools this process runs (MCP), after the user approves each call
         self.log = log
         self.ui = ui
@@ -235,9 +237,10 @@ class ChatSession:
     def request(self, prompt: str | None, attachments: tuple[Attachment, ...] = ()) -> ChatRequest:
         """The provider request for `prompt` after the conversation so far (None: no new question,
         the conversation ends with tool results the model answers from)."""
-        history = self._sendable(self.conversation.history())
+        summary = self.conversation.current_summary if self.compacting else None
+        history = self._sendable(self.conversation.history(summary))
         messages: list[Message] = []
-        system = self.conversation.system
+        system = self.system_prompt(summary)
         if system and not any(m.role == "system" for m in history):
             messages.append(Message("system", system))
         messages += history
@@ -302,7 +305,8 @@ class ChatSession:
 
         with signals.turn():  # once the turn is ending, a second signal waits until it is saved
             return run_turn(self.target.provider, request, sink, retry=self.options.retry, notice=self._notice,
-                            cancel=cancel, price=self._price, tools=runner, keep=keep)
+                            cancel=cancel, price=self._price, tools=runner, keep=keep,
+                            overflow=self._on_overflow(prompt, attachments, request))
 
     def continue_answer(self, sink: Sink, *, cancel: CancelToken | None = None) -> TurnResult:
         """Continue the last answer, which stopped at the token limit, into `sink`. The conversation
@@ -363,6 +367,39 @@ class ChatSession:
         if self.ui is not None:
             self.ui.notice(message)
 
+    def system_prompt(self, summary: Summary | None) -> str | None:
+        """The system prompt sent: the conversation's, with `summary` as its last paragraph."""
+        from streamchat.compaction import system_with
+
+        return system_with(self.conversation.system, summary)
+
+    def compact(self, prompt: str = "", *, everything: bool = False) -> Summary | None:
+        """Summarize older turns so the request for `prompt` fits (`everything`: all of them, /compact)."""
+        from streamchat.compaction import compact
+
+        summary = compact(self, prompt, everything=everything)
+        if summary is not None and self.log is not None:
+            self.log.keep_summary(self.conversation)
+        return summary
+
+    def _on_overflow(self, prompt: str | None, attachments: tuple[Attachment, ...], sent: ChatRequest
+                     ) -> Callable[[ChatRequest], ChatRequest | None] | None:
+        """When the provider refuses the request as too long (the estimate was wrong): every turn
+        compacted, and the request (with any tool steps after it) rebuilt for one more try."""
+        if not self.compacting or prompt is None or not self.conversation.turns:
+            return None
+
+        def smaller(request: ChatRequest) -> ChatRequest | None:
+            from streamchat.compaction import compact, request_tokens
+
+            # the window is smaller than the estimate thought: at most half of what was refused, to be safe
+            if compact(self, prompt, everything=True, spinner=False,
+                       window=request_tokens(None, request.messages) // 2) is None:
+                return None
+            return replace(request, messages=self.request(prompt, attachments).messages
+                           + request.messages[len(sent.messages):])
+        return smaller
+
     def _begin(self, prompt: str | None, attachments: tuple[Attachment, ...]
                ) -> tuple[str | None, tuple[Attachment, ...], ChatRequest, ToolRunner | None]:
         """Checks and the request, before anything is sent."""
@@ -372,6 +409,8 @@ class ChatSession:
                 self.target.provider  # noqa: B018
         if prompt is not None:
             prompt, attachments = self._fit(prompt, attachments, self._notice)
+            if self.compacting and self.conversation.turns:
+                self.compact(prompt)
         return prompt, attachments, self.request(prompt, attachments), runner
 
     def _record(self, prompt: str | None, attachments: tuple[Attachment, ...], result: TurnResult) -> TurnResult:
@@ -380,6 +419,7 @@ class ChatSession:
         if self.log is not None and prompt is not None:
             answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result,
                                         attachments)
+            self.log.keep_summary(self.conversation)
         if answer_id is not None:
             result = replace(result, conversation_id=self.conversation.id, turn_id=answer_id)
         self.conversation.add(Turn(prompt or "", result, answer_id, self.model_name, attachments))
@@ -426,8 +466,9 @@ class ChatSession:
         if last is not None and last.result.stats.input_tokens:
             used = last.result.stats.input_tokens + last.result.stats.tokens
         else:
-            used = sum(estimate_tokens(m.content) for m in self.conversation.history())
-            used += estimate_tokens(self.conversation.system or "")
+            summary = self.conversation.current_summary if self.compacting else None
+            used = sum(estimate_tokens(m.content) for m in self.conversation.history(summary))
+            used += estimate_tokens(self.system_prompt(summary) or "")
         return used + (estimate_tokens(prompt) if prompt else 0)
 
     def check_context(self, prompt: str) -> None:
@@ -442,7 +483,7 @@ class ChatSession:
         if used <= SMALLEST_WINDOW and self.model_name not in self._windows and window_from_database(provider):
             return
         window = self._window()
-        if window is not None and used > window:
+        if window is not None and used > window and not self._compaction_fits(prompt, window):
             from streamchat.errors import ContextOverflowError
 
             local = provider.type == "local"
@@ -450,6 +491,15 @@ class ChatSession:
                 f"the prompt is too long for {self.model_name}: it would need about {used} tokens, the model takes {window}",
                 hint="shorten the input, or raise n_ctx in [providers.local]" if local
                 else "shorten the input, start anew (/new), or drop turns (/undo)")
+
+    def _compaction_fits(self, prompt: str, window: int) -> bool:
+        """Whether compacting every turn would make room for `prompt` (then it is no overflow)."""
+        from streamchat.compaction import summary_budget
+        from streamchat.cost import estimate_tokens
+
+        if not self.compacting or not self.conversation.turns:
+            return False
+        return estimate_tokens(self.conversation.system or "") + summary_budget(window) + estimate_tokens(prompt) <= window
 
     @property
     def cost(self) -> float | None:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from streamchat import cancel as cancellation
 from streamchat.cancel import CancelToken
-from streamchat.errors import OutputClosed, StreamchatError, ToolStepLimitError
+from streamchat.errors import ContextOverflowError, OutputClosed, StreamchatError, ToolStepLimitError
 from streamchat.events import (
     Done,
     Event,
@@ -153,6 +153,7 @@ def run_turn(
     price: Callable[[Stats], float | None] | None = None,
     tools: ToolRunner | None = None,
     keep: Callable[[TurnResult], TurnResult] | None = None,
+    overflow: Callable[[ChatRequest], ChatRequest | None] | None = None,
 ) -> TurnResult:
     """Stream one answer into `sink`; never raises for provider faults, Ctrl-C, a cancel or a closed pipe.
 
@@ -160,6 +161,8 @@ def run_turn(
     `tools`, an answer that asks for calls is a step: the calls run (each result fed to the sink),
     and the continuation streams into the same sink, up to `tools.max_steps` steps. `keep` saves
     the result before the sink's end, which can then say where it was saved (--json's `done`).
+    `overflow` gives a smaller request when the provider refuses one as too long (once a turn:
+    compaction).
     """
     tally = _Tally()
     outcome, error = Outcome.OK, None
@@ -167,7 +170,7 @@ def run_turn(
     try:
         step = 1
         while True:
-            _stream_step(provider, request, sink, tally, retry, notice, cancel)
+            request, overflow = _stream_step(provider, request, sink, tally, retry, notice, cancel, overflow)
             if tools is None or not tally.calls:
                 break
             if step >= tools.max_steps:
@@ -203,8 +206,11 @@ def run_turn(
 
 
 def _stream_step(provider: Provider, request: ChatRequest, sink: Sink, tally: _Tally, retry: RetryPolicy,
-                 notice: Callable[[str], None], cancel: CancelToken | None) -> None:
-    """One request's events into the sink and the tally, retried while nothing was shown."""
+                 notice: Callable[[str], None], cancel: CancelToken | None,
+                 overflow: Callable[[ChatRequest], ChatRequest | None] | None = None,
+                 ) -> tuple[ChatRequest, Callable[[ChatRequest], ChatRequest | None] | None]:
+    """One request's events into the sink and the tally, retried while nothing was shown; the
+    request that was answered, and `overflow` unless it was used."""
     attempt, waited = 0, 0.0
     while True:
         events = provider.stream(request)
@@ -221,6 +227,12 @@ def _stream_step(provider: Provider, request: ChatRequest, sink: Sink, tally: _T
         except Exception as exc:
             if cancel is not None and cancel.cancelled:  # the upstream was cut by the cancel itself
                 raise _Cancelled from exc
+            if overflow is not None and not tally.shown and isinstance(
+                    provider.map_error(exc, model=request.model, started=False), ContextOverflowError):
+                smaller, overflow = overflow(request), None
+                if smaller is not None:
+                    request = smaller
+                    continue
             delay, why = _retry_or_raise(provider, request, tally, retry, attempt, waited, exc)
             attempt += 1
             notice(f"{why} — retrying in {delay:.1f} s ({attempt}/{retry.retries})")
@@ -229,6 +241,7 @@ def _stream_step(provider: Provider, request: ChatRequest, sink: Sink, tally: _T
             if cancel is None:
                 time.sleep(delay)
             waited += delay
+    return request, overflow
 
 
 def _retry_or_raise(provider: Provider, request: ChatRequest, tally: _Tally, retry: RetryPolicy, attempt: int,

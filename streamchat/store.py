@@ -13,12 +13,13 @@ import shlex
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import update_wrapper
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from streamchat.config import data_dir
-from streamchat.conversation import Conversation, Turn
+from streamchat.conversation import Conversation, Summary, Turn
 from streamchat.errors import LogDamagedError, StreamchatError, UsageError
 from streamchat.events import Attachment, Message, Outcome, Stats, ToolCall, TurnResult
 from streamchat.private_files import DIR_MODE, FILE_MODE, ensure_private_file, tighten
@@ -115,8 +116,19 @@ ALTER TABLE conversations ADD COLUMN name TEXT;
 CREATE UNIQUE INDEX conversations_name ON conversations(name);
 """
 
+# v10: compaction's summaries, each standing in for the turns up to an answer (which stay logged).
+V10 = """
+CREATE TABLE summaries (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    through_id INTEGER NOT NULL, turns INTEGER NOT NULL, content TEXT NOT NULL, saved INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
 MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else "",
-                                       lambda: V4, lambda: V5, lambda: V6, lambda: V7, lambda: V8, lambda: V9]
+                                       lambda: V4, lambda: V5, lambda: V6, lambda: V7, lambda: V8, lambda: V9,
+                                       lambda: V10]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -274,8 +286,32 @@ class ConversationLog:
         attachments: dict[int, tuple[Attachment, ...]] = {}
         for cid_ in chain:
             attachments.update(self._attachments(cid_))
-        return Conversation(conv["id"], conv["system"], model, _turns(active_path(rows, leaf), attachments),
-                            created_at=conv["created_at"], forked_from=conv["forked_from"], name=conv["name"])
+        turns = _turns(active_path(rows, leaf), attachments)
+        return Conversation(conv["id"], conv["system"], model, turns, created_at=conv["created_at"],
+                            forked_from=conv["forked_from"], name=conv["name"], summary=self._summary(chain, turns))
+
+    def _summary(self, chain: list[int], turns: list[Turn]) -> Summary | None:
+        """The newest summary that stands in for turns on this active path."""
+        position = {t.id: n for n, t in enumerate(turns, 1) if t.id is not None}
+        marks = ",".join("?" * len(chain))
+        for row in self._db().execute(f"SELECT * FROM summaries WHERE conversation_id IN ({marks})"
+                                      " ORDER BY turns DESC, id DESC", chain):
+            if row["through_id"] in position:
+                return Summary(row["content"], position[row["through_id"]], row["through_id"], row["saved"], stored=True)
+        return None
+
+    def keep_summary(self, conv: Conversation) -> None:
+        """Log the conversation's summary if it is new (after its turn: a new conversation has its id then)."""
+        s = conv.summary
+        if not self.write or conv.id is None or s is None or s.stored or s.through_id is None:
+            return
+        try:
+            self._db().execute("INSERT INTO summaries (conversation_id, through_id, turns, content, saved, created_at)"
+                               " VALUES (?, ?, ?, ?, ?, ?)", (conv.id, s.through_id, s.turns, s.text, s.saved, time.time()))
+        except sqlite3.Error as exc:
+            self.warn(f"warning: could not save the conversation's summary: {exc} (it is made again when needed)")
+            return
+        conv.summary = replace(s, stored=True)
 
     def _ancestry(self, cid: int) -> list[int]:
         """This conversation and those it was forked from, nearest first."""

@@ -26,7 +26,7 @@ import select
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -59,6 +59,8 @@ class Script:
     repeat_tools: bool = False  # ask for the calls again even after results came back (a runaway loop)
     keep_alive: bool = False  # leave the connection open after the answer, for the client's pool
     hold: threading.Event | None = None  # after the last event, wait for it (≤ 30 s) before ending the body
+    context_limit: int | None = None  # refuse a prompt over this many tokens (4 characters each) with the API's
+    # own context-length error; the usage then reports the prompt's count as its input tokens
 
 
 @dataclass
@@ -157,6 +159,26 @@ def _after_tools(script: Script, results: list[str]) -> Script:
     text = "got: " + " | ".join(results)
     return Script(chunks=[text[i : i + 6] for i in range(0, len(text), 6)], delay=script.delay, usage=script.usage,
                   first_delay=script.first_delay)
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """A request's prompt size as the fake server counts it: its text, 4 characters a token."""
+    def text(content: Any) -> int:
+        if isinstance(content, str):
+            return len(content)
+        if isinstance(content, list):
+            return sum(text(b.get("text") or b.get("content") or "") for b in content if isinstance(b, dict))
+        return 0
+
+    return (text(body.get("system")) + sum(text(m.get("content")) for m in body.get("messages") or [])) // 4
+
+
+def _overflow(flavor: str, tokens: int, limit: int) -> tuple[str | None, str]:
+    """(error type, message) as each API words a prompt over the model's window."""
+    if flavor == "anthropic":
+        return "invalid_request_error", f"prompt is too long: {tokens} tokens > {limit} maximum"
+    return "context_length_exceeded", (f"This model's maximum context length is {limit} tokens. However, your messages "
+                                       f"resulted in {tokens} tokens. Please reduce the length of the messages.")
 
 
 def _echo_script(body: dict[str, Any]) -> Script:
@@ -351,6 +373,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(flavor, 400, "invalid_request_error",
                             "Requests which include `tool_use` or `tool_result` blocks must define tools.", {})
                 return
+            if script.context_limit is not None:
+                tokens = prompt_tokens(body)
+                if tokens > script.context_limit:
+                    etype, message = _overflow(flavor, tokens, script.context_limit)
+                    self._error(flavor, 400, etype, message, {})
+                    return
+                script = replace(script, usage=(tokens, script.usage[1] if script.usage else 0))
             if script.first_delay:
                 self._wait(script.first_delay)
             with owner._lock:

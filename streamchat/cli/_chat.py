@@ -91,6 +91,8 @@ def chat(
         help="Continue the last answer, cut off at the token limit (of -c's, --cid's or -S's conversation; "
              "default: the latest).")] = False,
     no_log: NoLogOpt = False,
+    no_compact: Annotated[bool, typer.Option(
+        "--no-compact", help="Send every earlier turn, never a summary of the older ones (compaction).")] = False,
     files: Annotated[Optional[list[str]], typer.Option(
         "-f", "--file", metavar="SOURCE",
         help="Add text context: a file, directory, glob, URL, '-' (stdin) or '!command' (repeatable).")] = None,
@@ -171,7 +173,7 @@ def chat(
             cid=cid, session=session, log=settings.log and not g.no_log, debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
             role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),
-            hide_reasoning=hide_reasoning,
+            hide_reasoning=hide_reasoning, compact=not no_compact,
         )
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
         if save_role and text is None and not editor:
