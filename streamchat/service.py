@@ -337,10 +337,11 @@ class ChatSession:
 
     def _continuation(self, partial: str, request: ChatRequest) -> tuple[str, ChatRequest]:
         """(the text the continuation follows, the request): the context ends with the partial answer.
-        Anthropic continues an assistant message that ends the request (a prefill); the others are
-        asked to continue it."""
+        Anthropic continues an assistant message that ends the request (a prefill, which its API
+        refuses with extended thinking on); the others are asked to continue it."""
         messages = list(request.messages)
-        if self.settings.providers[self.target.provider_name].type in PREFILL:
+        prefill = self.settings.providers[self.target.provider_name].type in PREFILL
+        if prefill and request.reasoning in (None, "off"):
             partial = partial.rstrip()  # the API refuses a final assistant message ending in whitespace
             messages[-1] = replace(messages[-1], content=partial)
         else:

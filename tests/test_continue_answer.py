@@ -57,6 +57,18 @@ def test_continue_answer_continues_in_each_apis_terms_and_logs_one_answer(run, s
     assert [m["content"] for m in server.last_messages()][:2] == ["Tell me", "The answer is cut off here."]
 
 
+def test_anthropic_with_extended_thinking_is_asked_to_continue_rather_than_prefilled(run, server):
+    """Anthropic refuses a prefill while thinking is on: the partial answer and the instruction go instead."""
+    cut(server, "anthropic")
+    assert run("-m", "anthropic:cut", "Tell me").code == 0
+    rest(server, "openai")
+    r = run("--continue-answer", "--reasoning", "low")
+    assert r.code == 0, r.stderr
+    assert server.requests[-1].body["thinking"]["type"] == "enabled"
+    assert server.last_messages()[1:] == [{"role": "assistant", "content": "The answer is cut "},
+                                          {"role": "user", "content": CONTINUE}]
+
+
 def test_an_answer_that_was_not_cut_off_is_one_line_and_exit_2(run, server):
     assert run("-m", "openai:echo", "q").code == 0
     sent = len(server.requests)
