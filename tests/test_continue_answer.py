@@ -103,3 +103,29 @@ def test_repl_continue_joins_the_answer(repl, server):  # noqa: F811
     server.script("cut", Script(chunks=["ok"]))
     exchange(child, "and?", "ok")
     assert [m["content"] for m in server.last_messages()] == ["Tell me", "The answer is cut off here.", "and?"]
+
+
+def test_a_continuation_that_fails_before_any_text_leaves_the_answer_to_continue_again(run, server, home):
+    cut(server, "openai")
+    assert run("-m", "openai:cut", "Tell me").code == 0
+    server.script("cut", Script(status=500, error_type="server_error"))
+    failed = run("--continue-answer", "--no-retry")
+    assert failed.code == ExitStatus.SERVER and failed.out == ""
+    rest(server, "openai")
+    again = run("--continue-answer")
+    assert again.code == 0 and again.out == "off here.\n", again.stderr
+    exported = json.loads(run("history", "export", "1", "--format", "json").out)["messages"]
+    assert [m["content"] for m in exported] == ["Tell me", "The answer is cut off here."]
+
+
+def test_joined_sums_the_figures_and_keeps_an_unknown_price_unknown():
+    from streamchat.events import Outcome, Stats, TurnResult
+    from streamchat.service import joined
+
+    first = TurnResult("ab ", finish_reason="length", stats=Stats(100.0, 900.0, 3, 10, 0.002))
+    more = TurnResult("cd", finish_reason="stop", stats=Stats(50.0, 400.0, 2, 20, None), outcome=Outcome.INTERRUPTED)
+    whole = joined(first, "ab ", more)
+    assert (whole.text, whole.finish_reason, whole.outcome) == ("ab cd", "stop", Outcome.INTERRUPTED)
+    assert whole.stats == Stats(100.0, 1300.0, 5, 30, None)
+    priced = joined(first, "ab ", TurnResult("cd", stats=Stats(50.0, 400.0, 2, None, 0.001)))
+    assert priced.stats.cost_usd == pytest.approx(0.003) and priced.stats.input_tokens == 10
