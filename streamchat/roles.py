@@ -8,6 +8,7 @@ Flags still win over a role, and a role over the config's defaults.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
@@ -128,8 +129,6 @@ def _from_table(name: str, table: dict[str, Any], source: str) -> Role:
     if schema is not None and not isinstance(schema, (str, dict)):
         raise ConfigError(f"{source}: role '{name}': 'schema' must be a string (like --schema's) or a table (a JSON Schema)")
     if isinstance(schema, dict):
-        import json
-
         schema = json.dumps(schema)
     options, reasoning = table.get("options", {}), table.get("reasoning")
     if not isinstance(options, dict):
@@ -270,8 +269,10 @@ def given_role(name: str, overrides: Overrides, chosen: Role | None, params: dic
     if template and params:
         template = PLACEHOLDER.sub(lambda m: params.get(m.group(1), m.group(0)) if m.group(1) != "input"
                                    else m.group(0), template)
+    schema = overrides.schema.schema if overrides.schema is not None else None  # --schema's, else -r's
     return Role(name, system=overrides.system, model=overrides.model, temperature=overrides.temperature,
-                max_tokens=overrides.max_tokens, template=template, source="")
+                max_tokens=overrides.max_tokens, template=template, source="",
+                schema=json.dumps(schema, ensure_ascii=False) if schema is not None else None)
 
 
 def save_role(settings: Settings, role: Role, *, force: bool = False) -> Path:
@@ -287,9 +288,10 @@ def save_role(settings: Settings, role: Role, *, force: bool = False) -> Path:
         where = existing[0] if existing else f"[roles.{name}] in {settings.path or 'the config'}"
         raise UsageError(f"role '{name}' already exists ({where})", hint="add --force to replace it, or pick another name")
     lines = [f"{key} = {_toml_value(getattr(role, key))}" for key in ("system", "model", "temperature", "max_tokens",
-                                                                      "template") if getattr(role, key) is not None]
+                                                                      "template", "schema") if getattr(role, key) is not None]
     if not lines:
-        raise UsageError(f"nothing to save as role '{name}'", hint="give -s, -m, --temperature, --max-tokens or -r ROLE")
+        raise UsageError(f"nothing to save as role '{name}'",
+                         hint="give -s, -m, --temperature, --max-tokens, --schema or -r ROLE")
     path = roles_dir() / f"{name}.toml"
     write_private(path, "\n".join(lines) + "\n")
     for other in existing:
@@ -300,7 +302,5 @@ def save_role(settings: Settings, role: Role, *, force: bool = False) -> Path:
 
 def _toml_value(value: object) -> str:
     if isinstance(value, str):
-        import json
-
         return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
     return repr(value)

@@ -140,6 +140,14 @@ def test_repl_schema_asks_for_checked_json_until_off(home, server):
         child.close()
 
 
+
+def test_save_role_keeps_the_schema(run, server, home):
+    saved = run("--save-role", "census", "--schema", CITY, "--schema-multi")
+    assert saved.code == 0 and not server.requests, saved.stderr
+    server.script("cities", chunks=['{"items": [{"city": "Lima", "pop": 1}]}'])
+    r = run("-m", "openai:cities", "-r", "census", "two cities")
+    assert r.code == 0 and r.out == '{"items":[{"city":"Lima","pop":1}]}\n', r.stderr
+
 # -- the provider asked for the schema: model "echo" answers an instance of it (tests/fakeserver.py) --
 
 def _said_last(body) -> str:

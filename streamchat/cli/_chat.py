@@ -104,7 +104,7 @@ def chat(
         "-p", "--param", metavar="NAME=VALUE", help="Fill {{NAME}} in the role's template (repeatable).")] = None,
     save_role: Annotated[Optional[str], typer.Option(
         "--save-role", metavar="NAME",
-        help="Save -s, -m, --temperature, --max-tokens and -r's role (its template with -p filled in) as a role.")] = None,
+        help="Save -s, -m, --temperature, --max-tokens, --schema and -r's role (its template with -p filled in) as a role.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --save-role: replace a role of that name.")] = False,
     editor: Annotated[bool, typer.Option("--editor", help="Write the prompt in $VISUAL/$EDITOR first.")] = False,
     shell: Annotated[bool, typer.Option(
