@@ -106,6 +106,8 @@ def test_completion_of_commands_models_roles_and_ids(run, server, home):
     ids = complete(home, server, "streamchat history show ")
     assert '"1":"remember me"' in ids
     assert "1" in complete(home, server, "streamchat --cid ")
+    assert run("history", "rename", "1", "work").code == 0
+    assert '"work":"remember me"' in complete(home, server, "streamchat --session w")
     script = run("completion", "bash").out
     assert "_STREAMCHAT_COMPLETE" in script and "complete" in script
 

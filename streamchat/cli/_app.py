@@ -193,8 +193,9 @@ def _complete_mcp(incomplete: str) -> list[str]:
         return []
 
 
-def _complete_ids(incomplete: str) -> list[tuple[str, str]]:
-    """Conversation ids with their first words, straight from the log (read-only)."""
+def _logged(column: str, incomplete: str) -> list[tuple[str, str]]:
+    """The newest conversations' `column` (id or name) with their first words, straight from the log
+    (read-only: a log not yet migrated has no names, and offers none)."""
     import sqlite3
 
     from streamchat.store import db_path
@@ -205,12 +206,21 @@ def _complete_ids(incomplete: str) -> list[tuple[str, str]]:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
         try:
-            rows = db.execute("SELECT id, title FROM conversations ORDER BY updated_at DESC LIMIT 50").fetchall()
+            rows = db.execute(f"SELECT {column}, title FROM conversations WHERE {column} IS NOT NULL"
+                              " ORDER BY updated_at DESC LIMIT 50").fetchall()
         finally:
             db.close()
     except sqlite3.Error:
         return []
-    return [(str(i), title or "") for i, title in rows if str(i).startswith(incomplete)]
+    return [(str(value), title or "") for value, title in rows if str(value).startswith(incomplete)]
+
+
+def _complete_ids(incomplete: str) -> list[tuple[str, str]]:
+    return _logged("id", incomplete)
+
+
+def _complete_names(incomplete: str) -> list[tuple[str, str]]:
+    return _logged("name", incomplete)
 
 
 ModelOpt = Annotated[Optional[str], typer.Option("-m", "--model", metavar="PROVIDER:MODEL", autocompletion=_complete_models,

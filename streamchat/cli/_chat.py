@@ -18,6 +18,7 @@ from streamchat.cli._app import (
     _command,
     _complete_ids,
     _complete_mcp,
+    _complete_names,
     _complete_roles,
     _globals,
     _number_in,
@@ -84,7 +85,7 @@ def chat(
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
     cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", autocompletion=_complete_ids,
                                                help="Continue the conversation with this id.")] = None,
-    session: Annotated[Optional[str], typer.Option("-S", "--session", metavar="NAME",
+    session: Annotated[Optional[str], typer.Option("-S", "--session", metavar="NAME", autocompletion=_complete_names,
                                                    help="Continue the conversation named NAME, or start it.")] = None,
     continue_answer: Annotated[bool, typer.Option(
         "--continue-answer",
