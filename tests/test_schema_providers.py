@@ -291,3 +291,44 @@ def test_the_embedded_model_is_told_the_keys_in_words_after_any_system_prompt():
     assert told == [{"role": "system", "content": "Be brief.\n\nReply with JSON only: an object with these keys: "
                                                   "name (string), bio (string: one line)."},
                     {"role": "user", "content": "q"}]
+
+
+def test_a_schema_the_grammar_converter_cannot_take_is_one_usage_line():
+    pytest.importorskip("llama_cpp", reason="the `local` extra is installed by .ci/run")
+    from streamchat.providers.local import grammar
+
+    with pytest.raises(UsageError) as caught:
+        grammar(ResponseSchema({"$ref": "https://example.com/order.json"}))
+    assert str(caught.value) == ("the local model cannot follow this schema (Fetching remote schemas is not allowed)"
+                                 " — simplify it (local $refs, no remote ones), or use a hosted model")
+
+
+def test_anthropic_with_tools_and_a_schema_must_call_some_tool_and_the_answer_tool_ends_it(server):
+    from streamchat.events import ToolSpec
+
+    tool = ToolSpec("files__read", "read a file", {"type": "object", "properties": {"path": {"type": "string"}}})
+    request = ChatRequest(model="echo", messages=(Message("user", "q"),), tools=(tool,), schema=ResponseSchema(CITY, name="city"))
+    run_turn(_anthropic(server), request, _Quiet(), retry=NO_RETRY)
+    body = server.requests[-1].body
+    assert [t["name"] for t in body["tools"]] == ["files__read", "city"] and body["tool_choice"] == {"type": "any"}
+
+
+def test_only_the_answer_tools_arguments_become_text():
+    from streamchat.events import Done, ToolCall
+    from streamchat.providers._wire import OpenAIParser, events
+
+    def sse(delta, finish=None):
+        return "data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
+
+    def call(index, name=None, args=""):
+        fn = {"arguments": args} | ({"name": name} if name else {})
+        return sse({"tool_calls": [{"index": index, "id": f"c{index}", "function": fn}]})
+
+    answer_only = [call(0, "city", ""), call(0, args='{"city": '), call(0, args='"Lima"}'), sse({}, "tool_calls")]
+    out = list(events(answer_only, OpenAIParser(provider="p", model="m", answer_tool="city")))
+    assert "".join(e.text for e in out if isinstance(e, TextDelta)) == '{"city": "Lima"}'
+    assert out[-1] == Done("stop") and not any(isinstance(e, ToolCall) for e in out)
+
+    with_a_call = [call(0, "files__read", '{"path": "a"}'), call(1, "city", "{}"), sse({}, "tool_calls")]
+    out = list(events(with_a_call, OpenAIParser(provider="p", model="m", answer_tool="city")))
+    assert [e.name for e in out if isinstance(e, ToolCall)] == ["files__read"] and out[-1] == Done("tool_calls")

@@ -206,7 +206,8 @@ def grammar(wanted: ResponseSchema) -> Any:
     try:
         return _grammar(json.dumps(closed(wanted.schema)))
     except Exception as exc:  # the converter raises bare Exceptions and KeyErrors for what it cannot take
-        raise UsageError(f"the local model cannot follow this schema ({type(exc).__name__}: {exc})",
+        why = " ".join(str(exc).split(" (use ")[0].split()) or type(exc).__name__  # not llama.cpp's CLI flag
+        raise UsageError(f"the local model cannot follow this schema ({why})",
                          hint="simplify it (local $refs, no remote ones), or use a hosted model") from None
 
 
