@@ -269,3 +269,20 @@ def test_repl_set_and_reasoning_reach_the_next_request(home, server):
     finally:
         child.sendline("/exit")
         child.expect(pexpect.EOF)
+
+
+def test_thinking_tokens_are_priced_as_output(run, server, home):
+    """Anthropic counts thinking in output_tokens (OpenAI reasoning in completion_tokens): the output rate."""
+    env = base_env(home, server)
+    with open(env["STREAMCHAT_CONFIG"], "a") as f:
+        f.write('[prices."anthropic:thinker"]\ninput = 1.0\noutput = 2.0\n')
+    server.script("thinker", chunks=["ok"], reasoning=["long thought"], usage=(7, 100))
+    r = run("-m", "anthropic:thinker", "--reasoning", "low", "--json", "q", env=env)
+    assert r.code == 0, r.stderr
+    done = [json.loads(line) for line in r.out.splitlines()][-1]
+    assert done["type"] == "done" and done["cost_usd"] == pytest.approx((7 * 1.0 + 100 * 2.0) / 1e6)
+
+
+def test_anthropic_thinking_with_a_temperature_is_refused_before_sending(run, server):
+    r = run("-m", "anthropic:echo", "--reasoning", "low", "--temperature", "0.5", "q")
+    assert r.code == 2 and not server.requests and "temperature" in r.stderr

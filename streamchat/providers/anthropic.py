@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamchat.config import ProviderConfig
+from streamchat.errors import UsageError
 from streamchat.providers._content import MB, anthropic_messages, anthropic_tools, check_sizes
 from streamchat.providers._schema import anthropic_native, anthropic_tool
 from streamchat.providers._sdk import SdkProvider, error_body
@@ -73,6 +74,9 @@ class AnthropicProvider(SdkProvider):
         kwargs: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": max_tokens, "stream": True}
         budget = THINKING_BUDGET.get(request.reasoning or "off")
         if budget is not None:
+            if request.temperature not in (None, 1) or "top_k" in dict(request.params):
+                raise UsageError("Anthropic's extended thinking takes no --temperature or top_k",
+                                 hint="leave them out, or --reasoning off")
             kwargs["thinking"] = {"type": "enabled", "budget_tokens": budget}
             kwargs["max_tokens"] = max_tokens + budget  # below max_tokens, as the API requires
         if system:
