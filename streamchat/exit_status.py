@@ -5,9 +5,10 @@ A new way to fail gets a member here (and so a line in `--help`), never a bare i
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 
+@unique  # two ways to fail given one number would make the second a silent alias, missing from --help
 class ExitStatus(IntEnum):
     """The process's exit codes. `meaning` is the few words `--help` shows."""
 
