@@ -141,6 +141,14 @@ def test_repl_schema_asks_for_checked_json_until_off(home, server):
 
 
 
+def test_extract_and_shell_set_a_roles_schema_aside(run, server, home):
+    (home / "config" / "streamchat" / "roles").mkdir(parents=True)
+    (home / "config" / "streamchat" / "roles" / "census.toml").write_text('schema = "city, pop int"\n')
+    server.script("code", chunks=["```sh\necho hi\n```\n"])
+    r = run("-m", "openai:code", "-r", "census", "-x", "a command")
+    assert r.code == 0 and r.out == "echo hi\n", r.stderr
+    assert "response_format" not in server.requests[0].body  # asked for the code, not for JSON
+
 def test_save_role_keeps_the_schema(run, server, home):
     saved = run("--save-role", "census", "--schema", CITY, "--schema-multi")
     assert saved.code == 0 and not server.requests, saved.stderr

@@ -156,6 +156,10 @@ def chat(
                               reasoning=reasoning.value if reasoning is not None else None)
         if chosen is not None:
             overrides = roles.under_flags(chosen, overrides)
+        if overrides.schema is not None and (extract or extract_all or shell):
+            from dataclasses import replace
+
+            overrides = replace(overrides, schema=None)  # they decide stdout: a role's schema gives way
         if prompt or editor or not env.stdin_isatty:  # not for the REPL: its warm-up starts once the prompt shows
             preimport(settings, overrides.model)  # the SDK import overlaps reading stdin and opening the log
         params = _params(param or [])
