@@ -201,12 +201,16 @@ def _attachment(item: Attachable) -> Attachment:
 
 
 def _sampling(options: dict[str, Any] | None) -> dict[str, Any]:
-    """`options` as Overrides fields, checked as serve checks a request's (same names, same bounds)."""
+    """`options` as Overrides fields: temperature, max_tokens and serve's sampling fields checked as
+    serve checks a request's; any other option a provider takes (as -o) is checked against the
+    model's provider when the turn starts."""
+    from streamchat.config import PROVIDER_TYPES
+    from streamchat.providers.options import options_for
     from streamchat.serve.parse import SAMPLING, sampling
     from streamchat.serve.policy import Refused
 
     options = dict(options or {})
-    known = ("temperature", "max_tokens", *SAMPLING)
+    known = ("temperature", "max_tokens", *sorted({name for kind in PROVIDER_TYPES for name in options_for(kind)}))
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise UsageError(f"unknown option(s): {', '.join(map(str, unknown))}", hint=f"options are: {', '.join(known)}")
@@ -214,6 +218,7 @@ def _sampling(options: dict[str, Any] | None) -> dict[str, Any]:
         temperature, max_tokens, params = sampling(options)
     except Refused as exc:
         raise UsageError(f"option {exc.message}") from None
+    params += tuple((k, v) for k, v in options.items() if k not in known[:2] and k not in SAMPLING)
     return {"temperature": temperature, "max_tokens": max_tokens, "params": params}
 
 

@@ -242,3 +242,14 @@ def test_the_public_names():
             "Error", "Usage"} <= set(streamchat.__all__)
     assert all(getattr(streamchat, name) is not None for name in streamchat.__all__)
     assert issubclass(streamchat.AuthError, streamchat.Error)
+
+
+def test_any_provider_option_through_the_api(api):
+    """options= takes every option a provider's table has (as -o), checked against the model's provider."""
+    streamchat.get_model("anthropic:echo").prompt("q", options={"top_k": 5, "stop": ["END"]}).text()
+    body = api.requests[-1].body
+    assert body["top_k"] == 5 and body["stop_sequences"] == ["END"]
+    with pytest.raises(streamchat.UsageError, match="top_k"):  # OpenAI's API has no top_k
+        streamchat.get_model("openai:echo").prompt("q", options={"top_k": 5}).text()
+    with pytest.raises(streamchat.UsageError, match="top_k must be a whole number"):
+        streamchat.get_model("anthropic:echo").prompt("q", options={"top_k": "5"}).text()
