@@ -38,7 +38,7 @@ def main() -> None:
     except BaseException:
         if background.busy():
             sys.excepthook(*sys.exc_info())  # a --debug traceback, shown before leaving without finalizing
-            _exit(1)
+            _exit(ExitStatus.ERROR)
         raise
     finally:
         # Leave every object to the process's end: the interpreter's collections at exit walk all
@@ -70,5 +70,5 @@ def _flushed() -> bool:
 def _code(code: object) -> int:
     """SystemExit's code as the process's exit status (None is 0; a message is 1, as Python does)."""
     if code is None:
-        return 0
-    return code if isinstance(code, int) else 1
+        return ExitStatus.OK
+    return code if isinstance(code, int) else ExitStatus.ERROR
