@@ -286,3 +286,14 @@ def test_thinking_tokens_are_priced_as_output(run, server, home):
 def test_anthropic_thinking_with_a_temperature_is_refused_before_sending(run, server):
     r = run("-m", "anthropic:echo", "--reasoning", "low", "--temperature", "0.5", "q")
     assert r.code == 2 and not server.requests and "temperature" in r.stderr
+
+
+def test_options_reach_the_embedded_model(run, home):
+    pytest.importorskip("llama_cpp", reason="the `local` extra is installed by .ci/run")
+    env = base_env(home)
+    r = run("-m", "local", "-o", 'stop=[" "]', "-o", "top_k=1", "--max-tokens", "24", "Write a sentence about cats.",
+            env=env)
+    assert r.code == 0, r.stderr
+    assert " " not in r.out.strip() and "cut off" not in r.stderr  # it stopped at the first space
+    r = run("-m", "local", "-o", "logit_bias={}", "q", env=env)  # llama.cpp's table has no logit_bias
+    assert r.code == 2 and "mirostat_mode" in r.stderr
