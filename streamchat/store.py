@@ -501,6 +501,9 @@ class ConversationLog:
                 for name, mime, digest, size in self._db().execute(
                     "SELECT b.name, b.mime, b.hash, length(b.data) FROM message_blobs mb JOIN blobs b"
                     " ON b.hash = mb.hash WHERE mb.message_id = ? ORDER BY mb.position", (message["id"],))]
+        conv["summaries"] = [dict(r) for r in self._db().execute(  # compaction's, each standing in for turns up to an answer
+            "SELECT through_id, turns, content, saved, created_at FROM summaries WHERE conversation_id = ? ORDER BY id",
+            (conv["id"],))]
         return conv
 
     @_reads

@@ -111,6 +111,8 @@ def test_a_refusal_for_length_compacts_and_retries_once(run, server, home, provi
     # the summary was logged: the next turn reuses it instead of asking for it again
     assert run("-m", f"{provider}:long", "-c", "question 3", env=env).code == 0
     assert len(_summary_requests(server)) == 1 and "question 3" in json.dumps(server.requests[-1].body)
+    exported = json.loads(run("history", "export", "1", "--format", "json", env=env).out)
+    assert [(s["turns"], s["through_id"]) for s in exported["summaries"]] == [(2, exported["messages"][3]["id"])]
 
 
 def test_no_compact_sends_everything_and_the_refusal_is_exit_4(run, server, home):
