@@ -179,10 +179,11 @@ RELAX = ("relax the rule it names (strict mode: every property required, every o
 
 
 def refused_schema(err: StreamchatError, message: str | None) -> StreamchatError:
-    """A provider's 400 about the schema (OpenAI "Invalid schema for response_format …", Anthropic
-    "tools.0.custom.input_schema: …") keeps its words, which name the rule, and says how to relax it
-    instead of the generic "check the options"."""
-    said = (message or "").lower()
-    if type(err) is BadRequestError and ("schema" in said or "response_format" in said):
+    """A provider's 400 about the response schema (OpenAI "Invalid schema for response_format …",
+    Anthropic's about output_config) keeps its words, which name the rule, and says how to relax it
+    instead of the generic "check the options". (A tool's input_schema is not named: an MCP tool's
+    schema is refused in the same words as the answer tool's.)"""
+    said = message or ""
+    if type(err) is BadRequestError and any(key in said for key in ("response_format", "output_config")):
         err.hint = RELAX
     return err
