@@ -262,7 +262,8 @@ def remove_role(settings: Settings, name: str) -> list[Path]:
     return files
 
 
-def given_role(name: str, overrides: Overrides, chosen: Role | None, params: dict[str, str]) -> Role:
+def given_role(name: str, overrides: Overrides, chosen: Role | None, params: dict[str, str],
+               options: tuple[tuple[str, Any], ...] = ()) -> Role:
     """What --save-role keeps: the flags over the -r role (as the request gets them), and the role's
     template with the -p values given filled in (the others, and {{input}}, stay placeholders)."""
     template = chosen.template if chosen is not None else None
@@ -272,7 +273,8 @@ def given_role(name: str, overrides: Overrides, chosen: Role | None, params: dic
     schema = overrides.schema.schema if overrides.schema is not None else None  # --schema's, else -r's
     return Role(name, system=overrides.system, model=overrides.model, temperature=overrides.temperature,
                 max_tokens=overrides.max_tokens, template=template, source="",
-                schema=json.dumps(schema, ensure_ascii=False) if schema is not None else None)
+                schema=json.dumps(schema, ensure_ascii=False) if schema is not None else None,
+                options=options, reasoning=overrides.reasoning)
 
 
 def save_role(settings: Settings, role: Role, *, force: bool = False) -> Path:
@@ -288,10 +290,13 @@ def save_role(settings: Settings, role: Role, *, force: bool = False) -> Path:
         where = existing[0] if existing else f"[roles.{name}] in {settings.path or 'the config'}"
         raise UsageError(f"role '{name}' already exists ({where})", hint="add --force to replace it, or pick another name")
     lines = [f"{key} = {_toml_value(getattr(role, key))}" for key in ("system", "model", "temperature", "max_tokens",
-                                                                      "template", "schema") if getattr(role, key) is not None]
+                                                                      "template", "schema", "reasoning")
+             if getattr(role, key) is not None]
+    if role.options:
+        lines.append(f"options = {_toml_value(dict(role.options))}")
     if not lines:
         raise UsageError(f"nothing to save as role '{name}'",
-                         hint="give -s, -m, --temperature, --max-tokens, --schema or -r ROLE")
+                         hint="give -s, -m, --temperature, --max-tokens, --schema, -o, --reasoning or -r ROLE")
     path = roles_dir() / f"{name}.toml"
     write_private(path, "\n".join(lines) + "\n")
     for other in existing:
@@ -301,6 +306,13 @@ def save_role(settings: Settings, role: Role, *, force: bool = False) -> Path:
 
 
 def _toml_value(value: object) -> str:
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    """A TOML value: JSON's form of strings, numbers, booleans and arrays is TOML's too; an object
+    is an inline table."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {_toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, (str, bool, int, float)):
+        return json.dumps(value, ensure_ascii=False)
     return repr(value)

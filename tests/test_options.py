@@ -297,3 +297,16 @@ def test_options_reach_the_embedded_model(run, home):
     assert " " not in r.out.strip() and "cut off" not in r.stderr  # it stopped at the first space
     r = run("-m", "local", "-o", "logit_bias={}", "q", env=env)  # llama.cpp's table has no logit_bias
     assert r.code == 2 and "mirostat_mode" in r.stderr
+
+
+def test_save_role_keeps_the_options_typed_and_the_reasoning(run, server, home):
+    r = run("--save-role", "tuned", "-m", "openai:echo", "-o", "top_p=0.5", "-o", 'stop=["a", "b"]',
+            "-o", 'logit_bias={"50256": -5}', "-o", "store=true", "--reasoning", "low")
+    assert r.code == 0, r.stderr
+    r = run("-r", "tuned", "q")
+    assert r.code == 0, r.stderr
+    body = _sent(server)
+    assert (body["top_p"], body["stop"], body["logit_bias"], body["store"], body["reasoning_effort"]) == \
+        (0.5, ["a", "b"], {"50256": -5}, True, "low")
+    r = run("--save-role", "wrong", "-m", "anthropic:echo", "-o", "seed=1")  # checked as the model's provider takes them
+    assert r.code == 2 and "seed" in r.stderr

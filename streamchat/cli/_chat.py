@@ -105,7 +105,8 @@ def chat(
         "-p", "--param", metavar="NAME=VALUE", help="Fill {{NAME}} in the role's template (repeatable).")] = None,
     save_role: Annotated[Optional[str], typer.Option(
         "--save-role", metavar="NAME",
-        help="Save -s, -m, --temperature, --max-tokens, --schema and -r's role (its template with -p filled in) as a role.")] = None,
+        help="Save -s, -m, --temperature, --max-tokens, --schema, -o, --reasoning and -r's role "
+             "(its template with -p filled in) as a role.")] = None,
     force: Annotated[bool, typer.Option("--force", help="With --save-role: replace a role of that name.")] = False,
     editor: Annotated[bool, typer.Option("--editor", help="Write the prompt in $VISUAL/$EDITOR first.")] = False,
     shell: Annotated[bool, typer.Option(
@@ -166,7 +167,10 @@ def chat(
         if force and not save_role:
             raise UsageError("--force only goes with --save-role", hint="streamchat --save-role NAME --force -s …")
         if save_role:
-            path = roles.save_role(settings, roles.given_role(save_role, overrides, chosen, params), force=force)
+            from streamchat.providers.options import typed_for
+
+            options = typed_for(settings, overrides.model, overrides.params)  # as the model's provider takes them
+            path = roles.save_role(settings, roles.given_role(save_role, overrides, chosen, params, options), force=force)
             ui.notice(f"saved role '{save_role}' to {path}")
         stdin_text = read_stdin(env, settings.max_input_bytes)
         context, attachments = gather_inputs(files or [], attach or [], stdin_text=stdin_text,

@@ -14,9 +14,12 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from streamchat.errors import StreamchatError, UsageError
+
+if TYPE_CHECKING:
+    from streamchat.config import Settings
 
 Kind = Literal["float", "int", "bool", "str", "choice", "stops", "object"]
 Params = tuple[tuple[str, Any], ...]
@@ -187,3 +190,13 @@ def options_for(provider_type: str) -> dict[str, Option]:
     module = _ADAPTERS[provider_type].partition(":")[0]
     found: dict[str, Option] = importlib.import_module(module).OPTIONS
     return found
+
+
+def typed_for(settings: Settings, spec: str | None, given: Iterable[tuple[str, Any]]) -> Params:
+    """`given` checked and typed by the options of the provider `spec` resolves to (--save-role
+    writes them typed, as the config holds them)."""
+    given = tuple(given)
+    if not given:
+        return ()
+    cfg, _model = settings.resolve(spec)
+    return check(options_for(cfg.type), given, provider=cfg.name)
