@@ -238,6 +238,8 @@ class ChatSession:
         """The provider request for `prompt` after the conversation so far (None: no new question,
         the conversation ends with tool results the model answers from)."""
         summary = self.conversation.current_summary if self.compacting else None
+        if prompt is None and summary is not None and summary.turns >= len(self.conversation.turns):
+            summary = None  # the request ends with the last turn (continued, or answered from tool results)
         history = self._sendable(self.conversation.history(summary))
         messages: list[Message] = []
         system = self.system_prompt(summary)

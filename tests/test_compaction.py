@@ -61,6 +61,19 @@ def test_a_summary_stands_in_for_its_turns_until_they_change():
     assert conv.current_summary is None
 
 
+def test_a_request_without_a_new_question_still_ends_with_the_last_turn():
+    """Continuing a cut-off answer sends the conversation ending with it: a summary that stands in
+    for every turn (/compact) would leave the request ending with the system prompt instead."""
+    from streamchat.config import parse_settings
+    from streamchat.service import ChatSession, Overrides
+
+    settings = parse_settings({"providers": {"summarized": {"type": "openai", "api_key": "k"}}})
+    conv = Conversation(turns=[_turn(1, 2), _turn(2, 4)], summary=Summary("S", 2, 4))
+    session = ChatSession(settings, Overrides(model="summarized:m"), conversation=conv)
+    assert [m.content for m in session.request("q3").messages][1:] == ["q3"]  # a new question: the summary stands in
+    assert [m.content for m in session.request(None).messages] == ["q1", "a1", "q2", "a2"]
+
+
 # -- the CLI against a small window --------------------------------------------------------
 def _small_window(home, server, provider: str, window: int = 2500, limit: int = 2500) -> dict[str, str]:
     """A model `long` whose window the config says is `window`, on a server refusing prompts over `limit`."""
