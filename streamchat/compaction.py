@@ -118,7 +118,7 @@ def plan(session: ChatSession, prompt: str) -> int:
     used = max(guess, session._estimate(prompt))
     provider = session.settings.providers[session.target.provider_name]
     if used + answer_margin(SMALLEST_WINDOW, session.options.max_tokens) <= SMALLEST_WINDOW \
-            and window_from_database(provider):
+            and window_from_database(provider, session.target.model):
         return covered  # fits any model: the price database that holds the windows is not loaded
     window = session._window()
     if window is None:

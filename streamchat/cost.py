@@ -29,19 +29,23 @@ def turn_cost(settings: Settings, provider: ProviderConfig, model: str, stats: S
 SMALLEST_WINDOW = 2048  # tokens: no hosted chat model takes fewer
 
 
-def _configured_window(provider: ProviderConfig) -> int | None:
+def _configured_window(provider: ProviderConfig, model: str) -> int | None:
+    """`context = N` on the provider (every model), or `context = { "MODEL" = N }` (those models)."""
     configured = provider.options.get("context")
+    if isinstance(configured, dict):
+        configured = configured.get(model)
     return configured if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0 else None
 
 
-def window_from_database(provider: ProviderConfig) -> bool:
+def window_from_database(provider: ProviderConfig, model: str) -> bool:
     """Whether the model's window would come from the price database (~45 ms to load), not the config."""
-    return provider.type != "local" and _configured_window(provider) is None
+    return provider.type != "local" and _configured_window(provider, model) is None
 
 
 def context_window(settings: Settings, provider: ProviderConfig, model: str) -> int | None:
-    """Tokens the model takes: `context = N` on its provider, the local model's n_ctx, or the database's."""
-    configured = _configured_window(provider)
+    """Tokens the model takes: `context` on its provider (for every model or per model), the local
+    model's n_ctx, or the database's."""
+    configured = _configured_window(provider, model)
     if configured is not None:
         return configured
     if provider.type == "local":

@@ -483,7 +483,8 @@ class ChatSession:
 
         provider = self.settings.providers[self.target.provider_name]
         used = self._estimate(prompt)
-        if used <= SMALLEST_WINDOW and self.model_name not in self._windows and window_from_database(provider):
+        if used <= SMALLEST_WINDOW and self.model_name not in self._windows \
+                and window_from_database(provider, self.target.model):
             return
         window = self._window()
         if window is not None and used > window and not self._compaction_fits(prompt, window):

@@ -45,6 +45,17 @@ def test_budgets_keep_room_for_the_answer_and_the_summary():
     assert summary_budget(2500) == 416 and summary_budget(200_000) == 2048
 
 
+def test_a_window_is_configured_for_a_provider_or_per_model():
+    from streamchat.config import parse_settings
+    from streamchat.cost import context_window, window_from_database
+
+    settings = parse_settings({"providers": {"a": {"type": "openai", "context": 9000},
+                                             "b": {"type": "openai", "context": {"small": 2500}}}})
+    a, b = settings.providers["a"], settings.providers["b"]
+    assert context_window(settings, a, "any") == 9000 and context_window(settings, b, "small") == 2500
+    assert not window_from_database(b, "small") and window_from_database(b, "gpt-4o")
+
+
 def _turn(n: int, answer_id: int | None = None) -> Turn:
     return Turn(f"q{n}", TurnResult(f"a{n}", "", "stop", Stats(None, 0.0, 1)), answer_id)
 
@@ -80,7 +91,7 @@ def _small_window(home, server, provider: str, window: int = 2500, limit: int = 
     server.script("long", Script(chunks=[ANSWER], context_limit=limit))
     env = base_env(home, server)
     with open(env["STREAMCHAT_CONFIG"], "a") as cfg:
-        cfg.write(f"\n[providers.{provider}]\ncontext = {window}\n")
+        cfg.write(f"\n[providers.{provider}]\ncontext = {{ long = {window} }}\n")  # this model's window
     return env
 
 
