@@ -24,6 +24,7 @@ from streamchat.environment import Environment
 from streamchat.errors import StreamchatError, UsageError
 from streamchat.events import Attachment, Sink, TextDelta, TurnResult
 from streamchat.exit_status import ExitStatus
+from streamchat.providers.options import REASONING
 from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.render.sanitize import sanitize
 from streamchat.service import ChatSession, Overrides
@@ -438,6 +439,13 @@ class Repl:
         shown = " ".join(f"{k}={v}" for k, v in self.chosen.items()) or "(nothing set)"
         self.ui.notice(sanitize(f"set: {shown} — /set NAME VALUE sets, /set NAME unsets"))
 
+    def set_names(self) -> list[tuple[str, str]]:
+        """What /set takes for this model (Tab completes it): temperature, max_tokens and its provider's options."""
+        from streamchat.providers.options import SAMPLING, options_for
+
+        ptype = self.settings.providers[self.session.target.provider_name].type
+        return [(o.name, o.expected()) for o in (*SAMPLING.values(), *options_for(ptype).values())]
+
     def _set(self, chosen: dict[str, str], reasoning: str | None) -> None:
         """New sampling for the next questions; the system prompt (/system) stays as it is."""
         system, now, base = self.session.conversation.system, self.session.overrides, self.set_base
@@ -447,8 +455,6 @@ class Repl:
         self.session.set_system(system)
 
     def cmd_reasoning(self, arg: str) -> None:
-        from streamchat.providers.options import REASONING
-
         if arg:
             if arg not in REASONING:
                 raise UsageError(f"/reasoning {arg}: not a level", hint="/reasoning off|low|medium|high")
@@ -605,6 +611,11 @@ def _make_session(repl: Repl) -> Any:
                 for found in paths.get_completions(Document(word, len(word)), complete_event):
                     path = word[: len(word) + found.start_position] + found.text
                     yield Completion(shell_word(path), start_position=-len(raw), display=found.display)
+            elif text.startswith(("/set ", "/reasoning ")) and text.count(" ") == 1:
+                verb, word = text.split(" ")
+                for name, meta in repl.set_names() if verb == "/set" else [(level, "") for level in REASONING]:
+                    if name.startswith(word):
+                        yield Completion(name, start_position=-len(word), display_meta=meta)
             elif text.startswith("/model "):
                 word = text[len("/model ") :]
                 for name in sorted(set(repl.completions())):

@@ -248,6 +248,14 @@ def test_repl_set_and_reasoning_reach_the_next_request(home, server):
         body = server.requests[-1].body
         assert (body["top_p"], body["temperature"], body["seed"], body["reasoning_effort"]) == (0.5, 0.3, 7, "high")
 
+        child.send("/set max_tok")  # Tab completes the names this model's provider takes
+        child.send("\t")
+        child.expect_exact("a whole number ≥ 1")  # the menu shows what each takes
+        child.sendline(" 50")
+        child.expect_exact("max_tokens=50 —")
+        child.expect_exact(PROMPT)
+        child.sendline("/set max_tokens")
+        child.expect_exact(PROMPT)
         child.sendline("/set bogus 1")  # refused with the names; nothing else changes
         child.expect_exact("takes no option 'bogus'")
         child.expect_exact(PROMPT)
