@@ -318,3 +318,22 @@ def test_save_role_keeps_the_options_typed_and_the_reasoning(run, server, home):
         (0.5, ["a", "b"], {"50256": -5}, True, "low")
     r = run("--save-role", "wrong", "-m", "anthropic:echo", "-o", "seed=1")  # checked as the model's provider takes them
     assert r.code == 2 and "seed" in r.stderr
+
+
+def test_anthropic_thinking_with_a_forced_tool_is_refused_before_sending(run, server):
+    """The API refuses a forced tool with extended thinking (a --schema this model answers through a tool)."""
+    r = run("-m", "anthropic:echo", "--reasoning", "low", "--schema", "name, age int", "q")
+    assert r.code == 2 and not server.requests and "--reasoning" in r.stderr and "--schema" in r.stderr
+
+
+def test_anthropic_thinking_with_tools_is_refused_before_sending(run, server, home, tmp_path):
+    """Its next step would have to send the thinking blocks back signed, which the conversation does not keep."""
+    import sys
+    from pathlib import Path
+
+    env = base_env(home, server)
+    mcp = Path(__file__).parent / "mcp_files_server.py"
+    with open(env["STREAMCHAT_CONFIG"], "a") as f:
+        f.write(f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{mcp}", "{tmp_path}"]\n')
+    r = run("-m", "anthropic:echo", "--reasoning", "low", "--tools", "files", "--approve", "all", "q", env=env)
+    assert r.code == 2 and not server.requests and "tools" in r.stderr

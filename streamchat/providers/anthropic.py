@@ -74,9 +74,7 @@ class AnthropicProvider(SdkProvider):
         kwargs: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": max_tokens, "stream": True}
         budget = THINKING_BUDGET.get(request.reasoning or "off")
         if budget is not None:
-            if request.temperature not in (None, 1) or "top_k" in dict(request.params):
-                raise UsageError("Anthropic's extended thinking takes no --temperature or top_k",
-                                 hint="leave them out, or --reasoning off")
+            _check_thinking(request, forced_tool=request.schema is not None and self._native(request) is None)
             kwargs["thinking"] = {"type": "enabled", "budget_tokens": budget}
             kwargs["max_tokens"] = max_tokens + budget  # below max_tokens, as the API requires
         if system:
@@ -99,3 +97,15 @@ class AnthropicProvider(SdkProvider):
             kwargs["temperature"] = request.temperature
         kwargs.update(to_wire(OPTIONS, tuple(params.items())))
         return kwargs
+
+
+def _check_thinking(request: ChatRequest, *, forced_tool: bool) -> None:
+    """What the API refuses with extended thinking, refused before anything is sent: a temperature
+    or top_k; a forced tool (a --schema answered through a tool); and tools, whose next step must
+    send the thinking blocks back signed, which the conversation does not keep."""
+    if request.temperature not in (None, 1) or "top_k" in dict(request.params):
+        raise UsageError("Anthropic's extended thinking takes no --temperature or top_k",
+                         hint="leave them out, or --reasoning off")
+    if request.tools or forced_tool:
+        raise UsageError(f"--reasoning cannot go with {'tools' if request.tools else '--schema'} on Anthropic yet",
+                         hint="--reasoning off for this question")
