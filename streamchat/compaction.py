@@ -11,6 +11,7 @@ The selection (`split_point`, `clip`, the budgets) is pure; `compact` runs the s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -140,8 +141,6 @@ def compact(session: ChatSession, prompt: str = "", *, everything: bool = False,
     say so in one line; None when there was nothing to do or the model could not summarize
     (said too: the turns are then sent whole). A Ctrl-C while it runs is KeyboardInterrupt.
     `window` overrides the model's (the provider refused a request the estimate said would fit)."""
-    import contextlib
-
     from streamchat.providers.base import ChatRequest
     from streamchat.session import run_turn
     from streamchat.sinks import NullSink
