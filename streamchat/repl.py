@@ -96,7 +96,7 @@ class Repl:
             "/name": Command(self.cmd_name, "[NAME]", "show or set this conversation's name (-S NAME resumes it)"),
             "/role": Command(self.cmd_role, "[NAME [k=v…]]", "show or switch the role; k=v fills its template"),
             "/schema": Command(self.cmd_schema, "[SCHEMA|off]", "answer as JSON matching SCHEMA ('city, pop int')"),
-            "/set": Command(self.cmd_set, "[NAME [VALUE]]", "set temperature, max_tokens or a -o option; no VALUE unsets"),
+            "/set": Command(self.cmd_set, "[NAME [VALUE]]", "set temperature, max_tokens or -o NAME; no VALUE unsets"),
             "/reasoning": Command(self.cmd_reasoning, "[off|low|medium|high]", "show or set the reasoning effort"),
             "/edit": Command(self.cmd_edit, "[last]", "compose in $EDITOR; last: edit and resend the last question"),
             "/shell": Command(self.cmd_shell, "TEXT", "turn a request into a shell command, run only if you choose"),
