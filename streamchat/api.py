@@ -235,7 +235,8 @@ class _Answer:
     def usage(self) -> Usage:
         """Tokens in and out as the provider reported them (out: counted chunks when it did not)."""
         stats = self._result().stats
-        return Usage(input_tokens=stats.input_tokens, output_tokens=stats.tokens, cached_tokens=stats.cached_tokens)
+        return Usage(input_tokens=stats.input_tokens, output_tokens=stats.tokens, cached_tokens=stats.cached_tokens,
+                     cache_write_tokens=stats.cache_write_tokens)
 
     @property
     def cost_usd(self) -> float | None:

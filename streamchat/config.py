@@ -197,6 +197,7 @@ class Settings:
     mcp: dict[str, McpServerConfig] = field(default_factory=dict)  # [mcp.NAME] tool servers
     approve: tuple[str, ...] = ()  # tools that run without asking ("server:tool", "server" or "all")
     tool_steps: int = 10  # tool-call rounds in one turn before it is stopped
+    cache: bool = True  # mark prompt-cache breakpoints (Anthropic); `cache = false` or --no-cache: never
 
     def model_spec(self, flag: str | None) -> str:
         return flag or os.environ.get("STREAMCHAT_MODEL") or self.default_model or DEFAULT_MODEL
@@ -258,7 +259,7 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "default_model": str, "system": str, "temperature": (int, float), "max_tokens": int,
     "timeout": (int, float), "retries": int, "retry_max_wait": (int, float), "log": bool,
     "markdown": bool, "max_input_bytes": int, "vi_mode": bool, "approve": list, "tool_steps": int,
-    "code_theme": str,
+    "code_theme": str, "cache": bool,
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0, 2), "max_tokens": (1, math.inf), "timeout": (0.1, math.inf), "retries": (0, 20),

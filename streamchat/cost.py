@@ -22,7 +22,7 @@ def turn_cost(settings: Settings, provider: ProviderConfig, model: str, stats: S
     configured = settings.prices.get(f"{provider.name}:{model}") or settings.prices.get(model)
     if configured is not None:
         return (inputs * configured.get("input", 0.0) + outputs * configured.get("output", 0.0)) / 1_000_000
-    price = _lookup(provider, model, inputs, outputs, stats.cached_tokens)
+    price = _lookup(provider, model, inputs, outputs, stats.cached_tokens, stats.cache_write_tokens)
     return None if price is None else float(price.total_price)
 
 
@@ -56,9 +56,12 @@ def context_window(settings: Settings, provider: ProviderConfig, model: str) -> 
     return window if isinstance(window, int) else None
 
 
-def _lookup(provider: ProviderConfig, model: str, inputs: int, outputs: int, cached: int | None) -> Any:
+def _lookup(provider: ProviderConfig, model: str, inputs: int, outputs: int, cached: int | None,
+            written: int | None = None) -> Any:
     """The database's price calculation for `model` (its `model` carries the context window), or
-    None: an unknown model, or a self-hosted / third-party server whose prices are not the vendor's."""
+    None: an unknown model, or a self-hosted / third-party server whose prices are not the vendor's.
+    `inputs` counts all input; of it, `cached` tokens were read from the prompt cache and `written`
+    written to it, each at the model's own rate (Anthropic: a tenth and 1.25× of input)."""
     if provider.name not in PRICE_PROVIDERS and provider.base_url is not None:
         return None
     provider_id = provider.name if provider.name in PRICE_PROVIDERS else None
@@ -67,8 +70,8 @@ def _lookup(provider: ProviderConfig, model: str, inputs: int, outputs: int, cac
     try:
         from genai_prices import Usage, calc_price
 
-        return calc_price(Usage(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=cached), model_ref=model,
-                          provider_id=provider_id)
+        return calc_price(Usage(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=cached,
+                                cache_write_tokens=written), model_ref=model, provider_id=provider_id)
     except (LookupError, ValueError, ImportError):
         if len(_UNKNOWN) < UNKNOWN_CAP:  # serve resolves any name a client sends: the memo must not grow forever
             _UNKNOWN.add((provider_id, model))

@@ -105,6 +105,7 @@ class Usage:
     input_tokens: int | None = None  # all input, cached included
     output_tokens: int | None = None
     cached_tokens: int | None = None  # of the input, read from the provider's prompt cache
+    cache_write_tokens: int | None = None  # of the input, written to it (Anthropic; priced above input)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,8 @@ class Stats:
     tokens: int = 0
     input_tokens: int | None = None
     cost_usd: float | None = None  # None: unknown model or price
-    cached_tokens: int | None = None
+    cached_tokens: int | None = None  # of input_tokens, read from the prompt cache
+    cache_write_tokens: int | None = None  # of input_tokens, written to it
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -171,7 +173,17 @@ class Stats:
             "input_tokens": self.input_tokens,
             "tokens_per_s": None if tps is None else round(tps, 1),
             "cost_usd": self.cost_usd,
+            "cache_read_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
         }
+
+    def cache_summary(self) -> str:
+        """` · cache 1.2k read, 300 written`, or "" when the provider reported no cache use."""
+        from streamchat.cost import short
+
+        parts = [f"{short(n)} {what}" for n, what in ((self.cached_tokens, "read"), (self.cache_write_tokens, "written"))
+                 if n]
+        return f" · cache {', '.join(parts)}" if parts else ""
 
     def summary(self) -> str:
         tps = self.tokens_per_s
@@ -179,7 +191,8 @@ class Stats:
         rate = "-" if tps is None else f"{tps:.1f} tok/s"
         from streamchat.cost import money
 
-        return f"TTFT {ttft} · {self.tokens} tokens · {rate} · total {self.total_ms / 1000:.2f} s · cost {money(self.cost_usd)}"
+        return (f"TTFT {ttft} · {self.tokens} tokens · {rate} · total {self.total_ms / 1000:.2f} s"
+                f"{self.cache_summary()} · cost {money(self.cost_usd)}")
 
 
 CUT_OFF = ("length", "max_tokens")  # OpenAI's and Anthropic's words for "stopped at the token limit"

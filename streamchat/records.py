@@ -23,7 +23,8 @@ def event_dict(event: Event) -> dict[str, object]:
     if isinstance(event, ReasoningDelta):
         return {"type": "reasoning", "text": event.text}
     if isinstance(event, Usage):
-        return {"type": "usage", "input_tokens": event.input_tokens, "output_tokens": event.output_tokens}
+        return {"type": "usage", "input_tokens": event.input_tokens, "output_tokens": event.output_tokens,
+                "cache_read_tokens": event.cached_tokens, "cache_write_tokens": event.cache_write_tokens}
     if isinstance(event, Done):
         return {"type": "done", "finish_reason": event.finish_reason}
     if isinstance(event, ToolCallStart):

@@ -50,6 +50,7 @@ class Overrides:
     tools: tuple[ToolSpec, ...] = ()  # a client's own tools (serve): passed through, never run here
     tool_choice: ToolChoice | None = None
     schema: ResponseSchema | None = None  # the answer is JSON matching it (--schema, a role, response_format)
+    cache: bool | None = None  # mark prompt-cache breakpoints (--no-cache: False)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class TurnOptions:
     max_tokens: int | None
     timeout: float
     retry: RetryPolicy
+    cache: bool = True
 
 
 def pick(given: T | None, configured: T) -> T:
@@ -76,6 +78,7 @@ def merge(settings: Settings, overrides: Overrides) -> TurnOptions:
         max_tokens=pick(overrides.max_tokens, settings.max_tokens),
         timeout=pick(overrides.timeout, settings.timeout),
         retry=RetryPolicy(retries=settings.retries, max_wait=settings.retry_max_wait) if overrides.retry else NO_RETRY,
+        cache=pick(overrides.cache, settings.cache),
     )
 
 
@@ -253,7 +256,7 @@ class ChatSession:
                            max_tokens=self.options.max_tokens, timeout=self.options.timeout,
                            params=self.params(), tools=tools,
                            tool_choice=self.overrides.tool_choice if tools else None, schema=self.overrides.schema,
-                           reasoning=self.overrides.reasoning)
+                           reasoning=self.overrides.reasoning, cache=self.options.cache)
 
     def params(self) -> tuple[tuple[str, Any], ...]:
         """The provider options of the next request, typed and checked against the provider's table:

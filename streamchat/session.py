@@ -90,7 +90,9 @@ class _Tally:
         self.ttft_ms: float | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
-        self.cached_tokens: int | None = None
+        self.cached_tokens: int | None = None  # prompt cache reads and writes, of this step's input
+        self.cache_write_tokens: int | None = None
+        self.spent_cache: tuple[int | None, int | None] = (None, None)  # of finished steps: summed, as input is
         self.finish_reason: str | None = None
 
     @property
@@ -105,7 +107,8 @@ class _Tally:
         self.spent_in += self.input_tokens or 0
         self.spent_out += self.output_tokens if self.output_tokens is not None else self.deltas
         self.text, self.calls, self.deltas = [], [], 0
-        self.input_tokens = self.output_tokens = None
+        self.spent_cache = self._cache_totals()
+        self.input_tokens = self.output_tokens = self.cached_tokens = self.cache_write_tokens = None
         self.finish_reason = None
         return replace(request, messages=request.messages + tuple(step))
 
@@ -124,22 +127,35 @@ class _Tally:
                 self.input_tokens = event.input_tokens
             if event.cached_tokens is not None:
                 self.cached_tokens = event.cached_tokens
+            if event.cache_write_tokens is not None:
+                self.cache_write_tokens = event.cache_write_tokens
         elif isinstance(event, Done):
             self.finish_reason = event.finish_reason
         elif isinstance(event, ToolCall):
             self.calls.append(event)
 
+    def _cache_totals(self) -> tuple[int | None, int | None]:
+        """Cache reads and writes of the turn so far (None: no step reported any)."""
+        read, written = self.spent_cache
+        return _plus(read, self.cached_tokens), _plus(written, self.cache_write_tokens)
+
     def result(self, outcome: Outcome, error: StreamchatError | None,
                price: Callable[[Stats], float | None] | None = None) -> TurnResult:
         out = self.output_tokens if self.output_tokens is not None else self.deltas
         spent_in = (self.input_tokens or 0) + self.spent_in
+        read, written = self._cache_totals()
         stats = Stats(ttft_ms=self.ttft_ms, total_ms=(time.perf_counter() - self.started) * 1000,
                       tokens=out + self.spent_out, input_tokens=spent_in if self.input_tokens is not None or self.steps else None,
-                      cached_tokens=self.cached_tokens)
+                      cached_tokens=read, cache_write_tokens=written)
         if price is not None:
             stats = replace(stats, cost_usd=price(stats))
         return TurnResult("".join(self.text), "".join(self.reasoning), self.finish_reason, stats, outcome, error,
                           tuple(self.steps), tuple(self.calls))
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    """A sum of counts a provider may not report: None when neither was."""
+    return None if a is None and b is None else (a or 0) + (b or 0)
 
 
 def run_turn(

@@ -17,10 +17,16 @@ content or as the tool's arguments / input_json_delta, as each API does. A marke
   [schema:no-response-format]  a request with `response_format` (Anthropic: `output_config`) is
                              refused (HTTP 400 naming it), as by a server or model without structured
                              output; forced tools work
+
+Prompt caching: an Anthropic request whose blocks carry `cache_control` is counted as the API
+counts it (`cache_usage`): its usage reports cache writes, and reads of a prefix an earlier
+request cached (reset() forgets them); more than 4 marks is a 400. `Script.cached` makes an
+OpenAI answer report cached input tokens.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import select
 import socket
@@ -61,6 +67,7 @@ class Script:
     hold: threading.Event | None = None  # after the last event, wait for it (≤ 30 s) before ending the body
     context_limit: int | None = None  # refuse a prompt over this many tokens (4 characters each) with the API's
     # own context-length error; the usage then reports the prompt's count as its input tokens
+    cached: int = 0  # OpenAI: of the input, tokens its automatic prompt cache read (prompt_tokens_details)
 
 
 @dataclass
@@ -80,6 +87,7 @@ class FakeLLMServer:
         self.attempts: dict[str, int] = {}
         self.connections = 0  # accepted since the last reset
         self.ended = 0  # connections closed since the last reset, by either side
+        self.prompt_cache: dict[str, int] = {}  # Anthropic: prefixes cached (by hash) → their tokens
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"owner": self})
         self.httpd = _Server(("127.0.0.1", 0), handler)
@@ -112,6 +120,7 @@ class FakeLLMServer:
             self.completed = 0
             self.connections = 0
             self.ended = 0
+            self.prompt_cache.clear()
 
     def script(self, model: str, script: Script | None = None, **kwargs: Any) -> Script:
         script = script or Script(**kwargs)
@@ -161,16 +170,18 @@ def _after_tools(script: Script, results: list[str]) -> Script:
                   first_delay=script.first_delay)
 
 
+def _text_chars(content: Any) -> int:
+    """The characters of text in a message's content (a string or blocks)."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(_text_chars(b.get("text") or b.get("content") or "") for b in content if isinstance(b, dict))
+    return 0
+
+
 def prompt_tokens(body: dict[str, Any]) -> int:
     """A request's prompt size as the fake server counts it: its text, 4 characters a token."""
-    def text(content: Any) -> int:
-        if isinstance(content, str):
-            return len(content)
-        if isinstance(content, list):
-            return sum(text(b.get("text") or b.get("content") or "") for b in content if isinstance(b, dict))
-        return 0
-
-    return (text(body.get("system")) + sum(text(m.get("content")) for m in body.get("messages") or [])) // 4
+    return (_text_chars(body.get("system")) + sum(_text_chars(m.get("content")) for m in body.get("messages") or [])) // 4
 
 
 def _overflow(flavor: str, tokens: int, limit: int) -> tuple[str | None, str]:
@@ -256,6 +267,53 @@ def _schema_script(owner: FakeLLMServer, body: dict[str, Any], asked: tuple[str,
     return Script(chunks=[text[i : i + 4] for i in range(0, len(text), 4)])
 
 
+CACHE_MINIMUM = 1024  # tokens (estimated as characters / 4): the least prefix Sonnet and Opus cache
+CACHE_LOOKBACK = 20  # blocks before a mark where the API still finds an earlier cached prefix
+
+
+def cache_usage(owner: FakeLLMServer, body: dict[str, Any]) -> tuple[int, int, int] | None:
+    """(input, cache writes, cache reads) as Anthropic counts them for a request that marks blocks
+    with cache_control; None when it marks none. As the API does: the prefix up to each mark is
+    cached when long enough; a request reads the longest cached prefix ending at one of its marks
+    or up to 20 blocks before one, and writes the rest up to its last long-enough mark."""
+    blocks: list[tuple[str, bool, int]] = []  # (the block as cached: without its mark, whether marked, characters)
+
+    def add(where: str, block: dict[str, Any]) -> None:
+        plain = {k: v for k, v in block.items() if k != "cache_control"}
+        text = json.dumps(plain, sort_keys=True)
+        size = len(text) if where == "tool" else _text_chars([plain])  # counted as prompt_tokens counts
+        blocks.append((where + text, "cache_control" in block, size))
+
+    for tool in body.get("tools") or []:
+        add("tool", tool)
+    system = body.get("system")
+    for block in [{"type": "text", "text": system}] if isinstance(system, str) else system or []:
+        add("system", block)
+    for m in body.get("messages") or []:
+        content = m.get("content")
+        for block in [{"type": "text", "text": content}] if isinstance(content, str) else content or []:
+            add(m.get("role", ""), block)
+    marks = [i for i, (_, marked, _) in enumerate(blocks) if marked]
+    if not marks:
+        return None
+    keys, ends, digest, size = [], [], hashlib.sha256(), 0
+    for text, _, chars in blocks:
+        digest.update(text.encode())
+        size += chars
+        keys.append(digest.hexdigest())
+        ends.append(size // 4)
+    read = 0
+    for mark in marks:
+        hit = next((j for j in range(mark, max(-1, mark - CACHE_LOOKBACK), -1) if keys[j] in owner.prompt_cache), None)
+        if hit is not None:
+            read = max(read, ends[hit])
+    cacheable = [m for m in marks if ends[m] >= CACHE_MINIMUM]
+    with owner._lock:
+        owner.prompt_cache.update({keys[m]: ends[m] for m in cacheable})
+    written = max(0, max((ends[m] for m in cacheable), default=0) - read)
+    return ends[-1] - read - written, written, read
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # the default backlog of 5 drops SYNs under load tests
 
@@ -263,6 +321,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     owner: FakeLLMServer
     protocol_version = "HTTP/1.1"
+    cache_usage: tuple[int, int, int] | None = None  # this request's, when it marks cache breakpoints
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -380,6 +439,12 @@ class _Handler(BaseHTTPRequestHandler):
                     self._error(flavor, 400, etype, message, {})
                     return
                 script = replace(script, usage=(tokens, script.usage[1] if script.usage else 0))
+            marks = json.dumps(body).count('"cache_control"') if flavor == "anthropic" else 0
+            if marks > 4:  # as the real API refuses
+                self._error(flavor, 400, "invalid_request_error",
+                            f"A maximum of 4 blocks with cache_control may be provided. Found {marks}.", {})
+                return
+            self.cache_usage = cache_usage(owner, body) if marks else None
             if script.first_delay:
                 self._wait(script.first_delay)
             with owner._lock:
@@ -474,6 +539,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": created, "model": model,
                        "choices": [], "usage": {"prompt_tokens": script.usage[0], "completion_tokens": out,
                                                  "total_tokens": script.usage[0] + out}}
+            if script.cached:
+                payload["usage"]["prompt_tokens_details"] = {"cached_tokens": script.cached}
             send(b"data: " + json.dumps(payload).encode() + b"\n\n")
         send(b"data: [DONE]\n\n")
         self._end_body(script)
@@ -487,9 +554,13 @@ class _Handler(BaseHTTPRequestHandler):
             send(f"event: {name}\ndata: ".encode() + json.dumps(data, ensure_ascii=False).encode() + b"\n\n")
 
         usage_in = script.usage[0] if script.usage else 0
+        usage: dict[str, Any] = {"input_tokens": usage_in, "output_tokens": 1}
+        if self.cache_usage is not None:  # the request marked cache breakpoints: count as the API would
+            usage_in, written, read = self.cache_usage
+            usage.update(input_tokens=usage_in, cache_creation_input_tokens=written, cache_read_input_tokens=read)
         event("message_start", {"type": "message_start", "message": {
             "id": "msg_test", "type": "message", "role": "assistant", "content": [], "model": model,
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": usage_in, "output_tokens": 1}}})
+            "stop_reason": None, "stop_sequence": None, "usage": usage}})
         index = 0
         if script.reasoning:
             event("content_block_start", {"type": "content_block_start", "index": 0,

@@ -434,7 +434,8 @@ def test_redirect_policy():
 def test_images_and_pdfs_in_each_providers_shape(run, server, tmp_path, provider):
     (tmp_path / "shot.dat").write_bytes(png_bytes())  # the type comes from the bytes, not the name
     (tmp_path / "report.pdf").write_bytes(pdf_bytes())
-    r = run("-m", f"{provider}:echo", "-a", str(tmp_path / "shot.dat"), "-a", str(tmp_path / "report.pdf"), "look")
+    r = run("-m", f"{provider}:echo", "-a", str(tmp_path / "shot.dat"), "-a", str(tmp_path / "report.pdf"), "look",
+            "--no-cache")  # the blocks as they are, without a prompt-cache mark (test_prompt_cache.py)
     assert r.code == 0, r.stderr
     assert "attached: shot.dat (image/png" in r.stderr
     png64, pdf64 = base64.b64encode(png_bytes()).decode(), base64.b64encode(pdf_bytes()).decode()

@@ -82,6 +82,8 @@ def chat(
     raw: Annotated[bool, typer.Option(
         "--raw", help="Piped output: the answer's bytes exactly (no newline added at the end).")] = False,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed requests.")] = False,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="Send no prompt-cache breakpoints (Anthropic; config: cache = false).")] = False,
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent conversation.")] = False,
     cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", autocompletion=_complete_ids,
                                                help="Continue the conversation with this id.")] = None,
@@ -154,7 +156,8 @@ def chat(
         overrides = Overrides(model=g.model, system=system, temperature=temperature, max_tokens=max_tokens,
                               timeout=g.timeout, retry=not no_retry, schema=_schema(schema, schema_multi, chosen),
                               params=tuple(split_assignment(argv_text(item, "-o")) for item in option or []),
-                              reasoning=reasoning.value if reasoning is not None else None)
+                              reasoning=reasoning.value if reasoning is not None else None,
+                              cache=False if no_cache else None)
         if chosen is not None:
             overrides = roles.under_flags(chosen, overrides)
         if overrides.schema is not None and (extract or extract_all or shell):

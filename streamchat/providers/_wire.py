@@ -219,6 +219,7 @@ class AnthropicParser:
         self.done = False
         self.input_tokens: int | None = None
         self.cached: int | None = None
+        self.written: int | None = None
         self.finish: str | None = None
         self.calls = _Calls(answer_tool)
 
@@ -250,13 +251,13 @@ class AnthropicParser:
         elif name == "message_start":
             usage = loads(data).get("message", {}).get("usage") or {}
             self.cached = usage.get("cache_read_input_tokens")
+            self.written = usage.get("cache_creation_input_tokens")
             if usage.get("input_tokens") is not None:  # Anthropic counts cache reads and writes apart
-                self.input_tokens = (usage["input_tokens"] + (self.cached or 0)
-                                     + (usage.get("cache_creation_input_tokens") or 0))
+                self.input_tokens = usage["input_tokens"] + (self.cached or 0) + (self.written or 0)
         elif name == "message_delta":
             event = loads(data)
             self.finish = (event.get("delta") or {}).get("stop_reason") or self.finish
-            return [Usage(self.input_tokens, (event.get("usage") or {}).get("output_tokens"), self.cached)]
+            return [Usage(self.input_tokens, (event.get("usage") or {}).get("output_tokens"), self.cached, self.written)]
         elif name == "message_stop":
             self.done = True
             return [Done(self.calls.finish(self.finish))]

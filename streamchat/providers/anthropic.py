@@ -6,6 +6,7 @@ from typing import Any
 
 from streamchat.config import ProviderConfig
 from streamchat.errors import UsageError
+from streamchat.providers import prompt_cache
 from streamchat.providers._content import MB, anthropic_messages, anthropic_tools, check_sizes
 from streamchat.providers._schema import anthropic_native, anthropic_tool
 from streamchat.providers._sdk import SdkProvider, error_body
@@ -96,7 +97,7 @@ class AnthropicProvider(SdkProvider):
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         kwargs.update(to_wire(OPTIONS, tuple(params.items())))
-        return kwargs
+        return prompt_cache.mark(kwargs, request.model) if request.cache else kwargs
 
 
 def _check_thinking(request: ChatRequest, *, forced_tool: bool) -> None:

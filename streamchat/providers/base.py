@@ -27,6 +27,7 @@ class ChatRequest:
     tool_choice: ToolChoice | None = None
     schema: ResponseSchema | None = None  # answer as JSON matching it (#30); each adapter asks its own way
     reasoning: str | None = None  # off | low | medium | high (--reasoning): each adapter's own terms
+    cache: bool = True  # mark cache breakpoints where the API wants them (Anthropic); --no-cache: False
 
 
 class Provider(Protocol):
