@@ -204,3 +204,22 @@ def test_openai_cached_input_is_shown_and_priced_as_cached(run, server):
     assert b"cache_control" not in server.requests[-1].raw
     r = run("-m", "openai:gpt-4o-mini", "--stats", "q")
     assert " · cache 800 read · cost $0.0004" in r.stderr
+
+
+def test_a_tool_loop_sums_each_steps_cache_reads_and_writes(run, server, home, tmp_path):
+    import sys
+
+    from test_tools import MCP_SERVER, TWO_CALLS, env_with
+
+    (tmp_path / "a.py").write_text("import httpx\n")
+    env = env_with(home, server, f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{tmp_path}"]\n')
+    server.script(MODEL, Script(chunks=["Looking."], tool_calls=TWO_CALLS))
+    system = "You answer questions about this project. " * 150  # ~1,500 tokens: cached from the first step
+    r = run("-m", f"anthropic:{MODEL}", "-s", system, "--tools", "files", "--approve", "all", "--json", "q", env=env)
+    assert r.code == 0, r.stderr
+    events = [json.loads(line) for line in r.out.splitlines()]
+    steps = [e for e in events if e["type"] == "usage"]
+    assert len(steps) == 2 and steps[0]["cache_read_tokens"] == 0 and steps[1]["cache_read_tokens"] > 1024
+    stats = events[-1]["stats"]
+    assert stats["cache_read_tokens"] == sum(s["cache_read_tokens"] for s in steps)
+    assert stats["cache_write_tokens"] == sum(s["cache_write_tokens"] for s in steps) > steps[-1]["cache_write_tokens"]
