@@ -372,23 +372,7 @@ def _duration(ms: float) -> str:
 
 def terminal_ask(ui: UI) -> Callable[[str], str]:
     """Ask on stderr, read the answer from stdin (a terminal; stdout may be a file)."""
-
-    def ask(prompt: str) -> str:
-        from streamchat.typeahead import released
-
-        ui.prompt(prompt)
-        stdin = ui.env.stdin
-        try:
-            with released():  # the REPL holds keys during a turn: echo and line editing back for the answer
-                line = stdin.readline() if stdin is not None else ""
-        except KeyboardInterrupt:
-            ui.write("\n")  # the terminal echoed ^C on the prompt's line: what follows starts below it
-            raise
-        if not line:
-            raise EOFError
-        return str(line)
-
-    return ask
+    return ui.ask
 
 
 def build_toolbox(settings: Settings, selection: list[str], approve: list[str], ui: UI, *,

@@ -95,10 +95,13 @@ class UI:
 
     def ask(self, text: str) -> str:
         """`prompt(text)`, then the line typed on stdin (a terminal); EOFError at the end of input."""
+        from streamchat.typeahead import released
+
         self.prompt(text)
         stdin = self.env.stdin
         try:
-            line = stdin.readline() if stdin is not None else ""
+            with released():  # the REPL holds keys during a turn: echo and line editing back for the answer
+                line = stdin.readline() if stdin is not None else ""
         except KeyboardInterrupt:
             self.write("\n")  # the terminal echoed ^C on the prompt's line: what follows starts below it
             raise
