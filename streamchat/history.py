@@ -75,11 +75,13 @@ class History:
 
     def export(self, cid: str, fmt: str) -> None:
         if fmt == "json":
-            self.env.stdout.write(json.dumps(self.log.export(cid), ensure_ascii=False, indent=2) + "\n")
+            text = json.dumps(self.log.export(cid), ensure_ascii=False, indent=2) + "\n"
         elif fmt == "md":
-            self.env.stdout.write(self.markdown(cid))
+            text = self.markdown(cid)
         else:
             raise UsageError(f"unknown format '{fmt}'", hint="use --format md or --format json")
+        # Stored model text may hold escape sequences: a terminal gets them shown, a file the exact bytes.
+        self.env.stdout.write(sanitize(text) if self.env.stdout_isatty else text)
 
     def remove(self, cids: list[str]) -> None:
         for cid in cids:

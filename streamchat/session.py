@@ -16,7 +16,7 @@ from typing import Protocol
 
 from streamchat import cancel as cancellation
 from streamchat.cancel import CancelToken
-from streamchat.errors import ContextOverflowError, OutputClosed, StreamchatError, ToolStepLimitError
+from streamchat.errors import ContextOverflowError, OutputClosed, StreamchatError, ToolStepLimitError, redact
 from streamchat.events import (
     Done,
     Event,
@@ -251,7 +251,7 @@ def _stream_step(provider: Provider, request: ChatRequest, sink: Sink, tally: _T
                     continue
             delay, why = _retry_or_raise(provider, request, tally, retry, attempt, waited, exc)
             attempt += 1
-            notice(f"{why} — retrying in {delay:.1f} s ({attempt}/{retry.retries})")
+            notice(redact(f"{why} — retrying in {delay:.1f} s ({attempt}/{retry.retries})"))  # why may quote a base_url's user:pass
             if cancel is not None and cancel.wait(delay):
                 raise _Cancelled from None
             if cancel is None:

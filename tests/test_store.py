@@ -237,3 +237,34 @@ def test_empty_history_and_a_search_without_matches_say_so_on_stderr(run, server
     for blank in ("", "  "):  # matched nothing and said "no logged message matches ''"
         empty_search = run("history", "search", blank)
         assert empty_search.code == 2 and "needs words to find" in empty_search.stderr
+
+
+@pytest.mark.parametrize("fmt", ["md", "json"])
+def test_history_export_to_a_terminal_shows_escape_sequences_escaped(run, home, server, fmt):
+    """#35.25: an answer holding a title change and a bidi override is stored as sent; exported to a
+    terminal it must not reach the terminal raw (a file still gets the exact bytes)."""
+    import pexpect
+
+    server.script("esc", Script(chunks=["title \x1b]0;PWNED\x07 and \u202eevil"]))
+    assert run("-m", "openai:esc", "q").code == 0
+    exported = run("history", "export", "--format", fmt, "1")
+    assert exported.code == 0 and ("\x1b]0;PWNED" in exported.out or "\\u001b]0;PWNED" in exported.out)
+    child = pexpect.spawn(STREAMCHAT, ["history", "export", "--format", fmt, "1"], env=base_env(home, server),
+                          encoding="utf-8", timeout=30)
+    child.expect(pexpect.EOF)
+    shown = child.before
+    assert "PWNED" in shown and "\x1b]0;" not in shown and "\u202e" not in shown and "\x07" not in shown, repr(shown)
+
+
+def test_a_retry_notice_masks_credentials_in_the_base_url(home):
+    """#35.23: a connection refused at a base_url with user:pass is retried with a notice that must
+    not show the password."""
+    cfg = home / "cred.toml"
+    cfg.write_text('[providers.compat]\ntype = "openai"\nbase_url = "http://bob:s3cretpass@127.0.0.1:1/v1"\n'
+                   'api_key = "sk-test-nothing"\n')
+    env = base_env(home, STREAMCHAT_CONFIG=str(cfg))
+    for args in ((), ("--debug",)):
+        proc = subprocess.run([STREAMCHAT, *args, "-m", "compat:x", "q"], env=env, capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        err = proc.stderr.decode()
+        assert proc.returncode != 0 and "retrying" in err and "s3cretpass" not in err, err
