@@ -90,7 +90,9 @@ def test_sse_error_event_mid_stream(serve, server):
 
 
 def test_openai_sdk_as_client_streaming_and_not(serve, server):
-    import openai
+    from streamchat.providers._sdk import import_sdk
+
+    openai = import_sdk("openai")
 
     server.script("m1", Script(chunks=TEXT))
     client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="unused", max_retries=0)
@@ -110,7 +112,9 @@ def test_openai_sdk_as_client_streaming_and_not(serve, server):
 
 
 def test_openai_sdk_sees_upstream_errors(serve, server):
-    import openai
+    from streamchat.providers._sdk import import_sdk
+
+    openai = import_sdk("openai")
 
     server.script("limited", Script(status=429))
     client = openai.OpenAI(base_url=f"{serve.url}/v1", api_key="unused", max_retries=0)
@@ -435,7 +439,9 @@ GATEWAY_TOOLS = [
 def test_openai_client_tools_pass_through_the_gateway(serve, server, upstream):
     """A client's tools reach the upstream in its own format; calls stream back as OpenAI
     `tool_calls` deltas (translated from Anthropic's tool_use blocks); results go back as `tool` messages."""
-    import openai
+    from streamchat.providers._sdk import import_sdk
+
+    openai = import_sdk("openai")
 
     calls = [("call_1", "search_files", {"pattern": "*.py"}), ("call_2", "read_file", {"path": "a.py"})]
     server.script("tooly", Script(chunks=["Checking."], tool_calls=calls, tool_split=3))

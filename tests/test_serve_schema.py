@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 
-import openai
 import pytest
 from pydantic import BaseModel
 from servehelp import ServeProcess
 
+from streamchat.providers._sdk import import_sdk
 from streamchat.schema_request import ResponseSchema
 from streamchat.serve.parse import JSON_OBJECT, parse_call
 from streamchat.serve.policy import Refused
+
+# The SDK as streamchat imports it (its httpx path): a plain `import openai` at collection loads its aiohttp
+# transport for the whole worker, and test_chat_service's in-process asyncio turns then run on aiohttp.
+openai = import_sdk("openai")
 
 ASK = [{"role": "user", "content": "an order"}]
 ORDER = {"type": "object", "properties": {"item": {"type": "string"}, "qty": {"type": "integer"}},
