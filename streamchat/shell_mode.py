@@ -27,7 +27,7 @@ from streamchat.render.code_blocks import code_blocks
 from streamchat.render.sanitize import sanitize
 from streamchat.service import ChatSession
 from streamchat.sinks import NullSink, progress_sink
-from streamchat.ui import UI
+from streamchat.ui import UI, exact_choice
 
 CHOICES = {"e": "execute", "r": "revise", "d": "describe", "c": "copy", "a": "abort"}
 MENU = "[e]xecute / [r]evise / [d]escribe / [c]opy / [a]bort (default a): "
@@ -37,10 +37,7 @@ AGAIN = "type e, r, d, c or a (or the whole word); Enter aborts"
 def parse_choice(reply: str) -> str | None:
     """The menu choice a reply names: one key or the whole word (any case), Enter for abort; None for
     anything else. Only an exact answer acts: "explain it please" must not execute, nor "can you…" copy."""
-    word = reply.strip().lower()
-    if not word:
-        return "abort"
-    return next((name for key, name in CHOICES.items() if word in (key, name)), None)
+    return exact_choice(reply, CHOICES, "abort")
 
 
 def _choose(ui: UI) -> str:

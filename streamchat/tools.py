@@ -22,11 +22,10 @@ from streamchat.errors import ConfigError, StreamchatError, ToolError, UsageErro
 from streamchat.events import TOOL_NAME_CHARS, ToolCall, ToolResult, ToolSpec
 from streamchat.mcp_client import McpHub
 from streamchat.render.sanitize import sanitize
-from streamchat.ui import UI, byte_size
+from streamchat.ui import UI, byte_size, exact_choice
 
 MENU = "run it? [y]es / [n]o / [a]lways for this tool / [e]dit arguments{} (default n): "
-CHOICES = {"y": "y", "yes": "y", "n": "n", "no": "n", "": "n", "a": "a", "always": "a", "e": "e", "edit": "e",
-           "v": "v", "view": "v"}
+CHOICES = {"y": "yes", "n": "no", "a": "always", "e": "edit", "v": "view"}
 PREVIEW = 12  # argument lines shown at the prompt before "N more lines — [v]iew"
 REFUSED = "The user did not allow this call. Answer without it, or ask the user."
 
@@ -112,23 +111,23 @@ class Approval:
         more = self._arguments(tool, call)
         while True:
             try:
-                answer = CHOICES.get(self.ask(MENU.format(" / [v]iew all" if more else "")).strip().lower(), "?")
+                answer = exact_choice(self.ask(MENU.format(" / [v]iew all" if more else "")), CHOICES, "no")
             except EOFError:
-                answer = "n"
-            if answer == "?" or answer == "v" and not more:  # "yes, but…", "explain": only the exact choice acts
+                answer = "no"
+            if answer is None or answer == "view" and not more:  # "yes, but…", "explain": only the exact choice acts
                 say(self.ui, "  answer y, n, a, e" + (" or v" if more else "") + " (or the word)")
                 continue
-            if answer == "v":
+            if answer == "view":
                 for line in more:
                     say(self.ui, line)
                 more = []
                 continue
-            if answer == "y":
+            if answer == "yes":
                 return call
-            if answer == "a":
+            if answer == "always":
                 self.allowed.append(tool.qualified)
                 return call
-            if answer == "e":
+            if answer == "edit":
                 call = self._edited(call)
                 say(self.ui, shown(tool, call))
                 more = self._arguments(tool, call)

@@ -49,6 +49,16 @@ def discard_typeahead(stream: IO[Any] | None) -> None:
         pass
 
 
+def exact_choice(reply: str, choices: dict[str, str], enter: str) -> str | None:
+    """The choice a reply to a menu names: one key or the whole word (any case), `enter` for an empty
+    reply, None for anything else. Only an exact answer acts: "explain it please" must not execute,
+    nor "yes, but…" approve (#28.2, #35.3)."""
+    word = reply.strip().lower()
+    if not word:
+        return enter
+    return next((name for key, name in choices.items() if word in (key, name)), None)
+
+
 class UI:
     def __init__(self, env: Environment) -> None:
         self.env = env
