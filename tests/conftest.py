@@ -40,7 +40,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: a stress test of many CLI runs (tens of seconds); -m 'not slow' skips it")
+    for marker in (
+        "slow: a stress test of many CLI runs (tens of seconds); -m 'not slow' skips it",
+        "e2e: starts the streamchat CLI or a server as a real process",
+        "browser: drives the page in headless Chromium",
+        "tmux: drives a real tmux session",
+        "local_model: loads the embedded SmolLM2 model",
+        "redis: starts a real redis-server",
+    ):
+        config.addinivalue_line("markers", marker)
 
 
 @pytest.fixture(scope="session")
