@@ -125,3 +125,53 @@ def run(home: Path, server: FakeLLMServer):
 
 
 PROVIDERS = ["openai", "anthropic", "compat"]
+
+
+def _redis_says(port: int, command: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(command)
+        return sock.recv(64)
+
+
+@pytest.fixture(scope="session")
+def _redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real redis-server (Debian's package, installed by .ci/run) on a free port, in a tmp dir, no persistence."""
+    import socket
+    import time
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
+                             "--appendonly", "no", "--daemonize", "no", "--logfile", str(folder / "redis.log")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if _redis_says(port, b"PING\r\n").startswith(b"+PONG"):
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"redis-server did not start: {(folder / 'redis.log').read_text(errors='replace')[-500:]}")
+        time.sleep(0.05)
+    yield port
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def redis_url(_redis_server: int) -> str:
+    """The suite's redis-server, emptied for this test."""
+    assert _redis_says(_redis_server, b"FLUSHALL\r\n").startswith(b"+OK")
+    return f"redis://127.0.0.1:{_redis_server}/0"

@@ -18,7 +18,7 @@ else:
 
 ROOT = PACKAGE.parent
 TESTS = Path(__file__).parent
-EXTRA_FILES = {"serve": ("serve/", "cli/_serve.py"), "local": ("providers/local.py",)}  # imported only with that extra
+EXTRA_FILES = {"serve": ("serve/", "cli/_serve.py", "access/redis_state.py"), "local": ("providers/local.py",)}  # imported only with that extra
 
 
 def _norm(name: str) -> str:

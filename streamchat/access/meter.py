@@ -1,0 +1,127 @@
+"""A serve process's side of access keys: recognising a key, admitting a request (reserve before)
+and recording what it cost (settle after), priced by `cost.turn_cost`, as the CLI prices a turn.
+
+The store is called on the event loop: an admission is one transaction (SQLite) or one script
+(Redis), a fraction of a millisecond, and a thread hop would cost as much as the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+
+from streamchat.access.limits import Verdict
+from streamchat.access.records import KeyRecord, SpendEntry, key_hash, to_nano
+from streamchat.access.state import AccessState, Ask
+from streamchat.config import ProviderConfig, Settings
+from streamchat.events import Stats, TurnResult
+
+RECHECK_S = 1.0  # a key's record is read again after this long: a revoked key stops within a second
+BUSY_WAIT_S = 60.0  # longest wait for requests in flight to settle before refusing
+DEFAULT_OUTPUT = 4096  # output tokens reserved for a request that sets no max_tokens
+CACHE_CAP = 4096
+
+
+class Denied(Exception):
+    """The store's verdict against a request (not OK), with the key's name and any wait."""
+
+    def __init__(self, verdict: Verdict, name: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(verdict.value)
+        self.verdict, self.name, self.retry_after = verdict, name, retry_after
+
+
+@dataclass(frozen=True)
+class Price:
+    """A request's estimate: tokens in and out, and what that costs (None: the model has no price)."""
+
+    provider: ProviderConfig
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost: int | None
+
+
+@dataclass
+class Ticket:
+    """An admitted request, until it is settled."""
+
+    hashed: str
+    ticket: str
+    name: str
+    price: Price
+    started: float
+    settled: bool = False
+
+
+class Meter:
+    def __init__(self, state: AccessState, settings: Settings) -> None:
+        self.state, self.settings = state, settings
+        self._seen: dict[str, tuple[float, KeyRecord | None]] = {}
+
+    def record(self, key: str) -> KeyRecord | None:
+        """The key's record (None: unknown, revoked or expired), read from the store at most once a second."""
+        hashed, now = key_hash(key), time.monotonic()
+        seen = self._seen.get(hashed)
+        if seen is None or now - seen[0] > RECHECK_S:
+            if len(self._seen) >= CACHE_CAP:
+                self._seen.clear()
+            found = self.state.find(hashed)
+            if found is not None and (found.revoked is not None or found.expires is not None and found.expires <= time.time()):
+                found = None
+            seen = self._seen[hashed] = (now, found)
+        return seen[1]
+
+    def price(self, provider: ProviderConfig, model: str, inputs: int, max_tokens: int | None) -> Price:
+        """The most a request should cost: its estimated input and max_tokens (or the config's, or
+        DEFAULT_OUTPUT) of output."""
+        from streamchat.cost import turn_cost
+
+        outputs = max_tokens or self.settings.max_tokens or DEFAULT_OUTPUT
+        cost = turn_cost(self.settings, provider, model, Stats(input_tokens=inputs, tokens=outputs))
+        return Price(provider, model, inputs, outputs, None if cost is None else to_nano(cost))
+
+    async def admit(self, key: str, names: tuple[str, ...], price: Price) -> Ticket:
+        """Admit the request or raise Denied; while requests in flight hold what is left of the
+        budget, wait for them to settle (up to BUSY_WAIT_S), then decide on what they spent."""
+        hashed = key_hash(key)
+        deadline = time.monotonic() + BUSY_WAIT_S
+        pause = 0.01
+        while True:
+            got = self.state.admit(hashed, Ask(names, price.cost or 0, time.time()))
+            if got.verdict is Verdict.OK and got.ticket is not None and got.name is not None:
+                return Ticket(hashed, got.ticket, got.name, price, time.monotonic())
+            if got.verdict is not Verdict.BUSY:
+                raise Denied(got.verdict, got.name, got.retry_after)
+            if time.monotonic() > deadline:
+                raise Denied(Verdict.BUSY, got.name, 1.0)
+            await asyncio.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 0.1)
+
+    def settle(self, ticket: Ticket, result: TurnResult) -> None:
+        """Record the request's tokens and cost (the upstream's usage; without it, the prompt's
+        estimate and the tokens that streamed), and free its reservation. Once per ticket."""
+        if ticket.settled:
+            return
+        ticket.settled = True
+        from streamchat.cost import turn_cost
+
+        stats, price = result.stats, ticket.price
+        cost = stats.cost_usd
+        inputs = stats.input_tokens if stats.input_tokens is not None else price.input_tokens
+        if cost is None and price.cost is not None:
+            cost = turn_cost(self.settings, price.provider, price.model, Stats(input_tokens=inputs, tokens=stats.tokens))
+        status = "ok" if result.ok else result.error.code if result.error is not None else result.outcome.value
+        self.state.settle(ticket.hashed, ticket.ticket, SpendEntry(
+            time.time(), ticket.name, f"{price.provider.name}:{price.model}", inputs, stats.tokens,
+            None if cost is None else to_nano(cost), (time.monotonic() - ticket.started) * 1000, status))
+
+    def refused(self, denied: Denied, model: str) -> None:
+        """A known key's refused request, in the spend log as an error."""
+        if denied.name is not None and denied.verdict not in (Verdict.UNKNOWN, Verdict.REVOKED, Verdict.EXPIRED):
+            self.state.log(SpendEntry(time.time(), denied.name, model, status=STATUS[denied.verdict]))
+
+
+STATUS = {Verdict.MODEL: "model_not_allowed", Verdict.EXHAUSTED: "insufficient_quota", Verdict.BUSY: "insufficient_quota",
+          Verdict.RPM: "rate_limited", Verdict.TPM: "rate_limited"}

@@ -1,0 +1,141 @@
+"""`access`: create, list, revoke and account for the keys `streamchat serve --keys` admits."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from streamchat.cli._app import ConfigOpt, DebugOpt, _command, _globals, _number_in, app
+from streamchat.environment import Environment
+from streamchat.ui import UI
+
+if TYPE_CHECKING:
+    from streamchat.access.state import AccessState
+
+STATE_VAR = "STREAMCHAT_STATE"  # serve --state reads it too
+
+access_app = typer.Typer(help="Access keys for serve --keys: budgets, rate limits, models, spend.",
+                         rich_markup_mode=None, add_completion=False, invoke_without_command=True)
+app.add_typer(access_app, name="access")
+
+StateOpt = Annotated[Optional[str], typer.Option(
+    "--state", envvar=STATE_VAR, show_envvar=True, metavar="URL",
+    help="Where keys and spend live: redis://HOST:PORT/DB shared by several servers (default: access.db in the data dir).")]
+NameArg = Annotated[str, typer.Argument(metavar="NAME", show_default=False, help="The key's name.")]
+
+
+@contextlib.contextmanager
+def _state(ctx: typer.Context, state: Optional[str], config: Optional[Path], debug: bool
+           ) -> Iterator[tuple[AccessState, Environment, UI]]:
+    from streamchat.access.state import open_state
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (_settings, env, ui):
+        store = open_state(state)
+        try:
+            yield store, env, ui
+        finally:
+            store.close()
+
+
+@access_app.callback()
+def access_default(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    """List the keys (as `access list`), or run an access subcommand."""
+    if ctx.invoked_subcommand is None:
+        access_list(ctx, state, config, debug)
+
+
+@access_app.command("create", help="Make a key; it is printed once, on stdout, and stored only as its hash.")
+def access_create(
+    ctx: typer.Context,
+    name: NameArg,
+    budget: Annotated[Optional[str], typer.Option("--budget", metavar="USD", help="Spend allowed per --period, in dollars.")] = None,
+    period: Annotated[str, typer.Option("--period", metavar="day|month|total", help="The budget's period (UTC).")] = "total",
+    rpm: Annotated[Optional[int], typer.Option("--rpm", metavar="N", callback=_number_in(1), help="Requests per minute.")] = None,
+    tpm: Annotated[Optional[int], typer.Option("--tpm", metavar="N", callback=_number_in(1), help="Tokens per minute.")] = None,
+    models: Annotated[Optional[str], typer.Option("--models", metavar="M,…",
+                                                  help="Only these models (as clients name them, or PROVIDER:MODEL).")] = None,
+    expires: Annotated[Optional[str], typer.Option("--expires", metavar="AGE", help="Stop working after AGE (30d, 12h…).")] = None,
+    state: StateOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    from streamchat.access.records import KeyRecord, check_name, key_hash, new_key, parse_budget, parse_models, parse_period
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)):  # every input checked before the store is touched
+        from streamchat.history import duration
+
+        now = time.time()
+        record = KeyRecord(name=check_name(name), budget=parse_budget(budget) if budget is not None else None,
+                           period=parse_period(period), rpm=rpm, tpm=tpm, models=parse_models(models) if models is not None else (),
+                           created=now, expires=now + duration(expires) if expires is not None else None)
+    with _state(ctx, state, config, debug) as (store, env, ui):
+        key = new_key()
+        store.create(record, key_hash(key))
+        env.stdout.write(key + "\n")
+        ui.notice(f"key '{name}' created ({record.limits_text()}) in {store.where}; it is shown only this once")
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
+
+
+@access_app.command("list", help="Each key: name, state, limits, spend this period, last use (never the key).")
+def access_list(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
+    from streamchat.access.records import to_usd
+    from streamchat.cost import money
+
+    with _state(ctx, state, config, debug) as (store, env, ui):
+        now = time.time()
+        statuses = store.statuses(now)
+        if not statuses:
+            ui.notice(f"no keys in {store.where}; make one with: streamchat access create NAME")
+        for s in statuses:
+            r = s.record
+            condition = "revoked" if r.revoked else "expired" if r.expires is not None and r.expires <= now else "active"
+            spent = money(to_usd(s.spent)) + (f"/{money(to_usd(r.budget))}" if r.budget is not None else "")
+            env.stdout.write(f"{r.name}\t{condition}\t{r.limits_text()}\t{spent}\t{_when(s.last_used)}\n")
+
+
+@access_app.command("revoke", help="Stop a key; a running server refuses it within a second.")
+def access_revoke(ctx: typer.Context, name: NameArg, state: StateOpt = None, config: ConfigOpt = None,
+                  debug: DebugOpt = False) -> None:
+    with _state(ctx, state, config, debug) as (store, _env, ui):
+        store.revoke(name, time.time())
+        ui.notice(f"key '{name}' revoked")
+
+
+@access_app.command("usage", help="Requests, tokens, cost and errors per key and model, from the spend log.")
+def access_usage(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option("--since", metavar="AGE", help="Only requests within AGE (7d, 12h…).")] = "7d",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per key and model.")] = False,
+    state: StateOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    import json
+
+    from streamchat.access.records import to_usd, usage_dict, usage_rows
+    from streamchat.cost import money
+
+    with _command(_globals(ctx).merge(config=config, debug=debug)):
+        from streamchat.history import duration
+
+        start = time.time() - duration(since)
+    with _state(ctx, state, config, debug) as (store, env, _ui):
+        rows = usage_rows(store.entries(start))
+        for row in rows:
+            if as_json:
+                env.stdout.write(json.dumps(usage_dict(row)) + "\n")
+            else:
+                env.stdout.write(f"{row.name}\t{row.model}\t{row.requests} requests\t{row.input_tokens}+{row.output_tokens} tokens\t"
+                                 f"{money(to_usd(row.cost))}\t{row.errors} errors\n")
+        if not as_json and rows:
+            total = sum(r.cost for r in rows)
+            env.stdout.write(f"total\t\t{sum(r.requests for r in rows)} requests\t\t{money(to_usd(total))}\t"
+                             f"{sum(r.errors for r in rows)} errors\n")
