@@ -383,7 +383,8 @@ def _resolve(name: str | None, settings: Settings | None) -> tuple[Settings, str
     resolved as `-m` is: an alias, a provider's default, STREAMCHAT_MODEL or the config's default."""
     settings = settings if settings is not None else load_settings(warn=_warn)
     provider, model = settings.resolve(name)
-    return settings, f"{provider.name}:{model}"
+    route = settings.route(name)  # a route stays one: its deployments are picked per request
+    return settings, route.name if route is not None else f"{provider.name}:{model}"
 
 
 def get_model(name: str | None = None, *, log: bool = False, settings: Settings | None = None) -> Model:

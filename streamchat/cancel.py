@@ -93,3 +93,9 @@ def closing_on_cancel(close: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         unregister()
+
+
+def current() -> CancelToken | None:
+    """The token of the turn running on this thread, if any."""
+    token: CancelToken | None = getattr(_local, "token", None)
+    return token

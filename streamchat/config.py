@@ -15,9 +15,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from streamchat.errors import AuthError, ConfigError, UsageError, mask_url, remember_secret
+
+if TYPE_CHECKING:
+    from streamchat.routing import Route
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -198,6 +201,7 @@ class Settings:
     approve: tuple[str, ...] = ()  # tools that run without asking ("server:tool", "server" or "all")
     tool_steps: int = 10  # tool-call rounds in one turn before it is stopped
     cache: bool = True  # mark prompt-cache breakpoints (Anthropic); `cache = false` or --no-cache: never
+    routes: dict[str, Route] = field(default_factory=dict)  # [routes.NAME]: one name over several deployments
 
     def model_spec(self, flag: str | None) -> str:
         return flag or os.environ.get("STREAMCHAT_MODEL") or self.default_model or DEFAULT_MODEL
@@ -208,11 +212,9 @@ class Settings:
         Split at the first colon only: `openai:ft:gpt-4o:org` is provider `openai`,
         model `ft:gpt-4o:org`.
         """
-        spec = self.model_spec(spec)
-        seen: set[str] = set()
-        while spec in self.aliases and spec not in seen:
-            seen.add(spec)
-            spec = self.aliases[spec]
+        spec = self.expand(self.model_spec(spec))
+        if spec in self.routes:
+            return self.routes[spec].primary
         name, sep, model = spec.partition(":")
         if sep and name in self.providers:
             return self.providers[name], model or self._provider_default(self.providers[name])
@@ -221,6 +223,18 @@ class Settings:
         if spec.endswith(".gguf"):
             return self.providers["local"], spec
         return self._bare(spec)
+
+    def expand(self, spec: str) -> str:
+        """`spec` with aliases followed (a loop stops where it repeats)."""
+        seen: set[str] = set()
+        while spec in self.aliases and spec not in seen:
+            seen.add(spec)
+            spec = self.aliases[spec]
+        return spec
+
+    def route(self, spec: str | None) -> Route | None:
+        """The route `spec` (or the default model) names, directly or through an alias."""
+        return self.routes.get(self.expand(self.model_spec(spec))) if self.routes else None
 
     def _bare(self, model: str) -> tuple[ProviderConfig, str]:
         """A model name without a provider: the one provider offering it (in its `models`, as its
@@ -295,7 +309,7 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
     where = f"{path}: " if path else ""
     values: dict[str, Any] = {"path": path}
     for key, value in data.items():
-        if key in ("providers", "aliases", "roles", "prices", "mcp"):
+        if key in ("providers", "aliases", "roles", "prices", "mcp", "routes"):
             continue
         if key not in _TOP_KEYS:
             raise ConfigError(f"{where}unknown key '{key}'", hint="see config.example.toml for the keys")
@@ -340,7 +354,12 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
         if not isinstance(table, dict) or not all(k in ("input", "output") and isinstance(v, (int, float))
                                                   and not isinstance(v, bool) and v >= 0 for k, v in table.items()):
             raise ConfigError(f"{where}[prices.\"{name}\"] takes input = and output = in dollars per million tokens")
-    return Settings(providers=providers, aliases=dict(aliases), roles=dict(roles), prices=dict(prices), **values)
+    settings = Settings(providers=providers, aliases=dict(aliases), roles=dict(roles), prices=dict(prices), **values)
+    if data.get("routes"):
+        from streamchat.routing import parse_routes
+
+        settings = replace(settings, routes=parse_routes(data["routes"], settings, where))
+    return settings
 
 
 def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | None, where: str) -> ProviderConfig:

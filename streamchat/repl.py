@@ -557,6 +557,7 @@ class Repl:
         self.running = False
 
     def completions(self) -> Iterable[str]:
+        yield from self.settings.routes
         yield from self.settings.aliases
         for name, prov in self.settings.providers.items():
             if prov.default_model:

@@ -107,8 +107,10 @@ class Target:
     """A resolved model: the names to show and store, and the adapter — built now, or later in
     the background (`warm`: `start()`), so the REPL's prompt appears before the SDK is imported."""
 
-    def __init__(self, provider_name: str, model: str, build: Callable[[], Provider], *, warm: bool = False) -> None:
+    def __init__(self, provider_name: str, model: str, build: Callable[[], Provider], *, warm: bool = False,
+                 route: str | None = None) -> None:
         self.provider_name, self.model = provider_name, model
+        self.route = route  # a [routes.NAME]: provider_name and model are its first deployment's
         self._build_fn = build
         self._future: Future[Provider] = Future()
         self._started = False
@@ -144,7 +146,13 @@ class Target:
 
     @property
     def name(self) -> str:
-        return f"{self.provider_name}:{self.model}"
+        return self.route or f"{self.provider_name}:{self.model}"
+
+    def answered(self) -> tuple[str, str]:
+        """(provider, model) that answered the last request: a route's deployment, else this one."""
+        built = self.ready and self._future.exception() is None
+        deployment = getattr(self._future.result(), "answered", None) if built else None
+        return (deployment.provider.name, deployment.model) if deployment is not None else (self.provider_name, self.model)
 
 
 def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI | None = None, *,
@@ -155,9 +163,15 @@ def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI 
     SDK import, client and local weights load in a background thread.
     """
     cfg, model = settings.resolve(spec)
+    route = settings.route(spec)
 
     def build() -> Provider:
-        provider = get_provider(cfg, timeout=timeout)
+        if route is not None:
+            from streamchat.routing import RoutedProvider
+
+            provider: Provider = RoutedProvider(route, timeout=timeout, notice=ui.notice if ui is not None else None)
+        else:
+            provider = get_provider(cfg, timeout=timeout)
         provider.prepare(model)
         if warm:
             warm_renderer()
@@ -169,7 +183,8 @@ def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI 
     if ui is not None and cfg.type == "local" and not warm:
         with ui.spinner("loading model"):
             return Target(cfg.name, model, build)
-    return Target(cfg.name, model, build, warm=warm)
+    return Target(cfg.name, model, build, warm=warm,
+                  route=route.name if route is not None else None)
 
 
 SDK_MODULES = {"openai": "openai", "anthropic": "anthropic"}
@@ -423,8 +438,7 @@ class ChatSession:
         """Add the turn to the conversation and the log; the result as saved (with its ids)."""
         answer_id = None
         if self.log is not None and prompt is not None:
-            answer_id = self.log.record(self.conversation, self.target.provider_name, self.target.model, prompt, result,
-                                        attachments)
+            answer_id = self.log.record(self.conversation, *self.target.answered(), prompt, result, attachments)
             self.log.keep_summary(self.conversation)
         if answer_id is not None:
             result = replace(result, conversation_id=self.conversation.id, turn_id=answer_id)
@@ -448,7 +462,8 @@ class ChatSession:
     def _price(self, stats: Stats) -> float | None:
         from streamchat.cost import turn_cost
 
-        return turn_cost(self.settings, self.settings.providers[self.target.provider_name], self.target.model, stats)
+        provider, model = self.target.answered()
+        return turn_cost(self.settings, self.settings.providers[provider], model, stats)
 
     def context_use(self, prompt: str = "") -> tuple[int, int | None]:
         """(tokens the next request would hold, the model's window or None): the provider's reported

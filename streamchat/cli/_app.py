@@ -169,7 +169,7 @@ def _complete_models(incomplete: str) -> list[str]:
         return []
     from streamchat.chat import load_models_cache
 
-    names = [*settings.aliases, *settings.providers]
+    names = [*settings.routes, *settings.aliases, *settings.providers]
     for name, prov in settings.providers.items():
         names += [f"{name}:{m}" for m in ([prov.default_model] if prov.default_model else []) + list(prov.models)]
     names += load_models_cache()  # what the last `streamchat models` found

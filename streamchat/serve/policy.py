@@ -73,8 +73,8 @@ class OriginPolicy:
 
 class ModelPolicy:
     """The models a client may choose — one decision for requests and `GET /v1/models/{id}`:
-    what `/v1/models` lists (the server's own, the aliases, the listed models of configured
-    remote providers), remote `provider:model`s matching an `--allow-model` pattern, and, with
+    what `/v1/models` lists (the server's own, the routes, the aliases, the listed models of configured
+    remote providers; a route's deployments only as the route), remote `provider:model`s matching an `--allow-model` pattern, and, with
     `allow_local`, any GGUF path the server can read. A key in the environment is not an offer."""
 
     def __init__(self, settings: Settings, default: str | None, *, allow_local: bool = False,
@@ -84,7 +84,8 @@ class ModelPolicy:
         self.allow_local = allow_local
         self.patterns = patterns
         cfg, model = settings.resolve(default)
-        self._default_target = (cfg.name, model)
+        route = settings.route(default)
+        self._default_name = route.name if route is not None else f"{cfg.name}:{model}"
         self._offered = self._list()
 
     def choose(self, spec: Any) -> str | None:
@@ -116,7 +117,7 @@ class ModelPolicy:
         return list(self._offered)
 
     def _list(self) -> list[str]:
-        names: list[str] = [f"{self._default_target[0]}:{self._default_target[1]}", *self.settings.aliases]
+        names: list[str] = [self._default_name, *self.settings.routes, *self.settings.aliases]
         for name, prov in self.settings.providers.items():
             if prov.type in REMOTE_TYPES:
                 names += [f"{name}:{m}" for m in ([prov.default_model] if prov.default_model else []) + list(prov.models)]

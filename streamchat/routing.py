@@ -1,0 +1,341 @@
+"""Routes: one model name spread over several deployments, with fallback before the first token.
+
+A `[routes.NAME]` table names deployments (`provider:model`s of one API type) and a strategy.
+Each request asks the route's `Router` for an order to try them in: round-robin rotates,
+least-busy takes the fewest answers in flight (ties in rotation order), and a deployment that
+failed before its first token (connect error, 5xx, 429) is cooled down — tried only after the
+others — for the route's cooldown. The state lives in this process, so the CLI's REPL, serve's
+requests and `GET /health` share it. After the first token nothing is switched: the error
+surfaces as it would from the deployment alone, so no answer is shown twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from streamchat import cancel as cancellation
+from streamchat.config import ProviderConfig
+from streamchat.errors import ConfigError, StreamchatError
+from streamchat.events import Event, ReasoningDelta, TextDelta, ToolCall, ToolCallStart
+
+if TYPE_CHECKING:
+    from streamchat.config import Settings
+    from streamchat.providers.base import ChatRequest, EventStream, Provider
+
+log = logging.getLogger("streamchat.routing")
+
+STRATEGIES = ("least-busy", "round-robin")
+DEFAULT_COOLDOWN_S = 30.0
+ROUTE_TYPES = ("openai", "anthropic")  # HTTP APIs: a route over one machine's local model spreads nothing
+_FIRST_TOKEN = (TextDelta, ReasoningDelta, ToolCallStart, ToolCall)  # what a client may already have seen
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One place a route's requests may go: a configured provider and a model on it."""
+
+    provider: ProviderConfig
+    model: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider.name}:{self.model}"
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    deployments: tuple[Deployment, ...]
+    strategy: str = "least-busy"
+    cooldown: float = DEFAULT_COOLDOWN_S
+
+    @property
+    def primary(self) -> tuple[ProviderConfig, str]:
+        """The first deployment: whose option table, context window and price a request is checked by
+        before it goes out (all deployments share one API type)."""
+        first = self.deployments[0]
+        return first.provider, first.model
+
+
+# -- config ------------------------------------------------------------------------------------
+
+def parse_routes(tables: Any, settings: Settings, where: str) -> dict[str, Route]:
+    """`[routes.NAME]` tables → routes, each deployment resolved now: a route that cannot work is a
+    ConfigError naming the table at start, not a failure at its first request."""
+    if not tables:
+        return {}
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{where}[routes] must hold tables like [routes.team]")
+    return {name: _parse_route(name, table, settings, f"{where}[routes.{name}]") for name, table in tables.items()}
+
+
+def _parse_route(name: str, table: Any, settings: Settings, section: str) -> Route:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{section} must be a table", hint='e.g. models = ["a:gpt-4o-mini", "b:gpt-4o-mini"]')
+    unknown = sorted(set(table) - {"models", "strategy", "cooldown"})
+    if unknown:
+        raise ConfigError(f"{section}: unknown key '{unknown[0]}'", hint="use models, strategy, cooldown")
+    if name in settings.aliases or name in settings.providers:
+        kind = "an alias" if name in settings.aliases else "a provider"
+        raise ConfigError(f"{section}: the name '{name}' is also {kind}, so -m {name} would be ambiguous",
+                          hint="rename the route")
+    models = table.get("models")
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        raise ConfigError(f"{section}: models must be a non-empty list of \"provider:model\" strings")
+    strategy = table.get("strategy", "least-busy")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"{section}: unknown strategy {strategy!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
+    cooldown = table.get("cooldown", DEFAULT_COOLDOWN_S)
+    if isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or not 0 <= cooldown <= 86400:
+        raise ConfigError(f"{section}: cooldown must be seconds from 0 to 86400")
+    deployments = tuple(_deployment(spec, settings, section) for spec in models)
+    names = [d.name for d in deployments]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated:
+        raise ConfigError(f"{section}: '{repeated}' is listed twice", hint="list each deployment once")
+    types = {d.provider.type for d in deployments}
+    if len(types) > 1:
+        raise ConfigError(f"{section}: the deployments mix API types ({', '.join(sorted(types))})",
+                          hint="a route's deployments take the same requests: use providers of one type")
+    return Route(name, deployments, strategy, float(cooldown))
+
+
+def _deployment(spec: str, settings: Settings, section: str) -> Deployment:
+    """`provider:model` (or an alias for one) → its deployment. A bare model name is refused: which
+    provider offers it depends on the models cache, and a route must mean the same tomorrow."""
+    expanded = settings.expand(spec)
+    provider_name, _, model = expanded.partition(":")
+    provider = settings.providers.get(provider_name)
+    if provider is None or not model:
+        known = ", ".join(sorted(p for p, c in settings.providers.items() if c.type in ROUTE_TYPES))
+        raise ConfigError(f"{section}: model '{spec}' does not resolve to a provider:model",
+                          hint=f"write PROVIDER:MODEL with a provider of: {known}")
+    if provider.type not in ROUTE_TYPES:
+        raise ConfigError(f"{section}: '{spec}' is a {provider.type} model; routes spread requests over "
+                          f"{' or '.join(ROUTE_TYPES)} deployments")
+    return Deployment(provider, model)
+
+
+# -- state ---------------------------------------------------------------------------------------
+
+@dataclass
+class _State:
+    in_flight: int = 0
+    cooling_until: float = 0.0  # on the router's clock
+    last_error: str | None = None
+    last_error_at: float | None = None  # wall clock, for /health
+    answered: int = 0
+    failures: int = 0
+
+
+@dataclass
+class Router:
+    """A route's live state: which deployment a request tries first, which are cooling down.
+    `clock` is monotonic seconds (tests pass their own)."""
+
+    route: Route
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    _turn: int = 0
+    _states: dict[str, _State] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._states = {d.name: _State() for d in self.route.deployments}
+
+    def plan(self) -> list[Deployment]:
+        """The order one request tries the deployments in: those not cooling down by strategy, then
+        the cooling ones, soonest back first (a route whose every deployment failed still tries)."""
+        with self._lock:
+            now = self.clock()
+            deployments = self.route.deployments
+            start = self._turn % len(deployments)
+            self._turn += 1
+            rotated = deployments[start:] + deployments[:start]
+            ready = [d for d in rotated if self._states[d.name].cooling_until <= now]
+            if self.route.strategy == "least-busy":
+                ready.sort(key=lambda d: self._states[d.name].in_flight)  # stable: ties keep the rotation
+            cooling = sorted((d for d in rotated if self._states[d.name].cooling_until > now),
+                             key=lambda d: self._states[d.name].cooling_until)
+            return ready + cooling
+
+    def started(self, deployment: Deployment) -> None:
+        with self._lock:
+            self._states[deployment.name].in_flight += 1
+
+    def ended(self, deployment: Deployment, error: StreamchatError | None = None) -> None:
+        """An attempt is over: answered (error None), or failed — a failure the next deployment
+        could have answered (a retryable one) cools this one down."""
+        with self._lock:
+            state = self._states[deployment.name]
+            state.in_flight -= 1
+            if error is None:
+                state.answered += 1
+                return
+            state.failures += 1
+            state.last_error, state.last_error_at = str(error), self.wall()
+            if error.retryable:
+                state.cooling_until = self.clock() + max(self.route.cooldown, error.retry_after or 0.0)
+
+    def cooling(self, deployment: Deployment) -> float:
+        """Seconds until `deployment` is tried first again (0: it is not cooling down)."""
+        with self._lock:
+            return max(0.0, self._states[deployment.name].cooling_until - self.clock())
+
+    def health(self) -> dict[str, Any]:
+        """The route's deployments and their state, for `GET /health` (errors are redacted by `str`)."""
+        with self._lock:
+            now, wall = self.clock(), self.wall()
+            rows = []
+            for d in self.route.deployments:
+                s = self._states[d.name]
+                left = s.cooling_until - now
+                row: dict[str, Any] = {"deployment": d.name, "state": "cooling_down" if left > 0 else "ok",
+                                       "in_flight": s.in_flight, "answered": s.answered, "failures": s.failures,
+                                       "last_error": s.last_error}
+                if left > 0:
+                    row["cooling_until"] = round(wall + left, 3)
+                    row["cooling_for_s"] = round(left, 3)
+                rows.append(row)
+            return {"strategy": self.route.strategy, "cooldown_s": self.route.cooldown, "deployments": rows}
+
+
+_ROUTERS: dict[str, Router] = {}
+_ROUTERS_LOCK = threading.Lock()
+
+
+def router_for(route: Route) -> Router:
+    """The process's one router for `route` (the same table, the same state)."""
+    key = repr(route)
+    with _ROUTERS_LOCK:
+        if key not in _ROUTERS:
+            _ROUTERS[key] = Router(route)
+        return _ROUTERS[key]
+
+
+def health(routes: Mapping[str, Route]) -> dict[str, Any]:
+    return {name: router_for(route).health() for name, route in routes.items()}
+
+
+# -- the provider a route looks like -------------------------------------------------------------
+
+class RoutedProvider:
+    """A `Provider` (and `AsyncProvider`) over a route: each stream goes to the deployments in the
+    router's order until one gets past its first token. One per ChatSession: `answered` is the
+    deployment of its last attempt (the one that answered, or whose error ended the turn), which
+    the turn is priced and logged as."""
+
+    def __init__(self, route: Route, *, timeout: float, notice: Callable[[str], None] | None = None,
+                 router: Router | None = None) -> None:
+        from streamchat.providers.base import get_provider
+
+        self.route, self.router = route, router or router_for(route)
+        self.adapters: dict[str, Provider] = {d.name: get_provider(d.provider, timeout=timeout)
+                                              for d in route.deployments}
+        first = self.adapters[route.deployments[0].name]
+        self.name = route.name
+        self.base_url: str | None = None  # several: each deployment's error names its own
+        self.params = first.params
+        self.accepts = frozenset.intersection(*(a.accepts for a in self.adapters.values()))
+        self.answered: Deployment | None = None
+        self._notice = notice or log.warning
+
+    def prepare(self, model: str) -> None:
+        for d in self.route.deployments:
+            self.adapters[d.name].prepare(d.model)
+
+    def prepare_async(self) -> None:
+        for adapter in self.adapters.values():
+            prepare = getattr(adapter, "prepare_async", None)
+            if prepare is not None:
+                prepare()
+
+    def list_models(self) -> list[str]:
+        return [d.name for d in self.route.deployments]
+
+    def map_error(self, exc: Exception, *, model: str, started: bool) -> StreamchatError:
+        if isinstance(exc, StreamchatError):
+            return exc
+        return self.adapters[self.route.deployments[0].name].map_error(exc, model=model, started=started)
+
+    def stream(self, request: ChatRequest) -> EventStream:
+        last: StreamchatError | None = None
+        for deployment in self.router.plan():
+            adapter, sent = self._attempt(deployment, request)
+            started = False
+            try:
+                with contextlib.closing(adapter.stream(sent)) as events:
+                    for event in events:
+                        started = started or isinstance(event, _FIRST_TOKEN)
+                        yield event
+            except Exception as exc:
+                last = self._failed(deployment, exc, started, cancelled=_cancelled())
+                continue
+            except BaseException:  # closed by the caller (Ctrl-C, a cancel, a closed pipe): not its fault
+                self.router.ended(deployment)
+                raise
+            self._answered(deployment, last)
+            return
+        raise self._all_failed(last)
+
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        last: StreamchatError | None = None
+        for deployment in self.router.plan():
+            adapter, sent = self._attempt(deployment, request)
+            started = False
+            try:
+                async with contextlib.aclosing(adapter.astream(sent)) as events:
+                    async for event in events:
+                        started = started or isinstance(event, _FIRST_TOKEN)
+                        yield event
+            except Exception as exc:
+                last = self._failed(deployment, exc, started, cancelled=False)
+                continue
+            except BaseException:  # the client left: the task was cancelled
+                self.router.ended(deployment)
+                raise
+            self._answered(deployment, last)
+            return
+        raise self._all_failed(last)
+
+    def _attempt(self, deployment: Deployment, request: ChatRequest) -> tuple[Any, ChatRequest]:
+        self.router.started(deployment)
+        self.answered = deployment
+        log.debug("route %s: %s", self.route.name, deployment.name)
+        return self.adapters[deployment.name], replace(request, model=deployment.model)
+
+    def _failed(self, deployment: Deployment, exc: Exception, started: bool, *, cancelled: bool) -> StreamchatError:
+        """The attempt's error, raised when the next deployment may not take over: the answer had
+        begun, the fault is the request's own (400, 401…) or the turn was cancelled."""
+        err = self.adapters[deployment.name].map_error(exc, model=deployment.model, started=started)
+        self.router.ended(deployment, err)
+        if started or not err.retryable or cancelled:
+            if err is exc:
+                raise err
+            raise err from exc
+        cooldown = self.router.cooling(deployment)
+        self._notice(f"route {self.route.name}: {deployment.name} failed before answering ({err.message})"
+                     + (f" — cooling down {cooldown:.0f} s" if cooldown else "") + "; trying the next deployment")
+        return err
+
+    def _answered(self, deployment: Deployment, fell_back: StreamchatError | None) -> None:
+        self.router.ended(deployment)
+        if fell_back is not None:
+            self._notice(f"route {self.route.name}: answered by {deployment.name}")
+
+    def _all_failed(self, last: StreamchatError | None) -> StreamchatError:
+        assert last is not None  # a route has at least one deployment, and each failure either raised or is `last`
+        count = len(self.route.deployments)
+        return type(last)(f"route '{self.route.name}': {'all ' + str(count) + ' deployments' if count > 1 else 'its deployment'}"
+                          f" failed; the last: {last.message}", hint=last.hint, retry_after=last.retry_after)
+
+
+def _cancelled() -> bool:
+    token = cancellation.current()
+    return token is not None and token.cancelled
