@@ -198,8 +198,10 @@ def fresh_routers():
     from streamchat import routing
 
     routing._ROUTERS.clear()  # each test's upstreams are a new route state
+    routing._SEEN.clear()
     yield
     routing._ROUTERS.clear()
+    routing._SEEN.clear()
 
 
 def test_round_robin_spreads_requests_alternately_over_two_upstreams(upstreams, fresh_routers):
