@@ -279,18 +279,43 @@ def test_priced_and_logged_as_the_deployment_that_answered(upstreams, fresh_rout
 
 # -- the CLI -----------------------------------------------------------------------------------------
 
-@pytest.mark.e2e
-def test_cli_dash_m_route_falls_back_and_says_which_answered(upstreams, fresh_routers, run, home):
-    a, b = upstreams
-    a.script("echo", Script(status=502))
+def route_config(home: Any, a: FakeLLMServer, b: FakeLLMServer) -> str:
     cfg = home / "routes.toml"
     cfg.write_text(f'[providers.a]\ntype = "openai"\nbase_url = "{a.url}/v1"\napi_key = "k"\n'
                    f'[providers.b]\ntype = "openai"\nbase_url = "{b.url}/v1"\napi_key = "k"\n'
                    '[routes.team]\nmodels = ["a:echo", "b:echo"]\nstrategy = "round-robin"\n')
     cfg.chmod(0o600)
-    r = run("-m", "team", "hello", env=base_env(home, STREAMCHAT_CONFIG=str(cfg)))
+    return str(cfg)
+
+
+@pytest.mark.e2e
+def test_cli_dash_m_route_falls_back_and_says_which_answered(upstreams, fresh_routers, run, home):
+    a, b = upstreams
+    a.script("echo", Script(status=502))
+    r = run("-m", "team", "hello", env=base_env(home, STREAMCHAT_CONFIG=route_config(home, a, b)))
     assert r.code == 0, r.stderr
     assert r.out == "echo: hello\n"
     assert "route team: a:echo failed before answering (" in r.stderr and "HTTP 502" in r.stderr
     assert "route team: answered by b:echo" in r.stderr and "Traceback" not in r.stderr
     assert len(a.requests) == 1 and len(b.requests) == 1
+
+
+@pytest.mark.e2e
+def test_repl_on_a_route_falls_back_once_then_skips_the_cooling_deployment(upstreams, home, server):
+    import pexpect
+    from test_repl import exchange, spawn
+
+    a, b = upstreams
+    a.script("echo", Script(status=500))
+    child = spawn(home, server, "-m", "team", env_extra={"STREAMCHAT_CONFIG": route_config(home, a, b)})
+    try:
+        exchange(child, "q1", "echo: q1")
+        exchange(child, "q2", "echo: q2")
+        exchange(child, "q3", "echo: q3")
+        shown = child.logfile_read.getvalue()
+        assert shown.count("failed before answering") == 1 and shown.count("answered by b:echo") == 1
+        assert " team · " in shown  # the toolbar names the route
+        assert len(a.requests) == 1 and len(b.requests) == 3
+    finally:
+        child.sendeof()
+        child.expect(pexpect.EOF)
