@@ -205,13 +205,16 @@ def map_transport(exc: BaseException, *, provider: str, base_url: str | None = N
     import httpx2
 
     where = f" at {base_url}" if base_url else ""
+    causes = _causes(exc)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):  # first: the SDKs' aiohttp transport (serve)
+        # raises a refused connect as httpx's ConnectTimeout, which read "no response … within the timeout"
+        return NetworkError(f"connection refused by {provider}{where}", hint="is the server running? check base_url")
     if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
         return timed_out(provider=provider, base_url=base_url, started=started)
     if isinstance(exc, json.JSONDecodeError):
         return ProtocolError(f"{provider} sent a malformed stream chunk", hint="the server or proxy is misbehaving; retry")
     if not isinstance(exc, (httpx2.TransportError, OSError)):
         return None
-    causes = _causes(exc)
     if any(isinstance(c, ssl.SSLError) for c in causes):
         return NetworkError(f"TLS error talking to {provider}{where}: {_short(causes[-1])}",
                             hint="check the server certificate, SSL_CERT_FILE or proxy settings")
@@ -220,8 +223,6 @@ def map_transport(exc: BaseException, *, provider: str, base_url: str | None = N
                             hint="check HTTPS_PROXY/HTTP_PROXY")
     if any(isinstance(c, socket.gaierror) for c in causes):
         return NetworkError(f"cannot resolve the host of {provider}{where}", hint="check base_url and DNS")
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return NetworkError(f"connection refused by {provider}{where}", hint="is the server running? check base_url")
     if started:
         return NetworkError(f"the connection to {provider} dropped mid-answer", hint="the partial answer was kept; retry")
     return NetworkError(f"cannot reach {provider}{where}: {_short(causes[-1])}", hint="check the network and base_url")

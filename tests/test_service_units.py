@@ -94,10 +94,10 @@ def test_transport_faults_map_by_type():
 
     import httpx2
 
-    def wrapped(cause: BaseException) -> BaseException:
+    def wrapped(cause: BaseException, kind: type[Exception] = httpx2.ConnectError) -> BaseException:
         try:
-            raise httpx2.ConnectError("boom") from cause
-        except httpx2.ConnectError as exc:
+            raise kind("boom") from cause
+        except kind as exc:
             return exc
 
     def line(exc: BaseException, started: bool = False) -> str:
@@ -106,6 +106,9 @@ def test_transport_faults_map_by_type():
         return str(mapped)
 
     assert "connection refused" in line(wrapped(ConnectionRefusedError()))
+    # serve's aiohttp transport raises a refused connect as httpx's ConnectTimeout: still "refused"
+    assert "connection refused" in line(wrapped(ConnectionRefusedError(), httpx2.ConnectTimeout))
+    assert "no response" in line(httpx2.ConnectTimeout("t"))
     assert "cannot resolve" in line(wrapped(socket.gaierror(-2, "Name or service not known")))
     assert "stalled mid-answer" in line(httpx2.ReadTimeout("t"), started=True)
     assert "no response" in line(httpx2.ReadTimeout("t"))
