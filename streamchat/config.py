@@ -415,6 +415,8 @@ def masked(settings: Settings) -> dict[str, Any]:
         provs[name] = entry
     out["providers"] = provs
     out["aliases"] = settings.aliases
+    out["routes"] = {name: {"models": [d.name for d in r.deployments], "strategy": r.strategy, "cooldown": r.cooldown}
+                     for name, r in settings.routes.items()}
     out["approve"] = list(settings.approve)
     out["mcp"] = {name: {k: v for k, v in (("command", m.command), ("args", list(m.args)), ("url", m.url),
                                            ("env", sorted(m.env)), ("timeout", m.timeout),

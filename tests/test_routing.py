@@ -319,3 +319,18 @@ def test_repl_on_a_route_falls_back_once_then_skips_the_cooling_deployment(upstr
     finally:
         child.sendeof()
         child.expect(pexpect.EOF)
+
+
+@pytest.mark.e2e
+def test_cli_shows_routes_and_refuses_a_bad_one_in_one_line(run, home, server):
+    import json
+
+    cfg = route_config(home, server, server)
+    shown = json.loads(run("config", "show", env=base_env(home, STREAMCHAT_CONFIG=cfg)).out)["routes"]
+    assert shown == {"team": {"models": ["a:echo", "b:echo"], "strategy": "round-robin", "cooldown": 30.0}}
+    with open(cfg, "a") as f:
+        f.write('[routes.slow]\nmodels = ["a:echo"]\nstrategy = "fastest"\n')
+    r = run("-m", "team", "q", env=base_env(home, STREAMCHAT_CONFIG=cfg))
+    assert r.code == 3 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert "[routes.slow]: unknown strategy 'fastest'" in r.stderr and "least-busy, round-robin" in r.stderr
+    assert not server.requests
