@@ -44,6 +44,7 @@ class ChatOptions:
     approve: tuple[str, ...] = ()  # --approve: tools that run without asking ("all" for every one)
     hide_reasoning: bool = False  # --hide-reasoning: the model's reasoning is not shown on stderr
     compact: bool = True  # --no-compact: send every turn, never a summary of the older ones
+    race: tuple[str, ...] = ()  # several -m: each model answers the question, side by side (race.py)
 
 
 def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = False,
@@ -71,6 +72,9 @@ def interactive(env: Environment) -> bool:
 
 def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str | None) -> int:
     """One answer to `prompt` (None: --continue-answer continues the last one) and its exit code."""
+    if opts.race and prompt is not None:
+        # the lanes build the providers; this session keeps the conversation and the log
+        return run_race(open_session(settings, opts, ui, warm=True), opts, env, ui, with_context(prompt, opts.context))
     session = open_session(settings, opts, ui, interactive=interactive(env))
     if session.toolbox is not None:
         session.toolbox.start()  # the servers start while the SDK loads
@@ -109,6 +113,28 @@ def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI,
         return status
     report_end(result, ui, opts.debug)
     return exit_code_for(result)
+
+
+def run_race(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI, question: str) -> int:
+    """Several models answer `question` at once (race.py); the exit code of the race."""
+    from streamchat import race
+    from streamchat.sinks.race import race_output
+
+    racers = race.lanes(session, opts.race)
+    for lane in racers:
+        lane.check_context(question)
+    output = race_output(env, ui, [lane.model_name for lane in racers], json=opts.json, markdown=opts.markdown,
+                         sanitize=opts.sanitize, stats=opts.stats, code_theme=opts.code_theme)
+    results = race.run(session, racers, question, output, attachments=opts.attachments)
+    if output.closed:
+        return ExitStatus.OUTPUT_CLOSED
+    if not output.shows_errors:
+        for lane, result in zip(racers, results, strict=True):
+            if result.outcome is Outcome.FAILED and result.error is not None:
+                if opts.debug:
+                    ui.traceback(result.error.__cause__ or result.error)
+                ui.error(f"{lane.model_name}: {result.error}")
+    return race.exit_code(results)
 
 
 def write_code(result: TurnResult, env: Environment, ui: UI, *, every: bool) -> int:

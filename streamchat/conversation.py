@@ -137,8 +137,10 @@ class Conversation:
                              Message("assistant", turn.result.text)]
         return messages
 
-    def transcript(self, title: str) -> str:
-        """The conversation as Markdown (shared by /save, `history show` and `history export`)."""
+    def transcript(self, title: str, alternatives: dict[int, list[Turn]] | None = None) -> str:
+        """The conversation as Markdown (shared by /save, `history show` and `history export`).
+        `alternatives`: every answer logged for a turn's question (a race's, /retry's), by the turn's
+        id; each is shown with its model and stats, the one the conversation continues marked."""
         parts = [f"# {title}\n"]
         if self.forked_from is not None:
             parts.append(f"_Forked from conversation {self.forked_from}._\n")
@@ -150,17 +152,33 @@ class Conversation:
         for number, turn in enumerate(self.turns, 1):
             attached = "".join(f"\n_[attached: {a.name}, {a.mime}, {len(a.data)} bytes]_\n" for a in turn.attachments)
             parts.append(f"## User\n\n{turn.prompt}\n{attached}")
-            mark = "" if turn.result.ok else f" _[{turn.result.message}]_"
-            parts.append(f"## Assistant{mark}\n")
-            for m in turn.result.steps:  # the tool steps before the answer: their text, calls and results
-                if m.role == "assistant" and m.content:
-                    parts.append(f"{m.content}\n")
-                parts += [f"_→ {call_line(c)}_\n" for c in m.tool_calls]
-                if m.role == "tool":
-                    parts.append(f"_← {len(m.content)} characters{' (error)' if m.is_error else ''}_\n")
-            parts.append(f"{turn.result.text}\n")
+            answers = (alternatives or {}).get(turn.id or 0, [])
+            if len(answers) > 1:
+                for n, answer in enumerate(answers, 1):
+                    continued = " · continued" if answer.id == turn.id else ""
+                    parts += _answer(answer, f"Assistant {n} of {len(answers)}: {answer.model or '?'}{continued}",
+                                     stats=True)
+            else:
+                parts += _answer(turn, "Assistant")
             if summary is not None and number == summary.turns:
                 quoted = "\n".join(f"> {line}" if line else ">" for line in summary.text.splitlines())
                 parts.append(f"---\n\n_Compacted: the model is sent this summary in place of turns 1–{number} above"
                              f" (about {summary.saved} tokens saved)._\n\n{quoted}\n\n---\n")
         return "\n".join(parts)
+
+
+def _answer(turn: Turn, heading: str, *, stats: bool = False) -> list[str]:
+    """A transcript's answer: its heading (marked when it did not complete), the tool steps before
+    it (their text, calls and results), its text; `stats`: its timing, tokens and cost below the heading."""
+    mark = "" if turn.result.ok else f" _[{turn.result.message}]_"
+    parts = [f"## {heading}{mark}\n"]
+    if stats:
+        parts.append(f"_{turn.result.stats.summary()}_\n")
+    for m in turn.result.steps:
+        if m.role == "assistant" and m.content:
+            parts.append(f"{m.content}\n")
+        parts += [f"_→ {call_line(c)}_\n" for c in m.tool_calls]
+        if m.role == "tool":
+            parts.append(f"_← {len(m.content)} characters{' (error)' if m.is_error else ''}_\n")
+    parts.append(f"{turn.result.text}\n")
+    return parts

@@ -58,8 +58,10 @@ class History:
         Console(file=out, no_color=self.env.no_color).print(table)
 
     def markdown(self, cid: str) -> str:
+        """The transcript, with every answer of a question that has several (a race's, /retry's)."""
         conv = self.log.load(cid)
-        return conv.transcript(_title(conv))
+        answers = {t.id: self.log.alternatives(conv, t) for t in conv.turns if t.id is not None}
+        return conv.transcript(_title(conv), answers)
 
     def show(self, cid: str) -> None:
         text = self.markdown(cid)
@@ -93,6 +95,20 @@ class History:
     def rename(self, cid: str, name: str) -> None:
         self.log.rename(cid, name)
         self.ui.notice(f"conversation {self.log.load(name).id} is now named {name}")
+
+    def pick(self, number: int, cid: str | None) -> None:
+        """`streamchat pick N`: `-c` continues answer N of the last question (a race's, in -m order)."""
+        conv = self.log.pick(continue_last=cid is None, cid=cid)
+        if conv.id is None:
+            raise UsageError("there is no conversation to pick an answer in", hint="ask a race first: streamchat -m A -m B \"…\"")
+        switched = self.log.switch(conv, number)
+        if switched is None:
+            raise UsageError(f"the last question of conversation {conv.id} has one answer; there is nothing to pick",
+                             hint="a race (-m A -m B) or /retry gives a question several answers")
+        last = conv.last
+        assert last is not None
+        self.ui.notice(f"conversation {conv.id} continues answer {switched[0]} of {switched[1]}"
+                       f" ({last.model or '?'}): streamchat -c \"…\"")
 
     def search(self, text: str, limit: int) -> None:
         if not text.strip():

@@ -19,7 +19,7 @@ from streamchat.cancel import CancelToken
 from streamchat.config import Settings
 from streamchat.conversation import Conversation, Summary, Turn
 from streamchat.errors import BadRequestError, ConfigError, StreamchatError, UsageError
-from streamchat.events import Attachment, Event, Message, Sink, Stats, ToolChoice, ToolSpec, TurnResult
+from streamchat.events import Attachment, Event, Message, Outcome, Sink, Stats, ToolChoice, ToolSpec, TurnResult
 from streamchat.providers.base import AsyncProvider, ChatRequest, Provider, get_provider
 from streamchat.schema_request import ResponseSchema
 from streamchat.session import NO_RETRY, RetryPolicy, ToolRunner, run_turn, run_turn_async
@@ -311,17 +311,19 @@ class ChatSession:
         return self.toolbox if ours else None
 
     def ask(self, prompt: str | None, sink: Sink, *, attachments: tuple[Attachment, ...] = (),
-            cancel: CancelToken | None = None) -> TurnResult:
+            cancel: CancelToken | None = None, then: Callable[[TurnResult], TurnResult] | None = None) -> TurnResult:
         """Run one turn into `sink`, add it to the conversation and the log; never raises for faults.
 
         An attachment the provider cannot take is a BadRequestError before anything is sent
-        (a PDF becomes its text instead, and the user is told).
+        (a PDF becomes its text instead, and the user is told). `then` sees the result once it is
+        recorded, before the sink's end (a race's lane: the race saves it).
         """
         prompt, attachments, request, runner = self._begin(prompt, attachments)
 
         def keep(result: TurnResult) -> TurnResult:
             signals.ending()
-            return self._record(prompt, attachments, result)
+            result = self._record(prompt, attachments, result)
+            return then(result) if then is not None else result
 
         with signals.turn():  # once the turn is ending, a second signal waits until it is saved
             return run_turn(self.target.provider, request, sink, retry=self.options.retry, notice=self._notice,
@@ -565,19 +567,44 @@ class ChatSession:
         self.conversation = Conversation(system=old.system, model=old.model, turns=list(old.turns), forked_from=old.id)
         return self.conversation
 
-    def alternative(self) -> tuple[int, int] | None:
-        """Switch the last answer to the next one logged for the same question; (position, count)."""
-        last = self.conversation.last
-        if last is None or self.log is None:
-            return None
-        choices = self.log.alternatives(self.conversation, last)
-        if len(choices) < 2:
-            return None
-        position = next((i for i, t in enumerate(choices) if t.id == last.id), -1)
-        chosen = choices[(position + 1) % len(choices)]
-        self.conversation.turns[-1] = chosen
-        self.log.set_leaf(self.conversation, chosen.id)
-        return (position + 1) % len(choices) + 1, len(choices)
+    def alternative(self, number: int | None = None) -> tuple[int, int] | None:
+        """Switch the last answer to the `number`th logged for the same question (a race's in -m
+        order, then /retry's), or to the next one (None); (position, count), None without any."""
+        return None if self.log is None else self.log.switch(self.conversation, number)
+
+    # -- a race: one question, several models (race.py) ------------------------------------
+    def sibling(self, model: str) -> ChatSession:
+        """A session asking `model` as this one asks (options, schema, system prompt), over a copy of
+        the conversation, without the log: a race's lane (the race saves its answer). A bad name or
+        option fails here, before anything is sent."""
+        conversation = replace(self.conversation, turns=list(self.conversation.turns))
+        lane = ChatSession(self.settings, replace(self.overrides, model=model), conversation=conversation, ui=self.ui,
+                           compact=self.compacting)
+        lane.conversation.system = self.conversation.system  # a REPL's /system holds for its races too
+        lane.params()
+        return lane
+
+    def hold(self, prompt: str, attachments: tuple[Attachment, ...], lanes: list[ChatSession]) -> list[int | None]:
+        """Log `prompt` once per lane, each with its answer still to come, before anything is sent: the
+        answers are alternatives of one question in the lanes' order, whichever ends first."""
+        if self.log is None:
+            return [None] * len(lanes)
+        pending = TurnResult(outcome=Outcome.INTERRUPTED)  # what stays if the process dies mid-race
+        return [self.log.record(self.conversation, lane.target.provider_name, lane.target.model, prompt, pending,
+                                attachments) for lane in lanes]
+
+    def settle(self, answer_id: int | None, result: TurnResult) -> TurnResult:
+        """Save a held answer as it ended; the result with where it was saved."""
+        if answer_id is None or self.log is None:
+            return result
+        self.log.replace_answer(self.conversation, answer_id, result)
+        return replace(result, conversation_id=self.conversation.id, turn_id=answer_id)
+
+    def adopt(self, turn: Turn) -> None:
+        """Continue the conversation from `turn`, an answer already logged (a race's chosen one)."""
+        self.conversation.add(turn)
+        if self.log is not None and turn.id is not None:
+            self.log.choose(self.conversation, turn)
 
     # -- conversation commands ---------------------------------------------------------------
     def new(self) -> None:

@@ -80,9 +80,11 @@ def turn() -> Iterator[None]:
 
 
 def ending() -> None:
-    """The turn's answer is complete: a signal now waits until it is saved."""
+    """The turn's answer is complete: a signal now waits until it is saved. Only the main thread's
+    turn: a race's lane ending on its thread must not hold the signal that stops the others."""
     global _ending
-    _ending = _in_turn
+    if _main_thread():
+        _ending = _in_turn
 
 
 def _main_thread() -> bool:

@@ -329,6 +329,36 @@ class ConversationLog:
             self._db().execute("UPDATE conversations SET leaf_id = ?, turns = ? WHERE id = ?",
                                (answer_id or 0, conv.turn_count, conv.id))
 
+    def switch(self, conv: Conversation, number: int | None = None) -> tuple[int, int] | None:
+        """Make `conv`'s last answer the `number`th (from 1) logged for the same question, or the next
+        one (None: /alt); (its position, how many), None when there is no other. A number past them
+        is a UsageError."""
+        last = conv.last
+        if last is None:
+            return None
+        choices = self.alternatives(conv, last)
+        if number is not None and not 1 <= number <= len(choices):
+            raise UsageError(f"there is no answer {number}: the last question has {len(choices)}",
+                             hint=f"pick one from 1 to {len(choices)}")
+        if len(choices) < 2:
+            return None
+        position = next((i for i, t in enumerate(choices) if t.id == last.id), -1)
+        index = number - 1 if number is not None else (position + 1) % len(choices)
+        conv.turns[-1] = choices[index]
+        conv.model = choices[index].model or conv.model
+        self.choose(conv, choices[index])
+        return index + 1, len(choices)
+
+    def choose(self, conv: Conversation, turn: Turn) -> None:
+        """Make the active path end at `turn` (one of the question's alternatives: /alt, /pick, a race's
+        first answer), and the conversation's model the one that answered it, which `-c` continues with."""
+        if not self.write or conv.id is None:
+            return
+        self.set_leaf(conv, turn.id)
+        if turn.model:
+            provider, _, model = turn.model.partition(":")
+            self._db().execute("UPDATE conversations SET provider = ?, model = ? WHERE id = ?", (provider, model, conv.id))
+
     def undo(self, conv: Conversation, turn: Turn) -> None:
         """Mark an exchange undone (it stays in the log) and end the path before it."""
         if self.write and conv.id is not None and turn.id is not None:

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import traceback as _traceback
+from collections.abc import Callable
 from typing import IO, Any
 
 from streamchat.environment import Environment
@@ -150,6 +151,23 @@ class UI:
     def traceback(self, exc: BaseException) -> None:
         """--debug only: the full traceback, with anything key-like redacted."""
         self._line(redact("".join(_traceback.format_exception(exc))).rstrip("\n"))
+
+
+class RoutedUI(UI):
+    """A UI whose lines go to `line`, not to stderr, with no status line and no streamed text: a race
+    lane's (its retry notice belongs in its own pane, and a spinner or reasoning on stderr would tear
+    the live view of the others)."""
+
+    def __init__(self, env: Environment, line: Callable[[str], None]) -> None:
+        super().__init__(env)
+        self.live = False
+        self._route = line
+
+    def _line(self, text: str) -> None:
+        self._route(text)
+
+    def write(self, text: str) -> None:
+        pass
 
 
 class Spinner:

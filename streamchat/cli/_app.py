@@ -225,6 +225,9 @@ def _complete_names(incomplete: str) -> list[tuple[str, str]]:
 
 ModelOpt = Annotated[Optional[str], typer.Option("-m", "--model", metavar="PROVIDER:MODEL", autocompletion=_complete_models,
                                                  help="Model or alias [env: STREAMCHAT_MODEL; default: local:smollm2].")]
+ModelsOpt = Annotated[Optional[list[str]], typer.Option(
+    "-m", "--model", metavar="PROVIDER:MODEL", autocompletion=_complete_models,
+    help="Model or alias [env: STREAMCHAT_MODEL; default: local:smollm2]; repeat it to race several on one question.")]
 NoLogOpt = Annotated[bool, typer.Option("--no-log", help="Do not save this conversation.")]
 TimeoutOpt = Annotated[Optional[float], typer.Option(
     "--timeout", metavar="SECONDS", callback=_number_in(0.1),

@@ -12,7 +12,7 @@ from streamchat.cli._app import (
     ChatCommand,
     ConfigOpt,
     DebugOpt,
-    ModelOpt,
+    ModelsOpt,
     NoLogOpt,
     TimeoutOpt,
     _command,
@@ -57,12 +57,21 @@ def _schema(spec: str | None, multi: bool, role: Role | None) -> ResponseSchema 
     return role.response_schema(multi=multi) if role is not None else None
 
 
+def _check_race(*, tools: bool, extract: bool, shell: bool, continue_answer: bool, save_role: bool) -> None:
+    """What several -m cannot go with: one line, exit 2, nothing sent."""
+    given = [name for name, on in (("--tools", tools), ("-x/--extract-all", extract), ("--shell", shell),
+                                   ("--continue-answer", continue_answer), ("--save-role", save_role)) if on]
+    if given:
+        raise UsageError(f"several -m race the models on one question; {given[0]} works with one model",
+                         hint=f"pass one -m with {given[0]}")
+
+
 @app.command(CHAT, cls=ChatCommand, help="Answer a prompt (the default command).")
 def chat(
     ctx: typer.Context,
     prompt: Annotated[Optional[list[str]], typer.Argument(metavar="PROMPT", show_default=False,
                                                           help="The prompt; stdin is appended as context.")] = None,
-    model: ModelOpt = None,
+    model: ModelsOpt = None,
     system: Annotated[Optional[str], typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", metavar="FLOAT", callback=_number_in(0, 2),
                                                          help="Sampling temperature (0-2).")] = None,
@@ -134,9 +143,16 @@ def chat(
     from streamchat.prompt_input import argv_text, compose_prompt, read_stdin
     from streamchat.service import Overrides, preimport
 
-    g = _globals(ctx).merge(config=config, debug=debug, no_log=no_log, model=model, timeout=timeout)
+    models = list(dict.fromkeys(model or []))  # -m A -m B: a race (the same model twice is one)
+    g = _globals(ctx).merge(config=config, debug=debug, no_log=no_log, model=models[0] if models else None,
+                            timeout=timeout)
     with _command(g) as (settings, env, ui):
         from streamchat import roles
+
+        racing = len(models) > 1
+        if racing:
+            _check_race(tools=bool(tools), extract=extract or extract_all, shell=shell,
+                        continue_answer=continue_answer, save_role=save_role is not None)
 
         if session is not None and (cont or cid is not None):
             raise UsageError(f"--session picks the conversation, and so do {'-c' if cont else '--cid'}",
@@ -165,7 +181,8 @@ def chat(
 
             overrides = replace(overrides, schema=None)  # they decide stdout: a role's schema gives way
         if prompt or editor or not env.stdin_isatty:  # not for the REPL: its warm-up starts once the prompt shows
-            preimport(settings, overrides.model)  # the SDK import overlaps reading stdin and opening the log
+            for name in models if racing else [overrides.model]:
+                preimport(settings, name)  # the SDK import overlaps reading stdin and opening the log
         params = _params(param or [])
         if force and not save_role:
             raise UsageError("--force only goes with --save-role", hint="streamchat --save-role NAME --force -s …")
@@ -185,7 +202,7 @@ def chat(
             cid=cid, session=session, log=settings.log and not g.no_log, debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
             role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),
-            hide_reasoning=hide_reasoning, compact=not no_compact,
+            hide_reasoning=hide_reasoning, compact=not no_compact, race=tuple(models) if racing else (),
         )
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
         if save_role and text is None and not editor:

@@ -166,6 +166,20 @@ def history_search(
         history.search(text, limit)
 
 
+@app.command("pick", help="Continue from answer N of the last question (after a race: in -m order).")
+def pick(
+    ctx: typer.Context,
+    number: Annotated[int, typer.Argument(metavar="N", show_default=False, callback=_number_in(1),
+                                          help="The answer, from 1 (history show lists them).")],
+    cid: Annotated[Optional[str], typer.Option("--cid", metavar="ID", autocompletion=_complete_ids,
+                                               help="In this conversation (default: the latest).")] = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    with _history(ctx, config, debug) as history:
+        history.pick(number, cid)
+
+
 roles_app = typer.Typer(help="List, show, edit and remove roles (presets of system prompt, model and template).",
                         rich_markup_mode=None, add_completion=False, invoke_without_command=True)
 app.add_typer(roles_app, name="roles")

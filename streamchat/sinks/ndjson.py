@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from streamchat.environment import Environment
 from streamchat.errors import exit_code_for
@@ -12,11 +13,19 @@ from streamchat.sinks._output import Output
 
 
 class NdjsonSink:
-    def __init__(self, env: Environment) -> None:
+    """`tags` go into every record (a race's `model` and `index`); records from several threads
+    (a race's lanes) are written whole, one at a time."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, env: Environment, tags: dict[str, object] | None = None) -> None:
         self.out = Output(env.stdout)
+        self.tags = tags or {}
 
     def _emit(self, record: dict[str, object]) -> None:
-        self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        line = json.dumps({**record, **self.tags}, ensure_ascii=False) + "\n"
+        with self._lock:
+            self.out.write(line)
 
     def begin(self) -> None:
         pass

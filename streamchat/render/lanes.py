@@ -1,0 +1,117 @@
+"""Several answers on one screen (a race): side by side on a wide terminal, stacked panes on a narrow one.
+
+Pure layout, no terminal: each `Pane` is a header line, its body (Markdown already rendered to
+ANSI lines at `pane_width`) and its footer lines; `compose` makes the screen's lines. Live
+(`height` given), each pane shows the tail of its body that fits, so every answer stays in view
+and the whole is never taller than `height`; final (`height` None), every line of every answer,
+once — that is what the scrollback keeps.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from rich.cells import cell_len
+
+COLUMNS_MIN_WIDTH = 100  # narrower terminals stack the panes
+MIN_COLUMN = 30  # a column narrower than this stacks too (many models on a 100-column terminal)
+DIM, BOLD, RESET = "\x1b[2m", "\x1b[1m", "\x1b[0m"
+GAP = f" {DIM}│{RESET} "
+GAP_CELLS = 3
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class Pane:
+    header: str
+    body: list[str] = field(default_factory=list)
+    footer: list[str] = field(default_factory=list)
+
+
+def side_by_side(width: int, count: int) -> bool:
+    """Columns (True) or stacked panes, for `count` answers on a terminal `width` columns wide."""
+    return count > 1 and width >= COLUMNS_MIN_WIDTH and (width - GAP_CELLS * (count - 1)) // count >= MIN_COLUMN
+
+
+def pane_width(width: int, count: int) -> int:
+    """The width each answer is rendered at."""
+    if side_by_side(width, count):
+        return (width - GAP_CELLS * (count - 1)) // count
+    return width
+
+
+def cells(line: str) -> int:
+    return cell_len(_SGR.sub("", line))
+
+
+def header(name: str, width: int) -> str:
+    """`name ─────…` across the pane: the model's name in bold, a dim rule after it."""
+    name = name if len(name) <= width - 2 else name[: max(1, width - 3)] + "…"
+    rule = "─" * max(0, width - cell_len(name) - 1)
+    return f"{BOLD}{name}{RESET}" + (f" {DIM}{rule}{RESET}" if rule else "")
+
+
+def _pad(line: str, width: int) -> str:
+    n = cells(line)
+    return line + " " * (width - n) if n < width else line
+
+
+def compose(panes: list[Pane], width: int, height: int | None = None) -> list[str]:
+    """The lines showing `panes` on a terminal `width` wide: at most `height` of them (live), or all."""
+    if not panes:
+        return []
+    if side_by_side(width, len(panes)):
+        lines = _columns(panes, pane_width(width, len(panes)), height)
+    else:
+        lines = _stacked(panes, height)
+    return lines[-height:] if height is not None else lines
+
+
+def _columns(panes: list[Pane], width: int, height: int | None) -> list[str]:
+    feet = max(len(p.footer) for p in panes)
+    longest = max(len(p.body) for p in panes)
+    rows = longest if height is None else min(longest, max(1, height - 1 - feet))
+    shown = [p.body[-rows:] if rows else [] for p in panes]  # each answer's tail: its newest lines
+
+    def row(cells_: list[str]) -> str:
+        return GAP.join(_pad(c, width) for c in cells_)
+
+    out = [row([p.header for p in panes])]
+    out += [row([body[r] if r < len(body) else "" for body in shown]) for r in range(rows)]
+    out += [row([p.footer[r] if r < len(p.footer) else "" for p in panes]) for r in range(feet)]
+    return out
+
+
+def _stacked(panes: list[Pane], height: int | None) -> list[str]:
+    if height is None:
+        out: list[str] = []
+        for i, p in enumerate(panes):
+            out += ([""] if i else []) + [p.header, *p.body, *p.footer]
+        return out
+    rows = share([len(p.body) for p in panes], height - sum(1 + len(p.footer) for p in panes))
+    out = []
+    for p, n in zip(panes, rows, strict=True):
+        out += [p.header, *(p.body[-n:] if n else []), *p.footer]
+    return out
+
+
+def share(wanted: list[int], room: int) -> list[int]:
+    """Rows for each pane's body out of `room`: all it has when everything fits, else an even share,
+    and what a short answer leaves goes to the longer ones (each gets at least one row if it has any)."""
+    if sum(wanted) <= room:
+        return list(wanted)
+    given = [min(1, w) for w in wanted]
+    room -= sum(given)
+    while room > 0:
+        hungry = [i for i, w in enumerate(wanted) if given[i] < w]
+        if not hungry:
+            break
+        each = max(1, room // len(hungry))
+        for i in hungry:
+            more = min(each, wanted[i] - given[i], room)
+            given[i] += more
+            room -= more
+            if room <= 0:
+                break
+    return given

@@ -1,0 +1,359 @@
+"""Where a race's answers go: a live view of every answer at once on a terminal, each answer
+whole and in -m order in a pipe, tagged events with --json.
+
+Each output hands a sink to every lane (`sink(i)`, fed from that lane's thread) and a UI for its
+notices (`ui(i)`); `close()` runs once every lane has ended.
+
+The terminal view composes the single-turn renderer's parts: each answer is a `MarkdownStream`
+(its text sanitized first), `render/lanes.py` lays the answers out as columns or stacked panes,
+and one `LiveRegion` paints the whole on a repaint thread (≤ 30 frames a second). Nothing is
+committed while the answers stream, so no column is cut mid-answer; at the end the region is
+replaced by every answer in full, printed once, which is what the scrollback keeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from streamchat.environment import Environment
+from streamchat.errors import OutputClosed
+from streamchat.events import Event, Outcome, ReasoningDelta, Sink, TextDelta, TurnResult
+from streamchat.render import lanes
+from streamchat.render.markdown_stream import LineRenderer, MarkdownStream, render_static
+from streamchat.render.sanitize import sanitize
+from streamchat.sinks._output import Output
+from streamchat.sinks.terminal import (
+    ANSI_SGR,
+    FRAME_INTERVAL,
+    HIDE_CURSOR,
+    SHOW_CURSOR,
+    LiveRegion,
+    _terminal_size,
+    color_system_for,
+)
+from streamchat.ui import UI, RoutedUI
+
+RED, BOLD, DIM, RESET = "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+CLOCK_INTERVAL = 0.1  # how often a waiting pane's clock is repainted
+
+
+class RaceOutput(Protocol):
+    """Where a race's lanes stream (see the module's docstring)."""
+
+    @property
+    def closed(self) -> bool:
+        """The reader closed stdout: the race should stop."""
+        ...
+
+    @property
+    def shows_errors(self) -> bool:
+        """A failed answer's error line is shown in its pane (else it goes to stderr)."""
+        ...
+
+    def sink(self, index: int) -> Sink: ...
+    def ui(self, index: int) -> UI: ...
+    def close(self) -> None: ...
+
+
+def race_output(env: Environment, ui: UI, names: list[str], *, json: bool = False, markdown: bool = True,
+                sanitize: bool = False, stats: bool = False, code_theme: str | None = None) -> RaceOutput:
+    """The race's output, decided as `choose_sink` decides a turn's: events, a live terminal, or plain text."""
+    if json:
+        return TaggedEvents(env, ui, names)
+    if env.stdout_isatty and markdown and not env.dumb:
+        return RaceView(env, names, code_theme=code_theme)
+    return InOrder(env, ui, names, sanitize=sanitize or env.stdout_isatty, stats=stats)
+
+
+def _prefixed(ui: UI, name: str) -> UI:
+    """A lane's UI for plain output: its notices on stderr, naming the model."""
+    return RoutedUI(ui.env, lambda line: ui.notice(f"{name}: {ANSI_SGR.sub('', line)}"))
+
+
+class TaggedEvents:
+    """--json: every lane's events as they come, each tagged with its `model` and `index`; one
+    `done` or `error` per model."""
+
+    closed = False
+    shows_errors = False
+
+    def __init__(self, env: Environment, ui: UI, names: list[str]) -> None:
+        from streamchat.sinks.ndjson import NdjsonSink
+
+        self.names, self.main_ui = names, ui
+        self.sinks = [NdjsonSink(env, {"model": name, "index": i}) for i, name in enumerate(names)]
+
+    def sink(self, index: int) -> Sink:
+        return self.sinks[index]
+
+    def ui(self, index: int) -> UI:
+        return _prefixed(self.main_ui, self.names[index])
+
+    def close(self) -> None:
+        pass
+
+
+class InOrder:
+    """Pipes (and --no-markdown): each answer whole, in -m order, under a `## MODEL` line. The first
+    streams at once; a later one waits its turn with what it sent held here, and streams from the
+    moment the answers before it have ended."""
+
+    def __init__(self, env: Environment, ui: UI, names: list[str], *, sanitize: bool = False,
+                 stats: bool = False) -> None:
+        from streamchat.sinks.plain import PlainSink
+
+        self.names, self.main_ui = names, ui
+        self.out = Output(env.stdout)
+        self.sinks = [PlainSink(env, self.ui(i), sanitize=sanitize, stats=stats) for i in range(len(names))]
+        self.held: list[list[Event]] = [[] for _ in names]
+        self.ended: list[TurnResult | None] = [None] * len(names)
+        self.current = -1  # the lane writing to stdout now (-1: none yet)
+        self.closed = False
+        self.shows_errors = False
+        self._lock = threading.RLock()
+
+    def sink(self, index: int) -> Sink:
+        return _Lane(self._begin, lambda e: self._feed(index, e), lambda r: self._end(index, r))
+
+    def ui(self, index: int) -> UI:
+        return _prefixed(self.main_ui, self.names[index])
+
+    def close(self) -> None:
+        with self._lock:
+            while 0 <= self.current < len(self.names) and self.ended[self.current] is not None:
+                self._next()  # a lane that ended without its sink's end (failed before it began)
+
+    def _guarded(self, write: Callable[[], None]) -> None:
+        if self.closed:
+            return
+        try:
+            write()
+        except OutputClosed:
+            self.closed = True
+
+    def _enter(self, index: int) -> None:
+        """Lane `index`'s turn: its header, then what it sent while it waited."""
+        with self._lock:
+            self.current = index
+            self._guarded(lambda: self.out.write(("\n" if index else "") + f"## {self.names[index]}\n"))
+            for event in self.held[index]:
+                self._guarded(lambda e=event: self.sinks[index].feed(e))  # type: ignore[misc]
+            self.held[index].clear()
+            if self.ended[index] is not None:
+                self._next()
+
+    def _next(self) -> None:
+        index = self.current
+        result = self.ended[index]
+        assert result is not None
+        self._guarded(lambda: self.sinks[index].end(result))
+        if index + 1 < len(self.names):
+            self._enter(index + 1)
+        else:
+            self.current = len(self.names)
+
+    def _begin(self) -> None:
+        with self._lock:
+            if self.current < 0:
+                self._enter(0)  # the first answer's header as soon as anything is asked
+
+    def _feed(self, index: int, event: Event) -> None:
+        with self._lock:
+            if self.current < 0:
+                self._enter(0)
+            if index == self.current:
+                self._guarded(lambda: self.sinks[index].feed(event))
+            else:
+                self.held[index].append(event)
+
+    def _end(self, index: int, result: TurnResult) -> None:
+        with self._lock:
+            self.ended[index] = result
+            if self.current < 0:
+                self._enter(0)
+            elif index == self.current:
+                self._next()
+
+
+class _Lane:
+    """A lane's sink: its events handed to the output that owns it."""
+
+    def __init__(self, begin: Callable[[], None], feed: Callable[[Event], None],
+                 end: Callable[[TurnResult], None]) -> None:
+        self._begin, self._feed, self._end = begin, feed, end
+
+    def begin(self) -> None:
+        self._begin()
+
+    def feed(self, event: Event) -> None:
+        self._feed(event)
+
+    def end(self, result: TurnResult) -> None:
+        self._end(result)
+
+
+class PaneState:
+    """One answer of the live view: its text, rendered incrementally at the pane's width, and how it is doing."""
+
+    def __init__(self, name: str, renderer: LineRenderer, clock: Callable[[], float]) -> None:
+        self.name, self.renderer, self.clock = name, renderer, clock
+        self.text: list[str] = []
+        self.started: float | None = None
+        self.thinking = False
+        self.note = ""  # the latest notice (a retry), until the answer ends
+        self.result: TurnResult | None = None
+        self._stream: MarkdownStream | None = None
+        self._width = 0
+        self._lines: list[str] = []  # committed by the stream, at _width
+        self._fed = 0  # pieces of `text` given to the stream
+
+    def body(self, width: int) -> list[str]:
+        """The answer so far as lines at `width` (re-laid from the start after a resize)."""
+        if self._stream is None or width != self._width:
+            self._stream, self._width, self._lines, self._fed = MarkdownStream(self.renderer), width, [], 0
+        if self._fed < len(self.text):
+            self._stream.append("".join(self.text[self._fed:]))
+            self._fed = len(self.text)
+        commit, live = self._stream.update(width, 1 << 30)
+        self._lines += commit
+        return self._lines + live
+
+    def whole(self, width: int) -> list[str]:
+        """The whole answer at `width`, as a static render draws it (the region's last paint)."""
+        return render_static("".join(self.text), width, self.renderer) if self.text else []
+
+    def footer(self, width: int, no_color: bool) -> list[str]:
+        result = self.result
+        if result is None:
+            if self.text:
+                line = self.note or "…"
+            else:
+                waited = self.clock() - self.started if self.started is not None else 0.0
+                line = f"{'thinking' if self.thinking else 'waiting'} {waited:.1f} s" + (f" · {self.note}" if self.note else "")
+            return [f"{DIM}{piece}{RESET}" for piece in textwrap.wrap(line, width)]
+        if result.outcome is Outcome.FAILED:
+            message = sanitize(" ".join(result.message.split()))
+            lines = textwrap.wrap(f"error: {message}", width)
+            first = lines[0].removeprefix("error:")
+            return [f"{BOLD}{'' if no_color else RED}error:{RESET}{first}", *lines[1:]]
+        said = result.stats.summary()
+        if result.cut_off:
+            said += " · cut off at the token limit"
+        if not result.ok:
+            said = f"[{result.message}] {said}"
+        return [f"{DIM}{piece}{RESET}" for piece in textwrap.wrap(said, width)]
+
+
+class RaceView:
+    """The terminal: every answer live at once (see the module's docstring). `size`, `timer` and
+    `clock` are seams for tests, as in MarkdownSink."""
+
+    closed = False
+    shows_errors = True
+
+    def __init__(self, env: Environment, names: list[str], *, size: Callable[[], tuple[int, int]] | None = None,
+                 timer: bool = True, clock: Callable[[], float] = time.monotonic, code_theme: str | None = None) -> None:
+        self.env = env
+        self.out = Output(env.stdout)
+        self.size = size or (lambda: _terminal_size(env))
+        self.clock = clock
+        self.region = LiveRegion(self.out.write, reflow="XTERM_VERSION" not in env.environ)
+        renderer = LineRenderer(color_system=color_system_for(env), no_color=env.no_color, code_theme=code_theme)
+        self.panes = [PaneState(name, renderer, clock) for name in names]
+        self._lock = threading.RLock()
+        self._dirty = True
+        self._painted_at = float("-inf")
+        self._painted_size = (0, 0)
+        self._cursor_hidden = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if timer:
+            self._thread = threading.Thread(target=self._tick, name="race-repaint", daemon=True)
+            self._thread.start()
+
+    # -- the lanes ----------------------------------------------------------------------------
+    def sink(self, index: int) -> Sink:
+        pane = self.panes[index]
+
+        def begin() -> None:
+            with self._lock:
+                if pane.started is None:
+                    pane.started = self.clock()
+                self._dirty = True
+
+        def feed(event: Event) -> None:
+            with self._lock:
+                if isinstance(event, TextDelta):
+                    pane.text.append(sanitize(event.text))
+                elif isinstance(event, ReasoningDelta):  # not shown: the pane says it is thinking
+                    pane.thinking = True
+                else:
+                    return
+                self._dirty = True
+
+        def end(result: TurnResult) -> None:
+            with self._lock:
+                pane.result = result
+                self._dirty = True
+
+        return _Lane(begin, feed, end)
+
+    def ui(self, index: int) -> UI:
+        pane = self.panes[index]
+
+        def note(line: str) -> None:
+            with self._lock:
+                pane.note = sanitize(ANSI_SGR.sub("", line))
+                self._dirty = True
+
+        return RoutedUI(self.env, note)
+
+    # -- painting -----------------------------------------------------------------------------
+    def _panes(self, width: int, *, final: bool) -> list[lanes.Pane]:
+        inner = lanes.pane_width(width, len(self.panes))
+        return [lanes.Pane(lanes.header(sanitize(p.name), inner), p.whole(inner) if final else p.body(inner),
+                           p.footer(inner, self.env.no_color)) for p in self.panes]
+
+    def flush(self) -> None:
+        """Repaint if anything changed (text, an end, the size) or a waiting pane's clock moved;
+        the repaint thread calls it every frame."""
+        with self._lock:
+            size = self.size()
+            waiting = any(p.result is None and not p.text for p in self.panes)
+            now = self.clock()
+            if self._dirty or size != self._painted_size or (waiting and now - self._painted_at >= CLOCK_INTERVAL):
+                self._paint(size)
+
+    def _paint(self, size: tuple[int, int]) -> None:
+        width, height = size
+        self._dirty, self._painted_at, self._painted_size = False, self.clock(), size
+        lines = lanes.compose(self._panes(width, final=False), width, max(3, height - 2))
+        prefix = "" if self._cursor_hidden else HIDE_CURSOR
+        self._cursor_hidden = True
+        if prefix:
+            self.out.write(prefix)
+        self.region.paint([], lines, width)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(FRAME_INTERVAL):
+            with contextlib.suppress(Exception):  # a gone terminal: the lanes' own writes say so
+                self.flush()
+
+    def close(self) -> None:
+        """Every answer in full, once, in place of the live view."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        with self._lock:
+            width = self.size()[0]
+            try:
+                self.region.paint(lanes.compose(self._panes(width, final=True), width), [], width)
+                if self._cursor_hidden:
+                    self.out.write(SHOW_CURSOR)
+            except OutputClosed:
+                self.closed = True
