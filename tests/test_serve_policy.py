@@ -218,9 +218,10 @@ def test_a_request_body_that_stops_coming_is_refused_in_time(monkeypatch):
     import json
 
     from streamchat.serve import app as serve_app
+    from streamchat.serve import http_io
     from streamchat.service import Overrides
 
-    monkeypatch.setattr(serve_app, "BODY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(http_io, "BODY_TIMEOUT_S", 0.2)
     threshold = gc.get_threshold()
     try:
         app = serve_app.create_app(parse_settings({}), Overrides(model="openai:gpt-4o-mini"), serve_app.ServeOptions())

@@ -1,0 +1,82 @@
+"""Who may reach the server at all: Host, Origin and bearer-token checks and the declared body
+size, applied to every request before any route runs.
+
+`Gate` holds the checks; `Guard` is the pure-ASGI middleware that runs them for HTTP (the
+WebSocket route calls `Gate.check` itself, as a browser's WebSocket sends no preflight).
+A check every request needs (an access key, a budget) belongs in `Gate.check`; one that only
+some routes need is a FastAPI dependency on that router's `include_router` in `serve/app.py`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from streamchat.serve.policy import OriginPolicy, Refused
+from streamchat.serve.wire import openai_error
+
+
+def refused(err: Refused) -> JSONResponse:
+    """A refusal as an OpenAI-shaped error response."""
+    return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status)
+
+
+class Gate:
+    """The checks every request passes: Host and Origin (`OriginPolicy`), the token if the server
+    has one, and a declared body size within the limit."""
+
+    def __init__(self, origins: OriginPolicy, token: str | None, max_body_bytes: int) -> None:
+        self.origins, self.token, self.max_body_bytes = origins, token, max_body_bytes
+
+    def authorized(self, headers: Any, query_token: str | None) -> bool:
+        if not self.token:
+            return True
+        given = headers.get("authorization", "")
+        given = given[7:] if given.lower().startswith("bearer ") else (query_token or "")
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def check(self, headers: Any, query_token: str | None, public: bool = False) -> None:
+        """Host, Origin and token checks shared by HTTP and WebSocket requests; `public` files (the
+        page's scripts, which the browser fetches without the token) skip the token only."""
+        host = headers.get("host")
+        self.origins.check_host(host)
+        self.origins.check_origin(headers.get("origin"), host, headers.get("sec-fetch-site"))
+        if not public and not self.authorized(headers, query_token):
+            raise Refused(401, "missing or wrong bearer token", "unauthorized")
+
+    def refusal(self, request: Request) -> Response | None:
+        """Token, Host and Origin checks and the declared body size, before any route runs."""
+        page_token = request.query_params.get("token") if request.url.path == "/" else None
+        try:
+            self.check(request.headers, page_token, public=request.url.path.startswith("/static/"))
+            length = request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > self.max_body_bytes:
+                raise Refused(413, f"request body over {self.max_body_bytes} bytes", "too_large")
+        except Refused as err:
+            response = refused(err)
+            if err.status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        return None
+
+
+class Guard:
+    """Pure ASGI middleware for the request checks. Not `@app.middleware("http")`: Starlette's
+    BaseHTTPMiddleware relays every streamed chunk through an extra task and memory stream, which
+    under load delayed every client's first event by seconds."""
+
+    def __init__(self, app: ASGIApp, refusal: Callable[[Request], Response | None]) -> None:
+        self.app, self.refusal = app, refusal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] != "OPTIONS":
+            response = self.refusal(Request(scope))
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,138 @@
+"""What the HTTP routes (`/stream`, `/v1/chat/completions`) share: the JSON body read with its
+size and arrival bounded, the turn's first events awaited before any header is sent, and a
+streamed response that cancels its turn however it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from streamchat.cancel import bounded
+from streamchat.events import Event
+from streamchat.serve.bridge import Finished, TurnStream
+from streamchat.serve.parse import decode_json
+from streamchat.serve.policy import Refused
+from streamchat.serve.wire import result_error
+
+log = logging.getLogger("streamchat.serve")
+
+HEARTBEAT_S = 15.0
+BODY_TIMEOUT_S = 30.0
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+Batch = list[Event | Finished] | None
+
+
+class CancellingStreamingResponse(StreamingResponse):
+    """A streaming response that cancels its turn when it ends, however it ends (done,
+    client gone, task cancelled), so no worker or upstream stream outlives the request."""
+
+    def __init__(self, content: AsyncIterator[str], turn: TurnStream, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.turn = turn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.turn.cancel()
+
+
+def event_stream(first: Batch, rest: AsyncIterator[Batch], render: Callable[[Event | Finished], str],
+                 turn: TurnStream, opening: str = "") -> CancellingStreamingResponse:
+    """The turn's batches as a `text/event-stream` response, rendered by `render`."""
+    return CancellingStreamingResponse(relay(first, rest, render, opening), turn, media_type="text/event-stream",
+                                       headers=SSE_HEADERS)
+
+
+async def read_body(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The JSON body, its size checked while it is read, its arrival bounded in time."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise Refused(415, "send the body as Content-Type: application/json", "unsupported_media_type")
+    parts: list[bytes] = []
+    size = 0
+
+    async def collect() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise Refused(413, f"request body over {max_bytes} bytes", "too_large")
+            parts.append(chunk)
+
+    try:
+        await bounded(collect(), BODY_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise Refused(408, f"the request body took longer than {BODY_TIMEOUT_S:g} s", "body_timeout") from None
+    except ClientDisconnect:  # uvicorn logged it as a 65-line traceback: one line says it all
+        log.warning("a client left before sending its whole request body (%s %s)", request.method, request.url.path)
+        raise Refused(400, "the request body ended with the connection", "client_disconnected") from None
+    return decode_json(b"".join(parts))
+
+
+async def first_batch(turn: TurnStream, receive: Receive) -> tuple[Batch, AsyncIterator[Batch]]:
+    """Wait for the turn's first events (or its failure) before any response header is sent."""
+    batches = turn.batches(heartbeat=HEARTBEAT_S).__aiter__()
+    try:
+        async with cancelled_when_gone(receive, turn):
+            return await batches.__anext__(), batches
+    except BaseException:  # the server is stopping
+        turn.cancel()
+        raise
+
+
+def early_failure(first: Batch) -> JSONResponse | None:
+    """A turn that failed before any event: a real HTTP status, so clients can see and retry it."""
+    if first is None or len(first) != 1 or not isinstance(first[0], Finished):
+        return None
+    result = first[0].result
+    if result.ok or result.text:
+        return None
+    payload, status = result_error(result)
+    return JSONResponse(payload, status_code=status)
+
+
+@contextlib.asynccontextmanager
+async def cancelled_when_gone(receive: Receive, turn: TurnStream) -> AsyncIterator[None]:
+    """Cancel the turn if the client hangs up inside the block. Needed where nothing else reads the
+    connection: before the first event (no response has started) and for a whole non-streamed answer.
+    Without it 30 of 30 abandoned answers ran to completion upstream, and a stalled upstream held its
+    connection until the timeout. (Once a stream has started, the response itself listens.)"""
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":  # the body's last part (a GET's empty one)
+            pass
+        turn.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+
+
+async def relay(first: Batch, rest: AsyncIterator[Batch], render: Callable[[Event | Finished], str],
+                opening: str = "") -> AsyncIterator[str]:
+    """A turn's batches as response text (SSE and OpenAI chunks alike): a ping comment for a quiet
+    spell, one write per batch, the end at `Finished`."""
+    if opening:
+        yield opening
+    batch = first
+    while True:
+        if batch is None:
+            yield ": ping\n\n"
+        else:
+            yield "".join(render(item) for item in batch)
+            if isinstance(batch[-1], Finished):
+                return
+        batch = await rest.__anext__()

@@ -1,0 +1,81 @@
+"""The OpenAI-compatible API: `/v1/models` and `/v1/chat/completions` (streamed as OpenAI chunks,
+or one completion object), so the OpenAI SDKs and tools built on them talk to streamchat."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from streamchat.events import Event
+from streamchat.serve.bridge import Finished
+from streamchat.serve.gate import refused
+from streamchat.serve.http_io import cancelled_when_gone, early_failure, event_stream, first_batch, read_body
+from streamchat.serve.parse import parse_call
+from streamchat.serve.policy import Refused
+from streamchat.serve.state import serve_state
+from streamchat.serve.wire import OpenAIChunks, finish_reason, result_error, usage_dict
+
+router = APIRouter(prefix="/v1")
+
+
+def _model_entry(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "streamchat"}
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    return {"object": "list", "data": [_model_entry(n) for n in serve_state(request).models.offered()]}
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(request: Request, model_id: str) -> Response:
+    try:
+        if not model_id:
+            raise Refused(404, "name a model: GET /v1/models lists them", "model_not_found")
+        serve_state(request).models.choose(model_id)  # the same decision as a request naming it
+    except Refused as err:
+        return refused(err)
+    return JSONResponse(_model_entry(model_id))
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    state = serve_state(request)
+    try:
+        call = parse_call(await read_body(request, state.options.max_body_bytes), openai=True)
+        turn, name = state.turn(call)
+        first, rest = await first_batch(turn, request.receive)
+    except Refused as err:
+        return refused(err)
+    if (failed := early_failure(first)) is not None:
+        return failed
+    chunks = OpenAIChunks(call.model if isinstance(call.model, str) and call.model else name)
+    if not call.stream:
+        batch = first
+        try:
+            async with cancelled_when_gone(request.receive, turn):
+                while batch is None or not isinstance(batch[-1], Finished):
+                    batch = await rest.__anext__()
+        finally:
+            turn.cancel()
+        result = batch[-1].result
+        if not result.ok:
+            payload, status = result_error(result)
+            return JSONResponse(payload, status_code=status)
+        return JSONResponse(chunks.completion(result))
+
+    def closing(item: Finished) -> str:
+        result = item.result
+        if not result.ok:
+            payload, _status = result_error(result)
+            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"  # the SDK raises APIError on it
+        usage = chunks.chunk({}, usage=usage_dict(result), choices=False) if call.include_usage else ""
+        return chunks.chunk({}, finish_reason(result)) + usage + "data: [DONE]\n\n"
+
+    def render(item: Event | Finished) -> str:
+        return closing(item) if isinstance(item, Finished) else (chunks.for_event(item) or "")
+
+    return event_stream(first, rest, render, turn, chunks.chunk({"role": "assistant", "content": ""}))

@@ -1,0 +1,50 @@
+"""`/stream`: a turn as Server-Sent Events in streamchat's own event vocabulary (GET for a quick
+`curl`, POST for a JSON body with history, attachments and tools)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.types import Receive
+
+from streamchat.events import Done, Event
+from streamchat.serve.bridge import Finished
+from streamchat.serve.gate import refused
+from streamchat.serve.http_io import early_failure, event_stream, first_batch, read_body
+from streamchat.serve.parse import Call, parse_call
+from streamchat.serve.policy import Refused
+from streamchat.serve.state import ServeState, serve_state
+from streamchat.serve.wire import sse
+
+router = APIRouter()
+
+
+async def _sse_stream(state: ServeState, call: Call, receive: Receive) -> Response:
+    turn, _name = state.turn(call)
+    first, rest = await first_batch(turn, receive)
+    if (failed := early_failure(first)) is not None:
+        return failed
+
+    def render(item: Event | Finished) -> str:
+        return "" if isinstance(item, Done) else sse(item.result if isinstance(item, Finished) else item)
+
+    return event_stream(first, rest, render, turn)
+
+
+@router.get("/stream")
+async def stream_get(request: Request, prompt: str, model: str | None = None, system: str | None = None) -> Response:
+    try:
+        body = {k: v for k, v in {"prompt": prompt, "model": model, "system": system}.items() if v is not None}
+        return await _sse_stream(serve_state(request), parse_call(body, openai=False), request.receive)
+    except Refused as err:
+        return refused(err)
+
+
+@router.post("/stream")
+async def stream_post(request: Request) -> Response:
+    state = serve_state(request)
+    try:
+        body = await read_body(request, state.options.max_body_bytes)
+        return await _sse_stream(state, parse_call(body, openai=False), request.receive)
+    except Refused as err:
+        return refused(err)
