@@ -104,6 +104,14 @@ class ToolStepLimitError(ToolError):
     code = "tool_steps"
 
 
+class SchemaMismatchError(StreamchatError):
+    """--schema: the answer did not fit, even after the corrective request (a race's lane; a single
+    answer says it on its own line, structured.report_data)."""
+
+    exit_code = ExitStatus.SCHEMA
+    code = "schema"
+
+
 class LogDamagedError(StreamchatError):
     """The conversation log's file is corrupt: only SQLite's own recovery can help."""
 

@@ -382,3 +382,43 @@ def test_tools_are_refused_in_a_race(run, server):
     r = run("-m", "openai:a", "-m", "openai:b", "--tools", "files", "q")
     assert r.code == 2 and "--tools works with one model" in r.stderr
     assert not server.requests
+
+
+@pytest.mark.e2e
+def test_schema_checks_and_repairs_each_answer(run, home, server, second_server):
+    env = race_env(home, server, second_server)
+    r = run("-m", "openai:echo", "-m", "anthropic:claude-test", "--schema", "city, pop int",
+            "[schema:missing-once] largest city", env=env)
+    assert r.code == 0, r.stderr
+    sections = r.out.split("\n\n")
+    assert [s.splitlines()[0] for s in sections] == ["## openai:echo", "## anthropic:claude-test"]
+    for section in sections:
+        data = json.loads(section.splitlines()[1])
+        assert set(data) == {"city", "pop"} and isinstance(data["pop"], int)
+    assert len(server.requests) == 2 and len(second_server.requests) == 2  # each repaired once
+    events = run("-m", "openai:echo", "-m", "anthropic:claude-test", "--schema", "city, pop int", "--json",
+                 "[schema:missing-always] q", env=env)
+    assert events.code == 8, events.stderr
+    records = [json.loads(line) for line in events.out.splitlines()]
+    ends = sorted((e["index"], e["type"], e.get("code")) for e in records if e["type"] in ("done", "error"))
+    assert ends == [(0, "error", "schema"), (1, "error", "schema")]
+
+
+def test_view_replaces_a_schema_answer_with_its_data():
+    view, out, _clock = _view(160, 20, ["a", "b"])
+    data = view.data(0)
+    sink = data.sink()
+    sink.begin()
+    sink.feed(TextDelta('{"city": "Li'))
+    view.flush()
+    data.sink().feed(TextDelta('{"city": "Lima", "pop": 1}'))  # the corrective attempt starts afresh
+    data.accept({"city": "Lima", "pop": 1})
+    view.sink(0).end(TurnResult("x"))
+    view.sink(1).begin()
+    view.sink(1).end(TurnResult("y"))
+    view.close()
+    screen = Screen(160, 20)
+    screen.feed(out)
+    left = [row.split("│")[0].strip() for row in screen.everything()]
+    assert '"city": "Lima",' in left and '"pop": 1' in left
+    assert not any('{"city": "Li' in row for row in left)
