@@ -64,6 +64,13 @@ def test_stacked_panes_share_the_height_and_short_answers_leave_room_to_long_one
     assert final == ["A", *[f"a{i}" for i in range(20)], "fa", "", "B", *[f"b{i}" for i in range(20)], "fb"]
 
 
+def test_footers_break_between_figures_not_inside_them():
+    parts = ["TTFT 136 ms", "22 tokens", "27.8 tok/s", "total 0.93 s", "cost $0.0000"]
+    assert lanes.pack(parts, 59) == ["TTFT 136 ms · 22 tokens · 27.8 tok/s · total 0.93 s", "cost $0.0000"]
+    assert lanes.pack(parts, 200) == [" · ".join(parts)]
+    assert lanes.pack(["a" * 12], 5) == ["aaaaa", "aaaaa", "aa"]
+
+
 def test_headers_name_the_model_and_fit_the_pane():
     assert plain([lanes.header("openai:gpt-4o-mini", 30)]) == ["openai:gpt-4o-mini " + "─" * 11]
     assert lanes.cells(lanes.header("x" * 50, 20)) <= 20

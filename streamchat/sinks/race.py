@@ -279,18 +279,18 @@ class PaneState:
             else:
                 waited = self.clock() - self.started if self.started is not None else 0.0
                 line = f"{'thinking' if self.thinking else 'waiting'} {waited:.1f} s" + (f" · {self.note}" if self.note else "")
-            return [f"{DIM}{piece}{RESET}" for piece in textwrap.wrap(line, width)]
+            return [f"{DIM}{piece}{RESET}" for piece in lanes.pack(line.split(" · "), width)]
         if result.outcome is Outcome.FAILED:
             message = sanitize(" ".join(result.message.split()))
             lines = textwrap.wrap(f"error: {message}", width)
             first = lines[0].removeprefix("error:")
             return [f"{BOLD}{'' if no_color else RED}error:{RESET}{first}", *lines[1:]]
-        said = result.stats.summary()
+        said = result.stats.summary().split(" · ")
         if result.cut_off:
-            said += " · cut off at the token limit"
+            said.append("cut off at the token limit")
         if not result.ok:
-            said = f"[{result.message}] {said}"
-        return [f"{DIM}{piece}{RESET}" for piece in textwrap.wrap(said, width)]
+            said.insert(0, f"[{result.message}]")
+        return [f"{DIM}{piece}{RESET}" for piece in lanes.pack(said, width)]
 
 
 class RaceView:
