@@ -42,6 +42,7 @@ class ChatOptions:
     attachments: tuple[Attachment, ...] = ()  # -a files, sent with the first question
     tools: tuple[str, ...] = ()  # --tools: MCP servers (NAME) or single tools (NAME:TOOL) to enable
     approve: tuple[str, ...] = ()  # --approve: tools that run without asking ("all" for every one)
+    functions: tuple[str, ...] = ()  # --functions: Python files whose functions are tools
     hide_reasoning: bool = False  # --hide-reasoning: the model's reasoning is not shown on stderr
     compact: bool = True  # --no-compact: send every turn, never a summary of the older ones
     race: tuple[str, ...] = ()  # several -m: each model answers the question, side by side (race.py)
@@ -55,10 +56,11 @@ def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = 
     log: ConversationLog = open_log(enabled=opts.log, warn=ui.warn)
     conversation = log.pick(continue_last=opts.continue_last, cid=opts.cid, session=opts.session)
     toolbox = None
-    if opts.tools or (tools and settings.mcp):
+    if opts.tools or opts.functions or settings.functions or (tools and settings.mcp):
         from streamchat.tools import build_toolbox
 
-        toolbox = build_toolbox(settings, list(opts.tools), list(opts.approve), ui, interactive=interactive)
+        toolbox = build_toolbox(settings, list(opts.tools), list(opts.approve), ui, interactive=interactive,
+                                functions=opts.functions)
     session = ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui, warm=warm, toolbox=toolbox,
                           compact=opts.compact)
     session.params()  # a bad -o, config option or --reasoning fails now, before anything is sent
@@ -226,14 +228,18 @@ def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) 
     A provider that cannot answer (no key, no server) is skipped with a note, unless it
     was asked for by name, in which case its error is the command's error.
     """
+    from streamchat.config import ProviderConfig
     from streamchat.errors import StreamchatError, UsageError, unexpected
+    from streamchat.plugins import names
     from streamchat.providers.base import get_provider
 
-    if only and only not in settings.providers:
-        raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(settings.providers)}")
+    providers = dict(settings.providers)  # and the plugins' (from their metadata; imported to list their models)
+    providers.update({n: ProviderConfig(n, n) for n in names("provider") if n not in providers})
+    if only and only not in providers:
+        raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(providers)}")
     listed: list[str] = []
-    for name in [only] if only else list(settings.providers):
-        cfg = settings.providers[name]
+    for name in [only] if only else list(providers):
+        cfg = providers[name]
         try:
             if cfg.models:
                 found = list(cfg.models)

@@ -115,6 +115,14 @@ class ProviderConfig:
         return key or "not-needed"
 
 
+def plugin_provider(name: str) -> ProviderConfig | None:
+    """A provider no config names but a plugin registers (`-m echo:x`): its type is its name.
+    Read from the installed metadata; the plugin is imported when a turn needs it."""
+    from streamchat.plugins import find
+
+    return ProviderConfig(name, name) if find("provider", name) is not None else None
+
+
 def _run_key_cmd(name: str, cmd: str | list[str]) -> str:
     argv = cmd if isinstance(cmd, list) else shlex.split(cmd)
     try:
@@ -199,6 +207,7 @@ class Settings:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)  # [prices."provider:model"] $/M tokens
     mcp: dict[str, McpServerConfig] = field(default_factory=dict)  # [mcp.NAME] tool servers
     approve: tuple[str, ...] = ()  # tools that run without asking ("server:tool", "server" or "all")
+    functions: tuple[str, ...] = ()  # Python files whose functions are tools, as --functions (relative to the config)
     tool_steps: int = 10  # tool-call rounds in one turn before it is stopped
     cache: bool = True  # mark prompt-cache breakpoints (Anthropic); `cache = false` or --no-cache: never
     routes: dict[str, Route] = field(default_factory=dict)  # [routes.NAME]: one name over several deployments
@@ -220,6 +229,9 @@ class Settings:
             return self.providers[name], model or self._provider_default(self.providers[name])
         if not sep and name in self.providers:
             return self.providers[name], self._provider_default(self.providers[name])
+        plugin = plugin_provider(name)
+        if plugin is not None:
+            return plugin, model or self._provider_default(plugin)
         if spec.endswith(".gguf"):
             return self.providers["local"], spec
         return self._bare(spec)
@@ -273,7 +285,7 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "default_model": str, "system": str, "temperature": (int, float), "max_tokens": int,
     "timeout": (int, float), "retries": int, "retry_max_wait": (int, float), "log": bool,
     "markdown": bool, "max_input_bytes": int, "vi_mode": bool, "approve": list, "tool_steps": int,
-    "code_theme": str, "cache": bool,
+    "code_theme": str, "cache": bool, "functions": list,
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0, 2), "max_tokens": (1, math.inf), "timeout": (0.1, math.inf), "retries": (0, 20),
@@ -326,6 +338,8 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
             if not all(isinstance(v, str) for v in cast(list[Any], value)):
                 raise ConfigError(f"{where}'approve' is a list of tool names like \"files:read_file\"")
             value = tuple(cast(list[str], value))
+        if key == "functions":
+            value = _function_files(cast(list[Any], value), path, where)
         if key == "code_theme":
             from streamchat.render.markdown_stream import check_code_theme  # Rich and Pygments: only when set
 
@@ -360,6 +374,14 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
 
         settings = replace(settings, routes=parse_routes(data["routes"], settings, where))
     return settings
+
+
+def _function_files(paths: list[Any], config: Path | None, where: str) -> tuple[str, ...]:
+    """`functions = [...]`: Python files, `~` expanded, relative ones beside the config file."""
+    if not all(isinstance(p, str) for p in paths):
+        raise ConfigError(f"{where}'functions' is a list of Python files like \"~/tools/fns.py\"")
+    base = config.parent if config is not None else Path.cwd()
+    return tuple(str(base / Path(p).expanduser()) for p in paths)
 
 
 def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | None, where: str) -> ProviderConfig:
@@ -418,6 +440,7 @@ def masked(settings: Settings) -> dict[str, Any]:
     out["routes"] = {name: {"models": [d.name for d in r.deployments], "strategy": r.strategy, "cooldown": r.cooldown}
                      for name, r in settings.routes.items()}
     out["approve"] = list(settings.approve)
+    out["functions"] = list(settings.functions)
     out["mcp"] = {name: {k: v for k, v in (("command", m.command), ("args", list(m.args)), ("url", m.url),
                                            ("env", sorted(m.env)), ("timeout", m.timeout),
                                            ("start_timeout", m.start_timeout)) if v}

@@ -112,6 +112,14 @@ class SchemaMismatchError(StreamchatError):
     code = "schema"
 
 
+class PluginError(StreamchatError):
+    """Python tools or a plugin could not load: a --functions file that fails to import, a
+    function without type hints, a name two tools share, a plugin's module that fails."""
+
+    exit_code = ExitStatus.PLUGIN
+    code = "plugin"
+
+
 class LogDamagedError(StreamchatError):
     """The conversation log's file is corrupt: only SQLite's own recovery can help."""
 

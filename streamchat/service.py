@@ -266,7 +266,7 @@ class ChatSession:
         messages += history
         if prompt is not None:
             messages.append(Message("user", prompt, attachments))
-        tools = self.overrides.tools or (self.toolbox.specs() if self.toolbox is not None else ())
+        tools = self.overrides.tools or (self.toolbox.specs() if self.toolbox is not None and self._own_tools() else ())
         return ChatRequest(model=self.target.model, messages=tuple(messages), temperature=self.options.temperature,
                            max_tokens=self.options.max_tokens, timeout=self.options.timeout,
                            params=self.params(), tools=tools,
@@ -303,12 +303,20 @@ class ChatSession:
     def _runner(self) -> ToolRunner | None:
         """The toolbox when tools are on. The embedded model has no tool-call format: asked with tools
         (ours or a serve client's) it is refused before anything loads."""
-        ours = self.toolbox is not None and self.toolbox.active
+        ours = self._own_tools()
         if (ours or self.overrides.tools) and self.settings.providers[self.target.provider_name].type == "local":
             raise BadRequestError(f"{self.model_name} cannot call tools",
                                   hint="use a model that can (e.g. -m openai:gpt-4o-mini or -m anthropic), "
                                        "or leave the tools off (drop --tools; in the REPL: /tools off NAME)")
         return self.toolbox if ours else None
+
+    def _own_tools(self) -> bool:
+        """Whether the toolbox offers its tools this turn: asked for (--tools, --functions, /tools on),
+        or only the config's `functions` and the model can call tools (they are not refused for one
+        that cannot, which would stop every chat with it)."""
+        box = self.toolbox
+        return box is not None and box.active and (
+            box.asked or self.settings.providers[self.target.provider_name].type != "local")
 
     def ask(self, prompt: str | None, sink: Sink, *, attachments: tuple[Attachment, ...] = (),
             cancel: CancelToken | None = None, then: Callable[[TurnResult], TurnResult] | None = None) -> TurnResult:

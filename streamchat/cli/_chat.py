@@ -125,6 +125,9 @@ def chat(
     tools: Annotated[Optional[list[str]], typer.Option(
         "--tools", metavar="NAME[:TOOL]", autocompletion=_complete_mcp,
         help="Let the model call the tools of MCP server NAME ([mcp.NAME] in the config), or one TOOL (repeatable).")] = None,
+    functions: Annotated[Optional[list[str]], typer.Option(
+        "--functions", metavar="FILE.py",
+        help="Let the model call this file's type-hinted functions, each call approved as MCP tools are (repeatable).")] = None,
     approve: Annotated[Optional[list[str]], typer.Option(
         "--approve", metavar="NAME[:TOOL]|all",
         help="Run this tool without asking (NAME:TOOL, NAME, or all); without a terminal nothing else runs.")] = None,
@@ -202,6 +205,7 @@ def chat(
             cid=cid, session=session, log=settings.log and not g.no_log, debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
             role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),
+            functions=tuple(functions or ()),
             hide_reasoning=hide_reasoning, compact=not no_compact, race=tuple(models) if racing else (),
         )
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)
