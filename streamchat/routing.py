@@ -194,6 +194,11 @@ class Router:
             if error.retryable:
                 state.cooling_until = self.clock() + max(self.route.cooldown, error.retry_after or 0.0)
 
+    def left(self, deployment: Deployment) -> None:
+        """An attempt closed by its caller (Ctrl-C, a cancel, a client gone): neither answer nor fault."""
+        with self._lock:
+            self._states[deployment.name].in_flight -= 1
+
     def cooling(self, deployment: Deployment) -> float:
         """Seconds until `deployment` is tried first again (0: it is not cooling down)."""
         with self._lock:
@@ -291,7 +296,7 @@ class RoutedProvider:
                 last = self._failed(deployment, exc, started, cancelled=_cancelled())
                 continue
             except BaseException:  # closed by the caller (Ctrl-C, a cancel, a closed pipe): not its fault
-                self.router.ended(deployment)
+                self.router.left(deployment)
                 raise
             self._answered(deployment, last)
             return
@@ -311,7 +316,7 @@ class RoutedProvider:
                 last = self._failed(deployment, exc, started, cancelled=False)
                 continue
             except BaseException:  # the client left: the task was cancelled
-                self.router.ended(deployment)
+                self.router.left(deployment)
                 raise
             self._answered(deployment, last)
             return
