@@ -358,7 +358,8 @@ def test_the_log_keeps_alternatives_c_continues_the_first_and_pick_switches(run,
 
 
 @pytest.mark.e2e
-def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, server, second_server):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, server, second_server, sig, code):
     server.script("ca", chunks=[f"a{i} " for i in range(400)], delay=0.05)
     second_server.script("cb", chunks=[f"b{i} " for i in range(400)], delay=0.05)
     proc = subprocess.Popen([STREAMCHAT, "-m", "openai:ca", "-m", "anthropic:cb", "q"], stdin=subprocess.DEVNULL,
@@ -370,13 +371,13 @@ def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, s
     while len(second_server.requests) < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     sent = time.monotonic()
     assert server.wait_disconnect(2) and second_server.wait_disconnect(2)
     closed = max(server.disconnects[0], second_server.disconnects[0]) - sent
     out, err = proc.communicate(timeout=10)
     assert closed <= 1.0, closed
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert b"Traceback" not in err
     db = sqlite3.connect(home / "log.db")
     states = db.execute("SELECT model, state, length(content) > 0 FROM messages WHERE role = 'assistant'"
