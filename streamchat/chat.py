@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from streamchat.config import Settings
@@ -75,8 +75,9 @@ def interactive(env: Environment) -> bool:
 def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str | None) -> int:
     """One answer to `prompt` (None: --continue-answer continues the last one) and its exit code."""
     if opts.race and prompt is not None:
-        # the lanes build the providers; this session keeps the conversation and the log
-        return run_race(open_session(settings, opts, ui, warm=True), opts, env, ui, with_context(prompt, opts.context))
+        # the lanes build the providers; this session keeps the conversation and the log, and no tools
+        session = open_session(replace(settings, functions=()), opts, ui, warm=True)
+        return run_race(session, opts, env, ui, with_context(prompt, opts.context))
     session = open_session(settings, opts, ui, interactive=interactive(env))
     if session.toolbox is not None:
         session.toolbox.start()  # the servers start while the SDK loads

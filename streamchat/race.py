@@ -38,12 +38,12 @@ STOP_WAIT_S = 1.0  # after Ctrl-C, how long the race waits for its lanes to clos
 
 
 def check_raceable(session: ChatSession, models: Sequence[str]) -> None:
-    """Refuse what a race cannot do yet, before anything is sent: tools (whose approvals and
-    results would interleave across the lanes)."""
+    """Refuse what a race cannot do, before anything is sent. Its lanes have no tools (their
+    approvals and results would interleave): the CLI refuses --tools and --functions with several -m."""
     if len(models) < 2:
         raise UsageError("a race needs at least two models", hint="streamchat -m MODEL_A -m MODEL_B \"question\"")
-    if (session.toolbox is not None and session.toolbox.active) or session.overrides.tools:
-        raise UsageError("tools cannot be used in a race yet", hint="drop --tools (REPL: /tools off NAME), or ask one model")
+    if session.overrides.tools:
+        raise UsageError("a client's tools cannot be used in a race", hint="ask one model")
 
 
 def lanes(session: ChatSession, models: Sequence[str]) -> list[ChatSession]:

@@ -388,7 +388,9 @@ def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, s
 @pytest.mark.e2e
 def test_tools_are_refused_in_a_race(run, server):
     r = run("-m", "openai:a", "-m", "openai:b", "--tools", "files", "q")
-    assert r.code == 2 and "--tools works with one model" in r.stderr
+    assert r.code == 2 and "--tools/--functions works with one model" in r.stderr
+    r = run("-m", "openai:a", "-m", "openai:b", "--functions", "fns.py", "q")
+    assert r.code == 2 and "--tools/--functions works with one model" in r.stderr
     assert not server.requests
 
 

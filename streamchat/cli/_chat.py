@@ -59,7 +59,7 @@ def _schema(spec: str | None, multi: bool, role: Role | None) -> ResponseSchema 
 
 def _check_race(*, tools: bool, extract: bool, shell: bool, continue_answer: bool, save_role: bool) -> None:
     """What several -m cannot go with: one line, exit 2, nothing sent."""
-    given = [name for name, on in (("--tools", tools), ("-x/--extract-all", extract), ("--shell", shell),
+    given = [name for name, on in (("--tools/--functions", tools), ("-x/--extract-all", extract), ("--shell", shell),
                                    ("--continue-answer", continue_answer), ("--save-role", save_role)) if on]
     if given:
         raise UsageError(f"several -m race the models on one question; {given[0]} works with one model",
@@ -154,7 +154,7 @@ def chat(
 
         racing = len(models) > 1
         if racing:
-            _check_race(tools=bool(tools), extract=extract or extract_all, shell=shell,
+            _check_race(tools=bool(tools or functions), extract=extract or extract_all, shell=shell,
                         continue_answer=continue_answer, save_role=save_role is not None)
 
         if session is not None and (cont or cid is not None):
