@@ -208,13 +208,15 @@ def report_end(result: TurnResult, ui: UI, debug: bool, more: str = "--continue-
 def list_options(settings: Settings, env: Environment, only: str) -> int:
     """`streamchat models --options PROVIDER`: the -o options its API takes, one per line (name, what
     a value must be, what it does). PROVIDER is a configured name or an adapter type."""
-    from streamchat.config import PROVIDER_TYPES
-    from streamchat.errors import UsageError
+    from streamchat.errors import ConfigError, UsageError
     from streamchat.providers.options import options_for
+    from streamchat.providers.registry import spec_for
 
     ptype = settings.providers[only].type if only in settings.providers else only
-    if ptype not in PROVIDER_TYPES:
-        raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(settings.providers)}")
+    try:
+        spec_for(ptype)
+    except ConfigError:
+        raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(settings.providers)}") from None
     rows = [(o.name, o.expected(), o.help) for o in options_for(ptype).values()]
     width = max(len(name) for name, _, _ in rows)
     env.stdout.write("".join(f"{name:<{width}}  {expected}" + (f" — {text}" if text else "") + "\n"
