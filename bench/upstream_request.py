@@ -19,8 +19,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -90,7 +91,8 @@ async def measure(url: str) -> None:
               f"streams starting at once on one worker: {(cost - bare_cost) * 100 / 1000:.0f} ms")
 
 
-def main() -> None:
+def run_upstream_bench(measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+    """`measure(url)` on the clients' loop against bench/upstream.py (1-token answers), started and stopped here."""
     upstream = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "upstream.py"), "1", "0"],
                                 stdout=subprocess.PIPE, text=True)
     try:
@@ -102,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_upstream_bench(measure)
