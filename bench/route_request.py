@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 from collections.abc import Awaitable, Callable
 
-from upstream_request import run_upstream_bench  # bench/: starts bench/upstream.py; serve's aiohttp transport
+from upstream_request import rounds, run_upstream_bench  # bench/: starts bench/upstream.py; serve's aiohttp transport
 
 from streamchat.config import parse_settings
 from streamchat.service import ChatSession, Overrides
@@ -38,20 +37,7 @@ async def measure(url: str) -> None:
                 pass
         return one
 
-    paths = {"one model (a:fast)": turn("a:fast"), "route (team)": turn("team")}
-    for path in paths.values():  # warm: imports, pools, the price database
-        for _ in range(50):
-            await path()
-    cpu: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(REPS):
-        for name, path in paths.items():
-            started = time.process_time()
-            for _ in range(N):
-                await path()
-            cpu[name].append((time.process_time() - started) / N * 1e6)
-    for name, values in cpu.items():
-        print(f"{name:20} µs CPU per turn: median {statistics.median(values):5.0f}  "
-              f"(rounds: {' '.join(f'{v:.0f}' for v in values)})")
+    cpu = await rounds({"one model (a:fast)": turn("a:fast"), "route (team)": turn("team")}, N, REPS, "turn")
     plain, routed = (statistics.median(v) for v in cpu.values())
     print(f"a route adds {routed - plain:.0f} µs a turn ({routed / plain:.2f}×)")
 

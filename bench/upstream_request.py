@@ -70,25 +70,31 @@ async def measure(url: str) -> None:
                 pass
 
         provider.prepare_async()
-        paths: dict[str, Callable[[], Awaitable[None]]] = {CREATE: create, SERVED: served, BARE: bare}
-        for path in paths.values():  # warm: imports, pools, first-call caches
-            for _ in range(50):
-                await path()
-        cpu: dict[str, list[float]] = {name: [] for name in paths}
-        for _ in range(REPS):  # interleaved, so a slow spell of the VM hits both
-            for name, path in paths.items():
-                started = time.process_time()
-                for _ in range(N):
-                    await path()
-                cpu[name].append((time.process_time() - started) / N * 1e6)
-    for name, values in cpu.items():
-        print(f"{name:20} µs CPU per request: median {statistics.median(values):5.0f}  "
-              f"(rounds: {' '.join(f'{v:.0f}' for v in values)})")
+        cpu = await rounds({CREATE: create, SERVED: served, BARE: bare}, N, REPS, "request")
     bare_cost = statistics.median(cpu[BARE])
     for name in (CREATE, SERVED):
         cost = statistics.median(cpu[name])
         print(f"{name}: {cost - bare_cost:.0f} µs a request over the bare one ({cost / bare_cost:.1f}×); for 100 "
               f"streams starting at once on one worker: {(cost - bare_cost) * 100 / 1000:.0f} ms")
+
+
+async def rounds(paths: dict[str, Callable[[], Awaitable[None]]], n: int, reps: int, what: str) -> dict[str, list[float]]:
+    """µs of CPU per call of each path, `reps` rounds of `n` calls, interleaved so a slow spell of the
+    VM hits them all (after 50 warm-up calls each: imports, pools, first-call caches); printed."""
+    for path in paths.values():
+        for _ in range(50):
+            await path()
+    cpu: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(reps):
+        for name, path in paths.items():
+            started = time.process_time()
+            for _ in range(n):
+                await path()
+            cpu[name].append((time.process_time() - started) / n * 1e6)
+    for name, values in cpu.items():
+        print(f"{name:20} µs CPU per {what}: median {statistics.median(values):5.0f}  "
+              f"(rounds: {' '.join(f'{v:.0f}' for v in values)})")
+    return cpu
 
 
 def run_upstream_bench(measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
