@@ -32,7 +32,6 @@ log = logging.getLogger("streamchat.routing")
 
 STRATEGIES = ("least-busy", "round-robin")
 DEFAULT_COOLDOWN_S = 30.0
-ROUTE_TYPES = ("openai", "anthropic")  # HTTP APIs: a route over one machine's local model spreads nothing
 _FIRST_TOKEN = (TextDelta, ReasoningDelta, ToolCallStart, ToolCall)  # what a client may already have seen
 
 
@@ -113,12 +112,12 @@ def _deployment(spec: str, settings: Settings, section: str) -> Deployment:
     provider_name, _, model = expanded.partition(":")
     provider = settings.providers.get(provider_name)
     if provider is None or not model:
-        known = ", ".join(sorted(p for p, c in settings.providers.items() if c.type in ROUTE_TYPES))
+        known = ", ".join(sorted(p for p, c in settings.providers.items() if c.spec.remote))
         raise ConfigError(f"{section}: model '{spec}' does not resolve to a provider:model",
                           hint=f"write PROVIDER:MODEL with a provider of: {known}")
-    if provider.type not in ROUTE_TYPES:
-        raise ConfigError(f"{section}: '{spec}' is a {provider.type} model; routes spread requests over "
-                          f"{' or '.join(ROUTE_TYPES)} deployments")
+    if not provider.spec.remote:
+        raise ConfigError(f"{section}: '{spec}' runs on this machine ({provider.type}); a route spreads requests "
+                          "over remote deployments")
     return Deployment(provider, model)
 
 

@@ -137,7 +137,7 @@ def test_a_route_resolves_as_a_model_name_directly_or_through_an_alias():
     ({"team": {"models": ["a:m"]}}, {"aliases": {"team": "a:m"}}, "the name 'team' is also an alias"),
     ({"openai": {"models": ["a:m"]}}, {}, "the name 'openai' is also a provider"),
     ({"team": {"models": ["a:m", "anthropic:claude"]}}, {}, "mix API types"),
-    ({"team": {"models": ["local:smollm2"]}}, {}, "is a local model"),
+    ({"team": {"models": ["local:smollm2"]}}, {}, "runs on this machine (local)"),
     ({"team": {"models": ["a:m", "a:m"]}}, {}, "'a:m' is listed twice"),
     ({"team": {"models": ["a:m"], "cooldown": -1}}, {}, "cooldown must be seconds"),
     ({"team": {"models": ["a:m"], "retries": 3}}, {}, "unknown key 'retries'"),
