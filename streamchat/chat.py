@@ -121,23 +121,31 @@ def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI,
 def run_race(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI, question: str) -> int:
     """Several models answer `question` at once (race.py); the exit code of the race."""
     from streamchat import race
+
+    results, closed = race_turn(session, opts.race, opts, env, ui, question, opts.attachments)
+    return ExitStatus.OUTPUT_CLOSED if closed else race.exit_code(results)
+
+
+def race_turn(session: ChatSession, models: tuple[str, ...], opts: ChatOptions, env: Environment, ui: UI,
+              question: str, attachments: tuple[Attachment, ...]) -> tuple[list[TurnResult], bool]:
+    """One question raced by `models` into the output `opts` asks for, failures said on stderr where
+    no pane shows them (the one-shot command and the REPL); (the results in -m order, stdout closed)."""
+    from streamchat import race
     from streamchat.sinks.race import race_output
 
-    racers = race.lanes(session, opts.race)
+    racers = race.lanes(session, models)
     for lane in racers:
         lane.check_context(question)
     output = race_output(env, ui, [lane.model_name for lane in racers], json=opts.json, markdown=opts.markdown,
                          sanitize=opts.sanitize, stats=opts.stats, code_theme=opts.code_theme)
-    results = race.run(session, racers, question, output, attachments=opts.attachments)
-    if output.closed:
-        return ExitStatus.OUTPUT_CLOSED
-    if not output.shows_errors:
+    results = race.run(session, racers, question, output, attachments=attachments)
+    if not output.shows_errors and not output.closed:
         for lane, result in zip(racers, results, strict=True):
             if result.outcome is Outcome.FAILED and result.error is not None:
                 if opts.debug:
                     ui.traceback(result.error.__cause__ or result.error)
                 ui.error(f"{lane.model_name}: {result.error}")
-    return race.exit_code(results)
+    return results, output.closed
 
 
 def write_code(result: TurnResult, env: Environment, ui: UI, *, every: bool) -> int:
