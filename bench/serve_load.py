@@ -6,6 +6,11 @@ time to first event, events/s, stream duration against an unloaded stream, CPU p
 completed streams; then the server's peak RSS. Then a disconnect storm: half the clients
 leave after 20 events of a 3000-token answer while the other half read theirs; prints how
 many upstream streams were closed, and the server's threads and sockets before and after.
+
+`--keys`: what `serve --keys` adds to a request instead — the key check, the admission (reserve)
+and the settlement (spend log) — as the p50 of 1-token answers, one after another on a kept-alive
+connection, against the same server without keys, in interleaved rounds; with the state in SQLite,
+then in a redis-server started for it (when one is installed).
 """
 
 from __future__ import annotations
@@ -174,7 +179,85 @@ def report(burst: str, results: list[Result], elapsed: float, alone: float, used
     print("  #15's goals: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in checks))
 
 
+ADMIN = "bench-admin-token-0123456789"
+KEY_ROUNDS, KEY_REQUESTS = 8, 60
+
+
+def _latencies(url: str, token: str, count: int) -> list[float]:
+    took = []
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+        for _ in range(count):
+            started = time.perf_counter()
+            reply = http.post(f"{url}/v1/chat/completions", json={"model": "openai:fast", "max_tokens": 10,
+                                                                  "messages": [{"role": "user", "content": "go"}]})
+            took.append(time.perf_counter() - started)
+            assert reply.status_code == 200, reply.text
+    return took
+
+
+def _redis(folder: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+    import shutil
+    import socket
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def keys_overhead() -> None:
+    """p50 of a 1-token answer through serve with and without --keys: what the key check and the
+    accounting cost a request."""
+    from conftest import STREAMCHAT, base_env
+
+    global CHUNKS, DELAY
+    CHUNKS, DELAY = 1, 0.0
+    upstream = Upstream()
+    home = Path(tempfile.mkdtemp())
+    price = '[prices."openai:fast"]\ninput = 0.15\noutput = 0.6\n'
+    redis = _redis(home)
+    stores = [("sqlite", None)] + ([("redis", redis[1])] if redis else [])
+    try:
+        for name, url in stores:
+            (home / name).mkdir()
+            state = ["--state", url] if url else []
+            plain = ServeProcess(home / name, upstream, "-m", "openai:fast", token=ADMIN)  # type: ignore[arg-type]
+            keyed = ServeProcess(home / name, upstream, "-m", "openai:fast", "--keys", *state, token=ADMIN,  # type: ignore[arg-type]
+                                 config_extra=price)
+            made = subprocess.run([STREAMCHAT, "access", "create", "bench", "--budget", "1000", "--rpm", "1000000",
+                                   "--tpm", "1000000000", *state], env=base_env(home / name), capture_output=True, text=True)
+            key = made.stdout.strip()
+            try:
+                _latencies(plain.url, ADMIN, 20)  # warm both
+                _latencies(keyed.url, key, 20)
+                without: list[float] = []
+                with_keys: list[float] = []
+                for _ in range(KEY_ROUNDS):
+                    without += _latencies(plain.url, ADMIN, KEY_REQUESTS)
+                    with_keys += _latencies(keyed.url, key, KEY_REQUESTS)
+            finally:
+                plain.stop()
+                keyed.stop()
+            a, b = statistics.median(without) * 1000, statistics.median(with_keys) * 1000
+            print(f"--keys on {name}: a 1-token answer p50 {b:.2f} ms with a key (budget, rpm, tpm) against {a:.2f} ms "
+                  f"without ({len(without)} each, interleaved): key check + accounting {b - a:+.2f} ms per request "
+                  f"(goal ≤ 2 ms: {'yes' if b - a <= 2 else 'NO'})")
+    finally:
+        upstream.stop()
+        if redis:
+            redis[0].terminate()
+
+
 def main() -> None:
+    if "--keys" in sys.argv[1:]:
+        keys_overhead()
+        return
     upstream = Upstream()
     serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast",  # type: ignore[arg-type]
                          "--allow-model", "openai:long", "--workers", WORKERS)

@@ -170,11 +170,7 @@ def _result_text(result: Any) -> str:
         import json
 
         parts.append(json.dumps(result.structured_content, ensure_ascii=False))
-    return capped("\n".join(parts))
-
-
-def capped(text: str) -> str:
-    """A tool's result as sent back to the model: at most RESULT_LIMIT characters, saying so."""
+    text = "\n".join(parts)
     if len(text) > RESULT_LIMIT:
         text = text[:RESULT_LIMIT] + f"\n[… cut at {RESULT_LIMIT} of {len(text)} characters]"
     return text

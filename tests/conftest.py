@@ -135,9 +135,8 @@ def _redis_says(port: int, command: bytes) -> bytes:
         return sock.recv(64)
 
 
-@pytest.fixture(scope="session")
-def _redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real redis-server (Debian's package, installed by .ci/run) on a free port, in a tmp dir, no persistence."""
+def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A real redis-server (Debian's package, installed by .ci/run) on a free port, in `folder`, no persistence."""
     import socket
     import time
 
@@ -147,7 +146,6 @@ def _redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
                              "--appendonly", "no", "--daemonize", "no", "--logfile", str(folder / "redis.log")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -155,19 +153,28 @@ def _redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     while True:
         try:
             if _redis_says(port, b"PING\r\n").startswith(b"+PONG"):
-                break
+                return proc, port
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"redis-server did not start: {(folder / 'redis.log').read_text(errors='replace')[-500:]}")
         time.sleep(0.05)
-    yield port
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def _redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    proc, port = start_redis(tmp_path_factory.mktemp("redis"))
+    yield port
+    stop(proc)
 
 
 @pytest.fixture

@@ -51,3 +51,25 @@ class ServeProcess:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def websocket_answer(port: int, headers: dict[str, str] | None = None, prompt: str = "x") -> str | None:
+    """The text serve's /ws streams for `prompt`, or None when it refuses the socket."""
+    import asyncio
+    import json
+
+    import websockets
+    import websockets.exceptions
+
+    async def talk() -> str | None:
+        try:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws", additional_headers=headers) as ws:
+                await ws.send(json.dumps({"prompt": prompt}))
+                frames = [json.loads(await ws.recv())]
+                while frames[-1]["type"] not in ("done", "error"):
+                    frames.append(json.loads(await ws.recv()))
+        except (websockets.exceptions.InvalidStatus, websockets.exceptions.ConnectionClosed):
+            return None
+        return "".join(f.get("text", "") for f in frames if f["type"] == "token")
+
+    return asyncio.run(talk())

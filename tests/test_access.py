@@ -18,7 +18,8 @@ from streamchat.access.records import (
     to_nano,
     usage_rows,
 )
-from streamchat.access.state import Ask, StateUnavailable, check_url, open_state
+from streamchat.access.state import Ask, StateUnavailable
+from streamchat.access.stores import check_url, open_state
 from streamchat.errors import UsageError
 
 T0 = time.time() // 86400 * 86400 - 12 * 3600  # yesterday at noon UTC: in the past for the Redis log's ids
@@ -204,3 +205,17 @@ def test_help_imports_neither_redis_nor_an_sdk(argv):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stderr.strip().endswith("IMPORTED:"), done.stderr
     assert "--state URL" in done.stdout
+
+
+def test_a_reservation_is_priced_at_the_dearest_deployment(tmp_path):
+    from streamchat.access.meter import Meter
+    from streamchat.config import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('[prices."openai:house"]\ninput = 1.0\noutput = 2.0\n')
+    settings = load_settings(config)
+    meter = Meter(open_state(f"sqlite:{tmp_path / 'access.db'}"), settings)
+    openai = settings.providers["openai"]
+    assert meter.price([(openai, "gpt-4o-mini")], 400, 100).cost == 400 * 150 + 100 * 600  # nanodollars a token
+    assert meter.price([(openai, "gpt-4o-mini"), (openai, "house")], 400, 100).cost == 400 * 1000 + 100 * 2000
+    assert meter.price([(openai, "gpt-4o-mini"), (openai, "no-such-model")], 400, 100).cost is None

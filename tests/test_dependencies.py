@@ -18,7 +18,8 @@ else:
 
 ROOT = PACKAGE.parent
 TESTS = Path(__file__).parent
-EXTRA_FILES = {"serve": ("serve/", "cli/_serve.py", "access/redis_state.py"), "local": ("providers/local.py",)}  # imported only with that extra
+EXTRA_FILES = {"serve": ("serve/", "cli/_serve.py", "access/redis_state.py"),  # imported only with that extra
+               "local": ("providers/local.py",)}
 
 
 def _norm(name: str) -> str:

@@ -8,6 +8,7 @@ The store is called on the event loop: an admission is one transaction (SQLite) 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class Meter:
     def __init__(self, state: AccessState, settings: Settings) -> None:
         self.state, self.settings = state, settings
         self._seen: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._prices: dict[tuple[str, str], tuple[float, float] | None] = {}
 
     def record(self, key: str) -> KeyRecord | None:
         """The key's record (None: unknown, revoked or expired), read from the store at most once a second."""
@@ -73,14 +75,35 @@ class Meter:
             seen = self._seen[hashed] = (now, found)
         return seen[1]
 
-    def price(self, provider: ProviderConfig, model: str, inputs: int, max_tokens: int | None) -> Price:
+    def price(self, deployments: list[tuple[ProviderConfig, str]], inputs: int, max_tokens: int | None) -> Price:
         """The most a request should cost: its estimated input and max_tokens (or the config's, or
-        DEFAULT_OUTPUT) of output."""
+        DEFAULT_OUTPUT) of output, at the dearest of the deployments that may answer it (a route's
+        fallback may be dearer than its first); None when one of them has no known price."""
+        outputs = max_tokens or self.settings.max_tokens or DEFAULT_OUTPUT
+        costs = []
+        for provider, model in deployments:
+            rates = self._rates(provider, model)
+            costs.append(None if rates is None else inputs * rates[0] + outputs * rates[1])
+        worst = None if any(c is None for c in costs) else max(c or 0.0 for c in costs)
+        provider, model = deployments[0]
+        return Price(provider, model, inputs, outputs, None if worst is None else math.ceil(worst))
+
+    def _rates(self, provider: ProviderConfig, model: str) -> tuple[float, float] | None:
+        """Nanodollars per input and per output token, read once per model: the price database's
+        calculation takes ~0.3 ms, too much for every request. Priced at a million tokens, where a
+        tiered price is at its dearest, so the estimate stays an upper bound."""
         from streamchat.cost import turn_cost
 
-        outputs = max_tokens or self.settings.max_tokens or DEFAULT_OUTPUT
-        cost = turn_cost(self.settings, provider, model, Stats(input_tokens=inputs, tokens=outputs))
-        return Price(provider, model, inputs, outputs, None if cost is None else to_nano(cost))
+        key = (provider.name, model)
+        if key not in self._prices:
+            million = 1_000_000
+            per_in = turn_cost(self.settings, provider, model, Stats(input_tokens=million, tokens=0))
+            per_out = turn_cost(self.settings, provider, model, Stats(input_tokens=0, tokens=million))
+            if len(self._prices) >= CACHE_CAP:
+                self._prices.clear()
+            self._prices[key] = None if per_in is None or per_out is None else (to_nano(per_in) / million,
+                                                                               to_nano(per_out) / million)
+        return self._prices[key]
 
     async def admit(self, key: str, names: tuple[str, ...], price: Price) -> Ticket:
         """Admit the request or raise Denied; while requests in flight hold what is left of the
@@ -99,22 +122,24 @@ class Meter:
             await asyncio.sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 2, 0.1)
 
-    def settle(self, ticket: Ticket, result: TurnResult) -> None:
+    def settle(self, ticket: Ticket, result: TurnResult, answered: tuple[ProviderConfig, str] | None = None) -> None:
         """Record the request's tokens and cost (the upstream's usage; without it, the prompt's
-        estimate and the tokens that streamed), and free its reservation. Once per ticket."""
+        estimate and the tokens that streamed) under the deployment that `answered`, and free its
+        reservation. Once per ticket."""
         if ticket.settled:
             return
         ticket.settled = True
         from streamchat.cost import turn_cost
 
         stats, price = result.stats, ticket.price
+        provider, model = answered or (price.provider, price.model)
         cost = stats.cost_usd
         inputs = stats.input_tokens if stats.input_tokens is not None else price.input_tokens
         if cost is None and price.cost is not None:
-            cost = turn_cost(self.settings, price.provider, price.model, Stats(input_tokens=inputs, tokens=stats.tokens))
+            cost = turn_cost(self.settings, provider, model, Stats(input_tokens=inputs, tokens=stats.tokens))
         status = "ok" if result.ok else result.error.code if result.error is not None else result.outcome.value
         self.state.settle(ticket.hashed, ticket.ticket, SpendEntry(
-            time.time(), ticket.name, f"{price.provider.name}:{price.model}", inputs, stats.tokens,
+            time.time(), ticket.name, f"{provider.name}:{model}", inputs, stats.tokens,
             None if cost is None else to_nano(cost), (time.monotonic() - ticket.started) * 1000, status))
 
     def refused(self, denied: Denied, model: str) -> None:

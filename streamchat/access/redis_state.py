@@ -51,21 +51,20 @@ if k[4] and k[4] ~= '' then
   end
   if not allowed then return {'model', name} end
 end
-local in_flight, reserved = 0, 0
-local held = redis.call('HGETALL', KEYS[2])
-for i = 1, #held, 2 do
-  local amount, deadline = string.match(held[i + 1], '^(%d+):(.+)$')
-  if tonumber(deadline) < now then redis.call('HDEL', KEYS[2], held[i])
-  else in_flight = in_flight + 1; reserved = reserved + tonumber(amount) end
-end
-local pid = period_id(k[6])
-local spent = 0
-if k[8] == pid then spent = tonumber(k[7]) end
-local estimate = tonumber(ARGV[4])
-if k[5] and k[5] ~= '' then
+local budgeted = k[5] and k[5] ~= ''
+if budgeted then
+  local in_flight, reserved = 0, 0
+  local held = redis.call('HGETALL', KEYS[2])
+  for i = 1, #held, 2 do
+    local amount, deadline = string.match(held[i + 1], '^(%d+):(.+)$')
+    if tonumber(deadline) < now then redis.call('HDEL', KEYS[2], held[i])
+    else in_flight = in_flight + 1; reserved = reserved + tonumber(amount) end
+  end
+  local spent = 0
+  if k[8] == period_id(k[6]) then spent = tonumber(k[7]) end
   local budget = tonumber(k[5])
   if spent >= budget then return {'exhausted', name} end
-  if in_flight > 0 and spent + reserved + estimate > budget then return {'busy', name} end
+  if in_flight > 0 and spent + reserved + tonumber(ARGV[4]) > budget then return {'busy', name} end
 end
 local rpm_level = nil
 if k[9] and k[9] ~= '' then
@@ -80,9 +79,11 @@ if k[12] and k[12] ~= '' then
   if l < 1 then return {'tpm', name, string.format('%.17g', (1 - l) * 60 / cap)} end
 end
 if rpm_level then redis.call('HSET', KEYS[1], 'rpm_level', string.format('%.17g', rpm_level), 'rpm_at', ARGV[1]) end
-redis.call('HSET', KEYS[1], 'spent', string.format('%.0f', spent), 'period_id', pid)
-local ticket = tostring(redis.call('INCR', KEYS[3]))
-redis.call('HSET', KEYS[2], ticket, ARGV[4] .. ':' .. ARGV[5])
+local ticket = '0'  -- a key without a budget holds no reservation
+if budgeted then
+  ticket = tostring(redis.call('INCR', KEYS[3]))
+  redis.call('HSET', KEYS[2], ticket, ARGV[4] .. ':' .. ARGV[5])
+end
 return {'ok', name, '', ticket}
 """
 

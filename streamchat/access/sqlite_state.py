@@ -109,8 +109,11 @@ class SqliteState:
 
     def admit(self, hashed: str, ask: Ask) -> Admission:
         now = ask.now
-        with self._write() as db:
-            row = db.execute("SELECT * FROM keys WHERE hash = ?", (hashed,)).fetchone()
+        with self._write() as db:  # the record and its live reservations in one statement: each one costs
+            row = db.execute("SELECT *, (SELECT COUNT(*) FROM reservations r WHERE r.hash = k.hash AND r.deadline >= ?)"
+                             " AS in_flight, (SELECT COALESCE(SUM(amount), 0) FROM reservations r"
+                             " WHERE r.hash = k.hash AND r.deadline >= ?) AS reserved FROM keys k WHERE hash = ?",
+                             (now, now, hashed)).fetchone()
             if row is None:
                 return Admission(Verdict.UNKNOWN)
             record, name = _record(row), row["name"]
@@ -120,33 +123,31 @@ class SqliteState:
                 return Admission(Verdict.EXPIRED, name)
             if record.models and not set(ask.models) & set(record.models):
                 return Admission(Verdict.MODEL, name)
-            db.execute("DELETE FROM reservations WHERE hash = ? AND deadline < ?", (hashed, now))
-            in_flight, reserved = db.execute("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM reservations WHERE hash = ?",
-                                             (hashed,)).fetchone()
             pid = period_id(record.period, now)
             spent = row["spent"] if row["period_id"] == pid else 0
-            verdict = budget_verdict(record.budget, spent, reserved, in_flight, ask.estimate)
+            verdict = budget_verdict(record.budget, spent, row["reserved"], row["in_flight"], ask.estimate)
             if verdict is not Verdict.OK:
                 return Admission(verdict, name)
-            rpm_level, rpm_at = row["rpm_level"], row["rpm_at"]
+            rpm_level = None
             if record.rpm is not None:
-                rpm_level, wait = take(rpm_level, rpm_at, now, record.rpm, 1)
+                rpm_level, wait = take(row["rpm_level"], row["rpm_at"], now, record.rpm, 1)
                 if wait is not None:
                     return Admission(Verdict.RPM, name, wait)
-                rpm_at = now
             if record.tpm is not None:
                 tokens = refill(row["tpm_level"], row["tpm_at"], now, record.tpm)
                 if tokens < 1:
                     return Admission(Verdict.TPM, name, wait_for(tokens, 1, record.tpm))
-            db.execute("UPDATE keys SET spent = ?, period_id = ?, rpm_level = ?, rpm_at = ? WHERE hash = ?",
-                       (spent, pid, rpm_level, rpm_at, hashed))
-            ticket = db.execute("INSERT INTO reservations (hash, amount, deadline) VALUES (?, ?, ?)",
-                                (hashed, ask.estimate, now + ask.hold_s)).lastrowid
+            if rpm_level is not None:
+                db.execute("UPDATE keys SET rpm_level = ?, rpm_at = ? WHERE hash = ?", (rpm_level, now, hashed))
+            ticket = 0  # a key without a budget holds no reservation
+            if record.budget is not None:
+                ticket = db.execute("INSERT INTO reservations (hash, amount, deadline) VALUES (?, ?, ?)",
+                                    (hashed, ask.estimate, now + ask.hold_s)).lastrowid or 0
         return Admission(Verdict.OK, name, ticket=str(ticket))
 
     def settle(self, hashed: str, ticket: str, entry: SpendEntry) -> None:
         with self._write() as db:
-            db.execute("DELETE FROM reservations WHERE ticket = ?", (int(ticket),))
+            db.execute("DELETE FROM reservations WHERE ticket = ? OR deadline < ?", (int(ticket), entry.ts))  # and lapsed ones
             row = db.execute("SELECT period, spent, period_id, tpm, tpm_level, tpm_at FROM keys WHERE hash = ?",
                              (hashed,)).fetchone()
             if row is not None:

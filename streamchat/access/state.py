@@ -1,4 +1,5 @@
-"""Where access keys and their use live: one small interface, two stores behind it.
+"""Where access keys and their use live: one small interface (this module), two stores behind it
+(`sqlite_state`, `redis_state`; `stores.open_state` picks one).
 
 SQLite (the default, `access.db` in the data dir, WAL) serves one machine, `serve --workers N`
 included: every admission and settlement is one `BEGIN IMMEDIATE` transaction, so the workers'
@@ -10,13 +11,11 @@ be reached is `StateUnavailable`: serve answers 503, never an unmetered answer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from streamchat.access.limits import Verdict
 from streamchat.access.records import KeyRecord, KeyStatus, SpendEntry
-from streamchat.errors import ConfigError, UsageError, mask_url
+from streamchat.errors import ConfigError
 
 RESERVATION_S = 900.0  # a reservation whose request never settled (a worker killed mid-answer) lapses after this
 
@@ -67,41 +66,3 @@ class AccessState(Protocol):
     def entries(self, since: float) -> list[SpendEntry]: ...
 
     def close(self) -> None: ...
-
-
-def default_path() -> Path:
-    from streamchat.config import data_dir
-
-    return data_dir() / "access.db"
-
-
-def check_url(url: str | None) -> str | None:
-    """A malformed `--state` is a usage error before anything is opened."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme in ("redis", "rediss"):
-        try:
-            port = parts.port
-        except ValueError:
-            port = -1
-        db = parts.path.lstrip("/")
-        if not parts.hostname or port == -1 or (db and not db.isdigit()) or parts.query or parts.fragment:
-            raise UsageError(f"'{mask_url(url)}' is not a Redis URL", hint="use redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0")
-        return url
-    if parts.scheme == "sqlite" and parts.path:
-        return url
-    raise UsageError(f"--state must be a redis:// URL or sqlite:PATH, not '{mask_url(url)}'",
-                     hint="e.g. --state redis://127.0.0.1:6379/0; leave it out for access.db in the data dir")
-
-
-def open_state(url: str | None = None) -> AccessState:
-    """The store `url` names (`--state`, $STREAMCHAT_STATE; else SQLite in the data dir), checked to answer."""
-    url = check_url(url)
-    if url and url.startswith(("redis://", "rediss://")):
-        from streamchat.access.redis_state import RedisState
-
-        return RedisState(url)
-    from streamchat.access.sqlite_state import SqliteState
-
-    return SqliteState(Path(urlsplit(url).path) if url else default_path())

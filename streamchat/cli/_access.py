@@ -32,7 +32,7 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", show_default=False, help
 @contextlib.contextmanager
 def _state(ctx: typer.Context, state: Optional[str], config: Optional[Path], debug: bool
            ) -> Iterator[tuple[AccessState, Environment, UI]]:
-    from streamchat.access.state import open_state
+    from streamchat.access.stores import open_state
 
     with _command(_globals(ctx).merge(config=config, debug=debug)) as (_settings, env, ui):
         store = open_state(state)

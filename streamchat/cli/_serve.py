@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from streamchat.cli._access import StateOpt
 from streamchat.cli._app import (
     ConfigOpt,
     DebugOpt,
@@ -59,6 +60,10 @@ def serve(
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
     workers: Annotated[str, typer.Option("--workers", metavar="N|auto",
                                          help="Server processes (uvicorn workers); auto = one per core.")] = "1",
+    keys: Annotated[bool, typer.Option(
+        "--keys", help="Require an access key (streamchat access create) on every request, metered against its limits; "
+                       "the token stays the admin's.")] = False,
+    state: StateOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -68,9 +73,13 @@ def serve(
                                   or host not in LOOPBACK and len(token) < MIN_TOKEN_LENGTH):
             raise UsageError(f"the token must have no surrounding spaces, and off loopback at least {MIN_TOKEN_LENGTH}"
                              " characters", hint='make one with: export STREAMCHAT_TOKEN="$(openssl rand -hex 24)"')
-        if host not in LOOPBACK and not token:
+        if host not in LOOPBACK and not token and not keys:
             raise UsageError(f"refusing to bind {host} without a token",
-                             hint="set STREAMCHAT_TOKEN (or --token), or bind 127.0.0.1")
+                             hint="set STREAMCHAT_TOKEN (or --token), pass --keys, or bind 127.0.0.1")
+        if keys:  # the store must answer now (exit 3 otherwise), then each worker opens its own
+            from streamchat.access.stores import open_state
+
+            open_state(state).close()
         if any(a == "--token" or a.startswith("--token=") for a in sys.argv):
             ui.warn("warning: --token is visible to other users in ps; prefer STREAMCHAT_TOKEN")
         try:
@@ -106,7 +115,7 @@ def serve(
                          allow_local_models=allow_local_models,
                          allow_models=tuple(allow_model or ()), ws_idle_timeout=ws_idle_timeout,
                          ws_per_client=ws_per_client, bind=host, allow_hosts=tuple(allow_host or ()),
-                         debug=g.debug)
+                         debug=g.debug, keys=keys, state=state)
         ui.notice(f"streamchat serving {session.model_name} on http://{address(host, port)}/"
                   + (f" with {processes} worker processes" if processes > 1 else ""))
         logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))

@@ -185,9 +185,10 @@ def to_wire(options: Mapping[str, Option], params: Params) -> dict[str, Any]:
 
 def options_for(provider_type: str) -> dict[str, Option]:
     """The option table of an adapter type ("openai", "anthropic", "local"), without building it."""
-    from streamchat.providers.registry import spec_for
+    from streamchat.providers.base import _ADAPTERS
 
-    found: dict[str, Option] = importlib.import_module(spec_for(provider_type).adapter_module).OPTIONS
+    module = _ADAPTERS[provider_type].partition(":")[0]
+    found: dict[str, Option] = importlib.import_module(module).OPTIONS
     return found
 
 

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from streamchat.config import Settings
 from streamchat.errors import StreamchatError
-from streamchat.serve import health, page, routes_openai, routes_stream, websocket
+from streamchat.serve import keys, page, routes_openai, routes_stream, websocket
 from streamchat.serve.gate import Guard
 from streamchat.serve.policy import WS_IDLE_TIMEOUT_S, WS_PER_CLIENT, OriginPolicy
 from streamchat.serve.state import ServeOptions, ServeState
@@ -52,6 +52,8 @@ class ServeSpec:
     bind: str = "127.0.0.1"
     allow_hosts: tuple[str, ...] = ()
     debug: bool = False
+    keys: bool = False
+    state: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -67,7 +69,8 @@ class ServeSpec:
         options = ServeOptions(token=self.token, cors_origin=self.cors_origin, allow_local_models=self.allow_local_models,
                                allow_models=self.allow_models, ws_idle_timeout=self.ws_idle_timeout,
                                ws_per_client=self.ws_per_client,
-                               origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin))
+                               origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin),
+                               keys=self.keys, state=self.state)
         return create_app(settings, Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options)
 
 
@@ -140,7 +143,8 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
     app.include_router(routes_stream.router)
     app.include_router(routes_openai.router)
     app.include_router(websocket.router)
-    app.include_router(health.router)
+    if state.keys is not None:
+        app.include_router(keys.router)
 
     _settle_heap()
     return app

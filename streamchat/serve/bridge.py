@@ -10,6 +10,7 @@ turn is cancelled and the upstream closed at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -115,12 +116,22 @@ class TurnStream:
         self.session, self.prompt, self.attachments = session, prompt, attachments
         self.token = CancelToken()
         self._task: asyncio.Task[None] | None = None
+        self._started = False
+        self.on_end: Callable[[TurnResult], None] | None = None  # called once, on the loop, with the turn's result
+
+    def _ended(self, result: TurnResult) -> None:
+        """The turn is over, however it ended (answered, failed, cancelled, never started): `on_end` runs once."""
+        hook, self.on_end = self.on_end, None
+        if hook is not None:
+            hook(result)
 
     def cancel(self) -> None:
         """Stop the turn (called on the loop): the task is cancelled, or the worker sees the token."""
         self.token.cancel()
         if self._task is not None:
             self._task.cancel()
+        if not self._started:
+            self._ended(TurnResult(outcome=Outcome.CANCELLED))
 
     async def _produce(self, feed: _AsyncFeed) -> None:
         """The task: one turn on the loop; whatever ends it, the last item is Finished."""
@@ -129,25 +140,37 @@ class TurnStream:
             async for item in self.session.ask_async(self.prompt, attachments=self.attachments):
                 if isinstance(item, TurnResult):
                     finished = True
+                    self._ended(item)
                     await feed.put(Finished(item))
                 else:
                     await feed.put(item)
         except StreamchatError as err:  # refused before sending (an attachment the model cannot take)
             finished = True
-            feed.queue.put_nowait(Finished(TurnResult(outcome=Outcome.FAILED, error=err)))
+            failed = TurnResult(outcome=Outcome.FAILED, error=err)
+            self._ended(failed)
+            feed.queue.put_nowait(Finished(failed))
         except asyncio.CancelledError:
             pass
         finally:
             if not finished:
-                feed.queue.put_nowait(Finished(TurnResult(outcome=Outcome.CANCELLED)))
+                cancelled = TurnResult(outcome=Outcome.CANCELLED)
+                self._ended(cancelled)
+                feed.queue.put_nowait(Finished(cancelled))
 
     def _ask(self, sink: QueueSink) -> None:
         """The worker: one turn; a refusal before sending (an attachment the model cannot take)
         still ends the stream, as a failed result."""
         try:
-            self.session.ask(self.prompt, sink, attachments=self.attachments, cancel=self.token)
+            result = self.session.ask(self.prompt, sink, attachments=self.attachments, cancel=self.token)
         except StreamchatError as err:
-            sink.end(TurnResult(outcome=Outcome.FAILED, error=err))
+            result = TurnResult(outcome=Outcome.FAILED, error=err)
+            sink.end(result)
+        except BaseException:
+            result = TurnResult(outcome=Outcome.CANCELLED)
+            raise
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the server is gone
+                sink.loop.call_soon_threadsafe(self._ended, result)
 
     async def events(self, heartbeat: float | None = None) -> AsyncIterator[Event | Finished | None]:
         """Yields events, then Finished; yields None after `heartbeat` seconds of silence."""
@@ -169,6 +192,7 @@ class TurnStream:
         """
         queue: asyncio.Queue[Event | Finished | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        self._started = True
         consumed: Callable[[int], None]
         if self.session.streams_async:
             feed = _AsyncFeed(queue)

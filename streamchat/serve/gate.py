@@ -3,7 +3,8 @@ size, applied to every request before any route runs.
 
 `Gate` holds the checks; `Guard` is the pure-ASGI middleware that runs them for HTTP (the
 WebSocket route calls `Gate.check` itself, as a browser's WebSocket sends no preflight).
-A check every request needs (an access key, a budget) belongs in `Gate.check`; one that only
+With `--keys` the credential is an access key (`keys.Keys.allows`) or the admin token. A check
+every request needs belongs in `Gate.check`; one that only
 some routes need is a FastAPI dependency on that router's `include_router` in `serve/app.py`.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -20,24 +21,35 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from streamchat.serve.policy import OriginPolicy, Refused
 from streamchat.serve.wire import openai_error
 
+if TYPE_CHECKING:
+    from streamchat.serve.keys import Keys
+
 
 def refused(err: Refused) -> JSONResponse:
     """A refusal as an OpenAI-shaped error response."""
-    return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status)
+    return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status, headers=err.headers)
+
+
+def bearer(headers: Any, query_token: str | None) -> str:
+    """The credential a request carries: `Authorization: Bearer …`, else the page's `?token=`."""
+    given: str = headers.get("authorization", "")
+    return given[7:] if given.lower().startswith("bearer ") else (query_token or "")
 
 
 class Gate:
     """The checks every request passes: Host and Origin (`OriginPolicy`), the token if the server
     has one, and a declared body size within the limit."""
 
-    def __init__(self, origins: OriginPolicy, token: str | None, max_body_bytes: int) -> None:
-        self.origins, self.token, self.max_body_bytes = origins, token, max_body_bytes
+    def __init__(self, origins: OriginPolicy, token: str | None, max_body_bytes: int, keys: Keys | None = None) -> None:
+        self.origins, self.token, self.max_body_bytes, self.keys = origins, token, max_body_bytes, keys
 
     def authorized(self, headers: Any, query_token: str | None) -> bool:
+        """With `--keys`, an access key or the token; else the token, if the server has one."""
+        given = bearer(headers, query_token)
+        if self.keys is not None:
+            return self.keys.allows(given)
         if not self.token:
             return True
-        given = headers.get("authorization", "")
-        given = given[7:] if given.lower().startswith("bearer ") else (query_token or "")
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     def check(self, headers: Any, query_token: str | None, public: bool = False) -> None:
@@ -47,7 +59,8 @@ class Gate:
         self.origins.check_host(host)
         self.origins.check_origin(headers.get("origin"), host, headers.get("sec-fetch-site"))
         if not public and not self.authorized(headers, query_token):
-            raise Refused(401, "missing or wrong bearer token", "unauthorized")
+            raise Refused(401, "missing or wrong bearer token" if self.keys is None else "missing or unknown access key",
+                          "unauthorized" if self.keys is None else "invalid_api_key")
 
     def refusal(self, request: Request) -> Response | None:
         """Token, Host and Origin checks and the declared body size, before any route runs."""

@@ -46,7 +46,7 @@ async def chat_completions(request: Request) -> Response:
     state = serve_state(request)
     try:
         call = parse_call(await read_body(request, state.options.max_body_bytes), openai=True)
-        turn, name = state.turn(call)
+        turn, name = await state.turn(call, request.headers)
         first, rest = await first_batch(turn, request.receive)
     except Refused as err:
         return refused(err)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.types import Receive
 
 from streamchat.events import Done, Event
 from streamchat.serve.bridge import Finished
@@ -19,9 +18,9 @@ from streamchat.serve.wire import sse
 router = APIRouter()
 
 
-async def _sse_stream(state: ServeState, call: Call, receive: Receive) -> Response:
-    turn, _name = state.turn(call)
-    first, rest = await first_batch(turn, receive)
+async def _sse_stream(state: ServeState, call: Call, request: Request) -> Response:
+    turn, _name = await state.turn(call, request.headers)
+    first, rest = await first_batch(turn, request.receive)
     if (failed := early_failure(first)) is not None:
         return failed
 
@@ -35,7 +34,7 @@ async def _sse_stream(state: ServeState, call: Call, receive: Receive) -> Respon
 async def stream_get(request: Request, prompt: str, model: str | None = None, system: str | None = None) -> Response:
     try:
         body = {k: v for k, v in {"prompt": prompt, "model": model, "system": system}.items() if v is not None}
-        return await _sse_stream(serve_state(request), parse_call(body, openai=False), request.receive)
+        return await _sse_stream(serve_state(request), parse_call(body, openai=False), request)
     except Refused as err:
         return refused(err)
 
@@ -45,6 +44,6 @@ async def stream_post(request: Request) -> Response:
     state = serve_state(request)
     try:
         body = await read_body(request, state.options.max_body_bytes)
-        return await _sse_stream(state, parse_call(body, openai=False), request.receive)
+        return await _sse_stream(state, parse_call(body, openai=False), request)
     except Refused as err:
         return refused(err)

@@ -7,9 +7,10 @@ and how a checked request becomes a turn.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.requests import HTTPConnection
 
@@ -17,11 +18,14 @@ from streamchat.config import Settings
 from streamchat.conversation import Conversation
 from streamchat.errors import StreamchatError
 from streamchat.serve.bridge import TurnStream
-from streamchat.serve.gate import Gate
+from streamchat.serve.gate import Gate, bearer
 from streamchat.serve.parse import Call
 from streamchat.serve.policy import WS_IDLE_TIMEOUT_S, WS_PER_CLIENT, ModelPolicy, OriginPolicy, Refused
 from streamchat.serve.wire import http_status
 from streamchat.service import ChatSession, Overrides
+
+if TYPE_CHECKING:
+    from streamchat.serve.keys import Keys
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class ServeOptions:
     ws_per_client: int = WS_PER_CLIENT
     max_body_bytes: int = 1024 * 1024
     max_prompt_chars: int = 200_000
+    keys: bool = False  # `--keys`: an access key on every request, each turn metered
+    state: str | None = None  # `--state`: where the keys live (None: access.db in the data dir)
 
 
 class ServeState:
@@ -44,11 +50,18 @@ class ServeState:
         self.settings, self.server, self.options = settings, server, options
         self.models = ModelPolicy(settings, server.model, allow_local=options.allow_local_models,
                                   patterns=options.allow_models)
-        self.gate = Gate(options.origins, options.token, options.max_body_bytes)
+        self.keys: Keys | None = None
+        if options.keys:
+            from streamchat.access.stores import open_state
+            from streamchat.serve.keys import Keys
+
+            self.keys = Keys(open_state(options.state), settings, options.token)
+        self.gate = Gate(options.origins, options.token, options.max_body_bytes, self.keys)
         self.sockets: Counter[str] = Counter()  # open WebSockets per client address
 
-    def turn(self, call: Call) -> tuple[TurnStream, str]:
-        """A turn through the same ChatSession as the CLI (config system/temperature/max_tokens apply)."""
+    async def turn(self, call: Call, headers: Any) -> tuple[TurnStream, str]:
+        """A turn through the same ChatSession as the CLI (config system/temperature/max_tokens apply);
+        with `--keys`, admitted against the key in `headers` and settled when it ends."""
         options = self.options
         if sum(len(m.content) for m in call.messages) > options.max_prompt_chars:
             raise Refused(422, f"prompt longer than {options.max_prompt_chars} characters", "prompt_too_long")
@@ -67,9 +80,12 @@ class ServeState:
         if unsupported:
             raise Refused(400, f"parameter '{unsupported[0]}' is not supported by {session.target.provider_name}",
                           "unsupported_parameter")
-        if results:
-            return TurnStream(session, None), session.model_name
-        return TurnStream(session, last.content, last.attachments), session.model_name
+        stream = TurnStream(session, None) if results else TurnStream(session, last.content, last.attachments)
+        if self.keys is not None:
+            ticket = await self.keys.admit(bearer(headers, None), session, call)
+            if ticket is not None:
+                stream.on_end = functools.partial(self.keys.settle, ticket, session)
+        return stream, session.model_name
 
 
 def serve_state(conn: HTTPConnection) -> ServeState:

@@ -101,7 +101,7 @@ async def _serve_socket(ws: WebSocket, state: ServeState) -> None:
                 continue
             try:
                 call = parse_call({k: v for k, v in message.items() if k != "type"}, openai=False)
-                turn, _name = state.turn(call)
+                turn, _name = await state.turn(call, ws.headers)
             except Refused as err:
                 await ws.send_json({"type": "error", "message": err.message, "code": err.code})
                 continue
