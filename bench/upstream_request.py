@@ -19,8 +19,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -69,20 +70,7 @@ async def measure(url: str) -> None:
                 pass
 
         provider.prepare_async()
-        paths: dict[str, Callable[[], Awaitable[None]]] = {CREATE: create, SERVED: served, BARE: bare}
-        for path in paths.values():  # warm: imports, pools, first-call caches
-            for _ in range(50):
-                await path()
-        cpu: dict[str, list[float]] = {name: [] for name in paths}
-        for _ in range(REPS):  # interleaved, so a slow spell of the VM hits both
-            for name, path in paths.items():
-                started = time.process_time()
-                for _ in range(N):
-                    await path()
-                cpu[name].append((time.process_time() - started) / N * 1e6)
-    for name, values in cpu.items():
-        print(f"{name:20} µs CPU per request: median {statistics.median(values):5.0f}  "
-              f"(rounds: {' '.join(f'{v:.0f}' for v in values)})")
+        cpu = await rounds({CREATE: create, SERVED: served, BARE: bare}, N, REPS, "request")
     bare_cost = statistics.median(cpu[BARE])
     for name in (CREATE, SERVED):
         cost = statistics.median(cpu[name])
@@ -90,7 +78,27 @@ async def measure(url: str) -> None:
               f"streams starting at once on one worker: {(cost - bare_cost) * 100 / 1000:.0f} ms")
 
 
-def main() -> None:
+async def rounds(paths: dict[str, Callable[[], Awaitable[None]]], n: int, reps: int, what: str) -> dict[str, list[float]]:
+    """µs of CPU per call of each path, `reps` rounds of `n` calls, interleaved so a slow spell of the
+    VM hits them all (after 50 warm-up calls each: imports, pools, first-call caches); printed."""
+    for path in paths.values():
+        for _ in range(50):
+            await path()
+    cpu: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(reps):
+        for name, path in paths.items():
+            started = time.process_time()
+            for _ in range(n):
+                await path()
+            cpu[name].append((time.process_time() - started) / n * 1e6)
+    for name, values in cpu.items():
+        print(f"{name:20} µs CPU per {what}: median {statistics.median(values):5.0f}  "
+              f"(rounds: {' '.join(f'{v:.0f}' for v in values)})")
+    return cpu
+
+
+def run_upstream_bench(measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+    """`measure(url)` on the clients' loop against bench/upstream.py (1-token answers), started and stopped here."""
     upstream = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "upstream.py"), "1", "0"],
                                 stdout=subprocess.PIPE, text=True)
     try:
@@ -102,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_upstream_bench(measure)

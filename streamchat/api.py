@@ -204,13 +204,13 @@ def _sampling(options: dict[str, Any] | None) -> dict[str, Any]:
     """`options` as Overrides fields: temperature, max_tokens and serve's sampling fields checked as
     serve checks a request's; any other option a provider takes (as -o) is checked against the
     model's provider when the turn starts."""
-    from streamchat.config import PROVIDER_TYPES
     from streamchat.providers.options import options_for
+    from streamchat.providers.registry import all_specs
     from streamchat.serve.parse import SAMPLING, sampling
     from streamchat.serve.policy import Refused
 
     options = dict(options or {})
-    known = ("temperature", "max_tokens", *sorted({name for kind in PROVIDER_TYPES for name in options_for(kind)}))
+    known = ("temperature", "max_tokens", *sorted({name for spec in all_specs() for name in options_for(spec.type)}))
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise UsageError(f"unknown option(s): {', '.join(map(str, unknown))}", hint=f"options are: {', '.join(known)}")

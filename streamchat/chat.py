@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from streamchat.config import Settings
@@ -42,6 +42,7 @@ class ChatOptions:
     attachments: tuple[Attachment, ...] = ()  # -a files, sent with the first question
     tools: tuple[str, ...] = ()  # --tools: MCP servers (NAME) or single tools (NAME:TOOL) to enable
     approve: tuple[str, ...] = ()  # --approve: tools that run without asking ("all" for every one)
+    functions: tuple[str, ...] = ()  # --functions: Python files whose functions are tools
     hide_reasoning: bool = False  # --hide-reasoning: the model's reasoning is not shown on stderr
     compact: bool = True  # --no-compact: send every turn, never a summary of the older ones
     race: tuple[str, ...] = ()  # several -m: each model answers the question, side by side (race.py)
@@ -55,10 +56,11 @@ def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = 
     log: ConversationLog = open_log(enabled=opts.log, warn=ui.warn)
     conversation = log.pick(continue_last=opts.continue_last, cid=opts.cid, session=opts.session)
     toolbox = None
-    if opts.tools or (tools and settings.mcp):
+    if opts.tools or opts.functions or settings.functions or (tools and settings.mcp):
         from streamchat.tools import build_toolbox
 
-        toolbox = build_toolbox(settings, list(opts.tools), list(opts.approve), ui, interactive=interactive)
+        toolbox = build_toolbox(settings, list(opts.tools), list(opts.approve), ui, interactive=interactive,
+                                functions=opts.functions)
     session = ChatSession(settings, opts.overrides, conversation=conversation, log=log, ui=ui, warm=warm, toolbox=toolbox,
                           compact=opts.compact)
     session.params()  # a bad -o, config option or --reasoning fails now, before anything is sent
@@ -73,8 +75,9 @@ def interactive(env: Environment) -> bool:
 def run_chat(settings: Settings, opts: ChatOptions, env: Environment, ui: UI, prompt: str | None) -> int:
     """One answer to `prompt` (None: --continue-answer continues the last one) and its exit code."""
     if opts.race and prompt is not None:
-        # the lanes build the providers; this session keeps the conversation and the log
-        return run_race(open_session(settings, opts, ui, warm=True), opts, env, ui, with_context(prompt, opts.context))
+        # the lanes build the providers; this session keeps the conversation and the log, and no tools
+        session = open_session(replace(settings, functions=()), opts, ui, warm=True)
+        return run_race(session, opts, env, ui, with_context(prompt, opts.context))
     session = open_session(settings, opts, ui, interactive=interactive(env))
     if session.toolbox is not None:
         session.toolbox.start()  # the servers start while the SDK loads
@@ -118,23 +121,31 @@ def _one_shot(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI,
 def run_race(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI, question: str) -> int:
     """Several models answer `question` at once (race.py); the exit code of the race."""
     from streamchat import race
+
+    results, closed = race_turn(session, opts.race, opts, env, ui, question, opts.attachments)
+    return ExitStatus.OUTPUT_CLOSED if closed else race.exit_code(results)
+
+
+def race_turn(session: ChatSession, models: tuple[str, ...], opts: ChatOptions, env: Environment, ui: UI,
+              question: str, attachments: tuple[Attachment, ...]) -> tuple[list[TurnResult], bool]:
+    """One question raced by `models` into the output `opts` asks for, failures said on stderr where
+    no pane shows them (the one-shot command and the REPL); (the results in -m order, stdout closed)."""
+    from streamchat import race
     from streamchat.sinks.race import race_output
 
-    racers = race.lanes(session, opts.race)
+    racers = race.lanes(session, models)
     for lane in racers:
         lane.check_context(question)
     output = race_output(env, ui, [lane.model_name for lane in racers], json=opts.json, markdown=opts.markdown,
                          sanitize=opts.sanitize, stats=opts.stats, code_theme=opts.code_theme)
-    results = race.run(session, racers, question, output, attachments=opts.attachments)
-    if output.closed:
-        return ExitStatus.OUTPUT_CLOSED
-    if not output.shows_errors:
+    results = race.run(session, racers, question, output, attachments=attachments)
+    if not output.shows_errors and not output.closed:
         for lane, result in zip(racers, results, strict=True):
             if result.outcome is Outcome.FAILED and result.error is not None:
                 if opts.debug:
                     ui.traceback(result.error.__cause__ or result.error)
                 ui.error(f"{lane.model_name}: {result.error}")
-    return race.exit_code(results)
+    return results, output.closed
 
 
 def write_code(result: TurnResult, env: Environment, ui: UI, *, every: bool) -> int:
@@ -205,13 +216,15 @@ def report_end(result: TurnResult, ui: UI, debug: bool, more: str = "--continue-
 def list_options(settings: Settings, env: Environment, only: str) -> int:
     """`streamchat models --options PROVIDER`: the -o options its API takes, one per line (name, what
     a value must be, what it does). PROVIDER is a configured name or an adapter type."""
-    from streamchat.config import PROVIDER_TYPES
-    from streamchat.errors import UsageError
+    from streamchat.errors import ConfigError, UsageError
     from streamchat.providers.options import options_for
+    from streamchat.providers.registry import spec_for
 
     ptype = settings.providers[only].type if only in settings.providers else only
-    if ptype not in PROVIDER_TYPES:
-        raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(settings.providers)}")
+    try:
+        spec_for(ptype)
+    except ConfigError:
+        raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(settings.providers)}") from None
     rows = [(o.name, o.expected(), o.help) for o in options_for(ptype).values()]
     width = max(len(name) for name, _, _ in rows)
     env.stdout.write("".join(f"{name:<{width}}  {expected}" + (f" — {text}" if text else "") + "\n"
@@ -226,14 +239,18 @@ def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) 
     A provider that cannot answer (no key, no server) is skipped with a note, unless it
     was asked for by name, in which case its error is the command's error.
     """
+    from streamchat.config import ProviderConfig
     from streamchat.errors import StreamchatError, UsageError, unexpected
+    from streamchat.plugins import names
     from streamchat.providers.base import get_provider
 
-    if only and only not in settings.providers:
-        raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(settings.providers)}")
+    providers = dict(settings.providers)  # and the plugins' (from their metadata; imported to list their models)
+    providers.update({n: ProviderConfig(n, n) for n in names("provider") if n not in providers})
+    if only and only not in providers:
+        raise UsageError(f"unknown provider '{only}'", hint=f"one of: {', '.join(providers)}")
     listed: list[str] = []
-    for name in [only] if only else list(settings.providers):
-        cfg = settings.providers[name]
+    for name in [only] if only else list(providers):
+        cfg = providers[name]
         try:
             if cfg.models:
                 found = list(cfg.models)

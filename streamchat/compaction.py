@@ -117,7 +117,7 @@ def plan(session: ChatSession, prompt: str) -> int:
         return covered
     guess = request_tokens(session.system_prompt(current), conv.history(current), prompt)
     used = max(guess, session._estimate(prompt))
-    provider = session.settings.providers[session.target.provider_name]
+    provider = session.target.config
     if used + answer_margin(SMALLEST_WINDOW, session.options.max_tokens) <= SMALLEST_WINDOW \
             and window_from_database(provider, session.target.model):
         return covered  # fits any model: the price database that holds the windows is not loaded

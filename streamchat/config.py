@@ -6,6 +6,7 @@ built-in defaults.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from streamchat.errors import AuthError, ConfigError, UsageError, mask_url, remember_secret
+from streamchat.providers.registry import ProviderSpec, all_specs, spec_for
 
 if TYPE_CHECKING:
     from streamchat.routing import Route
@@ -29,7 +31,6 @@ else:  # pragma: no cover
 
 APP = "streamchat"
 DEFAULT_MODEL = "local:smollm2"
-PROVIDER_TYPES = ("openai", "anthropic", "local")
 
 
 def config_dir() -> Path:
@@ -64,9 +65,24 @@ class ProviderConfig:
     key_env_required: bool = False  # the config file named api_key_env: its absence is an error
 
     @property
+    def spec(self) -> ProviderSpec:
+        """What its type can do (providers/registry.py)."""
+        return spec_for(self.type)
+
+    @property
     def base_url_env(self) -> str | None:
         """The variable the official SDK would read the base URL from (OPENAI_BASE_URL…)."""
-        return f"{self.type.upper()}_BASE_URL" if self.type in ("openai", "anthropic") else None
+        return self.spec.base_url_env
+
+    def key_envs(self) -> tuple[str, ...]:
+        """The variables the key is read from: the config's api_key_env alone, or, for the SDK's own
+        variable, every one the SDK reads, in its order (Gemini: GOOGLE_API_KEY, GEMINI_API_KEY)."""
+        if self.api_key_env is None:
+            return ()
+        spec = self.spec
+        if self.key_env_required or self.api_key_env != spec.key_env or not spec.key_envs:
+            return (self.api_key_env,)
+        return spec.key_envs
 
     def effective_base_url(self) -> tuple[str | None, str]:
         """(the URL requests go to, where it came from): the config, the SDK's variable, or its default."""
@@ -89,9 +105,10 @@ class ProviderConfig:
         """(the key, where it came from) — `keys list` shows the second."""
         if self.api_key_cmd:
             return _run_key_cmd(self.name, self.api_key_cmd), "command"
-        if self.api_key_env and os.environ.get(self.api_key_env):
-            return os.environ[self.api_key_env], f"env {self.api_key_env}"
-        if self.type in ("openai", "anthropic"):
+        for env in self.key_envs():
+            if os.environ.get(env):
+                return os.environ[env], f"env {env}"
+        if self.spec.needs_key:
             from streamchat import keys
 
             stored = keys.get(self.name)
@@ -106,13 +123,21 @@ class ProviderConfig:
         if key is None and self.key_env_required and self.api_key_env:
             raise AuthError(f"{self.api_key_env} is not set (api_key_env of [providers.{self.name}])",
                             hint=f"export {self.api_key_env}=…, or remove api_key_env from the config")
-        if key is None and self.type in ("openai", "anthropic") and self.effective_base_url()[0] is None:
-            env = self.api_key_env or f"{self.type.upper()}_API_KEY"
+        if key is None and self.spec.needs_key and self.effective_base_url()[0] is None:
+            env = self.api_key_env or self.spec.key_env
             raise AuthError(
                 f"no API key for provider '{self.name}'",
                 hint=f"run: streamchat keys set {self.name} — or set {env}, or api_key_cmd in [providers.{self.name}]",
             )
         return key or "not-needed"
+
+
+def plugin_provider(name: str) -> ProviderConfig | None:
+    """A provider no config names but a plugin registers (`-m echo:x`): its type is its name.
+    Read from the installed metadata; the plugin is imported when a turn needs it."""
+    from streamchat.plugins import find
+
+    return ProviderConfig(name, name) if find("provider", name) is not None else None
 
 
 def _run_key_cmd(name: str, cmd: str | list[str]) -> str:
@@ -169,13 +194,16 @@ def _parse_mcp(name: str, table: Any, where: str) -> McpServerConfig:
     return McpServerConfig(name, command, tuple(args), dict(env), url, **waits)
 
 
-BUILTIN_PROVIDERS: dict[str, ProviderConfig] = {
-    "openai": ProviderConfig("openai", "openai", api_key_env="OPENAI_API_KEY", default_model="gpt-4o-mini"),
-    "anthropic": ProviderConfig("anthropic", "anthropic", api_key_env="ANTHROPIC_API_KEY",
-                                default_model="claude-sonnet-4-5"),
-    "ollama": ProviderConfig("ollama", "openai", base_url="http://127.0.0.1:11434/v1", default_model="llama3.2"),
-    "local": ProviderConfig("local", "local", default_model="smollm2"),
-}
+def builtin_provider(spec: ProviderSpec) -> ProviderConfig:
+    """The provider named after a type (`-m openai`, `-m echo:x`): its key variable, its default model."""
+    return ProviderConfig(spec.type, spec.type, api_key_env=spec.key_env, default_model=spec.default_model)
+
+
+_OLLAMA = ProviderConfig("ollama", "openai", base_url="http://127.0.0.1:11434/v1", default_model="llama3.2")
+# One provider per registered type and Ollama's usual server; remote ones first, the local model last.
+BUILTIN_PROVIDERS: dict[str, ProviderConfig] = dict(sorted(
+    {**{spec.type: builtin_provider(spec) for spec in all_specs()}, "ollama": _OLLAMA}.items(),
+    key=lambda item: not item[1].spec.remote))
 
 
 @dataclass(frozen=True)
@@ -199,6 +227,7 @@ class Settings:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)  # [prices."provider:model"] $/M tokens
     mcp: dict[str, McpServerConfig] = field(default_factory=dict)  # [mcp.NAME] tool servers
     approve: tuple[str, ...] = ()  # tools that run without asking ("server:tool", "server" or "all")
+    functions: tuple[str, ...] = ()  # Python files whose functions are tools, as --functions (relative to the config)
     tool_steps: int = 10  # tool-call rounds in one turn before it is stopped
     cache: bool = True  # mark prompt-cache breakpoints (Anthropic); `cache = false` or --no-cache: never
     routes: dict[str, Route] = field(default_factory=dict)  # [routes.NAME]: one name over several deployments
@@ -216,10 +245,17 @@ class Settings:
         if spec in self.routes:
             return self.routes[spec].primary
         name, sep, model = spec.partition(":")
+        if sep and name not in self.providers:
+            with contextlib.suppress(ConfigError):  # a type a plugin adds: its provider of that name
+                prov = builtin_provider(spec_for(name))
+                return prov, model or self._provider_default(prov)
         if sep and name in self.providers:
             return self.providers[name], model or self._provider_default(self.providers[name])
         if not sep and name in self.providers:
             return self.providers[name], self._provider_default(self.providers[name])
+        plugin = plugin_provider(name)
+        if plugin is not None:
+            return plugin, model or self._provider_default(plugin)
         if spec.endswith(".gguf"):
             return self.providers["local"], spec
         return self._bare(spec)
@@ -273,7 +309,7 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "default_model": str, "system": str, "temperature": (int, float), "max_tokens": int,
     "timeout": (int, float), "retries": int, "retry_max_wait": (int, float), "log": bool,
     "markdown": bool, "max_input_bytes": int, "vi_mode": bool, "approve": list, "tool_steps": int,
-    "code_theme": str, "cache": bool,
+    "code_theme": str, "cache": bool, "functions": list,
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0, 2), "max_tokens": (1, math.inf), "timeout": (0.1, math.inf), "retries": (0, 20),
@@ -326,6 +362,8 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
             if not all(isinstance(v, str) for v in cast(list[Any], value)):
                 raise ConfigError(f"{where}'approve' is a list of tool names like \"files:read_file\"")
             value = tuple(cast(list[str], value))
+        if key == "functions":
+            value = _function_files(cast(list[Any], value), path, where)
         if key == "code_theme":
             from streamchat.render.markdown_stream import check_code_theme  # Rich and Pygments: only when set
 
@@ -362,10 +400,20 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
     return settings
 
 
+def _function_files(paths: list[Any], config: Path | None, where: str) -> tuple[str, ...]:
+    """`functions = [...]`: Python files, `~` expanded, relative ones beside the config file."""
+    if not all(isinstance(p, str) for p in paths):
+        raise ConfigError(f"{where}'functions' is a list of Python files like \"~/tools/fns.py\"")
+    base = config.parent if config is not None else Path.cwd()
+    return tuple(str(base / Path(p).expanduser()) for p in paths)
+
+
 def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | None, where: str) -> ProviderConfig:
     ptype = table.get("type", base.type if base else "openai")
-    if ptype not in PROVIDER_TYPES:
-        raise ConfigError(f"{where}[providers.{name}] type '{ptype}' is not one of {', '.join(PROVIDER_TYPES)}")
+    try:
+        spec_for(str(ptype))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}[providers.{name}] type '{ptype}' is not known", hint=exc.hint) from None
     known: dict[str, Any] = {k: v for k, v in table.items() if k in _PROVIDER_KEYS and k != "type"}
     if "api_key_env" in known:
         known["key_env_required"] = True
@@ -418,6 +466,7 @@ def masked(settings: Settings) -> dict[str, Any]:
     out["routes"] = {name: {"models": [d.name for d in r.deployments], "strategy": r.strategy, "cooldown": r.cooldown}
                      for name, r in settings.routes.items()}
     out["approve"] = list(settings.approve)
+    out["functions"] = list(settings.functions)
     out["mcp"] = {name: {k: v for k, v in (("command", m.command), ("args", list(m.args)), ("url", m.url),
                                            ("env", sorted(m.env)), ("timeout", m.timeout),
                                            ("start_timeout", m.start_timeout)) if v}

@@ -1,4 +1,4 @@
-"""`-f SOURCE`: text context from files, directories, globs, stdin, URLs and command output.
+"""`-f SOURCE`: text context from files, directories, globs, stdin, URLs, command output and plugins.
 
 Each source becomes a labeled block appended to the question, so the model can cite it:
 `<source name="src/app.py">…</source>`. Directories honor `.gitignore` (pathspec), skip
@@ -132,6 +132,9 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
         return [_budgeted(Piece(source, output, "" if output.strip() else "printed nothing"), budget)]
     if source.startswith(("http://", "https://")):
         return [_budgeted(Piece(shown_url(source), fetch_url(source, timeout=timeout)), budget)]
+    plugin = _plugin_source(source)
+    if plugin is not None:
+        return [_budgeted(Piece(name, text), budget) for name, text in plugin(source.partition(":")[2])]
     path = Path(source).expanduser()
     if path.is_dir():
         pieces = _directory(path, source, budget, within=os.path.realpath(path))
@@ -145,6 +148,17 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
     if _has_magic(source):
         return _globbed(source, budget)
     raise UsageError(f"no such file or directory: {source}", hint="check the path given to -f")
+
+
+def _plugin_source(source: str) -> Callable[[str], list[tuple[str, str]]] | None:
+    """A plugin's reader of `PREFIX:REST` (`-f gh:owner/repo/path`), when one registers PREFIX;
+    a path that merely holds a colon (`-f ./a:b`) never reads as one."""
+    prefix, sep, _rest = source.partition(":")
+    if not sep or "/" in prefix or "." in prefix:
+        return None
+    from streamchat.plugins import source_loader
+
+    return source_loader(prefix)
 
 
 def _has_magic(text: str) -> bool:

@@ -10,11 +10,9 @@ from typing import Any
 from streamchat.config import ProviderConfig, Settings
 from streamchat.events import Stats
 
-PRICE_PROVIDERS = {"openai", "anthropic"}  # built-in names the database knows; others: match by model only
-
 
 def turn_cost(settings: Settings, provider: ProviderConfig, model: str, stats: Stats) -> float | None:
-    if provider.type == "local":
+    if not provider.spec.priced:
         return 0.0
     if stats.input_tokens is None and not stats.tokens:
         return None
@@ -39,18 +37,22 @@ def _configured_window(provider: ProviderConfig, model: str) -> int | None:
 
 def window_from_database(provider: ProviderConfig, model: str) -> bool:
     """Whether the model's window would come from the price database (~45 ms to load), not the config."""
-    return provider.type != "local" and _configured_window(provider, model) is None
+    spec = provider.spec
+    return spec.priced and spec.window_option is None and _configured_window(provider, model) is None
 
 
 def context_window(settings: Settings, provider: ProviderConfig, model: str) -> int | None:
-    """Tokens the model takes: `context` on its provider (for every model or per model), the local
-    model's n_ctx, or the database's."""
+    """Tokens the model takes: `context` on its provider (for every model or per model), the option
+    its type reads the window from (the local model's n_ctx), or the database's."""
     configured = _configured_window(provider, model)
     if configured is not None:
         return configured
-    if provider.type == "local":
-        n_ctx = provider.options.get("n_ctx", 4096)
+    spec = provider.spec
+    if spec.window_option is not None:
+        n_ctx = provider.options.get(spec.window_option, spec.window_default)
         return n_ctx if isinstance(n_ctx, int) else None
+    if not spec.priced:
+        return None
     found = _lookup(provider, model, 0, 0, None)
     window = getattr(found.model, "context_window", None) if found is not None else None
     return window if isinstance(window, int) else None
@@ -62,9 +64,9 @@ def _lookup(provider: ProviderConfig, model: str, inputs: int, outputs: int, cac
     None: an unknown model, or a self-hosted / third-party server whose prices are not the vendor's.
     `inputs` counts all input; of it, `cached` tokens were read from the prompt cache and `written`
     written to it, each at the model's own rate (Anthropic: a tenth and 1.25× of input)."""
-    if provider.name not in PRICE_PROVIDERS and provider.base_url is not None:
+    provider_id = _price_id(provider)
+    if provider_id is None and provider.base_url is not None:
         return None
-    provider_id = provider.name if provider.name in PRICE_PROVIDERS else None
     if (provider_id, model) in _UNKNOWN:  # a miss scans the whole database: once per model is enough
         return None
     try:
@@ -82,9 +84,16 @@ _UNKNOWN: set[tuple[str | None, str]] = set()
 UNKNOWN_CAP = 1024
 
 
+def _price_id(provider: ProviderConfig) -> str | None:
+    """The database's id of the vendor behind the built-in provider of a type (`openai`, `gemini` →
+    "google"); None for other providers (another server, or prices matched by model only)."""
+    spec = provider.spec
+    return spec.price_provider if provider.name == spec.type else None
+
+
 def catalog_knows(provider: ProviderConfig, model: str) -> bool:
     """Whether the bundled database lists `model` for this vendor (`-m gpt-4o` → openai)."""
-    return provider.name in PRICE_PROVIDERS and _lookup(provider, model, 0, 0, None) is not None
+    return _price_id(provider) is not None and _lookup(provider, model, 0, 0, None) is not None
 
 
 def estimate_tokens(text: str) -> int:

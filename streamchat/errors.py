@@ -104,6 +104,22 @@ class ToolStepLimitError(ToolError):
     code = "tool_steps"
 
 
+class SchemaMismatchError(StreamchatError):
+    """--schema: the answer did not fit, even after the corrective request (a race's lane; a single
+    answer says it on its own line, structured.report_data)."""
+
+    exit_code = ExitStatus.SCHEMA
+    code = "schema"
+
+
+class PluginError(StreamchatError):
+    """Python tools or a plugin could not load: a --functions file that fails to import, a
+    function without type hints, a name two tools share, a plugin's module that fails."""
+
+    exit_code = ExitStatus.PLUGIN
+    code = "plugin"
+
+
 class LogDamagedError(StreamchatError):
     """The conversation log's file is corrupt: only SQLite's own recovery can help."""
 

@@ -34,6 +34,7 @@ class ExitStatus(IntEnum):
     UNCLOSED_CODE = 10, "-x: code block never closed"
     LOG_DAMAGED = 11, "log damaged (sqlite3 FILE .recover)"
     UNSAFE = 12, "config others can change (refused)"
+    PLUGIN = 13, "--functions file or plugin failed to load"
     HANGUP = 129, "SIGHUP"
     INTERRUPTED = 130, "interrupted"
     OUTPUT_CLOSED = 141, "output closed"

@@ -170,7 +170,11 @@ def _result_text(result: Any) -> str:
         import json
 
         parts.append(json.dumps(result.structured_content, ensure_ascii=False))
-    text = "\n".join(parts)
+    return capped("\n".join(parts))
+
+
+def capped(text: str) -> str:
+    """A tool's result as sent back to the model: at most RESULT_LIMIT characters, saying so."""
     if len(text) > RESULT_LIMIT:
         text = text[:RESULT_LIMIT] + f"\n[… cut at {RESULT_LIMIT} of {len(text)} characters]"
     return text

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING
 
 from streamchat import signals
 from streamchat.cancel import CancelToken
@@ -29,16 +31,19 @@ from streamchat.service import ChatSession
 from streamchat.sinks.race import RaceOutput
 from streamchat.ui import UI
 
+if TYPE_CHECKING:
+    from streamchat.structured import DataOutput
+
 STOP_WAIT_S = 1.0  # after Ctrl-C, how long the race waits for its lanes to close their streams
 
 
 def check_raceable(session: ChatSession, models: Sequence[str]) -> None:
-    """Refuse what a race cannot do yet, before anything is sent: tools (whose approvals and
-    results would interleave across the lanes)."""
+    """Refuse what a race cannot do, before anything is sent. Its lanes have no tools (their
+    approvals and results would interleave): the CLI refuses --tools and --functions with several -m."""
     if len(models) < 2:
         raise UsageError("a race needs at least two models", hint="streamchat -m MODEL_A -m MODEL_B \"question\"")
-    if (session.toolbox is not None and session.toolbox.active) or session.overrides.tools:
-        raise UsageError("tools cannot be used in a race yet", hint="drop --tools (REPL: /tools off NAME), or ask one model")
+    if session.overrides.tools:
+        raise UsageError("a client's tools cannot be used in a race", hint="ask one model")
 
 
 def lanes(session: ChatSession, models: Sequence[str]) -> list[ChatSession]:
@@ -94,7 +99,8 @@ def run(session: ChatSession, racers: list[ChatSession], prompt: str, output: Ra
     saver = _Saver(session, session.hold(prompt, attachments, racers))
     token = CancelToken()
     threads = [threading.Thread(target=_lane, args=(lane, prompt, attachments, output.sink(i), output.ui(i),
-                                                    token, saver.hand_over(i)), name=f"race-{i}", daemon=True)
+                                                    partial(output.data, i), token, saver.hand_over(i)),
+                                name=f"race-{i}", daemon=True)
                for i, lane in enumerate(racers)]
 
     def stop_if_closed() -> bool:
@@ -122,12 +128,15 @@ def run(session: ChatSession, racers: list[ChatSession], prompt: str, output: Ra
 
 
 def _lane(lane: ChatSession, prompt: str, attachments: tuple[Attachment, ...], sink: Sink, ui: UI,
-          token: CancelToken, then: Callable[[TurnResult], TurnResult]) -> None:
+          data: Callable[[], DataOutput], token: CancelToken, then: Callable[[TurnResult], TurnResult]) -> None:
     """One lane's turn, on its thread. A fault before the request (an attachment this model cannot
     take) ends the lane as failed, as a fault mid-stream does."""
     lane.ui = ui  # its notices (a retry) go to its own pane
     try:
-        lane.ask(prompt, sink, attachments=attachments, cancel=token, then=then)
+        if lane.overrides.schema is None:
+            lane.ask(prompt, sink, attachments=attachments, cancel=token, then=then)
+            return
+        sink.end(then(_data_turn(lane, prompt, attachments, data, token)))
         return
     except StreamchatError as err:
         failed = TurnResult(outcome=Outcome.FAILED, error=err)
@@ -135,6 +144,18 @@ def _lane(lane: ChatSession, prompt: str, attachments: tuple[Attachment, ...], s
         failed = TurnResult(outcome=Outcome.FAILED, error=unexpected(exc, lane.target.provider_name))
     sink.begin()
     sink.end(then(failed))
+
+
+def _data_turn(lane: ChatSession, prompt: str, attachments: tuple[Attachment, ...], data: Callable[[], DataOutput],
+               token: CancelToken) -> TurnResult:
+    """--schema: the lane's answer checked and repaired once, as a single answer's is
+    (structured.ask_data); one that still does not fit is the lane's failure (exit 8)."""
+    from streamchat.structured import ask_data
+
+    answer = ask_data(lane, data(), lambda sink: lane.ask(prompt, sink, attachments=attachments, cancel=token),
+                      cancel=token)
+    assert answer is not None
+    return answer.outcome()
 
 
 def exit_code(results: list[TurnResult]) -> int:

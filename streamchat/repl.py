@@ -443,7 +443,7 @@ class Repl:
         """What /set takes for this model (Tab completes it): temperature, max_tokens and its provider's options."""
         from streamchat.providers.options import SAMPLING, options_for
 
-        ptype = self.settings.providers[self.session.target.provider_name].type
+        ptype = self.session.target.config.type
         return [(o.name, o.expected()) for o in (*SAMPLING.values(), *options_for(ptype).values())]
 
     def _set(self, chosen: dict[str, str], reasoning: str | None) -> None:

@@ -32,7 +32,6 @@ log = logging.getLogger("streamchat.routing")
 
 STRATEGIES = ("least-busy", "round-robin")
 DEFAULT_COOLDOWN_S = 30.0
-ROUTE_TYPES = ("openai", "anthropic")  # HTTP APIs: a route over one machine's local model spreads nothing
 _FIRST_TOKEN = (TextDelta, ReasoningDelta, ToolCallStart, ToolCall)  # what a client may already have seen
 
 
@@ -113,12 +112,12 @@ def _deployment(spec: str, settings: Settings, section: str) -> Deployment:
     provider_name, _, model = expanded.partition(":")
     provider = settings.providers.get(provider_name)
     if provider is None or not model:
-        known = ", ".join(sorted(p for p, c in settings.providers.items() if c.type in ROUTE_TYPES))
+        known = ", ".join(sorted(p for p, c in settings.providers.items() if c.spec.remote))
         raise ConfigError(f"{section}: model '{spec}' does not resolve to a provider:model",
                           hint=f"write PROVIDER:MODEL with a provider of: {known}")
-    if provider.type not in ROUTE_TYPES:
-        raise ConfigError(f"{section}: '{spec}' is a {provider.type} model; routes spread requests over "
-                          f"{' or '.join(ROUTE_TYPES)} deployments")
+    if not provider.spec.remote:
+        raise ConfigError(f"{section}: '{spec}' runs on this machine ({provider.type}); a route spreads requests "
+                          "over remote deployments")
     return Deployment(provider, model)
 
 
@@ -193,6 +192,11 @@ class Router:
             state.last_error, state.last_error_at = str(error), self.wall()
             if error.retryable:
                 state.cooling_until = self.clock() + max(self.route.cooldown, error.retry_after or 0.0)
+
+    def left(self, deployment: Deployment) -> None:
+        """An attempt closed by its caller (Ctrl-C, a cancel, a client gone): neither answer nor fault."""
+        with self._lock:
+            self._states[deployment.name].in_flight -= 1
 
     def cooling(self, deployment: Deployment) -> float:
         """Seconds until `deployment` is tried first again (0: it is not cooling down)."""
@@ -291,7 +295,7 @@ class RoutedProvider:
                 last = self._failed(deployment, exc, started, cancelled=_cancelled())
                 continue
             except BaseException:  # closed by the caller (Ctrl-C, a cancel, a closed pipe): not its fault
-                self.router.ended(deployment)
+                self.router.left(deployment)
                 raise
             self._answered(deployment, last)
             return
@@ -311,7 +315,7 @@ class RoutedProvider:
                 last = self._failed(deployment, exc, started, cancelled=False)
                 continue
             except BaseException:  # the client left: the task was cancelled
-                self.router.ended(deployment)
+                self.router.left(deployment)
                 raise
             self._answered(deployment, last)
             return

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from streamchat import background, signals
 from streamchat.cancel import CancelToken
-from streamchat.config import Settings
+from streamchat.config import ProviderConfig, Settings
 from streamchat.conversation import Conversation, Summary, Turn
 from streamchat.errors import BadRequestError, ConfigError, StreamchatError, UsageError
 from streamchat.events import Attachment, Event, Message, Outcome, Sink, Stats, ToolChoice, ToolSpec, TurnResult
@@ -82,7 +82,6 @@ def merge(settings: Settings, overrides: Overrides) -> TurnOptions:
     )
 
 
-PREFILL = frozenset({"anthropic"})  # provider types whose API continues a last assistant message as it stands
 CONTINUE = ("Your answer above was cut off at the token limit. Continue it exactly where it stops, mid-sentence or "
             "mid-word if need be, without repeating anything and without a preamble.")
 
@@ -104,13 +103,14 @@ def _total(x: int | None, y: int | None) -> int | None:
 
 
 class Target:
-    """A resolved model: the names to show and store, and the adapter — built now, or later in
-    the background (`warm`: `start()`), so the REPL's prompt appears before the SDK is imported."""
+    """A resolved model: its provider's config, the names to show and store, and the adapter — built
+    now, or later in the background (`warm`: `start()`), so the REPL's prompt appears before the SDK
+    is imported."""
 
-    def __init__(self, provider_name: str, model: str, build: Callable[[], Provider], *, warm: bool = False,
+    def __init__(self, config: ProviderConfig, model: str, build: Callable[[], Provider], *, warm: bool = False,
                  route: str | None = None) -> None:
-        self.provider_name, self.model = provider_name, model
-        self.route = route  # a [routes.NAME]: provider_name and model are its first deployment's
+        self.config, self.provider_name, self.model = config, config.name, model
+        self.route = route  # a [routes.NAME]: config and model are its first deployment's
         self._build_fn = build
         self._future: Future[Provider] = Future()
         self._started = False
@@ -180,14 +180,10 @@ def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI 
             context_window(settings, cfg, model)  # loads the price database (~45 ms) for the toolbar
         return provider
 
-    if ui is not None and cfg.type == "local" and not warm:
+    if ui is not None and not cfg.spec.remote and not warm:  # the model loads here
         with ui.spinner("loading model"):
-            return Target(cfg.name, model, build)
-    return Target(cfg.name, model, build, warm=warm,
-                  route=route.name if route is not None else None)
-
-
-SDK_MODULES = {"openai": "openai", "anthropic": "anthropic"}
+            return Target(cfg, model, build)
+    return Target(cfg, model, build, warm=warm, route=route.name if route is not None else None)
 
 
 def preimport(settings: Settings, spec: str | None) -> None:
@@ -197,7 +193,7 @@ def preimport(settings: Settings, spec: str | None) -> None:
         cfg, _model = settings.resolve(spec)
     except StreamchatError:
         return
-    module = SDK_MODULES.get(cfg.type)
+    module = cfg.spec.sdk_module
     if module is not None:
         background.start(_preimport, module, name="preimport")
 
@@ -266,7 +262,7 @@ class ChatSession:
         messages += history
         if prompt is not None:
             messages.append(Message("user", prompt, attachments))
-        tools = self.overrides.tools or (self.toolbox.specs() if self.toolbox is not None else ())
+        tools = self.overrides.tools or (self.toolbox.specs() if self.toolbox is not None and self._own_tools() else ())
         return ChatRequest(model=self.target.model, messages=tuple(messages), temperature=self.options.temperature,
                            max_tokens=self.options.max_tokens, timeout=self.options.timeout,
                            params=self.params(), tools=tools,
@@ -277,8 +273,8 @@ class ChatSession:
         """The provider options of the next request, typed and checked against the provider's table:
         the config's (`options` of the provider, then `model_options."MODEL"`) under the role's and the
         flags' (-o, /set). --reasoning is refused here for the embedded model."""
-        cfg = self.settings.providers[self.target.provider_name]
-        if self.overrides.reasoning not in (None, "off") and cfg.type == "local":
+        cfg = self.target.config
+        if self.overrides.reasoning not in (None, "off") and not cfg.spec.reasoning:
             raise UsageError(f"{self.model_name} cannot reason (--reasoning {self.overrides.reasoning})",
                              hint="use a model that can (e.g. -m anthropic or -m openai:o4-mini), or leave --reasoning off")
         configured = [(where, table) for where, table in (
@@ -303,12 +299,20 @@ class ChatSession:
     def _runner(self) -> ToolRunner | None:
         """The toolbox when tools are on. The embedded model has no tool-call format: asked with tools
         (ours or a serve client's) it is refused before anything loads."""
-        ours = self.toolbox is not None and self.toolbox.active
-        if (ours or self.overrides.tools) and self.settings.providers[self.target.provider_name].type == "local":
+        ours = self._own_tools()
+        if (ours or self.overrides.tools) and not self.target.config.spec.tools:
             raise BadRequestError(f"{self.model_name} cannot call tools",
                                   hint="use a model that can (e.g. -m openai:gpt-4o-mini or -m anthropic), "
                                        "or leave the tools off (drop --tools; in the REPL: /tools off NAME)")
         return self.toolbox if ours else None
+
+    def _own_tools(self) -> bool:
+        """Whether the toolbox offers its tools this turn: asked for (--tools, --functions, /tools on),
+        or only the config's `functions` and the model can call tools (they are not refused for one
+        that cannot, which would stop every chat with it)."""
+        box = self.toolbox
+        return box is not None and box.active and (
+            box.asked or self.target.config.spec.tools)
 
     def ask(self, prompt: str | None, sink: Sink, *, attachments: tuple[Attachment, ...] = (),
             cancel: CancelToken | None = None, then: Callable[[TurnResult], TurnResult] | None = None) -> TurnResult:
@@ -362,7 +366,7 @@ class ChatSession:
         Anthropic continues an assistant message that ends the request (a prefill, which its API
         refuses with extended thinking on); the others are asked to continue it."""
         messages = list(request.messages)
-        prefill = self.settings.providers[self.target.provider_name].type in PREFILL
+        prefill = self.target.config.spec.prefill
         if prefill and request.reasoning in (None, "off"):
             partial = partial.rstrip()  # the API refuses a final assistant message ending in whitespace
             messages[-1] = replace(messages[-1], content=partial)
@@ -427,6 +431,9 @@ class ChatSession:
                ) -> tuple[str | None, tuple[Attachment, ...], ChatRequest, ToolRunner | None]:
         """Checks and the request, before anything is sent."""
         runner = self._runner()
+        if self.overrides.schema is not None and not self.target.config.spec.schemas:
+            raise BadRequestError(f"{self.model_name} cannot answer in a JSON schema",
+                                  hint="use a model that can (e.g. -m openai:gpt-4o-mini), or drop --schema")
         if not self.target.ready and self.ui is not None:  # a question typed before the warm-up ended
             with self.ui.spinner("starting"):
                 self.target.provider  # noqa: B018
@@ -464,8 +471,9 @@ class ChatSession:
     def _price(self, stats: Stats) -> float | None:
         from streamchat.cost import turn_cost
 
-        provider, model = self.target.answered()
-        return turn_cost(self.settings, self.settings.providers[provider], model, stats)
+        provider, model = self.target.answered()  # a route's deployment, else the target's own
+        config = self.target.config if provider == self.target.provider_name else self.settings.providers[provider]
+        return turn_cost(self.settings, config, model, stats)
 
     def context_use(self, prompt: str = "") -> tuple[int, int | None]:
         """(tokens the next request would hold, the model's window or None): the provider's reported
@@ -477,8 +485,7 @@ class ChatSession:
         from streamchat.cost import context_window
 
         if self.model_name not in self._windows:
-            self._windows[self.model_name] = context_window(
-                self.settings, self.settings.providers[self.target.provider_name], self.target.model)
+            self._windows[self.model_name] = context_window(self.settings, self.target.config, self.target.model)
         return self._windows[self.model_name]
 
     def _estimate(self, prompt: str) -> int:
@@ -501,7 +508,7 @@ class ChatSession:
         that holds the windows costs ~45 ms to load, on every one-shot."""
         from streamchat.cost import SMALLEST_WINDOW, window_from_database
 
-        provider = self.settings.providers[self.target.provider_name]
+        provider = self.target.config
         used = self._estimate(prompt)
         if used <= SMALLEST_WINDOW and self.model_name not in self._windows \
                 and window_from_database(provider, self.target.model):
@@ -510,10 +517,10 @@ class ChatSession:
         if window is not None and used > window and not self._compaction_fits(prompt, window):
             from streamchat.errors import ContextOverflowError
 
-            local = provider.type == "local"
+            option = provider.spec.window_option
             raise ContextOverflowError(
                 f"the prompt is too long for {self.model_name}: it would need about {used} tokens, the model takes {window}",
-                hint="shorten the input, or raise n_ctx in [providers.local]" if local
+                hint=f"shorten the input, or raise {option} in [providers.{provider.name}]" if option
                 else "shorten the input, start anew (/new), or drop turns (/undo)")
 
     def _compaction_fits(self, prompt: str, window: int) -> bool:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from streamchat.cancel import CancelToken
 from streamchat.chat import CUT_OFF, report_end
 from streamchat.environment import Environment
-from streamchat.errors import OutputClosed, exit_code_for
-from streamchat.events import Attachment, Sink, TurnResult
+from streamchat.errors import OutputClosed, SchemaMismatchError, exit_code_for
+from streamchat.events import Attachment, Outcome, Sink, TurnResult
 from streamchat.exit_status import ExitStatus
 from streamchat.render.sanitize import sanitize
 from streamchat.schema import Schema, dump, repair_prompt
@@ -47,8 +48,20 @@ class DataAnswer:
     problems: tuple[str, ...] = ()
     attempts: int = 1
 
+    def mismatch(self) -> str:
+        """The one line saying the answer does not fit (when it has problems)."""
+        repaired = " after a corrective request" if self.attempts > 1 else ""
+        return f"the answer does not fit the schema{repaired}: {self.problems[0]}" if self.problems else ""
 
-def ask_data(session: ChatSession, out: DataOutput, first: Callable[[Sink], TurnResult | None]) -> DataAnswer | None:
+    def outcome(self) -> TurnResult:
+        """The turn as it ended for the user: a mismatch is a failure (exit 8), as a race's lane reports it."""
+        if not self.problems or not self.result.ok:
+            return self.result
+        return replace(self.result, outcome=Outcome.FAILED, error=SchemaMismatchError(self.mismatch()))
+
+
+def ask_data(session: ChatSession, out: DataOutput, first: Callable[[Sink], TurnResult | None], *,
+             cancel: CancelToken | None = None) -> DataAnswer | None:
     """Run `first` (a question, or the REPL's retry), check its answer against the session's schema,
     repair it at most REPAIRS times. A turn that failed or was interrupted ends it as it is (its
     partial answer stays shown); an answer cut off at the token limit is not repaired: the same
@@ -71,7 +84,7 @@ def ask_data(session: ChatSession, out: DataOutput, first: Callable[[Sink], Turn
         if attempts > REPAIRS:
             return DataAnswer(result, problems=verdict.problems, attempts=attempts)
         attempts += 1
-        result = session.ask(repair_prompt(verdict.problems), out.sink())
+        result = session.ask(repair_prompt(verdict.problems), out.sink(), cancel=cancel)
     return DataAnswer(result, attempts=attempts)
 
 
@@ -82,8 +95,7 @@ def report_data(answer: DataAnswer, out: DataOutput, ui: UI, *, debug: bool = Fa
         report_end(result, ui, debug)
         return exit_code_for(result)
     if answer.problems:
-        repaired = " after a corrective request" if answer.attempts > 1 else ""
-        line = f"the answer does not fit the schema{repaired}: {answer.problems[0]}"
+        line = answer.mismatch()
         ui.error(line)
         out.fail(line)
         return ExitStatus.SCHEMA

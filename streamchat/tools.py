@@ -1,9 +1,10 @@
 """The tools of a session: which are enabled, asking before each call, running it, the lines shown.
 
-`Toolbox` is the `ToolRunner` the turn loop calls. Tools come from MCP servers (`McpHub`);
-`--tools NAME` enables a server's tools, `NAME:TOOL` one tool. Nothing runs without the
-user's yes at a terminal, or without `--approve` / the config's `approve` list naming it;
-a refused call is reported to the model as refused, so it can answer without it.
+`Toolbox` is the `ToolRunner` the turn loop calls. Tools come from MCP servers (`McpHub`) and
+from Python functions (`FunctionSource`: a `--functions` file, a plugin's `tools.NAME`), each
+source under a name; `--tools NAME` enables a source's tools, `NAME:TOOL` one tool. Nothing runs
+without the user's yes at a terminal, or without `--approve` / the config's `approve` list naming
+it, whatever the source; a refused call is reported to the model as refused, so it can answer without it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from streamchat.config import Settings
 from streamchat.conversation import call_line, shown_json, shown_key
-from streamchat.errors import ConfigError, StreamchatError, ToolError, UsageError
+from streamchat.errors import ConfigError, PluginError, StreamchatError, ToolError, UsageError
 from streamchat.events import TOOL_NAME_CHARS, ToolCall, ToolResult, ToolSpec
+from streamchat.function_tools import FunctionSource, file_source
 from streamchat.mcp_client import McpHub
 from streamchat.render.sanitize import sanitize
 from streamchat.ui import UI, byte_size, exact_choice
@@ -52,13 +55,14 @@ def matches(pattern: str, tool: Tool) -> bool:
 
 
 def check_patterns(patterns: tuple[str, ...], servers: Collection[str], where: str,
-                   error: type[StreamchatError] = UsageError) -> None:
-    """Refuse an approve pattern that names no configured server (a bare tool name once matched
-    that tool on every server)."""
+                   error: type[StreamchatError] = UsageError, *, plugin: Callable[[str], object] = lambda _n: None) -> None:
+    """Refuse an approve pattern that names no configured server nor tool source (a bare tool
+    name once matched that tool on every server); `plugin` finds a plugin's tools by name."""
     for pattern in patterns:
-        if pattern not in ("all", "*") and pattern.partition(":")[0] not in servers:
+        name = pattern.partition(":")[0]
+        if pattern not in ("all", "*") and name not in servers and plugin(name) is None:
             known = ", ".join(sorted(servers)) or "none configured"
-            raise error(f"{where} '{pattern}' names no MCP server (configured: {known})",
+            raise error(f"{where} '{pattern}' names no MCP server or tool source (configured: {known})",
                         hint="approve takes SERVER, SERVER:TOOL or all")
 
 
@@ -197,9 +201,12 @@ def model_names(found: list[Tool]) -> tuple[dict[str, Tool], list[str]]:
 class Toolbox:
     """The enabled tools of a session and the `ToolRunner` of its turns."""
 
-    def __init__(self, settings: Settings, hub: McpHub, selection: list[str], approval: Approval, ui: UI) -> None:
+    def __init__(self, settings: Settings, hub: McpHub, selection: list[str], approval: Approval, ui: UI,
+                 local: Collection[FunctionSource] = (), implicit: Collection[str] = ()) -> None:
         self.settings = settings
         self.hub = hub
+        self.local = {source.name: source for source in local}  # Python tool sources, plugins' added when named
+        self.implicit = set(implicit)  # sources on because the config's `functions` lists them, not asked for
         self.approval = approval
         self.ui = ui
         self.max_steps = settings.tool_steps
@@ -216,7 +223,8 @@ class Toolbox:
         """Start the enabled servers in the background (while the SDK loads and the user types);
         the turn waits for that same attempt, and a failure is reported then."""
         for server in self._servers():
-            self.hub.start(server)
+            if server not in self.local:
+                self.hub.start(server)
 
     def _servers(self) -> list[str]:
         return list(dict.fromkeys(s.partition(":")[0] for s in self.selection))
@@ -225,10 +233,11 @@ class Toolbox:
     def enable(self, item: str) -> None:
         """Turn on server `NAME` (all its tools) or one `NAME:TOOL`."""
         server, _, tool = item.partition(":")
-        if server not in self.settings.mcp:
+        if server not in self.settings.mcp and self.source(server) is None:
             known = ", ".join(sorted(self.settings.mcp)) or "none configured"
             raise UsageError(f"no MCP server named '{server}' (configured: {known})",
-                             hint=f'add [mcp.{server}] with command = "…" or url = "…" to the config')
+                             hint=f'add [mcp.{server}] with command = "…" or url = "…" to the config, '
+                                  "or pass --functions FILE.py")
         if not tool:  # the whole server: its single tools and exceptions are subsumed
             self.selection = [s for s in self.selection if s.partition(":")[0] != server]
             self.excluded = {e for e in self.excluded if e.partition(":")[0] != server}
@@ -253,6 +262,21 @@ class Toolbox:
         self._tools = None
         return before != (self.selection, self.excluded)
 
+    def source(self, name: str) -> FunctionSource | None:
+        """The Python tool source `name`: a --functions file, or a plugin's tools (the plugin's
+        module is not imported until its tools are listed)."""
+        if name not in self.local:
+            from streamchat import plugins
+
+            found = plugins.tool_source(name)
+            if found is None:
+                return None
+            if name in self.settings.mcp:
+                raise PluginError(f"'{name}' is both an MCP server and {found.label}'s tools",
+                                  hint=f"rename [mcp.{name}] in the config")
+            self.local[name] = found
+        return self.local[name]
+
     def _offers(self, server: str, tool: str) -> bool:
         """Whether `server` has `tool`, as far as is known without starting it."""
         known = [t.remote for t in (self._tools or {}).values() if t.server == server]
@@ -270,6 +294,11 @@ class Toolbox:
     def active(self) -> bool:
         return bool(self.selection)
 
+    @property
+    def asked(self) -> bool:
+        """Tools were asked for (--tools, --functions, /tools on), not only on through the config."""
+        return any(s.partition(":")[0] not in self.implicit for s in self.selection)
+
     def tools(self) -> dict[str, Tool]:
         """Enabled tools by the name the model sees; starts their servers (ToolError if one cannot start)."""
         with self._lock:
@@ -286,8 +315,7 @@ class Toolbox:
             for server in self._servers():
                 wanted = {s.partition(":")[2] for s in self.selection if s.partition(":")[0] == server}
                 everything = "" in wanted
-                with self.ui.spinner(f"starting MCP server {server}"):
-                    offered = self.hub.server(server).tools
+                offered = self._offered(server)
                 for spec in offered:
                     if (everything or spec.name in wanted) and f"{server}:{spec.name}" not in self.excluded:
                         found.append(Tool(server, spec.name, spec))
@@ -295,8 +323,20 @@ class Toolbox:
                 if missing:
                     raise ToolError(f"MCP server '{server}' has no tool '{sorted(missing)[0]}'",
                                     hint=f"it offers: {', '.join(t.name for t in offered) or 'nothing'}")
+            _no_clash([t for t in found if t.server in self.local])
             self._tools, self._renamed = model_names(found)
         return self._tools
+
+    def _offered(self, server: str) -> list[ToolSpec]:
+        if server in self.local:
+            return self.local[server].tools
+        with self.ui.spinner(f"starting MCP server {server}"):
+            return self.hub.server(server).tools
+
+    def _call(self, tool: Tool, arguments: dict[str, object]) -> tuple[str, bool]:
+        if tool.server in self.local:
+            return self.local[tool.server].call(tool.remote, arguments)
+        return self.hub.call(tool.server, tool.remote, arguments)
 
     def specs(self) -> tuple[ToolSpec, ...]:
         return tuple(t.spec for t in self.tools().values()) if self.active else ()
@@ -326,7 +366,7 @@ class Toolbox:
             arguments = approved.parsed()
         started = time.perf_counter()
         try:
-            text, is_error = self.hub.call(tool.server, tool.remote, arguments)
+            text, is_error = self._call(tool, arguments)
         except ToolError as err:
             self.ui.error(str(err))
             ms = (time.perf_counter() - started) * 1000
@@ -337,15 +377,17 @@ class Toolbox:
         return ToolResult(approved, text, "error" if is_error else "ok", ms)
 
     def describe(self) -> list[str]:
-        """`/tools`: each configured server, and under it its tools that are on."""
+        """`/tools`: each configured server and Python tool source, and under it its tools that are on."""
         tools = self.tools() if self.active else {}
         lines = []
-        for name, config in sorted(self.settings.mcp.items()):
+        sources = {name: config.url or config.command for name, config in self.settings.mcp.items()}
+        sources.update({name: source.label for name, source in self.local.items()})
+        for name, where in sorted(sources.items()):
             on = [s for s in self.selection if s.partition(":")[0] == name]
             off = sorted(e.partition(":")[2] for e in self.excluded if e.partition(":")[0] == name)
             state = ("on" + (f" except {', '.join(off)}" if off else "") if name in on
                      else (", ".join(on) + " on") if on else "off")
-            lines.append(sanitize(f"{name} ({config.url or config.command}): {state}"))
+            lines.append(sanitize(f"{name} ({where}): {state}"))
             for model_name, tool in tools.items():
                 if tool.server == name:
                     always = " · runs without asking" if self.approval.allows(tool) else ""
@@ -375,9 +417,42 @@ def terminal_ask(ui: UI) -> Callable[[str], str]:
 
 
 def build_toolbox(settings: Settings, selection: list[str], approve: list[str], ui: UI, *,
-                  interactive: bool) -> Toolbox:
-    """The session's toolbox: `--tools` enabled, `--approve` added to the config's list."""
-    check_patterns(settings.approve, settings.mcp, "the config's approve entry", ConfigError)
-    check_patterns(tuple(approve), settings.mcp, "--approve")
+                  interactive: bool, functions: Collection[str] = ()) -> Toolbox:
+    """The session's toolbox: `--tools` enabled, the config's and `--functions`' files loaded and
+    on, `--approve` added to the config's list."""
+    local = function_files([*settings.functions, *functions], settings.mcp)
+    implicit = {Path(p).stem for p in settings.functions} - {Path(p).stem for p in functions} - set(selection)
+    from streamchat.plugins import tool_source
+
+    names = {*settings.mcp, *(source.name for source in local)}
+    check_patterns(settings.approve, names, "the config's approve entry", ConfigError, plugin=tool_source)
+    check_patterns(tuple(approve), names, "--approve", plugin=tool_source)
     approval = Approval(settings.approve + tuple(approve), terminal_ask(ui) if interactive else None, ui)
-    return Toolbox(settings, McpHub(settings.mcp, lambda line: say(ui, line)), selection, approval, ui)
+    on = [source.name for source in local if source.name not in selection]
+    return Toolbox(settings, McpHub(settings.mcp, lambda line: say(ui, line)), [*on, *selection], approval, ui, local,
+                   implicit)
+
+
+def function_files(paths: Collection[str], servers: Collection[str]) -> list[FunctionSource]:
+    """Each `--functions` file (the config's first) loaded, under its stem; a stem that is already
+    a source's name is a clash, refused."""
+    sources: dict[str, FunctionSource] = {}
+    for path in dict.fromkeys(paths):
+        source = file_source(path)
+        if source.name in servers or source.name in sources:
+            other = f"MCP server '{source.name}'" if source.name in servers else sources[source.name].label
+            raise PluginError(f"--functions {path}: its name '{source.name}' is taken by {other}",
+                              hint="rename the file: its name is the tools' source name (NAME:TOOL in --approve)")
+        sources[source.name] = source
+    return list(sources.values())
+
+
+def _no_clash(tools: list[Tool]) -> None:
+    """Two Python tool sources offering a function of the same name: refused rather than renamed
+    (the user wrote both and can rename one; the model would otherwise see `fns_add` and `more_add`)."""
+    seen: dict[str, Tool] = {}
+    for tool in tools:
+        if tool.remote in seen:
+            raise PluginError(f"two tools are named {tool.remote}: {seen[tool.remote].qualified} and {tool.qualified}",
+                              hint="rename one of the functions, or turn one source off (/tools off NAME)")
+        seen[tool.remote] = tool

@@ -64,6 +64,13 @@ def test_stacked_panes_share_the_height_and_short_answers_leave_room_to_long_one
     assert final == ["A", *[f"a{i}" for i in range(20)], "fa", "", "B", *[f"b{i}" for i in range(20)], "fb"]
 
 
+def test_footers_break_between_figures_not_inside_them():
+    parts = ["TTFT 136 ms", "22 tokens", "27.8 tok/s", "total 0.93 s", "cost $0.0000"]
+    assert lanes.pack(parts, 59) == ["TTFT 136 ms · 22 tokens · 27.8 tok/s · total 0.93 s", "cost $0.0000"]
+    assert lanes.pack(parts, 200) == [" · ".join(parts)]
+    assert lanes.pack(["a" * 12], 5) == ["aaaaa", "aaaaa", "aa"]
+
+
 def test_headers_name_the_model_and_fit_the_pane():
     assert plain([lanes.header("openai:gpt-4o-mini", 30)]) == ["openai:gpt-4o-mini " + "─" * 11]
     assert lanes.cells(lanes.header("x" * 50, 20)) <= 20
@@ -351,7 +358,8 @@ def test_the_log_keeps_alternatives_c_continues_the_first_and_pick_switches(run,
 
 
 @pytest.mark.e2e
-def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, server, second_server):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, server, second_server, sig, code):
     server.script("ca", chunks=[f"a{i} " for i in range(400)], delay=0.05)
     second_server.script("cb", chunks=[f"b{i} " for i in range(400)], delay=0.05)
     proc = subprocess.Popen([STREAMCHAT, "-m", "openai:ca", "-m", "anthropic:cb", "q"], stdin=subprocess.DEVNULL,
@@ -363,13 +371,13 @@ def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, s
     while len(second_server.requests) < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     sent = time.monotonic()
     assert server.wait_disconnect(2) and second_server.wait_disconnect(2)
     closed = max(server.disconnects[0], second_server.disconnects[0]) - sent
     out, err = proc.communicate(timeout=10)
     assert closed <= 1.0, closed
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert b"Traceback" not in err
     db = sqlite3.connect(home / "log.db")
     states = db.execute("SELECT model, state, length(content) > 0 FROM messages WHERE role = 'assistant'"
@@ -380,5 +388,47 @@ def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, s
 @pytest.mark.e2e
 def test_tools_are_refused_in_a_race(run, server):
     r = run("-m", "openai:a", "-m", "openai:b", "--tools", "files", "q")
-    assert r.code == 2 and "--tools works with one model" in r.stderr
+    assert r.code == 2 and "--tools/--functions works with one model" in r.stderr
+    r = run("-m", "openai:a", "-m", "openai:b", "--functions", "fns.py", "q")
+    assert r.code == 2 and "--tools/--functions works with one model" in r.stderr
     assert not server.requests
+
+
+@pytest.mark.e2e
+def test_schema_checks_and_repairs_each_answer(run, home, server, second_server):
+    env = race_env(home, server, second_server)
+    r = run("-m", "openai:echo", "-m", "anthropic:claude-test", "--schema", "city, pop int",
+            "[schema:missing-once] largest city", env=env)
+    assert r.code == 0, r.stderr
+    sections = r.out.split("\n\n")
+    assert [s.splitlines()[0] for s in sections] == ["## openai:echo", "## anthropic:claude-test"]
+    for section in sections:
+        data = json.loads(section.splitlines()[1])
+        assert set(data) == {"city", "pop"} and isinstance(data["pop"], int)
+    assert len(server.requests) == 2 and len(second_server.requests) == 2  # each repaired once
+    events = run("-m", "openai:echo", "-m", "anthropic:claude-test", "--schema", "city, pop int", "--json",
+                 "[schema:missing-always] q", env=env)
+    assert events.code == 8, events.stderr
+    records = [json.loads(line) for line in events.out.splitlines()]
+    ends = sorted((e["index"], e["type"], e.get("code")) for e in records if e["type"] in ("done", "error"))
+    assert ends == [(0, "error", "schema"), (1, "error", "schema")]
+
+
+def test_view_replaces_a_schema_answer_with_its_data():
+    view, out, _clock = _view(160, 20, ["a", "b"])
+    data = view.data(0)
+    sink = data.sink()
+    sink.begin()
+    sink.feed(TextDelta('{"city": "Li'))
+    view.flush()
+    data.sink().feed(TextDelta('{"city": "Lima", "pop": 1}'))  # the corrective attempt starts afresh
+    data.accept({"city": "Lima", "pop": 1})
+    view.sink(0).end(TurnResult("x"))
+    view.sink(1).begin()
+    view.sink(1).end(TurnResult("y"))
+    view.close()
+    screen = Screen(160, 20)
+    screen.feed(out)
+    left = [row.split("│")[0].strip() for row in screen.everything()]
+    assert '"city": "Lima",' in left and '"pop": 1' in left
+    assert not any('{"city": "Li' in row for row in left)

@@ -137,7 +137,7 @@ def test_a_route_resolves_as_a_model_name_directly_or_through_an_alias():
     ({"team": {"models": ["a:m"]}}, {"aliases": {"team": "a:m"}}, "the name 'team' is also an alias"),
     ({"openai": {"models": ["a:m"]}}, {}, "the name 'openai' is also a provider"),
     ({"team": {"models": ["a:m", "anthropic:claude"]}}, {}, "mix API types"),
-    ({"team": {"models": ["local:smollm2"]}}, {}, "is a local model"),
+    ({"team": {"models": ["local:smollm2"]}}, {}, "runs on this machine (local)"),
     ({"team": {"models": ["a:m", "a:m"]}}, {}, "'a:m' is listed twice"),
     ({"team": {"models": ["a:m"], "cooldown": -1}}, {}, "cooldown must be seconds"),
     ({"team": {"models": ["a:m"], "retries": 3}}, {}, "unknown key 'retries'"),
@@ -166,9 +166,10 @@ def upstreams(_upstreams):
     return _upstreams
 
 
-def route_settings(a_url: str, b_url: str, strategy: str = "round-robin", **top: Any) -> Settings:
-    return parse_settings({**top, "providers": {"a": {"type": "openai", "base_url": f"{a_url}/v1", "api_key": "k"},
-                                                "b": {"type": "openai", "base_url": f"{b_url}/v1", "api_key": "k"}},
+def route_settings(a_url: str, b_url: str, strategy: str = "round-robin", kind: str = "openai") -> Settings:
+    path = "/v1" if kind == "openai" else ""
+    return parse_settings({"providers": {"a": {"type": kind, "base_url": f"{a_url}{path}", "api_key": "k"},
+                                         "b": {"type": kind, "base_url": f"{b_url}{path}", "api_key": "k"}},
                            "routes": {"team": {"models": ["a:echo", "b:echo"], "strategy": strategy}}})
 
 
@@ -238,6 +239,25 @@ def test_a_failure_before_the_first_token_falls_back_and_cools_down(upstreams, f
     assert len(a.requests) == 1 and len(b.requests) == 4
     state = routing.health(settings.routes)["team"]["deployments"][0]
     assert state["state"] == "cooling_down" and state["failures"] == 1
+
+
+def test_an_anthropic_route_falls_back_too_and_a_closed_stream_is_no_fault(upstreams, fresh_routers):
+    from streamchat import routing
+    from streamchat.events import Message
+    from streamchat.providers.base import ChatRequest
+
+    a, b = upstreams
+    a.script("echo", Script(status=529, error_type="overloaded_error", error_message="Overloaded"))
+    settings = route_settings(a.url, b.url, "round-robin", kind="anthropic")
+    result, session = ask(settings, "q")
+    assert result.ok and result.text == "echo: q" and session.target.answered() == ("b", "echo")
+    a.reset()
+    provider = routing.RoutedProvider(settings.routes["team"], timeout=10)
+    events = provider.stream(ChatRequest("team", (Message("user", "hi"),), max_tokens=50))
+    next(events)
+    events.close()  # the caller stopped (Ctrl-C, a cancel): not the deployment's fault, not an answer
+    rows = routing.health(settings.routes)["team"]["deployments"]
+    assert [(r["in_flight"], r["answered"], r["failures"]) for r in rows] == [(0, 0, 1), (0, 1, 0)]
 
 
 def test_a_failure_after_the_first_token_is_not_retried_elsewhere(upstreams, fresh_routers):

@@ -1,7 +1,7 @@
 """streamchat's CLI: a thin Typer app (options → settings → a front end); no provider SDK is imported here.
 
 Each module registers its commands on the one app: `_chat` (the default command and `models`),
-`_manage` (config, history, roles, keys), `_serve`, `_access`, `_completion`.
+`_manage` (config, history, roles, keys), `_plugins`, `_serve`, `_access`, `_completion`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import typer
 
 from streamchat import background
-from streamchat.cli import _access, _chat, _completion, _manage, _serve  # noqa: F401 (they register their commands)
+from streamchat.cli import _access, _chat, _completion, _manage, _plugins, _serve  # noqa: F401 (they register their commands)
 from streamchat.cli._app import COMPLETE_VAR, app, plain_arguments
 from streamchat.exit_status import ExitStatus
 

@@ -162,14 +162,16 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", metavar="PATH",
                                                    help="Config file [env: STREAMCHAT_CONFIG].")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Tracebacks and HTTP details on stderr (keys redacted).")]
 def _complete_models(incomplete: str) -> list[str]:
-    """Aliases, providers and their configured models — from the config file only (no SDK, no network)."""
+    """Aliases, providers and their configured models — from the config file and the plugins' metadata
+    only (no SDK, no plugin imported, no network)."""
     try:
         settings = load_settings()
     except StreamchatError:
         return []
     from streamchat.chat import load_models_cache
+    from streamchat.plugins import names as plugin_names
 
-    names = [*settings.routes, *settings.aliases, *settings.providers]
+    names = [*settings.routes, *settings.aliases, *settings.providers, *plugin_names("provider")]  # a plugin's: metadata only
     for name, prov in settings.providers.items():
         names += [f"{name}:{m}" for m in ([prov.default_model] if prov.default_model else []) + list(prov.models)]
     names += load_models_cache()  # what the last `streamchat models` found

@@ -59,7 +59,7 @@ def _schema(spec: str | None, multi: bool, role: Role | None) -> ResponseSchema 
 
 def _check_race(*, tools: bool, extract: bool, shell: bool, continue_answer: bool, save_role: bool) -> None:
     """What several -m cannot go with: one line, exit 2, nothing sent."""
-    given = [name for name, on in (("--tools", tools), ("-x/--extract-all", extract), ("--shell", shell),
+    given = [name for name, on in (("--tools/--functions", tools), ("-x/--extract-all", extract), ("--shell", shell),
                                    ("--continue-answer", continue_answer), ("--save-role", save_role)) if on]
     if given:
         raise UsageError(f"several -m race the models on one question; {given[0]} works with one model",
@@ -125,6 +125,9 @@ def chat(
     tools: Annotated[Optional[list[str]], typer.Option(
         "--tools", metavar="NAME[:TOOL]", autocompletion=_complete_mcp,
         help="Let the model call the tools of MCP server NAME ([mcp.NAME] in the config), or one TOOL (repeatable).")] = None,
+    functions: Annotated[Optional[list[str]], typer.Option(
+        "--functions", metavar="FILE.py",
+        help="Let the model call this file's type-hinted functions, each call approved as MCP tools are (repeatable).")] = None,
     approve: Annotated[Optional[list[str]], typer.Option(
         "--approve", metavar="NAME[:TOOL]|all",
         help="Run this tool without asking (NAME:TOOL, NAME, or all); without a terminal nothing else runs.")] = None,
@@ -151,7 +154,7 @@ def chat(
 
         racing = len(models) > 1
         if racing:
-            _check_race(tools=bool(tools), extract=extract or extract_all, shell=shell,
+            _check_race(tools=bool(tools or functions), extract=extract or extract_all, shell=shell,
                         continue_answer=continue_answer, save_role=save_role is not None)
 
         if session is not None and (cont or cid is not None):
@@ -202,6 +205,7 @@ def chat(
             cid=cid, session=session, log=settings.log and not g.no_log, debug=g.debug,
             context=context, attachments=attachments, extract="all" if extract_all else "first" if extract else None,
             role=chosen, params=params, tools=tuple(tools or ()), approve=tuple(approve or ()),
+            functions=tuple(functions or ()),
             hide_reasoning=hide_reasoning, compact=not no_compact, race=tuple(models) if racing else (),
         )
         text = compose_prompt(prompt, None if "-" in (files or []) else stdin_text)

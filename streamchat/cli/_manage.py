@@ -243,8 +243,8 @@ ProviderArg = Annotated[str, typer.Argument(metavar="PROVIDER", show_default=Fal
 
 def _key_provider(settings: Settings, name: str) -> None:
     prov = settings.providers.get(name)
-    if prov is None or prov.type not in ("openai", "anthropic"):
-        remote = [n for n, p in settings.providers.items() if p.type in ("openai", "anthropic")]
+    if prov is None or not prov.spec.needs_key:
+        remote = [n for n, p in settings.providers.items() if p.spec.needs_key]
         raise UsageError(f"'{name}' is not a provider that takes a key", hint=f"one of: {', '.join(remote)}")
 
 
@@ -279,7 +279,7 @@ def keys_list(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = Fa
 
     with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, env, _ui):
         for name, prov in settings.providers.items():
-            if prov.type in ("openai", "anthropic"):
+            if prov.spec.needs_key:
                 key, source = prov.key_source()
                 env.stdout.write(f"{name}\t{source}\t{keys.mask(key) if key else '-'}\n")
 

@@ -13,6 +13,7 @@ from streamchat.providers._sdk import SdkProvider, error_body
 from streamchat.providers._wire import AnthropicParser, WireParser
 from streamchat.providers.base import ChatRequest
 from streamchat.providers.options import Option, table, to_wire
+from streamchat.providers.registry import spec_for
 
 DEFAULT_MAX_TOKENS = 4096
 # Extended thinking's token budget per --reasoning level (the API's least is 1024). Thinking counts
@@ -37,7 +38,7 @@ class AnthropicProvider(SdkProvider):
         self.no_native: set[str] = set()  # models that refused native structured output: forced tool (#30)
 
     params = frozenset(OPTIONS)
-    accepts = frozenset({"image", "pdf"})
+    accepts = spec_for("anthropic").accepts
     required = ("model", "messages", "max_tokens")
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:

@@ -64,11 +64,6 @@ class AsyncProvider(Provider, Protocol):
     def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]: ...
 
 
-_ADAPTERS = {
-    "openai": "streamchat.providers.openai:OpenAIProvider",
-    "anthropic": "streamchat.providers.anthropic:AnthropicProvider",
-    "local": "streamchat.providers.local:LocalProvider",
-}
 _CACHE: dict[tuple[str, str | None, float], Provider] = {}
 
 
@@ -77,7 +72,7 @@ def get_provider(config: ProviderConfig, *, timeout: float = 60.0) -> Provider:
     whole table and where requests go, not the name alone: two configs may share a name."""
     key = (repr(config), config.effective_base_url()[0], timeout)
     if key not in _CACHE:
-        module, _, cls = _ADAPTERS[config.type].partition(":")
+        module, _, cls = config.spec.adapter.partition(":")
         _CACHE[key] = getattr(importlib.import_module(module), cls)(config, timeout=timeout)
     return _CACHE[key]
 

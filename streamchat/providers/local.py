@@ -8,6 +8,7 @@ nothing keeps running in the background.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import json
@@ -129,6 +130,9 @@ class LocalProvider:
             except ValueError as exc:
                 raise ConfigError(f"cannot load model {path.name}: not a valid GGUF file ({exc})",
                                   hint="check the file, or use -m local:smollm2") from None
+            # Freed before the interpreter tears modules down: freed during it, whether llama_cpp's
+            # functions were still there depended on import order (a traceback at exit otherwise).
+            atexit.register(self._models[path].close)
         return self._models[path]
 
     params = frozenset(OPTIONS)

@@ -12,6 +12,7 @@ from streamchat.providers._sdk import SdkProvider, error_body
 from streamchat.providers._wire import OpenAIParser, WireParser
 from streamchat.providers.base import ChatRequest
 from streamchat.providers.options import Option, table, to_wire
+from streamchat.providers.registry import spec_for
 
 # The Chat Completions request options streamchat passes on (-o NAME=VALUE; `streamchat models --options openai`).
 OPTIONS = table(
@@ -44,7 +45,7 @@ class OpenAIProvider(SdkProvider):
         self.schema_by_tool = False
 
     params = frozenset(OPTIONS)
-    accepts = frozenset({"image", "pdf"})
+    accepts = spec_for("openai").accepts
     required = ("model", "messages")
 
     def context_overflow(self, message: str | None, etype: str | None, code: str | None) -> bool:

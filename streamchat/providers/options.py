@@ -185,10 +185,9 @@ def to_wire(options: Mapping[str, Option], params: Params) -> dict[str, Any]:
 
 def options_for(provider_type: str) -> dict[str, Option]:
     """The option table of an adapter type ("openai", "anthropic", "local"), without building it."""
-    from streamchat.providers.base import _ADAPTERS
+    from streamchat.providers.registry import spec_for
 
-    module = _ADAPTERS[provider_type].partition(":")[0]
-    found: dict[str, Option] = importlib.import_module(module).OPTIONS
+    found: dict[str, Option] = importlib.import_module(spec_for(provider_type).adapter_module).OPTIONS
     return found
 
 

@@ -10,6 +10,7 @@ once — that is what the scrollback keeps.
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 from rich.cells import cell_len
@@ -50,6 +51,18 @@ def header(name: str, width: int) -> str:
     name = name if len(name) <= width - 2 else name[: max(1, width - 3)] + "…"
     rule = "─" * max(0, width - cell_len(name) - 1)
     return f"{BOLD}{name}{RESET}" + (f" {DIM}{rule}{RESET}" if rule else "")
+
+
+def pack(parts: list[str], width: int, sep: str = " · ") -> list[str]:
+    """`parts` joined by `sep` into lines at most `width` cells wide, never splitting a part that fits
+    on a line of its own (a footer's `cost $0.0001` stays whole)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and cell_len(lines[-1] + sep + part) <= width:
+            lines[-1] += sep + part
+        else:
+            lines += textwrap.wrap(part, width) or [""]
+    return lines
 
 
 def _pad(line: str, width: int) -> str:

@@ -17,7 +17,6 @@ from streamchat.config import Settings
 from streamchat.errors import StreamchatError
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-REMOTE_TYPES = ("openai", "anthropic")
 WS_IDLE_TIMEOUT_S = 300.0  # a WebSocket with no message and no answer for this long is closed
 WS_PER_CLIENT = 32  # open WebSockets per client address: 1,000 idle ones held every connection slot (503s)
 
@@ -104,7 +103,7 @@ class ModelPolicy:
         target = f"{cfg.name}:{model}"
         if spec in self._offered or target in self._offered:
             return spec
-        if cfg.type == "local":
+        if not cfg.spec.remote:  # its models are files on this machine
             if self.allow_local:
                 return spec
         elif any(fnmatchcase(target, p) for p in self.patterns):
@@ -120,10 +119,10 @@ class ModelPolicy:
     def _list(self) -> list[str]:
         names: list[str] = [self._default_name, *self.settings.routes, *self.settings.aliases]
         for name, prov in self.settings.providers.items():
-            if prov.type in REMOTE_TYPES:
+            if prov.spec.remote:
                 names += [f"{name}:{m}" for m in ([prov.default_model] if prov.default_model else []) + list(prov.models)]
         for pattern in self.patterns:
             provider = self.settings.providers.get(pattern.partition(":")[0])
-            if not any(c in pattern for c in "*?[") and provider is not None and provider.type in REMOTE_TYPES:
+            if not any(c in pattern for c in "*?[") and provider is not None and provider.spec.remote:
                 names.append(pattern)
         return list(dict.fromkeys(names))

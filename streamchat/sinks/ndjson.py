@@ -22,7 +22,7 @@ class NdjsonSink:
         self.out = Output(env.stdout)
         self.tags = tags or {}
 
-    def _emit(self, record: dict[str, object]) -> None:
+    def emit(self, record: dict[str, object]) -> None:
         line = json.dumps({**record, **self.tags}, ensure_ascii=False) + "\n"
         with self._lock:
             self.out.write(line)
@@ -33,7 +33,7 @@ class NdjsonSink:
     def feed(self, event: Event) -> None:
         # `done` goes out in end(), with the stats; a call goes out once complete (`tool_call`)
         if not isinstance(event, (Done, ToolCallStart, ToolCallDelta)):
-            self._emit(event_dict(event))
+            self.emit(event_dict(event))
 
     def end(self, result: TurnResult) -> None:
         record = result_dict(result)
@@ -41,4 +41,4 @@ class NdjsonSink:
         record["conversation_id"], record["turn_id"] = result.conversation_id, result.turn_id
         if not result.ok:
             record["exit_code"] = exit_code_for(result)
-        self._emit(record)
+        self.emit(record)

@@ -18,7 +18,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streamchat.environment import Environment
 from streamchat.errors import OutputClosed
@@ -26,6 +26,7 @@ from streamchat.events import Event, Outcome, ReasoningDelta, Sink, TextDelta, T
 from streamchat.render import lanes
 from streamchat.render.markdown_stream import LineRenderer, MarkdownStream, render_static
 from streamchat.render.sanitize import sanitize
+from streamchat.schema import dump
 from streamchat.sinks._output import Output
 from streamchat.sinks.terminal import (
     ANSI_SGR,
@@ -37,6 +38,9 @@ from streamchat.sinks.terminal import (
     color_system_for,
 )
 from streamchat.ui import UI, RoutedUI
+
+if TYPE_CHECKING:
+    from streamchat.structured import DataOutput
 
 RED, BOLD, DIM, RESET = "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
 CLOCK_INTERVAL = 0.1  # how often a waiting pane's clock is repainted
@@ -57,6 +61,10 @@ class RaceOutput(Protocol):
 
     def sink(self, index: int) -> Sink: ...
     def ui(self, index: int) -> UI: ...
+    def data(self, index: int) -> DataOutput:
+        """--schema: where lane `index`'s attempts stream and its data goes."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -94,6 +102,10 @@ class TaggedEvents:
     def ui(self, index: int) -> UI:
         return _prefixed(self.main_ui, self.names[index])
 
+    def data(self, index: int) -> DataOutput:
+        sink = self.sinks[index]
+        return DataLane(lambda: sink, lambda data: sink.emit({"type": "data", "data": data}))
+
     def close(self) -> None:
         pass
 
@@ -122,6 +134,12 @@ class InOrder:
 
     def ui(self, index: int) -> UI:
         return _prefixed(self.main_ui, self.names[index])
+
+    def data(self, index: int) -> DataOutput:
+        """Nothing of an attempt is written: the document that fits, as one compact line."""
+        lane = self.sink(index)
+        return DataLane(lambda: _Lane(lane.begin, lambda _e: None, lambda _r: None),
+                        lambda data: lane.feed(TextDelta(dump(data, pretty=False))))
 
     def close(self) -> None:
         with self._lock:
@@ -197,6 +215,27 @@ class _Lane:
         self._end(result)
 
 
+class DataLane:
+    """--schema in a race: each attempt streams into `preview()`'s sink, never ended there (the race
+    ends the lane once, with the answer that fits or the failure); the data that fits goes to `accept`."""
+
+    def __init__(self, preview: Callable[[], Sink], accept: Callable[[Any], None]) -> None:
+        self._preview, self._accept = preview, accept
+
+    def sink(self) -> Sink:
+        shown = self._preview()
+        return _Lane(shown.begin, shown.feed, lambda _result: None)
+
+    def accept(self, data: Any) -> None:
+        self._accept(data)
+
+    def reject(self) -> None:
+        pass
+
+    def fail(self, message: str) -> None:
+        pass  # the lane's end says it
+
+
 class PaneState:
     """One answer of the live view: its text, rendered incrementally at the pane's width, and how it is doing."""
 
@@ -211,6 +250,11 @@ class PaneState:
         self._width = 0
         self._lines: list[str] = []  # committed by the stream, at _width
         self._fed = 0  # pieces of `text` given to the stream
+
+    def restart(self, text: str = "") -> None:
+        """The answer is now `text` (a --schema attempt starts over, or its data replaces it)."""
+        self.text = [text] if text else []
+        self._stream = None
 
     def body(self, width: int) -> list[str]:
         """The answer so far as lines at `width` (re-laid from the start after a resize)."""
@@ -235,18 +279,18 @@ class PaneState:
             else:
                 waited = self.clock() - self.started if self.started is not None else 0.0
                 line = f"{'thinking' if self.thinking else 'waiting'} {waited:.1f} s" + (f" · {self.note}" if self.note else "")
-            return [f"{DIM}{piece}{RESET}" for piece in textwrap.wrap(line, width)]
+            return [f"{DIM}{piece}{RESET}" for piece in lanes.pack(line.split(" · "), width)]
         if result.outcome is Outcome.FAILED:
             message = sanitize(" ".join(result.message.split()))
             lines = textwrap.wrap(f"error: {message}", width)
             first = lines[0].removeprefix("error:")
             return [f"{BOLD}{'' if no_color else RED}error:{RESET}{first}", *lines[1:]]
-        said = result.stats.summary()
+        said = result.stats.summary().split(" · ")
         if result.cut_off:
-            said += " · cut off at the token limit"
+            said.append("cut off at the token limit")
         if not result.ok:
-            said = f"[{result.message}] {said}"
-        return [f"{DIM}{piece}{RESET}" for piece in textwrap.wrap(said, width)]
+            said.insert(0, f"[{result.message}]")
+        return [f"{DIM}{piece}{RESET}" for piece in lanes.pack(said, width)]
 
 
 class RaceView:
@@ -312,6 +356,21 @@ class RaceView:
                 self._dirty = True
 
         return RoutedUI(self.env, note)
+
+    def data(self, index: int) -> DataOutput:
+        """Each attempt streams afresh in the pane; the data that fits replaces it, indented JSON."""
+        pane, lane = self.panes[index], self.sink(index)
+
+        def show(text: str) -> None:
+            with self._lock:
+                pane.restart(text)
+                self._dirty = True
+
+        def preview() -> Sink:
+            show("")
+            return lane
+
+        return DataLane(preview, lambda data: show(f"```json\n{sanitize(dump(data, pretty=True))}\n```\n"))
 
     # -- painting -----------------------------------------------------------------------------
     def _panes(self, width: int, *, final: bool) -> list[lanes.Pane]:

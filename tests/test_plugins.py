@@ -1,0 +1,245 @@
+"""Plugins through the `streamchat` entry-point group: listing from metadata alone, each hook
+(provider, tools, -f source) importing the plugin only when used, and a broken plugin as one line.
+
+In-process tests read a dist-info written into a temporary folder on sys.path (importlib.metadata
+parses it as it parses any installed one); the e2e tests install `examples/plugins/echo` and a
+broken plugin with real pip into a folder the CLI finds on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import base_env
+from fakeserver import Script
+from test_tools import quiet_ui
+
+from streamchat import plugins
+from streamchat.config import parse_settings
+from streamchat.context import gather
+from streamchat.environment import Environment
+from streamchat.errors import PluginError, UsageError
+from streamchat.exit_status import ExitStatus
+from streamchat.service import ChatSession, Overrides
+from streamchat.sinks.ndjson import NdjsonSink
+from streamchat.tools import build_toolbox
+
+ROOT = Path(__file__).resolve().parent.parent
+ECHO = ROOT / "examples" / "plugins" / "echo"
+
+
+def fake_plugin(where: Path, dist: str, module: str, body: str, entries: dict[str, str], version: str = "1.2.3") -> None:
+    """An installed distribution as pip leaves it: its module and its .dist-info (METADATA, entry_points.txt)."""
+    (where / f"{module}.py").write_text(textwrap.dedent(body))
+    info = where / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text("[streamchat]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()))
+
+
+FAKE = '''\
+import sys
+sys.modules[__name__].IMPORTED = True
+
+def shout(text: str) -> str:
+    """The text in capitals."""
+    return text.upper()
+
+def read(rest: str):
+    if rest == "missing":
+        raise FileNotFoundError(rest)
+    return [("fake:one", "first " + rest), ("fake:two", "second")]
+'''
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A folder of installed plugins on sys.path, the metadata cache cleared before and after."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    plugins.registrations.cache_clear()
+    yield folder
+    plugins.registrations.cache_clear()
+    for name in ("fake_tools", "broken_mod"):
+        sys.modules.pop(name, None)
+
+
+def test_listing_reads_metadata_and_imports_nothing(site):
+    fake_plugin(site, "streamchat-fake", "fake_tools", FAKE, {
+        "tools.fake": "fake_tools", "source.fake": "fake_tools:read", "provider.fake": "fake_tools:SPEC",
+        "widget.x": "fake_tools:nothing"})
+    found = [p for p in plugins.installed() if p["name"] == "streamchat-fake"]
+    assert found == [{"name": "streamchat-fake", "version": "1.2.3", "provider": ["fake"], "tools": ["fake"],
+                      "source": ["fake"], "unknown": ["widget.x"]}]
+    assert plugins.describe(found[0]) == [
+        "streamchat-fake 1.2.3", "  provider fake  (-m fake:MODEL)", "  tools fake  (--tools fake)",
+        "  source fake:  (-f fake:…)", "  widget.x: not a kind this version knows (provider, tools, source); ignored"]
+    assert plugins.find("provider", "fake") is not None and plugins.find("provider", "nope") is None
+    source = plugins.tool_source("fake")
+    loader = plugins.source_loader("fake")
+    assert source is not None and loader is not None
+    assert "fake_tools" not in sys.modules  # found, described, not imported
+    assert [t.name for t in source.tools] == ["shout", "read"]
+    assert "fake_tools" in sys.modules  # listing its tools imported it
+
+
+def test_a_plugin_source_adds_labelled_pieces_and_its_errors_are_one_line(site):
+    fake_plugin(site, "streamchat-fake", "fake_tools", FAKE, {"source.fake": "fake_tools:read"})
+    got = gather(["fake:abc"], stdin=lambda: None, timeout=5)
+    assert [(p.name, p.text) for p in got.pieces] == [("fake:one", "first abc"), ("fake:two", "second")]
+    with pytest.raises(UsageError, match=r"-f fake:missing: FileNotFoundError: missing"):
+        gather(["fake:missing"], stdin=lambda: None, timeout=5)
+    with pytest.raises(UsageError, match="no such file or directory: other:abc"):  # no plugin has that prefix
+        gather(["other:abc"], stdin=lambda: None, timeout=5)
+
+
+def test_a_plugin_that_fails_to_import_is_one_line_naming_it(site):
+    fake_plugin(site, "streamchat-broken", "broken_mod", "raise RuntimeError('boom')\n",
+                {"tools.broken": "broken_mod", "source.broken": "broken_mod:read", "provider.broken": "broken_mod:SPEC"})
+    source = plugins.tool_source("broken")
+    assert source is not None  # found from its metadata; nothing imported yet
+    for kind, use in (("tools", lambda: source.tools), ("source", lambda: plugins.source_loader("broken")("x")),  # type: ignore[misc]
+                      ("provider", lambda: plugins.load_provider("broken"))):
+        with pytest.raises(PluginError) as err:
+            use()
+        assert str(err.value) == (f"plugin streamchat-broken ({kind}.broken) failed to import: RuntimeError: boom — "
+                                  "reinstall it, or pip uninstall streamchat-broken")
+        assert err.value.exit_code == ExitStatus.PLUGIN
+
+
+def test_plugin_tools_run_under_the_same_approval(site, server, tmp_path):
+    fake_plugin(site, "streamchat-fake", "fake_tools", FAKE, {"tools.fake": "fake_tools:shout"})
+    server.script("tooly", Script(chunks=[], tool_calls=[("c1", "shout", {"text": "hi"})]))
+    settings = parse_settings({"retries": 0, "providers": {"openai": {"base_url": f"{server.url}/v1", "api_key": "k"}}})
+    ui, err = quiet_ui()
+    box = build_toolbox(settings, ["fake"], [], ui, interactive=False)  # --tools fake, nothing approved
+    assert "fake_tools" not in sys.modules  # turned on, not yet listed
+    session = ChatSession(settings, Overrides(model="openai:tooly"), ui=ui, toolbox=box)
+    result = session.ask("q", NdjsonSink(Environment(stdout=io.StringIO(), environ={})))
+    assert result.ok and "did not allow" in result.text
+    assert "not run: fake:shout needs approval" in err.getvalue()
+    box = build_toolbox(settings, ["fake"], ["fake:shout"], ui, interactive=False)
+    session = ChatSession(settings, Overrides(model="openai:tooly"), ui=ui, toolbox=box)
+    assert session.ask("q", NdjsonSink(Environment(stdout=io.StringIO(), environ={}))).text == "got: HI"
+    assert "(plugin streamchat-fake (tools.fake)): on" in "\n".join(box.describe())
+
+
+# -- the echo example, installed with pip ---------------------------------------------------------
+
+BROKEN_PYPROJECT = """\
+[build-system]
+requires = ["hatchling>=1.21"]
+build-backend = "hatchling.build"
+
+[project]
+name = "streamchat-broken"
+version = "0.0.1"
+
+[project.entry-points.streamchat]
+"provider.broken" = "streamchat_broken:SPEC"
+"source.broken" = "streamchat_broken:read"
+
+[tool.hatch.build.targets.wheel]
+packages = ["streamchat_broken"]
+"""
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Path:
+    """examples/plugins/echo and a plugin whose module raises, installed by pip into one folder."""
+    target = tmp_path_factory.mktemp("plugins")
+    broken = tmp_path_factory.mktemp("broken-src")
+    (broken / "pyproject.toml").write_text(BROKEN_PYPROJECT)
+    (broken / "streamchat_broken").mkdir()
+    (broken / "streamchat_broken" / "__init__.py").write_text("raise RuntimeError('boom')\n")
+    for project in (ECHO, broken):
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                               str(project)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert (target / "streamchat_echo-0.1.0.dist-info" / "entry_points.txt").exists()
+    return target
+
+
+def plugin_env(home: Path, server, installed: Path, **extra: str) -> dict[str, str]:
+    env = base_env(home, server, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(installed)) if p)
+    return env
+
+
+WATCHED = """\
+import sys
+
+class Watch:  # first on sys.meta_path: told of every import, importlib's included; finds nothing itself
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.startswith(("streamchat_echo", "streamchat_broken")):
+            sys.stderr.write(f"IMPORTED {name}\\n")  # as it happens: an exit that skips atexit loses nothing
+        return None
+
+sys.meta_path.insert(0, Watch)
+sys.argv = ["streamchat", *sys.argv[1:]]
+from streamchat.cli import main
+main()
+"""
+
+
+def plugin_imports(argv: list[str], env: dict[str, str]) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """The plugin modules a CLI run imports, seen on sys.meta_path: importlib's imports too (entry
+    points load through importlib.import_module, which PYTHONPROFILEIMPORTTIME does not report)."""
+    done = subprocess.run([sys.executable, "-c", WATCHED, *argv], env=env, capture_output=True, text=True, timeout=60)
+    return {line.split()[1] for line in done.stderr.splitlines() if line.startswith("IMPORTED ")}, done
+
+
+@pytest.mark.e2e
+def test_plugins_lists_it_with_its_version(run, home, server, installed):
+    env = plugin_env(home, server, installed)
+    r = run("plugins", env=env)
+    assert r.code == 0, r.stderr
+    assert "streamchat-echo 0.1.0\n  provider echo  (-m echo:MODEL)\n  tools echo  (--tools echo)\n" in r.out
+    assert "streamchat-broken 0.0.1" in r.out
+    listed = {p["name"]: p for p in json.loads(run("plugins", "--json", env=env).out)}
+    assert listed["streamchat-echo"] == {"name": "streamchat-echo", "version": "0.1.0", "provider": ["echo"],
+                                         "tools": ["echo"], "source": ["echo"]}
+
+
+@pytest.mark.e2e
+def test_help_version_and_tab_import_no_plugin(home, server, installed):
+    env = plugin_env(home, server, installed)
+    for argv, extra in ((["--version"], {}), (["--help"], {}), (["plugins"], {}),
+                        ([], {"_STREAMCHAT_COMPLETE": "complete_bash", "_TYPER_COMPLETE_ARGS": "streamchat -m ec"})):
+        found, done = plugin_imports(argv, {**env, **extra})
+        assert done.returncode == 0, done.stderr
+        assert found == set(), argv
+    assert "echo" in done.stdout.split()  # Tab offers the plugin's provider, from its metadata
+    found, done = plugin_imports(["-m", "openai:echo", "-f", "echo:x", "hi"], env)
+    assert done.returncode == 0, done.stderr
+    assert found == {"streamchat_echo", "streamchat_echo.source"}  # what -f used, and only that
+
+
+@pytest.mark.e2e
+def test_a_broken_plugin_is_one_line_and_the_rest_works(run, home, server, installed):
+    env = plugin_env(home, server, installed)
+    r = run("-m", "openai:echo", "-f", "broken:x", "q", env=env)
+    assert r.code == ExitStatus.PLUGIN
+    assert r.stderr.splitlines() == ["error: plugin streamchat-broken (source.broken) failed to import: "
+                                     "RuntimeError: boom — reinstall it, or pip uninstall streamchat-broken"]
+    assert not server.requests
+    r = run("-m", "openai:echo", "-f", "echo:still works", "q", env=env)
+    assert r.code == 0 and "still works" in r.out and r.stderr.count("\n") == 1, r.stderr  # the -f summary line only
+
+
+@pytest.mark.e2e
+def test_the_echo_plugins_tools_through_the_cli(run, home, server, installed):
+    env = plugin_env(home, server, installed)
+    server.script("tooly", Script(chunks=[], tool_calls=[("c1", "shout", {"text": "hi"})]))
+    r = run("-m", "openai:tooly", "--tools", "echo", "--approve", "echo:shout", "q", env=env)
+    assert r.code == 0, r.stderr
+    assert r.out == "got: HI\n" and "→ echo:shout(text=\"hi\")" in r.stderr
