@@ -180,7 +180,7 @@ def test_a_failed_turn_is_kept_in_the_log_but_not_resent(log):
 
 
 def test_v3_logs_migrate_to_linked_turns(tmp_path):
-    from streamchat.store import V1, V2
+    from streamchat.store_schema import V1, V2
 
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)

@@ -11,7 +11,8 @@ from test_store import rows
 
 from streamchat.errors import UsageError
 from streamchat.exit_status import ExitStatus
-from streamchat.store import MIGRATIONS, SCHEMA_VERSION, _statements, session_name
+from streamchat.store import session_name
+from streamchat.store_schema import MIGRATIONS, SCHEMA_VERSION, statements
 
 
 def contents(messages: list[dict]) -> list[str]:
@@ -66,7 +67,7 @@ def test_a_log_made_by_the_previous_schema_opens_and_takes_names(run, server, ho
     """A v8 log (before names): conversations keep working, `history` lists them, and they can be named."""
     db = sqlite3.connect(home / "log.db", isolation_level=None)
     for number, script in enumerate(MIGRATIONS[:8], 1):
-        for statement in _statements(script()):
+        for statement in statements(script()):
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {number}")
     db.execute("INSERT INTO conversations (id, created_at, updated_at, provider, model, title, turns, leaf_id)"

@@ -17,7 +17,8 @@ from conftest import STREAMCHAT, base_env
 from fakeserver import Script
 
 from streamchat.exit_status import ExitStatus
-from streamchat.store import SCHEMA_VERSION, V1, connect
+from streamchat.store import connect
+from streamchat.store_schema import SCHEMA_VERSION, V1
 
 MCP_SERVER = str(Path(__file__).parent / "mcp_files_server.py")
 
