@@ -118,8 +118,9 @@ def run(session: ChatSession, racers: list[ChatSession], prompt: str, output: Ra
             signals.ending()
             token.cancel()
             saver.serve(lambda: False, deadline=time.monotonic() + STOP_WAIT_S)
+        last = time.monotonic() + STOP_WAIT_S
         for thread in threads:  # each lane's sink ends after its answer is saved: let it finish
-            thread.join(timeout=STOP_WAIT_S)
+            thread.join(timeout=max(0.0, last - time.monotonic()))
     results = [r if r is not None else TurnResult(outcome=Outcome.INTERRUPTED) for r in saver.results]
     output.close()
     chosen = next((i for i, r in enumerate(results) if r.text), 0)
