@@ -378,8 +378,13 @@ class Toolbox:
 
     def describe(self) -> list[str]:
         """`/tools`: each configured server and Python tool source, and under it its tools that are on."""
+        from streamchat.plugins import names
+
         tools = self.tools() if self.active else {}
         lines = []
+        for name in names("tools"):  # every plugin's, off or on (listing them imports none)
+            if name not in self.settings.mcp:
+                self.source(name)
         sources = {name: config.url or config.command for name, config in self.settings.mcp.items()}
         sources.update({name: source.label for name, source in self.local.items()})
         for name, where in sorted(sources.items()):

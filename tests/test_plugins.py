@@ -86,6 +86,10 @@ def test_listing_reads_metadata_and_imports_nothing(site):
     source = plugins.tool_source("fake")
     loader = plugins.source_loader("fake")
     assert source is not None and loader is not None
+    ui, _err = quiet_ui()
+    box = build_toolbox(parse_settings({}), [], [], ui, interactive=False)
+    assert [line for line in box.describe() if "fake" in line] == [  # /tools in the REPL
+        "fake (plugin streamchat-fake (tools.fake)): off"]
     assert "fake_tools" not in sys.modules  # found, described, not imported
     assert [t.name for t in source.tools] == ["shout", "read"]
     assert "fake_tools" in sys.modules  # listing its tools imported it
