@@ -134,6 +134,9 @@ def test_plugin_tools_run_under_the_same_approval(site, server, tmp_path):
     session = ChatSession(settings, Overrides(model="openai:tooly"), ui=ui, toolbox=box)
     assert session.ask("q", NdjsonSink(Environment(stdout=io.StringIO(), environ={}))).text == "got: HI"
     assert "(plugin streamchat-fake (tools.fake)): on" in "\n".join(box.describe())
+    (tmp_path / "fake.py").write_text("def add(a: int, b: int) -> int:\n    return a + b\n")
+    with pytest.raises(PluginError, match=r"its name 'fake' is taken by plugin streamchat-fake \(tools.fake\)"):
+        build_toolbox(settings, [], [], ui, interactive=False, functions=[str(tmp_path / "fake.py")])
 
 
 # -- the echo example, installed with pip ---------------------------------------------------------
