@@ -1,4 +1,4 @@
-"""`streamchat history`: list, show, export, remove and search logged conversations."""
+"""`streamchat history`: list, show, export, remove and search logged conversations; the votes' leaderboard."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from streamchat.conversation import Conversation
 from streamchat.cost import money
 from streamchat.environment import Environment
 from streamchat.errors import UsageError
+from streamchat.leaderboard import leaderboard
 from streamchat.render.sanitize import sanitize
 from streamchat.store import ConversationLog, open_log
 from streamchat.ui import UI
@@ -118,6 +119,34 @@ class History:
             self.ui.notice(f"no logged message matches {text!r}")
         for r in rows:
             self.env.stdout.write(f"{r['conversation_id']}\t{r['role']}\t{sanitize(' '.join(r['snippet'].split()))}\n")
+
+    def votes(self, as_json: bool) -> None:
+        """The leaderboard of every stored vote: a table on a terminal, tab-separated rows when piped."""
+        votes = self.log.votes()
+        board = leaderboard(votes)
+        out = self.env.stdout
+        if as_json:
+            out.write(json.dumps([s.as_dict() for s in board], ensure_ascii=False, indent=2) + "\n")
+        if not board:  # said on stderr: stdout stays empty (or `[]`) for a script
+            self.ui.notice("no votes yet: compare models on serve's page (streamchat serve, then compare mode) and vote")
+            return
+        if as_json:
+            return
+        if not self.env.stdout_isatty:
+            for s in board:
+                out.write(f"{s.model}\t{s.wins}\t{s.losses}\t{s.ties}\t{s.win_rate:.3f}\t{s.votes}\n")
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("model", "wins", "losses", "ties", "win rate", "votes", box=None, header_style="bold")
+        for s in board:
+            table.add_row(sanitize(s.model), str(s.wins), str(s.losses),
+                          f"{s.ties} ({s.both_bad} both bad)" if s.both_bad else str(s.ties),
+                          f"{s.win_rate:.0%}", str(s.votes))
+        blind = sum(v.blind for v in votes)
+        table.caption = f"{len(votes)} votes, {blind} blind"
+        Console(file=out, no_color=self.env.no_color).print(table)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

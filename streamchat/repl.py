@@ -501,8 +501,7 @@ class Repl:
     def cmd_tools(self, arg: str) -> None:
         toolbox = self.session.toolbox
         if toolbox is None:
-            self.ui.notice("no tools: add [mcp.NAME] with command = … or url = … to the config, pass --functions FILE.py, "
-                           "or install a plugin that offers tools")
+            self.ui.notice("no MCP servers configured — add [mcp.NAME] with command = … or url = … to the config")
             return
         action, _, item = arg.partition(" ")
         item = item.strip()

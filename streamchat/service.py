@@ -193,10 +193,8 @@ def preimport(settings: Settings, spec: str | None) -> None:
         cfg, _model = settings.resolve(spec)
     except StreamchatError:
         return
-    from streamchat.providers._http import path_for
-
     module = cfg.spec.sdk_module
-    if module is not None and path_for(cfg) == "sdk":  # the lean path imports no SDK
+    if module is not None:
         background.start(_preimport, module, name="preimport")
 
 

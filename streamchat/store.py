@@ -22,6 +22,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from streamchat.conversation import Conversation, Summary, Turn
 from streamchat.errors import LogDamagedError, StreamchatError, UsageError
 from streamchat.events import Attachment, Message, Outcome, Stats, ToolCall, TurnResult
+from streamchat.leaderboard import Vote
 from streamchat.store_schema import SCHEMA_VERSION, connect, db_path, migrate
 
 __all__ = ["SCHEMA_VERSION", "ConversationLog", "connect", "damaged", "db_path", "migrate", "open_log",
@@ -402,6 +403,33 @@ class ConversationLog:
         return db.execute(
             "SELECT conversation_id, role, substr(content, 1, 80) AS snippet FROM messages"
             " WHERE content LIKE ? ORDER BY id DESC LIMIT ?", (f"%{text}%", limit)).fetchall()
+
+    # -- votes (serve's compare mode) ----------------------------------------------------
+    def add_vote(self, vote: Vote) -> int | None:
+        """Store a vote; None, with a warning, when the log cannot take it."""
+        if not self.write:
+            return None
+        try:
+            cur = self._db().execute(
+                "INSERT INTO votes (created_at, models, winner, outcome, blind, prompt) VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), json.dumps(list(vote.models), ensure_ascii=False), vote.winner, vote.outcome,
+                 int(vote.blind), vote.prompt))
+        except sqlite3.Error as exc:
+            self.warn(f"warning: could not save the vote: {exc}")
+            return None
+        return cur.lastrowid
+
+    @_reads
+    def votes(self) -> list[Vote]:
+        """Every stored vote, oldest first (a row that is no longer a valid vote is left out)."""
+        found = []
+        for row in self._db().execute("SELECT * FROM votes ORDER BY id"):
+            try:
+                found.append(Vote(tuple(json.loads(row["models"])), row["outcome"], row["winner"], bool(row["blind"]),
+                                  row["prompt"], row["created_at"]))
+            except (ValueError, TypeError):
+                continue
+        return found
 
 
 def active_path(rows: list[Any], leaf_id: int) -> list[Any]:

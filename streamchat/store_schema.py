@@ -117,9 +117,23 @@ CREATE TABLE summaries (
 );
 """
 
+# v11: serve's compare-mode votes: the models in the order shown (JSON), the winner (NULL for a tie or
+# "both bad"), whether the names were hidden, and the question's opening.
+V11 = """
+CREATE TABLE votes (
+    id INTEGER PRIMARY KEY,
+    created_at REAL NOT NULL,
+    models TEXT NOT NULL,
+    winner TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('win', 'tie', 'bad')),
+    blind INTEGER NOT NULL,
+    prompt TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else "",
                                        lambda: V4, lambda: V5, lambda: V6, lambda: V7, lambda: V8, lambda: V9,
-                                       lambda: V10]
+                                       lambda: V10, lambda: V11]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -180,6 +180,17 @@ def pick(
         history.pick(number, cid)
 
 
+@history_app.command("votes", help="The leaderboard of serve's compare-mode votes: wins, losses, ties, win rate.")
+def history_votes(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array of standings, best first.")] = False,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    with _history(ctx, config, debug) as history:
+        history.votes(as_json)
+
+
 roles_app = typer.Typer(help="List, show, edit and remove roles (presets of system prompt, model and template).",
                         rich_markup_mode=None, add_completion=False, invoke_without_command=True)
 app.add_typer(roles_app, name="roles")

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from streamchat.config import Settings
 from streamchat.errors import StreamchatError
-from streamchat.serve import health, keys, page, routes_openai, routes_stream, websocket
+from streamchat.serve import health, keys, page, routes_openai, routes_stream, routes_votes, websocket
 from streamchat.serve.gate import Guard
 from streamchat.serve.policy import WS_IDLE_TIMEOUT_S, WS_PER_CLIENT, OriginPolicy
 from streamchat.serve.state import ServeOptions, ServeState
@@ -144,6 +144,7 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
     app.include_router(routes_openai.router)
     app.include_router(websocket.router)
     app.include_router(health.router)
+    app.include_router(routes_votes.router)
     if state.keys is not None:
         app.include_router(keys.router)
 

@@ -2,7 +2,9 @@
 // Model text reaches the page as textContent, or as markdown-it's output sanitized by DOMPurify.
 const token = new URLSearchParams(location.search).get("token");
 const $ = (id) => document.getElementById(id);
-const history = [];
+const history = [];  // single mode's conversation
+const compared = new Map();  // compare mode: each model's own conversation, model → messages
+const LETTERS = "ABC";
 let controller = null;
 
 // Markdown through the bundled markdown-it with raw HTML off (tags in the answer stay text), then
@@ -18,12 +20,32 @@ function renderMarkdown(target, source) {
   target.replaceChildren(DOMPurify.sanitize(md.render(source), PURIFY));
 }
 
-function bubble(role, text) {
-  const div = document.createElement("div");
-  div.className = "msg " + role;
-  div.textContent = text || "";
-  $("log").appendChild(div);
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
+function bubble(role, text, parent = $("log")) {
+  const div = element("div", "msg " + role, text);
+  parent.appendChild(div);
   return div;
+}
+
+function headers() {
+  const h = { "Content-Type": "application/json" };
+  if (token) h["Authorization"] = "Bearer " + token;
+  return h;
+}
+
+async function refusal(response) {
+  try { return (await response.json()).error.message; } catch { return response.statusText; }
+}
+
+// As `streamchat.cost.money`: "$0", 4 decimals under a dollar, 2 above.
+function money(value) {
+  return value === 0 ? "$0" : "$" + value.toFixed(value < 1 ? 4 : 2);
 }
 
 // A Server-Sent Events parser over a byte stream: bytes are decoded with a streaming
@@ -61,29 +83,24 @@ function sseParser(onEvent) {
   };
 }
 
-async function send(prompt) {
-  history.push({ role: "user", content: prompt });
-  bubble("user", prompt);
-  const reasoning = bubble("reasoning", "");
-  const answer = bubble("assistant", "");
-  let text = "", first = 0, tokens = 0, scheduled = false, suffix = null;
+// One answer, streamed from POST /stream into `parent` (reasoning dimmed, the answer as Markdown,
+// an error line) with its stats in `stats`. Single mode and each compare column run through it.
+// Resolves to { text, ok } once the stream has ended, however it ended.
+async function streamAnswer(parent, stats, body, signal) {
+  const reasoning = bubble("reasoning", "", parent);
+  const answer = bubble("assistant", "", parent);
+  let text = "", first = 0, tokens = 0, cost = null, scheduled = false, suffix = null, ended = false, ok = false;
   // A frame already scheduled may run after the stream ends: every paint re-adds the suffix.
   const paint = () => { scheduled = false; renderMarkdown(answer, text); if (suffix) answer.appendChild(suffix); };
   const schedule = () => { if (!scheduled) { scheduled = true; requestAnimationFrame(paint); } };
   const started = performance.now();
-  controller = new AbortController();
-  $("stop").disabled = false; $("send").disabled = true;
-  $("status").textContent = "waiting…";
-  const headers = { "Content-Type": "application/json" };
-  if (token) headers["Authorization"] = "Bearer " + token;
-  const body = { messages: history };
-  if ($("model").value.trim()) body.model = $("model").value.trim();
-  let ended = false;
+  stats.textContent = "waiting…";
   function show(final) {
     const now = performance.now();
     const ttft = first ? (first - started).toFixed(0) + " ms" : "–";
     const rate = first && now > first ? (tokens / ((now - first) / 1000)).toFixed(1) + " tok/s" : "–";
-    $("status").textContent = `TTFT ${ttft} · ${tokens} tokens · ${rate}` + (final ? " · " + final : "");
+    stats.textContent = `TTFT ${ttft} · ${tokens} tokens · ${rate}` + (cost === null ? "" : " · " + money(cost))
+      + (final ? " · " + final : "");
   }
   const parser = sseParser((name, data) => {
     let payload;
@@ -96,18 +113,16 @@ async function send(prompt) {
     } else if (name === "usage") {
       if (payload.output_tokens) tokens = payload.output_tokens;
     } else if (name === "error") {
-      ended = true; bubble("error", "error: " + payload.message); show("error");
+      ended = true; bubble("error", "error: " + payload.message, parent); show("error");
     } else if (name === "done") {
-      ended = true; show(payload.finish_reason || "done");
+      ended = true; ok = true;
+      if (typeof payload.cost_usd === "number") cost = payload.cost_usd;
+      show(payload.finish_reason || "done");
     }
   });
   try {
-    const response = await fetch("/stream", { method: "POST", headers, body: JSON.stringify(body), signal: controller.signal });
-    if (!response.ok) {
-      let message = response.statusText;
-      try { message = (await response.json()).error.message; } catch {}
-      throw new Error(message);
-    }
+    const response = await fetch("/stream", { method: "POST", headers: headers(), body: JSON.stringify(body), signal });
+    if (!response.ok) throw new Error(await refusal(response));
     const reader = response.body.getReader();
     for (;;) {
       const { value, done } = await reader.read();
@@ -116,31 +131,164 @@ async function send(prompt) {
     }
     parser.end();
     paint();
-    if (!ended) { bubble("error", "error: the stream ended early"); show("incomplete"); }
+    if (!ended) { bubble("error", "error: the stream ended early", parent); show("incomplete"); }
   } catch (err) {
     if (err.name === "AbortError") {
-      suffix = document.createElement("div");
-      suffix.className = "note"; suffix.textContent = "[stopped]";
+      suffix = element("div", "note", "[stopped]");
       paint(); show("stopped");
     }
-    else { bubble("error", "error: " + err.message); show("error"); }
+    else { bubble("error", "error: " + err.message, parent); show("error"); }
   } finally {
-    if (text) history.push({ role: "assistant", content: text });
-    else history.pop();
     if (!reasoning.textContent) reasoning.remove();
-    controller = null;
-    $("stop").disabled = true; $("send").disabled = false;
   }
+  return { text, ok };
+}
+
+// A turn's streams share one AbortController: Stop ends them all.
+async function running(work) {
+  controller = new AbortController();
+  $("stop").disabled = false; $("send").disabled = true;
+  try { return await work(controller.signal); }
+  finally { controller = null; $("stop").disabled = true; $("send").disabled = false; }
+}
+
+async function sendSingle(prompt) {
+  history.push({ role: "user", content: prompt });
+  bubble("user", prompt);
+  const body = { messages: history };
+  if ($("model").value.trim()) body.model = $("model").value.trim();
+  const { text } = await running((signal) => streamAnswer($("log"), $("status"), body, signal));
+  if (text) history.push({ role: "assistant", content: text });
+  else history.pop();
+}
+
+function shuffled(items) {
+  const out = items.slice();
+  const random = new Uint32Array(out.length);
+  crypto.getRandomValues(random);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = random[i] % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+// Compare mode: one column per model, all streaming at once, each model continuing its own
+// conversation. Blind: the columns are shuffled and named "Model A", "Model B"… until the vote.
+async function sendCompare(prompt, models, blind) {
+  bubble("user", prompt);
+  const round = element("div", "round cols-" + models.length);
+  $("log").appendChild(round);
+  const columns = (blind ? shuffled(models) : models).map((model, i) => {
+    const column = element("div", "column");
+    const head = element("div", "head", blind ? "Model " + LETTERS[i] : model);
+    const answer = element("div", "answer");
+    const stats = element("div", "stats");
+    column.append(head, answer, stats);
+    round.appendChild(column);
+    return { model, letter: LETTERS[i], column, head, answer, stats };
+  });
+  $("status").textContent = "";
+  const results = await running((signal) => Promise.all(columns.map(async (c) => {
+    const messages = [...(compared.get(c.model) || []), { role: "user", content: prompt }];
+    const result = await streamAnswer(c.answer, c.stats, { model: c.model, messages }, signal);
+    if (result.text) compared.set(c.model, [...messages, { role: "assistant", content: result.text }]);
+    return result;
+  })));
+  if (results.every((r) => r.text)) round.appendChild(voteBar(columns, prompt, blind));
+  else if (blind) reveal(columns, blind);
+}
+
+function reveal(columns, blind) {
+  for (const c of columns) c.head.textContent = blind ? `Model ${c.letter}: ${c.model}` : c.model;
+}
+
+// The user's verdict on one round, stored by POST /vote; a blind round's names show once it is saved.
+function voteBar(columns, prompt, blind) {
+  const bar = element("div", "vote");
+  const note = element("span", "note");
+  const choices = columns.map((c, i) => [String(i), (blind ? "Model " + c.letter : c.model) + " is better"]);
+  choices.push(["tie", "Tie"], ["bad", "Both bad"]);
+  const buttons = choices.map(([choice, label]) => {
+    const button = element("button", "", label);
+    button.type = "button";
+    button.dataset.choice = choice;
+    button.addEventListener("click", () => vote(choice));
+    return button;
+  });
+  bar.append(...buttons, note);
+  async function vote(choice) {
+    buttons.forEach((b) => { b.disabled = true; });
+    note.textContent = "saving…";
+    const winner = /^[0-9]$/.test(choice) ? columns[Number(choice)] : null;
+    const body = { models: columns.map((c) => c.model), winner: winner ? winner.model : null,
+                   outcome: winner ? "win" : choice, blind, prompt: prompt.slice(0, 2000) };
+    try {
+      const response = await fetch("/vote", { method: "POST", headers: headers(), body: JSON.stringify(body) });
+      if (!response.ok) throw new Error(await refusal(response));
+      reveal(columns, blind);
+      if (winner) winner.column.classList.add("winner");
+      note.textContent = "vote saved";
+    } catch (err) {
+      note.textContent = "vote not saved: " + err.message;
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+  return bar;
+}
+
+function chosenModels() {
+  const picks = [...document.querySelectorAll("#compare select")].map((s) => s.value).filter(Boolean);
+  return new Set(picks).size === picks.length && picks.length >= 2 ? picks : null;
+}
+
+// The models serve offers (GET /v1/models): suggestions in single mode, the choices in compare mode.
+async function loadModels() {
+  let offered = [];
+  try {
+    const response = await fetch("/v1/models", { headers: headers() });
+    if (response.ok) offered = (await response.json()).data.map((m) => m.id);
+  } catch {}
+  for (const id of offered) $("offered").appendChild(element("option", "", id));
+  document.querySelectorAll("#compare select").forEach((select, i) => {
+    for (const id of i === 2 ? ["", ...offered] : offered) {
+      const option = element("option", "", id || "(none)");
+      option.value = id;
+      select.appendChild(option);
+    }
+    select.selectedIndex = i < 2 ? Math.min(i, offered.length - 1) : 0;
+  });
+  if (offered.length < 2) {
+    $("mode").querySelector('option[value="compare"]').disabled = true;
+    $("mode").title = "compare needs two models: serve offers " + offered.length + " (see --allow-model)";
+  }
+}
+
+function showMode() {
+  const compare = $("mode").value === "compare";
+  $("single").hidden = compare;
+  $("compare").hidden = !compare;
+  document.body.classList.toggle("wide", compare);
 }
 
 $("form").addEventListener("submit", (e) => {
   e.preventDefault();
   const prompt = $("prompt").value.trim();
   if (!prompt || controller) return;
-  $("prompt").value = "";
-  send(prompt);
+  if ($("mode").value === "compare") {
+    const models = chosenModels();
+    if (!models) { $("status").textContent = "choose two or three different models"; return; }
+    $("prompt").value = "";
+    sendCompare(prompt, models, $("blind").checked);
+  } else {
+    $("prompt").value = "";
+    sendSingle(prompt);
+  }
 });
 $("prompt").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("form").requestSubmit(); }
 });
 $("stop").addEventListener("click", () => { if (controller) controller.abort(); });
+$("mode").addEventListener("change", showMode);
+showMode();
+loadModels();
