@@ -7,7 +7,6 @@ after the timeout. `bounded` is the time limit for a wait on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import threading
@@ -24,6 +23,8 @@ async def bounded(wait: Coroutine[Any, Any, T], seconds: float) -> T:
     own, so what it waited for reaches the caller a loop turn or two late: 25–50 ms each when
     serve carries 200 streams, on every request body and every answer's end. 3.10 has only that.
     """
+    import asyncio  # here: a one-shot or a REPL turn never waits on a loop (~25 ms to import)
+
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
             return await wait

@@ -132,14 +132,6 @@ class ProviderConfig:
         return key or "not-needed"
 
 
-def plugin_provider(name: str) -> ProviderConfig | None:
-    """A provider no config names but a plugin registers (`-m echo:x`): its type is its name.
-    Read from the installed metadata; the plugin is imported when a turn needs it."""
-    from streamchat.plugins import find
-
-    return ProviderConfig(name, name) if find("provider", name) is not None else None
-
-
 def _run_key_cmd(name: str, cmd: str | list[str]) -> str:
     argv = cmd if isinstance(cmd, list) else shlex.split(cmd)
     try:
@@ -194,6 +186,13 @@ def _parse_mcp(name: str, table: Any, where: str) -> McpServerConfig:
     return McpServerConfig(name, command, tuple(args), dict(env), url, **waits)
 
 
+def _plugin_registers(name: str) -> bool:
+    """Whether a plugin registers provider type `name`, from the installed metadata (no import)."""
+    from streamchat.plugins import find
+
+    return find("provider", name) is not None
+
+
 def builtin_provider(spec: ProviderSpec) -> ProviderConfig:
     """The provider named after a type (`-m openai`, `-m echo:x`): its key variable, its default model."""
     return ProviderConfig(spec.type, spec.type, api_key_env=spec.key_env, default_model=spec.default_model)
@@ -245,17 +244,14 @@ class Settings:
         if spec in self.routes:
             return self.routes[spec].primary
         name, sep, model = spec.partition(":")
-        if sep and name not in self.providers:
-            with contextlib.suppress(ConfigError):  # a type a plugin adds: its provider of that name
+        if name not in self.providers and (sep or _plugin_registers(name)):
+            with contextlib.suppress(ConfigError):  # a type a plugin adds: its provider of that name (`-m echo`)
                 prov = builtin_provider(spec_for(name))
                 return prov, model or self._provider_default(prov)
         if sep and name in self.providers:
             return self.providers[name], model or self._provider_default(self.providers[name])
         if not sep and name in self.providers:
             return self.providers[name], self._provider_default(self.providers[name])
-        plugin = plugin_provider(name)
-        if plugin is not None:
-            return plugin, model or self._provider_default(plugin)
         if spec.endswith(".gguf"):
             return self.providers["local"], spec
         return self._bare(spec)

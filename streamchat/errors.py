@@ -216,25 +216,27 @@ def map_transport(exc: BaseException, *, provider: str, base_url: str | None = N
     """A transport fault (httpx2, sockets, TLS, bad JSON) by type; None when `exc` is not one."""
     import json
     import socket
-    import ssl
+    import sys
 
-    import httpx2
-
+    httpx2 = sys.modules.get("httpx2")  # not imported: no fault of its (the lean transport's path)
+    timeouts: tuple[type[BaseException], ...] = (TimeoutError, httpx2.TimeoutException) if httpx2 else (TimeoutError,)
+    transport: tuple[type[BaseException], ...] = (OSError, httpx2.TransportError) if httpx2 else (OSError,)
     where = f" at {base_url}" if base_url else ""
     causes = _causes(exc)
     if any(isinstance(c, ConnectionRefusedError) for c in causes):  # first: the SDKs' aiohttp transport (serve)
         # raises a refused connect as httpx's ConnectTimeout, which read "no response … within the timeout"
         return NetworkError(f"connection refused by {provider}{where}", hint="is the server running? check base_url")
-    if isinstance(exc, (httpx2.TimeoutException, TimeoutError)):
+    if isinstance(exc, timeouts):
         return timed_out(provider=provider, base_url=base_url, started=started)
     if isinstance(exc, json.JSONDecodeError):
         return ProtocolError(f"{provider} sent a malformed stream chunk", hint="the server or proxy is misbehaving; retry")
-    if not isinstance(exc, (httpx2.TransportError, OSError)):
+    if not isinstance(exc, transport):
         return None
-    if any(isinstance(c, ssl.SSLError) for c in causes):
+    ssl = sys.modules.get("ssl")  # no TLS without it
+    if ssl is not None and any(isinstance(c, ssl.SSLError) for c in causes):
         return NetworkError(f"TLS error talking to {provider}{where}: {_short(causes[-1])}",
                             hint="check the server certificate, SSL_CERT_FILE or proxy settings")
-    if any(isinstance(c, httpx2.ProxyError) for c in causes):
+    if httpx2 is not None and any(isinstance(c, httpx2.ProxyError) for c in causes):
         return NetworkError(f"proxy error talking to {provider}{where}: {_short(causes[-1])}",
                             hint="check HTTPS_PROXY/HTTP_PROXY")
     if any(isinstance(c, socket.gaierror) for c in causes):

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import functools
 import re
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING, Any
 
 from streamchat.errors import PluginError, UsageError
+from streamchat.providers.registry import ProviderSpec, register
 
 if TYPE_CHECKING:
     from streamchat.function_tools import FunctionSource
@@ -79,25 +81,25 @@ def names(kind: str) -> list[str]:
 
 
 # -- the three hooks ---------------------------------------------------------------------------
-def load_provider(type_: str) -> Any:
-    """The ProviderSpec a plugin registers as `provider.TYPE` (the registry calls this for a type
-    it does not know), or None when no plugin does. The entry point names the spec itself or a
-    module holding one."""
+def load_provider(type_: str) -> ProviderSpec | None:
+    """The ProviderSpec a plugin registers as `provider.TYPE`, registered, or None when no plugin
+    does (`registry.spec_for` asks for a type it does not know). The entry point names the spec
+    itself or a module holding one."""
     reg = find("provider", type_)
     if reg is None:
         return None
     loaded = reg.load()
-    candidates = [loaded] if _is_spec(loaded) else [v for v in vars(loaded).values() if _is_spec(v)] \
-        if hasattr(loaded, "__dict__") else []
+    candidates = [loaded] if isinstance(loaded, ProviderSpec) else \
+        [v for v in vars(loaded).values() if isinstance(v, ProviderSpec)] if isinstance(loaded, types.ModuleType) else []
     spec = next((c for c in candidates if c.type == type_), None)
     if spec is None:
         raise PluginError(f"{reg.shown} names no ProviderSpec of type '{type_}'",
                           hint="its entry point must name a ProviderSpec, or a module holding one")
+    try:
+        register(spec)
+    except ValueError as exc:
+        raise PluginError(f"{reg.shown}: {exc}", hint=f"pip uninstall {reg.dist}") from None
     return spec
-
-
-def _is_spec(value: Any) -> bool:
-    return type(value).__name__ == "ProviderSpec" and hasattr(value, "adapter")
 
 
 def tool_source(name: str) -> FunctionSource | None:

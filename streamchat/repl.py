@@ -501,7 +501,8 @@ class Repl:
     def cmd_tools(self, arg: str) -> None:
         toolbox = self.session.toolbox
         if toolbox is None:
-            self.ui.notice("no MCP servers configured — add [mcp.NAME] with command = … or url = … to the config")
+            self.ui.notice("no tools: add [mcp.NAME] with command = … or url = … to the config, pass --functions FILE.py, "
+                           "or install a plugin that offers tools")
             return
         action, _, item = arg.partition(" ")
         item = item.strip()

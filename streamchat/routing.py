@@ -187,6 +187,7 @@ class Router:
             state.in_flight -= 1
             if error is None:
                 state.answered += 1
+                state.cooling_until = 0.0  # tried while cooling (every other one was too) and answered: back
                 return
             state.failures += 1
             state.last_error, state.last_error_at = str(error), self.wall()

@@ -193,8 +193,10 @@ def preimport(settings: Settings, spec: str | None) -> None:
         cfg, _model = settings.resolve(spec)
     except StreamchatError:
         return
+    from streamchat.providers._http import path_for
+
     module = cfg.spec.sdk_module
-    if module is not None:
+    if module is not None and path_for(cfg) == "sdk":  # the lean path imports no SDK
         background.start(_preimport, module, name="preimport")
 
 

@@ -6,7 +6,6 @@ answer is kept in the returned TurnResult, so callers can print, store and resen
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 import time
@@ -283,6 +282,8 @@ async def run_turn_async(
     """run_turn for an asyncio caller (serve): the events, then the TurnResult. No tools (a serve
     client runs its own). Cancelling the task that iterates ends the turn as cancelled, with the
     upstream closed and the partial text kept in the result."""
+    import asyncio  # here: only serve runs turns on a loop
+
     tally = _Tally()
     outcome, error = Outcome.OK, None
     attempt, waited = 0, 0.0

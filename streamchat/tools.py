@@ -378,8 +378,13 @@ class Toolbox:
 
     def describe(self) -> list[str]:
         """`/tools`: each configured server and Python tool source, and under it its tools that are on."""
+        from streamchat.plugins import names
+
         tools = self.tools() if self.active else {}
         lines = []
+        for name in names("tools"):  # every plugin's, off or on (listing them imports none)
+            if name not in self.settings.mcp:
+                self.source(name)
         sources = {name: config.url or config.command for name, config in self.settings.mcp.items()}
         sources.update({name: source.label for name, source in self.local.items()})
         for name, where in sorted(sources.items()):
@@ -435,12 +440,20 @@ def build_toolbox(settings: Settings, selection: list[str], approve: list[str], 
 
 def function_files(paths: Collection[str], servers: Collection[str]) -> list[FunctionSource]:
     """Each `--functions` file (the config's first) loaded, under its stem; a stem that is already
-    a source's name is a clash, refused."""
+    a source's name (an MCP server's, another file's, a plugin's tools) is a clash, refused."""
+    from streamchat.plugins import tool_source
+
     sources: dict[str, FunctionSource] = {}
     for path in dict.fromkeys(paths):
         source = file_source(path)
-        if source.name in servers or source.name in sources:
-            other = f"MCP server '{source.name}'" if source.name in servers else sources[source.name].label
+        if source.name in servers:
+            other: str | None = f"MCP server '{source.name}'"
+        elif source.name in sources:
+            other = sources[source.name].label
+        else:
+            plugin = tool_source(source.name)
+            other = plugin.label if plugin is not None else None
+        if other is not None:
             raise PluginError(f"--functions {path}: its name '{source.name}' is taken by {other}",
                               hint="rename the file: its name is the tools' source name (NAME:TOOL in --approve)")
         sources[source.name] = source

@@ -86,6 +86,10 @@ def test_listing_reads_metadata_and_imports_nothing(site):
     source = plugins.tool_source("fake")
     loader = plugins.source_loader("fake")
     assert source is not None and loader is not None
+    ui, _err = quiet_ui()
+    box = build_toolbox(parse_settings({}), [], [], ui, interactive=False)
+    assert [line for line in box.describe() if "fake" in line] == [  # /tools in the REPL
+        "fake (plugin streamchat-fake (tools.fake)): off"]
     assert "fake_tools" not in sys.modules  # found, described, not imported
     assert [t.name for t in source.tools] == ["shout", "read"]
     assert "fake_tools" in sys.modules  # listing its tools imported it
@@ -130,6 +134,9 @@ def test_plugin_tools_run_under_the_same_approval(site, server, tmp_path):
     session = ChatSession(settings, Overrides(model="openai:tooly"), ui=ui, toolbox=box)
     assert session.ask("q", NdjsonSink(Environment(stdout=io.StringIO(), environ={}))).text == "got: HI"
     assert "(plugin streamchat-fake (tools.fake)): on" in "\n".join(box.describe())
+    (tmp_path / "fake.py").write_text("def add(a: int, b: int) -> int:\n    return a + b\n")
+    with pytest.raises(PluginError, match=r"its name 'fake' is taken by plugin streamchat-fake \(tools.fake\)"):
+        build_toolbox(settings, [], [], ui, interactive=False, functions=[str(tmp_path / "fake.py")])
 
 
 # -- the echo example, installed with pip ---------------------------------------------------------
@@ -196,6 +203,51 @@ def plugin_imports(argv: list[str], env: dict[str, str]) -> tuple[set[str], subp
     points load through importlib.import_module, which PYTHONPROFILEIMPORTTIME does not report)."""
     done = subprocess.run([sys.executable, "-c", WATCHED, *argv], env=env, capture_output=True, text=True, timeout=60)
     return {line.split()[1] for line in done.stderr.splitlines() if line.startswith("IMPORTED ")}, done
+
+
+@pytest.mark.e2e
+def test_the_echo_plugin_streams_the_prompt_back(run, home, server, installed):
+    env = plugin_env(home, server, installed)
+    r = run("-m", "echo:x", "hello plugin world", env=env)
+    assert r.code == 0, r.stderr
+    assert r.out == "hello plugin world\n" and r.stderr == ""
+    r = run("-m", "echo", "--json", "a b", env=env)  # the spec's default model
+    texts = [json.loads(line) for line in r.out.splitlines()]
+    assert [t["text"] for t in texts if t["type"] == "text"] == ["a", " b"] and texts[-1]["type"] == "done"
+    r = run("-m", "echo:x", "-f", "echo:from the source", "q", env=env)  # the source hook; echo repeats the question
+    assert '<source name="echo:from the source">\nfrom the source\n</source>' in r.out, r.stderr
+    r = run("-m", "echo:x", "--tools", "echo", "q", env=env)  # its spec says it takes no tools
+    assert r.code == ExitStatus.REQUEST and "echo:x cannot call tools" in r.stderr
+    found, done = plugin_imports(["-m", "echo:x", "hi"], env)
+    assert done.stdout == "hi\n" and found == {"streamchat_echo", "streamchat_echo.provider"}
+
+
+def test_the_python_api_finds_the_plugins_provider(installed, monkeypatch):
+    import streamchat
+
+    monkeypatch.syspath_prepend(str(installed))
+    plugins.registrations.cache_clear()
+    try:
+        response = streamchat.get_model("echo:x").prompt("streamed back word by word")
+        assert list(response) == ["streamed", " back", " word", " by", " word"]
+        assert response.usage.output_tokens == 5
+    finally:
+        plugins.registrations.cache_clear()
+
+
+@pytest.mark.e2e
+def test_a_broken_plugins_provider_is_one_line_and_the_rest_works(run, home, server, installed):
+    env = plugin_env(home, server, installed)
+    r = run("-m", "broken:x", "hi", env=env)
+    assert r.code == ExitStatus.PLUGIN
+    assert r.stderr.splitlines() == ["error: plugin streamchat-broken (provider.broken) failed to import: "
+                                     "RuntimeError: boom — reinstall it, or pip uninstall streamchat-broken"]
+    r = run("models", env=env)  # every provider listed: the broken one is one line, the others are there
+    assert r.code == 0 and "echo:echo" in r.out.splitlines(), r.stderr
+    assert [line for line in r.stderr.splitlines() if "broken" in line] == [
+        "broken: skipped (plugin streamchat-broken (provider.broken) failed to import: RuntimeError: boom)"]
+    r = run("-m", "echo:x", "still works", env=env)
+    assert r.code == 0 and r.out == "still works\n"
 
 
 @pytest.mark.e2e

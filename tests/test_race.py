@@ -386,6 +386,25 @@ def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, s
 
 
 @pytest.mark.e2e
+def test_files_attachments_and_roles_reach_every_model(run, home, server, second_server):
+    from test_context_inputs import png_bytes
+
+    (home / "notes.txt").write_text("the notes")
+    (home / "shot.png").write_bytes(png_bytes())
+    server.script("fa", chunks=["a"])
+    second_server.script("fb", chunks=["b"])
+    r = run("-m", "openai:fa", "-m", "anthropic:fb", "-r", "code", "-f", str(home / "notes.txt"),
+            "-a", str(home / "shot.png"), "explain", env=race_env(home, server, second_server))
+    assert r.code == 0, r.stderr
+    openai_body, anthropic_body = server.requests[-1].body, second_server.requests[-1].body
+    assert openai_body["messages"][0]["role"] == "system" and anthropic_body["system"]  # the role's prompt, both
+    for body, image in ((openai_body, "image_url"), (anthropic_body, "image")):
+        parts = body["messages"][-1]["content"]
+        assert any(p.get("type") == image for p in parts)
+        assert any("the notes" in (p.get("text") or "") for p in parts)
+
+
+@pytest.mark.e2e
 def test_tools_are_refused_in_a_race(run, server):
     r = run("-m", "openai:a", "-m", "openai:b", "--tools", "files", "q")
     assert r.code == 2 and "--tools/--functions works with one model" in r.stderr

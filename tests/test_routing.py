@@ -89,6 +89,9 @@ def test_every_deployment_cooling_tries_the_soonest_back_first():
         r.ended(d, NetworkError("connection refused"))
         clock.now += 1
     assert [d.name for d in r.plan()] == ["a:m", "b:m"]  # a cooled first, so it is back first
+    r.started(B)
+    r.ended(B)  # b, tried while cooling, answered: it is ready again, ahead of a
+    assert r.cooling(B) == 0 and [d.name for d in r.plan()] == ["b:m", "a:m"]
 
 
 def test_health_shows_state_in_flight_and_the_last_error_redacted():

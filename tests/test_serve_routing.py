@@ -61,6 +61,10 @@ def test_a_route_is_offered_and_spreads_round_robin_over_two_upstreams(routed):
     c = client(serve)
     ids = [m.id for m in c.models.list()]
     assert "team" in ids and "pair" in ids and "a:echo" not in ids  # the route, not its deployments
+    assert c.models.retrieve("pair").id == "pair"
+    refused = httpx.post(f"{serve.url}/v1/chat/completions", timeout=10,
+                         json={"model": "a:echo", "messages": [{"role": "user", "content": "q"}]})
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found"
     for i in range(6):
         assert streamed(c, "team", f"q{i}") == f"echo: q{i}"
     said = sorted([(r.body["messages"][-1]["content"], "a") for r in a.requests]

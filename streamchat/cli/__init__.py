@@ -13,7 +13,7 @@ import sys
 import typer
 
 from streamchat import background
-from streamchat.cli import _access, _chat, _completion, _manage, _plugins, _serve  # noqa: F401 (they register their commands)
+from streamchat.cli import _access, _chat, _completion, _manage, _plugins, _serve, _values  # noqa: F401 (they register their commands)
 from streamchat.cli._app import COMPLETE_VAR, app, plain_arguments
 from streamchat.exit_status import ExitStatus
 
@@ -23,6 +23,7 @@ __all__ = ["app", "main"]
 def main() -> None:
     command = typer.main.get_command(app)
     plain_arguments(command)
+    _values.install(command)  # values converted without importing pydantic
     if COMPLETE_VAR in os.environ:  # a Tab press: the shell classes, nothing else loads
         _completion.init_completion()
     try:

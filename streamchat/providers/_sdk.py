@@ -1,21 +1,22 @@
-"""What the two official SDK adapters share: client construction and exception mapping by type.
+"""What the two official SDK adapters share: the transport (the lean one, or the SDK's), client
+construction and exception mapping by type.
 
 The openai and anthropic SDKs are generated from the same template, so their exception
 classes have the same names and attributes; each adapter passes its own SDK module, and
-this maps its types (never class-name strings) onto the shared status → error table.
+this maps its types (never class-name strings) onto the shared status → error table. The
+lean transport (`_http.py`) raises errors with the same attributes, read by the same code.
+The SDK is imported only when a provider takes its path (`_http.path_for`) or needs it
+(serve's asyncio client, `list_models`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import importlib
-import json
 import socket
 import sys
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +24,7 @@ from streamchat.cancel import bounded, closing_on_cancel
 from streamchat.config import ProviderConfig
 from streamchat.errors import ProtocolError, StreamchatError, from_status, map_transport, retry_after, timed_out, unexpected
 from streamchat.events import Event
+from streamchat.providers._http import WIRES, HttpStatusError, HttpTransport, path_for, wire_json
 from streamchat.providers._schema import refused_schema
 from streamchat.providers._wire import WireParser, aevents, events
 from streamchat.providers.base import ChatRequest, EventStream
@@ -113,29 +115,49 @@ def cut_on_cancel(response: Any) -> contextlib.AbstractContextManager[None]:
 
 
 class SdkProvider:
-    """Base of the openai and anthropic adapters: `_sdk` is the SDK module, `_client` its client."""
+    """Base of the openai and anthropic adapters: `_sdk` is the SDK module, `_client` its client
+    (both loaded on first use); `_lean` the lean transport when the provider takes that path."""
 
     name: str
     base_url: str | None
     params: frozenset[str] = frozenset()
     accepts: frozenset[str] = frozenset()
     required: tuple[str, ...] = ()  # the named arguments the SDK's `create` insists on
-    _sdk: ModuleType
-    _client: Any
 
     def __init__(self, config: ProviderConfig, sdk: str, client_class: str, timeout: float) -> None:
         self.name = config.name
         self.base_url = config.effective_base_url()[0]
-        self._sdk = import_sdk(sdk)
-        self._config, self._timeout, self._client_class = config, timeout, client_class
-        self._client = getattr(self._sdk, client_class)(**client_options(config, timeout))
+        self._config, self._timeout, self._sdk_name, self._client_class = config, timeout, sdk, client_class
+        self._module: ModuleType | None = None
+        self._sync_client: Any = None
         self._async_client: Any = None
         self._http: Any = None
         self._template: Any = None  # the SDK's request for an answer, without its body (see _capture)
+        self._lean: HttpTransport | None = None
+        if path_for(config, asyncio=_async_transport) == "lean":
+            wire = WIRES[sdk]
+            key = config.require_key() or "not-needed"
+            self._lean = HttpTransport((self.base_url or wire.default_base_url).rstrip("/") + wire.path,
+                                       wire.headers(key), timeout)
+        else:
+            self._client  # noqa: B018 — the SDK and its client now: a missing key fails at once
+
+    @property
+    def _sdk(self) -> ModuleType:
+        if self._module is None:
+            self._module = import_sdk(self._sdk_name)
+        return self._module
+
+    @property
+    def _client(self) -> Any:
+        if self._sync_client is None:
+            self._sync_client = getattr(self._sdk, self._client_class)(**client_options(self._config, self._timeout))
+        return self._sync_client
 
     def prepare(self, model: str) -> None:
         """Touch the streaming endpoint: the SDK imports its resource modules on first access."""
-        self._endpoint(self._client)
+        if self._lean is None:
+            self._endpoint(self._client)
 
     # -- what each adapter says about its wire format --------------------------------------
     def _endpoint(self, client: Any) -> Any:
@@ -177,25 +199,47 @@ class SdkProvider:
         is worth sending once more, in another form the adapter now uses (see OpenAIProvider)."""
         return False
 
+    def _loaded_sdk(self) -> ModuleType | None:
+        """The SDK module if anything imported it: only then can its exceptions reach us."""
+        return sys.modules.get(self._sdk_name)
+
+    def _status_errors(self) -> tuple[type[Exception], ...]:
+        """The exception types of an error response, on whichever path was taken."""
+        sdk = self._loaded_sdk()
+        return (HttpStatusError,) if sdk is None else (HttpStatusError, sdk.APIStatusError)
+
     def stream(self, request: ChatRequest) -> EventStream:
-        """The SDK makes the request; the stream is read here (events() closes it when closed)."""
+        """The request sent (lean, or by the SDK); the stream is read here (events() closes it when closed)."""
         try:
             yield from self._stream_once(request)
-        except self._sdk.APIStatusError as exc:  # the status, so nothing was streamed yet
+        except self._status_errors() as exc:  # the status, so nothing was streamed yet
             if not self._fall_back(request, exc):
                 raise
             yield from self._stream_once(request)
 
     def _stream_once(self, request: ChatRequest) -> EventStream:
+        if self._lean is not None:
+            with self._lean.post(wire_json({"stream": True, **self._body(request)})) as reply, \
+                    closing_on_cancel(reply.cut):
+                yield from self._read(reply.iter_text(), request, reply, reply.cut)
+            return
         with self._endpoint(self._client)(**self._call_arguments(request)) as response, \
                 cut_on_cancel(response.http_response):
-            chunks = iter(response.iter_text())
-            yield from events(chunks, self._parser(request))
-            _read_to_end_blocking(chunks, response.http_response)
+            http = response.http_response
+            yield from self._read(response.iter_text(), request, http, lambda: _cut(http))
+
+    def _read(self, text: Iterator[str], request: ChatRequest, response: Any, cut: Callable[[], None]) -> EventStream:
+        """A blocking response's events, then the rest of its body (so its connection is reused)."""
+        chunks = iter(text)
+        yield from events(chunks, self._parser(request))
+        _read_to_end_blocking(chunks, response, cut)
 
     def prepare_async(self) -> None:
         """Build the asyncio client, touch its endpoint and capture its request (serve, at startup)."""
         if self._async_client is None:
+            import asyncio
+            import concurrent.futures
+
             self._http = self._async_http_client()
             self._async_client = getattr(self._sdk, "Async" + self._client_class)(
                 **client_options(self._config, self._timeout), http_client=self._http)
@@ -255,7 +299,7 @@ class SdkProvider:
         try:
             async for event in self._astream_once(request):
                 yield event
-        except self._sdk.APIStatusError as exc:
+        except self._status_errors() as exc:
             if not self._fall_back(request, exc):
                 raise
             async for event in self._astream_once(request):
@@ -270,8 +314,7 @@ class SdkProvider:
 
         self.prepare_async()
         template = self._template
-        body = {"stream": True, **self._body(request)}
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()  # the SDK's form
+        content = wire_json({"stream": True, **self._body(request)})  # the SDK's form
         outgoing = httpx2.Request(template.method, template.url, headers=template.headers, content=content,
                                   extensions=template.extensions)
         response = await self._http.send(outgoing, stream=True)
@@ -294,15 +337,19 @@ class SdkProvider:
         return False
 
     def map_error(self, exc: Exception, *, model: str, started: bool) -> StreamchatError:
-        sdk = self._sdk
         if isinstance(exc, StreamchatError):
             return exc
-        if isinstance(exc, sdk.APIStatusError):
+        if isinstance(exc, self._status_errors()):
+            refusal: Any = exc  # the SDK's APIStatusError or ours: the same attributes
             msg, etype, code = error_body(exc)
-            status = exc.status_code if exc.status_code != 200 else None  # 200: an error event mid-stream
+            status = refusal.status_code if refusal.status_code != 200 else None  # 200: an error event mid-stream
             return refused_schema(from_status(status, msg, etype or code, model=model, provider=self.name,
-                                              retry_after=retry_after(exc.response),
+                                              retry_after=retry_after(refusal.response),
                                               context_overflow=self.context_overflow(msg, etype, code)), msg)
+        sdk = self._loaded_sdk()
+        if sdk is None:  # no SDK in this process: the rest are transport faults
+            mapped = map_transport(exc, provider=self.name, base_url=self.base_url, started=started)
+            return mapped or unexpected(exc, self.name)
         if isinstance(exc, sdk.APITimeoutError):
             return timed_out(provider=self.name, base_url=self.base_url, started=started)
         if isinstance(exc, sdk.APIConnectionError):
@@ -318,12 +365,12 @@ class SdkProvider:
         return mapped or unexpected(exc, self.name)
 
 
-def _read_to_end_blocking(chunks: Iterator[str], response: Any) -> None:
+def _read_to_end_blocking(chunks: Iterator[str], response: Any, cut: Callable[[], None]) -> None:
     """_read_to_end for the blocking path (REPL turns after the first reuse the connection): a
-    read has no per-call timeout here, so a timer shuts the socket down if the end is late."""
+    read has no per-call timeout here, so a timer shuts the socket down (`cut`) if the end is late."""
     def late() -> None:
         if not response.is_closed:  # not once the body ended and the connection went back to the pool
-            _cut(response)
+            cut()
 
     watchdog = threading.Timer(DRAIN_S, late)
     watchdog.daemon = True

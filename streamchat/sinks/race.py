@@ -249,6 +249,7 @@ class PaneState:
         self._stream: MarkdownStream | None = None
         self._width = 0
         self._lines: list[str] = []  # committed by the stream, at _width
+        self._live: list[str] | None = None  # the open block's lines, until more text comes
         self._fed = 0  # pieces of `text` given to the stream
 
     def restart(self, text: str = "") -> None:
@@ -260,12 +261,13 @@ class PaneState:
         """The answer so far as lines at `width` (re-laid from the start after a resize)."""
         if self._stream is None or width != self._width:
             self._stream, self._width, self._lines, self._fed = MarkdownStream(self.renderer), width, [], 0
-        if self._fed < len(self.text):
+            self._live = None
+        if self._fed < len(self.text) or self._live is None:  # another pane's text does not re-render this one
             self._stream.append("".join(self.text[self._fed:]))
             self._fed = len(self.text)
-        commit, live = self._stream.update(width, 1 << 30)
-        self._lines += commit
-        return self._lines + live
+            commit, self._live = self._stream.update(width, 1 << 30)
+            self._lines += commit
+        return self._lines + self._live
 
     def whole(self, width: int) -> list[str]:
         """The whole answer at `width`, as a static render draws it (the region's last paint)."""

@@ -6,14 +6,14 @@ import re
 from collections.abc import Generator
 from typing import Any
 
-from streamchat.providers.registry import ProviderSpec
-
 from streamchat.errors import StreamchatError, unexpected
 from streamchat.events import Done, Event, TextDelta, Usage
+from streamchat.providers.registry import ProviderSpec
 
-# Capabilities as data: no key, no SDK, text only, nothing to price.
-SPEC = ProviderSpec(type="echo", adapter="streamchat_echo.provider:EchoProvider", needs_key=False,
-                    tools=False, images=False, pdfs=False, schemas=False, remote=False, priced=False)
+# Capabilities as data: no key, no SDK, text only, nothing to price; `-m echo` alone is `echo:echo`.
+SPEC = ProviderSpec(type="echo", adapter="streamchat_echo.provider:EchoProvider", needs_key=False, key_env=None,
+                    base_url_env=None, sdk_module=None, tools=False, images=False, pdfs=False, schemas=False,
+                    remote=False, priced=False, default_model="echo", reasoning=False)
 OPTIONS: dict[str, Any] = {}  # no -o options
 
 

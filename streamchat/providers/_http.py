@@ -1,0 +1,262 @@
+"""The lean transport: a streaming POST over the standard library's `http.client`, so a one-shot or
+a REPL turn sends its request without importing an SDK.
+
+Why: `import openai` was ~35 % of a one-shot (its `types` package alone ~330 ms), `import
+anthropic` more, and the SDK's HTTP client loaded the TLS certificate bundle (~70 ms) even for an
+`http://` URL (#34). What the SDK adds to a request is small and fixed: the URL (base URL + the
+endpoint's path), the auth headers, a few headers from the environment, and the JSON body, which
+streamchat builds itself (`_content.py`) and hands the SDK whole. So this module sends the same
+request and the SDKs stay the reference: tests/test_lean_transport.py compares, at the fake server,
+the bytes each path sends and the errors each raises.
+
+`path_for` is the one rule for which path a provider takes; what the lean path does not cover
+(serve's asyncio clients, proxies, `streamchat models`) goes through the SDK.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import http.client
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from streamchat._version import __version__
+from streamchat.config import ProviderConfig
+
+ERROR_BODY_MAX = 1 << 20  # an error response's body is read up to this many bytes
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")  # the SDKs' httpx2 honours these (any case)
+TRANSPORT_VAR = "STREAMCHAT_TRANSPORT"  # "sdk": every request through the official SDK
+log = logging.getLogger("streamchat.http")  # --debug shows each request and its status, as the SDKs' loggers do
+
+
+@dataclass(frozen=True)
+class Wire:
+    """What an SDK adds to a streaming request of its API: where it goes and how it authenticates."""
+
+    path: str  # appended to the base URL
+    default_base_url: str  # the SDK's, when neither the config nor its variable gives one
+
+    def headers(self, key: str) -> dict[str, str]:
+        raise NotImplementedError
+
+
+class OpenAIWire(Wire):
+    def headers(self, key: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {key}"}
+        for variable, name in (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project")):
+            if os.environ.get(variable):  # the SDK reads them from the environment
+                headers[name] = os.environ[variable]
+        return headers
+
+
+class AnthropicWire(Wire):
+    def headers(self, key: str) -> dict[str, str]:
+        # anthropic 2.x sends a key given to its constructor as a bearer token, and then reads no
+        # ANTHROPIC_AUTH_TOKEN (explicit arguments are total); the API version is its constant's.
+        return {"Authorization": f"Bearer {key}", "anthropic-version": "2026-10-21"}
+
+
+WIRES: dict[str, Wire] = {
+    "openai": OpenAIWire("/chat/completions", "https://api.openai.com/v1"),
+    "anthropic": AnthropicWire("/v1/messages", "https://api.anthropic.com"),
+}
+
+
+def path_for(config: ProviderConfig, *, asyncio: bool = False) -> str:
+    """"lean" or "sdk": which transport a provider's blocking requests take (the one rule).
+
+    The SDK's, when asked for (serve's asyncio clients, or STREAMCHAT_TRANSPORT=sdk); when a proxy
+    variable is set (the SDK's httpx2 routes through it); when the base URL carries credentials or a
+    query (httpx2 turns those into auth and parameters of its own). The lean path otherwise.
+    """
+    if asyncio or config.type not in WIRES or os.environ.get(TRANSPORT_VAR, "").lower() == "sdk":
+        return "sdk"
+    if any(os.environ.get(name) or os.environ.get(name.upper()) for name in PROXY_VARIABLES):
+        return "sdk"
+    base = config.effective_base_url()[0]
+    if base is not None:
+        parts = urlsplit(base)
+        if parts.username is not None or parts.query or parts.scheme not in ("http", "https"):
+            return "sdk"
+    return "lean"
+
+
+def wire_json(body: dict[str, Any]) -> bytes:
+    """A request body as the SDKs serialize it (compact, UTF-8 as it is, no NaN)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class HttpStatusError(Exception):
+    """An error response, with what map_error reads from the SDKs' APIStatusError: `status_code`,
+    `body` (the JSON, or the text), `response.headers` (Retry-After)."""
+
+    def __init__(self, status_code: int, headers: http.client.HTTPMessage, text: str) -> None:
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            body = text or None
+        super().__init__(f"Error code: {status_code} - {body}")  # the SDKs' wording
+        self.status_code = status_code
+        self.body = body
+        self.headers = headers
+        self.response = self  # errors.retry_after reads `response.headers`
+
+
+class StreamDropped(ConnectionError):
+    """The HTTP exchange broke (a body cut mid-chunk, a bad status line): http.client's own
+    exceptions are not OSErrors, and the error table reads transport faults by type."""
+
+
+def _ssl_context() -> Any:
+    """What httpx2 verifies with: SSL_CERT_FILE / SSL_CERT_DIR when set, else certifi's bundle.
+    Built only for an https URL (loading the bundle costs ~70 ms)."""
+    import ssl
+
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if not cafile and not capath:
+        import certifi
+
+        cafile = certifi.where()
+    return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """Connects within its `timeout`, then waits at most `read_timeout` for each byte."""
+
+    read_timeout = 60.0
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+
+
+class _HTTPSConnection(_HTTPConnection, http.client.HTTPSConnection):
+    """The same over TLS (its `connect` wraps the socket between the two)."""
+
+
+class HttpTransport:
+    """POSTs to one URL over pooled keep-alive connections (a REPL's next turn reuses the last
+    one; the Python API may run turns on several threads at once, each on a connection of its own)."""
+
+    def __init__(self, url: str, headers: dict[str, str], timeout: float) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname or "", parts.port
+        self._target = parts.path or "/"
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
+                         "User-Agent": f"streamchat/{__version__}", **headers}
+        self._timeouts = (min(timeout, 15.0), timeout)  # as client_options gives the SDK's
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._context: Any = None
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection (True: it served a request before), or a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+            if self._https and self._context is None:
+                self._context = _ssl_context()
+        connect, read = self._timeouts
+        conn = (_HTTPSConnection(self._host, self._port, timeout=connect, context=self._context) if self._https
+                else _HTTPConnection(self._host, self._port, timeout=connect))
+        conn.read_timeout = read
+        return conn, False
+
+    def _release(self, conn: http.client.HTTPConnection) -> None:
+        if conn.sock is not None:
+            with self._lock:
+                self._idle.append(conn)
+
+    @contextlib.contextmanager
+    def post(self, body: bytes) -> Iterator[HttpResponse]:
+        """The response to `body`, once its headers arrived; HttpStatusError for a non-2xx answer.
+        Leaving the block closes the response; its connection is kept only if its body was read
+        to the end."""
+        log.debug("POST %s (%d bytes)", self.url, len(body))
+        conn, sock, response = self._send(body)
+        log.debug("HTTP %d %s", response.status, response.reason)
+        reply = HttpResponse(sock, response)
+        try:
+            if not 200 <= response.status < 300:
+                raise HttpStatusError(response.status, response.headers, reply.read_error())
+            yield reply
+        finally:
+            if response.isclosed() and not response.will_close:
+                self._release(conn)
+            else:
+                conn.close()
+
+    def _send(self, body: bytes) -> tuple[http.client.HTTPConnection, socket.socket, http.client.HTTPResponse]:
+        """The connection, its socket (a response that closes the connection takes it over) and the response."""
+        while True:
+            conn, reused = self._connection()
+            try:
+                conn.request("POST", self._target, body, self._headers)
+                sock = conn.sock
+                return conn, sock, conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                conn.close()
+                if not reused:  # a pooled connection the server closed while idle: once more, on a new one
+                    raise StreamDropped(str(exc) or "the server closed the connection") from exc
+            except http.client.HTTPException as exc:
+                conn.close()
+                raise StreamDropped(str(exc) or type(exc).__name__) from exc
+            except BaseException:
+                conn.close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class HttpResponse:
+    """A streaming response: its body as text chunks, and `cut` for a cancel from another thread."""
+
+    def __init__(self, sock: socket.socket, response: http.client.HTTPResponse) -> None:
+        self._sock, self._response = sock, response
+        self.headers = response.headers
+
+    @property
+    def is_closed(self) -> bool:
+        return self._response.isclosed()
+
+    def iter_text(self) -> Iterator[str]:
+        """The body as UTF-8 text, each piece as soon as it arrived."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            try:
+                data = self._response.read1(65536)
+            except http.client.HTTPException as exc:  # the body cut mid-chunk
+                raise StreamDropped(str(exc) or type(exc).__name__) from exc
+            if not data:
+                break
+            text = decoder.decode(data)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def read_error(self) -> str:
+        try:
+            return self._response.read(ERROR_BODY_MAX).decode("utf-8", "replace").strip()
+        except (OSError, http.client.HTTPException):
+            return ""
+
+    def cut(self) -> None:
+        """Shut the socket down: a read blocked on it in another thread returns at once."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,223 @@
+"""The lean transport (providers/_http.py) against the SDKs it stands in for.
+
+The official SDKs are the reference: for the same ChatRequest, each path's request is captured at
+the fake server and compared (path, the headers that matter, the JSON body), and each path's
+faults map to the same streamchat errors. Which path a provider takes is one rule (`path_for`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import base_env
+from fakeserver import FakeLLMServer, Script
+
+from streamchat.config import ProviderConfig
+from streamchat.errors import StreamchatError
+from streamchat.events import Attachment, Message, ToolSpec
+from streamchat.providers._http import TRANSPORT_VAR, path_for
+from streamchat.providers.base import ChatRequest
+from streamchat.schema_request import ResponseSchema
+
+# The headers a server reads; the SDKs' own telemetry (X-Stainless-*, User-Agent) is left out.
+HEADERS = ("authorization", "x-api-key", "anthropic-version", "content-type", "accept", "openai-organization",
+           "openai-project")
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\0" * 16
+WEATHER = ToolSpec("weather", "the weather in a city", {"type": "object", "properties": {"city": {"type": "string"}}})
+SCHEMA = ResponseSchema({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})
+
+REQUESTS = {
+    "plain": ChatRequest("echo", (Message("user", "hi"),)),
+    "options": ChatRequest("echo", (Message("system", "be brief"), Message("user", "héllo ✓")), temperature=0.3,
+                           max_tokens=50, params=(("top_p", 0.5), ("stop", ["END"]))),
+    "tools": ChatRequest("echo", (Message("user", "weather in Paris?"),), tools=(WEATHER,)),
+    "schema": ChatRequest("echo", (Message("user", "a name"),), schema=SCHEMA),
+    "image": ChatRequest("echo", (Message("user", "what is it?", attachments=(Attachment("a.png", "image/png", PNG),)),)),
+}
+
+
+def provider(kind: str, url: str, transport: str, monkeypatch: pytest.MonkeyPatch, timeout: float = 60.0):
+    """A fresh adapter (not the process's cached one) on the given path."""
+    from streamchat.providers.anthropic import AnthropicProvider
+    from streamchat.providers.openai import OpenAIProvider
+
+    monkeypatch.setenv(TRANSPORT_VAR, transport)
+    config = ProviderConfig(kind, kind, base_url=url + ("/v1" if kind == "openai" else ""), api_key="sk-test-key-0001")
+    adapter = (OpenAIProvider if kind == "openai" else AnthropicProvider)(config, timeout=timeout)
+    assert (adapter._lean is not None) == (transport == "lean")
+    return adapter
+
+
+def answer(adapter, request: ChatRequest) -> list:
+    return list(adapter.stream(request))
+
+
+@pytest.mark.parametrize("name", list(REQUESTS))
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_the_lean_request_is_the_sdks(server, monkeypatch, kind, name):
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-1")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-1")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "tok-1")
+    sent = {}
+    for transport in ("sdk", "lean"):
+        events = answer(provider(kind, server.url, transport, monkeypatch), REQUESTS[name])
+        record = server.requests[-1]
+        sent[transport] = (record.path, {h: record.headers.get(h) for h in HEADERS}, record.body, events)
+    assert sent["lean"] == sent["sdk"]  # the JSON body as parsed: anthropic's SDK moves a few keys first
+    assert sent["lean"][1]["authorization"] is not None  # the variables the SDKs read were sent
+
+
+def fault(kind: str, url: str, transport: str, monkeypatch, request: ChatRequest, timeout: float = 60.0):
+    """(the mapped error, and whether events came before it) of one answer on one path."""
+    adapter = provider(kind, url, transport, monkeypatch, timeout)
+    started = False
+    try:
+        for _event in adapter.stream(request):
+            started = True
+    except Exception as exc:  # what session.py hands map_error
+        err = adapter.map_error(exc, model=request.model, started=started)
+        return type(err), str(err), err.exit_code, err.retry_after, started
+    raise AssertionError("no fault")
+
+
+HTTP_FAULTS = [
+    Script(status=401, error_message="Incorrect API key provided"),
+    Script(status=403),
+    Script(status=404),
+    Script(status=400, error_type="context_length_exceeded", error_message="maximum context length is 8192 tokens"),
+    Script(status=400, error_type="invalid_request_error", error_message="prompt is too long: 9000 tokens > 8192 maximum"),
+    Script(status=429, headers={"Retry-After": "7"}),
+    Script(status=500),
+    Script(status=529, error_type="overloaded_error", error_message="Overloaded"),
+    Script(chunks=["a ", "b "], fault="drop", fault_after=1),
+    Script(chunks=["a ", "b "], fault="malformed", fault_after=1),
+    Script(chunks=["a ", "b "], fault="error_event", fault_after=1, error_type="overloaded_error"),
+    Script(chunks=["a ", "b "], fault="no_done", fault_after=1),
+]
+
+
+@pytest.mark.parametrize("script", HTTP_FAULTS, ids=lambda s: f"{s.status}-{s.fault or s.error_type}")
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_each_fault_maps_to_the_same_error_on_both_paths(server, monkeypatch, kind, script):
+    server.script("m", script)
+    request = ChatRequest("m", (Message("user", "q"),))
+    sdk = fault(kind, server.url, "sdk", monkeypatch, request)
+    lean = fault(kind, server.url, "lean", monkeypatch, request)
+    assert lean == sdk
+    assert issubclass(lean[0], StreamchatError)
+
+
+def _refused_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_refused_unresolved_and_timeouts_map_the_same(server, monkeypatch, kind):
+    request = ChatRequest("m", (Message("user", "q"),))
+    for url in (_refused_url(), "http://no-such-host.invalid"):
+        assert fault(kind, url, "lean", monkeypatch, request) == fault(kind, url, "sdk", monkeypatch, request)
+    server.script("m", Script(first_delay=5))  # no status line within the timeout
+    assert fault(kind, server.url, "lean", monkeypatch, request, 0.5) == fault(kind, server.url, "sdk", monkeypatch, request, 0.5)
+    server.script("m", Script(chunks=["a ", "b "], fault="stall", fault_after=1))  # a stream stalled mid-answer
+    lean = fault(kind, server.url, "lean", monkeypatch, request, 0.5)
+    assert lean == fault(kind, server.url, "sdk", monkeypatch, request, 0.5)
+    assert "stalled mid-answer" in lean[1]
+
+
+def test_the_schema_fallback_resends_on_the_lean_path(server, monkeypatch):
+    """A compatible server that refuses response_format: the lean path's status error drives the
+    adapter's one fallback (a forced tool), as the SDK's does."""
+    adapter = provider("openai", server.url, "lean", monkeypatch)
+    events = answer(adapter, ChatRequest("echo", (Message("user", "[schema:no-response-format] a name"),), schema=SCHEMA))
+    assert adapter.schema_by_tool and len(server.requests) == 2
+    assert "tools" in server.requests[-1].body and events
+
+
+def test_a_kept_alive_connection_serves_the_next_turn(server, monkeypatch):
+    server.script("k", Script(chunks=["one"], keep_alive=True))
+    adapter = provider("openai", server.url, "lean", monkeypatch)
+    for _ in range(3):
+        assert [e.text for e in answer(adapter, ChatRequest("k", (Message("user", "q"),))) if hasattr(e, "text")] == ["one"]
+    assert server.connections == 1
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced(server, monkeypatch):
+    server.script("k", Script(chunks=["one"], keep_alive=True))
+    adapter = provider("anthropic", server.url, "lean", monkeypatch)
+    answer(adapter, ChatRequest("k", (Message("user", "q"),)))
+    for conn in adapter._lean._idle:  # as a server's idle timeout does
+        conn.sock.shutdown(2)
+    answer(adapter, ChatRequest("k", (Message("user", "q"),)))
+    assert len(server.requests) == 2
+
+
+def test_one_rule_picks_the_path(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", TRANSPORT_VAR):
+        monkeypatch.delenv(name, raising=False)
+    plain = ProviderConfig("o", "openai", base_url="http://127.0.0.1:9/v1")
+    assert path_for(plain) == "lean"
+    assert path_for(ProviderConfig("a", "anthropic")) == "lean"
+    assert path_for(plain, asyncio=True) == "sdk"  # serve's clients
+    assert path_for(ProviderConfig("l", "local")) == "sdk"
+    assert path_for(ProviderConfig("o", "openai", base_url="https://user:pw@example.test/v1")) == "sdk"
+    assert path_for(ProviderConfig("o", "openai", base_url="https://example.test/v1?api-version=1")) == "sdk"
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    assert path_for(plain) == "sdk"
+    monkeypatch.delenv("https_proxy")
+    monkeypatch.setenv(TRANSPORT_VAR, "sdk")
+    assert path_for(plain) == "sdk"
+
+
+PROBE = """
+import sys
+sys.argv = ["streamchat", *sys.argv[1:]]
+from streamchat.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+heavy = ("openai", "anthropic", "httpx2", "pydantic", "certifi", "genai_prices", "asyncio", "aiohttp")
+sys.stderr.write("IMPORTED:" + ",".join(m for m in heavy if m in sys.modules))
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("provider_name", ["openai", "anthropic", "compat"])
+def test_a_one_shot_imports_no_sdk(home, server, provider_name):
+    """A one-shot with options of every kind sends its request without importing an SDK, pydantic
+    (Typer's conversion), httpx2, the certificate bundle or asyncio; the price database is loaded
+    at the answer's end only where a price can exist (not for a self-hosted server's model)."""
+    server.script("gpt-4o-mini", chunks=["fine"])
+    started = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", PROBE, "-m", f"{provider_name}:gpt-4o-mini", "--temperature", "0.5",
+                        "--max-tokens", "40", "-o", "top_p=0.9", "--reasoning", "off", "hi"],
+                       env=base_env(home, server), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert p.stdout == "fine\n", p.stderr
+    imported = p.stderr.rsplit("IMPORTED:", 1)[1].split(",")
+    assert set(imported) <= ({"genai_prices", "pydantic", "httpx2", "asyncio"} if provider_name != "compat" else {""})
+    assert time.monotonic() - started < 60
+
+
+def test_tls_errors_map_the_same(tmp_path, monkeypatch):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    srv = FakeLLMServer(tls=(str(cert), str(key))).start()
+    try:
+        request = ChatRequest("echo", (Message("user", "q"),))
+        lean = fault("openai", srv.url, "lean", monkeypatch, request)
+        assert lean == fault("openai", srv.url, "sdk", monkeypatch, request)
+        assert "TLS error" in lean[1]
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trusted now, as httpx2 trusts it
+        events = answer(provider("openai", srv.url.replace("127.0.0.1", "localhost"), "lean", monkeypatch), request)
+        assert events
+    finally:
+        srv.stop()
