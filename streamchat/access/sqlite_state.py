@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from streamchat.access.limits import Verdict, budget_verdict, period_id, refill,
 from streamchat.access.records import KeyRecord, KeyStatus, SpendEntry
 from streamchat.access.state import Admission, Ask, StateUnavailable
 from streamchat.errors import UsageError
+
+BUSY_S = 2.0  # a transaction takes well under a millisecond
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -47,33 +50,50 @@ def _record(row: sqlite3.Row) -> KeyRecord:
 
 
 class SqliteState:
+    """One connection per thread (serve settles its turns on a worker thread, off the event loop)."""
+
     def __init__(self, path: Path) -> None:
         from streamchat.private_files import ensure_private_file
 
-        self.where = str(path)
+        self.where, self.path = str(path), path
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
         try:
             ensure_private_file(path)  # SQLite gives -wal and -shm the database file's mode
-            self.db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA busy_timeout = 10000")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.executescript(SCHEMA)  # idempotent; executescript commits by itself
         except (sqlite3.Error, OSError) as err:
             raise StateUnavailable(f"cannot open the access store {path}: {err}",
                                    hint="check the file and its directory, or pass --state") from None
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            # serve admits on its event loop: a write lock held for 2 s is a fault (503), not a wait
+            db = sqlite3.connect(self.path, timeout=BUSY_S, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_S * 1000)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._local.db = db
+            with self._lock:
+                self._opened.append(db)
+        return db
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, holding the database's write lock from its start."""
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self.db
+                yield db
             except BaseException:
-                self.db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
+            db.execute("COMMIT")
         except sqlite3.Error as err:
             raise StateUnavailable(f"the access store {self.where} failed: {err}") from None
 
@@ -176,4 +196,7 @@ class SqliteState:
                 for r in self._read("SELECT * FROM spend WHERE ts >= ? ORDER BY ts", since)]
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            for db in self._opened:
+                db.close()
+            self._opened.clear()

@@ -9,6 +9,7 @@ reached refuses the request with 503: nothing is answered unmetered.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -23,7 +24,7 @@ from streamchat.access.limits import Verdict
 from streamchat.access.meter import Denied, Meter, Ticket
 from streamchat.access.records import looks_like_key, usage_dict, usage_rows
 from streamchat.access.state import AccessState, StateUnavailable
-from streamchat.config import Settings
+from streamchat.config import ProviderConfig, Settings
 from streamchat.errors import StreamchatError
 from streamchat.events import TurnResult
 from streamchat.serve.gate import bearer, refused
@@ -112,10 +113,19 @@ class Keys:
             raise unavailable() from None
 
     def settle(self, ticket: Ticket, session: ChatSession, result: TurnResult) -> None:
-        """Record the turn under the deployment that answered it (a route's may not be its first)."""
+        """Record the turn under the deployment that answered it (a route's may not be its first),
+        on a worker thread: the response does not wait for the store (a Redis round trip under load
+        took ~1 ms), and until it is done the turn's reservation still holds its part of the budget."""
         provider, model = session.target.answered()
+        answered = (session.settings.providers[provider], model)
         try:
-            self.meter.settle(ticket, result, (session.settings.providers[provider], model))
+            asyncio.get_running_loop().run_in_executor(None, self._settle, ticket, result, answered)
+        except RuntimeError:  # no loop running: settle now
+            self._settle(ticket, result, answered)
+
+    def _settle(self, ticket: Ticket, result: TurnResult, answered: tuple[ProviderConfig, str]) -> None:
+        try:
+            self.meter.settle(ticket, result, answered)
         except StreamchatError as err:  # the answer is done; its reservation lapses by itself
             log.warning("could not record a request of key '%s': %s", ticket.name, err)
 
