@@ -399,7 +399,10 @@ class ConversationLog:
             return db.execute(
                 "SELECT m.conversation_id, m.role, snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet"
                 " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
-                " WHERE messages_fts MATCH ? ORDER BY m.id DESC LIMIT ?", (query, limit)).fetchall()
+                # by the index's own rowid (the message id): FTS5 walks its matches newest first and
+                # stops at the limit; by m.id, SQLite sorted every match (45 ms → 0.1 ms at 10,000
+                # conversations for a common word, bench/history_search.py)
+                " WHERE messages_fts MATCH ? ORDER BY messages_fts.rowid DESC LIMIT ?", (query, limit)).fetchall()
         return db.execute(
             "SELECT conversation_id, role, substr(content, 1, 80) AS snippet FROM messages"
             " WHERE content LIKE ? ORDER BY id DESC LIMIT ?", (f"%{text}%", limit)).fetchall()
