@@ -16,7 +16,8 @@ from streamchat.store import ConversationLog, connect, migrate
 
 CONVERSATIONS = int(os.environ.get("CONVERSATIONS", "10000"))
 RUNS = int(os.environ.get("RUNS", "20"))
-WORDS = ["docker", "compose", "kubernetes", "python", "rust", "latency", "socket", "parser", "token", "stream", "cache", "index", "query", "window", "render", "buffer", "thread", "async", "pipe"]
+WORDS = ["docker", "compose", "kubernetes", "python", "rust", "latency", "socket", "parser", "token", "stream",
+         "cache", "index", "query", "window", "render", "buffer", "thread", "async", "pipe"]
 OLD = ("SELECT m.conversation_id, m.role, snippet(messages_fts, 0, '[', ']', '…', 12) AS snippet"
        " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
        " WHERE messages_fts MATCH ? ORDER BY m.id DESC LIMIT ?")
