@@ -12,6 +12,7 @@ cancels every lane's token, which shuts each upstream socket at once; partial an
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -21,7 +22,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from streamchat import signals
+from streamchat import background, signals
 from streamchat.cancel import CancelToken
 from streamchat.conversation import Turn
 from streamchat.errors import StreamchatError, UsageError, exit_code_for, unexpected
@@ -34,7 +35,9 @@ from streamchat.ui import UI
 if TYPE_CHECKING:
     from streamchat.structured import DataOutput
 
-STOP_WAIT_S = 1.0  # after Ctrl-C, how long the race waits for its lanes to close their streams
+# After Ctrl-C every upstream is shut at once (the token's closers); this is how long the race then
+# waits for its lanes to hand over their partial answers, priced and saved (normally milliseconds)
+STOP_WAIT_S = 5.0
 
 
 def check_raceable(session: ChatSession, models: Sequence[str]) -> None:
@@ -97,6 +100,7 @@ def run(session: ChatSession, racers: list[ChatSession], prompt: str, output: Ra
     """Ask every lane `prompt` at once into `output`; each lane's result as saved, in -m order.
     Never raises for a lane's fault: that lane's result says it, and the others go on."""
     saver = _Saver(session, session.hold(prompt, attachments, racers))
+    background.start(_load_prices, name="prices")  # each lane prices its answer as it ends: load the table meanwhile
     token = CancelToken()
     threads = [threading.Thread(target=_lane, args=(lane, prompt, attachments, output.sink(i), output.ui(i),
                                                     partial(output.data, i), token, saver.hand_over(i)),
@@ -126,6 +130,11 @@ def run(session: ChatSession, racers: list[ChatSession], prompt: str, output: Ra
     chosen = next((i for i, r in enumerate(results) if r.text), 0)
     session.adopt(Turn(prompt, results[chosen], results[chosen].turn_id, racers[chosen].model_name, attachments))
     return results
+
+
+def _load_prices() -> None:
+    with contextlib.suppress(ImportError):
+        import genai_prices  # noqa: F401
 
 
 def _lane(lane: ChatSession, prompt: str, attachments: tuple[Attachment, ...], sink: Sink, ui: UI,
