@@ -51,12 +51,12 @@ class ChatOptions:
 def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = False,
                  interactive: bool = False, tools: bool = False) -> ChatSession:
     """The session a CLI front end drives: the log opened, a conversation picked (-c / --cid / -S), and a
-    toolbox when tools are asked for (`tools`: also when MCP servers or plugins' tools are there, for /tools).
+    toolbox when tools are asked for (`tools`: also when MCP servers are configured, for /tools).
     `interactive`: a person at the terminal can approve tool calls."""
     log: ConversationLog = open_log(enabled=opts.log, warn=ui.warn)
     conversation = log.pick(continue_last=opts.continue_last, cid=opts.cid, session=opts.session)
     toolbox = None
-    if opts.tools or opts.functions or settings.functions or (tools and (settings.mcp or _plugin_tools())):
+    if opts.tools or opts.functions or settings.functions or (tools and settings.mcp):
         from streamchat.tools import build_toolbox
 
         toolbox = build_toolbox(settings, list(opts.tools), list(opts.approve), ui, interactive=interactive,
@@ -65,13 +65,6 @@ def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = 
                           compact=opts.compact)
     session.params()  # a bad -o, config option or --reasoning fails now, before anything is sent
     return session
-
-
-def _plugin_tools() -> bool:
-    """Whether a plugin offers tools (for the REPL's /tools; read from metadata, nothing imported)."""
-    from streamchat.plugins import names
-
-    return bool(names("tools"))
 
 
 def interactive(env: Environment) -> bool:

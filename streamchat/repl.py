@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from streamchat import clipboard, signals, typeahead
 from streamchat.chat import ChatOptions, gather_inputs, open_session, report_end, with_context
@@ -30,6 +30,9 @@ from streamchat.render.sanitize import sanitize
 from streamchat.service import ChatSession, Overrides
 from streamchat.sinks import choose_sink
 from streamchat.ui import UI, byte_size
+
+if TYPE_CHECKING:
+    from streamchat.tools import Toolbox
 
 PROMPT = "› "
 CONTINUATION = "… "
@@ -498,8 +501,20 @@ class Repl:
         if status:
             self.ui.notice(f"exit status {status}")
 
+    def _plugin_toolbox(self) -> Toolbox | None:
+        """A toolbox made at the first /tools when only plugins offer tools (looking for them at
+        start would cost every REPL an entry-point scan)."""
+        from streamchat.plugins import names
+
+        if not names("tools"):
+            return None
+        from streamchat.tools import build_toolbox
+
+        self.session.toolbox = build_toolbox(self.settings, [], list(self.opts.approve), self.ui, interactive=True)
+        return self.session.toolbox
+
     def cmd_tools(self, arg: str) -> None:
-        toolbox = self.session.toolbox
+        toolbox = self.session.toolbox or self._plugin_toolbox()
         if toolbox is None:
             self.ui.notice("no tools: add [mcp.NAME] with command = … or url = … to the config, pass --functions FILE.py, "
                            "or install a plugin that offers tools")

@@ -16,6 +16,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pexpect
 import pytest
 from conftest import base_env
 from fakeserver import Script
@@ -295,3 +296,29 @@ def test_the_echo_plugins_tools_through_the_cli(run, home, server, installed):
     r = run("-m", "openai:tooly", "--tools", "echo", "--approve", "echo:shout", "q", env=env)
     assert r.code == 0, r.stderr
     assert r.out == "got: HI\n" and "→ echo:shout(text=\"hi\")" in r.stderr
+
+
+@pytest.mark.e2e
+def test_the_repl_turns_a_plugins_tools_on_and_asks_before_each_call(home, server, installed):
+    from test_repl import PROMPT, spawn
+
+    server.script("tooly", Script(chunks=[], tool_calls=[("c1", "shout", {"text": "hi"})]))
+    pythonpath = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(installed)) if p)
+    child = spawn(home, server, "-m", "openai:tooly", env_extra={"PYTHONPATH": pythonpath})
+    try:
+        child.sendline("/tools")  # no MCP server configured: the plugin's tools are listed, off
+        child.expect_exact("echo (plugin streamchat-echo (tools.echo)): off")
+        child.expect_exact(PROMPT)
+        child.sendline("/tools on echo")
+        child.expect_exact("tools on: echo")
+        child.expect_exact("shout — The text in capitals.")
+        child.expect_exact(PROMPT)
+        child.sendline("shout hi")
+        child.expect_exact('→ echo:shout(text="hi")')
+        child.expect_exact("run it? [y]es")
+        child.sendline("y")
+        child.expect_exact("got: HI")
+        child.expect_exact(PROMPT)
+    finally:
+        child.sendeof()
+        child.expect(pexpect.EOF)
