@@ -188,7 +188,7 @@ import sys
 class Watch:  # first on sys.meta_path: told of every import, importlib's included; finds nothing itself
     @staticmethod
     def find_spec(name, path=None, target=None):
-        if name.startswith(("streamchat_echo", "streamchat_broken")):
+        if name.startswith(("streamchat_echo", "streamchat_broken")) or name == "streamchat.plugins":
             sys.stderr.write(f"IMPORTED {name}\\n")  # as it happens: an exit that skips atexit loses nothing
         return None
 
@@ -220,7 +220,7 @@ def test_the_echo_plugin_streams_the_prompt_back(run, home, server, installed):
     r = run("-m", "echo:x", "--tools", "echo", "q", env=env)  # its spec says it takes no tools
     assert r.code == ExitStatus.REQUEST and "echo:x cannot call tools" in r.stderr
     found, done = plugin_imports(["-m", "echo:x", "hi"], env)
-    assert done.stdout == "hi\n" and found == {"streamchat_echo", "streamchat_echo.provider"}
+    assert done.stdout == "hi\n" and found == {"streamchat.plugins", "streamchat_echo", "streamchat_echo.provider"}
 
 
 def test_the_python_api_finds_the_plugins_provider(installed, monkeypatch):
@@ -266,15 +266,17 @@ def test_plugins_lists_it_with_its_version(run, home, server, installed):
 @pytest.mark.e2e
 def test_help_version_and_tab_import_no_plugin(home, server, installed):
     env = plugin_env(home, server, installed)
-    for argv, extra in ((["--version"], {}), (["--help"], {}), (["plugins"], {}),
-                        ([], {"_STREAMCHAT_COMPLETE": "complete_bash", "_TYPER_COMPLETE_ARGS": "streamchat -m ec"})):
+    for argv, extra, scanned in (
+            (["--version"], {}, False), (["--help"], {}, False),  # not even the metadata: no slower with plugins
+            (["plugins"], {}, True),
+            ([], {"_STREAMCHAT_COMPLETE": "complete_bash", "_TYPER_COMPLETE_ARGS": "streamchat -m ec"}, True)):
         found, done = plugin_imports(argv, {**env, **extra})
         assert done.returncode == 0, done.stderr
-        assert found == set(), argv
+        assert found == ({"streamchat.plugins"} if scanned else set()), argv
     assert "echo" in done.stdout.split()  # Tab offers the plugin's provider, from its metadata
     found, done = plugin_imports(["-m", "openai:echo", "-f", "echo:x", "hi"], env)
     assert done.returncode == 0, done.stderr
-    assert found == {"streamchat_echo", "streamchat_echo.source"}  # what -f used, and only that
+    assert found == {"streamchat.plugins", "streamchat_echo", "streamchat_echo.source"}  # what -f used, and only that
 
 
 @pytest.mark.e2e
