@@ -158,6 +158,10 @@ def connect(path: Path) -> sqlite3.Connection:
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA busy_timeout = 10000")
     db.execute("PRAGMA journal_mode = WAL")
+    # A commit appends to the WAL without an fsync; the WAL is synced at each checkpoint. A saved turn
+    # then costs the prompt that follows it no fsync (1.6 ms median here, 5–30 ms on many disks); a
+    # power cut may lose the last turns, never the log's consistency (SQLite's WAL guarantee).
+    db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
     migrate(db)
     return db

@@ -310,3 +310,11 @@ def test_history_commands_import_no_sdk(run, server, home):
                            stdin=subprocess.DEVNULL, timeout=60)
         assert "there" in p.stdout, (argv, p.stderr)
         assert p.stderr.rsplit("IMPORTED:", 1)[1] == "", argv
+
+
+def test_a_saved_turn_does_not_wait_for_an_fsync(tmp_path):
+    """WAL with synchronous=NORMAL: a commit appends to the WAL, synced at checkpoints, so the REPL's
+    prompt after a turn does not wait for the disk (#34); FULL (SQLite's default) synced every commit."""
+    db = connect(tmp_path / "log.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
