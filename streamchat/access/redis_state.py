@@ -140,6 +140,7 @@ def _periods(now: float) -> list[str]:
 
 
 class RedisState:
+    remote = True
     def __init__(self, url: str) -> None:
         import redis
 

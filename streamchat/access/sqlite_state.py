@@ -50,7 +50,9 @@ def _record(row: sqlite3.Row) -> KeyRecord:
 
 
 class SqliteState:
-    """One connection per thread (serve settles its turns on a worker thread, off the event loop)."""
+    """One connection per thread that uses it."""
+
+    remote = False  # in-process: a settlement on a worker thread only contended for the write lock
 
     def __init__(self, path: Path) -> None:
         from streamchat.private_files import ensure_private_file

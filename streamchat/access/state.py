@@ -48,6 +48,7 @@ class AccessState(Protocol):
     """The store's interface; `admit` and `settle` are each atomic across processes and machines."""
 
     where: str  # for messages: the file, or the URL with any password masked
+    remote: bool  # across a network: serve settles off its event loop (SQLite's are in-process, ~0.1 ms)
 
     def create(self, record: KeyRecord, hashed: str) -> None: ...
 

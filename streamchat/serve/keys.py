@@ -114,14 +114,17 @@ class Keys:
 
     def settle(self, ticket: Ticket, session: ChatSession, result: TurnResult) -> None:
         """Record the turn under the deployment that answered it (a route's may not be its first),
-        on a worker thread: the response does not wait for the store (a Redis round trip under load
-        took ~1 ms), and until it is done the turn's reservation still holds its part of the budget."""
+        for a remote store on a worker thread: the response does not wait for the round trip (~1 ms
+        under load), and until it is done the turn's reservation still holds its part of the budget.
+        SQLite's settlement stays on the loop: on a thread it contended with the next admission for
+        the write lock, whose busy handler sleeps in milliseconds."""
         provider, model = session.target.answered()
         answered = (session.settings.providers[provider], model)
-        try:
-            asyncio.get_running_loop().run_in_executor(None, self._settle, ticket, result, answered)
-        except RuntimeError:  # no loop running: settle now
-            self._settle(ticket, result, answered)
+        if self.meter.state.remote:
+            with contextlib.suppress(RuntimeError):  # no loop running: settle here
+                asyncio.get_running_loop().run_in_executor(None, self._settle, ticket, result, answered)
+                return
+        self._settle(ticket, result, answered)
 
     def _settle(self, ticket: Ticket, result: TurnResult, answered: tuple[ProviderConfig, str]) -> None:
         try:
