@@ -219,7 +219,7 @@ def test_reasoning_streams_dim_on_stderr_unless_hidden(run, server):
 
 # -- the REPL: /set and /reasoning -----------------------------------------------------------------
 def test_set_values_go_over_the_flags_and_show_in_the_toolbar():
-    from streamchat.repl import set_label, with_set
+    from streamchat.repl_commands import set_label, with_set
     from streamchat.service import Overrides
 
     flags = Overrides(temperature=0.7, params=(("seed", Text("1")),), reasoning="low")
