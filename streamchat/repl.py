@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from streamchat import signals, typeahead
-from streamchat.chat import ChatOptions, open_session, report_end, with_context
+from streamchat.chat import ChatOptions, open_session, race_turn, report_end, with_context
 from streamchat.config import Settings, data_dir
 from streamchat.cost import money, short
 from streamchat.environment import Environment
@@ -59,6 +59,8 @@ class Repl:
         self.chosen: dict[str, str] = {}  # /set NAME VALUE, over the flags and the role
         self.set_base = self.session.overrides  # what /set values go over: the flags and the role
         self.reasoning: str | None = None  # /reasoning LEVEL, over --reasoning
+        self.racing: tuple[str, ...] = ()  # /race A B… (or several -m): each question to every one of them
+        self.race(opts.race)
 
     @property
     def model_name(self) -> str:
@@ -81,8 +83,23 @@ class Repl:
         used, window = self.session.context_use() if self.session.target.ready else (0, None)
         context = f"{short(used)}/{short(window)}" if window else f"{conv.tokens} tokens"
         chosen = set_label(self.chosen, self.session.overrides.reasoning)
-        return (f" {self.model_name} · {plural(conv.turn_count, 'turn')} · {context} · "
+        model = f"race: {', '.join(self.racing)}" if self.racing else self.model_name
+        return (f" {model} · {plural(conv.turn_count, 'turn')} · {context} · "
                 f"{money(self.session.cost)}{pending}{sanitize(chosen)} · /help")
+
+    def race(self, models: tuple[str, ...]) -> None:
+        """Race `models` on each question from now on (none: one model again); their SDKs import
+        in the background meanwhile. A name that does not resolve is refused now, not at the question."""
+        if models:
+            from streamchat.race import check_raceable
+            from streamchat.service import preimport
+
+            check_raceable(self.session, models)
+            for model in models:
+                self.settings.resolve(model)
+            for model in models:
+                preimport(self.settings, model)
+        self.racing = models
 
     # -- turns ---------------------------------------------------------------------------
     def sink(self) -> Sink:
@@ -108,6 +125,12 @@ class Repl:
                         self.held = (question, attachments)
                         self.ui.notice(f"{err} — or /send to send it anyway")
                         return
+                if self.racing:
+                    with typeahead.held(self.env.stdin):
+                        race_turn(self.session, self.racing, self.opts, self.env, self.ui, question, attachments)
+                    self.env.stdout.write("\n")  # air between the answers and the next prompt
+                    self.env.stdout.flush()
+                    return
                 turn: Callable[[Sink], TurnResult | None] = partial(self.session.ask, question,
                                                                     attachments=attachments)
             else:

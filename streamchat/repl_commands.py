@@ -180,9 +180,38 @@ def cmd_retry(repl: Repl, _arg: str) -> None:
 
 @command("/alt", "", "switch the last answer to its next alternative")
 def cmd_alt(repl: Repl, _arg: str) -> None:
-    switched = repl.session.alternative()
+    _switched(repl, repl.session.alternative())
+
+
+@command("/race", "[A B…|off]", "ask each question to several models, side by side")
+def cmd_race(repl: Repl, arg: str) -> None:
+    if arg == "off":
+        repl.race(())
+        repl.ui.notice(f"race off: {repl.model_name} answers")
+        return
+    if arg:
+        repl.race(tuple(dict.fromkeys(arg.split())))
+    if not repl.racing:
+        repl.ui.notice("no race: /race MODEL_A MODEL_B… asks each question to every one of them")
+        return
+    toolbox = repl.session.toolbox
+    tools = " (tools are not offered in a race)" if toolbox is not None and toolbox.active else ""
+    repl.ui.notice(f"racing {', '.join(repl.racing)}: each question goes to every one{tools}; "
+                   "/pick N continues another answer, /race off stops")
+
+
+@command("/pick", "N", "continue from answer N of the last question (a race's)")
+def cmd_pick(repl: Repl, arg: str) -> None:
+    if not arg.isdigit():
+        repl.ui.notice("/pick N: continue from answer N of the last question (history show lists them)")
+        return
+    _switched(repl, repl.session.alternative(int(arg)))
+
+
+def _switched(repl: Repl, switched: tuple[int, int] | None) -> None:
+    """Say which answer the conversation continues now, and draw it."""
     if switched is None:
-        repl.ui.notice("no other answer to this question — /retry makes one")
+        repl.ui.notice("no other answer to this question — /retry or /race makes one")
         return
     last = repl.session.last
     repl.ui.notice(f"answer {switched[0]} of {switched[1]}:")

@@ -17,6 +17,8 @@ import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import FakeLLMServer
 from terminal_emulator import ANSI, FakeTTY, plain
+from test_repl import PROMPT
+from test_repl import repl as repl  # the REPL fixture (it ends each REPL cleanly)
 
 from streamchat.environment import Environment
 from streamchat.events import Outcome, Stats, TextDelta, TurnResult
@@ -451,3 +453,45 @@ def test_view_replaces_a_schema_answer_with_its_data():
     left = [row.split("│")[0].strip() for row in screen.everything()]
     assert '"city": "Lima",' in left and '"pop": 1' in left
     assert not any('{"city": "Li' in row for row in left)
+
+
+# -- the REPL ------------------------------------------------------------------------------------
+@pytest.mark.e2e
+def test_repl_races_picks_and_goes_back_to_one_model(repl, server, second_server):
+    server.script("ra", chunks=["answer ", "A"], delay=0.02)
+    second_server.script("rb", chunks=["answer ", "B"], delay=0.02)
+    child = repl("-m", "openai:echo", env_extra={"ANTHROPIC_BASE_URL": second_server.url})
+    child.sendline("/race openai:ra anthropic:rb")
+    child.expect_exact("racing openai:ra, anthropic:rb")
+    child.expect_exact(PROMPT)
+    child.sendline("which?")
+    child.expect_exact("TTFT", timeout=90)
+    child.expect_exact("TTFT")  # both answers ended, each with its stats
+    child.expect_exact(PROMPT)
+    assert [r.body["messages"][-1]["content"] for r in (server.requests[-1], second_server.requests[-1])] \
+        == ["which?", "which?"]
+    child.sendline("/pick 2")
+    child.expect_exact("answer 2 of 2")
+    child.expect_exact(PROMPT)
+    child.sendline("/race off")
+    child.expect_exact("race off")
+    child.expect_exact(PROMPT)
+    child.sendline("next")
+    child.expect_exact("echo: next")
+    child.expect_exact(PROMPT)
+    assert server.last_messages() == [{"role": "user", "content": "which?"},
+                                      {"role": "assistant", "content": "answer B"},
+                                      {"role": "user", "content": "next"}]
+    child.sendline("/race nope:x openai:ra")
+    child.expect_exact("unknown model 'nope:x'")
+
+
+@pytest.mark.e2e
+def test_several_models_without_a_prompt_open_the_repl_racing_them(repl, server, second_server):
+    server.script("ra", chunks=["from A"])
+    second_server.script("rb", chunks=["from B"])
+    child = repl("-m", "openai:ra", "-m", "anthropic:rb", env_extra={"ANTHROPIC_BASE_URL": second_server.url})
+    child.sendline("hello")
+    child.expect_exact("from A", timeout=90)
+    child.expect_exact(PROMPT)
+    assert second_server.requests and second_server.requests[-1].body["messages"][-1]["content"] == "hello"
