@@ -188,8 +188,8 @@ def test_never_clears_the_screen_from_the_region_top():
 def test_compacted_styles_draw_the_same_cells():
     import pyte
 
+    from streamchat.render.ansi import compact as _compact
     from streamchat.render.markdown_stream import parse
-    from streamchat.sinks.terminal import _compact
 
     lines = LineRenderer(color_system="256").render(parse("# Title\n\n**b** *i* `c`\n\n```python\ndef f(x):\n    return x\n```"), 40)
 
@@ -218,7 +218,7 @@ def test_style_changes_written_as_differences_draw_the_same_cells():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from streamchat.sinks.terminal import _compact
+    from streamchat.render.ansi import compact as _compact
 
     codes = st.sampled_from(["1", "2", "3", "4", "7", "9", "31", "97", "38;5;204", "38;5;231", "38;2;1;2;3",
                              "40", "48;5;235", "48;5;17", "39", "49", "22", "23", "0", "1;3", "38;5;244;48;5;235"])
@@ -243,7 +243,7 @@ def test_style_changes_written_as_differences_draw_the_same_cells():
 def test_repaints_leave_no_stale_cells_when_rows_shrink_or_the_region_gets_shorter():
     """Rows are erased only where the old paint was wider, and the screen below only when the
     region lost rows (a CSI K per row and a CSI J per frame were most of a repaint's overhead)."""
-    from streamchat.sinks.terminal import LiveRegion
+    from streamchat.sinks.live_region import LiveRegion
 
     term = Terminal(20, 8)
     region = LiveRegion(term.feed)

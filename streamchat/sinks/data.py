@@ -21,7 +21,8 @@ from streamchat.render.sanitize import sanitize
 from streamchat.schema import dump
 from streamchat.sinks._output import Output
 from streamchat.sinks._reasoning import ReasoningOutput
-from streamchat.sinks.terminal import FRAME_INTERVAL, LiveRegion, _terminal_size
+from streamchat.sinks.live_region import LiveRegion, terminal_size
+from streamchat.sinks.terminal import FRAME_INTERVAL
 from streamchat.ui import UI
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
@@ -33,7 +34,7 @@ class LiveJson:
 
     def __init__(self, env: Environment, ui: UI, *, size: Callable[[], tuple[int, int]] | None = None) -> None:
         self.env, self.ui = env, ui
-        self.size = size or (lambda: _terminal_size(env))
+        self.size = size or (lambda: terminal_size(env))
         self.out = Output(env.stdout)
         self.region = LiveRegion(self.out.write, reflow="XTERM_VERSION" not in env.environ)
         self.sink()

@@ -24,19 +24,13 @@ from streamchat.environment import Environment
 from streamchat.errors import OutputClosed
 from streamchat.events import Event, Outcome, ReasoningDelta, Sink, TextDelta, TurnResult
 from streamchat.render import lanes
+from streamchat.render.ansi import ANSI_SGR
 from streamchat.render.markdown_stream import LineRenderer, MarkdownStream, render_static
 from streamchat.render.sanitize import sanitize
 from streamchat.schema import dump
 from streamchat.sinks._output import Output
-from streamchat.sinks.terminal import (
-    ANSI_SGR,
-    FRAME_INTERVAL,
-    HIDE_CURSOR,
-    SHOW_CURSOR,
-    LiveRegion,
-    _terminal_size,
-    color_system_for,
-)
+from streamchat.sinks.live_region import LiveRegion, terminal_size
+from streamchat.sinks.terminal import FRAME_INTERVAL, HIDE_CURSOR, SHOW_CURSOR, color_system_for
 from streamchat.ui import UI, RoutedUI
 
 if TYPE_CHECKING:
@@ -306,7 +300,7 @@ class RaceView:
                  timer: bool = True, clock: Callable[[], float] = time.monotonic, code_theme: str | None = None) -> None:
         self.env = env
         self.out = Output(env.stdout)
-        self.size = size or (lambda: _terminal_size(env))
+        self.size = size or (lambda: terminal_size(env))
         self.clock = clock
         self.region = LiveRegion(self.out.write, reflow="XTERM_VERSION" not in env.environ)
         renderer = LineRenderer(color_system=color_system_for(env), no_color=env.no_color, code_theme=code_theme)
