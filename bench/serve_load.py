@@ -38,8 +38,20 @@ CLIENTS = int(os.environ.get("CLIENTS", 200))
 CHUNKS = int(os.environ.get("CHUNKS", 100))
 DELAY = float(os.environ.get("DELAY", 0.005))  # upstream seconds per token
 WORKERS = os.environ.get("WORKERS", "auto")
+ROUNDS = int(os.environ.get("ROUNDS", 1))  # warm bursts after the cold one (per server, interleaved with BASELINE's)
+GOAL_US_PER_TOKEN = 12  # issue #34: serve's CPU per streamed token at 200 streams
 FILED_EVENTS_S = 4_900  # events/s under this load when #15 was filed (4,200–4,900); its goal is 3× that
 T = TypeVar("T")
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and every process under it (serve --workers: the supervisor and its workers)."""
+    pids = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
+                pids += process_tree(int(child))
+    return pids
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -47,6 +59,13 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def tree_rss(pid: int) -> str:
+    """The peak RSS of every process serve runs, summed: the parent's alone left out the workers,
+    which hold the app, the SDKs and the streams."""
+    each = [peak_rss_mb(p) for p in process_tree(pid)]
+    return f"{sum(each):.1f} MB over {len(each)} processes ({' + '.join(f'{mb:.1f}' for mb in each)})"
 
 
 Result = tuple[float, int, bool, float, float, float]
@@ -105,22 +124,22 @@ async def load(url: str, clients: int = CLIENTS) -> tuple[list[Result], float]:
 
 def process_cpu(pid: int, children: bool = False) -> float:
     """User + system CPU seconds of a process (and, for serve --workers, of its worker processes)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    if children:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError):
-                for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
-                    total += process_cpu(int(child), True)
+    total = 0.0
+    for each in process_tree(pid) if children else [pid]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
 def threads_and_sockets(pid: int) -> tuple[int, int]:
-    sockets = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):  # an fd may close while we look
-            sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-    return len(os.listdir(f"/proc/{pid}/task")), sockets
+    """Threads and open sockets over serve's whole process tree (its workers hold the streams)."""
+    threads = sockets = 0
+    for each in process_tree(pid):
+        threads += len(os.listdir(f"/proc/{each}/task"))
+        for fd in os.listdir(f"/proc/{each}/fd"):
+            with contextlib.suppress(OSError):  # an fd may close while we look
+                sockets += os.readlink(f"/proc/{each}/fd/{fd}").startswith("socket:")
+    return threads, sockets
 
 
 async def storm(url: str) -> None:
@@ -158,7 +177,9 @@ def machine_speed() -> float:
     return (time.process_time() - started) * 1000
 
 
-def report(burst: str, results: list[Result], elapsed: float, alone: float, used: list[float], speed: float) -> None:
+def report(burst: str, results: list[Result], elapsed: float, alone: float, used: list[float],
+           speed: float) -> tuple[float, float, float]:
+    """Prints the burst; returns serve's CPU µs per streamed token and the first event's p50 and p99 in ms."""
     firsts = sorted(r[0] for r in results)
     p99 = firsts[min(len(firsts) - 1, int(len(firsts) * 0.99))]
     ratios = sorted(r[4] / alone for r in results)
@@ -177,6 +198,11 @@ def report(burst: str, results: list[Result], elapsed: float, alone: float, used
               (f"events/s ≥ 3 × {FILED_EVENTS_S:,}", sum(r[1] for r in results) / elapsed >= 3 * FILED_EVENTS_S),
               ("all completed", all(r[2] for r in results))]
     print("  #15's goals: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in checks))
+    tokens = sum(r[1] - r[2] for r in results)  # every event but each stream's closing `done`
+    us = used[0] / tokens * 1e6
+    print(f"  CPU per streamed token: serve {us:.1f} µs (goal ≤ {GOAL_US_PER_TOKEN}: {'yes' if us <= GOAL_US_PER_TOKEN else 'NO'}), "
+          f"upstream {used[1] / tokens * 1e6:.1f} µs, over {tokens:,} tokens")
+    return us, statistics.median(firsts) * 1000, p99 * 1000
 
 
 ADMIN = "bench-admin-token-0123456789"
@@ -253,27 +279,49 @@ def keys_overhead() -> None:
             redis[0].terminate()
 
 
+def start_serve(upstream: Upstream, tree: str) -> ServeProcess:
+    """serve running the code in `tree` (a checkout of streamchat), its workers' first answers served."""
+    serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast",  # type: ignore[arg-type]
+                         "--allow-model", "openai:long", "--workers", WORKERS, env_extra={"PYTHONPATH": tree}, start_s=300)
+    for _ in range(4):  # every worker's first answer (its pools, lazy imports) is not the one measured
+        run(load(serve.url, 1))
+    return serve
+
+
 def main() -> None:
+    """This tree's serve; with BASELINE=PATH (another checkout, e.g. a `git worktree` of main) that
+    one's too, their bursts interleaved so that both meet the same spells of this shared machine."""
     if "--keys" in sys.argv[1:]:
         keys_overhead()
         return
     upstream = Upstream()
-    serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast",  # type: ignore[arg-type]
-                         "--allow-model", "openai:long", "--workers", WORKERS)
+    trees = ([("before", os.environ["BASELINE"])] if os.environ.get("BASELINE") else []) + [
+        ("after" if os.environ.get("BASELINE") else "serve", str(Path(__file__).resolve().parent.parent))]
+    servers: list[tuple[str, ServeProcess]] = []
     try:
-        for _ in range(4):  # every worker's first answer (its pools, lazy imports) is not the one measured
-            run(load(serve.url, 1))
+        for label, tree in trees:
+            servers.append((label, start_serve(upstream, tree)))
+        serve = servers[-1][1]
         alone = statistics.median(run(load(serve.url, 1))[0][0][4] for _ in range(5))  # unloaded duration
         processes = os.cpu_count() if WORKERS == "auto" else WORKERS
         print(f"clients {CLIENTS} × {CHUNKS} tokens ({DELAY * 1000:g} ms/token upstream), {processes} worker(s); "
               f"an unloaded stream takes {alone * 1000:.0f} ms")
-        for burst in ("first burst (serve's upstream pool cold)", "second burst (pool warm, as under steady load)"):
-            speed = machine_speed()
-            cpu0 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
-            results, elapsed = run(load(serve.url))
-            cpu1 = [process_cpu(serve.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
-            report(burst, results, elapsed, alone, [b - a for a, b in zip(cpu0, cpu1, strict=True)], speed)
-        print(f"server peak RSS      {peak_rss_mb(serve.proc.pid):9.1f} MB")
+        figures: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _ in servers}
+        bursts = ["first burst (serve's upstream pool cold)"] + ["warm burst (pool warm, as under steady load)"] * ROUNDS
+        for burst in bursts:
+            for label, each in servers:
+                speed = machine_speed()
+                cpu0 = [process_cpu(each.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
+                results, elapsed = run(load(each.url))
+                cpu1 = [process_cpu(each.proc.pid, True), process_cpu(upstream.proc.pid), time.process_time()]
+                figures[label].append(report(f"{label}: {burst}", results, elapsed, alone,
+                                             [b - a for a, b in zip(cpu0, cpu1, strict=True)], speed))
+        for label, each in servers:
+            us = sorted(f[0] for f in figures[label])
+            print(f"{label}: serve CPU per streamed token {statistics.median(us):.1f} µs (median of {len(us)} bursts, "
+                  f"{us[0]:.1f}–{us[-1]:.1f}; goal ≤ {GOAL_US_PER_TOKEN} µs), first event p50 "
+                  f"{statistics.median(f[1] for f in figures[label]):.0f} ms, p99 "
+                  f"{statistics.median(f[2] for f in figures[label]):.0f} ms (medians); peak RSS {tree_rss(each.proc.pid)}")
         before = threads_and_sockets(serve.proc.pid)
         counts = httpx.get(f"{upstream.url}/_counts").json()
         run(storm(serve.url))
@@ -287,7 +335,8 @@ def main() -> None:
         print(f"storm: serve threads/sockets before {before[0]}/{before[1]}, 2 s after {now[0]}/{now[1]} "
               "(sockets include the upstream connections kept for reuse, closed after 5 s idle)")
     finally:
-        serve.stop()
+        for _, each in servers:
+            each.stop()
         upstream.stop()
 
 

@@ -20,19 +20,19 @@ def free_port() -> int:
 
 class ServeProcess:
     def __init__(self, home: Path, upstream: FakeLLMServer, *args: str, token: str | None = None,
-                 config_extra: str = "") -> None:
+                 config_extra: str = "", env_extra: dict[str, str] | None = None, start_s: float = 90) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cfg = home / "serve.toml"
         cfg.write_text(f'retries = 0\n{config_extra}[providers.compat]\ntype = "openai"\nbase_url = "{upstream.url}/v1"\n')
-        env = base_env(home, upstream, STREAMCHAT_CONFIG=str(cfg))
+        env = base_env(home, upstream, STREAMCHAT_CONFIG=str(cfg), **(env_extra or {}))
         argv = [STREAMCHAT, "serve", "--port", str(self.port), *args]
         if token:
             argv += ["--token", token]
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        deadline = time.monotonic() + 90  # under load on the shared 2-core machine a start took 28-35 s
+        deadline = time.monotonic() + start_s  # under load on the shared 2-core machine a start took 28-35 s
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited: {self.proc.stderr.read().decode()}")
