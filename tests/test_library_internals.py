@@ -93,30 +93,39 @@ def test_typer_hooks_we_override_or_call_exist():
     assert callable(completion_init)
 
 
-# -- uvicorn: serve/protocol.py (HeaderTimeoutH11Protocol)
+# -- uvicorn: serve/protocol.py (HeaderTimeoutH11Protocol, HeaderTimeoutHttpToolsProtocol)
 
-def test_uvicorns_h11_protocol_still_has_what_the_header_deadline_overrides_and_reads():
-    """HeaderTimeoutH11Protocol subclasses uvicorn's H11Protocol (not public API): the methods it
-    overrides keep their parameters, and the state it reads (`cycle`, `loop`) is there."""
+@pytest.mark.parametrize("theirs", ["h11_impl:H11Protocol", "httptools_impl:HttpToolsProtocol"])
+def test_uvicorns_http_protocols_still_have_what_the_header_deadline_overrides_and_reads(theirs):
+    """serve/protocol.py subclasses uvicorn's H11Protocol and HttpToolsProtocol (not public API):
+    the methods it overrides keep their parameters, the state it reads (`cycle`, `loop`,
+    `transport`) is there, and a response's end calls `on_response_complete`, where the deadline
+    is armed again for the next request's headers."""
     import asyncio
+    import importlib
 
     from uvicorn.config import Config
-    from uvicorn.protocols.http.h11_impl import H11Protocol
     from uvicorn.server import ServerState
 
-    from streamchat.serve.protocol import HeaderTimeoutH11Protocol
+    from streamchat.serve import protocol as ours_module
 
-    for name in ("connection_made", "data_received", "on_response_complete", "handle_websocket_upgrade", "connection_lost"):
-        ours, theirs = getattr(HeaderTimeoutH11Protocol, name), getattr(H11Protocol, name)
-        assert list(inspect.signature(ours).parameters) == list(inspect.signature(theirs).parameters), name
+    module, name = theirs.split(":")
+    base = getattr(importlib.import_module(f"uvicorn.protocols.http.{module}"), name)
+    ours = next(cls for cls in (ours_module.HeaderTimeoutH11Protocol, ours_module.HTTP_PROTOCOL) if base in cls.__mro__)
+    for method in ("connection_made", "data_received", "on_response_complete", "handle_websocket_upgrade",
+                   "connection_lost"):
+        assert list(inspect.signature(getattr(ours, method)).parameters) == list(
+            inspect.signature(getattr(base, method)).parameters), method
+    assert "on_response=self.on_response_complete" in inspect.getsource(base)
 
     async def app(scope: object, receive: object, send: object) -> None:
         pass
 
-    async def build() -> HeaderTimeoutH11Protocol:
+    async def build() -> asyncio.Protocol:
         config = Config(app=app, log_config=None)
         config.load()
-        return HeaderTimeoutH11Protocol(config=config, server_state=ServerState(), app_state={})
+        return ours(config=config, server_state=ServerState(), app_state={})
 
     protocol = asyncio.run(build())
     assert protocol.cycle is None and isinstance(protocol.loop, asyncio.AbstractEventLoop)
+    assert hasattr(protocol, "transport")

@@ -4,6 +4,7 @@ and as an OpenAI client would: honest statuses and parameters. Each case failed 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -381,6 +382,28 @@ def test_slow_headers_are_cut_off(serve):
             except OSError:
                 break
         assert time.monotonic() - started < HEADER_TIMEOUT_S + 4, "the slow client was never cut off"
+    assert httpx.get(f"{serve.url}/v1/models").status_code == 200
+
+
+def test_oversized_headers_are_refused_while_they_arrive(serve):
+    """uvicorn's C parser (llhttp) sets no bound on header size: a client could send headers
+    without end into the server's memory. serve answers 431 once MAX_HEADER_BYTES arrived without
+    the headers completing, and closes the connection (h11's bound answered 400)."""
+    from streamchat.serve.protocol import MAX_HEADER_BYTES
+
+    with socket.create_connection(("127.0.0.1", serve.port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        reply = b""
+        try:
+            for _ in range(MAX_HEADER_BYTES // 4096 + 1):  # just over the bound, all of it read by then
+                sock.sendall(b"X-Fill: " + b"a" * 4086 + b"\r\n")
+        except OSError:  # the server closed while we were still sending
+            pass
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(4096):
+                reply += chunk
+    assert reply.startswith(b"HTTP/1.1 431 "), reply[:80]
     assert httpx.get(f"{serve.url}/v1/models").status_code == 200
 
 

@@ -88,7 +88,7 @@ def serve(
             from streamchat import logs
             from streamchat.serve.accept import LOOP
             from streamchat.serve.app import SPEC_VAR, ServeSpec
-            from streamchat.serve.protocol import HeaderTimeoutH11Protocol
+            from streamchat.serve.protocol import HTTP_PROTOCOL, MAX_HEADER_BYTES
             from streamchat.serve.workers import address, bound_socket, check_port_free, run_server, run_workers, spreads_connections
         except ImportError:
             from streamchat.errors import ConfigError
@@ -120,10 +120,10 @@ def serve(
                   + (f" with {processes} worker processes" if processes > 1 else ""))
         logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))
         common: dict[str, Any] = dict(
-            host=host, port=port, http=HeaderTimeoutH11Protocol, loop=LOOP, log_config=None,
+            host=host, port=port, http=HTTP_PROTOCOL, loop=LOOP, log_config=None,
             log_level="debug" if g.debug else "warning", limit_concurrency=SERVE_MAX_CONNECTIONS,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-            timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16, h11_max_incomplete_event_size=64 * 1024)
+            timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
         if sock is not None:  # on a socket of ours: the loop's greedy accept serves sockets it is given
             run_server(uvicorn.Config(spec.app(settings), **common), sock)
         else:  # each worker process builds the same app from the spec (serve is stateless)

@@ -1,9 +1,14 @@
-"""uvicorn's h11 protocol with a deadline for request headers.
+"""uvicorn's HTTP protocols with a deadline and a size bound for request headers.
 
-uvicorn bounds header size but not header time: a client that sends a partial request line
-and then a byte every few seconds held its connection (and a file descriptor) forever, so
+uvicorn bounds header size (h11 only) but not header time: a client that sends a partial request
+line and then a byte every few seconds held its connection (and a file descriptor) forever, so
 20,000 of them exhausted the process. Each request's headers must now arrive within
 HEADER_TIMEOUT_S of the connection opening (or of the previous response ending).
+
+serve speaks through `HeaderTimeoutHttpToolsProtocol` (uvicorn's C parser, httptools/llhttp) when
+httptools is installed, and `HeaderTimeoutH11Protocol` (pure Python) otherwise. llhttp sets no
+limit on header size, so the same deadline also counts the bytes that arrive before the headers
+are complete and answers 431 past MAX_HEADER_BYTES, as h11's `h11_max_incomplete_event_size` does.
 """
 
 from __future__ import annotations
@@ -15,14 +20,25 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEADER_TIMEOUT_S = 10.0
+MAX_HEADER_BYTES = 64 * 1024  # also serve's h11_max_incomplete_event_size
+_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+              b"content-length: 32\r\nconnection: close\r\n\r\nRequest header fields too large.")
 
 
-class HeaderTimeoutH11Protocol(H11Protocol):
+class HeaderDeadline:
+    """What both protocols add: a timer armed while a request's headers are awaited, and the
+    bytes received meanwhile counted. Mixed in before uvicorn's protocol class."""
+
     header_timeout = HEADER_TIMEOUT_S
     _header_timer: asyncio.TimerHandle | None = None
+    _header_bytes = 0
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
 
     def _arm(self) -> None:
         self._disarm()
+        self._header_bytes = 0
         self._header_timer = self.loop.call_later(self.header_timeout, self._expired)
 
     def _disarm(self) -> None:
@@ -32,28 +48,52 @@ class HeaderTimeoutH11Protocol(H11Protocol):
 
     def _expired(self) -> None:
         self._header_timer = None
-        in_request = self.cycle is not None and not self.cycle.response_complete
-        if not in_request and not self.transport.is_closing():
+        if not self._in_request() and not self.transport.is_closing():
             self.transport.close()
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def _in_request(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.cycle is not None and not self.cycle.response_complete:
+        awaiting = self._header_timer is not None
+        super().data_received(data)  # type: ignore[misc]
+        if self._in_request():
             self._disarm()  # the headers are in; the app bounds the body itself
+        elif awaiting and self._header_timer is not None:
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                self._disarm()
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
         if not self.transport.is_closing():
             self._arm()
 
+    def connection_lost(self, exc: Any) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class HeaderTimeoutH11Protocol(HeaderDeadline, H11Protocol):
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._disarm()
         super().handle_websocket_upgrade(event)
 
-    def connection_lost(self, exc: Any) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is not installed: serve speaks h11
+    HTTP_PROTOCOL: type[asyncio.Protocol] = HeaderTimeoutH11Protocol
+else:
+    class HeaderTimeoutHttpToolsProtocol(HeaderDeadline, HttpToolsProtocol):
+        def handle_websocket_upgrade(self) -> None:
+            self._disarm()
+            super().handle_websocket_upgrade()
+
+    HTTP_PROTOCOL = HeaderTimeoutHttpToolsProtocol  # uvicorn's C parser: the serve extra installs it
