@@ -80,6 +80,11 @@ def _parse_route(name: str, table: Any, settings: Settings, section: str) -> Rou
     unknown = sorted(set(table) - {"models", "strategy", "cooldown"})
     if unknown:
         raise ConfigError(f"{section}: unknown key '{unknown[0]}'", hint="use models, strategy, cooldown")
+    if not name.strip():
+        raise ConfigError(f"{section}: a route needs a name", hint="e.g. [routes.team]")
+    if ":" in name:  # -m PROVIDER:MODEL would silently reach the route instead of the deployment
+        raise ConfigError(f"{section}: the name '{name}' reads as provider:model",
+                          hint="name the route without ':'")
     if name in settings.aliases or name in settings.providers:
         kind = "an alias" if name in settings.aliases else "a provider"
         raise ConfigError(f"{section}: the name '{name}' is also {kind}, so -m {name} would be ambiguous",

@@ -139,6 +139,9 @@ def test_a_route_resolves_as_a_model_name_directly_or_through_an_alias():
     ({"team": {"models": ["gpt-4o-mini"]}}, {}, "model 'gpt-4o-mini' does not resolve"),
     ({"team": {"models": ["a:m"]}}, {"aliases": {"team": "a:m"}}, "the name 'team' is also an alias"),
     ({"openai": {"models": ["a:m"]}}, {}, "the name 'openai' is also a provider"),
+    ({"b:m2": {"models": ["a:m"]}}, {}, "'b:m2' reads as provider:model"),  # would shadow b:m2 silently
+    ({"openai:gpt-4o": {"models": ["a:m"]}}, {}, "'openai:gpt-4o' reads as provider:model"),
+    ({"": {"models": ["a:m"]}}, {}, "needs a name"),
     ({"team": {"models": ["a:m", "anthropic:claude"]}}, {}, "mix API types"),
     ({"team": {"models": ["local:smollm2"]}}, {}, "runs on this machine (local)"),
     ({"team": {"models": ["a:m", "a:m"]}}, {}, "'a:m' is listed twice"),
