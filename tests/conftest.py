@@ -71,7 +71,7 @@ def home(tmp_path: Path) -> Path:
 
 def base_env(home: Path, server: FakeLLMServer | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OPENAI_", "ANTHROPIC_", "STREAMCHAT_", "NO_COLOR", "FORCE_COLOR"))}
+           if not k.startswith(("OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "STREAMCHAT_", "NO_COLOR", "FORCE_COLOR"))}
     env.update({
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / "config"),

@@ -1,4 +1,4 @@
-"""A scriptable streaming server speaking the OpenAI and Anthropic SSE wire formats.
+"""A scriptable streaming server speaking the OpenAI, Anthropic and Gemini SSE wire formats.
 
 The test suite starts it on 127.0.0.1 and points the real SDKs at it. A `Script`,
 registered under a model name, says what to stream and how: chunking down to single
@@ -22,6 +22,12 @@ Prompt caching: an Anthropic request whose blocks carry `cache_control` is count
 counts it (`cache_usage`): its usage reports cache writes, and reads of a prefix an earlier
 request cached (reset() forgets them); more than 4 marks is a 400. `Script.cached` makes an
 OpenAI answer report cached input tokens.
+
+Gemini (`POST /v1beta/models/MODEL:streamGenerateContent?alt=sse`, or `/v1/`): the same scripts, streamed as
+GenerateContentResponse chunks (`candidates[0].content.parts`, thoughts as `thought: true` parts,
+whole `functionCall` parts, `usageMetadata` and `finishReason` on the last); errors as Google's
+JSON error body (`{"error": {"code", "message", "status"}}`); model "echo" says the last user
+text back; `generationConfig.responseJsonSchema` (or `responseSchema`) is answered with an instance.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -392,7 +399,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes --------------------------------------------------------------------------
     def do_GET(self) -> None:
-        if self.path == "/_counts":  # for benchmarks that run this server in its own process
+        if "x-goog-api-key" in self.headers:  # Gemini's list (its SDK's API version: /v1 or /v1beta)
+            self._json(200, {"models": [{"name": f"models/{m}", "supportedGenerationMethods": ["generateContent"]}
+                                        for m in sorted(self.owner.scripts) + ["echo"]]})
+        elif self.path == "/_counts":  # for benchmarks that run this server in its own process
             with self.owner._lock:
                 self._json(200, {"completed": self.owner.completed, "disconnects": len(self.owner.disconnects)})
         elif self.path.rstrip("/").endswith("/models"):
@@ -410,6 +420,9 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         with owner._lock:
             owner.requests.append(Record(self.path, body, {k.lower(): v for k, v in self.headers.items()}, raw))
+        if ":streamGenerateContent" in self.path:
+            self._gemini(body)
+            return
         flavor = "anthropic" if self.path.endswith("/messages") else "openai"
         model = body.get("model", "")
         script = owner.scripts.get(model) or (_echo_script(body) if model == "echo" else None)
@@ -445,25 +458,37 @@ class _Handler(BaseHTTPRequestHandler):
                             f"A maximum of 4 blocks with cache_control may be provided. Found {marks}.", {})
                 return
             self.cache_usage = cache_usage(owner, body) if marks else None
-            if script.first_delay:
-                self._wait(script.first_delay)
-            with owner._lock:
-                attempt = owner.attempts[model] = owner.attempts.get(model, 0) + 1
-            failing = script.fail_first is None or attempt <= script.fail_first
-            if script.status != 200 and failing:
-                self._error(flavor, script.status, script.error_type, script.error_message, script.headers)
-                return
-            self._start_stream(script.keep_alive)
-            (self._stream_anthropic if flavor == "anthropic" else self._stream_openai)(script, model)
-            with owner._lock:
-                owner.completed += 1
+            self._play(flavor, script, model, self._stream_anthropic if flavor == "anthropic" else self._stream_openai)
         except ClientGone:
             with owner._lock:
                 owner.disconnects.append(time.monotonic())
             self.close_connection = True
 
+    def _play(self, flavor: str, script: Script, model: str, stream: Callable[[Script, str], None]) -> None:
+        """The scripted answer once the request passed its checks: its delay, its failures, its stream."""
+        owner = self.owner
+        if script.first_delay:
+            self._wait(script.first_delay)
+        with owner._lock:
+            attempt = owner.attempts[model] = owner.attempts.get(model, 0) + 1
+        failing = script.fail_first is None or attempt <= script.fail_first
+        if script.status != 200 and failing:
+            self._error(flavor, script.status, script.error_type, script.error_message, script.headers)
+            return
+        self._start_stream(script.keep_alive)
+        stream(script, model)
+        with owner._lock:
+            owner.completed += 1
+
     def _error(self, flavor: str, status: int, etype: str | None, message: str, headers: dict[str, str]) -> None:
-        if flavor == "anthropic":
+        if flavor == "gemini":
+            payload: dict[str, Any] = {"error": {"code": status, "message": message,
+                                                 "status": etype or GOOGLE_STATUS.get(status, "UNKNOWN")}}
+            if "Retry-After" in headers:  # Google says it in the body: RetryInfo's retryDelay
+                payload["error"]["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                                "retryDelay": f"{headers['Retry-After']}s"}]
+                headers = {k: v for k, v in headers.items() if k != "Retry-After"}
+        elif flavor == "anthropic":
             payload = {"type": "error", "error": {"type": etype or "api_error", "message": message}}
         else:
             payload = {"error": {"message": message, "type": etype or "api_error", "code": etype}}
@@ -600,6 +625,87 @@ class _Handler(BaseHTTPRequestHandler):
                                 "usage": {"output_tokens": out}})
         event("message_stop", {"type": "message_stop"})
         self._end_body(script)
+
+
+    # -- Gemini --------------------------------------------------------------------------
+    def _gemini(self, body: dict[str, Any]) -> None:
+        owner = self.owner
+        model = self.path.split("/models/", 1)[1].split(":", 1)[0]
+        script = owner.scripts.get(model)
+        config = body.get("generationConfig") or {}
+        schema = config.get("responseJsonSchema") or config.get("responseSchema")
+        if model == "echo" and config.get("responseMimeType") == "application/json":
+            text = json.dumps(instance(schema or {"type": "object"}))
+            script = Script(chunks=[text[i : i + 4] for i in range(0, len(text), 4)])
+        elif script is None and model == "echo":
+            text = "echo: " + gemini_text((body.get("contents") or [{}])[-1])
+            script = Script(chunks=[text[i : i + 4] for i in range(0, len(text), 4)])
+        results = gemini_tool_results(body) if script is not None and not script.repeat_tools else None
+        if script is not None and script.tool_calls and results is not None:
+            script = _after_tools(script, results)
+        if script is None:
+            self._error("gemini", 404, "NOT_FOUND", f"models/{model} is not found for API version v1beta", {})
+            return
+        try:
+            if script.context_limit is not None:
+                tokens = sum(len(gemini_text(c)) for c in body.get("contents") or []) // 4
+                if tokens > script.context_limit:
+                    self._error("gemini", 400, "INVALID_ARGUMENT", f"The input token count ({tokens}) exceeds the "
+                                f"maximum number of tokens allowed ({script.context_limit}).", {})
+                    return
+            self._play("gemini", script, model, self._stream_gemini)
+        except ClientGone:
+            with owner._lock:
+                owner.disconnects.append(time.monotonic())
+            self.close_connection = True
+
+    def _stream_gemini(self, script: Script, model: str) -> None:
+        def send(raw: bytes) -> None:
+            self._send_chunk(raw, script.byte_split)
+
+        def chunk(parts: list[dict[str, Any]], **extra: Any) -> None:
+            candidate = {"content": {"parts": parts, "role": "model"}, "index": 0, **extra.pop("candidate", {})}
+            payload = {"candidates": [candidate], "modelVersion": model, "responseId": "resp-test", **extra}
+            send(b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\r\n\r\n")
+
+        for r in script.reasoning:
+            chunk([{"text": r, "thought": True}])
+        error_event = b"data: " + json.dumps({"error": {"code": 500, "message": script.error_message,
+                                                        "status": script.error_type or "INTERNAL"}}).encode() + b"\r\n\r\n"
+        ok = self._chunks_with_faults(script, lambda t: chunk([{"text": t}]), lambda: self._fault(script, send, error_event))
+        if not ok:
+            return
+        calls = [{"functionCall": {"name": name, "args": args if isinstance(args, dict) else json.loads(args)}}
+                 for _id, name, args in script.tool_calls]
+        out = (script.usage[1] if script.usage else 0) or len(script.chunks)
+        usage = {"promptTokenCount": script.usage[0], "candidatesTokenCount": out,
+                 "totalTokenCount": script.usage[0] + out} if script.usage else {}
+        if script.usage and script.cached:
+            usage["cachedContentTokenCount"] = script.cached
+        if script.usage and script.reasoning:
+            usage["thoughtsTokenCount"] = len(script.reasoning)
+        finish = script.finish_reason or "STOP"
+        chunk(calls or [{"text": ""}], candidate={"finishReason": finish}, **({"usageMetadata": usage} if usage else {}))
+        self._end_body(script)
+
+
+GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+def gemini_text(content: dict[str, Any]) -> str:
+    """The text parts of one Gemini `Content`."""
+    return "".join(p.get("text") or "" for p in content.get("parts") or [] if isinstance(p, dict))
+
+
+def gemini_tool_results(body: dict[str, Any]) -> list[str] | None:
+    """The function responses a Gemini request ends with (each response's `result`, or its JSON), or None."""
+    contents = body.get("contents") or []
+    parts = (contents[-1].get("parts") or []) if contents else []
+    responses = [p["functionResponse"].get("response") for p in parts if isinstance(p, dict) and "functionResponse" in p]
+    if not responses:
+        return None
+    return [str(r["result"]) if isinstance(r, dict) and "result" in r else json.dumps(r) for r in responses]
 
 
 if __name__ == "__main__":  # python tests/fakeserver.py [CHUNKS]: "fast" streams CHUNKS tokens

@@ -145,7 +145,7 @@ def test_help_and_version_do_not_import_sdks(home):
     code = ("import sys; sys.argv=['streamchat','--help'];\n"
             "from streamchat.cli import main\n"
             "try: main()\nexcept SystemExit: pass\n"
-            "bad=[m for m in ('openai','anthropic','llama_cpp') if m in sys.modules]\n"
+            "bad=[m for m in ('openai','anthropic','llama_cpp','google.genai') if m in sys.modules]\n"
             "sys.stderr.write('IMPORTED:'+','.join(bad))")
     import sys
 

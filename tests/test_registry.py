@@ -165,8 +165,8 @@ def test_capabilities_are_read_from_the_spec_not_the_type_name(echo_type, monkey
     started: list[str] = []
     monkeypatch.setattr("streamchat.background.start", lambda fn, *a, name: started.append(a[0]))
     preimport(settings, "mine:words")  # no SDK to import
-    preimport(settings, "anthropic:claude-x")
-    assert started == ["anthropic"]
+    preimport(settings, "gemini:gemini-2.5-flash")
+    assert started == ["google.genai"]
 
 
 def test_keys_and_prices_follow_the_spec(monkeypatch, tmp_path):

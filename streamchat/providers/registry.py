@@ -100,3 +100,8 @@ register(ProviderSpec("local", "streamchat.providers.local:LocalProvider", needs
                       base_url_env=None, sdk_module=None, tools=False, images=False, pdfs=False, schemas=True,
                       remote=False, priced=False, default_model="smollm2", reasoning=False,
                       window_option="n_ctx", window_default=4096))
+register(ProviderSpec("gemini", "streamchat.providers.gemini:GeminiProvider", needs_key=True,
+                      key_env="GEMINI_API_KEY", key_envs=("GOOGLE_API_KEY", "GEMINI_API_KEY"),  # the SDK's order
+                      base_url_env="GOOGLE_GEMINI_BASE_URL", sdk_module="google.genai",
+                      tools=True, images=True, pdfs=True, schemas=True, remote=True, priced=True,
+                      price_provider="google", default_model="gemini-2.5-flash"))
