@@ -79,6 +79,7 @@ def base_env(home: Path, server: FakeLLMServer | None = None, **extra: str) -> d
         "STREAMCHAT_DB": str(home / "log.db"),
         "PYTHONUNBUFFERED": "1",
         "TERM": "xterm-256color",
+        "STREAMCHAT_WORKERS": "1",  # serve's tests watch one process (the default, a worker per core, has its own test)
     })
     if server is not None:
         env.update({

@@ -377,6 +377,18 @@ def test_workers_serve_the_same_app(tmp_path, server):
         proc.stop()
 
 
+@pytest.mark.e2e
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="auto is one process on one core")
+def test_serve_runs_a_worker_per_core_by_default(tmp_path, server):
+    proc = ServeProcess(tmp_path, server, "-m", "openai:echo", env_extra={"STREAMCHAT_WORKERS": ""})  # unset: the default
+    try:
+        r = httpx.get(f"{proc.url}/stream", params={"prompt": "hi"}, timeout=30)
+        assert "".join(d["text"] for n, d in parse_sse(r.text) if n == "token") == "echo: hi"
+    finally:
+        proc.stop()
+    assert f"with {os.cpu_count()} worker processes" in proc.proc.stderr.read().decode()
+
+
 def _connections_are_spread_over_the_workers(proc: ServeProcess) -> None:
     """Each worker listens on a socket of its own (SO_REUSEPORT), and the kernel spreads
     connections over them: with uvicorn's one shared socket, the worker that woke first took

@@ -58,8 +58,9 @@ def serve(
         "--ws-per-client", metavar="N", callback=_number_in(1), help="Open WebSockets allowed per client address.")] = WS_PER_CLIENT,
     timeout: TimeoutOpt = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
-    workers: Annotated[str, typer.Option("--workers", metavar="N|auto",
-                                         help="Server processes (uvicorn workers); auto = one per core.")] = "1",
+    workers: Annotated[str, typer.Option("--workers", metavar="N|auto", envvar="STREAMCHAT_WORKERS", show_envvar=True,
+                                         help="Server processes (uvicorn workers); auto = one per core; 1 = this "
+                                              "process alone.")] = "auto",
     keys: Annotated[bool, typer.Option(
         "--keys", help="Require an access key (streamchat access create) on every request, metered against its limits; "
                        "the token stays the admin's.")] = False,
