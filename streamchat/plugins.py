@@ -76,6 +76,17 @@ def find(kind: str, name: str) -> Registration | None:
     return next((r for r in registrations() if r.kind == kind and r.name == name), None)
 
 
+def sole(kind: str, name: str) -> Registration | None:
+    """`find`, refusing a name two distributions register: which one Python finds first depends on
+    the path's order, so either could silently replace the other's tools, source or provider."""
+    found = [r for r in registrations() if r.kind == kind and r.name == name]
+    dists = sorted({r.dist for r in found}, key=str.lower)
+    if len(dists) > 1:
+        raise PluginError(f"{kind}.{name} is registered by {len(dists)} plugins ({', '.join(dists)})",
+                          hint="pip uninstall one of them")
+    return found[0] if found else None
+
+
 def names(kind: str) -> list[str]:
     return list(dict.fromkeys(r.name for r in registrations() if r.kind == kind))
 
@@ -85,7 +96,7 @@ def load_provider(type_: str) -> ProviderSpec | None:
     """The ProviderSpec a plugin registers as `provider.TYPE`, registered, or None when no plugin
     does (`registry.spec_for` asks for a type it does not know). The entry point names the spec
     itself or a module holding one."""
-    reg = find("provider", type_)
+    reg = sole("provider", type_)
     if reg is None:
         return None
     loaded = reg.load()
@@ -110,8 +121,8 @@ def tool_source(name: str) -> FunctionSource | None:
         return None
     from streamchat.function_tools import FunctionSource, functions_of
 
-    def load() -> Iterable[Callable[..., Any]]:
-        return functions_of(reg.load(), reg.shown)
+    def load() -> Iterable[Callable[..., Any]]:  # a clash is found when the tools are used, so /tools still lists
+        return functions_of(sole("tools", name).load(), reg.shown)  # type: ignore[union-attr]
 
     return FunctionSource(name, reg.shown, load)
 
@@ -126,7 +137,7 @@ def source_loader(prefix: str) -> Callable[[str], list[tuple[str, str]]] | None:
         return None
 
     def read(rest: str) -> list[tuple[str, str]]:
-        function = reg.load()
+        function = sole("source", prefix).load()  # type: ignore[union-attr]
         try:
             got = function(rest)
         except (KeyboardInterrupt, PluginError):

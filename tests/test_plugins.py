@@ -106,6 +106,25 @@ def test_a_plugin_source_adds_labelled_pieces_and_its_errors_are_one_line(site):
         gather(["other:abc"], stdin=lambda: None, timeout=5)
 
 
+def test_two_plugins_registering_one_name_are_a_clash_not_a_silent_pick(site):
+    """QA: the first distribution on the path won silently, so any installed package could
+    replace another plugin's tools (run on approval as the user expects the first's) or provider."""
+    fake_plugin(site, "streamchat-fake", "fake_tools", FAKE, {"tools.fake": "fake_tools", "source.fake": "fake_tools:read",
+                                                                 "provider.fake": "fake_tools:SPEC"})
+    fake_plugin(site, "other-pkg", "broken_mod", FAKE, {"tools.fake": "broken_mod", "source.fake": "broken_mod:read",
+                                                        "provider.fake": "broken_mod:SPEC",
+                                                        "tools.own": "broken_mod"})
+    source, read = plugins.tool_source("fake"), plugins.source_loader("fake")
+    assert source is not None and read is not None  # listed (/tools shows it) ...
+    for use in (lambda: source.tools, lambda: read("x"), lambda: plugins.load_provider("fake")):  # ... refused when used
+        with pytest.raises(PluginError) as err:
+            use()
+        assert "registered by 2 plugins (other-pkg, streamchat-fake)" in str(err.value)
+        assert "pip uninstall one of them" in str(err.value) and err.value.exit_code == ExitStatus.PLUGIN
+    assert plugins.tool_source("own") is not None  # what only one registers is unaffected
+    assert "fake_tools" not in sys.modules and "broken_mod" not in sys.modules  # refused before importing either
+
+
 def test_a_plugin_that_fails_to_import_is_one_line_naming_it(site):
     fake_plugin(site, "streamchat-broken", "broken_mod", "raise RuntimeError('boom')\n",
                 {"tools.broken": "broken_mod", "source.broken": "broken_mod:read", "provider.broken": "broken_mod:SPEC"})
