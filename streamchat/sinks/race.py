@@ -36,7 +36,8 @@ from streamchat.ui import UI, RoutedUI
 if TYPE_CHECKING:
     from streamchat.structured import DataOutput
 
-RED, BOLD, DIM, RESET = "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+RED = "\x1b[31m"
+BOLD, DIM, RESET = lanes.BOLD, lanes.DIM, lanes.RESET
 CLOCK_INTERVAL = 0.1  # how often a waiting pane's clock is repainted
 
 
