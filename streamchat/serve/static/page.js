@@ -43,6 +43,13 @@ async function refusal(response) {
   try { return (await response.json()).error.message; } catch { return response.statusText; }
 }
 
+// POST a JSON body with the page's headers; a refused request throws with the server's message.
+async function post(path, body, signal) {
+  const response = await fetch(path, { method: "POST", headers: headers(), body: JSON.stringify(body), signal });
+  if (!response.ok) throw new Error(await refusal(response));
+  return response;
+}
+
 // As `streamchat.cost.money`: "$0", 4 decimals under a dollar, 2 above.
 function money(value) {
   return value === 0 ? "$0" : "$" + value.toFixed(value < 1 ? 4 : 2);
@@ -121,8 +128,7 @@ async function streamAnswer(parent, stats, body, signal) {
     }
   });
   try {
-    const response = await fetch("/stream", { method: "POST", headers: headers(), body: JSON.stringify(body), signal });
-    if (!response.ok) throw new Error(await refusal(response));
+    const response = await post("/stream", body, signal);
     const reader = response.body.getReader();
     for (;;) {
       const { value, done } = await reader.read();
@@ -224,8 +230,7 @@ function voteBar(columns, prompt, blind) {
     const body = { models: columns.map((c) => c.model), winner: winner ? winner.model : null,
                    outcome: winner ? "win" : choice, blind, prompt: prompt.slice(0, 2000) };
     try {
-      const response = await fetch("/vote", { method: "POST", headers: headers(), body: JSON.stringify(body) });
-      if (!response.ok) throw new Error(await refusal(response));
+      await post("/vote", body);
       reveal(columns, blind);
       if (winner) winner.column.classList.add("winner");
       note.textContent = "vote saved";
