@@ -10,6 +10,7 @@ is the source `fns`, its function `add` the tool `fns:add`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import json
@@ -48,8 +49,9 @@ class FunctionTool:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
             return f"invalid arguments: {problems}", True
         try:
-            result = self.function(**{field: getattr(values, field) for field in type(values).model_fields})
-        except Exception as exc:  # the function's failure is the model's to hear about, not a crash
+            with contextlib.redirect_stdout(sys.stderr):  # stdout is the answer's: a print() must not land in it
+                result = self.function(**{field: getattr(values, field) for field in type(values).model_fields})
+        except (Exception, SystemExit) as exc:  # the function's failure (even sys.exit) is the model's to hear about
             return f"{type(exc).__name__}: {exc}", True
         return _as_text(result), False
 
@@ -130,7 +132,8 @@ def _import_file(file: Path, shown: str) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pydantic look their module up by name
     try:
-        spec.loader.exec_module(module)
+        with contextlib.redirect_stdout(sys.stderr):
+            spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         del sys.modules[name]
         raise PluginError(f"--functions {shown} failed to import: {_why(exc, file)}", hint="fix the file, or run it with python") from exc

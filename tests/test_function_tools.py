@@ -90,6 +90,28 @@ def test_calls_validate_arguments_and_report_failures_to_the_model(tmp_path):
     assert (tmp_path / "ran.txt").read_text() == "2+3\n"  # no invalid call ran
 
 
+def test_a_function_exiting_or_printing_neither_ends_streamchat_nor_writes_into_the_answer(tmp_path, capsys):
+    """QA: sys.exit() in a tool ended streamchat mid-turn with the function's code and no line, and a
+    print() (at import or in a call) went to stdout, into the answer a pipe keeps."""
+    source = file_source(write(tmp_path, "noisy.py", '''\
+        import sys
+        print("imported")
+
+        def leave(code: int) -> int:
+            """Exits."""
+            sys.exit(code)
+
+        def chatty(x: int) -> int:
+            """Prints."""
+            print("chatting", x)
+            return x
+        '''))
+    assert source.call("leave", {"code": 5}) == ("SystemExit: 5", True)
+    assert source.call("chatty", {"x": 2}) == ("2", False)
+    out, err = capsys.readouterr()
+    assert out == "" and err == "imported\nchatting 2\n"
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("def add(a, b: int) -> int:\n    return a + b\n", "fns.py: add() has no type hint for 'a'"),
     ("def f(*args: int) -> int:\n    return 0\n", "f() takes *args: int, which a tool call cannot pass"),
