@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import STREAMCHAT, base_env, compile_package  # noqa: E402
 from fakeserver import FakeLLMServer  # noqa: E402
 
-RUNS = 5
+RUNS = int(os.environ.get("RUNS", "5"))
 PAUSE = 3.0  # seconds: the user reads the prompt and types
 TURNS = 10
 SGPT = Path(os.environ.get("PEER_SGPT", "/work/peers/sgpt")) / "bin" / "sgpt"
