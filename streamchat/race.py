@@ -59,8 +59,8 @@ class _Saver:
     """The main thread's side of the lanes: each lane hands its ended answer over and waits until
     it is saved (so its sink's end names where, as --json's `done` does)."""
 
-    def __init__(self, session: ChatSession, held: list[int | None]) -> None:
-        self.session, self.held = session, held
+    def __init__(self, session: ChatSession, racers: list[ChatSession], held: list[int | None]) -> None:
+        self.session, self.racers, self.held = session, racers, held
         self.inbox: queue.Queue[tuple[int, TurnResult, Future[TurnResult]]] = queue.Queue()
         self.results: list[TurnResult | None] = [None] * len(held)
         self.interrupted = False
@@ -90,7 +90,7 @@ class _Saver:
         if self.interrupted and result.outcome is Outcome.CANCELLED:
             result = replace(result, outcome=Outcome.INTERRUPTED)  # the user stopped it: marked as Ctrl-C marks a turn
         if self.results[index] is None:
-            self.results[index] = self.session.settle(self.held[index], result)
+            self.results[index] = self.session.settle(self.held[index], result, self.racers[index])
         if not answer.done():
             answer.set_result(self.results[index] or result)
 
@@ -99,7 +99,7 @@ def run(session: ChatSession, racers: list[ChatSession], prompt: str, output: Ra
         attachments: tuple[Attachment, ...] = ()) -> list[TurnResult]:
     """Ask every lane `prompt` at once into `output`; each lane's result as saved, in -m order.
     Never raises for a lane's fault: that lane's result says it, and the others go on."""
-    saver = _Saver(session, session.hold(prompt, attachments, racers))
+    saver = _Saver(session, racers, session.hold(prompt, attachments, racers))
     background.start(_load_prices, name="prices")  # each lane prices its answer as it ends: load the table meanwhile
     token = CancelToken()
     threads = [threading.Thread(target=_lane, args=(lane, prompt, attachments, output.sink(i), output.ui(i),
@@ -128,7 +128,8 @@ def run(session: ChatSession, racers: list[ChatSession], prompt: str, output: Ra
     results = [r if r is not None else TurnResult(outcome=Outcome.INTERRUPTED) for r in saver.results]
     output.close()
     chosen = next((i for i, r in enumerate(results) if r.text), 0)
-    session.adopt(Turn(prompt, results[chosen], results[chosen].turn_id, racers[chosen].model_name, attachments))
+    answered = ":".join(racers[chosen].target.answered())  # a route: its deployment, as the log has it
+    session.adopt(Turn(prompt, results[chosen], results[chosen].turn_id, answered, attachments))
     return results
 
 

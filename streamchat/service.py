@@ -602,11 +602,12 @@ class ChatSession:
         return [self.log.record(self.conversation, lane.target.provider_name, lane.target.model, prompt, pending,
                                 attachments) for lane in lanes]
 
-    def settle(self, answer_id: int | None, result: TurnResult) -> TurnResult:
-        """Save a held answer as it ended; the result with where it was saved."""
+    def settle(self, answer_id: int | None, result: TurnResult, lane: ChatSession) -> TurnResult:
+        """Save `lane`'s held answer as it ended (by the deployment that answered, when its model is a
+        route); the result with where it was saved."""
         if answer_id is None or self.log is None:
             return result
-        self.log.replace_answer(self.conversation, answer_id, result)
+        self.log.replace_answer(self.conversation, answer_id, result, answered=lane.target.answered())
         return replace(result, conversation_id=self.conversation.id, turn_id=answer_id)
 
     def adopt(self, turn: Turn) -> None:

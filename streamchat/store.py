@@ -298,13 +298,17 @@ class ConversationLog:
         conv.id = cid
         return answer_id
 
-    def replace_answer(self, conv: Conversation, answer_id: int, result: TurnResult) -> None:
+    def replace_answer(self, conv: Conversation, answer_id: int, result: TurnResult,
+                       answered: tuple[str, str] | None = None) -> None:
         """Store `result` as the answer `answer_id` (a continued answer stays one answer, its text
-        the parts joined). Never raises: a broken database costs a warning, not the answer."""
+        the parts joined; a race's held answer, `answered` by that provider and model). Never
+        raises: a broken database costs a warning, not the answer."""
         if not self.write:
             return
         db = self._db()
         fields = _answer(result)
+        if answered is not None:
+            fields["provider"], fields["model"] = answered
         try:
             db.execute("BEGIN IMMEDIATE")
             old = db.execute("SELECT content FROM messages WHERE id = ?", (answer_id,)).fetchone()

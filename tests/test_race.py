@@ -495,3 +495,34 @@ def test_several_models_without_a_prompt_open_the_repl_racing_them(repl, server,
     child.expect_exact("from A", timeout=90)
     child.expect_exact(PROMPT)
     assert second_server.requests and second_server.requests[-1].body["messages"][-1]["content"] == "hello"
+
+
+def test_a_route_in_a_race_is_logged_as_the_deployment_that_answered(server, second_server, tmp_path):
+    """A route's lane was held under its first deployment; the log must name the one that answered."""
+    from fakeserver import Script
+    from test_routing import route_settings
+
+    from streamchat import race, routing
+    from streamchat.service import ChatSession, Overrides
+    from streamchat.sinks.race import InOrder
+    from streamchat.store import ConversationLog, connect
+    from streamchat.ui import UI
+
+    routing._ROUTERS.clear()
+    server.script("echo", Script(status=500))  # the route's first deployment fails before answering
+    settings = route_settings(server.url, second_server.url, "round-robin")
+    log = ConversationLog(connect(tmp_path / "log.db"), warn=print, path=tmp_path / "log.db")
+    session = ChatSession(settings, Overrides(model="b:echo", retry=False), log=log, warm=True)
+    racers = race.lanes(session, ["team", "b:echo"])
+    out = FakeTTY()
+    out.isatty = lambda: False  # type: ignore[method-assign]
+    env = Environment(stdin=None, stdout=out, stderr=FakeTTY(), environ={})
+    try:
+        results = race.run(session, racers, "q", InOrder(env, UI(env), [lane.model_name for lane in racers]))
+    finally:
+        routing._ROUTERS.clear()
+    assert all(r.ok for r in results)
+    assert log.db is not None
+    rows = log.db.execute("SELECT provider, model FROM messages WHERE role = 'assistant' ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [("b", "echo"), ("b", "echo")]
+    assert log.load(session.conversation.id).model == "b:echo"  # what -c continues with
