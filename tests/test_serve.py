@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -370,6 +371,9 @@ def test_workers_serve_the_same_app(tmp_path, server):
         assert httpx.get(f"{proc.url}/v1/models", headers={"Host": "evil.com"}).status_code == 421  # same policy
         if sys.platform.startswith("linux"):
             _connections_are_spread_over_the_workers(proc)
+            # the supervisor starts its workers without the app: neither FastAPI's pydantic nor the SDKs' aiohttp
+            maps = Path(f"/proc/{proc.proc.pid}/maps").read_text()
+            assert "aiohttp" not in maps and "pydantic_core" not in maps
             second = subprocess.run([STREAMCHAT, "serve", "--port", str(proc.port), "--workers", "2", "-m", "openai:echo"],
                                     env=base_env(tmp_path, server), capture_output=True, text=True, timeout=60)
             assert second.returncode == 3 and f"cannot listen on 127.0.0.1:{proc.port}" in second.stderr, second.stderr

@@ -11,9 +11,7 @@ model policy; every stream cancels its upstream when the response ends, however 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -25,54 +23,12 @@ from streamchat.config import Settings
 from streamchat.errors import StreamchatError
 from streamchat.serve import health, keys, page, routes_openai, routes_stream, routes_votes, websocket
 from streamchat.serve.gate import Guard
-from streamchat.serve.policy import WS_IDLE_TIMEOUT_S, WS_PER_CLIENT, OriginPolicy
+from streamchat.serve.spec import SPEC_VAR, ServeSpec
 from streamchat.serve.state import ServeOptions, ServeState
 from streamchat.serve.wire import openai_error
 from streamchat.service import Overrides
 
 __all__ = ["SPEC_VAR", "ServeOptions", "ServeSpec", "app_from_env", "create_app"]
-
-SPEC_VAR = "STREAMCHAT_SERVE_SPEC"
-
-
-@dataclass(frozen=True)
-class ServeSpec:
-    """Everything `streamchat serve` was started with, so each worker process builds the same app."""
-
-    config: str | None = None
-    model: str | None = None
-    timeout: float | None = None
-    retry: bool = True
-    token: str | None = None
-    cors_origin: str | None = None
-    allow_local_models: bool = False
-    allow_models: tuple[str, ...] = ()
-    ws_idle_timeout: float = WS_IDLE_TIMEOUT_S
-    ws_per_client: int = WS_PER_CLIENT
-    bind: str = "127.0.0.1"
-    allow_hosts: tuple[str, ...] = ()
-    debug: bool = False
-    keys: bool = False
-    state: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)
-
-    @classmethod
-    def from_json(cls, text: str) -> ServeSpec:
-        data = json.loads(text)
-        data["allow_hosts"] = tuple(data.get("allow_hosts") or ())
-        data["allow_models"] = tuple(data.get("allow_models") or ())
-        return cls(**data)
-
-    def app(self, settings: Settings) -> FastAPI:
-        options = ServeOptions(token=self.token, cors_origin=self.cors_origin, allow_local_models=self.allow_local_models,
-                               allow_models=self.allow_models, ws_idle_timeout=self.ws_idle_timeout,
-                               ws_per_client=self.ws_per_client,
-                               origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin),
-                               keys=self.keys, state=self.state)
-        return create_app(settings, Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options)
-
 
 def app_from_env() -> FastAPI:
     """The uvicorn factory for `serve --workers N`: the spec comes from the parent's environment."""

@@ -1,0 +1,62 @@
+"""What `streamchat serve` was started with, as each worker process rebuilds it: light to import,
+so that the parent of `--workers N` starts its workers without importing the app (FastAPI, the
+SDKs) it never serves from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from streamchat.serve.policy import WS_IDLE_TIMEOUT_S, WS_PER_CLIENT
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from streamchat.config import Settings
+
+SPEC_VAR = "STREAMCHAT_SERVE_SPEC"
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """Everything `streamchat serve` was started with, so each worker process builds the same app."""
+
+    config: str | None = None
+    model: str | None = None
+    timeout: float | None = None
+    retry: bool = True
+    token: str | None = None
+    cors_origin: str | None = None
+    allow_local_models: bool = False
+    allow_models: tuple[str, ...] = ()
+    ws_idle_timeout: float = WS_IDLE_TIMEOUT_S
+    ws_per_client: int = WS_PER_CLIENT
+    bind: str = "127.0.0.1"
+    allow_hosts: tuple[str, ...] = ()
+    debug: bool = False
+    keys: bool = False
+    state: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSpec:
+        data = json.loads(text)
+        data["allow_hosts"] = tuple(data.get("allow_hosts") or ())
+        data["allow_models"] = tuple(data.get("allow_models") or ())
+        return cls(**data)
+
+    def app(self, settings: Settings) -> FastAPI:
+        from streamchat.serve.app import create_app
+        from streamchat.serve.policy import OriginPolicy
+        from streamchat.serve.state import ServeOptions
+        from streamchat.service import Overrides
+
+        options = ServeOptions(token=self.token, cors_origin=self.cors_origin, allow_local_models=self.allow_local_models,
+                               allow_models=self.allow_models, ws_idle_timeout=self.ws_idle_timeout,
+                               ws_per_client=self.ws_per_client,
+                               origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin),
+                               keys=self.keys, state=self.state)
+        return create_app(settings, Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options)
