@@ -170,10 +170,15 @@ def installed() -> list[dict[str, Any]]:
 
 def describe(plugin: dict[str, Any]) -> list[str]:
     """The lines `streamchat plugins` prints for one distribution."""
+    from streamchat.providers.registry import all_specs
+
+    built_in = {s.type for s in all_specs() if s.adapter_module.startswith("streamchat.")}  # spec_for never asks a plugin
     lines = [f"{plugin['name']} {plugin['version']}"]
     shown = {"provider": "provider {}  (-m {}:MODEL)", "tools": "tools {}  (--tools {})", "source": "source {}:  (-f {}:…)"}
     for kind in KINDS:
-        lines += ["  " + shown[kind].format(name, name) for name in plugin[kind]]
+        lines += ["  " + (f"provider {name}: the built-in provider type of that name is used; ignored"
+                          if kind == "provider" and name in built_in else shown[kind].format(name, name))
+                  for name in plugin[kind]]
     lines += [f"  {name}: not a kind this version knows (provider, tools, source); ignored"
               for name in plugin.get("unknown", [])]
     return lines

@@ -125,6 +125,16 @@ def test_two_plugins_registering_one_name_are_a_clash_not_a_silent_pick(site):
     assert "fake_tools" not in sys.modules and "broken_mod" not in sys.modules  # refused before importing either
 
 
+def test_plugins_says_a_provider_named_like_a_built_in_type_is_ignored(site):
+    """QA: `streamchat plugins` offered `-m openai:MODEL` for a plugin's provider.openai, which the
+    built-in type always wins over."""
+    fake_plugin(site, "other-pkg", "broken_mod", FAKE, {"provider.openai": "broken_mod:SPEC", "provider.mine": "broken_mod:SPEC"})
+    found = next(p for p in plugins.installed() if p["name"] == "other-pkg")
+    assert plugins.describe(found) == [
+        "other-pkg 1.2.3", "  provider openai: the built-in provider type of that name is used; ignored",
+        "  provider mine  (-m mine:MODEL)"]
+
+
 def test_a_plugin_that_fails_to_import_is_one_line_naming_it(site):
     fake_plugin(site, "streamchat-broken", "broken_mod", "raise RuntimeError('boom')\n",
                 {"tools.broken": "broken_mod", "source.broken": "broken_mod:read", "provider.broken": "broken_mod:SPEC"})
