@@ -295,7 +295,7 @@ class RoutedProvider:
             try:
                 with contextlib.closing(adapter.stream(sent)) as events:
                     for event in events:
-                        started = started or isinstance(event, _FIRST_TOKEN)
+                        started = started or self._first_token(event, deployment, last)
                         yield event
             except Exception as exc:
                 last = self._failed(deployment, exc, started, cancelled=_cancelled())
@@ -303,7 +303,7 @@ class RoutedProvider:
             except BaseException:  # closed by the caller (Ctrl-C, a cancel, a closed pipe): not its fault
                 self.router.left(deployment)
                 raise
-            self._answered(deployment, last)
+            self._answered(deployment)
             return
         raise self._all_failed(last)
 
@@ -315,7 +315,7 @@ class RoutedProvider:
             try:
                 async with contextlib.aclosing(adapter.astream(sent)) as events:
                     async for event in events:
-                        started = started or isinstance(event, _FIRST_TOKEN)
+                        started = started or self._first_token(event, deployment, last)
                         yield event
             except Exception as exc:
                 last = self._failed(deployment, exc, started, cancelled=False)
@@ -323,7 +323,7 @@ class RoutedProvider:
             except BaseException:  # the client left: the task was cancelled
                 self.router.left(deployment)
                 raise
-            self._answered(deployment, last)
+            self._answered(deployment)
             return
         raise self._all_failed(last)
 
@@ -347,10 +347,17 @@ class RoutedProvider:
                      + (f" — cooling down {cooldown:.0f} s" if cooldown else "") + "; trying the next deployment")
         return err
 
-    def _answered(self, deployment: Deployment, fell_back: StreamchatError | None) -> None:
-        self.router.ended(deployment)
+    def _first_token(self, event: Event, deployment: Deployment, fell_back: StreamchatError | None) -> bool:
+        """Whether `event` is the answer's first token; after a fallback, say who answers now, before the
+        token reaches the screen (a line on stderr over a live answer would tear its repaint)."""
+        if not isinstance(event, _FIRST_TOKEN):
+            return False
         if fell_back is not None:
             self._notice(f"route {self.route.name}: answered by {deployment.name}")
+        return True
+
+    def _answered(self, deployment: Deployment) -> None:
+        self.router.ended(deployment)
 
     def _all_failed(self, last: StreamchatError | None) -> StreamchatError:
         assert last is not None  # a route has at least one deployment, and each failure either raised or is `last`

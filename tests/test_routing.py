@@ -247,6 +247,34 @@ def test_a_failure_before_the_first_token_falls_back_and_cools_down(upstreams, f
     assert state["state"] == "cooling_down" and state["failures"] == 1
 
 
+def test_answered_by_is_said_before_the_first_token_not_over_a_live_answer(upstreams, fresh_routers):
+    """QA: said after the last token, the notice reached stderr while the terminal's live region
+    still held the answer: the region's repaint ate it and left a torn copy of the last line."""
+    from streamchat.service import ChatSession, Overrides
+
+    a, b = upstreams
+    a.script("echo", Script(status=500))
+    order: list[str] = []
+
+    class Ordered(Collect):
+        def feed(self, event: Event) -> None:
+            order.append(type(event).__name__)
+
+    class Notices(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            order.append(record.getMessage())
+
+    handler = Notices(logging.WARNING)
+    logging.getLogger("streamchat.routing").addHandler(handler)
+    try:
+        session = ChatSession(route_settings(a.url, b.url, "round-robin"), Overrides(model="team", retry=False))
+        assert session.ask("q", Ordered()).ok
+    finally:
+        logging.getLogger("streamchat.routing").removeHandler(handler)
+    assert "route team: answered by b:echo" in order
+    assert order.index("route team: answered by b:echo") < order.index("TextDelta")
+
+
 def test_an_anthropic_route_falls_back_too_and_a_closed_stream_is_no_fault(upstreams, fresh_routers):
     from streamchat import routing
     from streamchat.events import Message
