@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from streamchat.config import Settings
 from streamchat.environment import Environment
@@ -17,6 +15,7 @@ from streamchat.service import ChatSession, Overrides
 from streamchat.sinks import choose_sink, progress_sink
 from streamchat.store import ConversationLog, open_log
 from streamchat.ui import UI
+from streamchat.ui import report_end as report_end  # its home is ui.py (structured.py uses it too)
 
 
 @dataclass(frozen=True)
@@ -199,20 +198,6 @@ def gather_inputs(files: list[str], attach: list[str], *, stdin_text: str | None
     return context, loaded
 
 
-def report_end(result: TurnResult, ui: UI, debug: bool, more: str = "--continue-answer") -> None:
-    """One line on stderr when a turn did not end well: failed (with --debug the traceback
-    first), or cut off by the token limit, which otherwise looks like a complete answer (`more`:
-    how this front end continues it)."""
-    if result.cut_off:
-        ui.notice(f"[cut off at the token limit ({result.stats.tokens} tokens) — {more} continues it,"
-                  " --max-tokens raises the limit]")
-    if result.outcome is not Outcome.FAILED or result.error is None:
-        return
-    if debug:
-        ui.traceback(result.error.__cause__ or result.error)
-    ui.error(str(result.error))
-
-
 def list_options(settings: Settings, env: Environment, only: str) -> int:
     """`streamchat models --options PROVIDER`: the -o options its API takes, one per line (name, what
     a value must be, what it does). PROVIDER is a configured name or an adapter type."""
@@ -241,6 +226,7 @@ def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) 
     """
     from streamchat.config import ProviderConfig
     from streamchat.errors import StreamchatError, UsageError, unexpected
+    from streamchat.models_cache import save_models_cache
     from streamchat.plugins import names
     from streamchat.providers.base import get_provider
 
@@ -276,31 +262,3 @@ def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) 
     env.stdout.flush()
     save_models_cache(listed)
     return ExitStatus.OK
-
-
-def models_cache_path() -> Path:
-    from streamchat.config import data_dir
-
-    return data_dir() / "models-cache.json"
-
-
-def save_models_cache(names: list[str]) -> None:
-    """What `streamchat models` found, for Tab completion (which never asks a server)."""
-    import json
-
-    from streamchat.private_files import write_private
-
-    with contextlib.suppress(OSError):
-        path = models_cache_path()
-        known = set(load_models_cache())
-        write_private(path, json.dumps(sorted(known | set(names))))
-
-
-def load_models_cache() -> list[str]:
-    import json
-
-    try:
-        data = json.loads(models_cache_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return [n for n in data if isinstance(n, str)] if isinstance(data, list) else []

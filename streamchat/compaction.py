@@ -141,9 +141,9 @@ def compact(session: ChatSession, prompt: str = "", *, everything: bool = False,
     say so in one line; None when there was nothing to do or the model could not summarize
     (said too: the turns are then sent whole). A Ctrl-C while it runs is KeyboardInterrupt.
     `window` overrides the model's (the provider refused a request the estimate said would fit)."""
+    from streamchat.events import NullSink
     from streamchat.providers.base import ChatRequest
     from streamchat.session import run_turn
-    from streamchat.sinks import NullSink
 
     conv = session.conversation
     current = conv.current_summary

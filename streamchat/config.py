@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from streamchat.errors import AuthError, ConfigError, UsageError, mask_url, remember_secret
+from streamchat.paths import APP as APP  # re-exported: they lived here before paths.py
+from streamchat.paths import config_dir as config_dir
+from streamchat.paths import data_dir as data_dir
 from streamchat.providers.registry import ProviderSpec, all_specs, spec_for
 
 if TYPE_CHECKING:
@@ -29,20 +32,25 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-APP = "streamchat"
 DEFAULT_MODEL = "local:smollm2"
 
 
-def config_dir() -> Path:
-    from platformdirs import user_config_path
-
-    return user_config_path(APP)
+RICH_CODE_THEMES = ("ansi_dark", "ansi_light")  # Rich's own (rich.syntax.RICH_SYNTAX_THEMES): the terminal's palette
 
 
-def data_dir() -> Path:
-    from platformdirs import user_data_path
+def check_code_theme(name: str) -> str | None:
+    """Why `name` cannot colour code (None when it can): Rich's ansi_dark / ansi_light or a Pygments
+    style. Pygments only, imported when a theme is set: settings never load the renderer."""
+    if name in RICH_CODE_THEMES:
+        return None
+    from pygments.styles import get_style_by_name
+    from pygments.util import ClassNotFound
 
-    return user_data_path(APP)
+    try:  # Rich itself would quietly fall back to Pygments' "default"
+        get_style_by_name(name)
+    except ClassNotFound:
+        return f"unknown code_theme '{name}'"
+    return None
 
 
 def default_config_path() -> Path:
@@ -272,8 +280,8 @@ class Settings:
         """A model name without a provider: the one provider offering it (in its `models`, as its
         default, or as `streamchat models` found it), else the default provider when its catalog
         (the price database) lists it; else an error naming the `provider:model` to type."""
-        from streamchat.chat import load_models_cache
         from streamchat.cost import catalog_knows
+        from streamchat.models_cache import load_models_cache
 
         found = set(load_models_cache())
         offered = [p for p in self.providers.values()
@@ -361,8 +369,6 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
         if key == "functions":
             value = _function_files(cast(list[Any], value), path, where)
         if key == "code_theme":
-            from streamchat.render.markdown_stream import check_code_theme  # Rich and Pygments: only when set
-
             problem = check_code_theme(cast(str, value))
             if problem:
                 raise ConfigError(f"{where}{problem}", hint="use ansi_dark, ansi_light or a Pygments style such as "

@@ -5,10 +5,11 @@ An unknown model or price is None (shown as "—"), never a guess; the local mod
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streamchat.config import ProviderConfig, Settings
-from streamchat.events import Stats
+if TYPE_CHECKING:  # types only: cost is a leaf, so config (which asks `catalog_knows`) and events may import it
+    from streamchat.config import ProviderConfig, Settings
+    from streamchat.events import Stats
 
 
 def turn_cost(settings: Settings, provider: ProviderConfig, model: str, stats: Stats) -> float | None:

@@ -1,12 +1,14 @@
-"""Normalized stream events, the outcome of a turn, and the sink contract.
+"""Normalized stream events, the outcome of a turn, and the contracts of what shows them.
 
 Every provider adapter yields events; every sink (terminal, pipe, NDJSON, HTTP) consumes
-them and receives one frozen `TurnResult` at the end.
+them and receives one frozen `TurnResult` at the end. A front end that shows the user more
+than the answer (notices, a busy state) is a `FrontEnd` to the chat service.
 """
 
 from __future__ import annotations
 
 import enum
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Union
 
@@ -263,3 +265,32 @@ class Sink(Protocol):
     def feed(self, event: Event) -> None: ...
 
     def end(self, result: TurnResult) -> None: ...
+
+
+class NullSink:
+    """Shows nothing: a turn only its result is wanted from (a summary, -x with stderr not a terminal)."""
+
+    def begin(self) -> None:
+        pass
+
+    def feed(self, event: Event) -> None:
+        pass
+
+    def end(self, result: TurnResult) -> None:
+        pass
+
+
+class FrontEnd(Protocol):
+    """What the chat service needs from the front end beside a turn's sink: a line for the user
+    (a retry, a PDF sent as text) and a busy state around work that keeps them waiting (loading a
+    model, compacting). The terminal's `ui.UI` is one; the Python API and serve pass none."""
+
+    def notice(self, message: str) -> None: ...
+
+    def spinner(self, label: str) -> AbstractContextManager[object]:
+        """Shown while the block runs."""
+        ...
+
+    def warm_up(self) -> None:
+        """Load what the front end draws answers with, in the warm-up thread (the REPL's renderer)."""
+        ...

@@ -17,7 +17,7 @@ _warned = False
 
 
 def _file() -> Path:
-    from streamchat.config import config_dir
+    from streamchat.paths import config_dir
 
     return config_dir() / "keys.json"
 

@@ -17,19 +17,21 @@ import logging
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamchat.capped_log import CappedLog
-from streamchat.config import McpServerConfig
 from streamchat.errors import ToolError
 from streamchat.events import ToolSpec
+
+if TYPE_CHECKING:  # types only: config reaches this module through plugins and function tools
+    from streamchat.config import McpServerConfig
 
 T = TypeVar("T")
 RESULT_LIMIT = 100_000  # characters of one result sent back to the model
 
 
 def log_path(name: str) -> Path:
-    from streamchat.config import data_dir
+    from streamchat.paths import data_dir
 
     return data_dir() / "mcp" / f"{name}.log"
 

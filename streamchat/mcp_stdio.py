@@ -15,10 +15,12 @@ import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamchat.capped_log import CappedLog
-from streamchat.config import McpServerConfig
+
+if TYPE_CHECKING:  # types only: config reaches this module through plugins and function tools
+    from streamchat.config import McpServerConfig
 
 GRACE = 2.0  # seconds a server has to exit on its own once its stdin is closed (as the SDK gives)
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to its process group

@@ -14,23 +14,27 @@ import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from streamchat import signals, typeahead
-from streamchat.chat import ChatOptions, open_session, race_turn, report_end, with_context
-from streamchat.config import Settings, data_dir
+from streamchat.chat import ChatOptions, open_session, race_turn, with_context
+from streamchat.config import Settings
 from streamchat.cost import money, short
 from streamchat.environment import Environment
 from streamchat.errors import StreamchatError
 from streamchat.events import Attachment, Sink, TurnResult
 from streamchat.exit_status import ExitStatus
+from streamchat.paths import data_dir
 from streamchat.providers.options import REASONING
 from streamchat.render.code_blocks import code_blocks
 from streamchat.render.sanitize import sanitize
 from streamchat.repl_commands import COMMANDS, lookup, plural, set_label, set_names
 from streamchat.service import ChatSession
 from streamchat.sinks import choose_sink
-from streamchat.ui import UI
+from streamchat.ui import UI, report_end
+
+if TYPE_CHECKING:
+    from streamchat.tools import Toolbox
 
 PROMPT = "› "
 CONTINUATION = "… "
@@ -66,6 +70,11 @@ class Repl:
     def model_name(self) -> str:
         return self.session.model_name
 
+    @property
+    def toolbox(self) -> Toolbox | None:
+        """The session's tools as the terminal's Toolbox (the kind open_session builds): /tools, the toolbar."""
+        return cast("Toolbox | None", self.session.toolbox)
+
     def take_pasted(self) -> bool:
         pasted, self.pasted = self.pasted, False
         return pasted
@@ -77,7 +86,7 @@ class Repl:
             pending = " · next: " + ", ".join(filter(None, ["sources" if self.context else "",
                                                             plural(len(self.attachments), "attachment")
                                                             if self.attachments else ""]))
-        toolbox = self.session.toolbox
+        toolbox = self.toolbox
         if toolbox is not None and toolbox.active:
             pending += " · tools: " + toolbox.label()
         used, window = self.session.context_use() if self.session.target.ready else (0, None)

@@ -136,8 +136,9 @@ def _plugin_toolbox(repl: Repl) -> Toolbox | None:
         return None
     from streamchat.tools import build_toolbox
 
-    repl.session.toolbox = build_toolbox(repl.settings, [], list(repl.opts.approve), repl.ui, interactive=True)
-    return repl.session.toolbox
+    toolbox = build_toolbox(repl.settings, [], list(repl.opts.approve), repl.ui, interactive=True)
+    repl.session.toolbox = toolbox
+    return toolbox
 
 
 @command("/help", "", "list commands")
@@ -475,7 +476,7 @@ def cmd_shell(repl: Repl, arg: str) -> None:
 
 @command("/tools", "[on|off NAME[:TOOL]]", "list MCP servers and tools, or turn them on/off")
 def cmd_tools(repl: Repl, arg: str) -> None:
-    toolbox = repl.session.toolbox or _plugin_toolbox(repl)
+    toolbox = repl.toolbox or _plugin_toolbox(repl)
     if toolbox is None:
         repl.ui.notice("no tools: add [mcp.NAME] with command = … or url = … to the config, pass --functions FILE.py, "
                        "or install a plugin that offers tools")

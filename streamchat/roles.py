@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamchat.config import Settings, config_dir
+from streamchat.config import Settings
 from streamchat.errors import ConfigError, UsageError
+from streamchat.paths import config_dir
 from streamchat.private_files import write_private
 
 if TYPE_CHECKING:

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from streamchat import cancel as cancellation
-from streamchat.config import ProviderConfig
 from streamchat.errors import ConfigError, StreamchatError
 from streamchat.events import Event, ReasoningDelta, TextDelta, ToolCall, ToolCallStart
 
-if TYPE_CHECKING:
-    from streamchat.config import Settings
+if TYPE_CHECKING:  # config imports this module to parse [routes]: its types only, or the two import each other
+    from streamchat.config import ProviderConfig, Settings
     from streamchat.providers.base import ChatRequest, EventStream, Provider
 
 log = logging.getLogger("streamchat.routing")

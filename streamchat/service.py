@@ -12,22 +12,18 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from streamchat import background, signals
 from streamchat.cancel import CancelToken
 from streamchat.config import ProviderConfig, Settings
 from streamchat.conversation import Conversation, Summary, Turn
 from streamchat.errors import BadRequestError, ConfigError, StreamchatError, UsageError
-from streamchat.events import Attachment, Event, Message, Outcome, Sink, Stats, ToolChoice, ToolSpec, TurnResult
+from streamchat.events import Attachment, Event, FrontEnd, Message, Outcome, Sink, Stats, ToolChoice, ToolSpec, TurnResult
 from streamchat.providers.base import AsyncProvider, ChatRequest, Provider, get_provider
 from streamchat.schema_request import ResponseSchema
-from streamchat.session import NO_RETRY, RetryPolicy, ToolRunner, run_turn, run_turn_async
+from streamchat.session import NO_RETRY, RetryPolicy, ToolRunner, Toolset, run_turn, run_turn_async
 from streamchat.store import ConversationLog
-
-if TYPE_CHECKING:
-    from streamchat.tools import Toolbox
-    from streamchat.ui import UI  # the terminal's; the Python API runs without one
 
 T = TypeVar("T")
 
@@ -155,7 +151,7 @@ class Target:
         return (deployment.provider.name, deployment.model) if deployment is not None else (self.provider_name, self.model)
 
 
-def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI | None = None, *,
+def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: FrontEnd | None = None, *,
                    warm: bool = False) -> Target:
     """`spec` (or the environment's / config's default) → an adapter, prepared for its first turn.
 
@@ -174,7 +170,8 @@ def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: UI 
             provider = get_provider(cfg, timeout=timeout)
         provider.prepare(model)
         if warm:
-            warm_renderer()
+            if ui is not None:
+                ui.warm_up()
             from streamchat.cost import context_window
 
             context_window(settings, cfg, model)  # loads the price database (~45 ms) for the toolbar
@@ -210,19 +207,12 @@ def _preimport(module: str) -> None:
         import genai_prices  # noqa: F401
 
 
-def warm_renderer() -> None:
-    """Import and exercise the Markdown renderer once, so the first answer does not pay for it."""
-    from streamchat.render.markdown_stream import LineRenderer, parse
-
-    LineRenderer().render(parse("# x\n\n*y* `z`\n\n```python\nx = 1\n```\n\n1. a\n"), 40)
-
-
 class ChatSession:
     """A conversation with one model, turn by turn, recorded in the log when there is one."""
 
     def __init__(self, settings: Settings, overrides: Overrides = Overrides(), *,
                  conversation: Conversation | None = None, log: ConversationLog | None = None,
-                 ui: UI | None = None, warm: bool = False, toolbox: Toolbox | None = None,
+                 ui: FrontEnd | None = None, warm: bool = False, toolbox: Toolset | None = None,
                  compact: bool = True) -> None:
         self.settings = settings
         self.compacting = compact  # older turns go as a summary when the window is full (compaction.py)

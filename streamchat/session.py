@@ -28,6 +28,7 @@ from streamchat.events import (
     ToolCall,
     ToolCallStart,
     ToolResult,
+    ToolSpec,
     TurnResult,
     Usage,
 )
@@ -41,6 +42,31 @@ class ToolRunner(Protocol):
 
     def run(self, call: ToolCall) -> ToolResult:
         """Approve and run one call; a refusal or a failure is a result too (the model is told)."""
+        ...
+
+
+class Toolset(ToolRunner, Protocol):
+    """The tools a session offers the model and runs itself (`tools.Toolbox`: MCP servers, approved
+    at the terminal). A protocol, so the chat service needs nothing from the terminal's side."""
+
+    @property
+    def active(self) -> bool:
+        """Whether any tool is on (the model is offered none otherwise)."""
+        ...
+
+    @property
+    def asked(self) -> bool:
+        """Whether tools were asked for (--tools, --functions, /tools on), not only on through the config."""
+        ...
+
+    def specs(self) -> tuple[ToolSpec, ...]: ...
+
+    def start(self) -> None:
+        """Start the servers in the background (the REPL's warm-up)."""
+        ...
+
+    def close(self) -> None:
+        """Stop the servers (the front end that built the tools, as it ends)."""
         ...
 
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from streamchat.config import data_dir
+from streamchat.paths import data_dir
 from streamchat.private_files import DIR_MODE, FILE_MODE, ensure_private_file, tighten
 
 

@@ -15,16 +15,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from streamchat.cancel import CancelToken
-from streamchat.chat import CUT_OFF, report_end
 from streamchat.environment import Environment
 from streamchat.errors import OutputClosed, SchemaMismatchError, exit_code_for
-from streamchat.events import Attachment, Outcome, Sink, TurnResult
+from streamchat.events import CUT_OFF, Attachment, Outcome, Sink, TurnResult
 from streamchat.exit_status import ExitStatus
 from streamchat.render.sanitize import sanitize
 from streamchat.schema import Schema, dump, repair_prompt
 from streamchat.service import ChatSession
 from streamchat.sinks._output import Output
-from streamchat.ui import UI
+from streamchat.ui import UI, report_end
 
 REPAIRS = 1  # corrective requests after an answer that does not fit
 

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from streamchat.environment import Environment
 from streamchat.errors import redact
+from streamchat.events import Outcome, TurnResult
 from streamchat.render.sanitize import sanitize
 
 _DIM, _RED, _BOLD, _RESET = "\x1b[2m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
@@ -134,6 +135,13 @@ class UI:
     def spinner(self, label: str) -> Spinner:
         return Spinner(self, label)
 
+    def warm_up(self) -> None:
+        """Import and exercise the Markdown renderer once, so the first answer does not pay for it
+        (the REPL's warm-up thread calls it)."""
+        from streamchat.render.markdown_stream import LineRenderer, parse
+
+        LineRenderer().render(parse("# x\n\n*y* `z`\n\n```python\nx = 1\n```\n\n1. a\n"), 40)
+
     # -- messages --------------------------------------------------------------------------
     def error(self, message: str) -> None:
         # error lines quote upstream text (a server's error message): no escape sequence of theirs gets through
@@ -211,3 +219,17 @@ class Spinner:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def report_end(result: TurnResult, ui: UI, debug: bool, more: str = "--continue-answer") -> None:
+    """One line on stderr when a turn did not end well: failed (with --debug the traceback
+    first), or cut off by the token limit, which otherwise looks like a complete answer (`more`:
+    how this front end continues it)."""
+    if result.cut_off:
+        ui.notice(f"[cut off at the token limit ({result.stats.tokens} tokens) — {more} continues it,"
+                  " --max-tokens raises the limit]")
+    if result.outcome is not Outcome.FAILED or result.error is None:
+        return
+    if debug:
+        ui.traceback(result.error.__cause__ or result.error)
+    ui.error(str(result.error))

@@ -129,3 +129,15 @@ def test_uvicorns_http_protocols_still_have_what_the_header_deadline_overrides_a
     protocol = asyncio.run(build())
     assert protocol.cycle is None and isinstance(protocol.loop, asyncio.AbstractEventLoop)
     assert hasattr(protocol, "transport")
+
+
+# -- rich: config.py (RICH_CODE_THEMES)
+
+def test_the_code_themes_config_accepts_without_pygments_are_richs_own():
+    """config.py checks `code_theme` without importing Rich (settings never load the renderer), so
+    it names Rich's own themes itself: they must be the ones Rich has."""
+    from rich.syntax import RICH_SYNTAX_THEMES
+
+    from streamchat.config import RICH_CODE_THEMES
+
+    assert set(RICH_CODE_THEMES) == set(RICH_SYNTAX_THEMES)

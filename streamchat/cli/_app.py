@@ -168,7 +168,7 @@ def _complete_models(incomplete: str) -> list[str]:
         settings = load_settings()
     except StreamchatError:
         return []
-    from streamchat.chat import load_models_cache
+    from streamchat.models_cache import load_models_cache
     from streamchat.plugins import names as plugin_names
 
     names = [*settings.routes, *settings.aliases, *settings.providers, *plugin_names("provider")]  # a plugin's: metadata only

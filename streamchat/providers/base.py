@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from streamchat.config import ProviderConfig
 from streamchat.errors import StreamchatError
 from streamchat.events import Event, Message, ToolChoice, ToolSpec
 from streamchat.schema_request import ResponseSchema
+
+if TYPE_CHECKING:  # types only: config parses [routes] through routing, which builds adapters here
+    from streamchat.config import ProviderConfig
 
 EventStream = Generator[Event, None, None]
 

@@ -125,21 +125,6 @@ def parse(text: str, code_theme: str | None = None) -> StreamMarkdown:
     return StreamMarkdown(tokenize(text), code_theme)
 
 
-def check_code_theme(name: str) -> str | None:
-    """Why `name` cannot colour code (None when it can): Rich's ansi_dark / ansi_light or a Pygments style."""
-    from pygments.styles import get_style_by_name
-    from pygments.util import ClassNotFound
-    from rich.syntax import RICH_SYNTAX_THEMES
-
-    if name in RICH_SYNTAX_THEMES:
-        return None
-    try:  # Rich itself would quietly fall back to Pygments' "default"
-        get_style_by_name(name)
-    except ClassNotFound:
-        return f"unknown code_theme '{name}'"
-    return None
-
-
 def _top_level_starts(tokens: list[Token]) -> list[tuple[int, int]]:
     """(token index, first source line) of each top-level block's opening token."""
     return [(i, tok.map[0]) for i, tok in enumerate(tokens) if tok.level == 0 and tok.nesting >= 0 and tok.map]

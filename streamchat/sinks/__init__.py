@@ -6,20 +6,8 @@ from dataclasses import replace
 
 from streamchat.environment import Environment
 from streamchat.events import Event, ReasoningDelta, Sink, TurnResult
+from streamchat.events import NullSink as NullSink  # its home is events (the core uses it)
 from streamchat.ui import UI
-
-
-class NullSink:
-    """Shows nothing (-x with stderr not a terminal: only the code goes out, at the end)."""
-
-    def begin(self) -> None:
-        pass
-
-    def feed(self, event: Event) -> None:
-        pass
-
-    def end(self, result: TurnResult) -> None:
-        pass
 
 
 class HideReasoning:

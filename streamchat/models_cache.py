@@ -1,0 +1,31 @@
+"""The model names `streamchat models` last found, kept for Tab completion and for resolving a bare
+model name (`-m gpt-4o`) without asking any server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from streamchat.paths import data_dir
+from streamchat.private_files import write_private
+
+
+def models_cache_path() -> Path:
+    return data_dir() / "models-cache.json"
+
+
+def save_models_cache(names: list[str]) -> None:
+    """What `streamchat models` found, for Tab completion (which never asks a server)."""
+    with contextlib.suppress(OSError):
+        path = models_cache_path()
+        known = set(load_models_cache())
+        write_private(path, json.dumps(sorted(known | set(names))))
+
+
+def load_models_cache() -> list[str]:
+    try:
+        data = json.loads(models_cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [n for n in data if isinstance(n, str)] if isinstance(data, list) else []
