@@ -1,8 +1,13 @@
-"""Shared fixtures: the fake streaming server and a runner for the installed `streamchat`."""
+"""Shared fixtures: the fake streaming server, a runner for the installed `streamchat` (a real
+process) and one for the CLI in-process (`invoke`: the same `Result`, no subprocess); and the test
+tiers, marked from the fixtures each test uses (`pytest_collection_modifyitems`)."""
 
 from __future__ import annotations
 
+import inspect
+import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +54,46 @@ def pytest_configure(config: pytest.Config) -> None:
         "redis: starts a real redis-server",
     ):
         config.addinivalue_line("markers", marker)
+
+
+# Test tiers. A test is marked from the fixtures it uses, its module, and the helpers its body calls,
+# so `pytest -m "not e2e and not browser and not tmux and not local_model and not slow"` is the fast
+# in-process tier (README: "Contributing").
+FIXTURE_MARKS = {
+    "run": "e2e",  # the installed CLI as a subprocess
+    "repl": "e2e",  # the REPL under pexpect
+    "_serve": "e2e", "serve": "e2e", "client": "e2e", "serve_with_config": "e2e",  # `streamchat serve` processes
+    "bash": "e2e",  # a real bash for completion
+    "tls_server": "e2e",
+    "page": "browser",
+}
+MODULE_MARKS = {"test_local": "local_model", "test_tmux_resize": "tmux", "test_web_page": "browser",
+                "test_completion_shells": "e2e"}
+# a test body that starts a process itself (a pexpect spawn, a subprocess, a serve process)
+SPAWNS = re.compile(r"\b(?:spawn|pexpect\.spawn|subprocess\.(?:run|Popen|check_output|call)|ServeProcess|"
+                    r"STREAMCHAT)\b")
+
+
+def tier_marks(item: pytest.Item) -> set[str]:
+    """The tier markers `item` gets from its fixtures, its module and its body."""
+    marks = {FIXTURE_MARKS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_MARKS}
+    module = item.module.__name__ if isinstance(item, pytest.Function) and item.module is not None else ""
+    if module in MODULE_MARKS:
+        marks.add(MODULE_MARKS[module])
+    if isinstance(item, pytest.Function):
+        try:
+            source = inspect.getsource(item.function)
+        except (OSError, TypeError):
+            source = ""
+        if SPAWNS.search(source):
+            marks.add("e2e")
+    return marks
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in sorted(tier_marks(item) - {m.name for m in item.iter_markers()}):
+            item.add_marker(mark)
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +168,20 @@ def run(home: Path, server: FakeLLMServer):
         return Result(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
 
     return _run
+
+
+@pytest.fixture
+def invoke(home: Path, server: FakeLLMServer):
+    """The CLI in-process (`streamchat.cli.main(argv, env)`), with `run`'s arguments and `Result`:
+    for what does not need a real process (no signals, no pipes closing, no exit timing)."""
+    from streamchat.cli import main
+
+    def _invoke(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> Result:
+        out, err = io.BytesIO(), io.BytesIO()
+        code = main(list(args), env or base_env(home, server), stdin=stdin or b"", stdout=out, stderr=err)
+        return Result(code, out.getvalue(), err.getvalue().decode("utf-8", "replace"))
+
+    return _invoke
 
 
 PROVIDERS = ["openai", "anthropic", "compat"]

@@ -1,4 +1,6 @@
-"""Configuration: precedence, aliases, errors with path and line, `config` commands, key handling."""
+"""Configuration: precedence, aliases, errors with path and line, `config` commands, key handling.
+
+Through the CLI in-process (`invoke`): nothing here needs a real process."""
 
 from __future__ import annotations
 
@@ -18,53 +20,53 @@ def write(home, text: str):
     return path
 
 
-def test_precedence_flag_over_env_over_config(run, server, home):
+def test_precedence_flag_over_env_over_config(invoke, server, home):
     cfg = write(home, f'default_model = "openai:from-config"\n[providers.compat]\ntype = "openai"\nbase_url = "{server.url}/v1"\n')
     for name in ("from-config", "from-env", "from-flag"):
         server.script(name, chunks=[name])
     env = base_env(home, server, STREAMCHAT_CONFIG=str(cfg))
-    assert run("q", env=env).out == "from-config\n"
+    assert invoke("q", env=env).out == "from-config\n"
     env["STREAMCHAT_MODEL"] = "openai:from-env"
-    assert run("q", env=env).out == "from-env\n"
-    assert run("-m", "openai:from-flag", "q", env=env).out == "from-flag\n"
+    assert invoke("q", env=env).out == "from-env\n"
+    assert invoke("-m", "openai:from-flag", "q", env=env).out == "from-flag\n"
 
 
-def test_config_flag_beats_env_config(run, server, home):
+def test_config_flag_beats_env_config(invoke, server, home):
     other = home / "other.toml"
     other.write_text('default_model = "openai:other"\n')
     server.script("other", chunks=["other"])
     env = base_env(home, server)
-    assert run("--config", str(other), "q", env=env).out == "other\n"
+    assert invoke("--config", str(other), "q", env=env).out == "other\n"
 
 
-def test_alias_and_provider_defaults(run, server, home):
+def test_alias_and_provider_defaults(invoke, server, home):
     cfg = write(home, f'[aliases]\nfast = "compat:m1"\n[providers.compat]\ntype = "openai"\nbase_url = "{server.url}/v1"\n'
                       'default_model = "m2"\n')
     server.script("m1", chunks=["one"])
     server.script("m2", chunks=["two"])
     env = base_env(home, server, STREAMCHAT_CONFIG=str(cfg))
-    assert run("-m", "fast", "q", env=env).out == "one\n"
-    assert run("-m", "compat", "q", env=env).out == "two\n"
+    assert invoke("-m", "fast", "q", env=env).out == "one\n"
+    assert invoke("-m", "compat", "q", env=env).out == "two\n"
 
 
-def test_broken_toml_names_path_and_line(run, home):
+def test_broken_toml_names_path_and_line(invoke, home):
     cfg = write(home, 'timeout = 5\n[providers.x\ntype = "openai"\n')
-    r = run("q", env=base_env(home, STREAMCHAT_CONFIG=str(cfg)))
+    r = invoke("q", env=base_env(home, STREAMCHAT_CONFIG=str(cfg)))
     assert r.code == 3
     assert str(cfg) in r.stderr and "line 2" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_unknown_key_and_bad_type(run, home):
-    r = run("q", env=base_env(home, STREAMCHAT_CONFIG=str(write(home, "colour = 1\n"))))
+def test_unknown_key_and_bad_type(invoke, home):
+    r = invoke("q", env=base_env(home, STREAMCHAT_CONFIG=str(write(home, "colour = 1\n"))))
     assert r.code == 3 and "unknown key 'colour'" in r.stderr
-    r = run("q", env=base_env(home, STREAMCHAT_CONFIG=str(write(home, 'timeout = "soon"\n'))))
+    r = invoke("q", env=base_env(home, STREAMCHAT_CONFIG=str(write(home, 'timeout = "soon"\n'))))
     assert r.code == 3 and "'timeout' has the wrong type" in r.stderr
 
 
-def test_unknown_model_and_missing_key(run, home):
-    r = run("-m", "nosuch:model", "q", env=base_env(home))
+def test_unknown_model_and_missing_key(invoke, home):
+    r = invoke("-m", "nosuch:model", "q", env=base_env(home))
     assert r.code == 2 and "unknown model 'nosuch:model'" in r.stderr
-    r = run("-m", "openai:gpt-4o-mini", "q", env=base_env(home))
+    r = invoke("-m", "openai:gpt-4o-mini", "q", env=base_env(home))
     assert r.code == 3 and "OPENAI_API_KEY" in r.stderr
 
 
@@ -80,41 +82,41 @@ def test_model_split_and_resolution_unit(monkeypatch):
         s.resolve("zzz")
 
 
-def test_config_commands(run, home):
+def test_config_commands(invoke, home):
     env = base_env(home)
     target = home / "config" / "streamchat" / "config.toml"
-    assert run("config", "path", env=env).out.strip() == str(target)
-    r = run("config", "init", env=env)
+    assert invoke("config", "path", env=env).out.strip() == str(target)
+    r = invoke("config", "init", env=env)
     assert r.code == 0 and target.exists() and oct(target.stat().st_mode & 0o777) == "0o600"
     assert "[providers.ollama]" in target.read_text()
-    r = run("config", "init", env=env)
+    r = invoke("config", "init", env=env)
     assert r.code == 3 and "already exists" in r.stderr
-    shown = json.loads(run("config", "show", env=env).out)
+    shown = json.loads(invoke("config", "show", env=env).out)
     assert shown["providers"]["local"]["type"] == "local"
-    bare = run("config", env=env)  # as `history`, `roles` and `keys` list: it shows (was "Missing command", exit 2)
+    bare = invoke("config", env=env)  # as `history`, `roles` and `keys` list: it shows (was "Missing command", exit 2)
     assert bare.code == 0 and json.loads(bare.out) == shown
 
 
-def test_config_show_masks_keys_and_warns_on_loose_permissions(run, home):
+def test_config_show_masks_keys_and_warns_on_loose_permissions(invoke, home):
     cfg = write(home, '[providers.openai]\napi_key = "sk-live-VERYSECRET999"\n')
     os.chmod(cfg, 0o644)
     env = base_env(home, STREAMCHAT_CONFIG=str(cfg))
-    r = run("config", "show", env=env)
+    r = invoke("config", "show", env=env)
     assert "VERYSECRET999" not in r.out + r.stderr
     assert json.loads(r.out)["providers"]["openai"]["api_key"].startswith("***")
     assert r.stderr.count("chmod 600") == 1
     os.chmod(cfg, 0o600)
-    assert "chmod" not in run("config", "show", env=env).stderr
+    assert "chmod" not in invoke("config", "show", env=env).stderr
 
 
-def test_api_key_cmd_list_runs_without_shell(run, server, home):
+def test_api_key_cmd_list_runs_without_shell(invoke, server, home):
     cfg = write(home, f'[providers.keyed]\ntype = "openai"\nbase_url = "{server.url}/v1"\n'
                       'api_key_cmd = ["printf", "%s", "sk-from-cmd-$HOME"]\n')
-    r = run("-m", "keyed:echo", "q", env=base_env(home, server, STREAMCHAT_CONFIG=str(cfg)))
+    r = invoke("-m", "keyed:echo", "q", env=base_env(home, server, STREAMCHAT_CONFIG=str(cfg)))
     assert r.code == 0, r.stderr
     assert server.requests[-1].headers["authorization"] == "Bearer sk-from-cmd-$HOME"  # no shell expansion
 
 
-def test_key_never_stored_in_log(run, server, home):
-    run("-m", "openai:echo", "q")
+def test_key_never_stored_in_log(invoke, server, home):
+    invoke("-m", "openai:echo", "q")
     assert b"SECRET123" not in (home / "log.db").read_bytes()

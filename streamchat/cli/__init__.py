@@ -6,9 +6,12 @@ Each module registers its commands on the one app: `_chat` (the default command 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, Any
 
 import typer
 
@@ -20,12 +23,39 @@ from streamchat.exit_status import ExitStatus
 __all__ = ["app", "main"]
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None, *, stdin: bytes = b"",
+         stdout: IO[bytes] | None = None, stderr: IO[bytes] | None = None) -> int:
+    """The CLI. Without `argv`: this process's command line (the `streamchat` script), ending the
+    process as it always has. With `argv`: in-process, for tests — `env` is the whole environment
+    while it runs (os.environ is restored after), stdin is `stdin`, stdout and stderr go to the
+    binary streams given (or nowhere), and the exit code is returned: no SystemExit, no exit
+    without finalization, no heap frozen. What only a real process shows (signals, a closed pipe's
+    file descriptor, the interpreter's exit) needs the script in a subprocess."""
+    if argv is None:
+        _process_main()
+        return ExitStatus.OK  # not reached: _process_main ends in SystemExit
+    with _in_process(argv, env, stdin, stdout, stderr):
+        try:
+            _command().main(args=list(argv), prog_name="streamchat", standalone_mode=True)
+        except SystemExit as done:
+            code = _code(done.code)
+            return ExitStatus.OUTPUT_CLOSED if code == ExitStatus.OK and not _flushed(in_process=True) else code
+        _flushed(in_process=True)
+        return ExitStatus.OK
+
+
+def _command() -> Any:
+    """The Click command of the Typer app; on a Tab press only the shell classes are loaded besides."""
     command = typer.main.get_command(app)
     plain_arguments(command)
     _values.install(command)  # values converted without importing pydantic
     if COMPLETE_VAR in os.environ:  # a Tab press: the shell classes, nothing else loads
         _completion.init_completion()
+    return command
+
+
+def _process_main() -> None:
+    command = _command()
     try:
         command()
     except SystemExit as done:
@@ -48,6 +78,50 @@ def main() -> None:
         gc.freeze()
 
 
+@contextlib.contextmanager
+def _in_process(argv: Sequence[str], env: Mapping[str, str] | None, stdin: bytes, stdout: IO[bytes] | None,
+                stderr: IO[bytes] | None) -> Iterator[None]:
+    """The process-wide state a command reads or sets, replaced for one in-process run and restored:
+    the environment, argv, the standard streams, the signal handlers and the root logger."""
+    import io
+    import logging
+    import signal
+
+    def text(stream: IO[bytes] | None) -> io.TextIOWrapper:
+        return io.TextIOWrapper(stream if stream is not None else io.BytesIO(), encoding="utf-8",
+                                errors="backslashreplace", write_through=True)
+
+    saved_env, saved_argv = dict(os.environ), sys.argv
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    root = logging.getLogger()
+    saved_logging = root.handlers[:], root.level
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    sys.argv = ["streamchat", *argv]
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    sys.stdout, sys.stderr = text(stdout), text(stderr)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.detach()  # the caller's binary stream stays open
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, handler in saved_signals.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, handler)
+        root.handlers[:] = saved_logging[0]
+        root.setLevel(saved_logging[1])
+
+
 def _exit(code: int) -> None:
     """A background load in flight (the SDK preimport, the REPL's warm-up): end without the
     interpreter's finalization, which racing with an import crashed 1 early exit in 200 (#28.1)."""
@@ -55,7 +129,7 @@ def _exit(code: int) -> None:
         background.leave(code)
 
 
-def _flushed() -> bool:
+def _flushed(*, in_process: bool = False) -> bool:
     """Write what stdout still buffers (`history`, `--version`); False when its reader is gone: the
     interpreter's own flush at exit would print "Exception ignored … BrokenPipeError" and exit 120."""
     from streamchat.sinks._output import silence_stdout
@@ -63,7 +137,8 @@ def _flushed() -> bool:
     try:
         sys.stdout.flush()
     except OSError:
-        silence_stdout()
+        if not in_process:
+            silence_stdout()
         return False
     return True
 
