@@ -146,16 +146,16 @@ def big_file(home):
     return path  # ~8 KB: ~2,000 tokens
 
 
-def test_a_long_anthropic_conversation_carries_cache_control_and_reads_the_cache(run, server, big_file):
+def test_a_long_anthropic_conversation_carries_cache_control_and_reads_the_cache(invoke, server, big_file):
     server.script(MODEL, Script(chunks=["noted"]))
-    first = run("-m", f"anthropic:{MODEL}", "--stats", "-f", str(big_file), "summarize")
+    first = invoke("-m", f"anthropic:{MODEL}", "--stats", "-f", str(big_file), "summarize")
     assert first.code == 0, first.stderr
     body = server.requests[-1].body
     assert body["messages"][-1]["content"][-1]["cache_control"] == EPHEMERAL
     cache = first.stderr.split(" · cache ")[1].split(" · ")[0]
     assert cache.endswith(" written") and "read" not in cache, first.stderr  # nothing to read yet
 
-    second = run("-m", f"anthropic:{MODEL}", "-c", "--json", "and the last line?")
+    second = invoke("-m", f"anthropic:{MODEL}", "-c", "--json", "and the last line?")
     assert second.code == 0, second.stderr
     body = server.requests[-1].body
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
@@ -171,38 +171,38 @@ def test_a_long_anthropic_conversation_carries_cache_control_and_reads_the_cache
                 + usage["output_tokens"] * 15) / 1e6
     assert done["cost_usd"] == pytest.approx(expected)
 
-    third = run("-m", f"anthropic:{MODEL}", "-c", "--stats", "thanks")
+    third = invoke("-m", f"anthropic:{MODEL}", "-c", "--stats", "thanks")
     read = third.stderr.split(" · cache ")[1].split(" read")[0]
     assert third.code == 0 and read.endswith("k") and float(read[:-1]) > 1, third.stderr
 
 
-def test_no_cache_and_config_cache_false_send_no_breakpoints(run, server, home, big_file):
+def test_no_cache_and_config_cache_false_send_no_breakpoints(invoke, server, home, big_file):
     server.script(MODEL, Script(chunks=["noted"]))
-    r = run("-m", f"anthropic:{MODEL}", "--no-cache", "--stats", "-f", str(big_file), "summarize")
+    r = invoke("-m", f"anthropic:{MODEL}", "--no-cache", "--stats", "-f", str(big_file), "summarize")
     assert r.code == 0, r.stderr
     assert _marks(server.requests[-1]) == 0 and " · cache " not in r.stderr
     config = home / "nocache.toml"
     config.write_text("cache = false\n")
-    r = run("--config", str(config), "-m", f"anthropic:{MODEL}", "-f", str(big_file), "summarize")
+    r = invoke("--config", str(config), "-m", f"anthropic:{MODEL}", "-f", str(big_file), "summarize")
     assert r.code == 0 and _marks(server.requests[-1]) == 0
-    r = run("-m", f"anthropic:{MODEL}", "-f", str(big_file), "summarize")
+    r = invoke("-m", f"anthropic:{MODEL}", "-f", str(big_file), "summarize")
     assert r.code == 0 and _marks(server.requests[-1]) == 1  # on by default: the same question is marked
 
 
-def test_a_short_question_is_not_marked(run, server):
+def test_a_short_question_is_not_marked(invoke, server):
     server.script(MODEL, Script(chunks=["hi"]))
-    assert run("-m", f"anthropic:{MODEL}", "hello").code == 0
+    assert invoke("-m", f"anthropic:{MODEL}", "hello").code == 0
     assert _marks(server.requests[-1]) == 0
 
 
-def test_openai_cached_input_is_shown_and_priced_as_cached(run, server):
+def test_openai_cached_input_is_shown_and_priced_as_cached(invoke, server):
     server.script("gpt-4o-mini", Script(chunks=["a", "b"], usage=(1000, 500), cached=800))
-    r = run("-m", "openai:gpt-4o-mini", "--json", "q")
+    r = invoke("-m", "openai:gpt-4o-mini", "--json", "q")
     events = [json.loads(line) for line in r.out.splitlines()]
     assert [e["cache_read_tokens"] for e in events if e["type"] == "usage"] == [800]
     assert events[-1]["cost_usd"] == pytest.approx((200 * 0.15 + 800 * 0.075 + 500 * 0.60) / 1e6)
     assert b"cache_control" not in server.requests[-1].raw
-    r = run("-m", "openai:gpt-4o-mini", "--stats", "q")
+    r = invoke("-m", "openai:gpt-4o-mini", "--stats", "q")
     assert " · cache 800 read · cost $0.0004" in r.stderr
 
 
