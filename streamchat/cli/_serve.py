@@ -133,7 +133,9 @@ def serve(
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
         if sock is not None:  # on a socket of ours: the loop's greedy accept serves sockets it is given
-            run_server(uvicorn.Config(spec.app(settings), **common), sock)
+            from streamchat.serve.app import app_for
+
+            run_server(uvicorn.Config(app_for(spec, settings), **common), sock)
         else:  # each worker process builds the same app from the spec (serve is stateless)
             os.environ[SPEC_VAR] = spec.to_json()
             if spreads_connections():

@@ -28,7 +28,7 @@ from streamchat.serve.state import ServeOptions, ServeState
 from streamchat.serve.wire import openai_error
 from streamchat.service import Overrides
 
-__all__ = ["SPEC_VAR", "ServeOptions", "ServeSpec", "app_from_env", "create_app"]
+__all__ = ["SPEC_VAR", "ServeOptions", "ServeSpec", "app_for", "app_from_env", "create_app"]
 
 def app_from_env() -> FastAPI:
     """The uvicorn factory for `serve --workers N`: the spec comes from the parent's environment."""
@@ -42,7 +42,13 @@ def app_from_env() -> FastAPI:
     spec = ServeSpec.from_json(os.environ[SPEC_VAR])
     settings = load_settings(Path(spec.config) if spec.config else None)
     logs.configure(debug=spec.debug, secrets=(spec.token or "",))
-    return spec.app(settings)
+    return app_for(spec, settings)
+
+
+def app_for(spec: ServeSpec, settings: Settings) -> FastAPI:
+    """The app `streamchat serve` was started for (in its own process, or in each worker)."""
+    server, options = spec.server()
+    return create_app(settings, server, options)
 
 
 def _warm(settings: Settings, server: Overrides) -> None:

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 from streamchat.serve.policy import WS_IDLE_TIMEOUT_S, WS_PER_CLIENT
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
-    from streamchat.config import Settings
+    from streamchat.serve.state import ServeOptions
+    from streamchat.service import Overrides
 
 SPEC_VAR = "STREAMCHAT_SERVE_SPEC"
 
@@ -48,8 +47,9 @@ class ServeSpec:
         data["allow_models"] = tuple(data.get("allow_models") or ())
         return cls(**data)
 
-    def app(self, settings: Settings) -> FastAPI:
-        from streamchat.serve.app import create_app
+    def server(self) -> tuple[Overrides, ServeOptions]:
+        """The server's overrides and options, as `serve.app.app_for` builds the app from them (the
+        app is built there, not here: this module stays light, and app.py imports it)."""
         from streamchat.serve.policy import OriginPolicy
         from streamchat.serve.state import ServeOptions
         from streamchat.service import Overrides
@@ -59,4 +59,4 @@ class ServeSpec:
                                ws_per_client=self.ws_per_client,
                                origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin),
                                keys=self.keys, state=self.state)
-        return create_app(settings, Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options)
+        return Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options
