@@ -142,7 +142,7 @@ def source_loader(prefix: str) -> Callable[[str], list[tuple[str, str]]] | None:
             got = function(rest)
         except (KeyboardInterrupt, PluginError):
             raise
-        except Exception as exc:  # the plugin's own refusal (not found, no access): the source's error
+        except (Exception, SystemExit) as exc:  # the plugin's own refusal (not found, no access, even sys.exit): the source's error
             raise UsageError(f"-f {prefix}:{rest}: {type(exc).__name__}: {exc}",
                              hint=f"check the argument ({reg.shown} read it)") from exc
         if isinstance(got, str):

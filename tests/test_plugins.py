@@ -56,6 +56,8 @@ def shout(text: str) -> str:
 def read(rest: str):
     if rest == "missing":
         raise FileNotFoundError(rest)
+    if rest == "exit":
+        sys.exit(4)
     return [("fake:one", "first " + rest), ("fake:two", "second")]
 '''
 
@@ -102,6 +104,8 @@ def test_a_plugin_source_adds_labelled_pieces_and_its_errors_are_one_line(site):
     assert [(p.name, p.text) for p in got.pieces] == [("fake:one", "first abc"), ("fake:two", "second")]
     with pytest.raises(UsageError, match=r"-f fake:missing: FileNotFoundError: missing"):
         gather(["fake:missing"], stdin=lambda: None, timeout=5)
+    with pytest.raises(UsageError, match=r"-f fake:exit: SystemExit: 4"):  # QA: sys.exit() in a source ended streamchat
+        gather(["fake:exit"], stdin=lambda: None, timeout=5)
     with pytest.raises(UsageError, match="no such file or directory: other:abc"):  # no plugin has that prefix
         gather(["other:abc"], stdin=lambda: None, timeout=5)
 
