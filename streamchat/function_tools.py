@@ -99,6 +99,8 @@ class FunctionSource:
 def file_source(path: str | Path) -> FunctionSource:
     """The public top-level functions of a Python file, loaded now."""
     file = Path(path).expanduser()
+    if ":" in file.stem:  # tools are named SOURCE:TOOL (--approve, the approve list)
+        raise PluginError(f"--functions {path}: a tool source's name cannot hold ':'", hint="rename the file")
     source = FunctionSource(file.stem, str(path), lambda: module_functions(_import_file(file, str(path))))
     source.tools  # noqa: B018 (a file's errors are reported before anything is sent)
     return source

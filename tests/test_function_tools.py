@@ -127,6 +127,13 @@ def test_a_file_that_cannot_become_tools_is_one_plugin_error(tmp_path, text, mes
     assert err.value.exit_code == ExitStatus.PLUGIN == 13
 
 
+def test_a_file_whose_stem_holds_a_colon_is_refused(tmp_path):
+    """QA: `a:b.py` became the source `a:b`, whose tools no --approve could name (SOURCE:TOOL)."""
+    with pytest.raises(PluginError) as err:
+        file_source(write(tmp_path, "a:b.py", "def add(a: int) -> int:\n    return a\n"))
+    assert "a:b.py: a tool source's name cannot hold ':'" in str(err.value) and err.value.exit_code == 13
+
+
 def test_names_that_clash_are_refused(tmp_path, server):
     ui, _err = quiet_ui()
     first = write(tmp_path, "fns.py", FNS)
