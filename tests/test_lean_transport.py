@@ -8,12 +8,12 @@ faults map to the same streamchat errors. Which path a provider takes is one rul
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import pytest
 from conftest import base_env
 from fakeserver import FakeLLMServer, Script
+from import_probe import imported_by
 
 from streamchat.config import ProviderConfig
 from streamchat.errors import StreamchatError
@@ -175,17 +175,6 @@ def test_one_rule_picks_the_path(monkeypatch):
     assert path_for(plain) == "sdk"
 
 
-PROBE = """
-import sys
-sys.argv = ["streamchat", *sys.argv[1:]]
-from streamchat.cli import main
-try:
-    main()
-except SystemExit:
-    pass
-heavy = ("openai", "anthropic", "httpx2", "pydantic", "certifi", "genai_prices", "asyncio", "aiohttp")
-sys.stderr.write("IMPORTED:" + ",".join(m for m in heavy if m in sys.modules))
-"""
 
 
 @pytest.mark.e2e
@@ -196,12 +185,11 @@ def test_a_one_shot_imports_no_sdk(home, server, provider_name):
     at the answer's end only where a price can exist (not for a self-hosted server's model)."""
     server.script("gpt-4o-mini", chunks=["fine"])
     started = time.monotonic()
-    p = subprocess.run([sys.executable, "-c", PROBE, "-m", f"{provider_name}:gpt-4o-mini", "--temperature", "0.5",
-                        "--max-tokens", "40", "-o", "top_p=0.9", "--reasoning", "off", "hi"],
-                       env=base_env(home, server), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    heavy = ("openai", "anthropic", "httpx2", "pydantic", "certifi", "genai_prices", "asyncio", "aiohttp")
+    imported, p = imported_by(["-m", f"{provider_name}:gpt-4o-mini", "--temperature", "0.5", "--max-tokens", "40",
+                               "-o", "top_p=0.9", "--reasoning", "off", "hi"], heavy, env=base_env(home, server))
     assert p.stdout == "fine\n", p.stderr
-    imported = p.stderr.rsplit("IMPORTED:", 1)[1].split(",")
-    assert set(imported) <= ({"genai_prices", "pydantic", "httpx2", "asyncio"} if provider_name != "compat" else {""})
+    assert imported <= ({"genai_prices", "pydantic", "httpx2", "asyncio"} if provider_name != "compat" else set())
     assert time.monotonic() - started < 60
 
 

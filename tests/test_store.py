@@ -15,6 +15,7 @@ from unittest.mock import ANY
 import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import Script
+from import_probe import imported_by
 
 from streamchat.exit_status import ExitStatus
 from streamchat.store import connect
@@ -288,17 +289,6 @@ def test_search_gives_the_newest_matches_first(tmp_path):
     assert found[0]["snippet"] == "[common] word 29"
 
 
-HISTORY_PROBE = """
-import sys
-sys.argv = ["streamchat", *sys.argv[1:]]
-from streamchat.cli import main
-try:
-    main()
-except SystemExit:
-    pass
-heavy = ("openai", "anthropic", "httpx2", "pydantic", "genai_prices", "aiohttp", "llama_cpp")
-sys.stderr.write("IMPORTED:" + ",".join(m for m in heavy if m in sys.modules))
-"""
 
 
 @pytest.mark.e2e
@@ -306,10 +296,10 @@ def test_history_commands_import_no_sdk(run, server, home):
     run("-m", "openai:echo", "hello there")
     env = base_env(home, server)
     for argv in (["history"], ["history", "search", "there"], ["history", "show", "1"], ["history", "export", "1"]):
-        p = subprocess.run([sys.executable, "-c", HISTORY_PROBE, *argv], env=env, capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=60)
+        imported, p = imported_by(argv, ("openai", "anthropic", "httpx2", "pydantic", "genai_prices", "aiohttp", "llama_cpp"),
+                                  env=env)
         assert "there" in p.stdout, (argv, p.stderr)
-        assert p.stderr.rsplit("IMPORTED:", 1)[1] == "", argv
+        assert imported == set(), argv
 
 
 def test_a_saved_turn_does_not_wait_for_an_fsync(tmp_path):
