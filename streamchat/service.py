@@ -152,11 +152,12 @@ class Target:
 
 
 def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: FrontEnd | None = None, *,
-                   warm: bool = False) -> Target:
+                   warm: bool = False, notice: Callable[[str], None] | None = None) -> Target:
     """`spec` (or the environment's / config's default) → an adapter, prepared for its first turn.
 
     The model name is checked at once (a typo fails before anything loads); with `warm` the
-    SDK import, client and local weights load in a background thread.
+    SDK import, client and local weights load in a background thread. A route's notices go to
+    `notice` (default: `ui`'s), which a session binds late so a race lane's reach its own pane.
     """
     cfg, model = settings.resolve(spec)
     route = settings.route(spec)
@@ -165,7 +166,7 @@ def resolve_target(settings: Settings, spec: str | None, timeout: float, ui: Fro
         if route is not None:
             from streamchat.routing import RoutedProvider
 
-            provider: Provider = RoutedProvider(route, timeout=timeout, notice=ui.notice if ui is not None else None)
+            provider: Provider = RoutedProvider(route, timeout=timeout, notice=notice or (ui.notice if ui is not None else None))
         else:
             provider = get_provider(cfg, timeout=timeout)
         provider.prepare(model)
@@ -228,7 +229,7 @@ class ChatSession:
         self.warm = warm
         self._windows: dict[str, int | None] = {}
         self.target = resolve_target(settings, overrides.model or self.conversation.model, self.options.timeout, ui,
-                                     warm=warm)
+                                     warm=warm, notice=self._notice if ui is not None else None)
 
     # -- state the front ends show -----------------------------------------------------------
     @property
@@ -651,7 +652,8 @@ class ChatSession:
         self.conversation.system = text or None
 
     def set_model(self, spec: str) -> None:
-        self.target = resolve_target(self.settings, spec, self.options.timeout, self.ui, warm=self.warm)
+        self.target = resolve_target(self.settings, spec, self.options.timeout, self.ui, warm=self.warm,
+                                     notice=self._notice if self.ui is not None else None)
         self.target.start()
 
     def start_warm_up(self) -> None:

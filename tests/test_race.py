@@ -526,3 +526,34 @@ def test_a_route_in_a_race_is_logged_as_the_deployment_that_answered(server, sec
     rows = log.db.execute("SELECT provider, model FROM messages WHERE role = 'assistant' ORDER BY id").fetchall()
     assert [tuple(r) for r in rows] == [("b", "echo"), ("b", "echo")]
     assert log.load(session.conversation.id).model == "b:echo"  # what -c continues with
+
+
+def test_a_routes_fallback_notice_goes_through_its_lane(server, second_server, tmp_path):
+    """A route's 'failed before answering' notice was sent to the session's UI captured when the
+    route was built, so in a race it went straight to stderr and tore the live view (QA Q4); it
+    belongs to the lane's own UI (its pane, or a line naming the lane in a pipe)."""
+    from fakeserver import Script
+    from test_routing import route_settings
+
+    from streamchat import race, routing
+    from streamchat.service import ChatSession, Overrides
+    from streamchat.sinks.race import InOrder
+    from streamchat.ui import UI
+
+    routing._ROUTERS.clear()
+    server.script("echo", Script(status=500))  # the route's first deployment fails before answering
+    settings = route_settings(server.url, second_server.url, "round-robin")
+    out, err = FakeTTY(), FakeTTY()
+    out.isatty = lambda: False  # type: ignore[method-assign]
+    err.isatty = lambda: False  # type: ignore[method-assign]
+    env = Environment(stdin=None, stdout=out, stderr=err, environ={})
+    ui = UI(env)
+    session = ChatSession(settings, Overrides(model="b:echo", retry=False), ui=ui, warm=True)
+    racers = race.lanes(session, ["team", "b:echo"])
+    try:
+        results = race.run(session, racers, "q", InOrder(env, ui, [lane.model_name for lane in racers]))
+    finally:
+        routing._ROUTERS.clear()
+    assert all(r.ok for r in results)
+    notices = [line for line in err.getvalue().splitlines() if "failed before answering" in line]
+    assert len(notices) == 1 and notices[0].startswith("team: route team: a:echo failed before answering"), err.getvalue()
