@@ -191,7 +191,11 @@ def cmd_race(repl: Repl, arg: str) -> None:
         repl.ui.notice(f"race off: {repl.model_name} answers")
         return
     if arg:
-        repl.race(tuple(dict.fromkeys(arg.split())))
+        models = tuple(dict.fromkeys(arg.split()))
+        if len(models) < 2:  # the race's own refusal names the command line's form
+            repl.ui.notice("a race needs at least two different models: /race MODEL_A MODEL_B…")
+            return
+        repl.race(models)
     if not repl.racing:
         repl.ui.notice("no race: /race MODEL_A MODEL_B… asks each question to every one of them")
         return

@@ -557,3 +557,20 @@ def test_a_routes_fallback_notice_goes_through_its_lane(server, second_server, t
     assert all(r.ok for r in results)
     notices = [line for line in err.getvalue().splitlines() if "failed before answering" in line]
     assert len(notices) == 1 and notices[0].startswith("team: route team: a:echo failed before answering"), err.getvalue()
+
+
+@pytest.mark.parametrize("arg", ["openai:fast", "openai:fast openai:fast"])
+def test_race_with_one_model_in_the_repl_gives_the_repl_form(arg):
+    """/race with one model answered with the command line's hint (`streamchat -m A -m B`, QA Q5)."""
+    from types import SimpleNamespace
+
+    from streamchat.repl_commands import cmd_race
+
+    said: list[str] = []
+
+    def race(models: tuple[str, ...]) -> None:
+        raise AssertionError(f"raced {models}")
+
+    repl = SimpleNamespace(ui=SimpleNamespace(notice=said.append), race=race, racing=())
+    cmd_race(repl, arg)  # type: ignore[arg-type]
+    assert said == ["a race needs at least two different models: /race MODEL_A MODEL_B…"]
