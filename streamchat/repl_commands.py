@@ -310,12 +310,7 @@ def cmd_save_code(repl: Repl, arg: str) -> None:
     if path.exists():
         repl.ui.notice(f"{path} exists — remove it first, or pick another name")
         return
-    try:
-        path.write_text(block.code, encoding="utf-8")
-    except OSError as exc:
-        repl.ui.error(f"cannot write {path}: {exc.strerror}")
-        return
-    repl.ui.notice(f"saved code block {number} to {path}")
+    _write(repl, path, block.code, f"saved code block {number} to {path}")
 
 
 @command("/save", "FILE", "save the conversation as Markdown")
@@ -329,13 +324,18 @@ def cmd_save(repl: Repl, arg: str) -> None:
     if path.exists() and not force:
         repl.ui.notice(f"{path} exists — /save! {arg} overwrites it")
         return
+    _write(repl, path, repl.session.conversation.transcript(f"streamchat conversation ({repl.model_name})"),
+           f"saved {path}")
+
+
+def _write(repl: Repl, path: Path, text: str, done: str) -> None:
+    """`text` into `path`, then `done` — or the one-line reason it could not be written."""
     try:
-        path.write_text(repl.session.conversation.transcript(f"streamchat conversation ({repl.model_name})"),
-                        encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         repl.ui.error(f"cannot write {path}: {exc.strerror}")
         return
-    repl.ui.notice(f"saved {path}")
+    repl.ui.notice(done)
 
 
 @command("/stats", "", "timing of the last answer")
