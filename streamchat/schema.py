@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import exceptions, validators
+from jsonschema_specifications import REGISTRY as METASCHEMAS
+from referencing import Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012, specification_with
 
 from streamchat.errors import UsageError
 from streamchat.schema_request import ResponseSchema
@@ -24,6 +28,10 @@ TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 MESSAGE_MAX = 160  # a validation message quotes the answer's value: keep the line one line
 REPAIR_PROBLEMS = 5  # how many problems a corrective request lists
+# Where a `$ref` may lead: the schema itself and the drafts' own metaschemas. jsonschema's default
+# registry fetches any http(s) reference (deprecated, but on), and llama.cpp's grammar converter
+# fetches https ones: --schema must never reach the network by itself.
+OFFLINE = METASCHEMAS
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,11 @@ class Schema:
             data = parse_answer(text)
         except ValueError as err:
             return Verdict(problems=(f"the answer is not JSON: {err}",))
-        validator = validators.validator_for(self.schema)(self.schema)
-        found = list(validator.iter_errors(data))
+        validator = validators.validator_for(self.schema)(self.schema, registry=OFFLINE)
+        try:
+            found = list(validator.iter_errors(data))
+        except Unresolvable as err:  # a schema that did not pass load_schema (built in code)
+            return Verdict(problems=(f"the schema's $ref does not resolve inside it: {_short(str(err))}",))
         if not found:
             return Verdict(data=data)
         best = exceptions.best_match(found)
@@ -146,6 +157,27 @@ def check_schema(schema: Any, option: str = "--schema") -> None:
     if schema.get("type") != "object":
         raise UsageError(f'{option} must describe an object ("type": "object") at the top',
                          hint="for a list of things, add --schema-multi")
+    _check_refs(schema, option)
+
+
+def _check_refs(schema: dict[str, Any], option: str) -> None:
+    """Every `$ref` resolves inside the schema (or to a draft's metaschema): nothing is fetched,
+    and a reference to nowhere is a usage error before the request, not a crash after the answer."""
+    dialect = schema.get("$schema")
+    spec = specification_with(dialect if isinstance(dialect, str) else "", default=DRAFT202012)
+    root: Resource[Any] = spec.create_resource(schema)
+    pending = [(root, OFFLINE.resolver_with_root(root))]
+    while pending:
+        resource, resolver = pending.pop()
+        ref = resource.contents.get("$ref") if isinstance(resource.contents, dict) else None
+        if isinstance(ref, str):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                raise UsageError(f"{option}: $ref {_short(ref)!r} does not resolve inside the schema",
+                                 hint="streamchat fetches no schema: put what it names under \"$defs\" "
+                                      "and point to \"#/$defs/NAME\"") from None
+        pending += [(sub, resolver.in_subresource(sub)) for sub in resource.subresources()]
 
 
 def wrap_multi(schema: dict[str, Any]) -> dict[str, Any]:

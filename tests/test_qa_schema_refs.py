@@ -1,0 +1,94 @@
+"""--schema never fetches anything: a `$ref` must resolve inside the schema itself.
+
+jsonschema's default registry still retrieves `http(s)://` references with urllib (deprecated,
+but on), and llama.cpp's grammar converter fetches `https://` ones with requests: a schema
+naming a remote `$ref` made streamchat fetch it after the question was sent and paid for, and one
+that did not resolve was "internal error", exit 1. Now it is exit 2, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from streamchat.errors import UsageError
+from streamchat.exit_status import ExitStatus
+from streamchat.schema import load_schema
+
+
+class _Counting(BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # a schema server: anything fetched from it is counted
+        _Counting.hits.append(self.path)
+        body = b'{"type": "string"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def schema_server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    _Counting.hits = []
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def _with_ref(ref: str) -> str:
+    return json.dumps({"type": "object", "properties": {"a": {"$ref": ref}}, "required": ["a"]})
+
+
+def test_a_remote_ref_is_exit_2_nothing_sent_nothing_fetched(invoke, server, schema_server):
+    server.script("fixed", chunks=['{"a": "x"}'])
+    r = invoke("-m", "openai:fixed", "--schema", _with_ref(f"{schema_server}/s.json"), "q")
+    assert r.code == ExitStatus.USAGE, r.stderr
+    assert r.out == "" and not server.requests and not _Counting.hits
+    assert r.stderr.startswith("error: --schema: $ref ") and len(r.stderr.splitlines()) == 1
+    assert "does not resolve inside the schema" in r.stderr
+
+
+@pytest.mark.parametrize("ref", ["#/nope", "#/$defs/missing", "file:///etc/passwd", "other.json"])
+def test_an_unresolvable_ref_is_a_usage_error_not_an_internal_one(ref):
+    with pytest.raises(UsageError) as caught:
+        load_schema(_with_ref(ref))
+    assert caught.value.exit_code == ExitStatus.USAGE and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("schema", "fits", "does_not"), [
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/name"}}, "$defs": {"name": {"type": "string"}}},
+     {"a": "x"}, {"a": 1}),
+    ({"$id": "https://example.com/person", "type": "object", "properties": {"a": {"$ref": "person#/$defs/name"}},
+      "$defs": {"name": {"type": "string"}}}, {"a": "x"}, {"a": 1}),
+    ({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+      "properties": {"a": {"$ref": "#/definitions/n"}}, "definitions": {"n": {"type": "integer"}}}, {"a": 1}, {"a": "x"}),
+    ({"type": "object", "properties": {"s": {"$ref": "https://json-schema.org/draft/2020-12/schema"}}},  # a metaschema
+     {"s": {"type": "string"}}, {"s": {"type": 5}}),
+    ({"type": "object", "properties": {"$ref": {"type": "string"}}}, {"$ref": "x"}, {"$ref": 1}),  # a property's name
+    ({"type": "object", "properties": {"a": {"const": {"$ref": "http://example.com/x"}}}},  # data, not a reference
+     {"a": {"$ref": "http://example.com/x"}}, {"a": 1}),
+])
+def test_local_refs_still_work_and_answers_are_checked_through_them(schema, fits, does_not, schema_server):
+    loaded = load_schema(json.dumps(schema))
+    assert loaded.check(json.dumps(fits)).ok
+    assert not loaded.check(json.dumps(does_not)).ok
+
+
+def test_checking_an_answer_never_fetches(schema_server):
+    """Even a schema that skipped load_schema's check (built in code) is validated offline."""
+    from streamchat.schema import Schema
+    from streamchat.schema_request import ResponseSchema
+
+    verdict = Schema(ResponseSchema(json.loads(_with_ref(f"{schema_server}/s.json")), "s")).check('{"a": "x"}')
+    assert not verdict.ok and "does not resolve" in verdict.problems[0]
+    assert not _Counting.hits
