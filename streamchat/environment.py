@@ -49,4 +49,14 @@ class Environment:
         return self.environ.get("TERM") == "dumb"
 
     def stderr_styled(self) -> bool:
-        return (self.stderr_isatty or self.force_color) and not self.no_color and not self.dumb
+        """Our own lines on stderr (notices, errors, the status line) may carry SGR styling."""
+        return self._styled(self.stderr_isatty)
+
+    def stdout_styled(self) -> bool:
+        """Our own lines on stdout (a race's headers, rules and footers, `[interrupted]`): the same
+        rule as stderr's. The model's Markdown is not ours: NO_COLOR keeps its bold and italic."""
+        return self._styled(self.stdout_isatty)
+
+    def _styled(self, isatty: bool) -> bool:
+        """NO_COLOR: none of our styling at all, not only no colors (FORCE_COLOR overrides it)."""
+        return (isatty or self.force_color) and not self.no_color and not self.dumb

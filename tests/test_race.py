@@ -178,7 +178,47 @@ def test_no_color_keeps_the_layout_without_colors():
     view.close()
     colors = [m for m in re.findall(r"\x1b\[([0-9;]*)m", out.getvalue()) if re.search(r"(^|;)(3\d|4\d|9\d|10\d)(;|$)", m)]
     assert colors == []
-    assert "\x1b[1m" in out.getvalue()  # bold stays
+    assert "\x1b[1m" in out.getvalue()  # the answer's own **bold** stays, as a single answer's does
+
+
+@pytest.mark.parametrize("width", [160, 80])  # columns (the gap between them) and stacked panes
+def test_no_color_leaves_the_views_own_lines_unstyled(width):
+    """NO_COLOR: the headers, rules, gap and footers (stats, waiting clock, error) carry no SGR at all —
+    the rule stderr's notices follow (Environment.stdout_styled), not only no colors."""
+    from streamchat.errors import ServerError
+
+    view, out, _clock = _view(width, 20, ["a", "b"], NO_COLOR="1")
+    _stream(view, 0, ["plain words\n"])
+    view.sink(1).begin()
+    view.flush()  # live: a's text, b's clock
+    view.sink(0).end(TurnResult("plain words", stats=Stats(0.1, 0.2, 3)))
+    view.sink(1).end(TurnResult(outcome=Outcome.FAILED, error=ServerError("nope")))
+    view.close()
+    assert re.findall(r"\x1b\[[0-9;]*m", out.getvalue()) == []
+    screen = Screen(width, 20)
+    screen.feed(out)
+    assert any(row.startswith("a ───") for row in screen.everything())
+    assert any("error: nope" in row for row in screen.everything())
+    styled, out, _clock = _view(width, 20, ["a", "b"])  # without NO_COLOR: bold names, dim rules
+    _stream(styled, 0, ["plain words\n"])
+    styled.sink(0).end(TurnResult("plain words"))
+    styled.sink(1).end(TurnResult("x"))
+    styled.close()
+    assert "\x1b[1ma\x1b[0m \x1b[2m───" in out.getvalue()
+
+
+def test_no_color_leaves_the_interrupted_mark_unstyled():
+    from streamchat.sinks.terminal import MarkdownSink
+    from streamchat.ui import UI
+
+    for environ, mark in (({"NO_COLOR": "1"}, "\x1b[?2026h[interrupted]"), ({}, "\x1b[2m[interrupted]")):
+        out = FakeTTY()
+        env = Environment(stdin=None, stdout=out, stderr=FakeTTY(), environ={"TERM": "xterm-256color", **environ})
+        sink = MarkdownSink(env, UI(env), size=lambda: (80, 24), timer=False)
+        sink.begin()
+        sink.feed(TextDelta("partial"))
+        sink.end(TurnResult(outcome=Outcome.INTERRUPTED))
+        assert mark in out.getvalue(), repr(out.getvalue())
 
 
 def test_a_waiting_pane_shows_its_clock():

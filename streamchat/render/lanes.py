@@ -5,6 +5,10 @@ ANSI lines at `pane_width`) and its footer lines; `compose` makes the screen's l
 (`height` given), each pane shows the tail of its body that fits, so every answer stays in view
 and the whole is never taller than `height`; final (`height` None), every line of every answer,
 once — that is what the scrollback keeps.
+
+The view's own lines (headers, rules, the gap between columns, footers) are styled only when
+`styled` (`Environment.stdout_styled`, the rule stderr's notices follow): under NO_COLOR they
+carry no SGR at all. The answers' Markdown keeps its attributes, as a single answer's does.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ COLUMNS_MIN_WIDTH = 100  # narrower terminals stack the panes
 MIN_COLUMN = 30  # a column narrower than this stacks too (many models on a 100-column terminal)
 DIM, BOLD, RESET = "\x1b[2m", "\x1b[1m", "\x1b[0m"
 GAP = f" {DIM}│{RESET} "
+PLAIN_GAP = " │ "
 GAP_CELLS = 3
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -46,11 +51,16 @@ def cells(line: str) -> int:
     return cell_len(_SGR.sub("", line))
 
 
-def header(name: str, width: int) -> str:
+def styled(text: str, style: str, on: bool) -> str:
+    """`text` in `style` (BOLD, DIM…) when `on`, else as it is: the view's own lines under NO_COLOR."""
+    return f"{style}{text}{RESET}" if on and text else text
+
+
+def header(name: str, width: int, *, style: bool = True) -> str:
     """`name ─────…` across the pane: the model's name in bold, a dim rule after it."""
     name = name if len(name) <= width - 2 else name[: max(1, width - 3)] + "…"
     rule = "─" * max(0, width - cell_len(name) - 1)
-    return f"{BOLD}{name}{RESET}" + (f" {DIM}{rule}{RESET}" if rule else "")
+    return styled(name, BOLD, style) + (" " + styled(rule, DIM, style) if rule else "")
 
 
 def pack(parts: list[str], width: int, sep: str = " · ") -> list[str]:
@@ -70,25 +80,25 @@ def _pad(line: str, width: int) -> str:
     return line + " " * (width - n) if n < width else line
 
 
-def compose(panes: list[Pane], width: int, height: int | None = None) -> list[str]:
+def compose(panes: list[Pane], width: int, height: int | None = None, *, style: bool = True) -> list[str]:
     """The lines showing `panes` on a terminal `width` wide: at most `height` of them (live), or all."""
     if not panes:
         return []
     if side_by_side(width, len(panes)):
-        lines = _columns(panes, pane_width(width, len(panes)), height)
+        lines = _columns(panes, pane_width(width, len(panes)), height, GAP if style else PLAIN_GAP)
     else:
         lines = _stacked(panes, height)
     return lines[-height:] if height is not None else lines
 
 
-def _columns(panes: list[Pane], width: int, height: int | None) -> list[str]:
+def _columns(panes: list[Pane], width: int, height: int | None, gap: str) -> list[str]:
     feet = max(len(p.footer) for p in panes)
     longest = max(len(p.body) for p in panes)
     rows = longest if height is None else min(longest, max(1, height - 1 - feet))
     shown = [p.body[-rows:] if rows else [] for p in panes]  # each answer's tail: its newest lines
 
     def row(cells_: list[str]) -> str:
-        return GAP.join(_pad(c, width) for c in cells_)
+        return gap.join(_pad(c, width) for c in cells_)
 
     out = [row([p.header for p in panes])]
     out += [row([body[r] if r < len(body) else "" for body in shown]) for r in range(rows)]

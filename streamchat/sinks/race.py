@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from streamchat.structured import DataOutput
 
 RED = "\x1b[31m"
-BOLD, DIM, RESET = lanes.BOLD, lanes.DIM, lanes.RESET
+BOLD, DIM = lanes.BOLD, lanes.DIM
 CLOCK_INTERVAL = 0.1  # how often a waiting pane's clock is repainted
 
 
@@ -268,7 +268,7 @@ class PaneState:
         """The whole answer at `width`, as a static render draws it (the region's last paint)."""
         return render_static("".join(self.text), width, self.renderer) if self.text else []
 
-    def footer(self, width: int, no_color: bool) -> list[str]:
+    def footer(self, width: int, style: bool) -> list[str]:
         result = self.result
         if result is None:
             if self.text:
@@ -276,18 +276,18 @@ class PaneState:
             else:
                 waited = self.clock() - self.started if self.started is not None else 0.0
                 line = f"{'thinking' if self.thinking else 'waiting'} {waited:.1f} s" + (f" · {self.note}" if self.note else "")
-            return [f"{DIM}{piece}{RESET}" for piece in lanes.pack(line.split(" · "), width)]
+            return [lanes.styled(piece, DIM, style) for piece in lanes.pack(line.split(" · "), width)]
         if result.outcome is Outcome.FAILED:
             message = sanitize(" ".join(result.message.split()))
             lines = textwrap.wrap(f"error: {message}", width)
             first = lines[0].removeprefix("error:")
-            return [f"{BOLD}{'' if no_color else RED}error:{RESET}{first}", *lines[1:]]
+            return [lanes.styled("error:", BOLD + RED, style) + first, *lines[1:]]
         said = result.stats.summary().split(" · ")
         if result.cut_off:
             said.append("cut off at the token limit")
         if not result.ok:
             said.insert(0, f"[{result.message}]")
-        return [f"{DIM}{piece}{RESET}" for piece in lanes.pack(said, width)]
+        return [lanes.styled(piece, DIM, style) for piece in lanes.pack(said, width)]
 
 
 class RaceView:
@@ -304,6 +304,7 @@ class RaceView:
         self.size = size or (lambda: terminal_size(env))
         self.clock = clock
         self.region = LiveRegion(self.out.write, reflow="XTERM_VERSION" not in env.environ)
+        self.style = env.stdout_styled()  # the view's own lines: none of our SGR under NO_COLOR
         renderer = LineRenderer(color_system=color_system_for(env), no_color=env.no_color, code_theme=code_theme)
         self.panes = [PaneState(name, renderer, clock) for name in names]
         self._lock = threading.RLock()
@@ -372,8 +373,8 @@ class RaceView:
     # -- painting -----------------------------------------------------------------------------
     def _panes(self, width: int, *, final: bool) -> list[lanes.Pane]:
         inner = lanes.pane_width(width, len(self.panes))
-        return [lanes.Pane(lanes.header(sanitize(p.name), inner), p.whole(inner) if final else p.body(inner),
-                           p.footer(inner, self.env.no_color)) for p in self.panes]
+        return [lanes.Pane(lanes.header(sanitize(p.name), inner, style=self.style),
+                           p.whole(inner) if final else p.body(inner), p.footer(inner, self.style)) for p in self.panes]
 
     def flush(self) -> None:
         """Repaint if anything changed (text, an end, the size) or a waiting pane's clock moved;
@@ -388,7 +389,7 @@ class RaceView:
     def _paint(self, size: tuple[int, int]) -> None:
         width, height = size
         self._dirty, self._painted_at, self._painted_size = False, self.clock(), size
-        lines = lanes.compose(self._panes(width, final=False), width, max(3, height - 2))
+        lines = lanes.compose(self._panes(width, final=False), width, max(3, height - 2), style=self.style)
         prefix = "" if self._cursor_hidden else HIDE_CURSOR
         self._cursor_hidden = True
         if prefix:
@@ -408,7 +409,7 @@ class RaceView:
         with self._lock:
             width = self.size()[0]
             try:
-                self.region.paint(lanes.compose(self._panes(width, final=True), width), [], width)
+                self.region.paint(lanes.compose(self._panes(width, final=True), width, style=self.style), [], width)
                 if self._cursor_hidden:
                     self.out.write(SHOW_CURSOR)
             except OutputClosed:

@@ -88,7 +88,8 @@ class MarkdownSink:
 
     def end(self, result: TurnResult) -> None:
         self._restore_winch()
-        self._commit(["\x1b[2m[interrupted]\x1b[0m"] if result.outcome is Outcome.INTERRUPTED else [])
+        marker = "\x1b[2m[interrupted]\x1b[0m" if self.env.stdout_styled() else "[interrupted]"
+        self._commit([marker] if result.outcome is Outcome.INTERRUPTED else [])
         if self.stats:
             self.ui.notice(result.stats.summary())
 
