@@ -236,6 +236,7 @@ class Settings:
     approve: tuple[str, ...] = ()  # tools that run without asking ("server:tool", "server" or "all")
     functions: tuple[str, ...] = ()  # Python files whose functions are tools, as --functions (relative to the config)
     tool_steps: int = 10  # tool-call rounds in one turn before it is stopped
+    function_timeout: float = 60.0  # seconds a Python function's call may take before it is abandoned
     cache: bool = True  # mark prompt-cache breakpoints (Anthropic); `cache = false` or --no-cache: never
     routes: dict[str, Route] = field(default_factory=dict)  # [routes.NAME]: one name over several deployments
 
@@ -313,11 +314,12 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "default_model": str, "system": str, "temperature": (int, float), "max_tokens": int,
     "timeout": (int, float), "retries": int, "retry_max_wait": (int, float), "log": bool,
     "markdown": bool, "max_input_bytes": int, "vi_mode": bool, "approve": list, "tool_steps": int,
-    "code_theme": str, "cache": bool, "functions": list,
+    "code_theme": str, "cache": bool, "functions": list, "function_timeout": (int, float),
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0, 2), "max_tokens": (1, math.inf), "timeout": (0.1, math.inf), "retries": (0, 20),
     "retry_max_wait": (0, math.inf), "max_input_bytes": (1, math.inf), "tool_steps": (1, 100),
+    "function_timeout": (0.1, 86400),
 }
 _PROVIDER_KEYS = {"type", "base_url", "api_key_env", "api_key_cmd", "api_key", "default_model", "models"}
 

@@ -6,11 +6,24 @@ expect) and its docstring the description. A call's arguments are validated by t
 before the function runs; whatever it returns goes back as text. The `Toolbox` treats a
 `FunctionSource` as it treats an MCP server (same approval, same `→`/`←` lines): a file `fns.py`
 is the source `fns`, its function `add` the tool `fns:add`.
+
+A call runs on a worker thread of its own and is waited for at most `function_timeout` seconds
+(config; `--function-timeout`). A function that has not returned by then is abandoned: the model
+is told the call timed out (a tool error), the user sees one line, and the turn goes on. Python
+cannot kill a thread, so the worker is asked to stop (an exception raised in it at its next Python
+instruction: a runaway loop ends there) and is otherwise left to finish in the background; one
+blocked in C (a `time.sleep`, a socket read without a timeout) runs on until that returns or the
+process exits (the thread is a daemon: it never holds up the exit). Why not a subprocess, which
+could be killed: a function would then run in another interpreter, its file imported a second
+time (its side effects twice), a plugin's functions (closures, objects) would have to be
+importable from there, and every argument and result pickled; a function here is the user's own
+code, run as theirs, in this process, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import inspect
 import json
@@ -22,10 +35,27 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from streamchat.errors import PluginError
+from streamchat.errors import PluginError, ToolError
 from streamchat.events import ToolSpec
 
 Loader = Callable[[], Iterable[Callable[..., Any]]]
+RESERVED = frozenset({"all", "*"})  # what --approve and the approve list read as every tool: never a source's name
+DEFAULT_TIMEOUT = 60.0  # seconds a call may take (function_timeout, --function-timeout)
+
+
+class Abandoned(BaseException):
+    """Raised inside a call that outlived its timeout, to stop it (a BaseException, so the
+    function's own `except Exception` does not swallow it)."""
+
+
+def check_source_name(name: str, where: str, hint: str) -> None:
+    """A tool source's name is the NAME of `--approve NAME:TOOL`: one holding ':' or a word
+    --approve reads as every tool (`all`, `*`) would make an approval mean something else."""
+    if ":" in name:
+        raise PluginError(f"{where}: a tool source's name cannot hold ':'", hint=hint)
+    if name in RESERVED:
+        raise PluginError(f"{where}: a tool source cannot be named '{name}' (--approve {name} means every tool)",
+                          hint=hint)
 
 
 class FunctionTool:
@@ -38,9 +68,10 @@ class FunctionTool:
         self.model = _arguments_model(function, where)
         self.spec = ToolSpec(name, inspect.getdoc(function) or "", _schema(self.model))
 
-    def call(self, arguments: dict[str, Any]) -> tuple[str, bool]:
+    def call(self, arguments: dict[str, Any], timeout: float | None = None) -> tuple[str, bool]:
         """(result text, is_error): bad arguments and the function's own exceptions are told to
-        the model as errors, as an MCP server reports a failing tool."""
+        the model as errors, as an MCP server reports a failing tool. With `timeout`, the function
+        runs on a worker thread, abandoned after that many seconds (ToolError; see the module's docstring)."""
         from pydantic import ValidationError
 
         try:
@@ -48,9 +79,31 @@ class FunctionTool:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
             return f"invalid arguments: {problems}", True
+        kwargs = {field: getattr(values, field) for field in type(values).model_fields}
+        if timeout is None:
+            return self._run(kwargs)
+        done: list[tuple[str, bool]] = []
+
+        def work() -> None:
+            with contextlib.suppress(Abandoned):
+                done.append(self._run(kwargs))
+
+        worker = threading.Thread(target=work, name=f"function {self.name}", daemon=True)
+        worker.start()
+        try:
+            worker.join(timeout)
+        finally:  # a timeout, or Ctrl-C while it ran: the call is abandoned
+            if worker.is_alive():
+                _stop(worker)
+        if not done:
+            raise ToolError(f"{self.name}() did not return within {timeout:g} s; it was abandoned",
+                            hint="raise function_timeout in the config, or pass --function-timeout SECONDS")
+        return done[0]
+
+    def _run(self, kwargs: dict[str, Any]) -> tuple[str, bool]:
         try:
             with contextlib.redirect_stdout(sys.stderr):  # stdout is the answer's: a print() must not land in it
-                result = self.function(**{field: getattr(values, field) for field in type(values).model_fields})
+                result = self.function(**kwargs)
         except (Exception, SystemExit) as exc:  # the function's failure (even sys.exit) is the model's to hear about
             return f"{type(exc).__name__}: {exc}", True
         return _as_text(result), False
@@ -72,13 +125,17 @@ class FunctionSource:
     def tools(self) -> list[ToolSpec]:
         return [t.spec for t in self._loaded().values()]
 
-    def call(self, tool: str, arguments: dict[str, Any]) -> tuple[str, bool]:
+    def call(self, tool: str, arguments: dict[str, Any], timeout: float | None = None) -> tuple[str, bool]:
+        """A call of `tool`; one that takes more than `timeout` seconds is abandoned (ToolError)."""
         from streamchat.mcp_client import capped
 
         found = self._loaded().get(tool)
         if found is None:
             return f"there is no tool named {tool}", True
-        text, is_error = found.call(arguments)
+        try:
+            text, is_error = found.call(arguments, timeout)
+        except ToolError as err:
+            raise ToolError(f"{self.name}:{err.message}", hint=err.hint) from None
         return capped(text), is_error
 
     def _loaded(self) -> dict[str, FunctionTool]:
@@ -99,8 +156,7 @@ class FunctionSource:
 def file_source(path: str | Path) -> FunctionSource:
     """The public top-level functions of a Python file, loaded now."""
     file = Path(path).expanduser()
-    if ":" in file.stem:  # tools are named SOURCE:TOOL (--approve, the approve list)
-        raise PluginError(f"--functions {path}: a tool source's name cannot hold ':'", hint="rename the file")
+    check_source_name(file.stem, f"--functions {path}", "rename the file: its name is the tools' source name")
     source = FunctionSource(file.stem, str(path), lambda: module_functions(_import_file(file, str(path))))
     source.tools  # noqa: B018 (a file's errors are reported before anything is sent)
     return source
@@ -122,6 +178,13 @@ def functions_of(value: Any, where: str) -> list[Callable[..., Any]]:
             raise PluginError(f"{where}: {item!r} is not a function",
                               hint="a tools entry point names a module, a function or a list of functions")
     return items
+
+
+def _stop(worker: threading.Thread) -> None:
+    """Ask an abandoned call's thread to stop: `Abandoned` is raised in it at its next Python
+    instruction (a loop stops there; a call blocked in C only once that returns)."""
+    if worker.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(Abandoned))
 
 
 def _import_file(file: Path, shown: str) -> types.ModuleType:

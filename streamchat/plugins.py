@@ -119,7 +119,9 @@ def tool_source(name: str) -> FunctionSource | None:
     reg = find("tools", name)
     if reg is None:
         return None
-    from streamchat.function_tools import FunctionSource, functions_of
+    from streamchat.function_tools import FunctionSource, check_source_name, functions_of
+
+    check_source_name(name, reg.shown, f"pip uninstall {reg.dist}, or ask its author to rename tools.{name}")
 
     def load() -> Iterable[Callable[..., Any]]:  # a clash is found when the tools are used, so /tools still lists
         return functions_of(sole("tools", name).load(), reg.shown)  # type: ignore[union-attr]
@@ -170,6 +172,7 @@ def installed() -> list[dict[str, Any]]:
 
 def describe(plugin: dict[str, Any]) -> list[str]:
     """The lines `streamchat plugins` prints for one distribution."""
+    from streamchat.function_tools import RESERVED
     from streamchat.providers.registry import all_specs
 
     built_in = {s.type for s in all_specs() if s.adapter_module.startswith("streamchat.")}  # spec_for never asks a plugin
@@ -177,7 +180,9 @@ def describe(plugin: dict[str, Any]) -> list[str]:
     shown = {"provider": "provider {}  (-m {}:MODEL)", "tools": "tools {}  (--tools {})", "source": "source {}:  (-f {}:…)"}
     for kind in KINDS:
         lines += ["  " + (f"provider {name}: the built-in provider type of that name is used; ignored"
-                          if kind == "provider" and name in built_in else shown[kind].format(name, name))
+                          if kind == "provider" and name in built_in else
+                          f"tools {name}: --approve reads '{name}' as every tool; ignored"
+                          if kind == "tools" and name in RESERVED else shown[kind].format(name, name))
                   for name in plugin[kind]]
     lines += [f"  {name}: not a kind this version knows (provider, tools, source); ignored"
               for name in plugin.get("unknown", [])]

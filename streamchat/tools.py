@@ -22,7 +22,7 @@ from streamchat.config import Settings
 from streamchat.conversation import call_line, shown_json, shown_key
 from streamchat.errors import ConfigError, PluginError, StreamchatError, ToolError, UsageError
 from streamchat.events import TOOL_NAME_CHARS, ToolCall, ToolResult, ToolSpec
-from streamchat.function_tools import FunctionSource, file_source
+from streamchat.function_tools import RESERVED, FunctionSource, file_source
 from streamchat.mcp_client import McpHub
 from streamchat.render.sanitize import sanitize
 from streamchat.ui import UI, byte_size, exact_choice
@@ -48,7 +48,7 @@ def matches(pattern: str, tool: Tool) -> bool:
     """`all`, `server`, `server:*` or `server:tool`, always against the server the tool came from:
     a tool named `files:read_file` (or `read_file`, or `files`) on server `evil` is `evil:…`, so it
     cannot ride the approval given to server `files`."""
-    if pattern in ("all", "*"):
+    if pattern in RESERVED:
         return True
     server, sep, name = pattern.partition(":")
     return server == tool.server and (not sep or name in ("*", tool.remote))
@@ -60,7 +60,7 @@ def check_patterns(patterns: tuple[str, ...], servers: Collection[str], where: s
     name once matched that tool on every server); `plugin` finds a plugin's tools by name."""
     for pattern in patterns:
         name = pattern.partition(":")[0]
-        if pattern not in ("all", "*") and name not in servers and plugin(name) is None:
+        if pattern not in RESERVED and name not in servers and plugin(name) is None:
             known = ", ".join(sorted(servers)) or "none configured"
             raise error(f"{where} '{pattern}' names no MCP server or tool source (configured: {known})",
                         hint="approve takes SERVER, SERVER:TOOL or all")
@@ -335,7 +335,7 @@ class Toolbox:
 
     def _call(self, tool: Tool, arguments: dict[str, object]) -> tuple[str, bool]:
         if tool.server in self.local:
-            return self.local[tool.server].call(tool.remote, arguments)
+            return self.local[tool.server].call(tool.remote, arguments, self.settings.function_timeout)
         return self.hub.call(tool.server, tool.remote, arguments)
 
     def specs(self) -> tuple[ToolSpec, ...]:
@@ -383,7 +383,7 @@ class Toolbox:
         tools = self.tools() if self.active else {}
         lines = []
         for name in names("tools"):  # every plugin's, off or on (listing them imports none)
-            if name not in self.settings.mcp:
+            if name not in self.settings.mcp and name not in RESERVED:  # `streamchat plugins` says it is ignored
                 self.source(name)
         sources = {name: config.url or config.command for name, config in self.settings.mcp.items()}
         sources.update({name: source.label for name, source in self.local.items()})

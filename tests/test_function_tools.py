@@ -134,6 +134,97 @@ def test_a_file_whose_stem_holds_a_colon_is_refused(tmp_path):
     assert "a:b.py: a tool source's name cannot hold ':'" in str(err.value) and err.value.exit_code == 13
 
 
+@pytest.mark.parametrize("stem", ["all", "*"])
+def test_a_file_named_as_approve_reads_every_tool_is_refused(tmp_path, stem):
+    """`all.py` became the source `all`, so `--approve all` meant every tool and `all:add` alike."""
+    with pytest.raises(PluginError) as err:
+        file_source(write(tmp_path, f"{stem}.py", "def add(a: int) -> int:\n    return a\n"))
+    assert f"a tool source cannot be named '{stem}' (--approve {stem} means every tool)" in str(err.value)
+    assert "\n" not in str(err.value) and err.value.exit_code == ExitStatus.PLUGIN
+
+
+def test_the_cli_refuses_all_py_in_one_line(invoke, tmp_path):
+    path = write(tmp_path, "all.py", "def add(a: int) -> int:\n    return a\n")
+    r = invoke("-m", "openai:tooly", "--functions", str(path), "--approve", "all", "q")
+    assert r.code == ExitStatus.PLUGIN == 13
+    assert r.stderr.strip().splitlines() == [
+        f"error: --functions {path}: a tool source cannot be named 'all' (--approve all means every tool) — "
+        "rename the file: its name is the tools' source name"]
+
+
+SLOW = '''\
+import time
+
+def hangs(seconds: float) -> str:
+    """Sleeps (blocked in C: it cannot be stopped, only abandoned)."""
+    time.sleep(seconds)
+    return "woke"
+
+def spins(n: int) -> str:
+    """A Python loop that never ends: stopped once abandoned."""
+    global SPUN
+    SPUN = 0
+    while True:
+        SPUN += 1
+
+def quick(n: int) -> int:
+    """Returns at once."""
+    return n + 1
+'''
+
+
+def test_a_function_that_hangs_is_abandoned_after_its_timeout(tmp_path):
+    import sys
+    import threading
+    import time
+
+    source = file_source(write(tmp_path, "slow.py", SLOW))
+    from streamchat.errors import ToolError
+
+    with pytest.raises(ToolError) as err:
+        source.call("hangs", {"seconds": 30}, timeout=0.3)
+    assert str(err.value) == ("slow:hangs() did not return within 0.3 s; it was abandoned — raise function_timeout "
+                              "in the config, or pass --function-timeout SECONDS")
+    assert source.call("quick", {"n": 1}, timeout=5) == ("2", False)  # the next call runs as before
+    with pytest.raises(ToolError, match="spins"):
+        source.call("spins", {"n": 1}, timeout=0.3)
+    module = next(m for m in sys.modules.values() if getattr(m, "__file__", None) == str(tmp_path / "slow.py"))
+    deadline = time.monotonic() + 10
+    while any(t.name == "function spins" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    spun = module.SPUN
+    time.sleep(0.2)
+    assert module.SPUN == spun > 0  # the runaway loop was stopped, not left burning a core
+    assert not any(t.name == "function spins" for t in threading.enumerate())
+
+
+def test_a_timed_out_call_is_a_tool_error_to_the_model_and_one_line_to_the_user(server, tmp_path):
+    write(tmp_path, "slow.py", SLOW)
+    server.script("tooly", Script(chunks=["Waiting."], tool_calls=[("c1", "hangs", {"seconds": 30})]))
+    settings = settings_for(server, tmp_path, functions=["slow.py"], function_timeout=0.3)
+    ui, err = quiet_ui()
+    box = build_toolbox(settings, [], ["slow:hangs"], ui, interactive=False)
+    session = ChatSession(settings, Overrides(model="openai:tooly"), ui=ui, toolbox=box)
+    result = session.ask("wait", NdjsonSink(Environment(stdout=io.StringIO(), environ={})))
+    assert result.ok, result.message
+    sent = [m for m in server.requests[-1].body["messages"] if m["role"] == "tool"]
+    assert sent and "slow:hangs() did not return within 0.3 s" in sent[0]["content"]
+    lines = [line for line in err.getvalue().splitlines() if "did not return" in line]
+    assert lines == ["error: slow:hangs() did not return within 0.3 s; it was abandoned — raise function_timeout "
+                     "in the config, or pass --function-timeout SECONDS"]
+
+
+def test_function_timeout_is_checked_and_defaults_to_a_minute(invoke, tmp_path):
+    from streamchat.errors import ConfigError
+
+    assert parse_settings({}).function_timeout == 60
+    with pytest.raises(ConfigError, match="'function_timeout' must be from 0.1 to 86400"):
+        parse_settings({"function_timeout": 0})
+    r = invoke("--function-timeout", "0", "q")
+    assert r.code == ExitStatus.USAGE and "must be from 0.1 to 86400" in r.stderr
+    assert "--function-timeout" in invoke("--help").out
+
+
 def test_names_that_clash_are_refused(tmp_path, server):
     ui, _err = quiet_ui()
     first = write(tmp_path, "fns.py", FNS)

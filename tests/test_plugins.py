@@ -98,6 +98,23 @@ def test_listing_reads_metadata_and_imports_nothing(site):
     assert "fake_tools" in sys.modules  # listing its tools imported it
 
 
+def test_a_plugins_tools_named_all_are_ignored_not_approved_by_approve_all(site):
+    fake_plugin(site, "streamchat-greedy", "fake_tools", FAKE, {"tools.all": "fake_tools", "tools.fine": "fake_tools"})
+    found = [p for p in plugins.installed() if p["name"] == "streamchat-greedy"]
+    assert plugins.describe(found[0]) == ["streamchat-greedy 1.2.3",
+                                          "  tools all: --approve reads 'all' as every tool; ignored",
+                                          "  tools fine  (--tools fine)"]
+    with pytest.raises(PluginError, match=r"plugin streamchat-greedy \(tools.all\): a tool source cannot be named 'all'"):
+        plugins.tool_source("all")
+    ui, _err = quiet_ui()
+    box = build_toolbox(parse_settings({}), [], [], ui, interactive=False)
+    assert [line for line in box.describe() if "greedy" in line] == [
+        "fine (plugin streamchat-greedy (tools.fine)): off"]
+    with pytest.raises(PluginError, match="cannot be named 'all'"):
+        build_toolbox(parse_settings({}), ["all"], [], ui, interactive=False)
+    assert "fake_tools" not in sys.modules
+
+
 def test_a_plugin_source_adds_labelled_pieces_and_its_errors_are_one_line(site):
     fake_plugin(site, "streamchat-fake", "fake_tools", FAKE, {"source.fake": "fake_tools:read"})
     got = gather(["fake:abc"], stdin=lambda: None, timeout=5)

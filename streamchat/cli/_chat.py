@@ -128,6 +128,10 @@ def chat(
     functions: Annotated[Optional[list[str]], typer.Option(
         "--functions", metavar="FILE.py",
         help="Let the model call this file's type-hinted functions, each call approved as MCP tools are (repeatable).")] = None,
+    function_timeout: Annotated[Optional[float], typer.Option(
+        "--function-timeout", metavar="SECONDS", callback=_number_in(0.1, 86400),
+        help="Abandon a Python function's call after this long, told to the model as a tool error "
+             "(default 60; config function_timeout).")] = None,
     approve: Annotated[Optional[list[str]], typer.Option(
         "--approve", metavar="NAME[:TOOL]|all",
         help="Run this tool without asking (NAME:TOOL, NAME, or all); without a terminal nothing else runs.")] = None,
@@ -152,6 +156,10 @@ def chat(
     with _command(g) as (settings, env, ui):
         from streamchat import roles
 
+        if function_timeout is not None:
+            from dataclasses import replace as _with
+
+            settings = _with(settings, function_timeout=function_timeout)
         racing = len(models) > 1
         if racing:
             _check_race(tools=bool(tools or functions), extract=extract or extract_all, shell=shell,
