@@ -414,10 +414,11 @@ def _function_files(paths: list[Any], config: Path | None, where: str) -> tuple[
 
 def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | None, where: str) -> ProviderConfig:
     ptype = table.get("type", base.type if base else "openai")
-    try:
-        spec_for(str(ptype))
-    except ConfigError as exc:
-        raise ConfigError(f"{where}[providers.{name}] type '{ptype}' is not known", hint=exc.hint) from None
+    if not isinstance(ptype, str) or not any(s.type == ptype for s in all_specs()) and not _plugin_registers(ptype):
+        try:  # a type a plugin adds is known from its metadata: its module is imported when the provider is used
+            spec_for(str(ptype))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}[providers.{name}] type '{ptype}' is not known", hint=exc.hint) from None
     known: dict[str, Any] = {k: v for k, v in table.items() if k in _PROVIDER_KEYS and k != "type"}
     if "api_key_env" in known:
         known["key_env_required"] = True

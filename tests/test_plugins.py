@@ -330,6 +330,27 @@ def test_help_version_and_tab_import_no_plugin(home, server, installed):
 
 
 @pytest.mark.e2e
+def test_a_provider_table_of_a_plugins_type_imports_it_only_when_used(home, server, installed):
+    """`[providers.mine] type = "echo"`: loading the config (Tab, another model's question) reads the
+    type from the plugin's metadata; its module is imported when `mine` answers."""
+    env = plugin_env(home, server, installed)
+    config = Path(env["STREAMCHAT_CONFIG"])
+    config.write_text(config.read_text() + '[providers.mine]\ntype = "echo"\ndefault_model = "x"\n')
+    for argv, extra in (([], {"_STREAMCHAT_COMPLETE": "complete_bash", "_TYPER_COMPLETE_ARGS": "streamchat -m mi"}),
+                        (["-m", "openai:echo", "hi"], {})):
+        found, done = plugin_imports(argv, {**env, **extra})
+        assert done.returncode == 0, done.stderr
+        assert not {m for m in found if m.startswith("streamchat_echo")}, (argv, found)
+    assert "mine" in done.stdout or "hi" in done.stdout
+    found, done = plugin_imports(["-m", "mine", "used now"], env)
+    assert done.returncode == 0 and done.stdout == "used now\n", done.stderr
+    assert {"streamchat_echo", "streamchat_echo.provider"} <= found
+    config.write_text(config.read_text().replace('type = "echo"', 'type = "nonesuch"'))
+    found, done = plugin_imports(["-m", "openai:echo", "hi"], env)
+    assert done.returncode == ExitStatus.CONFIG and "[providers.mine] type 'nonesuch' is not known" in done.stderr
+
+
+@pytest.mark.e2e
 def test_a_broken_plugin_is_one_line_and_the_rest_works(run, home, server, installed):
     env = plugin_env(home, server, installed)
     r = run("-m", "openai:echo", "-f", "broken:x", "q", env=env)
