@@ -167,8 +167,18 @@ def test_capabilities_are_read_from_the_spec_not_the_type_name(echo_type, monkey
     started: list[str] = []
     monkeypatch.setattr("streamchat.background.start", lambda fn, *a, name: started.append(a[0]))
     preimport(settings, "mine:words")  # no SDK to import
+    for name in ("http_proxy", "https_proxy", "all_proxy"):  # a proxy would send anthropic through its SDK
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    monkeypatch.delenv("STREAMCHAT_TRANSPORT", raising=False)
+    preimport(settings, "anthropic:claude-x")
+    assert started == []  # the lean path sends it: no SDK to import
+    monkeypatch.setenv("STREAMCHAT_TRANSPORT", "sdk")
+    preimport(settings, "anthropic:claude-x")
+    assert started == ["anthropic"]  # the module the spec names (sdk_module), not one named after the type
     preimport(settings, "gemini:gemini-2.5-flash")
-    assert started == ["google.genai"]
+    assert started == ["anthropic", "google.genai"]
 
 
 def test_keys_and_prices_follow_the_spec(monkeypatch, tmp_path):
