@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from streamchat.config import Settings
 from streamchat.conversation import Conversation
@@ -53,9 +54,10 @@ class History:
         table = Table("id", *(["name"] if named else []), "when", "model", "turns", "first words", "cost", box=None,
                       header_style="bold")
         for r in rows:
-            table.add_row(str(r["id"]), *([sanitize(r["name"] or "")] if named else []), _when(r["updated_at"]),
-                          f"{r['provider']}:{r['model']}", str(r["turns"]), sanitize(r["title"] or ""), money(r["cost"]))
-        table.caption = total
+            table.add_row(str(r["id"]), *([_text(r["name"] or "")] if named else []), _when(r["updated_at"]),
+                          _text(f"{r['provider']}:{r['model']}"), str(r["turns"]), _text(r["title"] or ""),
+                          money(r["cost"]))
+        table.caption = _text(total)
         Console(file=out, no_color=self.env.no_color).print(table)
 
     def markdown(self, cid: str) -> str:
@@ -141,7 +143,7 @@ class History:
 
         table = Table("model", "wins", "losses", "ties", "win rate", "votes", box=None, header_style="bold")
         for s in board:
-            table.add_row(sanitize(s.model), str(s.wins), str(s.losses),
+            table.add_row(_text(s.model), str(s.wins), str(s.losses),
                           f"{s.ties} ({s.both_bad} both bad)" if s.both_bad else str(s.ties),
                           f"{s.win_rate:.0%}", str(s.votes))
         blind = sum(v.blind for v in votes)
@@ -158,6 +160,14 @@ def duration(text: str) -> float:
     if unit not in _UNITS or not number.isdigit():
         raise UsageError(f"'{text}' is not a duration", hint="use a number and s, m, h, d or w, e.g. --since 7d")
     return int(number) * _UNITS[unit]
+
+
+def _text(logged: str) -> Any:
+    """Logged text for a Rich table cell: sanitized, and as a Text, which Rich never reads as markup
+    (a question holding `[/]` was a MarkupError, `[link=…]` a hyperlink)."""
+    from rich.text import Text
+
+    return Text(sanitize(logged))
 
 
 def _when(ts: float) -> str:
