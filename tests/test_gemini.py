@@ -221,3 +221,122 @@ def test_the_cli_streams_gemini_and_says_what_is_missing(run, home, server):
     assert r.code == ExitStatus.CONFIG and r.stderr.count("\n") == 1, r.stderr
     assert "no API key for provider 'gemini'" in r.stderr and "GEMINI_API_KEY" in r.stderr
     assert AuthError.exit_code == ExitStatus.CONFIG
+
+
+# -- asyncio (serve): `astream` through the SDK's client.aio -------------------------------------
+ASYNC_FAULTS = {
+    "429": Script(status=429, error_message="Quota exceeded", headers={"Retry-After": "7"}),
+    "503": Script(status=503, error_message="The model is overloaded."),
+    "error event": Script(chunks=["one ", "two ", "three"], fault="error_event", fault_after=2),
+    "no finish": Script(chunks=["one ", "two ", "three"], fault="no_done", fault_after=2),
+    "malformed": Script(chunks=["one ", "two ", "three"], fault="malformed", fault_after=2),
+}
+
+
+def _gemini(server, timeout: float = 60.0):
+    from streamchat.providers.gemini import GeminiProvider
+
+    return GeminiProvider(settings_for(server).providers["gemini"], timeout=timeout)
+
+
+def test_astream_sends_what_stream_sends_and_reads_the_same_events(server):
+    import asyncio
+
+    from streamchat.events import ToolSpec
+    from streamchat.session import run_turn_async
+
+    provider = _gemini(server)
+    assert hasattr(provider, "astream")  # serve streams it on its loop, not on a thread
+    server.script("gemini-2.5-flash", Script(chunks=["Hel", "lo"], usage=(12, 3)))
+    tool = ToolSpec("lookup", "Look a word up", {"type": "object", "properties": {"word": {"type": "string"}}})
+    request = ChatRequest("gemini-2.5-flash", (Message("system", "be brief"), Message("user", "hi")),
+                          temperature=0.3, params=(("top_k", 5),), tools=(tool,))
+    blocking = list(provider.stream(request))
+    sent = server.requests[-1]
+
+    async def turn() -> list[object]:
+        return [item async for item in run_turn_async(provider, request)]
+
+    items = asyncio.run(turn())
+    assert items[:-1] == blocking and items[-1].text == "Hello" and items[-1].stats.tokens == 3
+    assert (server.requests[-1].path, server.requests[-1].body) == (sent.path, sent.body)
+    assert server.requests[-1].headers["x-goog-api-key"] == KEY
+
+
+@pytest.mark.parametrize("fault", list(ASYNC_FAULTS))
+def test_astream_fails_as_the_blocking_path_does(server, fault):
+    import asyncio
+
+    from streamchat.session import RetryPolicy, run_turn, run_turn_async
+
+    server.script("m", ASYNC_FAULTS[fault])
+    provider = _gemini(server)
+    request = ChatRequest("m", (Message("user", "q"),))
+
+    async def turn() -> list[object]:
+        return [item async for item in run_turn_async(provider, request, retry=RetryPolicy(retries=0))]
+
+    served = asyncio.run(turn())[-1]
+    blocking = run_turn(provider, request, NullSink(), retry=RetryPolicy(retries=0))
+    assert isinstance(served, TurnResult) and served.outcome is blocking.outcome is Outcome.FAILED
+    assert served.error is not None and blocking.error is not None
+    assert (type(served.error), str(served.error), served.error.retry_after, served.text) == \
+        (type(blocking.error), str(blocking.error), blocking.error.retry_after, blocking.text)
+
+
+def test_closing_astream_or_cancelling_its_task_closes_the_connection(server):
+    import asyncio
+
+    gate = threading.Event()
+    server.script("slow", Script(chunks=["first", "second"], gate=gate))
+    provider = _gemini(server)
+    request = ChatRequest("slow", (Message("user", "go"),))
+
+    async def close_early() -> str:
+        events = provider.astream(request)
+        first = await anext(e async for e in events if isinstance(e, TextDelta))
+        await events.aclose()
+        return first.text
+
+    async def cancel_a_stall() -> float:
+        async def read() -> None:
+            async for _ in provider.astream(ChatRequest("stall", (Message("user", "go"),))):
+                pass
+
+        task = asyncio.create_task(read())
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    async def both() -> tuple[str, float]:
+        first = await close_early()
+        assert await asyncio.to_thread(server.wait_disconnect, 5)
+        gate.set()
+        server.reset()
+        server.script("stall", Script(chunks=["first", "never"], fault="stall", fault_after=1))
+        took = await cancel_a_stall()
+        await provider.aclose()
+        return first, took
+
+    first, took = asyncio.run(both())
+    assert first == "first" and took < 2 and server.wait_disconnect(5)
+
+
+def test_serves_session_streams_gemini_on_its_loop(server):
+    """ChatSession.ask_async, the path serve's bridge takes when the adapter can stream on asyncio."""
+    import asyncio
+
+    server.script("gemini-2.5-flash", Script(chunks=["on ", "the loop"], usage=(5, 2)))
+    session = ChatSession(settings_for(server), Overrides(model="gemini"))
+    assert session.streams_async
+
+    async def turn() -> list[object]:
+        return [item async for item in session.ask_async("hi")]
+
+    items = asyncio.run(turn())
+    result = items[-1]
+    assert isinstance(result, TurnResult) and result.ok and result.text == "on the loop"
+    assert [e.text for e in items if isinstance(e, TextDelta)] == ["on ", "the loop"]

@@ -5,15 +5,20 @@ The SDK makes the request (key header, base URL, `alt=sse`) and parses each stre
 into our events. Its HTTP client is one of ours (httpx2, as the other SDKs'), so a transport fault
 maps as theirs do, and each answer's response is known: closing the stream or a cancel closes it
 at once. Automatic function calling is off: tools run in streamchat's own loop, after approval.
+
+`astream` is the same on asyncio (serve: no thread per answer), through the SDK's `client.aio`
+on an httpx2 `AsyncClient`, built on first use: its response hook finds the answer's list through
+a context variable (the task's), so closing the generator or cancelling the task closes it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -51,6 +56,7 @@ THINKING_BUDGET = {"low": 1024, "medium": 8192, "high": 24576}
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}  # the rest lower-cased: "safety", "recitation", …
 OUR_ID = "sc-"  # a call id streamchat made up (the API gave none): not sent back
 OVERFLOW = re.compile(r"input token count.*exceeds the maximum", re.IGNORECASE)
+_ARESPONSES: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("gemini_responses", default=None)
 
 
 def gemini_contents(messages: tuple[Message, ...], *, tools: bool = True,
@@ -189,10 +195,13 @@ class GeminiProvider:
         self._local = threading.local()  # the response of the answer this thread streams
         self.signatures: dict[str, bytes] = {}
         http = httpx2.Client(event_hooks={"response": [self._opened]})
-        options: dict[str, Any] = {"timeout": int(timeout * 1000), "httpx_client": http}  # milliseconds
+        options: dict[str, Any] = {"timeout": int(timeout * 1000)}  # milliseconds
         if self.base_url:
             options["base_url"] = self.base_url
-        self._client = self._genai.Client(api_key=key, http_options=options)
+        self._key, self._options = key, {**options, "httpx_client": http}
+        self._client = self._genai.Client(api_key=key, http_options=self._options)
+        self._aio: Any = None  # the SDK's asyncio client (serve), built on first use
+        self._ahttp: Any = None
 
     def _opened(self, response: Any) -> None:
         """httpx2's response hook: the answer's response, to close or cut (a cancel) from here."""
@@ -235,6 +244,58 @@ class GeminiProvider:
                 break
             yield from parser.chunk(response)
         yield from parser.end()
+
+    def prepare_async(self) -> None:
+        """Build the asyncio client (serve, at startup; else the first `astream`). httpx2's, not the
+        SDK's aiohttp default: transport faults then map as the blocking path's do, and the SDK's
+        own hidden retries of aiohttp connection errors do not stack on streamchat's."""
+        if self._aio is None:
+            import httpx2
+
+            self._ahttp = httpx2.AsyncClient(event_hooks={"response": [self._aopened]})
+            http_options = {**self._options, "httpx_async_client": self._ahttp}
+            self._aio = self._genai.Client(api_key=self._key, http_options=http_options).aio
+
+    async def _aopened(self, response: Any) -> None:
+        holder = _ARESPONSES.get()
+        if holder is not None:
+            holder.append(response)
+
+    async def aclose(self) -> None:
+        """Close the asyncio client's pooled connections (serve, as a worker stops)."""
+        if self._ahttp is not None:
+            http, self._ahttp, self._aio = self._ahttp, None, None
+            await http.aclose()
+
+    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """`stream` on asyncio: the same contents, config and parser through `client.aio`."""
+        check_sizes(request.messages, provider=self.name, image_max=20 * MB, document_max=20 * MB)
+        system, contents = gemini_contents(request.messages, tools=bool(request.tools), signatures=self.signatures)
+        config = gemini_config(request, system)
+        parser = GeminiParser(self.signatures)
+        self.prepare_async()
+        responses: list[Any] = []
+        chunks: AsyncIterator[Any] = await self._aio.models.generate_content_stream(
+            model=request.model, contents=contents, config=config)
+        try:
+            while True:
+                seen = _ARESPONSES.set(responses)  # the request goes out on the first step
+                try:
+                    response = await anext(chunks, None)
+                finally:
+                    _ARESPONSES.reset(seen)
+                if response is None:
+                    break
+                for event in parser.chunk(response):
+                    yield event
+            for event in parser.end():
+                yield event
+        finally:
+            for response in responses:
+                await response.aclose()
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
     def list_models(self) -> list[str]:
         return sorted(m.name.removeprefix("models/") for m in self._client.models.list()
