@@ -83,18 +83,22 @@ class FunctionTool:
         if timeout is None:
             return self._run(kwargs)
         done: list[tuple[str, bool]] = []
+        settled = threading.Lock()  # a call that returns as it is abandoned is either answered or stopped
 
         def work() -> None:
-            with contextlib.suppress(Abandoned):
-                done.append(self._run(kwargs))
+            with contextlib.suppress(Abandoned):  # Abandoned fires inside this block, never after it
+                result = self._run(kwargs)
+                with settled:
+                    done.append(result)
 
         worker = threading.Thread(target=work, name=f"function {self.name}", daemon=True)
         worker.start()
         try:
             worker.join(timeout)
         finally:  # a timeout, or Ctrl-C while it ran: the call is abandoned
-            if worker.is_alive():
-                _stop(worker)
+            with settled:
+                if not done:
+                    _stop(worker)
         if not done:
             raise ToolError(f"{self.name}() did not return within {timeout:g} s; it was abandoned",
                             hint="raise function_timeout in the config, or pass --function-timeout SECONDS")
