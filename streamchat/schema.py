@@ -56,6 +56,8 @@ class Schema:
             found = list(validator.iter_errors(data))
         except Unresolvable as err:  # a schema that did not pass load_schema (built in code)
             return Verdict(problems=(f"the schema's $ref does not resolve inside it: {_short(str(err))}",))
+        except RecursionError:  # the model's answer nests deeper than the validator can follow
+            return Verdict(problems=("the answer is nested too deeply to check",))
         if not found:
             return Verdict(data=data)
         best = exceptions.best_match(found)
@@ -154,6 +156,8 @@ def check_schema(schema: Any, option: str = "--schema") -> None:
         validators.validator_for(schema).check_schema(schema)
     except exceptions.SchemaError as err:
         raise UsageError(f"{option} is not a valid JSON Schema: {_short(err.message)} at {err.json_path}") from None
+    except RecursionError:  # the checker recurses once per level: ~100 levels were "internal error", exit 1
+        raise UsageError(f"{option} is nested too deeply to check", hint="flatten it with $defs and local $refs") from None
     if schema.get("type") != "object":
         raise UsageError(f'{option} must describe an object ("type": "object") at the top',
                          hint="for a list of things, add --schema-multi")
@@ -197,12 +201,14 @@ def parse_answer(text: str) -> Any:
         body = fence.group(1).strip()
     try:
         return json.loads(body)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
     except ValueError as err:
         start = body.find("{")
         if start > 0:
             try:
                 return json.JSONDecoder().raw_decode(body, start)[0]
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         raise ValueError(f"{err.msg} at line {err.lineno} column {err.colno}" if isinstance(err, json.JSONDecodeError)
                          else str(err)) from None

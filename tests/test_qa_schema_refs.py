@@ -92,3 +92,29 @@ def test_checking_an_answer_never_fetches(schema_server):
     verdict = Schema(ResponseSchema(json.loads(_with_ref(f"{schema_server}/s.json")), "s")).check('{"a": "x"}')
     assert not verdict.ok and "does not resolve" in verdict.problems[0]
     assert not _Counting.hits
+
+
+def _nested_schema(levels: int) -> str:
+    schema = '{"type": "string"}'
+    for _ in range(levels):
+        schema = '{"type": "object", "properties": {"a": ' + schema + "}}"
+    return schema
+
+
+def test_a_deeply_nested_schema_is_a_usage_error_not_an_internal_one(invoke, server, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text(_nested_schema(400))
+    r = invoke("-m", "openai:echo", "--schema", str(path), "q")
+    assert r.code == ExitStatus.USAGE, r.stderr
+    assert "nested too deeply" in r.stderr and len(r.stderr.splitlines()) == 1 and not server.requests
+
+
+@pytest.mark.parametrize("levels", [900, 5000, 100_000])
+def test_an_answer_nested_too_deeply_is_repaired_then_exit_8_not_a_crash(invoke, server, levels):
+    deep = '{"a": ' + "[" * levels + "]" * levels + "}"
+    server.script("deep", chunks=[deep])
+    r = invoke("-m", "openai:deep", "--schema", '{"type": "object"}', "q")
+    assert r.code in (ExitStatus.OK, ExitStatus.SCHEMA), r.stderr
+    assert "internal error" not in r.stderr
+    if r.code == ExitStatus.SCHEMA:
+        assert r.out == "" and len(server.requests) == 2  # one corrective request, as for any misfit
