@@ -473,7 +473,7 @@ def cmd_shell(repl: Repl, arg: str) -> None:
         return
     overrides = replace(repl.session.overrides, model=repl.model_name, system=shell_system_prompt())
     helper = ChatSession(repl.settings, overrides, log=repl.session.log, ui=repl.ui)
-    status = run_shell_mode(helper, arg, repl.env, repl.ui)
+    status = run_shell_mode(helper, arg, repl.env, repl.ui, hold_keys=True)  # typed keys: unechoed, as in a turn
     if status:
         repl.ui.notice(f"exit status {status}")
 

@@ -85,9 +85,12 @@ def _terminal(env: Environment, ui: UI) -> Iterator[tuple[Environment, UI] | Non
         yield tty, UI(tty)
 
 
-def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI, *, stats: bool = False) -> int:
+def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI, *, stats: bool = False,
+                   hold_keys: bool = False) -> int:
     """The whole dialogue; returns the exit code (the command's own status when it ran). With
-    `stats`, each answer's --stats line goes to stderr, as a one-shot's does.
+    `stats`, each answer's --stats line goes to stderr, as a one-shot's does. With `hold_keys` (the
+    REPL's /shell), keys typed while an answer streams are not echoed into it, as in a REPL turn;
+    the menu's questions give echo back, and an executed command gets the terminal as it was.
 
     The exchange is throwaway and is not written to the log: saved, it became the most recent
     conversation, and `-c` then continued a shell prompt and its command instead of the chat."""
@@ -96,7 +99,8 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
         question = request
         while True:
             sink: Sink = progress_sink(*terminal) if terminal else NullSink()
-            result = session.ask(question, sink)
+            with _held(env, hold_keys):
+                result = session.ask(question, sink)
             if stats:
                 ui.notice(result.stats.summary())
             if not result.ok:
@@ -110,7 +114,7 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
                 env.stdout.flush()
                 return ExitStatus.OK
             try:
-                outcome = _menu(session, command, *terminal)
+                outcome = _menu(session, command, *terminal, hold_keys=hold_keys)
             except EOFError:  # Ctrl-D: no answer is no permission
                 terminal[1].notice("aborted (end of input); nothing was run")
                 return ExitStatus.INTERRUPTED
@@ -119,7 +123,13 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
             question = outcome
 
 
-def _menu(session: ChatSession, command: str, env: Environment, ui: UI) -> int | str:
+def _held(env: Environment, hold_keys: bool) -> contextlib.AbstractContextManager[None]:
+    from streamchat import typeahead
+
+    return typeahead.held(env.stdin) if hold_keys else contextlib.nullcontext()
+
+
+def _menu(session: ChatSession, command: str, env: Environment, ui: UI, *, hold_keys: bool = False) -> int | str:
     """Show the command and ask until it is run, copied or aborted (the exit code), or a revision is
     asked for (the next question)."""
     while True:
@@ -129,8 +139,9 @@ def _menu(session: ChatSession, command: str, env: Environment, ui: UI) -> int |
         if choice == "execute":
             return subprocess.call([user_shell(), "-c", command])  # the terminal is the command's now
         if choice == "describe":
-            session.ask(f"Describe briefly what this command does, without running it:\n\n{command}",
-                        progress_sink(env, ui))
+            with _held(env, hold_keys):
+                session.ask(f"Describe briefly what this command does, without running it:\n\n{command}",
+                            progress_sink(env, ui))
         elif choice == "copy":
             how = clipboard.copy(command, env.stdout)
             ui.notice(f"copied {how}" if how else clipboard.MISSING)

@@ -181,3 +181,36 @@ def test_continue_after_an_aborted_shell_in_the_repl(home, server, command_model
     r = run("-m", "openai:chat", "-c", "what was the topic?")
     assert r.code == 0 and "no earlier conversation" in r.stderr
     assert server.requests[-1].body["messages"] == [{"role": "user", "content": "what was the topic?"}]
+
+
+def test_keys_typed_while_the_repls_shell_streams_are_not_echoed_into_it(home, server, tmp_path):
+    """/shell in the REPL holds typed keys as a REPL turn does: they were echoed into the streaming
+    answer; the menu still asks with echo on, and an executed command gets the terminal as it was."""
+    import threading
+    import time
+
+    from test_repl import PROMPT, spawn
+
+    gate = threading.Event()
+    marker = tmp_path / "stty.txt"
+    server.script("cmd", Script(chunks=["```sh\n", f"stty -a > {marker}\n```\n"], gate=gate))
+    child = spawn(home, server, "-m", "openai:cmd")
+    try:
+        child.sendline("/shell show the terminal settings")
+        deadline = time.monotonic() + 30
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        child.send("zqx")
+        time.sleep(0.5)  # time for the terminal to echo them, were echo on
+        gate.set()
+        child.expect_exact("[e]xecute / [r]evise")
+        child.sendline("e")
+        child.expect_exact(PROMPT)
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        gate.set()
+        child.close()
+    assert "zqx" not in child.logfile_read.getvalue()
+    settings = marker.read_text().split()
+    assert "echo" in settings and "icanon" in settings  # the command ran with echo and line editing on
