@@ -243,3 +243,37 @@ def test_two_servers_sharing_redis_hold_one_budget(tmp_path, server, redis_url):
         two.stop()
     usage = json.loads(access(tmp_path, server, "usage", "--json", "--state", redis_url).stdout.splitlines()[0])
     assert usage["requests"] == 8 and usage["cost_usd"] == pytest.approx(0.0006)
+
+
+def test_models_lists_only_what_a_key_may_use(serve, server):
+    admin = client(serve, ADMIN).models.list()
+    everything = [m.id for m in admin.data]
+    assert MODEL in everything and "anthropic:claude-sonnet-4-5" in everything and len(everything) > 2
+    assert admin.object == "list" and all(m.object == "model" and m.owned_by for m in admin.data)
+    assert [m.id for m in client(serve, make_key(serve.home, server, "any-model")).models.list().data] == everything
+    limited = client(serve, make_key(serve.home, server, "listed", "--models", f"{MODEL},openai:no-such"))
+    seen = limited.models.list()
+    assert seen.object == "list" and [m.id for m in seen.data] == [MODEL]
+    assert limited.models.retrieve(MODEL).id == MODEL
+    openai = __import__("streamchat.providers._sdk", fromlist=["import_sdk"]).import_sdk("openai")
+    for other in ("openai:gpt-4o", "anthropic:claude-sonnet-4-5"):  # one --allow-model lets in, one it lists
+        with pytest.raises(openai.NotFoundError):
+            limited.models.retrieve(other)
+        assert client(serve, ADMIN).models.retrieve(other).id == other
+
+
+def vote(serve: ServeProcess, key: str, *models: str) -> httpx.Response:
+    return httpx.post(f"{serve.url}/vote", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                      json={"models": list(models), "winner": models[0], "outcome": "win"})
+
+
+def test_a_key_votes_only_on_models_it_may_use(serve, server):
+    key = make_key(serve.home, server, "voter", "--models", MODEL)
+    refused = vote(serve, key, MODEL, "openai:gpt-4o")
+    assert refused.status_code == 403
+    assert refused.json() == {"error": {"message": "key 'voter' may not use model 'openai:gpt-4o'",
+                                        "type": "invalid_request_error", "code": "model_not_allowed", "param": None}}
+    assert vote(serve, key, "openai:gpt-4o", MODEL).status_code == 403  # whichever place it is in
+    free = make_key(serve.home, server, "free-voter")
+    assert vote(serve, free, MODEL, "openai:gpt-4o").status_code == 201
+    assert vote(serve, ADMIN, MODEL, "openai:gpt-4o").status_code == 201

@@ -64,6 +64,19 @@ def input_bound(session: ChatSession, call: Call) -> int:
     return sum(len(p.encode("utf-8", "surrogatepass")) for p in parts) + 4 * (len(call.messages) + 1)
 
 
+def model_names(settings: Settings, spec: str) -> tuple[str, ...]:
+    """Every name a key's `--models` may give a model by: as asked, and as it resolves (a route by
+    its name, else `provider:model`) — the names `Keys.admit` hands the store."""
+    route = settings.route(spec)
+    if route is not None:
+        return tuple(dict.fromkeys((spec, route.name)))
+    try:
+        cfg, model = settings.resolve(spec)
+    except StreamchatError:
+        return (spec,)
+    return tuple(dict.fromkeys((spec, f"{cfg.name}:{model}")))
+
+
 class Keys:
     """The server's access keys: who may ask (`allows`), and each turn's admission and settlement."""
 
@@ -84,6 +97,31 @@ class Keys:
             return self.meter.record(given) is not None
         except StateUnavailable:
             raise unavailable() from None
+
+    def _limited_to(self, given: str) -> tuple[str | None, tuple[str, ...]]:
+        """The key's name and the models it is limited to (none: any); the admin token's are (None, ())."""
+        if self.is_admin(given):
+            return None, ()
+        try:
+            record = self.meter.record(given)
+        except StateUnavailable:
+            raise unavailable() from None
+        if record is None:  # revoked since the gate let it in
+            raise Refused(401, "the access key is not valid", "invalid_api_key")
+        return record.name, record.models
+
+    def usable(self, given: str, offered: dict[str, tuple[str, ...]]) -> list[str]:
+        """Of the `offered` models (each with every name it goes by), those the credential may use:
+        the admin token and a key without `--models` any; a limited key, those that match one of its
+        models by a name, as the store decides when it admits a turn."""
+        _name, models = self._limited_to(given)
+        return [m for m, names in offered.items() if not models or not set(names).isdisjoint(models)]
+
+    def check_model(self, given: str, shown: str, names: tuple[str, ...]) -> None:
+        """403 when the credential may not use the model `shown` (going by `names`)."""
+        name, models = self._limited_to(given)
+        if models and set(names).isdisjoint(models):
+            raise Refused(403, f"key '{name}' may not use model {shown!r}", "model_not_allowed")
 
     async def admit(self, given: str, session: ChatSession, call: Call) -> Ticket | None:
         """Reserve the turn against its key (None: the admin's turn, not metered), or refuse it."""

@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse, Response
 
 from streamchat.events import Event
 from streamchat.serve.bridge import Finished
-from streamchat.serve.gate import refused
+from streamchat.serve.gate import bearer, refused
 from streamchat.serve.http_io import cancelled_when_gone, early_failure, event_stream, first_batch, read_body
+from streamchat.serve.keys import model_names
 from streamchat.serve.parse import parse_call
 from streamchat.serve.policy import Refused
 from streamchat.serve.state import serve_state
@@ -26,16 +27,34 @@ def _model_entry(name: str) -> dict[str, Any]:
 
 
 @router.get("/models")
-async def list_models(request: Request) -> dict[str, Any]:
-    return {"object": "list", "data": [_model_entry(n) for n in serve_state(request).models.offered()]}
+async def list_models(request: Request) -> Response:
+    """The models offered; with `--keys`, those the request's key may use (the admin token sees all)."""
+    state = serve_state(request)
+    offered = state.models.offered()
+    if state.keys is not None:
+        try:
+            offered = state.keys.usable(bearer(request.headers, None),
+                                        {m: model_names(state.settings, m) for m in offered})
+        except Refused as err:
+            return refused(err)
+    return JSONResponse({"object": "list", "data": [_model_entry(n) for n in offered]})
 
 
 @router.get("/models/{model_id:path}")
 async def get_model(request: Request, model_id: str) -> Response:
+    state = serve_state(request)
     try:
         if not model_id:
             raise Refused(404, "name a model: GET /v1/models lists them", "model_not_found")
-        serve_state(request).models.choose(model_id)  # the same decision as a request naming it
+        state.models.choose(model_id)  # the same decision as a request naming it
+        if state.keys is not None:  # a model the key may not use is not there for it, as OpenAI answers
+            try:
+                state.keys.check_model(bearer(request.headers, None), model_id, model_names(state.settings, model_id))
+            except Refused as err:
+                if err.status != 403:
+                    raise
+                raise Refused(404, "no such model for this key — GET /v1/models lists the ones it may use",
+                              "model_not_found") from None
     except Refused as err:
         return refused(err)
     return JSONResponse(_model_entry(model_id))

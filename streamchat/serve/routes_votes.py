@@ -2,14 +2,17 @@
 
 The request passes the same gate as every other (Host, Origin, token, declared size); its body is
 read with a small bound of its own; it may name only models this server offers (the same decision
-as a request streaming from them), stored by their resolved `provider:model` names (a route by its
-name) so aliases and the terminal's races count for the same model on `streamchat history votes`.
+as a request streaming from them) and, with `--keys`, that the request's key may use (403
+otherwise). They are stored by their resolved `provider:model` names (a route by its name) so
+aliases and the terminal's races count for the same model on `streamchat history votes`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 
 from streamchat.config import Settings
 from streamchat.leaderboard import MAX_MODELS, MIN_MODELS, OUTCOMES, Vote
-from streamchat.serve.gate import refused
+from streamchat.serve.gate import bearer, refused
 from streamchat.serve.http_io import read_body
 from streamchat.serve.policy import ModelPolicy, Refused
 from streamchat.serve.state import serve_state
@@ -45,8 +48,10 @@ def voted_name(settings: Settings, spec: str) -> str:
     return f"{cfg.name}:{model}"
 
 
-def parse_vote(body: dict[str, Any], models: ModelPolicy, settings: Settings) -> Vote:
-    """A checked vote: 2–3 offered models (by their resolved names), an outcome, the winner if any."""
+def parse_vote(body: dict[str, Any], models: ModelPolicy, settings: Settings,
+               may_use: Callable[[str, tuple[str, ...]], None] | None = None) -> Vote:
+    """A checked vote: 2–3 offered models (by their resolved names), an outcome, the winner if any.
+    `may_use(name, names)` refuses a model the request's access key may not use (`serve --keys`)."""
     unknown = sorted(set(body) - KEYS)
     if unknown:
         raise _bad(unknown[0], "is not a vote field (models, winner, outcome, blind, prompt)")
@@ -69,6 +74,8 @@ def parse_vote(body: dict[str, Any], models: ModelPolicy, settings: Settings) ->
     for name in names:
         models.choose(name)  # 404 for a model this server does not offer
         resolved[name] = voted_name(settings, name)
+        if may_use is not None:  # 403 for one the key may not use: by the name given or the one resolved
+            may_use(name, tuple(dict.fromkeys((name, resolved[name]))))
     try:
         return Vote(tuple(resolved[n] for n in names), outcome, resolved.get(winner) if winner else None, blind, prompt)
     except ValueError as exc:  # the same model twice (perhaps by an alias and its name), a winner without 'win'
@@ -96,8 +103,10 @@ def store_vote(settings: Settings, vote: Vote) -> int:
 @router.post("/vote")
 async def post_vote(request: Request) -> Response:
     state = serve_state(request)
+    keys = state.keys
+    may_use = None if keys is None else functools.partial(keys.check_model, bearer(request.headers, None))
     try:
-        vote = parse_vote(await read_body(request, MAX_VOTE_BYTES), state.models, state.settings)
+        vote = parse_vote(await read_body(request, MAX_VOTE_BYTES), state.models, state.settings, may_use)
         vote_id = await asyncio.to_thread(store_vote, state.settings, vote)
     except Refused as err:
         return refused(err)
