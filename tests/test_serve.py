@@ -381,6 +381,30 @@ def test_workers_serve_the_same_app(tmp_path, server):
         proc.stop()
 
 
+@pytest.mark.parametrize(("workers", "starts"), [("1", 3), ("2", 2)])
+def test_the_banner_comes_once_serve_listens(tmp_path, server, workers, starts):
+    """A script that waits for serve's URL line and connects at once is answered: the line used to
+    come ~250 ms before the socket listened (seconds with --workers), and the connect was refused."""
+    import socket
+
+    from servehelp import free_port
+
+    for _ in range(starts):
+        port = free_port()
+        proc = subprocess.Popen([STREAMCHAT, "serve", "--port", str(port), "-m", "openai:echo", "--workers", workers],
+                                env=base_env(tmp_path, server), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            banner = proc.stderr.readline()
+            assert f"streamchat serving openai:echo on http://127.0.0.1:{port}/" in banner, banner + proc.stderr.read()
+            socket.create_connection(("127.0.0.1", port), timeout=30).close()  # refused before the fix
+            r = httpx.get(f"http://127.0.0.1:{port}/stream", params={"prompt": "hi"}, timeout=60)
+            assert "".join(d["text"] for n, d in parse_sse(r.text) if n == "token") == "echo: hi"
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
 @pytest.mark.e2e
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="auto is one process on one core")
 def test_serve_runs_a_worker_per_core_by_default(tmp_path, server):

@@ -124,7 +124,7 @@ def serve(
                          allow_models=tuple(allow_model or ()), ws_idle_timeout=ws_idle_timeout,
                          ws_per_client=ws_per_client, bind=host, allow_hosts=tuple(allow_host or ()),
                          debug=g.debug, keys=keys, state=state)
-        ui.notice(f"streamchat serving {session.model_name} on http://{address(host, port)}/"
+        banner = (f"streamchat serving {session.model_name} on http://{address(host, port)}/"
                   + (f" with {processes} worker processes" if processes > 1 else ""))
         logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))
         common: dict[str, Any] = dict(
@@ -132,13 +132,13 @@ def serve(
             log_level="debug" if g.debug else "warning", limit_concurrency=SERVE_MAX_CONNECTIONS,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             timeout_keep_alive=5, ws_max_size=1024 * 1024, ws_max_queue=16, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+        # the banner once the socket listens (each worker's, with workers): a script that waits for it
+        # and connects at once is answered, not refused
         if sock is not None:  # on a socket of ours: the loop's greedy accept serves sockets it is given
             from streamchat.serve.app import app_for
 
-            run_server(uvicorn.Config(app_for(spec, settings), **common), sock)
+            run_server(uvicorn.Config(app_for(spec, settings), **common), sock, lambda: ui.notice(banner))
         else:  # each worker process builds the same app from the spec (serve is stateless)
             os.environ[SPEC_VAR] = spec.to_json()
-            if spreads_connections():
-                run_workers(uvicorn.Config("streamchat.serve.app:app_from_env", factory=True, workers=processes, **common))
-            else:
-                uvicorn.run("streamchat.serve.app:app_from_env", factory=True, workers=processes, **common)
+            run_workers(uvicorn.Config("streamchat.serve.app:app_from_env", factory=True, workers=processes, **common),
+                        lambda: ui.notice(banner))
