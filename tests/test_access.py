@@ -18,6 +18,7 @@ from streamchat.access.records import (
     parse_models,
     to_nano,
     usage_rows,
+    usd,
 )
 from streamchat.access.state import Ask, StateUnavailable
 from streamchat.access.stores import check_url, open_state
@@ -78,6 +79,22 @@ def test_budgets_and_keys():
     assert parse_models(" a:b, c ,a:b") == ("a:b", "c")
     key = new_key()
     assert key.startswith("sk-sc-") and len(key) > 40 and key_hash(key) != key_hash(new_key())
+
+
+@pytest.mark.parametrize(("nano", "shown"), [
+    (0, "$0"), (600_000, "$0.0006"), (30_000, "$0.00003"), (123_456, "$0.00012"), (150_000_000, "$0.1500"),
+    (999_999_999, "$1.00"), (5_250_000_000, "$5.25"), (1, "$0.000000001"),
+])
+def test_dollars_keep_two_significant_digits_below_a_cent(nano, shown):
+    assert usd(nano) == shown
+
+
+def test_access_list_shows_a_tiny_budget_as_it_was_set(invoke, home):
+    state = ["--state", f"sqlite:{home / 'access.db'}"]
+    created = invoke("access", "create", "tiny", "--budget", "0.00003", *state)
+    assert created.code == 0 and "($0.00003/total)" in created.stderr
+    listed = invoke("access", "list", *state).out
+    assert listed.startswith("tiny\tactive\t$0.00003/total\t$0/$0.00003\t"), listed
 
 
 @pytest.mark.parametrize("url", ["redis://", "redis://host:port/0", "redis://h:6379/x", "postgres://h/db", "nonsense"])

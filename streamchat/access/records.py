@@ -41,6 +41,26 @@ def to_usd(nano: int) -> float:
     return nano / NANO
 
 
+def usd(nano: int) -> str:
+    """Dollars for `access list` and `usage`: cents from $1, else at least four decimals and two
+    significant digits, so a tiny budget or spend reads $0.0006 or $0.000012, never $0.0000."""
+    if nano == 0:
+        return "$0"
+    value = abs(nano) / NANO
+    sign = "-" if nano < 0 else ""
+    if round(value, 4) >= 1:
+        return f"{sign}${value:.2f}"
+    decimals = max(4, 1 - math.floor(math.log10(value)))
+    whole, _, fraction = f"{value:.{decimals}f}".partition(".")
+    return f"{sign}${whole}.{fraction[:4]}{fraction[4:].rstrip('0')}"
+
+
+def exact_usd(nano: int) -> str:
+    """A limit as it was set: $5, $0.25, $0.00001 (nanodollars are exact in nine decimals)."""
+    whole, rest = divmod(nano, NANO)
+    return f"${whole}" + (f".{rest:09d}".rstrip("0") if rest else "")
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     """What `access create` set; `budget` in nanodollars per `period`, None: no limit."""
@@ -58,7 +78,7 @@ class KeyRecord:
     def limits_text(self) -> str:
         parts = []
         if self.budget is not None:
-            parts.append(f"${to_usd(self.budget):g}/{self.period}")
+            parts.append(f"{exact_usd(self.budget)}/{self.period}")
         if self.rpm is not None:
             parts.append(f"{self.rpm} rpm")
         if self.tpm is not None:

@@ -86,8 +86,7 @@ def _when(ts: float | None) -> str:
 
 @access_app.command("list", help="Each key: name, state, limits, spend this period, last use (never the key).")
 def access_list(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
-    from streamchat.access.records import to_usd
-    from streamchat.cost import money
+    from streamchat.access.records import usd
 
     with _state(ctx, state, config, debug) as (store, env, ui):
         now = time.time()
@@ -97,7 +96,7 @@ def access_list(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt = 
         for s in statuses:
             r = s.record
             condition = "revoked" if r.revoked else "expired" if r.expires is not None and r.expires <= now else "active"
-            spent = money(to_usd(s.spent)) + (f"/{money(to_usd(r.budget))}" if r.budget is not None else "")
+            spent = usd(s.spent) + (f"/{usd(r.budget)}" if r.budget is not None else "")
             env.stdout.write(f"{r.name}\t{condition}\t{r.limits_text()}\t{spent}\t{_when(s.last_used)}\n")
 
 
@@ -120,8 +119,7 @@ def access_usage(
 ) -> None:
     import json
 
-    from streamchat.access.records import to_usd, usage_dict, usage_rows
-    from streamchat.cost import money
+    from streamchat.access.records import usage_dict, usage_rows, usd
 
     with _command(_globals(ctx).merge(config=config, debug=debug)):
         from streamchat.history import duration
@@ -134,8 +132,8 @@ def access_usage(
                 env.stdout.write(json.dumps(usage_dict(row)) + "\n")
             else:
                 env.stdout.write(f"{row.name}\t{row.model}\t{row.requests} requests\t{row.input_tokens}+{row.output_tokens} tokens\t"
-                                 f"{money(to_usd(row.cost))}\t{row.errors} errors\n")
+                                 f"{usd(row.cost)}\t{row.errors} errors\n")
         if not as_json and rows:
             total = sum(r.cost for r in rows)
-            env.stdout.write(f"total\t\t{sum(r.requests for r in rows)} requests\t\t{money(to_usd(total))}\t"
+            env.stdout.write(f"total\t\t{sum(r.requests for r in rows)} requests\t\t{usd(total)}\t"
                              f"{sum(r.errors for r in rows)} errors\n")
