@@ -154,6 +154,15 @@ def test_query_token_only_opens_the_page_and_cors_headers_on_refusals(tmp_path, 
         refused = httpx.get(f"{proc.url}/v1/models", headers={"Origin": "http://app.example"})
         assert refused.status_code == 401
         assert refused.headers.get("access-control-allow-origin") == "http://app.example"
+        for path, body in (("/stream", {"prompt": "x"}),
+                           ("/v1/chat/completions", {"stream": True, "messages": [{"role": "user", "content": "x"}]})):
+            # a streamed answer's body goes straight to the server; its headers still pass the CORS middleware
+            streamed = httpx.post(f"{proc.url}{path}", json=body, headers={"Origin": "http://app.example",
+                                                                           "Authorization": f"Bearer {TOKEN}"})
+            assert streamed.status_code == 200 and "echo" in streamed.text, path
+            assert "event: done" in streamed.text or streamed.text.endswith("data: [DONE]\n\n"), path
+            assert streamed.headers.get("access-control-allow-origin") == "http://app.example", path
+            assert streamed.headers["content-type"] == "text/event-stream; charset=utf-8", path
         page = httpx.get(f"{proc.url}/", params={"token": TOKEN})
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert "script-src 'self';" in page.headers["content-security-policy"]  # no inline script runs

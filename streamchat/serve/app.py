@@ -18,11 +18,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamchat.config import Settings
 from streamchat.errors import StreamchatError
 from streamchat.serve import health, keys, page, routes_openai, routes_stream, routes_votes, websocket
 from streamchat.serve.gate import Guard
+from streamchat.serve.http_io import RAW_SEND
 from streamchat.serve.spec import SPEC_VAR, ServeSpec
 from streamchat.serve.state import ServeOptions, ServeState
 from streamchat.serve.wire import openai_error
@@ -79,6 +81,26 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     await aclose_all()
 
 
+class _App(FastAPI):
+    """FastAPI with the server's own `send` kept in each request's scope (`http_io.RAW_SEND`), outside
+    every middleware: a streamed response sends its headers through the middleware (CORS adds its
+    own; the error handlers note that the response started) and its body straight to the server.
+    None of the middleware here reads or changes a response body; one that would (compression) must
+    not be added without dropping this."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return _RawSend(super().build_middleware_stack())
+
+
+class _RawSend:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[RAW_SEND] = send
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> FastAPI:
     """The app: the shared state, the access gate around every request, the routers.
 
@@ -86,7 +108,7 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
     (an access key, a budget) is a dependency on their `include_router(..., dependencies=[...])`;
     one that every request needs is a check in `gate.Gate`. Middleware is added before CORS, so
     that CORS stays outermost."""
-    app = FastAPI(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
+    app = _App(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     state = ServeState(settings, server, options)
     app.state.serve = state
     _warm(settings, server)

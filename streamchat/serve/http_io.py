@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
@@ -27,31 +27,71 @@ log = logging.getLogger("streamchat.serve")
 
 HEARTBEAT_S = 15.0
 BODY_TIMEOUT_S = 30.0
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# what StreamingResponse(media_type="text/event-stream", headers=...) sent, in its order
+SSE_RAW_HEADERS = ((b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
+                   (b"content-type", b"text/event-stream; charset=utf-8"))
 
 Batch = list[Event | Finished] | None
 
 
-class CancellingStreamingResponse(StreamingResponse):
-    """A streaming response that cancels its turn when it ends, however it ends (done,
-    client gone, task cancelled), so no worker or upstream stream outlives the request."""
+RAW_SEND = "streamchat.raw_send"  # the server's own `send`, kept in the scope by app.RawSend
 
-    def __init__(self, content: AsyncIterator[str], turn: TurnStream, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self.turn = turn
+
+class TurnResponse(Response):
+    """A turn as a `text/event-stream` response, from a plain ASGI call: the headers once, through
+    the middleware (CORS, the error handlers), then one `http.response.body` per batch, pre-encoded
+    and handed to the server's own `send`, the last batch with the chunked end in the same write.
+    The turn is cancelled when the response ends, however it ends (done, client gone, task
+    cancelled), so no worker or upstream stream outlives the request.
+
+    Why not Starlette's StreamingResponse: per request it ran a task group of two tasks (one to
+    stream, one to listen for the client leaving), and each chunk went through an async generator,
+    a str check and encode, then three middleware wrappers of `send`, and ended with a write of its
+    own for the empty last chunk (a syscall per response). Here a watcher task cancels the turn when
+    the client leaves; the loop below then reads the turn's `Finished` and returns."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, first: Batch, rest: AsyncIterator[Batch], render: Callable[[Event | Finished], str],
+                 turn: TurnStream, opening: str = "") -> None:
+        self.first, self.rest, self.to_text, self.turn, self.opening = first, rest, render, turn, opening
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = list(SSE_RAW_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        turn, render, rest = self.turn, self.to_text, self.rest
+        watcher = asyncio.ensure_future(_cancel_when_gone(receive, turn))
         try:
-            await super().__call__(scope, receive, send)
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            write = scope.get(RAW_SEND, send)
+            text, batch = self.opening, self.first
+            while True:
+                if batch is None:
+                    last, text = False, text + ": ping\n\n"
+                else:
+                    last, text = type(batch[-1]) is Finished, text + "".join(map(render, batch))
+                await write({"type": "http.response.body", "body": text.encode(), "more_body": not last})
+                if last:
+                    break
+                text, batch = "", await rest.__anext__()
         finally:
-            self.turn.cancel()
+            watcher.cancel()
+            turn.cancel()
+        if self.background is not None:
+            await self.background()
+
+
+async def _cancel_when_gone(receive: Receive, turn: TurnStream) -> None:
+    while (await receive())["type"] != "http.disconnect":  # the body's last part (a GET's empty one)
+        pass
+    turn.cancel()
 
 
 def event_stream(first: Batch, rest: AsyncIterator[Batch], render: Callable[[Event | Finished], str],
-                 turn: TurnStream, opening: str = "") -> CancellingStreamingResponse:
+                 turn: TurnStream, opening: str = "") -> TurnResponse:
     """The turn's batches as a `text/event-stream` response, rendered by `render`."""
-    return CancellingStreamingResponse(relay(first, rest, render, opening), turn, media_type="text/event-stream",
-                                       headers=SSE_HEADERS)
+    return TurnResponse(first, rest, render, turn, opening)
 
 
 async def read_body(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -109,30 +149,8 @@ async def cancelled_when_gone(receive: Receive, turn: TurnStream) -> AsyncIterat
     Without it 30 of 30 abandoned answers ran to completion upstream, and a stalled upstream held its
     connection until the timeout. (Once a stream has started, the response itself listens.)"""
 
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":  # the body's last part (a GET's empty one)
-            pass
-        turn.cancel()
-
-    watcher = asyncio.ensure_future(watch())
+    watcher = asyncio.ensure_future(_cancel_when_gone(receive, turn))
     try:
         yield
     finally:
         watcher.cancel()
-
-
-async def relay(first: Batch, rest: AsyncIterator[Batch], render: Callable[[Event | Finished], str],
-                opening: str = "") -> AsyncIterator[str]:
-    """A turn's batches as response text (SSE and OpenAI chunks alike): a ping comment for a quiet
-    spell, one write per batch, the end at `Finished`."""
-    if opening:
-        yield opening
-    batch = first
-    while True:
-        if batch is None:
-            yield ": ping\n\n"
-        else:
-            yield "".join(render(item) for item in batch)
-            if isinstance(batch[-1], Finished):
-                return
-        batch = await rest.__anext__()
