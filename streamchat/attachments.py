@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from streamchat.errors import UsageError
 from streamchat.events import Attachment
+from streamchat.paths import user_path
 from streamchat.prompt_input import file_label
 
 KINDS = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
@@ -16,7 +15,7 @@ def load(source: str) -> Attachment:
     """Read and type-check one attachment; anything else is a usage error, before anything is sent."""
     import filetype
 
-    path, name = Path(source).expanduser(), file_label(source)
+    path, name = user_path(source), file_label(source)
     too_large = UsageError(f"{name} is larger than {MAX_BYTES // (1024 * 1024)} MB", hint="attach a smaller file")
     try:
         if path.is_dir():

@@ -22,6 +22,7 @@ from streamchat.errors import AuthError, ConfigError, UsageError, mask_url, reme
 from streamchat.paths import APP as APP  # re-exported: they lived here before paths.py
 from streamchat.paths import config_dir as config_dir
 from streamchat.paths import data_dir as data_dir
+from streamchat.paths import user_path
 from streamchat.providers.registry import ProviderSpec, all_specs, spec_for
 
 if TYPE_CHECKING:
@@ -409,7 +410,7 @@ def _function_files(paths: list[Any], config: Path | None, where: str) -> tuple[
     if not all(isinstance(p, str) for p in paths):
         raise ConfigError(f"{where}'functions' is a list of Python files like \"~/tools/fns.py\"")
     base = config.parent if config is not None else Path.cwd()
-    return tuple(str(base / Path(p).expanduser()) for p in paths)
+    return tuple(str(base / user_path(p)) for p in paths)
 
 
 def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | None, where: str) -> ProviderConfig:

@@ -22,6 +22,7 @@ from typing import IO
 
 from streamchat.errors import UsageError
 from streamchat.fetch import fetch_url, shown_url
+from streamchat.paths import user_path
 from streamchat.prompt_input import file_label, utf8
 from streamchat.render.sanitize import sanitize
 from streamchat.ui import byte_size
@@ -135,7 +136,7 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
     plugin = _plugin_source(source)
     if plugin is not None:
         return [_budgeted(Piece(name, text), budget) for name, text in plugin(source.partition(":")[2])]
-    path = Path(source).expanduser()
+    path = user_path(source)
     if path.is_dir():
         pieces = _directory(path, source, budget, within=os.path.realpath(path))
         if not pieces:

@@ -5,9 +5,17 @@ A leaf module, so that anything (config, keys, the log) can ask without importin
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 APP = "streamchat"
+
+
+def user_path(text: str) -> Path:
+    """A path as the user typed it, `~` and `~user` expanded. Not `Path.expanduser()`: for a
+    user that does not exist it raises RuntimeError ("internal error", exit 1; the REPL quit),
+    where os.path leaves the name as it is and the file is then simply not found."""
+    return Path(os.path.expanduser(text))
 
 
 def config_dir() -> Path:

@@ -21,7 +21,7 @@ from streamchat.chat import ChatOptions, open_session, race_turn, with_context
 from streamchat.config import Settings
 from streamchat.cost import money, short
 from streamchat.environment import Environment
-from streamchat.errors import StreamchatError
+from streamchat.errors import OutputClosed, StreamchatError
 from streamchat.events import Attachment, Sink, TurnResult
 from streamchat.exit_status import ExitStatus
 from streamchat.paths import data_dir
@@ -372,4 +372,11 @@ def _loop(repl: Repl) -> int:
             repl.ui.error(str(err))
         except KeyboardInterrupt:
             repl.ui.notice("[interrupted]")
+        except (OutputClosed, SystemExit):
+            raise
+        except Exception as exc:  # a bug in one command must not end the session and its screen
+            if repl.opts.debug:
+                repl.ui.traceback(exc)
+            repl.ui.error(f"internal error: {type(exc).__name__}: {exc} — run with --debug and report it;"
+                          " the conversation goes on")
     return signals.exit_code(ExitStatus.OK)

@@ -21,6 +21,7 @@ from streamchat.chat import gather_inputs
 from streamchat.cost import money
 from streamchat.errors import UsageError
 from streamchat.events import TextDelta
+from streamchat.paths import user_path
 from streamchat.providers.options import REASONING
 from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.render.sanitize import sanitize
@@ -306,7 +307,7 @@ def cmd_save_code(repl: Repl, arg: str) -> None:
     block = _block(repl, number)
     if block is None:
         return
-    path = Path(name.strip()).expanduser()
+    path = user_path(name.strip())
     if path.exists():
         repl.ui.notice(f"{path} exists — remove it first, or pick another name")
         return
@@ -320,7 +321,7 @@ def cmd_save(repl: Repl, arg: str) -> None:
     if not arg:
         repl.ui.notice("usage: /save FILE (/save! FILE overwrites)")
         return
-    path = Path(arg).expanduser()
+    path = user_path(arg)
     if path.exists() and not force:
         repl.ui.notice(f"{path} exists — /save! {arg} overwrites it")
         return

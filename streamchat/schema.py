@@ -12,7 +12,6 @@ import difflib
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from jsonschema import exceptions, validators
@@ -22,6 +21,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012, specification_with
 
 from streamchat.errors import UsageError
+from streamchat.paths import user_path
 from streamchat.schema_request import ResponseSchema
 
 TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}  # concise syntax → JSON Schema
@@ -102,7 +102,7 @@ def _source(spec: str, option: str) -> tuple[str, str | None]:
     """(the schema's text, a name for it): a file's content and stem, or `spec` itself (no name)."""
     if spec.lstrip().startswith("{") or "," in spec or "\n" in spec:
         return spec, None
-    path = Path(spec).expanduser()
+    path = user_path(spec)
     looks_like_path = spec.endswith(".json") or spec.startswith(("/", "./", "../", "~"))
     if not path.is_file():
         if looks_like_path or path.exists():

@@ -22,6 +22,7 @@ from typing import Any
 from streamchat.config import ProviderConfig
 from streamchat.errors import ConfigError, ContextOverflowError, StreamchatError, UsageError, unexpected
 from streamchat.events import Done, TextDelta, Usage
+from streamchat.paths import user_path
 from streamchat.providers._schema import closed
 from streamchat.providers.base import ChatRequest, EventStream, as_dicts
 from streamchat.providers.options import Option, table, to_wire
@@ -67,7 +68,7 @@ def bundled_path(name: str) -> Path:
 def model_path(model: str) -> Path:
     if model in BUNDLED:
         return bundled_path(model)
-    path = Path(model).expanduser()
+    path = user_path(model)
     if not path.is_file():
         raise ConfigError(f"model file not found: {path}", hint="give the path of a .gguf file, or -m local:smollm2")
     return path
