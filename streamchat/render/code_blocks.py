@@ -19,6 +19,8 @@ class CodeBlock:
 
 def code_blocks(text: str) -> list[CodeBlock]:
     """Fenced blocks in order (indented blocks are left out: in prose they are rarely meant as code)."""
+    if "```" not in text and "~~~" not in text:  # a fence is 3+ backticks or tildes: no parse (each REPL answer)
+        return []
     from markdown_it import MarkdownIt
 
     lines = re.split(r"\r\n?|\n", text)  # as markdown-it splits them, so its line numbers index this
