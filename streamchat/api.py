@@ -340,6 +340,10 @@ class Conversation(Generic[R]):
         A bad option or attachment raises here."""
         if not isinstance(prompt, str):
             raise UsageError(f"the prompt must be a string, not {type(prompt).__name__}")
+        if system is not None and not isinstance(system, str):
+            raise UsageError(f"system must be a string or None, not {type(system).__name__}")
+        if isinstance(attachments, (str, bytes, os.PathLike)):  # iterated, its characters were "paths": "/ is a directory"
+            raise UsageError("attachments is a list of paths, not one path", hint=f"attachments=[{str(attachments)!r}]")
         overrides = Overrides(model=self._lane.model, system=system if system is not None else self._lane.system, **_sampling(options))
         loaded = tuple(_attachment(a) for a in attachments)
         self._lane.system = overrides.system
