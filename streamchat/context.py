@@ -98,6 +98,8 @@ class _Budget:
     def __init__(self, cap: int) -> None:
         self.left = cap
         self.seen: set[str] = set()
+        self.noted: set[str] = set()  # the symlinks already listed as skipped, by where they lead
+        self.reached = 0  # files and skipped symlinks met, new or not (a folder whose all were met before is not empty)
 
     def take(self, n: int) -> bool:
         if n > self.left:
@@ -106,9 +108,19 @@ class _Budget:
         return True
 
     def first_time(self, real: str) -> bool:
+        self.reached += 1
         if real in self.seen:
             return False
         self.seen.add(real)
+        return True
+
+    def first_note(self, key: str) -> bool:
+        """Whether a skipped symlink is listed for the first time (`-f 'proj/**'` reaches one by
+        the walk and by the glob, and through a link back up (`sub/up -> ..`) under many names)."""
+        self.reached += 1
+        if key in self.noted:
+            return False
+        self.noted.add(key)
         return True
 
 
@@ -138,8 +150,9 @@ def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget
         return [_budgeted(Piece(name, text), budget) for name, text in plugin(source.partition(":")[2])]
     path = user_path(source)
     if path.is_dir():
+        reached = budget.reached
         pieces = _directory(path, source, budget, within=os.path.realpath(path))
-        if not pieces:
+        if budget.reached == reached:  # empty, not only files another source already sent
             raise UsageError(f"{source} holds no text files", hint="check .gitignore, or name the files")
         return pieces
     if path.exists():  # a file, or a pipe such as -f <(git diff), or a device: named, so read wherever it is
@@ -173,17 +186,37 @@ def _globbed(pattern: str, budget: _Budget) -> list[Piece]:
     matches = sorted(glob.glob(expanded, recursive=True))
     if not matches:
         raise UsageError(f"no file matches {pattern}", hint="check the pattern (quote it so the shell leaves it)")
-    base = os.path.realpath(_glob_base(expanded))
+    fixed = _glob_base(expanded)
+    base, shown = os.path.realpath(fixed), _glob_base(pattern)
     out: list[Piece] = []
+    walked: list[str] = []  # the folders walked (real paths): a match inside one was reached by that walk
     for match in matches:
         real = os.path.realpath(match)
-        if not _inside(real, base):
-            out.append(Piece(match, None, _out_of(_glob_base(pattern))))
-        elif os.path.isdir(match):
-            out += _directory(Path(match), match, budget, within=base)
-        elif os.path.isfile(match) and budget.first_time(real):  # not a pipe or socket a pattern matched: opening one waits
+        if not _inside(real, base):  # listed once, as the link that leads out (not each file beyond it)
+            link = _exit_link(match, fixed, base)
+            if budget.first_note(os.path.realpath(link)):
+                out.append(Piece(link, None, _out_of(shown)))
+        elif not os.path.exists(real):  # a broken link (a walk above it has said so already)
+            parent = os.path.realpath(os.path.dirname(match))
+            if not any(_inside(parent, folder) for folder in walked) and budget.first_note(real):
+                out.append(Piece(match, None, "broken symlink"))
+        elif os.path.isdir(real):  # by its real path: `**` through a link back up (`sub/up -> ..`) ends in ELOOP names
+            if not any(_inside(real, folder) for folder in walked):
+                walked.append(real)
+                out += _directory(Path(real), match, budget, within=base, shown=shown)
+        elif os.path.isfile(real) and budget.first_time(real):  # not a pipe or socket a pattern matched: opening one waits
             out.append(_file(Path(real), match, budget, explicit=False))
     return out
+
+
+def _exit_link(match: str, fixed: str, base: str) -> str:
+    """The first folder or file on `match`'s path, below the glob's fixed folders, that leads out of `base`."""
+    parts = Path(match).parts
+    for i in range(max(1, len(Path(fixed).parts)), len(parts) + 1):
+        prefix = str(Path(*parts[:i]))
+        if not _inside(os.path.realpath(prefix), base):
+            return prefix
+    return match
 
 
 def _glob_base(pattern: str) -> str:
@@ -244,11 +277,13 @@ def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
     return Piece(name, text)
 
 
-def _directory(root: Path, name: str, budget: _Budget, *, within: str) -> list[Piece]:
+def _directory(root: Path, name: str, budget: _Budget, *, within: str, shown: str | None = None) -> list[Piece]:
     """Every text file below `root`, sorted, minus what .gitignore files and SKIP_DIRS leave out.
-    A symlink is followed only while it stays inside `within` (the real path of what was named):
-    `ln -s ~/.ssh/id_rsa proj/notes.md` would otherwise send the key with `-f proj/`. One that
-    leads out is listed as skipped; a symlinked folder that stays inside is not walked twice."""
+    A symlink is followed only while it stays inside `within` (the real path of what was named,
+    shown as `shown`): `ln -s ~/.ssh/id_rsa proj/notes.md` would otherwise send the key with
+    `-f proj/`. One that leads out is listed as skipped (once), and so is a broken one; a
+    symlinked folder that stays inside is not walked twice."""
+    out_of = _out_of(name if shown is None else shown)
     import pathspec
 
     if not os.access(root, os.R_OK | os.X_OK):
@@ -275,15 +310,20 @@ def _directory(root: Path, name: str, budget: _Budget, *, within: str) -> list[P
 
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not ignored(here / d, True))
         for link in (here / d for d in dirs if (here / d).is_symlink()):  # os.walk does not descend into these
-            if not _inside(os.path.realpath(link), within):
-                pieces.append(Piece(label(link), None, _out_of(name)))
+            if not _inside(os.path.realpath(link), within) and budget.first_note(os.path.realpath(link)):
+                pieces.append(Piece(label(link), None, out_of))
         for file in sorted(files):
             path = here / file
-            if file == ".gitignore" or ignored(path, False) or not path.is_file():
+            if file == ".gitignore" or ignored(path, False):
+                continue
+            if not path.is_file():  # a pipe or socket is left out silently; a dangling link is said
+                if path.is_symlink() and not path.exists() and budget.first_note(os.path.realpath(path)):
+                    pieces.append(Piece(label(path), None, "broken symlink"))
                 continue
             real = os.path.realpath(path)
             if not _inside(real, within):
-                pieces.append(Piece(label(path), None, _out_of(name)))
+                if budget.first_note(real):
+                    pieces.append(Piece(label(path), None, out_of))
             elif budget.first_time(real):
                 pieces.append(_file(Path(real), label(path), budget, explicit=False))
     return pieces

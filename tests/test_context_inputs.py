@@ -162,6 +162,34 @@ def test_symlinks_out_of_a_directory_or_a_globs_base_are_skipped_and_files_sent_
         assert content.count("print('app')") == 1, content
 
 
+@pytest.mark.parametrize("source", ["proj/", "proj/**", "proj/**/*.md", "proj/*"])
+def test_each_skipped_symlink_is_listed_once_naming_what_was_named(tmp_path, monkeypatch, source):
+    """`-f 'proj/**'` walked every folder the glob matched again, and `**` follows a link back up
+    (`sub/up -> ..`) to the kernel's limit: the same link out was listed dozens of times, as
+    "symlink out of proj/sub/up/sub/up/…", and a broken link was left out without a word."""
+    from streamchat.context import gather
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "key.md").write_text("PRIVATE\n")
+    proj = tmp_path / "proj"
+    (proj / "sub").mkdir(parents=True)
+    (proj / "a.md").write_text("hi\n")
+    (proj / "notes.md").symlink_to("../outside/key.md")
+    (proj / "outdir").symlink_to("../outside")
+    (proj / "dangling.md").symlink_to("nowhere.md")
+    (proj / "sub" / "up").symlink_to("..")
+    (proj / "sub" / "same.md").symlink_to("../a.md")
+    pieces = gather([source], stdin=lambda: None, timeout=5).pieces
+    skipped = {p.name: p.note for p in pieces if p.text is None}
+    assert [p.name for p in pieces if p.text is not None] == ["proj/a.md"]
+    assert len(skipped) == len([p for p in pieces if p.text is None])  # each once
+    assert skipped == {"proj/notes.md": "symlink out of proj", "proj/dangling.md": "broken symlink",
+                       "proj/outdir": "symlink out of proj"}  # the link itself (`**/*.md` met outdir/key.md)
+    again = gather(["proj/a.md", "proj/"], stdin=lambda: None, timeout=5)  # a folder whose files were sent is not "empty"
+    assert [p.name for p in again.pieces if p.text is not None] == ["proj/a.md"]
+
+
 def test_glob_base():
     from streamchat.context import _glob_base
 
