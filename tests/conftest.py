@@ -176,7 +176,8 @@ def invoke(home: Path, server: FakeLLMServer):
     for what does not need a real process (no signals, no pipes closing, no exit timing)."""
     from streamchat.cli import main
 
-    def _invoke(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> Result:
+    def _invoke(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
+                timeout: float | None = None) -> Result:  # timeout: run's signature; pytest-timeout bounds a run here
         out, err = io.BytesIO(), io.BytesIO()
         code = main(list(args), env or base_env(home, server), stdin=stdin or b"", stdout=out, stderr=err)
         return Result(code, out.getvalue(), err.getvalue().decode("utf-8", "replace"))

@@ -54,9 +54,9 @@ HTTP_CASES = [pytest.param(provider, *row.values, id=f"{provider}-{row.id}") for
 
 
 @pytest.mark.parametrize("provider,script,code,words", HTTP_CASES)
-def test_http_status_rows(run, server, home, provider, script, code, words):
+def test_http_status_rows(invoke, server, home, provider, script, code, words):
     server.script("m", script)
-    r = run("-m", f"{provider}:m", "--no-retry", "q")
+    r = invoke("-m", f"{provider}:m", "--no-retry", "q")
     assert r.code == code
     line = one_line_error(r)
     assert words in line
@@ -74,9 +74,9 @@ CONTEXT_ERRORS = {  # each provider's own way of saying it
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_context_overflow_only_when_the_provider_says_so(run, server, provider):
+def test_context_overflow_only_when_the_provider_says_so(invoke, server, provider):
     server.script("m", CONTEXT_ERRORS.get(provider, CONTEXT_ERRORS["openai"]))
-    r = run("-m", f"{provider}:m", "--no-retry", "q")
+    r = invoke("-m", f"{provider}:m", "--no-retry", "q")
     assert r.code == 4
     assert "too long" in one_line_error(r)
 
@@ -92,9 +92,9 @@ STREAM_ROWS = [
 
 @pytest.mark.parametrize("script,code,words", STREAM_ROWS)
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])  # compat reads the stream with the openai parser
-def test_mid_stream_rows_keep_the_partial_answer(run, server, home, provider, script, code, words):
+def test_mid_stream_rows_keep_the_partial_answer(invoke, server, home, provider, script, code, words):
     server.script("m", script)
-    r = run("-m", f"{provider}:m", "q")  # retries on: never after text was shown
+    r = invoke("-m", f"{provider}:m", "q")  # retries on: never after text was shown
     assert r.code == code, r.stderr
     assert words in one_line_error(r)
     assert r.out == "".join(BEFORE) + "\n"  # the partial answer, ended by a newline
@@ -103,10 +103,10 @@ def test_mid_stream_rows_keep_the_partial_answer(run, server, home, provider, sc
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_no_first_byte_within_timeout(run, server, provider):
+def test_no_first_byte_within_timeout(invoke, server, provider):
     server.script("m", Script(first_delay=30))
     started = time.monotonic()
-    r = run("-m", f"{provider}:m", "--timeout", "1", "--no-retry", "q")
+    r = invoke("-m", f"{provider}:m", "--timeout", "1", "--no-retry", "q")
     assert r.code == 6
     assert "no response" in one_line_error(r)
     assert time.monotonic() - started < 10
@@ -152,8 +152,8 @@ def _provider_env(home, provider: str, url: str, **extra: str) -> dict[str, str]
     (_refused_url(), "connection refused"),
     ("http://no-such-host.invalid", "cannot resolve"),
 ], ids=["refused", "dns"])
-def test_connection_rows(run, home, provider, where, words):
-    r = run("-m", f"{provider}:m", "--no-retry", "--timeout", "5", "q", env=_provider_env(home, provider, where))
+def test_connection_rows(invoke, home, provider, where, words):
+    r = invoke("-m", f"{provider}:m", "--no-retry", "--timeout", "5", "q", env=_provider_env(home, provider, where))
     assert r.code == 6
     assert words in one_line_error(r)
 
@@ -170,17 +170,17 @@ def tls_server(tmp_path_factory):
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_tls_error(run, home, tls_server, provider):
-    r = run("-m", f"{provider}:echo", "--no-retry", "q", env=_provider_env(home, provider, tls_server.url))
+def test_tls_error(invoke, home, tls_server, provider):
+    r = invoke("-m", f"{provider}:echo", "--no-retry", "q", env=_provider_env(home, provider, tls_server.url))
     assert r.code == 6
     assert "TLS error" in one_line_error(r)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_proxy_error(run, home, server, provider):
+def test_proxy_error(invoke, home, server, provider):
     env = _provider_env(home, provider, "http://api.example.test", HTTP_PROXY=_refused_url(),
                         HTTPS_PROXY=_refused_url(), NO_PROXY="")
-    r = run("-m", f"{provider}:echo", "--no-retry", "--timeout", "5", "q", env=env)
+    r = invoke("-m", f"{provider}:echo", "--no-retry", "--timeout", "5", "q", env=env)
     assert r.code == 6
     line = one_line_error(r)
     assert "proxy" in line or "refused" in line
@@ -189,10 +189,10 @@ def test_proxy_error(run, home, server, provider):
 # -- retries ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_retry_after_then_success(run, server, provider):
+def test_retry_after_then_success(invoke, server, provider):
     server.script("m", Script(status=429, headers={"Retry-After": "1"}, fail_first=1, chunks=["ok ", "done"]))
     started = time.monotonic()
-    r = run("-m", f"{provider}:m", "q")
+    r = invoke("-m", f"{provider}:m", "q")
     assert r.code == 0, r.stderr
     assert r.out == "ok done\n"
     assert len(server.requests) == 2 and time.monotonic() - started >= 1.0
@@ -200,36 +200,36 @@ def test_retry_after_then_success(run, server, provider):
     assert len(notices) == 1 and "retrying in 1.0 s (1/2)" in notices[0]
 
 
-def test_server_errors_retried_twice_then_fail(run, server):
+def test_server_errors_retried_twice_then_fail(invoke, server):
     server.script("m", Script(status=503))
-    r = run("-m", "openai:m", "q")
+    r = invoke("-m", "openai:m", "q")
     assert r.code == 5
     assert len(server.requests) == 3
     assert r.stderr.count("retrying") == 2 and "Traceback" not in r.stderr
 
 
-def test_retry_after_beyond_the_cap_fails_fast(run, server):
+def test_retry_after_beyond_the_cap_fails_fast(invoke, server):
     server.script("m", Script(status=429, headers={"Retry-After": "3600"}))
     started = time.monotonic()
-    r = run("-m", "anthropic:m", "q")
+    r = invoke("-m", "anthropic:m", "q")
     assert r.code == 5 and len(server.requests) == 1
     assert "retry after 3600 s" in one_line_error(r)
     assert time.monotonic() - started < 10
 
 
-def test_no_retry_flag_and_no_retry_on_4xx(run, server):
+def test_no_retry_flag_and_no_retry_on_4xx(invoke, server):
     server.script("m", Script(status=500))
-    assert run("-m", "openai:m", "--no-retry", "q").code == 5 and len(server.requests) == 1
+    assert invoke("-m", "openai:m", "--no-retry", "q").code == 5 and len(server.requests) == 1
     server.reset()
     server.script("m", Script(status=400))
-    assert run("-m", "openai:m", "q").code == 4 and len(server.requests) == 1
+    assert invoke("-m", "openai:m", "q").code == 4 and len(server.requests) == 1
 
 
 # -- debug -----------------------------------------------------------------------------------
 
-def test_debug_shows_traceback_but_never_the_key(run, server):
+def test_debug_shows_traceback_but_never_the_key(invoke, server):
     server.script("m", Script(status=401, error_message="bad key sk-test-openai-SECRET123"))
-    r = run("-m", "openai:m", "--debug", "--no-retry", "q")
+    r = invoke("-m", "openai:m", "--debug", "--no-retry", "q")
     assert r.code == 3
     assert "Traceback" in r.stderr and "debug:" in r.stderr
     assert "SECRET123" not in r.stderr and "SECRET456" not in r.stderr
