@@ -102,6 +102,28 @@ class ProviderConfig:
             return os.environ[env], env
         return None, "default"
 
+    def on_this_machine(self) -> bool:
+        """Whether requests go to a loopback address (localhost, 127.0.0.0/8, ::1): a local server."""
+        base = self.effective_base_url()[0]
+        if base is None:
+            return False
+        from urllib.parse import urlsplit
+
+        try:
+            host = urlsplit(base).hostname
+        except ValueError:
+            return False
+        if host is None:
+            return False
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        import ipaddress
+
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
     def resolve_key(self) -> str | None:
         """The API key; never logged. Order: api_key_cmd, api_key_env (the SDK's variable), the keyring
         (`streamchat keys set`), a config-file api_key."""
@@ -120,7 +142,8 @@ class ProviderConfig:
         if self.spec.needs_key:
             from streamchat import keys
 
-            stored = keys.get(self.name)
+            # a server on this machine usually takes no key: the keyring (slow to load) only if `keys set` stored one
+            stored = keys.get(self.name) if not self.on_this_machine() or keys.listed(self.name) else None
             if stored:
                 return stored, "keyring"
         if self.api_key:

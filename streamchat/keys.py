@@ -3,10 +3,16 @@
 Resolution order for a provider's key (config.ProviderConfig.resolve_key): `api_key_cmd`, then
 `api_key_env` / the SDK's variable, then the keyring, then a config-file `api_key` (warned about).
 `keyring` is imported only when the earlier sources gave nothing, so start-up stays fast.
+
+Loading the keyring and picking its backend costs 0.2-1.8 s here (#34), paid on every start of a
+provider with no key in the environment: a local server (Ollama, vLLM, llama.cpp) usually takes
+none. So `set_key` also writes the provider's name (never the key) to `stored_keys`, and a provider
+whose server is on this machine asks the keyring only when its name is there (`listed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +26,31 @@ def _file() -> Path:
     from streamchat.paths import config_dir
 
     return config_dir() / "keys.json"
+
+
+def _names_file() -> Path:
+    from streamchat.paths import config_dir
+
+    return config_dir() / "stored_keys"
+
+
+def _names() -> set[str]:
+    try:
+        return set(_names_file().read_text(encoding="utf-8").split())
+    except OSError:
+        return set()
+
+
+def _write_names(names: set[str]) -> None:
+    from streamchat.private_files import write_private
+
+    write_private(_names_file(), "".join(f"{name}\n" for name in sorted(names)))
+
+
+def listed(provider: str) -> bool:
+    """Whether `keys set` stored a key for `provider` (since stored_keys was kept: older keys are not
+    listed). Reading this file costs nothing next to loading the keyring."""
+    return provider in _names()
 
 
 def _backend() -> Any | None:
@@ -86,10 +117,15 @@ def set_key(provider: str, key: str, warn: Any = None) -> str:
         data = _read_file()
         data[provider] = key
         _write_file(data)
+    with contextlib.suppress(OSError):  # a read-only config directory: the key is stored all the same
+        _write_names(_names() | {provider})
     return where()
 
 
 def delete(provider: str) -> bool:
+    if provider in _names():
+        with contextlib.suppress(OSError):
+            _write_names(_names() - {provider})
     backend = _backend()
     if backend is not None:
         if backend.get_password(SERVICE, provider) is None:

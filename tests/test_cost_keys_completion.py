@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import Script
+from import_probe import imported_by
 
 # -- cost -----------------------------------------------------------------------------------------
 
@@ -76,6 +77,36 @@ def test_no_keyring_falls_back_to_a_0600_file(run, server, home):
     headers = {k.lower(): v for k, v in server.requests[-1].headers.items()}
     sent = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
     assert sent == "sk-ant-file-key-99999"  # SDK releases differ in the header they use
+
+
+def test_a_local_server_without_a_key_starts_without_the_keyring(run, server, home):
+    """Loading the keyring and picking its backend took 0.2-1.8 s of each start (#34): a provider
+    on this machine with no key set asks it only for a key `keys set` stored; nor does a provider
+    whose key is in the environment."""
+    env = key_env(home, server, "keyrings.alt.file.PlaintextKeyring")  # compat: 127.0.0.1, no key anywhere
+    imported, done = imported_by(["-m", "compat:echo", "q"], ("keyring",), env=env)
+    assert done.returncode == 0 and "echo: q" in done.stdout and imported == set()
+    imported, done = imported_by(["-m", "openai:echo", "q"], ("keyring",), env=base_env(home, server))
+    assert done.returncode == 0 and imported == set()
+    assert run("keys", "set", "compat", stdin=b"sk-compat-local-777777\n", env=env).code == 0
+    assert run("-m", "compat:echo", "q", env=env).code == 0
+    assert server.requests[-1].headers["authorization"] == "Bearer sk-compat-local-777777"
+    assert run("keys", "rm", "compat", env=env).code == 0
+    imported, done = imported_by(["-m", "compat:echo", "q"], ("keyring",), env=env)
+    assert done.returncode == 0 and imported == set()
+    assert server.requests[-1].headers["authorization"] == "Bearer not-needed"
+
+
+def test_a_remote_provider_still_finds_its_key_in_the_keyring(run, server, home):
+    """Only a server on this machine skips the keyring: elsewhere a key stored before stored_keys
+    was kept is found as before (nothing is sent: `keys list` reads where each key comes from)."""
+    env = key_env(home, server, "keyrings.alt.file.PlaintextKeyring")
+    cfg = home / "far.toml"
+    cfg.write_text('[providers.far]\ntype = "openai"\nbase_url = "https://llm.example.invalid/v1"\n')
+    env["STREAMCHAT_CONFIG"] = str(cfg)
+    assert run("keys", "set", "far", stdin=b"sk-far-away-key-424242\n", env=env).code == 0
+    (home / "config" / "streamchat" / "stored_keys").unlink(missing_ok=True)  # as a key stored by an older streamchat
+    assert "far\tkeyring\tsk-…4242" in run("keys", "list", env=env).out
 
 
 def test_keys_for_unknown_providers_are_refused(run, server):

@@ -153,4 +153,4 @@ def test_keys_json_replaces_a_planted_symlink_instead_of_writing_through_it(serv
     keys = folder / "keys.json"
     assert victim.read_text() == "precious\n"
     assert not keys.is_symlink() and mode(keys) == 0o600 and "sk-planted-link-key-123456" in keys.read_text()
-    assert sorted(p.name for p in folder.iterdir()) == ["keys.json"]  # no temp file left beside it
+    assert sorted(p.name for p in folder.iterdir()) == ["keys.json", "stored_keys"]  # no temp file left beside them
