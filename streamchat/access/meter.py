@@ -2,7 +2,8 @@
 and recording what it cost (settle after), priced by `cost.turn_cost`, as the CLI prices a turn.
 
 The store is called on the event loop: an admission is one transaction (SQLite) or one script
-(Redis), a fraction of a millisecond, and a thread hop would cost as much as the call.
+(Redis, through its asyncio client, so the round trip does not hold the loop), a fraction of a
+millisecond, and a thread hop would cost as much as the call.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class Meter:
         deadline = time.monotonic() + BUSY_WAIT_S
         pause = 0.01
         while True:
-            got = self.state.admit(hashed, Ask(names, price.cost or 0, time.time()))
+            got = await self.state.admit_async(hashed, Ask(names, price.cost or 0, time.time()))
             if got.verdict is Verdict.OK and got.ticket is not None and got.name is not None:
                 return Ticket(hashed, got.ticket, got.name, price, time.monotonic())
             if got.verdict is not Verdict.BUSY:
@@ -126,8 +127,21 @@ class Meter:
         """Record the request's tokens and cost (the upstream's usage; without it, the prompt's
         estimate and the tokens that streamed) under the deployment that `answered`, and free its
         reservation. Once per ticket."""
+        entry = self._entry(ticket, result, answered)
+        if entry is not None:
+            self.state.settle(ticket.hashed, ticket.ticket, entry)
+
+    async def settle_async(self, ticket: Ticket, result: TurnResult,
+                           answered: tuple[ProviderConfig, str] | None = None) -> None:
+        """`settle` on the event loop (a remote store's round trip awaited, not held)."""
+        entry = self._entry(ticket, result, answered)
+        if entry is not None:
+            await self.state.settle_async(ticket.hashed, ticket.ticket, entry)
+
+    def _entry(self, ticket: Ticket, result: TurnResult, answered: tuple[ProviderConfig, str] | None) -> SpendEntry | None:
+        """The spend log's line for the ticket (None: settled already)."""
         if ticket.settled:
-            return
+            return None
         ticket.settled = True
         from streamchat.cost import turn_cost
 
@@ -138,9 +152,8 @@ class Meter:
         if cost is None and price.cost is not None:
             cost = turn_cost(self.settings, provider, model, Stats(input_tokens=inputs, tokens=stats.tokens))
         status = "ok" if result.ok else result.error.code if result.error is not None else result.outcome.value
-        self.state.settle(ticket.hashed, ticket.ticket, SpendEntry(
-            time.time(), ticket.name, f"{provider.name}:{model}", inputs, stats.tokens,
-            None if cost is None else to_nano(cost), (time.monotonic() - ticket.started) * 1000, status))
+        return SpendEntry(time.time(), ticket.name, f"{provider.name}:{model}", inputs, stats.tokens,
+                          None if cost is None else to_nano(cost), (time.monotonic() - ticket.started) * 1000, status)
 
     def refused(self, denied: Denied, model: str) -> None:
         """A known key's refused request, in the spend log as an error."""

@@ -139,25 +139,77 @@ def _periods(now: float) -> list[str]:
     return [period_id("day", now), period_id("month", now)]
 
 
+CLIENT_OPTIONS: dict[str, Any] = dict(decode_responses=True, socket_connect_timeout=1.0, socket_timeout=2.0,
+                                      health_check_interval=30)
+
+
+def _admit_keys(hashed: str) -> list[str]:
+    return [_key(hashed), _held(hashed), TICKETS]
+
+
+def _admit_args(ask: Ask) -> list[str]:
+    return [repr(ask.now), *_periods(ask.now), str(ask.estimate), repr(ask.now + ask.hold_s), "\n".join(ask.models)]
+
+
+def _admission(reply: list[str]) -> Admission:
+    verdict, name = Verdict(reply[0]), (reply[1] if len(reply) > 1 else None)
+    if verdict in (Verdict.RPM, Verdict.TPM):
+        return Admission(verdict, name, float(reply[2]))
+    return Admission(verdict, name, ticket=reply[3] if verdict is Verdict.OK else None)
+
+
+def _settle_keys(hashed: str) -> list[str]:
+    return [_key(hashed), _held(hashed), LOG]
+
+
+def _settle_args(ticket: str, entry: SpendEntry) -> list[str]:
+    return [repr(entry.ts), *_periods(entry.ts), ticket, "" if entry.cost is None else str(entry.cost),
+            str(entry.input_tokens + entry.output_tokens),
+            *(x for pair in zip(FIELDS, _fields(entry), strict=True) for x in pair)]
+
+
 class RedisState:
+    """The blocking client serves the CLI and the tests; serve admits and settles through an asyncio
+    client on its event loop (`admit_async`, `settle_async`): an admission's round trip no longer
+    holds the loop, and a settlement runs as a task there instead of on a worker thread, whose
+    handing of the GIL back and forth with the loop cost the next request under load."""
+
     remote = True
+
     def __init__(self, url: str) -> None:
         import redis
 
-        self.where = mask_url(url)
+        self.url, self.where = url, mask_url(url)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self.client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=2.0,
-                                           health_check_interval=30)
+        self.client = redis.Redis.from_url(url, **CLIENT_OPTIONS)
         self._admit = self.client.register_script(ADMIT)
         self._settle = self.client.register_script(SETTLE)
         self._call(self.client.ping)
+        self._loop: Any = None  # the loop the asyncio client was made on (its connections belong to it)
+        self._aclient: Any = None
+        self._ascripts: tuple[Any, Any] = (None, None)
+
+    def _unavailable(self, err: BaseException) -> StateUnavailable:
+        return StateUnavailable(f"cannot reach the access store at {self.where}: {err}",
+                                hint="start redis-server there, or check --state")
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except self._errors as err:
-            raise StateUnavailable(f"cannot reach the access store at {self.where}: {err}",
-                                   hint="start redis-server there, or check --state") from None
+            raise self._unavailable(err) from None
+
+    def _scripts(self) -> tuple[Any, Any]:
+        """The asyncio client's admission and settlement scripts, for the running loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            import redis.asyncio
+
+            self._loop, self._aclient = loop, redis.asyncio.Redis.from_url(self.url, **CLIENT_OPTIONS)
+            self._ascripts = (self._aclient.register_script(ADMIT), self._aclient.register_script(SETTLE))
+        return self._ascripts
 
     def create(self, record: KeyRecord, hashed: str) -> None:
         old = self._call(self.client.hget, NAMES, record.name)
@@ -199,19 +251,25 @@ class RedisState:
         return _record(data) if data else None
 
     def admit(self, hashed: str, ask: Ask) -> Admission:
-        reply = self._call(self._admit, keys=[_key(hashed), _held(hashed), TICKETS],
-                           args=[repr(ask.now), *_periods(ask.now), str(ask.estimate), repr(ask.now + ask.hold_s),
-                                 "\n".join(ask.models)])
-        verdict, name = Verdict(reply[0]), (reply[1] if len(reply) > 1 else None)
-        if verdict in (Verdict.RPM, Verdict.TPM):
-            return Admission(verdict, name, float(reply[2]))
-        return Admission(verdict, name, ticket=reply[3] if verdict is Verdict.OK else None)
+        return _admission(self._call(self._admit, keys=_admit_keys(hashed), args=_admit_args(ask)))
 
     def settle(self, hashed: str, ticket: str, entry: SpendEntry) -> None:
-        self._call(self._settle, keys=[_key(hashed), _held(hashed), LOG],
-                   args=[repr(entry.ts), *_periods(entry.ts), ticket, "" if entry.cost is None else str(entry.cost),
-                         str(entry.input_tokens + entry.output_tokens),
-                         *(x for pair in zip(FIELDS, _fields(entry), strict=True) for x in pair)])
+        self._call(self._settle, keys=_settle_keys(hashed), args=_settle_args(ticket, entry))
+
+    async def admit_async(self, hashed: str, ask: Ask) -> Admission:
+        script = self._scripts()[0]
+        try:
+            reply = await script(keys=_admit_keys(hashed), args=_admit_args(ask))
+        except self._errors as err:
+            raise self._unavailable(err) from None
+        return _admission(reply)
+
+    async def settle_async(self, hashed: str, ticket: str, entry: SpendEntry) -> None:
+        script = self._scripts()[1]
+        try:
+            await script(keys=_settle_keys(hashed), args=_settle_args(ticket, entry))
+        except self._errors as err:
+            raise self._unavailable(err) from None
 
     def log(self, entry: SpendEntry) -> None:
         self._call(self.client.xadd, LOG, dict(zip(FIELDS, _fields(entry), strict=True)))

@@ -83,6 +83,7 @@ class Keys:
     def __init__(self, state: AccessState, settings: Settings, token: str | None) -> None:
         self.meter = Meter(state, settings)
         self.token = token
+        self._settling: set[asyncio.Task[None]] = set()
 
     def is_admin(self, given: str) -> bool:
         return bool(self.token) and hmac.compare_digest(given.encode(), (self.token or "").encode())
@@ -151,23 +152,29 @@ class Keys:
             raise unavailable() from None
 
     def settle(self, ticket: Ticket, session: ChatSession, result: TurnResult) -> None:
-        """Record the turn under the deployment that answered it (a route's may not be its first),
-        for a remote store on a worker thread: the response does not wait for the round trip (~1 ms
-        under load), and until it is done the turn's reservation still holds its part of the budget.
-        SQLite's settlement stays on the loop: on a thread it contended with the next admission for
-        the write lock, whose busy handler sleeps in milliseconds."""
+        """Record the turn under the deployment that answered it (a route's may not be its first).
+        A remote store's settlement is a task on the loop: the response does not wait for the round
+        trip (~1 ms under load), and until it is done the turn's reservation still holds its part of
+        the budget. (It was a worker thread's: under load, the thread and the loop handing the GIL
+        back and forth cost the next request.) SQLite's stays in line: on a thread it contended with
+        the next admission for the write lock, whose busy handler sleeps in milliseconds."""
         provider, model = session.target.answered()
         answered = (session.settings.providers[provider], model)
         if self.meter.state.remote:
             with contextlib.suppress(RuntimeError):  # no loop running: settle here
-                asyncio.get_running_loop().run_in_executor(None, self._settle, ticket, result, answered)
+                task = asyncio.get_running_loop().create_task(self._settle_async(ticket, result, answered))
+                self._settling.add(task)  # the loop keeps only a weak reference
+                task.add_done_callback(self._settling.discard)
                 return
-        self._settle(ticket, result, answered)
-
-    def _settle(self, ticket: Ticket, result: TurnResult, answered: tuple[ProviderConfig, str]) -> None:
         try:
             self.meter.settle(ticket, result, answered)
         except StreamchatError as err:  # the answer is done; its reservation lapses by itself
+            log.warning("could not record a request of key '%s': %s", ticket.name, err)
+
+    async def _settle_async(self, ticket: Ticket, result: TurnResult, answered: tuple[ProviderConfig, str]) -> None:
+        try:
+            await self.meter.settle_async(ticket, result, answered)
+        except StreamchatError as err:
             log.warning("could not record a request of key '%s': %s", ticket.name, err)
 
 
