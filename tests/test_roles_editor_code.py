@@ -36,124 +36,124 @@ def role_env(home, server, **extra):
     return base_env(home, server, STREAMCHAT_CONFIG=str(cfg), **extra)
 
 
-def test_roles_precedence_templates_and_sources(run, server, home):
+def test_roles_precedence_templates_and_sources(invoke, server, home):
     env = role_env(home, server)
-    r = run("-m", "openai:echo", "-r", "rev", "-p", "focus=security", "the code", env=env)
+    r = invoke("-m", "openai:echo", "-r", "rev", "-p", "focus=security", "the code", env=env)
     assert r.code == 0, r.stderr
     body = server.requests[-1].body
     assert body["messages"][0] == {"role": "system", "content": "role sys"} and body["temperature"] == 0.5
     assert body["messages"][-1]["content"] == "Review for security:\nthe code"
-    assert run("-m", "openai:echo", "-r", "rev", "--temperature", "0.9", "-p", "focus=x", "q", env=env).code == 0
+    assert invoke("-m", "openai:echo", "-r", "rev", "--temperature", "0.9", "-p", "focus=x", "q", env=env).code == 0
     assert server.requests[-1].body["temperature"] == 0.9  # the flag wins over the role
     before = len(server.requests)
-    missing = run("-m", "openai:echo", "-r", "rev", "q", env=env)
+    missing = invoke("-m", "openai:echo", "-r", "rev", "q", env=env)
     assert missing.code == 2 and "needs a value for {{focus}}" in missing.stderr and len(server.requests) == before
-    assert run("-r", "brief", "q", env=env).code == 0
+    assert invoke("-r", "brief", "q", env=env).code == 0
     assert server.requests[-1].path.endswith("/messages") and server.requests[-1].body["system"] == "Be brief."
-    assert run("-m", "openai:echo", "-r", "shell", "q", env=env).code == 0
+    assert invoke("-m", "openai:echo", "-r", "shell", "q", env=env).code == 0
     assert server.requests[-1].body["messages"][0]["content"] == "my own shell role"  # config overrides a built-in
-    listed = run("roles", env=env).out
+    listed = invoke("roles", env=env).out
     for name in ("brief", "code", "explain", "rev", "shell"):
         assert f"{name}\t" in listed
-    assert run("roles", "show", "nope", env=env).code == 2
+    assert invoke("roles", "show", "nope", env=env).code == 2
 
 
-def test_save_role_then_use_it(run, server, home):
+def test_save_role_then_use_it(invoke, server, home):
     env = role_env(home, server)
-    saved = run("--save-role", "mine", "-s", "be terse", "-m", "openai:echo", "--temperature", "0.3", env=env)
+    saved = invoke("--save-role", "mine", "-s", "be terse", "-m", "openai:echo", "--temperature", "0.3", env=env)
     assert saved.code == 0 and "saved role 'mine'" in saved.stderr and not server.requests
-    assert run("-r", "mine", "q", env=env).code == 0
+    assert invoke("-r", "mine", "q", env=env).code == 0
     body = server.requests[-1].body
     assert body["messages"][0]["content"] == "be terse" and body["temperature"] == 0.3
 
 
-def test_roles_edit_starts_from_the_role_and_writes_only_a_change(run, server, home, tmp_path):
+def test_roles_edit_starts_from_the_role_and_writes_only_a_change(invoke, server, home, tmp_path):
     folder = home / "config" / "streamchat" / "roles"
     quit_unsaved = script(tmp_path / "quit", "exit 0\n")  # :q! — the file as it was given
-    r = run("roles", "edit", "shell", env=base_env(home, server, EDITOR=quit_unsaved))
+    r = invoke("roles", "edit", "shell", env=base_env(home, server, EDITOR=quit_unsaved))
     assert r.code == 0 and "unchanged; nothing was saved" in r.stderr
     assert not (folder / "shell.md").exists()  # the skeleton used to replace the built-in here
     failed = script(tmp_path / "fail", "echo more >> \"$1\"; exit 1\n")
-    r = run("roles", "edit", "shell", env=base_env(home, server, EDITOR=failed))
+    r = invoke("roles", "edit", "shell", env=base_env(home, server, EDITOR=failed))
     assert r.code == 2 and "nothing was saved" in r.stderr and not (folder / "shell.md").exists()
 
     seen = tmp_path / "seen.md"
     append = script(tmp_path / "append", f"cp \"$1\" {seen}; echo 'Use fish syntax.' >> \"$1\"\n")
-    r = run("roles", "edit", "shell", env=base_env(home, server, EDITOR=append))
+    r = invoke("roles", "edit", "shell", env=base_env(home, server, EDITOR=append))
     assert r.code == 0 and "saved to" in r.stderr
     assert "You turn requests into shell commands." in seen.read_text()  # the built-in's text, not a skeleton
-    assert run("-m", "openai:echo", "-r", "shell", "q", env=base_env(home, server)).code == 0
+    assert invoke("-m", "openai:echo", "-r", "shell", "q", env=base_env(home, server)).code == 0
     system = server.requests[-1].body["messages"][0]["content"]
     assert system.startswith("You turn requests into shell commands.") and system.endswith("Use fish syntax.")
     assert oct((folder / "shell.md").stat().st_mode & 0o777) == "0o600"
 
-    r = run("roles", "rm", "shell", env=base_env(home, server))
+    r = invoke("roles", "rm", "shell", env=base_env(home, server))
     assert r.code == 0 and "the built-in role 'shell' applies again" in r.stderr and not (folder / "shell.md").exists()
-    assert "source: built-in" in run("roles", "show", "shell", env=base_env(home, server)).out
-    again = run("roles", "rm", "shell", env=base_env(home, server))
+    assert "source: built-in" in invoke("roles", "show", "shell", env=base_env(home, server)).out
+    again = invoke("roles", "rm", "shell", env=base_env(home, server))
     assert again.code == 2 and "built-in role" in again.stderr
-    assert run("roles", "rm", "nope", env=base_env(home, server)).code == 2
-    outside = run("roles", "edit", "../escape", env=base_env(home, server, EDITOR=append))
+    assert invoke("roles", "rm", "nope", env=base_env(home, server)).code == 2
+    outside = invoke("roles", "edit", "../escape", env=base_env(home, server, EDITOR=append))
     assert outside.code == 2 and "not a usable role name" in outside.stderr
 
 
-def test_roles_edit_a_config_role_starts_from_its_table(run, server, home, tmp_path):
+def test_roles_edit_a_config_role_starts_from_its_table(invoke, server, home, tmp_path):
     env = role_env(home, server)
     seen = tmp_path / "seen.md"
     append = script(tmp_path / "append", f"cp \"$1\" {seen}; echo 'More.' >> \"$1\"\n")
-    r = run("roles", "edit", "rev", env={**env, "EDITOR": append})
+    r = invoke("roles", "edit", "rev", env={**env, "EDITOR": append})
     assert r.code == 0, r.stderr
     text = seen.read_text()
     assert "temperature = 0.5" in text and 'template = "Review for {{focus}}:\\n{{input}}"' in text
     assert "role sys" in text
-    shown = run("roles", "show", "rev", env=env).out
+    shown = invoke("roles", "show", "rev", env=env).out
     assert "rev.md" in shown and "template: Review for {{focus}}:\n{{input}}" in shown and "role sys\nMore." in shown
-    r = run("roles", "rm", "rev", env=env)
+    r = invoke("roles", "rm", "rev", env=env)
     assert r.code == 0 and "[roles.rev] in the config applies again" in r.stderr
 
 
-def test_save_role_refuses_to_overwrite_or_shadow_and_keeps_what_was_given(run, server, home):
+def test_save_role_refuses_to_overwrite_or_shadow_and_keeps_what_was_given(invoke, server, home):
     env = role_env(home, server)
     folder = home / "config" / "streamchat" / "roles"
-    assert run("--save-role", "mine", "-s", "first", env=env).code == 0
-    again = run("--save-role", "mine", "-s", "second", env=env)
+    assert invoke("--save-role", "mine", "-s", "first", env=env).code == 0
+    again = invoke("--save-role", "mine", "-s", "second", env=env)
     assert again.code == 2 and "role 'mine' already exists" in again.stderr and "--force" in again.stderr
     assert 'system = "first"' in (folder / "mine.toml").read_text()
-    forced = run("--save-role", "mine", "-s", "second", "--force", env=env)
+    forced = invoke("--save-role", "mine", "-s", "second", "--force", env=env)
     assert forced.code == 0 and 'system = "second"' in (folder / "mine.toml").read_text()
-    assert run("--force", "q", env=env).code == 2  # --force alone does nothing: said, not ignored
+    assert invoke("--force", "q", env=env).code == 2  # --force alone does nothing: said, not ignored
 
     for name in ("shell", "code"):  # a file would hide the built-in
-        builtin = run("--save-role", name, "-s", "x", "--force", env=env)
+        builtin = invoke("--save-role", name, "-s", "x", "--force", env=env)
         assert builtin.code == 2 and "is a built-in role" in builtin.stderr and not (folder / f"{name}.toml").exists()
-    config_role = run("--save-role", "rev", "-s", "x", env=env)  # [roles.rev] in the config
+    config_role = invoke("--save-role", "rev", "-s", "x", env=env)  # [roles.rev] in the config
     assert config_role.code == 2 and "[roles.rev]" in config_role.stderr
-    brief = run("--save-role", "brief", "-s", "x", "--force", env=env)  # replaces brief.md: one definition left
+    brief = invoke("--save-role", "brief", "-s", "x", "--force", env=env)  # replaces brief.md: one definition left
     assert brief.code == 0 and not (folder / "brief.md").exists() and (folder / "brief.toml").exists()
 
-    empty = run("--save-role", "nothing", env=env)
+    empty = invoke("--save-role", "nothing", env=env)
     assert empty.code == 2 and "nothing to save" in empty.stderr and not (folder / "nothing.toml").exists()
 
-    saved = run("-r", "rev", "-p", "focus=security", "--save-role", "secreview", env=env)  # was an empty file
+    saved = invoke("-r", "rev", "-p", "focus=security", "--save-role", "secreview", env=env)  # was an empty file
     assert saved.code == 0, saved.stderr
-    assert run("roles", "show", "secreview", env=env).out.splitlines()[1:] == [
+    assert invoke("roles", "show", "secreview", env=env).out.splitlines()[1:] == [
         "temperature: 0.5", "template: Review for security:", "{{input}}", "system: role sys"]
-    assert run("-m", "openai:echo", "-r", "secreview", "the code", env=env).code == 0
+    assert invoke("-m", "openai:echo", "-r", "secreview", "the code", env=env).code == 0
     body = server.requests[-1].body
     assert body["messages"] == [{"role": "system", "content": "role sys"},
                                 {"role": "user", "content": "Review for security:\nthe code"}]
     assert body["temperature"] == 0.5
-    template = run("-r", "rev", "-s", "mine", "--save-role", "revtpl", env=env)  # no -p: the placeholder stays
+    template = invoke("-r", "rev", "-s", "mine", "--save-role", "revtpl", env=env)  # no -p: the placeholder stays
     assert template.code == 0 and 'template = "Review for {{focus}}:\\n{{input}}"' in (folder / "revtpl.toml").read_text()
     assert 'system = "mine"' in (folder / "revtpl.toml").read_text()
 
 
-def test_editor_one_shot(run, server, home, tmp_path):
+def test_editor_one_shot(invoke, server, home, tmp_path):
     editor = script(tmp_path / "ed", "sed -i 's/^/edited: /' \"$1\"\n")
-    r = run("-m", "openai:echo", "--editor", "original", env=base_env(home, server, EDITOR=editor))
+    r = invoke("-m", "openai:echo", "--editor", "original", env=base_env(home, server, EDITOR=editor))
     assert r.code == 0 and server.last_messages()[-1]["content"] == "edited: original"
     empty = script(tmp_path / "empty", ': > "$1"\n')
-    r = run("-m", "openai:echo", "--editor", "original", env=base_env(home, server, EDITOR=empty))
+    r = invoke("-m", "openai:echo", "--editor", "original", env=base_env(home, server, EDITOR=empty))
     assert r.code == 2 and "nothing was sent" in r.stderr and len(server.requests) == 1
 
 
@@ -201,34 +201,34 @@ def test_edit_last_in_the_repl(repl, server, tmp_path):
     assert server.last_messages() == [{"role": "user", "content": "better question"}]
 
 
-def test_extract_code_blocks(run, server):
+def test_extract_code_blocks(invoke, server):
     server.script("code", Script(chunks=CODE_ANSWER))
-    first = run("-m", "openai:code", "-x", "q")
+    first = invoke("-m", "openai:code", "-x", "q")
     assert first.code == 0 and first.stdout == b"ls -la\n"
-    every = run("-m", "openai:code", "--extract-all", "q")
+    every = invoke("-m", "openai:code", "--extract-all", "q")
     assert every.code == 0 and every.stdout == b"ls -la\n\nprint(1)\n"
     server.script("prose", Script(chunks=["no code here"]))
-    none = run("-m", "openai:prose", "-x", "q")
+    none = invoke("-m", "openai:prose", "-x", "q")
     assert none.code == 4 and none.stdout == b"" and "no fenced code block" in none.stderr
     for flags in (("--json", "-x"), ("--json", "--extract-all"), ("--shell", "--json"), ("--shell", "-x")):
-        both = run("-m", "openai:code", *flags, "q")  # all but one were silently dropped
+        both = invoke("-m", "openai:code", *flags, "q")  # all but one were silently dropped
         assert both.code == 2 and both.stdout == b"" and "each decide what stdout holds" in both.stderr, flags
 
 
-def test_extract_leaves_out_a_block_the_answer_ended_inside(run, server):
+def test_extract_leaves_out_a_block_the_answer_ended_inside(invoke, server):
     """A cut-off (or a fence never closed) must not put half a command on stdout with exit 0."""
     server.script("cut", Script(chunks=["```sh\nrm -rf build/", "old-but-keep-this\n"], finish_reason="length"))
-    cut = run("-m", "openai:cut", "-x", "q")
+    cut = invoke("-m", "openai:cut", "-x", "q")
     assert cut.code == ExitStatus.CUT_OFF == 9 and cut.stdout == b"", cut.stderr
     assert cut.stderr.count("\n") == 1 and "cut off at the token limit" in cut.stderr and "nothing written" in cut.stderr
     server.script("open", Script(chunks=["Here:\n\n```sh\nls -la\n```\n\n```python\nprint(", "1)\n"]))
-    unclosed = run("-m", "openai:open", "-x", "q")  # the first block is complete: written, exit 0
+    unclosed = invoke("-m", "openai:open", "-x", "q")  # the first block is complete: written, exit 0
     assert unclosed.code == 0 and unclosed.stdout == b"ls -la\n"
-    every = run("-m", "openai:open", "--extract-all", "q")
+    every = invoke("-m", "openai:open", "--extract-all", "q")
     assert every.code == ExitStatus.UNCLOSED_CODE == 10 and every.stdout == b"ls -la\n"
     assert every.stderr.count("\n") == 1 and "never closed — only the complete blocks were written" in every.stderr
     server.script("open1", Script(chunks=["```sh\nrm -rf build/old\n"]))
-    alone = run("-m", "openai:open1", "-x", "q")
+    alone = invoke("-m", "openai:open1", "-x", "q")
     assert alone.code == 10 and alone.stdout == b"" and "nothing written" in alone.stderr
 
 
@@ -284,19 +284,19 @@ def test_copy_falls_back_to_the_terminal_when_the_tool_fails(repl, server, tmp_p
     assert "open display" not in child.logfile_read.getvalue()  # the tool's own complaint stays hidden
 
 
-def test_undo_then_continue(repl, server, run):
+def test_undo_then_continue(repl, server, invoke):
     child = repl("-m", "openai:echo")
     for text in ("keep", "drop"):
         exchange(child, text, f"echo: {text}")
     exchange(child, "/undo", "undone: drop")
     child.sendeof()
     child.expect(pexpect.EOF)
-    assert run("-c", "next").code == 0
+    assert invoke("-c", "next").code == 0
     assert [m["content"] for m in server.last_messages()] == ["keep", "echo: keep", "next"]
-    assert run("history").out.split("\t")[3] == "2"
+    assert invoke("history").out.split("\t")[3] == "2"
 
 
-def test_retry_alternatives_and_fork(repl, server, run):
+def test_retry_alternatives_and_fork(repl, server, invoke):
     child = repl("-m", "openai:echo")
     exchange(child, "/fork", "nothing to fork yet")  # it said "forked with 0 turns"
     exchange(child, "q1", "echo: q1")
@@ -306,11 +306,11 @@ def test_retry_alternatives_and_fork(repl, server, run):
     exchange(child, "in the fork", "echo: in the fork")
     child.sendeof()
     child.expect(pexpect.EOF)
-    assert len(run("history").out.splitlines()) == 2
-    exported = run("history", "export", "2").out
+    assert len(invoke("history").out.splitlines()) == 2
+    exported = invoke("history", "export", "2").out
     assert "Forked from conversation 1" in exported and "q1" in exported
-    assert run("--cid", "2", "more").code == 0
+    assert invoke("--cid", "2", "more").code == 0
     assert [m["content"] for m in server.last_messages()] == ["q1", "echo: q1", "in the fork", "echo: in the fork",
                                                               "more"]
-    assert run("--cid", "1", "other").code == 0  # the original is untouched by the fork
+    assert invoke("--cid", "1", "other").code == 0  # the original is untouched by the fork
     assert [m["content"] for m in server.last_messages()] == ["q1", "echo: q1", "other"]
