@@ -25,19 +25,19 @@ from streamchat.ui import UI
 # -- 1. options before a subcommand --------------------------------------------------------------
 
 
-def test_global_options_before_a_subcommand_never_become_a_prompt(run, server, home):
+def test_global_options_before_a_subcommand_never_become_a_prompt(invoke, server, home):
     cfg = home / "c.toml"
     cfg.write_text("timeout = 7\n")
-    shown = run("--config", str(cfg), "config", "show")
+    shown = invoke("--config", str(cfg), "config", "show")
     assert shown.code == 0 and json.loads(shown.out)["timeout"] == 7
-    assert run("--debug", "models", "compat").code == 0
-    assert run("--no-log", "config", "path").code == 0
-    assert run("-m", "openai:echo", "--timeout", "5", "history", "list").code == 0
-    assert run("--config", str(cfg), "history", "-n", "2").code == 0
+    assert invoke("--debug", "models", "compat").code == 0
+    assert invoke("--no-log", "config", "path").code == 0
+    assert invoke("-m", "openai:echo", "--timeout", "5", "history", "list").code == 0
+    assert invoke("--config", str(cfg), "history", "-n", "2").code == 0
     assert [r.path for r in server.requests if r.path.endswith("completions")] == []
-    refused = run("-s", "be brief", "models")
+    refused = invoke("-s", "be brief", "models")
     assert refused.code == 2 and "is a command" in refused.stderr
-    asked = run("-m", "openai:echo", "--", "models")
+    asked = invoke("-m", "openai:echo", "--", "models")
     assert asked.code == 0 and asked.out.startswith("echo: models")
 
 
@@ -47,10 +47,10 @@ def test_global_options_before_a_subcommand_never_become_a_prompt(run, server, h
                                         ("timeout = 0", "'timeout' must be at least 0.1"),
                                         ("temperature = 5", "'temperature' must be from 0 to 2"),
                                         ("max_tokens = -3", "'max_tokens' must be at least 1")])
-def test_config_values_have_the_flags_ranges(run, server, home, line, words):
+def test_config_values_have_the_flags_ranges(invoke, server, home, line, words):
     cfg = home / "bad.toml"
     cfg.write_text(line + "\n")
-    r = run("--config", str(cfg), "-m", "openai:echo", "q")
+    r = invoke("--config", str(cfg), "-m", "openai:echo", "q")
     assert r.code == 3 and words in r.stderr and str(cfg) in r.stderr and "Traceback" not in r.stderr
     assert not server.requests
 
@@ -59,57 +59,57 @@ def test_config_values_have_the_flags_ranges(run, server, home, line, words):
                                        (["-m", "openai:echo", "--temperature", "5", "q"], "'--temperature': must be from 0 to 2"),
                                        (["history", "-n", "0"], "'--limit': must be at least 1"),
                                        (["serve", "--port", "99999"], "'--port': must be from 0 to 65535")])
-def test_flag_ranges_are_said_in_the_same_words(run, server, args, words):
+def test_flag_ranges_are_said_in_the_same_words(invoke, server, args, words):
     """Integer flags said Typer's "Input should be greater than or equal to 1" beside the float
     flags' and the config file's "must be at least" / "must be from … to …"."""
-    r = run(*args)
+    r = invoke(*args)
     assert r.code == 2 and words in r.stderr and not server.requests, r.stderr
 
 
-def test_nan_temperature_is_not_a_number(run, server):
-    r = run("--temperature", "nan", "-m", "openai:echo", "q")
+def test_nan_temperature_is_not_a_number(invoke, server):
+    r = invoke("--temperature", "nan", "-m", "openai:echo", "q")
     assert r.code == 2 and "not a number" in r.stderr and not server.requests
 
 
 # -- 3 and 4. keys and base URLs ---------------------------------------------------------------------
 
-def test_a_configured_api_key_env_that_is_unset_fails_before_sending(run, server, home):
+def test_a_configured_api_key_env_that_is_unset_fails_before_sending(invoke, server, home):
     cfg = home / "k.toml"
     cfg.write_text(f'[providers.work]\ntype = "openai"\nbase_url = "{server.url}/v1"\napi_key_env = "WORK_KEY"\n')
-    r = run("--config", str(cfg), "-m", "work:echo", "q")
+    r = invoke("--config", str(cfg), "-m", "work:echo", "q")
     assert r.code == 3 and "WORK_KEY is not set" in r.stderr and not server.requests
-    ok = run("--config", str(cfg), "-m", "work:echo", "q", env=base_env(home, server, WORK_KEY="k",
+    ok = invoke("--config", str(cfg), "-m", "work:echo", "q", env=base_env(home, server, WORK_KEY="k",
                                                                         STREAMCHAT_CONFIG=str(cfg)))
     assert ok.code == 0
 
 
-def test_the_base_url_from_the_environment_is_shown(run, server, home):
+def test_the_base_url_from_the_environment_is_shown(invoke, server, home):
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
     env = base_env(home, server, OPENAI_BASE_URL=dead)
-    r = run("-m", "openai:echo", "--no-retry", "q", env=env)
+    r = invoke("-m", "openai:echo", "--no-retry", "q", env=env)
     assert r.code == 6 and dead in r.stderr
-    shown = json.loads(run("config", "show", env=env).out)["providers"]["openai"]
+    shown = json.loads(invoke("config", "show", env=env).out)["providers"]["openai"]
     assert shown["base_url"] == dead and shown["base_url_from"] == "OPENAI_BASE_URL"
 
 
 # -- 5. help and history commands ----------------------------------------------------------------------
 
-def test_help_shows_plain_metavars_and_history_takes_several_ids(run, server):
+def test_help_shows_plain_metavars_and_history_takes_several_ids(invoke, server):
     for args in (["--help"], ["models", "--help"], ["history", "show", "--help"], ["history", "rm", "--help"],
                  ["chat", "--help"]):
-        text = run(*args).out
+        text = invoke(*args).out
         for stray in ("{ID", "{PROMPT", "<str>", "[[", "<list"):
             assert stray not in text, (args, stray)
     for prompt in ("one", "two", "three"):
-        assert run("-m", "openai:echo", prompt).code == 0
-    assert len(run("history", "list").out.splitlines()) == 3
-    removed = run("history", "rm", "1", "2")
-    assert removed.code == 0 and len(run("history").out.splitlines()) == 1
-    assert run("history", "rm", "3", "99").code == 2 and len(run("history").out.splitlines()) == 1
+        assert invoke("-m", "openai:echo", prompt).code == 0
+    assert len(invoke("history", "list").out.splitlines()) == 3
+    removed = invoke("history", "rm", "1", "2")
+    assert removed.code == 0 and len(invoke("history").out.splitlines()) == 1
+    assert invoke("history", "rm", "3", "99").code == 2 and len(invoke("history").out.splitlines()) == 1
 
 
 def test_a_usage_error_names_the_command_the_user_typed(run):
@@ -144,8 +144,8 @@ def test_pasted_triple_quotes_do_not_open_a_block(repl, server):
     assert server.last_messages()[-1]["content"] == '"""Module doc."""\nimport os'
 
 
-def test_system_new_load_and_resume_messages(repl, server, run):
-    assert run("-m", "openai:echo", "no system here").code == 0
+def test_system_new_load_and_resume_messages(repl, server, invoke):
+    assert invoke("-m", "openai:echo", "no system here").code == 0
     child = repl("-m", "openai:echo", "-s", "be brief")
     ask(child, '/system ""')
     child.expect_exact("system: (none)")
@@ -217,38 +217,38 @@ def test_the_repl_refuses_a_piped_stdout(server, home):
 
 # -- 13 to 15. output and log ------------------------------------------------------------------------------------
 
-def test_json_error_is_partial_only_after_text(run, server):
+def test_json_error_is_partial_only_after_text(invoke, server):
     server.script("bad", Script(status=500))
-    record = json.loads(run("-m", "openai:bad", "--no-retry", "--json", "q").out.splitlines()[-1])
+    record = json.loads(invoke("-m", "openai:bad", "--no-retry", "--json", "q").out.splitlines()[-1])
     assert record["type"] == "error" and record["partial"] is False
     server.script("cut", Script(chunks=["some ", "more"], fault="drop", fault_after=1))
-    record = json.loads(run("-m", "openai:cut", "--json", "q").out.splitlines()[-1])
+    record = json.loads(invoke("-m", "openai:cut", "--json", "q").out.splitlines()[-1])
     assert record["partial"] is True
 
 
 @pytest.mark.parametrize("provider,reason", [("openai", "length"), ("anthropic", "max_tokens")])
-def test_an_answer_cut_by_max_tokens_is_marked(run, server, provider, reason):
+def test_an_answer_cut_by_max_tokens_is_marked(invoke, server, provider, reason):
     server.script("cut", Script(chunks=["a ", "b"], finish_reason=reason))
-    r = run("-m", f"{provider}:cut", "--max-tokens", "2", "q")
+    r = invoke("-m", f"{provider}:cut", "--max-tokens", "2", "q")
     assert r.code == 0 and r.out == "a b\n" and "cut off at the token limit" in r.stderr
 
 
-def test_messages_that_read_oddly(run, server):
+def test_messages_that_read_oddly(invoke, server):
     server.script("busy", Script(chunks=["x"], fault="error_event", fault_after=1, error_type="overloaded_error",
                                  error_message="Overloaded"))
-    r = run("-m", "anthropic:busy", "q")
+    r = invoke("-m", "anthropic:busy", "q")
     assert "is overloaded" in r.stderr and "HTTP 200" not in r.stderr
-    assert "_[anthropic is overloaded" in run("history", "export", "1").out
+    assert "_[anthropic is overloaded" in invoke("history", "export", "1").out
 
 
-def test_transcripts_mark_an_interruption_once(server, home, run):
+def test_transcripts_mark_an_interruption_once(server, home, invoke):
     server.script("slow", Script(chunks=[f"w{i} " for i in range(100)], delay=0.05))
     proc = subprocess.Popen([STREAMCHAT, "-m", "openai:slow", "q"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(home, server))
     proc.stdout.read1(10)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=10)
-    shown = run("history", "export", "1").out
+    shown = invoke("history", "export", "1").out
     assert "## Assistant _[interrupted]_" in shown and "interrupted: interrupted" not in shown
 
 

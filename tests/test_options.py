@@ -92,16 +92,16 @@ def _sent(server) -> dict:
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-def test_options_reach_the_provider_typed(run, server, provider):
-    r = run("-m", f"{provider}:echo", "-o", "top_p=0.5", "-o", "stop=END", "-o", 'stop=["a", "b"]', "q")
+def test_options_reach_the_provider_typed(invoke, server, provider):
+    r = invoke("-m", f"{provider}:echo", "-o", "top_p=0.5", "-o", "stop=END", "-o", 'stop=["a", "b"]', "q")
     assert r.code == 0, r.stderr
     body = _sent(server)
     assert body["top_p"] == 0.5
     assert body["stop" if provider == "openai" else "stop_sequences"] == ["a", "b"]  # the later -o wins
 
 
-def test_openai_seed_and_others_arrive_typed(run, server):
-    r = run("-m", "openai:echo", "-o", "top_p=0.5", "-o", "seed=7", "-o", 'logit_bias={"50256": -100}',
+def test_openai_seed_and_others_arrive_typed(invoke, server):
+    r = invoke("-m", "openai:echo", "-o", "top_p=0.5", "-o", "seed=7", "-o", 'logit_bias={"50256": -100}',
             "-o", "service_tier=flex", "q")
     assert r.code == 0, r.stderr
     body = _sent(server)
@@ -110,110 +110,110 @@ def test_openai_seed_and_others_arrive_typed(run, server):
     assert b'"top_p":0.5' in server.requests[-1].raw.replace(b" ", b"")  # a number on the wire, not "0.5"
 
 
-def test_anthropic_top_k(run, server):
-    r = run("-m", "anthropic:echo", "-o", "top_k=40", "q")
+def test_anthropic_top_k(invoke, server):
+    r = invoke("-m", "anthropic:echo", "-o", "top_k=40", "q")
     assert r.code == 0, r.stderr
     assert _sent(server)["top_k"] == 40
 
 
-def test_unknown_option_is_exit_2_listing_the_names_and_sends_nothing(run, server):
-    r = run("-m", "openai:echo", "-o", "bogus=1", "q")
+def test_unknown_option_is_exit_2_listing_the_names_and_sends_nothing(invoke, server):
+    r = invoke("-m", "openai:echo", "-o", "bogus=1", "q")
     assert r.code == 2 and not server.requests
     assert "bogus" in r.stderr and "top_p" in r.stderr and "logit_bias" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    r = run("-m", "anthropic:echo", "-o", "seed=7", "q")  # Anthropic's API has no seed
+    r = invoke("-m", "anthropic:echo", "-o", "seed=7", "q")  # Anthropic's API has no seed
     assert r.code == 2 and not server.requests and "top_k" in r.stderr
 
 
-def test_bad_value_is_exit_2_naming_the_option_and_its_type(run, server):
-    r = run("-m", "openai:echo", "-o", "seed=x", "q")
+def test_bad_value_is_exit_2_naming_the_option_and_its_type(invoke, server):
+    r = invoke("-m", "openai:echo", "-o", "seed=x", "q")
     assert r.code == 2 and not server.requests
     assert "seed" in r.stderr and "whole number" in r.stderr
-    r = run("-m", "openai:echo", "-o", "top_p", "q")
+    r = invoke("-m", "openai:echo", "-o", "top_p", "q")
     assert r.code == 2 and "NAME=VALUE" in r.stderr and not server.requests
 
 
-def test_models_options_lists_each_providers_table(run):
-    r = run("models", "--options", "anthropic")
+def test_models_options_lists_each_providers_table(invoke):
+    r = invoke("models", "--options", "anthropic")
     assert r.code == 0, r.stderr
     names = [line.split()[0] for line in r.out.splitlines()]
     assert names == list(ANTHROPIC)
     assert "a whole number ≥ 1" in r.out
-    r = run("models", "--options", "compat")  # a configured name: its adapter type's table
+    r = invoke("models", "--options", "compat")  # a configured name: its adapter type's table
     assert r.code == 0 and [line.split()[0] for line in r.out.splitlines()] == list(OPENAI)
-    r = run("models", "--options", "nosuch")
+    r = invoke("models", "--options", "nosuch")
     assert r.code == 2 and "nosuch" in r.stderr
 
 
-def test_config_options_per_provider_and_model_under_flags(run, server, home):
+def test_config_options_per_provider_and_model_under_flags(invoke, server, home):
     env = base_env(home, server)
     with open(env["STREAMCHAT_CONFIG"], "a") as f:
         f.write('[providers.openai]\noptions = { top_p = 0.9, seed = 1 }\n'
                 '[providers.openai.model_options."echo"]\nseed = 2\nstop = "END"\n')
-    r = run("-m", "openai:echo", "-o", "top_p=0.1", "q", env=env)
+    r = invoke("-m", "openai:echo", "-o", "top_p=0.1", "q", env=env)
     assert r.code == 0, r.stderr
     body = _sent(server)
     assert (body["top_p"], body["seed"], body["stop"]) == (0.1, 2, ["END"])
 
 
-def test_bad_config_option_is_a_config_error(run, server, home):
+def test_bad_config_option_is_a_config_error(invoke, server, home):
     env = base_env(home, server)
     with open(env["STREAMCHAT_CONFIG"], "a") as f:
         f.write('[providers.openai]\noptions = { seed = "7" }\n')
-    r = run("-m", "openai:echo", "q", env=env)
+    r = invoke("-m", "openai:echo", "q", env=env)
     assert r.code == 3 and not server.requests
     assert "[providers.openai] options: seed must be" in r.stderr and "whole number" in r.stderr
 
 
-def test_role_options_and_reasoning_under_the_flags(run, server, home):
+def test_role_options_and_reasoning_under_the_flags(invoke, server, home):
     env = base_env(home, server)
     with open(env["STREAMCHAT_CONFIG"], "a") as f:
         f.write('[roles.careful]\nreasoning = "low"\noptions = { top_p = 0.3, seed = 5 }\n')
-    r = run("-m", "openai:echo", "-r", "careful", "-o", "seed=9", "q", env=env)
+    r = invoke("-m", "openai:echo", "-r", "careful", "-o", "seed=9", "q", env=env)
     assert r.code == 0, r.stderr
     body = _sent(server)
     assert (body["top_p"], body["seed"], body["reasoning_effort"]) == (0.3, 9, "low")
 
 
 # -- --reasoning ----------------------------------------------------------------------------------
-def test_reasoning_reaches_openai_as_reasoning_effort(run, server):
-    r = run("-m", "openai:echo", "--reasoning", "high", "q")
+def test_reasoning_reaches_openai_as_reasoning_effort(invoke, server):
+    r = invoke("-m", "openai:echo", "--reasoning", "high", "q")
     assert r.code == 0, r.stderr
     assert _sent(server)["reasoning_effort"] == "high"
-    run("-m", "openai:echo", "--reasoning", "off", "q")
+    invoke("-m", "openai:echo", "--reasoning", "off", "q")
     assert "reasoning_effort" not in _sent(server)
 
 
-def test_reasoning_reaches_anthropic_as_extended_thinking(run, server):
-    r = run("-m", "anthropic:echo", "--reasoning", "high", "--max-tokens", "1000", "q")
+def test_reasoning_reaches_anthropic_as_extended_thinking(invoke, server):
+    r = invoke("-m", "anthropic:echo", "--reasoning", "high", "--max-tokens", "1000", "q")
     assert r.code == 0, r.stderr
     body = _sent(server)
     budget = body["thinking"]["budget_tokens"]
     assert body["thinking"]["type"] == "enabled" and budget >= 1024
     assert body["max_tokens"] == 1000 + budget  # the budget is below max_tokens; the answer keeps its 1000
-    run("-m", "anthropic:echo", "--reasoning", "low", "q")
+    invoke("-m", "anthropic:echo", "--reasoning", "low", "q")
     low = _sent(server)
     assert low["thinking"]["budget_tokens"] == 1024 and low["max_tokens"] > 1024
     assert low["thinking"]["budget_tokens"] < budget
-    run("-m", "anthropic:echo", "--reasoning", "off", "q")
+    invoke("-m", "anthropic:echo", "--reasoning", "off", "q")
     assert "thinking" not in _sent(server)
 
 
-def test_reasoning_is_refused_for_the_embedded_model(run, server):
-    r = run("-m", "local:smollm2", "--reasoning", "high", "q")
+def test_reasoning_is_refused_for_the_embedded_model(invoke, server):
+    r = invoke("-m", "local:smollm2", "--reasoning", "high", "q")
     assert r.code == 2 and "cannot reason" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_reasoning_streams_dim_on_stderr_unless_hidden(run, server):
+def test_reasoning_streams_dim_on_stderr_unless_hidden(invoke, server):
     server.script("thinker", chunks=["the answer"], reasoning=["let me ", "think"])
-    r = run("-m", "anthropic:thinker", "--reasoning", "medium", "q")
+    r = invoke("-m", "anthropic:thinker", "--reasoning", "medium", "q")
     assert r.code == 0, r.stderr
     assert r.out.rstrip("\n") == "the answer" and "let me think" in r.stderr
-    r = run("-m", "anthropic:thinker", "--reasoning", "medium", "--hide-reasoning", "q")
+    r = invoke("-m", "anthropic:thinker", "--reasoning", "medium", "--hide-reasoning", "q")
     assert r.code == 0, r.stderr
     assert r.out.rstrip("\n") == "the answer" and "think" not in r.stderr
-    r = run("-m", "anthropic:thinker", "--hide-reasoning", "--json", "q")  # --json keeps it: it is data
+    r = invoke("-m", "anthropic:thinker", "--hide-reasoning", "--json", "q")  # --json keeps it: it is data
     assert any(json.loads(line).get("type") == "reasoning" for line in r.out.splitlines())
 
 
@@ -279,20 +279,20 @@ def test_repl_set_and_reasoning_reach_the_next_request(home, server):
         child.expect(pexpect.EOF)
 
 
-def test_thinking_tokens_are_priced_as_output(run, server, home):
+def test_thinking_tokens_are_priced_as_output(invoke, server, home):
     """Anthropic counts thinking in output_tokens (OpenAI reasoning in completion_tokens): the output rate."""
     env = base_env(home, server)
     with open(env["STREAMCHAT_CONFIG"], "a") as f:
         f.write('[prices."anthropic:thinker"]\ninput = 1.0\noutput = 2.0\n')
     server.script("thinker", chunks=["ok"], reasoning=["long thought"], usage=(7, 100))
-    r = run("-m", "anthropic:thinker", "--reasoning", "low", "--json", "q", env=env)
+    r = invoke("-m", "anthropic:thinker", "--reasoning", "low", "--json", "q", env=env)
     assert r.code == 0, r.stderr
     done = [json.loads(line) for line in r.out.splitlines()][-1]
     assert done["type"] == "done" and done["cost_usd"] == pytest.approx((7 * 1.0 + 100 * 2.0) / 1e6)
 
 
-def test_anthropic_thinking_with_a_temperature_is_refused_before_sending(run, server):
-    r = run("-m", "anthropic:echo", "--reasoning", "low", "--temperature", "0.5", "q")
+def test_anthropic_thinking_with_a_temperature_is_refused_before_sending(invoke, server):
+    r = invoke("-m", "anthropic:echo", "--reasoning", "low", "--temperature", "0.5", "q")
     assert r.code == 2 and not server.requests and "temperature" in r.stderr
 
 
@@ -307,26 +307,26 @@ def test_options_reach_the_embedded_model(run, home):
     assert r.code == 2 and "mirostat_mode" in r.stderr
 
 
-def test_save_role_keeps_the_options_typed_and_the_reasoning(run, server, home):
-    r = run("--save-role", "tuned", "-m", "openai:echo", "-o", "top_p=0.5", "-o", 'stop=["a", "b"]',
+def test_save_role_keeps_the_options_typed_and_the_reasoning(invoke, server, home):
+    r = invoke("--save-role", "tuned", "-m", "openai:echo", "-o", "top_p=0.5", "-o", 'stop=["a", "b"]',
             "-o", 'logit_bias={"50256": -5}', "-o", "store=true", "--reasoning", "low")
     assert r.code == 0, r.stderr
-    r = run("-r", "tuned", "q")
+    r = invoke("-r", "tuned", "q")
     assert r.code == 0, r.stderr
     body = _sent(server)
     assert (body["top_p"], body["stop"], body["logit_bias"], body["store"], body["reasoning_effort"]) == \
         (0.5, ["a", "b"], {"50256": -5}, True, "low")
-    r = run("--save-role", "wrong", "-m", "anthropic:echo", "-o", "seed=1")  # checked as the model's provider takes them
+    r = invoke("--save-role", "wrong", "-m", "anthropic:echo", "-o", "seed=1")  # checked as the model's provider takes them
     assert r.code == 2 and "seed" in r.stderr
 
 
-def test_anthropic_thinking_with_a_forced_tool_is_refused_before_sending(run, server):
+def test_anthropic_thinking_with_a_forced_tool_is_refused_before_sending(invoke, server):
     """The API refuses a forced tool with extended thinking (a --schema this model answers through a tool)."""
-    r = run("-m", "anthropic:echo", "--reasoning", "low", "--schema", "name, age int", "q")
+    r = invoke("-m", "anthropic:echo", "--reasoning", "low", "--schema", "name, age int", "q")
     assert r.code == 2 and not server.requests and "--reasoning" in r.stderr and "--schema" in r.stderr
 
 
-def test_anthropic_thinking_with_tools_is_refused_before_sending(run, server, home, tmp_path):
+def test_anthropic_thinking_with_tools_is_refused_before_sending(invoke, server, home, tmp_path):
     """Its next step would have to send the thinking blocks back signed, which the conversation does not keep."""
     import sys
     from pathlib import Path
@@ -335,5 +335,5 @@ def test_anthropic_thinking_with_tools_is_refused_before_sending(run, server, ho
     mcp = Path(__file__).parent / "mcp_files_server.py"
     with open(env["STREAMCHAT_CONFIG"], "a") as f:
         f.write(f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{mcp}", "{tmp_path}"]\n')
-    r = run("-m", "anthropic:echo", "--reasoning", "low", "--tools", "files", "--approve", "all", "q", env=env)
+    r = invoke("-m", "anthropic:echo", "--reasoning", "low", "--tools", "files", "--approve", "all", "q", env=env)
     assert r.code == 2 and not server.requests and "tools" in r.stderr
