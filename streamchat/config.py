@@ -195,6 +195,11 @@ def _parse_mcp(name: str, table: Any, where: str) -> McpServerConfig:
     section = f"{where}[mcp.{name}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{section} must be a table")
+    from streamchat.function_tools import RESERVED  # here: only a config with [mcp] tables pays for it
+
+    if name in RESERVED:
+        raise ConfigError(f"{section}: a tool server cannot be named '{name}' (--approve {name} means every tool)",
+                          hint="rename the table")
     unknown = set(table) - {"command", "args", "env", "url", "timeout", "start_timeout"}
     if unknown:
         raise ConfigError(f"{section}: unknown key '{sorted(unknown)[0]}'",

@@ -143,6 +143,13 @@ def test_a_file_named_as_approve_reads_every_tool_is_refused(tmp_path, stem):
     assert "\n" not in str(err.value) and err.value.exit_code == ExitStatus.PLUGIN
 
 
+def test_an_mcp_server_named_all_is_refused_too():
+    from streamchat.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[mcp.all\]: a tool server cannot be named 'all'"):
+        parse_settings({"mcp": {"all": {"command": "true"}}})
+
+
 def test_the_cli_refuses_all_py_in_one_line(invoke, tmp_path):
     path = write(tmp_path, "all.py", "def add(a: int) -> int:\n    return a\n")
     r = invoke("-m", "openai:tooly", "--functions", str(path), "--approve", "all", "q")
