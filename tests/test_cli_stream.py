@@ -26,10 +26,10 @@ def test_stdout_is_exactly_the_streamed_text(run, server, provider):
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_multibyte_split_across_network_chunks(run, server, provider):
+def test_multibyte_split_across_network_chunks(invoke, server, provider):
     """Every byte in its own chunk: emoji and CJK split mid-character must arrive whole."""
     server.script("m1", chunks=["ab🎉", "中文é"], byte_split=1)
-    r = run("-m", f"{provider}:m1", "hi")
+    r = invoke("-m", f"{provider}:m1", "hi")
     assert r.code == 0, r.stderr
     assert r.out == "ab🎉中文é\n"  # a newline ends a piped answer that has none
     assert "\ufffd" not in r.out
@@ -57,8 +57,8 @@ def test_incremental_delivery(home, server, provider):
         proc.kill()
 
 
-def test_stdin_alone_is_the_prompt(run, server):
-    r = run("-m", "openai:echo", stdin=b"piped question")
+def test_stdin_alone_is_the_prompt(invoke, server):
+    r = invoke("-m", "openai:echo", stdin=b"piped question")
     assert r.code == 0, r.stderr
     assert r.out == "echo: piped question\n"
 
@@ -69,19 +69,19 @@ def test_stdin_and_prompt_are_combined(run, server):
     assert server.last_messages()[-1] == {"role": "user", "content": "explain\n\nfile contents\nline 2"}
 
 
-def test_system_prompt_and_options_reach_the_server(run, server):
-    r = run("-m", "anthropic:echo", "-s", "be brief", "--temperature", "0.3", "--max-tokens", "50", "q")
+def test_system_prompt_and_options_reach_the_server(invoke, server):
+    r = invoke("-m", "anthropic:echo", "-s", "be brief", "--temperature", "0.3", "--max-tokens", "50", "q")
     assert r.code == 0, r.stderr
     body = server.requests[-1].body
     assert body["system"] == "be brief" and body["temperature"] == 0.3 and body["max_tokens"] == 50
-    r = run("-m", "openai:echo", "-s", "be brief", "q")
+    r = invoke("-m", "openai:echo", "-s", "be brief", "q")
     assert server.last_messages()[0] == {"role": "system", "content": "be brief"}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_json_events(run, server, provider):
+def test_json_events(invoke, server, provider):
     server.script("m1", chunks=["a\n", "b"], reasoning=["think"])
-    r = run("-m", f"{provider}:m1", "--json", "q")
+    r = invoke("-m", f"{provider}:m1", "--json", "q")
     assert r.code == 0, r.stderr
     events = [json.loads(line) for line in r.out.splitlines()]
     assert [e for e in events if e["type"] == "reasoning"] == [{"type": "reasoning", "text": "think"}]
@@ -93,28 +93,28 @@ def test_json_events(run, server, provider):
     assert set(done["stats"]) >= {"ttft_ms", "tokens", "tokens_per_s"}
 
 
-def test_json_error_event(run, server):
+def test_json_error_event(invoke, server):
     server.script("m1", status=429, error_type="rate_limit_error")
-    r = run("-m", "openai:m1", "--json", "--no-retry", "q")
+    r = invoke("-m", "openai:m1", "--json", "--no-retry", "q")
     assert r.code == 5
     last = json.loads(r.out.splitlines()[-1])
     assert last["type"] == "error" and last["code"] == "rate_limited" and "429" in last["message"]
 
 
-def test_reasoning_goes_to_stderr_not_stdout(run, server):
+def test_reasoning_goes_to_stderr_not_stdout(invoke, server):
     server.script("m1", chunks=["answer"], reasoning=["secret thoughts"])
-    r = run("-m", "openai:m1", "q")
+    r = invoke("-m", "openai:m1", "q")
     assert r.out == "answer\n"
     assert "secret thoughts" in r.stderr
 
 
-def test_stats_line(run, server):
-    r = run("-m", "openai:echo", "--stats", "q")
+def test_stats_line(invoke, server):
+    r = invoke("-m", "openai:echo", "--stats", "q")
     assert r.code == 0
     assert "TTFT" in r.stderr and "tok/s" in r.stderr
 
 
-def test_connection_refused(run, home):
+def test_connection_refused(invoke, home):
     import socket
 
     s = socket.socket()
@@ -122,22 +122,22 @@ def test_connection_refused(run, home):
     port = s.getsockname()[1]
     s.close()
     env = base_env(home, OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", OPENAI_API_KEY="k")
-    r = run("-m", "openai:x", "--no-retry", "q", env=env)
+    r = invoke("-m", "openai:x", "--no-retry", "q", env=env)
     assert r.code == 6
     assert "refused" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_model_spec_splits_at_first_colon(run, server):
+def test_model_spec_splits_at_first_colon(invoke, server):
     server.script("ft:gpt-4o:org", chunks=["ok"])
-    r = run("-m", "openai:ft:gpt-4o:org", "q")
+    r = invoke("-m", "openai:ft:gpt-4o:org", "q")
     assert r.code == 0, r.stderr
     assert server.requests[-1].body["model"] == "ft:gpt-4o:org"
 
 
-def test_default_group_subcommand_vs_prompt(run, server):
-    r = run("-m", "openai:echo", "models are fun")
+def test_default_group_subcommand_vs_prompt(invoke, server):
+    r = invoke("-m", "openai:echo", "models are fun")
     assert r.out == "echo: models are fun\n"
-    r = run("models", "compat")
+    r = invoke("models", "compat")
     assert r.code == 0, r.stderr
     assert "compat:echo" in r.out.splitlines()
 
@@ -150,8 +150,8 @@ def test_help_and_version_do_not_import_sdks(home):
     assert p.returncode == 0 and p.stdout.startswith("streamchat ")
 
 
-def test_no_prompt_and_empty_stdin_is_usage_error(run):
-    r = run(stdin=b"")
+def test_no_prompt_and_empty_stdin_is_usage_error(invoke):
+    r = invoke(stdin=b"")
     assert r.code == 2 and "no prompt" in r.stderr
 
 
@@ -183,12 +183,12 @@ def test_interrupt_one_shot_keeps_partial_and_exits_130(home, server, provider):
     assert server.wait_disconnect(3)
 
 
-def test_a_piped_answer_ends_with_a_newline_and_raw_keeps_the_bytes(run, server):
+def test_a_piped_answer_ends_with_a_newline_and_raw_keeps_the_bytes(invoke, server):
     server.script("m", chunks=["no ", "newline"])
-    assert run("-m", "openai:m", "q").stdout == b"no newline\n"
-    assert run("-m", "openai:m", "--raw", "q").stdout == b"no newline"
+    assert invoke("-m", "openai:m", "q").stdout == b"no newline\n"
+    assert invoke("-m", "openai:m", "--raw", "q").stdout == b"no newline"
     server.script("nl", chunks=["ends\n"])
-    assert run("-m", "openai:nl", "q").stdout == b"ends\n"  # never a second one
+    assert invoke("-m", "openai:nl", "q").stdout == b"ends\n"  # never a second one
 
 
 @pytest.mark.parametrize("script,line", [
@@ -205,9 +205,9 @@ def test_an_error_or_notice_after_piped_text_starts_on_its_own_line(home, server
     assert len(lines) == 2 and lines[1].startswith(line), lines
 
 
-def test_json_done_names_the_saved_conversation_and_turn(run, server, home):
-    first = json.loads(run("-m", "openai:echo", "--json", "one").out.splitlines()[-1])
-    second = json.loads(run("-m", "openai:echo", "--json", "-c", "two").out.splitlines()[-1])
+def test_json_done_names_the_saved_conversation_and_turn(invoke, server, home):
+    first = json.loads(invoke("-m", "openai:echo", "--json", "one").out.splitlines()[-1])
+    second = json.loads(invoke("-m", "openai:echo", "--json", "-c", "two").out.splitlines()[-1])
     assert first["type"] == second["type"] == "done"
     assert first["conversation_id"] == second["conversation_id"] and first["turn_id"] != second["turn_id"]
     db = sqlite3.connect(home / "log.db")
@@ -216,6 +216,6 @@ def test_json_done_names_the_saved_conversation_and_turn(run, server, home):
     finally:
         db.close()
     assert saved == [(first["conversation_id"], first["turn_id"]), (second["conversation_id"], second["turn_id"])]
-    assert "echo: two" in run("history", "show", str(second["conversation_id"])).out
-    unsaved = json.loads(run("-m", "openai:echo", "--json", "--no-log", "three").out.splitlines()[-1])
+    assert "echo: two" in invoke("history", "show", str(second["conversation_id"])).out
+    unsaved = json.loads(invoke("-m", "openai:echo", "--json", "--no-log", "three").out.splitlines()[-1])
     assert (unsaved["conversation_id"], unsaved["turn_id"]) == (None, None)

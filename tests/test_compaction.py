@@ -102,11 +102,11 @@ def _summary_requests(server) -> list:
 @pytest.mark.slow
 @pytest.mark.timeout(600)  # a CLI start per turn: ~1–5 s each on a busy machine
 @pytest.mark.parametrize("provider,turns", [("openai", 31), ("anthropic", 12)])  # 12: compacted, then extended
-def test_thirty_turns_of_long_answers_fit_a_2500_token_window(run, server, home, provider, turns):
+def test_thirty_turns_of_long_answers_fit_a_2500_token_window(invoke, server, home, provider, turns):
     env = _small_window(home, server, provider)
     notices = []
     for n in range(turns):
-        r = run("-m", f"{provider}:long", *(["-c"] if n else []), f"question {n}", env=env)
+        r = invoke("-m", f"{provider}:long", *(["-c"] if n else []), f"question {n}", env=env)
         assert r.code == 0, (n, r.stderr)
         assert r.out.startswith("Some padded answer")
         notices += [line for line in r.stderr.splitlines() if "compacted" in line]
@@ -114,44 +114,44 @@ def test_thirty_turns_of_long_answers_fit_a_2500_token_window(run, server, home,
     assert len(notices) >= 2 and all("tokens saved" in n for n in notices)  # compacted, then extended
     summaries = _summary_requests(server)
     assert "<earlier-summary>" in json.dumps(summaries[-1].body)  # a later summary builds on the earlier one
-    shown = run("history", "show", "1", env=env)
+    shown = invoke("history", "show", "1", env=env)
     assert all(f"question {n}\n" in shown.out for n in range(turns))  # every turn is still in the log
     assert shown.out.count("## Assistant") == turns and "_Compacted: the model is sent this summary" in shown.out
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-def test_a_refusal_for_length_compacts_and_retries_once(run, server, home, provider):
+def test_a_refusal_for_length_compacts_and_retries_once(invoke, server, home, provider):
     """The config says the window is large, so nothing compacts ahead; the server refuses the third
     question's request with its own context-length error: compacted, sent again, answered."""
     env = _small_window(home, server, provider, window=100_000, limit=600)
     for n in range(2):
-        assert run("-m", f"{provider}:long", *(["-c"] if n else []), f"question {n}", env=env).code == 0
-    r = run("-m", f"{provider}:long", "-c", "question 2", env=env)
+        assert invoke("-m", f"{provider}:long", *(["-c"] if n else []), f"question {n}", env=env).code == 0
+    r = invoke("-m", f"{provider}:long", "-c", "question 2", env=env)
     assert r.code == 0 and r.out.startswith("Some padded answer"), r.stderr
     assert "compacted 2 earlier turns" in r.stderr
     assert len(server.requests) == 5  # two turns, the refused request, the summary, the retry
     retried = server.requests[-1].body
     assert prompt_tokens(retried) <= 600 and json.dumps(retried).count("question") == 1
     # the summary was logged: the next turn reuses it instead of asking for it again
-    assert run("-m", f"{provider}:long", "-c", "question 3", env=env).code == 0
+    assert invoke("-m", f"{provider}:long", "-c", "question 3", env=env).code == 0
     assert len(_summary_requests(server)) == 1 and "question 3" in json.dumps(server.requests[-1].body)
-    exported = json.loads(run("history", "export", "1", "--format", "json", env=env).out)
+    exported = json.loads(invoke("history", "export", "1", "--format", "json", env=env).out)
     assert [(s["turns"], s["through_id"]) for s in exported["summaries"]] == [(2, exported["messages"][3]["id"])]
 
 
-def test_no_compact_sends_everything_and_the_refusal_is_exit_4(run, server, home):
+def test_no_compact_sends_everything_and_the_refusal_is_exit_4(invoke, server, home):
     env = _small_window(home, server, "openai", window=100_000, limit=600)
     for n in range(2):
-        assert run("-m", "openai:long", *(["-c"] if n else []), f"question {n}", env=env).code == 0
-    r = run("-m", "openai:long", "-c", "--no-compact", "question 2", env=env)
+        assert invoke("-m", "openai:long", *(["-c"] if n else []), f"question {n}", env=env).code == 0
+    r = invoke("-m", "openai:long", "-c", "--no-compact", "question 2", env=env)
     assert r.code == 4 and "too long" in r.stderr and "Traceback" not in r.stderr
     assert not _summary_requests(server)
 
 
-def test_a_question_too_long_even_after_compacting_is_refused_before_sending(run, server, home):
+def test_a_question_too_long_even_after_compacting_is_refused_before_sending(invoke, server, home):
     env = _small_window(home, server, "openai")
-    assert run("-m", "openai:long", "question 0", env=env).code == 0
-    r = run("-m", "openai:long", "-c", "word " * 20_000, env=env)
+    assert invoke("-m", "openai:long", "question 0", env=env).code == 0
+    r = invoke("-m", "openai:long", "-c", "word " * 20_000, env=env)
     assert r.code == 4 and "too long" in r.stderr and len(server.requests) == 1
 
 

@@ -70,8 +70,8 @@ def project(tmp_path):
     return root
 
 
-def test_directory_honors_gitignore_and_skips_binary_vcs_and_large_files(run, server, project):
-    r = run("-m", "openai:echo", "-f", str(project), "explain")
+def test_directory_honors_gitignore_and_skips_binary_vcs_and_large_files(invoke, server, project):
+    r = invoke("-m", "openai:echo", "-f", str(project), "explain")
     assert r.code == 0, r.stderr
     content = last_user_content(server)
     assert content.startswith("explain\n\n<source name=")
@@ -83,8 +83,8 @@ def test_directory_honors_gitignore_and_skips_binary_vcs_and_large_files(run, se
     assert "included:" in r.stderr and "logo.png (binary)" in r.stderr and "big.txt (too large)" in r.stderr
 
 
-def test_glob_stdin_and_command_sources(run, server, project):
-    r = run("-m", "openai:echo", "-f", f"{project}/src/**/*.py", "-f", "-", "-f", "!echo from a command", "q",
+def test_glob_stdin_and_command_sources(invoke, server, project):
+    r = invoke("-m", "openai:echo", "-f", f"{project}/src/**/*.py", "-f", "-", "-f", "!echo from a command", "q",
             stdin=b"piped text\n")
     assert r.code == 0, r.stderr
     content = last_user_content(server)
@@ -92,7 +92,7 @@ def test_glob_stdin_and_command_sources(run, server, project):
     assert '<source name="!echo from a command">\nfrom a command\n</source>' in content
 
 
-def test_pipes_and_devices_are_read_and_bounded(run, server, tmp_path):
+def test_pipes_and_devices_are_read_and_bounded(invoke, server, tmp_path):
     """-f <(git diff) names a pipe (/dev/fd/63), which is not a regular file: it was refused as
     "no such file or directory". A pipe or a device is read now, no further than the -f total:
     /dev/zero is a binary file, not a read that never ends, and a large file is not read whole."""
@@ -102,22 +102,22 @@ def test_pipes_and_devices_are_read_and_bounded(run, server, tmp_path):
     os.mkfifo(fifo)
     writer = threading.Thread(target=lambda: fifo.write_text("diff --git a/x b/x\n"), daemon=True)
     writer.start()
-    r = run("-m", "openai:echo", "-f", str(fifo), "review")
+    r = invoke("-m", "openai:echo", "-f", str(fifo), "review")
     writer.join(10)
     assert r.code == 0, r.stderr
     assert '">\ndiff --git a/x b/x\n</source>' in last_user_content(server)
     os.mkfifo(tmp_path / "nobody-writes")  # matched by a pattern, not named: skipped, as in a directory
-    r = run("-m", "openai:echo", "-f", str(tmp_path / "*"), "all", timeout=20)
+    r = invoke("-m", "openai:echo", "-f", str(tmp_path / "*"), "all", timeout=20)
     assert r.code == 0 and "nobody-writes" not in r.stderr, r.stderr
-    r = run("-m", "openai:echo", "-f", "/dev/null", "empty")
+    r = invoke("-m", "openai:echo", "-f", "/dev/null", "empty")
     assert r.code == 0 and "included: /dev/null (0 B)" in r.stderr, r.stderr
-    r = run("-m", "openai:echo", "-f", "/dev/zero", "zeros")
+    r = invoke("-m", "openai:echo", "-f", "/dev/zero", "zeros")
     assert r.code == 2 and "/dev/zero is a binary file" in r.stderr, r.stderr
     big = tmp_path / "big.log"
     with open(big, "wb") as f:
         f.write(b"log line\n" * 1000)
         f.truncate(300 * 1024 * 1024)  # sparse after its first lines: 300 MB, which was read whole
-    r = run("-m", "openai:echo", "-f", str(big), "summarize")
+    r = invoke("-m", "openai:echo", "-f", str(big), "summarize")
     assert r.code == 2 and "big.log (300.0 MB) does not fit the -f total of 1.0 MB" in r.stderr, r.stderr
 
 
@@ -129,13 +129,13 @@ def test_pipes_and_devices_are_read_and_bounded(run, server, tmp_path):
     ("!/etc/passwd", 2, "cannot run /etc/passwd: Permission denied"),
     ("http://ann:pw@[::1", 2, "http://[::1 is not a valid URL"),  # was "internal error: ValueError"
 ])
-def test_bad_sources_send_nothing(run, server, source, code, words):
-    r = run("-m", "openai:echo", "-f", source, "q")
+def test_bad_sources_send_nothing(invoke, server, source, code, words):
+    r = invoke("-m", "openai:echo", "-f", source, "q")
     assert r.code == code and words in r.stderr and "Traceback" not in r.stderr
     assert not server.requests
 
 
-def test_symlinks_out_of_a_directory_or_a_globs_base_are_skipped_and_files_sent_once(run, server, tmp_path):
+def test_symlinks_out_of_a_directory_or_a_globs_base_are_skipped_and_files_sent_once(invoke, server, tmp_path):
     """`ln -s ~/.ssh/id_rsa proj/notes.md; streamchat -f proj/ q` sent the key, and `-f 'proj/**'`
     also followed a symlinked folder out of proj and sent each file twice (the folder matched, and
     its files). A symlink that leads out of what was named is listed as skipped; one that stays
@@ -151,7 +151,7 @@ def test_symlinks_out_of_a_directory_or_a_globs_base_are_skipped_and_files_sent_
     (proj / "alias.py").symlink_to(proj / "src" / "app.py")  # inside: the same file, once
     for source in (f"{proj}/", f"{proj}/**", f"{proj}/*.md"):
         server.requests.clear()
-        r = run("-m", "openai:echo", "-f", source, "-f", f"{proj}/src/app.py", "q")
+        r = invoke("-m", "openai:echo", "-f", source, "-f", f"{proj}/src/app.py", "q")
         assert r.code == 0, r.stderr
         content = last_user_content(server)
         assert "PRIVATE KEY" not in content, source
@@ -199,20 +199,20 @@ def test_glob_base():
     assert _glob_base("a/[bc]/d") == "a"
 
 
-def test_a_failing_command_says_why_and_an_empty_one_is_noted(run, server):
+def test_a_failing_command_says_why_and_an_empty_one_is_noted(invoke, server):
     """`-f '!ls | wc -l'` said "failed (exit 2) — run it by hand": there is no shell, so `|` went
     to ls, whose stderr (which says so) was dropped; a command that printed nothing was sent
     without a word. The error names the missing shell and the way to get one, and quotes the
     command's last stderr lines, sanitized; empty output is noted in the dim summary line."""
-    r = run("-m", "openai:echo", "-f", "!ls | wc -l", "q")
+    r = invoke("-m", "openai:echo", "-f", "!ls | wc -l", "q")
     assert r.code == 2 and "Traceback" not in r.stderr, r.stderr
     assert "ls: cannot access '|'" in r.stderr
     assert "without a shell, so `|` went to ls as an argument: use -f '!sh -c \"ls | wc -l\"'" in r.stderr
-    r = run("-m", "openai:echo", "-f", "!sh -c 'printf \"one\\ntwo\\n\\033]0;owned\\007\\n\" >&2; exit 3'", "q")
+    r = invoke("-m", "openai:echo", "-f", "!sh -c 'printf \"one\\ntwo\\n\\033]0;owned\\007\\n\" >&2; exit 3'", "q")
     assert r.code == 2 and "failed (exit 3): one; two; \u241b]0;owned\u2407" in r.stderr, r.stderr
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr and "without a shell" not in r.stderr
     assert not server.requests
-    r = run("-m", "openai:echo", "-f", "!true", "q")
+    r = invoke("-m", "openai:echo", "-f", "!true", "q")
     assert r.code == 0 and "included: !true (printed nothing)" in r.stderr, r.stderr
 
 
@@ -346,8 +346,8 @@ def pages():
     httpd.shutdown()
 
 
-def test_urls_html_becomes_text_json_stays(run, server, pages):
-    r = run("-m", "openai:echo", "-f", f"{pages}/moved", "-f", f"{pages}/data", "q")
+def test_urls_html_becomes_text_json_stays(invoke, server, pages):
+    r = invoke("-m", "openai:echo", "-f", f"{pages}/moved", "-f", f"{pages}/data", "q")
     assert r.code == 0, r.stderr
     content = last_user_content(server)
     assert "# Title" in content and "**bold**" in content and "<p>" not in content and "x()" not in content
@@ -356,26 +356,26 @@ def test_urls_html_becomes_text_json_stays(run, server, pages):
 
 @pytest.mark.parametrize("path,code,words", [("/image", 2, "not text or HTML"), ("/missing", 6, "HTTP 404"),
                                              ("/slow", 6, "did not arrive within 1 s")])
-def test_url_failures(run, server, pages, path, code, words):
-    r = run("-m", "openai:echo", "--timeout", "1", "-f", f"{pages}{path}", "q")
+def test_url_failures(invoke, server, pages, path, code, words):
+    r = invoke("-m", "openai:echo", "--timeout", "1", "-f", f"{pages}{path}", "q")
     assert r.code == code and words in r.stderr
     assert not server.requests
 
 
 @pytest.mark.parametrize("path", ["/drip-headers", "/drip-body"])
-def test_a_url_that_trickles_is_cut_at_the_timeout_in_all(run, server, pages, path):
+def test_a_url_that_trickles_is_cut_at_the_timeout_in_all(invoke, server, pages, path):
     """--timeout bounds each read, and a server sending a byte every 0.2 s (of its headers, or of
     its body) never let one time out: -f waited for as long as the server kept dripping. The
     whole fetch now gets --timeout; then exit 6 and nothing is sent."""
-    r = run("-m", "openai:echo", "--timeout", "2", "-f", f"{pages}{path}", "q", timeout=25)
+    r = invoke("-m", "openai:echo", "--timeout", "2", "-f", f"{pages}{path}", "q", timeout=25)
     assert r.code == 6 and f"{pages}{path} did not arrive within 2 s" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not server.requests
 
 
-def test_credentials_in_a_url_are_used_but_not_shown_sent_or_stored(run, server, pages, home):
+def test_credentials_in_a_url_are_used_but_not_shown_sent_or_stored(invoke, server, pages, home):
     """`-f https://ann:s3cret-pw@host/…` showed the password in the summary line, sent it to the
     model in the source's label and stored it in the log. The fetch still uses it."""
-    r = run("-m", "openai:echo", "-f", f"http://ann:s3cret-pw@{pages[len('http://'):]}/private", "q")
+    r = invoke("-m", "openai:echo", "-f", f"http://ann:s3cret-pw@{pages[len('http://'):]}/private", "q")
     assert r.code == 0, r.stderr
     content = last_user_content(server)
     assert f'<source name="{pages}/private">\nmembers only\n</source>' in content
@@ -384,11 +384,11 @@ def test_credentials_in_a_url_are_used_but_not_shown_sent_or_stored(run, server,
     assert b"members only" in stored
     for where in (r.stderr, content, stored.decode("utf-8", "replace")):
         assert "s3cret" not in where
-    r = run("-m", "openai:echo", "-f", f"http://ann:s3cret-pw@{pages[len('http://'):]}/missing", "q")
+    r = invoke("-m", "openai:echo", "-f", f"http://ann:s3cret-pw@{pages[len('http://'):]}/missing", "q")
     assert r.code == 6 and "HTTP 404" in r.stderr and "s3cret" not in r.stderr, r.stderr
 
 
-def test_a_public_page_may_not_redirect_to_a_private_address(run, server, pages, home):
+def test_a_public_page_may_not_redirect_to_a_private_address(invoke, server, pages, home):
     """A page on the internet redirected -f to a loopback service, whose answer went to the model.
     The internet here is a proxy (the name `public.example` never resolves, so it counts as
     public); its redirect to 127.0.0.1 is refused before that address is asked, while a redirect
@@ -400,10 +400,10 @@ def test_a_public_page_may_not_redirect_to_a_private_address(run, server, pages,
                    NO_PROXY="127.0.0.1,localhost")
     try:
         _Pages.seen.clear()
-        r = run("-m", "openai:echo", "-f", "http://public.example/to-local", "q", env=env)
+        r = invoke("-m", "openai:echo", "-f", "http://public.example/to-local", "q", env=env)
         assert r.code == 6 and "http://public.example/to-local redirects to a private address (127.0.0.1)" in r.stderr
         assert "/data" not in _Pages.seen and not server.requests
-        r = run("-m", "openai:echo", "-f", "http://public.example/to-public", "q", env=env)
+        r = invoke("-m", "openai:echo", "-f", "http://public.example/to-public", "q", env=env)
         assert r.code == 0, r.stderr
         assert '<source name="http://public.example/to-public">\na public page\n</source>' in last_user_content(server)
     finally:
@@ -459,10 +459,10 @@ def test_redirect_policy():
 # -- -a --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("provider", ["openai", "compat", "anthropic"])
-def test_images_and_pdfs_in_each_providers_shape(run, server, tmp_path, provider):
+def test_images_and_pdfs_in_each_providers_shape(invoke, server, tmp_path, provider):
     (tmp_path / "shot.dat").write_bytes(png_bytes())  # the type comes from the bytes, not the name
     (tmp_path / "report.pdf").write_bytes(pdf_bytes())
-    r = run("-m", f"{provider}:echo", "-a", str(tmp_path / "shot.dat"), "-a", str(tmp_path / "report.pdf"), "look",
+    r = invoke("-m", f"{provider}:echo", "-a", str(tmp_path / "shot.dat"), "-a", str(tmp_path / "report.pdf"), "look",
             "--no-cache")  # the blocks as they are, without a prompt-cache mark (test_prompt_cache.py)
     assert r.code == 0, r.stderr
     assert "attached: shot.dat (image/png" in r.stderr
@@ -504,7 +504,7 @@ def test_file_names_that_are_not_utf8_are_labeled_not_fatal(run, server, tmp_pat
     assert "caf\ufffd.txt" in run("history", "show", "1").out
 
 
-def test_escape_sequences_and_newlines_in_file_names_do_not_reach_the_terminal(run, server, tmp_path):
+def test_escape_sequences_and_newlines_in_file_names_do_not_reach_the_terminal(invoke, server, tmp_path):
     """-f DIR's summary line and -a's "attached:" line printed file names raw: a file named
     with OSC 52 wrote the clipboard, one with a newline drew a line of its own ("error: …").
     Both lines are one line, escape sequences shown as control pictures."""
@@ -514,7 +514,7 @@ def test_escape_sequences_and_newlines_in_file_names_do_not_reach_the_terminal(r
     (folder / "b\nerror: fake.txt").write_text("text b\n")
     (folder / "\x1b[2Jc.bin").write_bytes(b"\x00binary")
     (tmp_path / "\x1b]0;title\x07shot.png").write_bytes(png_bytes())
-    r = run("-m", "openai:echo", "-f", str(folder), "-a", str(tmp_path / "\x1b]0;title\x07shot.png"), "look")
+    r = invoke("-m", "openai:echo", "-f", str(folder), "-a", str(tmp_path / "\x1b]0;title\x07shot.png"), "look")
     assert r.code == 0, r.stderr
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr, r.stderr
     lines = r.stderr.splitlines()
@@ -542,44 +542,44 @@ def test_errors_about_a_file_name_that_is_not_utf8_show_it_readably(run, server,
         assert "\\udc" not in r.stderr and name.decode("latin-1").replace("\xe9", "\ufffd") in r.stderr, r.stderr
 
 
-def test_attachments_from_pipes_and_devices(run, server, tmp_path):
+def test_attachments_from_pipes_and_devices(invoke, server, tmp_path):
     """-a <(curl …) names a pipe: it was refused as "not a file". It is read, up to the 32 MB cap."""
     import os
 
     fifo = tmp_path / "shot"
     os.mkfifo(fifo)
     threading.Thread(target=lambda: fifo.write_bytes(png_bytes()), daemon=True).start()
-    r = run("-m", "openai:echo", "-a", str(fifo), "what is this?")
+    r = invoke("-m", "openai:echo", "-a", str(fifo), "what is this?")
     assert r.code == 0 and "attached: shot" in r.stderr, r.stderr
     assert last_user_content(server)[1]["type"] == "image_url"
-    r = run("-m", "openai:echo", "-a", "/dev/zero", "q")
+    r = invoke("-m", "openai:echo", "-a", "/dev/zero", "q")
     assert r.code == 2 and "/dev/zero is larger than 32 MB" in r.stderr, r.stderr  # not an endless read
-    r = run("-m", "openai:echo", "-a", str(tmp_path), "q")
+    r = invoke("-m", "openai:echo", "-a", str(tmp_path), "q")
     assert r.code == 2 and "is a directory" in r.stderr, r.stderr
 
 
-def test_attachments_are_resent_by_continue_and_stored_once(run, server, tmp_path, home):
+def test_attachments_are_resent_by_continue_and_stored_once(invoke, server, tmp_path, home):
     (tmp_path / "a.png").write_bytes(png_bytes())
-    assert run("-m", "openai:echo", "-a", str(tmp_path / "a.png"), "first").code == 0
-    assert run("-m", "openai:echo", "-a", str(tmp_path / "a.png"), "-c", "second").code == 0
-    assert run("-c", "third").code == 0
+    assert invoke("-m", "openai:echo", "-a", str(tmp_path / "a.png"), "first").code == 0
+    assert invoke("-m", "openai:echo", "-a", str(tmp_path / "a.png"), "-c", "second").code == 0
+    assert invoke("-c", "third").code == 0
     first, _, second, _, third = server.last_messages()
     assert first["content"][1]["type"] == "image_url" and second["content"][1]["type"] == "image_url"
     assert third == {"role": "user", "content": "third"}
     import sqlite3
 
     assert sqlite3.connect(home / "log.db").execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 1
-    exported = json.loads(run("history", "export", "1", "--format", "json").out)
+    exported = json.loads(invoke("history", "export", "1", "--format", "json").out)
     assert exported["messages"][0]["attachments"][0]["mime"] == "image/png"
 
 
-def test_unknown_types_and_text_only_models_send_nothing(run, server, tmp_path):
+def test_unknown_types_and_text_only_models_send_nothing(invoke, server, tmp_path):
     (tmp_path / "notes.txt").write_text("plain text")
-    r = run("-m", "openai:echo", "-a", str(tmp_path / "notes.txt"), "q")
+    r = invoke("-m", "openai:echo", "-a", str(tmp_path / "notes.txt"), "q")
     assert r.code == 2 and "not a PNG, JPEG, GIF, WebP or PDF" in r.stderr
     (tmp_path / "a.png").write_bytes(png_bytes())
     pytest.importorskip("llama_cpp")
-    r = run("-m", "local", "-a", str(tmp_path / "a.png"), "q")
+    r = invoke("-m", "local", "-a", str(tmp_path / "a.png"), "q")
     assert r.code == 4 and "cannot take images" in r.stderr
     assert not server.requests
 

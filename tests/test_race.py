@@ -344,10 +344,10 @@ def test_pipe_race_streams_at_once_and_writes_each_answer_whole_in_order(home, s
 
 
 @pytest.mark.e2e
-def test_a_failing_model_does_not_stop_the_other_and_its_code_is_the_exit(run, home, server, second_server):
+def test_a_failing_model_does_not_stop_the_other_and_its_code_is_the_exit(invoke, home, server, second_server):
     server.script("good", chunks=["fine ", "answer"], delay=0.05)
     second_server.script("bad", status=503, error_message="down for maintenance")
-    r = run("-m", "anthropic:bad", "-m", "openai:good", "--no-retry", "q", env=race_env(home, server, second_server))
+    r = invoke("-m", "anthropic:bad", "-m", "openai:good", "--no-retry", "q", env=race_env(home, server, second_server))
     assert r.code == 5, r.stderr
     assert "## openai:good\nfine answer\n" in r.out
     assert re.search(r"error: anthropic:bad: .*503", r.stderr), r.stderr
@@ -355,10 +355,10 @@ def test_a_failing_model_does_not_stop_the_other_and_its_code_is_the_exit(run, h
 
 
 @pytest.mark.e2e
-def test_json_events_carry_model_and_index_with_one_end_each(run, home, server, second_server):
+def test_json_events_carry_model_and_index_with_one_end_each(invoke, home, server, second_server):
     server.script("ja", chunks=["x", "y"])
     second_server.script("jb", status=400, error_message="bad thing")
-    r = run("-m", "openai:ja", "-m", "anthropic:jb", "--json", "--no-retry", "q",
+    r = invoke("-m", "openai:ja", "-m", "anthropic:jb", "--json", "--no-retry", "q",
             env=race_env(home, server, second_server))
     assert r.code == 4, r.stderr
     events = [json.loads(line) for line in r.out.splitlines()]
@@ -371,32 +371,32 @@ def test_json_events_carry_model_and_index_with_one_end_each(run, home, server, 
 
 
 @pytest.mark.e2e
-def test_the_log_keeps_alternatives_c_continues_the_first_and_pick_switches(run, home, server, second_server):
+def test_the_log_keeps_alternatives_c_continues_the_first_and_pick_switches(invoke, home, server, second_server):
     env = race_env(home, server, second_server)
     server.script("pa", chunks=["answer A"])
     second_server.script("pb", chunks=["answer B"], delay=0.05)
-    r = run("-m", "openai:pa", "-m", "anthropic:pb", "which?", env=env)
+    r = invoke("-m", "openai:pa", "-m", "anthropic:pb", "which?", env=env)
     assert r.code == 0, r.stderr
     db = sqlite3.connect(home / "log.db")
     rows = db.execute("SELECT role, content, model, state FROM messages ORDER BY id").fetchall()
     assert rows == [("user", "which?", "pa", "ok"), ("assistant", "answer A", "pa", "ok"),
                     ("user", "which?", "pb", "ok"), ("assistant", "answer B", "pb", "ok")]
-    shown = run("history", "show", "1", env=env)
+    shown = invoke("history", "show", "1", env=env)
     assert "Assistant 1 of 2: openai:pa · continued" in shown.out and "Assistant 2 of 2: anthropic:pb" in shown.out
     assert shown.out.count("TTFT") == 2
     server.script("echo2", chunks=["ok"])
-    assert run("-c", "next", env=env).code == 0
+    assert invoke("-c", "next", env=env).code == 0
     assert server.requests[-1].body["model"] == "pa"  # -c continues the first answer, with its model
     assert [m["content"] for m in server.requests[-1].body["messages"]] == ["which?", "answer A", "next"]
     # pick the other answer of the race: -c then continues answer B with its model
-    assert run("-m", "openai:pa", "-m", "anthropic:pb", "again?", env=env).code == 0
-    picked = run("pick", "2", env=env)
+    assert invoke("-m", "openai:pa", "-m", "anthropic:pb", "again?", env=env).code == 0
+    picked = invoke("pick", "2", env=env)
     assert picked.code == 0 and "answer 2 of 2 (anthropic:pb)" in picked.stderr, picked.stderr
-    assert run("-c", "more", env=env).code == 0
+    assert invoke("-c", "more", env=env).code == 0
     sent = second_server.requests[-1].body
     assert sent["model"] == "pb"
     assert [m["content"] for m in sent["messages"]][-3:] == ["again?", "answer B", "more"]
-    assert run("pick", "3", env=env).code == 2
+    assert invoke("pick", "3", env=env).code == 2
 
 
 @pytest.mark.e2e
@@ -428,14 +428,14 @@ def test_ctrl_c_stops_both_streams_at_once_and_keeps_the_partial_answers(home, s
 
 
 @pytest.mark.e2e
-def test_files_attachments_and_roles_reach_every_model(run, home, server, second_server):
+def test_files_attachments_and_roles_reach_every_model(invoke, home, server, second_server):
     from test_context_inputs import png_bytes
 
     (home / "notes.txt").write_text("the notes")
     (home / "shot.png").write_bytes(png_bytes())
     server.script("fa", chunks=["a"])
     second_server.script("fb", chunks=["b"])
-    r = run("-m", "openai:fa", "-m", "anthropic:fb", "-r", "code", "-f", str(home / "notes.txt"),
+    r = invoke("-m", "openai:fa", "-m", "anthropic:fb", "-r", "code", "-f", str(home / "notes.txt"),
             "-a", str(home / "shot.png"), "explain", env=race_env(home, server, second_server))
     assert r.code == 0, r.stderr
     openai_body, anthropic_body = server.requests[-1].body, second_server.requests[-1].body
@@ -447,18 +447,18 @@ def test_files_attachments_and_roles_reach_every_model(run, home, server, second
 
 
 @pytest.mark.e2e
-def test_tools_are_refused_in_a_race(run, server):
-    r = run("-m", "openai:a", "-m", "openai:b", "--tools", "files", "q")
+def test_tools_are_refused_in_a_race(invoke, server):
+    r = invoke("-m", "openai:a", "-m", "openai:b", "--tools", "files", "q")
     assert r.code == 2 and "--tools/--functions works with one model" in r.stderr
-    r = run("-m", "openai:a", "-m", "openai:b", "--functions", "fns.py", "q")
+    r = invoke("-m", "openai:a", "-m", "openai:b", "--functions", "fns.py", "q")
     assert r.code == 2 and "--tools/--functions works with one model" in r.stderr
     assert not server.requests
 
 
 @pytest.mark.e2e
-def test_schema_checks_and_repairs_each_answer(run, home, server, second_server):
+def test_schema_checks_and_repairs_each_answer(invoke, home, server, second_server):
     env = race_env(home, server, second_server)
-    r = run("-m", "openai:echo", "-m", "anthropic:claude-test", "--schema", "city, pop int",
+    r = invoke("-m", "openai:echo", "-m", "anthropic:claude-test", "--schema", "city, pop int",
             "[schema:missing-once] largest city", env=env)
     assert r.code == 0, r.stderr
     sections = r.out.split("\n\n")
@@ -467,7 +467,7 @@ def test_schema_checks_and_repairs_each_answer(run, home, server, second_server)
         data = json.loads(section.splitlines()[1])
         assert set(data) == {"city", "pop"} and isinstance(data["pop"], int)
     assert len(server.requests) == 2 and len(second_server.requests) == 2  # each repaired once
-    events = run("-m", "openai:echo", "-m", "anthropic:claude-test", "--schema", "city, pop int", "--json",
+    events = invoke("-m", "openai:echo", "-m", "anthropic:claude-test", "--schema", "city, pop int", "--json",
                  "[schema:missing-always] q", env=env)
     assert events.code == 8, events.stderr
     records = [json.loads(line) for line in events.out.splitlines()]

@@ -22,39 +22,39 @@ def logged(home) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_schema_prints_one_compact_json_object_in_a_pipe(run, server, provider):
+def test_schema_prints_one_compact_json_object_in_a_pipe(invoke, server, provider):
     server.script("peru", chunks=['{"city": "Li', 'ma", "pop"', ": 9700000}"])
-    r = run("-m", f"{provider}:peru", "--schema", CITY, "largest city of Peru")
+    r = invoke("-m", f"{provider}:peru", "--schema", CITY, "largest city of Peru")
     assert r.code == 0, r.stderr
     assert r.out == '{"city":"Lima","pop":9700000}\n' and r.stderr == ""
     assert len(server.requests) == 1
 
 
-def test_json_adds_a_data_event_with_the_parsed_object(run, server):
+def test_json_adds_a_data_event_with_the_parsed_object(invoke, server):
     server.script("peru", chunks=['{"city": "Lima", "pop": 9700000}'])
-    r = run("-m", "openai:peru", "--schema", CITY, "--json", "--stats", "largest city of Peru")
+    r = invoke("-m", "openai:peru", "--schema", CITY, "--json", "--stats", "largest city of Peru")
     events = [json.loads(line) for line in r.out.splitlines()]
     assert r.code == 0 and [e["type"] for e in events] == ["text", "usage", "done", "data"]
     assert r.stderr == ""  # the stats are in the done event, as --json has them without --schema
     assert events[-1]["data"] == {"city": "Lima", "pop": 9700000}
 
 
-def test_multi_asks_for_a_list_of_items(run, server):
+def test_multi_asks_for_a_list_of_items(invoke, server):
     server.script("cities", chunks=['{"items": [{"city": "Lima", "pop": 1}, {"city": "Cusco", "pop": 2}]}'])
-    r = run("-m", "openai:cities", "--schema", CITY, "--schema-multi", "two cities of Peru")
+    r = invoke("-m", "openai:cities", "--schema", CITY, "--schema-multi", "two cities of Peru")
     assert r.code == 0, r.stderr
     assert json.loads(r.out) == {"items": [{"city": "Lima", "pop": 1}, {"city": "Cusco", "pop": 2}]}
 
 
-def test_stats_go_to_stderr_after_the_data(run, server):
+def test_stats_go_to_stderr_after_the_data(invoke, server):
     server.script("peru", chunks=['{"city": "Lima", "pop": 1}'])
-    r = run("-m", "openai:peru", "--schema", CITY, "--stats", "q")
+    r = invoke("-m", "openai:peru", "--schema", CITY, "--stats", "q")
     assert r.code == 0 and r.out == '{"city":"Lima","pop":1}\n' and "tok/s" in r.stderr
 
 
-def test_still_invalid_after_one_repair_is_exit_8_one_line_and_empty_stdout(run, server, home):
+def test_still_invalid_after_one_repair_is_exit_8_one_line_and_empty_stdout(invoke, server, home):
     server.script("stubborn", chunks=['{"city": "Lima"}'])
-    r = run("-m", "anthropic:stubborn", "--schema", CITY, "largest city of Peru")
+    r = invoke("-m", "anthropic:stubborn", "--schema", CITY, "largest city of Peru")
     assert r.code == ExitStatus.SCHEMA == 8
     assert r.out == ""
     assert r.stderr == ("error: the answer does not fit the schema after a corrective request: "
@@ -66,17 +66,17 @@ def test_still_invalid_after_one_repair_is_exit_8_one_line_and_empty_stdout(run,
     assert [role for role, _ in logged(home)] == ["user", "assistant", "user", "assistant"]  # both attempts
 
 
-def test_an_answer_cut_off_at_the_token_limit_is_not_retried(run, server):
+def test_an_answer_cut_off_at_the_token_limit_is_not_retried(invoke, server):
     server.script("long", chunks=['{"city": "Li'], finish_reason="length")
-    r = run("-m", "openai:long", "--schema", CITY, "--max-tokens", "5", "q")
+    r = invoke("-m", "openai:long", "--schema", CITY, "--max-tokens", "5", "q")
     assert (r.code, r.out, len(server.requests)) == (8, "", 1)  # the same limit would cut a retry too
     assert r.stderr == ("error: the answer does not fit the schema: the answer was cut off at the token limit "
                         "(1 tokens) before its JSON ended — raise --max-tokens\n")
 
 
-def test_json_reports_the_failure_as_an_error_event(run, server):
+def test_json_reports_the_failure_as_an_error_event(invoke, server):
     server.script("stubborn", chunks=["Lima, about ten million"])
-    r = run("-m", "openai:stubborn", "--schema", CITY, "--json", "largest city of Peru")
+    r = invoke("-m", "openai:stubborn", "--schema", CITY, "--json", "largest city of Peru")
     last = json.loads(r.out.splitlines()[-1])
     assert r.code == 8 and last["type"] == "error" and last["code"] == "schema" and last["exit_code"] == 8
     assert last["message"].endswith("the answer is not JSON: Expecting value at line 1 column 1")
@@ -87,23 +87,23 @@ def test_json_reports_the_failure_as_an_error_event(run, server):
     ('{"type": "object", "properties": {"pop": {"type": "integr"}}}', "error: --schema is not a valid JSON Schema: "),
     ("cities.json", "error: --schema cities.json: no such file"),
 ])
-def test_a_bad_schema_is_exit_2_with_one_line_and_nothing_sent(run, server, schema, says):
-    r = run("-m", "openai:echo", "--schema", schema, "q")
+def test_a_bad_schema_is_exit_2_with_one_line_and_nothing_sent(invoke, server, schema, says):
+    r = invoke("-m", "openai:echo", "--schema", schema, "q")
     assert r.code == 2 and r.out == "" and not server.requests
     assert r.stderr.startswith(says) and len(r.stderr.splitlines()) == 1
 
 
-def test_schema_and_extract_both_decide_stdout(run, server):
-    r = run("-m", "openai:echo", "--schema", CITY, "-x", "q")
+def test_schema_and_extract_both_decide_stdout(invoke, server):
+    r = invoke("-m", "openai:echo", "--schema", CITY, "-x", "q")
     assert r.code == 2 and "-x/--extract-all and --schema each decide what stdout holds" in r.stderr
 
 
-def test_a_roles_schema_applies_and_the_flag_wins(run, server, home):
+def test_a_roles_schema_applies_and_the_flag_wins(invoke, server, home):
     (home / "config" / "streamchat" / "roles").mkdir(parents=True)
     (home / "config" / "streamchat" / "roles" / "census.toml").write_text('schema = "city, pop int"\n')
     server.script("peru", chunks=['{"city": "Lima", "pop": 1}'])
-    assert run("-m", "openai:peru", "-r", "census", "q").out == '{"city":"Lima","pop":1}\n'
-    r = run("-m", "openai:peru", "-r", "census", "--schema", "city", "q")
+    assert invoke("-m", "openai:peru", "-r", "census", "q").out == '{"city":"Lima","pop":1}\n'
+    r = invoke("-m", "openai:peru", "-r", "census", "--schema", "city", "q")
     assert r.code == 8 and "Additional properties are not allowed ('pop' was unexpected)" in r.stderr
 
 
@@ -141,19 +141,19 @@ def test_repl_schema_asks_for_checked_json_until_off(home, server):
 
 
 
-def test_extract_and_shell_set_a_roles_schema_aside(run, server, home):
+def test_extract_and_shell_set_a_roles_schema_aside(invoke, server, home):
     (home / "config" / "streamchat" / "roles").mkdir(parents=True)
     (home / "config" / "streamchat" / "roles" / "census.toml").write_text('schema = "city, pop int"\n')
     server.script("code", chunks=["```sh\necho hi\n```\n"])
-    r = run("-m", "openai:code", "-r", "census", "-x", "a command")
+    r = invoke("-m", "openai:code", "-r", "census", "-x", "a command")
     assert r.code == 0 and r.out == "echo hi\n", r.stderr
     assert "response_format" not in server.requests[0].body  # asked for the code, not for JSON
 
-def test_save_role_keeps_the_schema(run, server, home):
-    saved = run("--save-role", "census", "--schema", CITY, "--schema-multi")
+def test_save_role_keeps_the_schema(invoke, server, home):
+    saved = invoke("--save-role", "census", "--schema", CITY, "--schema-multi")
     assert saved.code == 0 and not server.requests, saved.stderr
     server.script("cities", chunks=['{"items": [{"city": "Lima", "pop": 1}]}'])
-    r = run("-m", "openai:cities", "-r", "census", "two cities")
+    r = invoke("-m", "openai:cities", "-r", "census", "two cities")
     assert r.code == 0 and r.out == '{"items":[{"city":"Lima","pop":1}]}\n', r.stderr
 
 # -- the provider asked for the schema: model "echo" answers an instance of it (tests/fakeserver.py) --
@@ -164,8 +164,8 @@ def _said_last(body) -> str:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_the_request_carries_the_schema_and_one_valid_object_is_printed(run, server, provider):
-    r = run("-m", f"{provider}:echo", "--schema", CITY, "largest city of Peru")
+def test_the_request_carries_the_schema_and_one_valid_object_is_printed(invoke, server, provider):
+    r = invoke("-m", f"{provider}:echo", "--schema", CITY, "largest city of Peru")
     assert r.code == 0, r.stderr
     assert r.out == '{"city":"city","pop":0}\n' and r.stderr == ""
     body = server.requests[0].body
@@ -175,8 +175,8 @@ def test_the_request_carries_the_schema_and_one_valid_object_is_printed(run, ser
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_an_answer_missing_a_property_is_repaired_with_one_more_request(run, server, home, provider):
-    r = run("-m", f"{provider}:echo", "--schema", CITY, "largest city of Peru [schema:missing-once]")
+def test_an_answer_missing_a_property_is_repaired_with_one_more_request(invoke, server, home, provider):
+    r = invoke("-m", f"{provider}:echo", "--schema", CITY, "largest city of Peru [schema:missing-once]")
     assert r.code == 0, r.stderr
     assert r.out == '{"city":"city","pop":0}\n' and r.stderr == ""
     assert len(server.requests) == 2
@@ -186,15 +186,15 @@ def test_an_answer_missing_a_property_is_repaired_with_one_more_request(run, ser
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_an_answer_still_missing_it_is_exit_8_with_one_line(run, server, provider):
-    r = run("-m", f"{provider}:echo", "--schema", CITY, "largest city of Peru [schema:missing-always]")
+def test_an_answer_still_missing_it_is_exit_8_with_one_line(invoke, server, provider):
+    r = invoke("-m", f"{provider}:echo", "--schema", CITY, "largest city of Peru [schema:missing-always]")
     assert (r.code, r.out, len(server.requests)) == (8, "", 2)
     assert r.stderr == ("error: the answer does not fit the schema after a corrective request: "
                         "top level: 'city' is a required property\n")
 
 
-def test_invalid_json_is_repaired_too(run, server):
-    r = run("-m", "openai:echo", "--schema", CITY, "--json", "largest city of Peru [schema:bad-json-once]")
+def test_invalid_json_is_repaired_too(invoke, server):
+    r = invoke("-m", "openai:echo", "--schema", CITY, "--json", "largest city of Peru [schema:bad-json-once]")
     events = [json.loads(line) for line in r.out.splitlines()]
     assert r.code == 0 and [e["type"] for e in events].count("done") == 2
     assert events[-1] == {"type": "data", "data": {"city": "city", "pop": 0}}
