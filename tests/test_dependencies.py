@@ -18,7 +18,7 @@ else:
 
 ROOT = PACKAGE.parent
 TESTS = Path(__file__).parent
-EXTRA_FILES = {"serve": ("serve/", "cli/_serve.py", "access/redis_state.py"),  # imported only with that extra
+EXTRA_FILES = {"serve": ("serve/", "cli/_serve.py", "access/redis_state.py", "providers/_ahttp.py"),  # only with that extra
                "local": ("providers/local.py",)}
 
 

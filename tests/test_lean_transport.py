@@ -164,7 +164,7 @@ def test_one_rule_picks_the_path(monkeypatch):
     plain = ProviderConfig("o", "openai", base_url="http://127.0.0.1:9/v1")
     assert path_for(plain) == "lean"
     assert path_for(ProviderConfig("a", "anthropic")) == "lean"
-    assert path_for(plain, asyncio=True) == "sdk"  # serve's clients
+    assert path_for(plain, asyncio=True) == "lean-async"  # serve's clients (httptools is serve's)
     assert path_for(ProviderConfig("l", "local")) == "sdk"
     assert path_for(ProviderConfig("o", "openai", base_url="https://user:pw@example.test/v1")) == "sdk"
     assert path_for(ProviderConfig("o", "openai", base_url="https://example.test/v1?api-version=1")) == "sdk"
@@ -207,5 +207,141 @@ def test_tls_errors_map_the_same(tmp_path, monkeypatch):
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trusted now, as httpx2 trusts it
         events = answer(provider("openai", srv.url.replace("127.0.0.1", "localhost"), "lean", monkeypatch), request)
         assert events
+    finally:
+        srv.stop()
+
+
+# -- the asyncio lean path (serve) against the SDK's asyncio client -------------------------------
+
+def aprovider(kind: str, url: str, transport: str, monkeypatch: pytest.MonkeyPatch, timeout: float = 60.0):
+    """An adapter as serve builds it (the asyncio transport chosen), on the given path."""
+    from streamchat.providers import _sdk
+
+    monkeypatch.setattr(_sdk, "_async_transport", True)
+    adapter = provider(kind, url, transport, monkeypatch, timeout) if transport == "sdk" else None
+    if adapter is None:
+        from streamchat.providers.anthropic import AnthropicProvider
+        from streamchat.providers.openai import OpenAIProvider
+
+        monkeypatch.setenv(TRANSPORT_VAR, "")
+        config = ProviderConfig(kind, kind, base_url=url + ("/v1" if kind == "openai" else ""), api_key="sk-test-key-0001")
+        adapter = (OpenAIProvider if kind == "openai" else AnthropicProvider)(config, timeout=timeout)
+    assert (adapter._alean is not None) == (transport == "lean")
+    return adapter
+
+
+def aanswer(adapter, request: ChatRequest, times: int = 1) -> list:
+    import asyncio
+
+    async def run() -> list:
+        try:
+            for _ in range(times):
+                events = [e async for e in adapter.astream(request)]
+            return events
+        finally:
+            await adapter.aclose()
+
+    return asyncio.run(run())
+
+
+def afault(kind: str, url: str, transport: str, monkeypatch, request: ChatRequest, timeout: float = 60.0):
+    import asyncio
+
+    adapter = aprovider(kind, url, transport, monkeypatch, timeout)
+    started = False
+
+    async def run() -> None:
+        nonlocal started
+        try:
+            async for _event in adapter.astream(request):
+                started = True
+        finally:
+            await adapter.aclose()
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:  # what session.run_turn_async hands map_error
+        err = adapter.map_error(exc, model=request.model, started=started)
+        return type(err), str(err), err.exit_code, err.retry_after, started
+    raise AssertionError("no fault")
+
+
+@pytest.mark.parametrize("name", list(REQUESTS))
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_the_async_lean_request_is_the_sdks(server, monkeypatch, kind, name):
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-1")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-1")
+    sent = {}
+    for transport in ("sdk", "lean"):
+        events = aanswer(aprovider(kind, server.url, transport, monkeypatch), REQUESTS[name])
+        record = server.requests[-1]
+        sent[transport] = (record.path, {h: record.headers.get(h) for h in HEADERS}, record.body, events)
+    assert sent["lean"] == sent["sdk"]
+    assert sent["lean"][1]["authorization"] is not None
+
+
+@pytest.mark.parametrize("script", HTTP_FAULTS, ids=lambda s: f"{s.status}-{s.fault or s.error_type}")
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_each_fault_maps_to_the_same_error_on_both_async_paths(server, monkeypatch, kind, script):
+    server.script("m", script)
+    request = ChatRequest("m", (Message("user", "q"),))
+    assert afault(kind, server.url, "lean", monkeypatch, request) == afault(kind, server.url, "sdk", monkeypatch, request)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_async_refused_unresolved_and_timeouts_map_the_same(server, monkeypatch, kind):
+    request = ChatRequest("m", (Message("user", "q"),))
+    refused = _refused_url()
+    assert afault(kind, refused, "lean", monkeypatch, request) == afault(kind, refused, "sdk", monkeypatch, request)
+    # an unknown host: the SDK's aiohttp transport raises it as a connect timeout ("no response … within
+    # the timeout"); the lean path says what its blocking path and the SDK's blocking client say
+    unresolved = "http://no-such-host.invalid"
+    lean = afault(kind, unresolved, "lean", monkeypatch, request)
+    assert lean == fault(kind, unresolved, "sdk", monkeypatch, request) and "cannot resolve" in lean[1]
+    server.script("m", Script(first_delay=5))  # no status line within the timeout
+    assert (afault(kind, server.url, "lean", monkeypatch, request, 0.5)
+            == afault(kind, server.url, "sdk", monkeypatch, request, 0.5))
+    server.script("m", Script(chunks=["a ", "b "], fault="stall", fault_after=1))  # a stream stalled mid-answer
+    lean = afault(kind, server.url, "lean", monkeypatch, request, 0.5)
+    assert lean == afault(kind, server.url, "sdk", monkeypatch, request, 0.5)
+    assert "stalled mid-answer" in lean[1]
+
+
+def test_the_async_lean_path_keeps_its_connection_and_replaces_a_closed_one(server, monkeypatch):
+    import asyncio
+
+    server.script("k", Script(chunks=["one"], keep_alive=True))
+    adapter = aprovider("openai", server.url, "lean", monkeypatch)
+    request = ChatRequest("k", (Message("user", "q"),))
+    assert [e.text for e in aanswer(adapter, request, times=3) if hasattr(e, "text")] == ["one"]
+    assert server.connections == 1
+
+    async def closed_while_idle() -> list:
+        try:
+            [e async for e in adapter.astream(request)]
+            for conn in adapter._alean._idle:  # as a server's idle timeout does
+                conn.transport.get_extra_info("socket").shutdown(2)
+            await asyncio.sleep(0.1)
+            return [e async for e in adapter.astream(request)]
+        finally:
+            await adapter.aclose()
+
+    assert [e.text for e in asyncio.run(closed_while_idle()) if hasattr(e, "text")] == ["one"]
+    assert len(server.requests) == 5
+
+
+def test_async_tls_errors_map_the_same(tmp_path, monkeypatch):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    srv = FakeLLMServer(tls=(str(cert), str(key))).start()
+    try:
+        request = ChatRequest("echo", (Message("user", "q"),))
+        lean = afault("openai", srv.url, "lean", monkeypatch, request)
+        assert lean == fault("openai", srv.url, "sdk", monkeypatch, request)  # the SDK's aiohttp: a connect timeout
+        assert "TLS error" in lean[1]
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert aanswer(aprovider("openai", srv.url.replace("127.0.0.1", "localhost"), "lean", monkeypatch), request)
     finally:
         srv.stop()

@@ -10,7 +10,8 @@ request and the SDKs stay the reference: tests/test_lean_transport.py compares, 
 the bytes each path sends and the errors each raises.
 
 `path_for` is the one rule for which path a provider takes; what the lean path does not cover
-(serve's asyncio clients, proxies, `streamchat models`) goes through the SDK.
+(proxies, `streamchat models`) goes through the SDK. Serve's asyncio requests take `_ahttp.py`, the
+same request on asyncio.
 """
 
 from __future__ import annotations
@@ -71,13 +72,14 @@ WIRES: dict[str, Wire] = {
 
 
 def path_for(config: ProviderConfig, *, asyncio: bool = False) -> str:
-    """"lean" or "sdk": which transport a provider's blocking requests take (the one rule).
+    """"lean", "lean-async" or "sdk": which transport a provider's requests take (the one rule).
 
-    The SDK's, when asked for (serve's asyncio clients, or STREAMCHAT_TRANSPORT=sdk); when a proxy
-    variable is set (the SDK's httpx2 routes through it); when the base URL carries credentials or a
-    query (httpx2 turns those into auth and parameters of its own). The lean path otherwise.
+    The SDK's when asked for (STREAMCHAT_TRANSPORT=sdk); when a proxy variable is set (the SDK's
+    httpx2 routes through it); when the base URL carries credentials or a query (httpx2 turns those
+    into auth and parameters of its own). Otherwise the lean path: for serve's asyncio requests
+    (`asyncio`) `_ahttp.py`'s, when httptools (serve's extra) is installed, else the SDK's.
     """
-    if asyncio or config.type not in WIRES or os.environ.get(TRANSPORT_VAR, "").lower() == "sdk":
+    if config.type not in WIRES or os.environ.get(TRANSPORT_VAR, "").lower() == "sdk":
         return "sdk"
     if any(os.environ.get(name) or os.environ.get(name.upper()) for name in PROXY_VARIABLES):
         return "sdk"
@@ -86,6 +88,10 @@ def path_for(config: ProviderConfig, *, asyncio: bool = False) -> str:
         parts = urlsplit(base)
         if parts.username is not None or parts.query or parts.scheme not in ("http", "https"):
             return "sdk"
+    if asyncio:
+        import importlib.util
+
+        return "lean-async" if importlib.util.find_spec("httptools") is not None else "sdk"
     return "lean"
 
 

@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamchat.cancel import bounded, closing_on_cancel
 from streamchat.config import ProviderConfig
@@ -28,6 +28,9 @@ from streamchat.providers._http import WIRES, HttpStatusError, HttpTransport, pa
 from streamchat.providers._schema import refused_schema
 from streamchat.providers._wire import WireParser, aevents, events
 from streamchat.providers.base import ChatRequest, EventStream
+
+if TYPE_CHECKING:
+    from streamchat.providers._ahttp import AsyncHttpTransport
 
 DRAIN_S = 0.5  # how long the end of a body may take after the last event before the connection is dropped
 
@@ -134,12 +137,20 @@ class SdkProvider:
         self._http: Any = None
         self._template: Any = None  # the SDK's request for an answer, without its body (see _capture)
         self._lean: HttpTransport | None = None
-        if path_for(config, asyncio=_async_transport) == "lean":
+        self._alean: AsyncHttpTransport | None = None
+        path = path_for(config, asyncio=_async_transport)
+        if path == "lean":
             wire = WIRES[sdk]
             key = config.require_key() or "not-needed"
             self._lean = HttpTransport((self.base_url or wire.default_base_url).rstrip("/") + wire.path,
                                        wire.headers(key), timeout)
         else:
+            if path == "lean-async":
+                from streamchat.providers._ahttp import AsyncHttpTransport
+
+                wire = WIRES[sdk]
+                self._alean = AsyncHttpTransport((self.base_url or wire.default_base_url).rstrip("/") + wire.path,
+                                                 wire.headers(config.require_key() or "not-needed"), timeout)
             self._client  # noqa: B018 — the SDK and its client now: a missing key fails at once
 
     @property
@@ -236,7 +247,7 @@ class SdkProvider:
 
     def prepare_async(self) -> None:
         """Build the asyncio client, touch its endpoint and capture its request (serve, at startup)."""
-        if self._async_client is None:
+        if self._async_client is None and self._alean is None:
             import asyncio
             import concurrent.futures
 
@@ -249,6 +260,8 @@ class SdkProvider:
 
     async def aclose(self) -> None:
         """Close the asyncio client and its pooled connections (serve, as a worker stops)."""
+        if self._alean is not None:
+            await self._alean.aclose()
         if self._async_client is not None:
             client, self._async_client, self._http, self._template = self._async_client, None, None, None
             await client.close()
@@ -310,6 +323,18 @@ class SdkProvider:
         SDK builds (see _capture) with this answer's body, sent by the SDK's HTTP client; a status
         error is the SDK's own exception, so map_error reads it as on the blocking path. Cancelling
         the task or closing the generator closes the upstream response."""
+        if self._alean is not None:
+            reply = await self._alean.post(wire_json({"stream": True, **self._body(request)}))
+            try:
+                if not 200 <= reply.status < 300:
+                    raise HttpStatusError(reply.status, reply.headers, await reply.read_error())
+                text = aiter(reply.iter_text())
+                async for event in aevents(text, self._parser(request)):
+                    yield event
+                await _read_to_end(text)
+            finally:
+                self._alean.release(reply)
+            return
         import httpx2
 
         self.prepare_async()

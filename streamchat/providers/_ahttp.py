@@ -1,0 +1,312 @@
+"""The lean transport on asyncio (serve): the same request as `_http.py` (so as the SDK's), sent over
+pooled keep-alive connections that are asyncio protocols parsing the response with httptools.
+
+Why: serve read each upstream chunk through five layers (aiohttp's protocol and stream reader, the
+SDK's vendored httpx-aiohttp transport, httpx2's raw, byte and text iterators) before our parser saw
+it, and built an httpx2 request and response per answer. Measured reading 100 concurrent 100-token
+streams from bench/upstream.py in one process: 15–19 µs of CPU per event that way, 7 µs with a
+protocol that parses and decodes in its `data_received` (#34: the gateway's per-token goal is 12 µs,
+and the upstream side was most of it). Here each read is one wake-up of the task that reads the
+answer, with the bytes already unframed by llhttp.
+
+Taken where the blocking lean path is (`path_for`: no proxy, a plain http(s) URL, not
+STREAMCHAT_TRANSPORT=sdk) and httptools is installed (serve's extra); tests/test_lean_transport.py
+holds it to the SDK's asyncio path as it holds `_http.py` to the SDK's blocking one: the same bytes
+at the fake server, the same errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import collections
+import contextlib
+import http.client
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httptools
+
+from streamchat._version import __version__
+from streamchat.cancel import bounded
+from streamchat.providers._http import ERROR_BODY_MAX, StreamDropped, _ssl_context
+
+log = logging.getLogger("streamchat.http")
+IDLE_S = 5.0  # a pooled connection unused this long is closed (the SDK's keep-alive expiry)
+HIGH_WATER = 256 * 1024  # bytes read ahead of the answer's reader before the socket stops being read
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: the response's body kept as it arrives, for one reader at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+        self.loop, self.read_timeout = loop, read_timeout
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.lost = False
+        self.idle_since = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = self.complete = self.received = self.keep_alive = False
+        self.body: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.paused = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.last = self.loop.time()
+        self.timer: asyncio.TimerHandle | None = None
+
+    # -- the protocol (called by the loop) ---------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        self.last = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(StreamDropped(f"malformed HTTP response: {exc}"))
+            if self.transport is not None:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.headers_done and not self.complete and exc is None and self._close_delimited():
+            self.complete = True  # a body without a length or chunks ends with the connection
+            self._wake()
+        if not self.complete:
+            self._fail(exc if isinstance(exc, OSError) else StreamDropped("the server closed the connection"))
+
+    def _close_delimited(self) -> bool:
+        names = {name.lower(): value.lower() for name, value in self.raw_headers}
+        return b"content-length" not in names and b"chunked" not in names.get(b"transfer-encoding", b"")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.headers_done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+        self.buffered += len(body)
+        if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it once the message is over
+        self.complete = True
+        self._wake()
+
+    # -- the reader's side ---------------------------------------------------------------------
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self._wake()
+
+    def _late(self) -> None:
+        """The read timeout's one timer: nothing arrived for `read_timeout`, or it is set again
+        for the rest (a timer per read would cost more than the read)."""
+        self.timer = None
+        if self.waiter is None:
+            return
+        left = self.last + self.read_timeout - self.loop.time()
+        if left > 0:
+            self.timer = self.loop.call_later(left, self._late)
+        else:
+            self._fail(TimeoutError("no data from the server within the timeout"))
+
+    async def _wait(self) -> None:
+        """Until something arrives (headers, body, the end, a fault), within the read timeout."""
+        self.waiter = self.loop.create_future()
+        if self.timer is None:
+            self.timer = self.loop.call_later(self.read_timeout, self._late)
+        await self.waiter
+
+    async def headers(self) -> None:
+        while not self.headers_done:
+            if self.error is not None:
+                raise self.error
+            await self._wait()
+
+    async def read(self) -> bytes:
+        """The body's bytes that arrived (waiting for some); b"" at its end."""
+        while not self.body:
+            if self.complete:
+                return b""
+            if self.error is not None:
+                raise self.error
+            await self._wait()
+        data = self.body.popleft() if len(self.body) == 1 else b"".join(self._drain())
+        self.buffered -= len(data)
+        if self.paused and self.buffered <= HIGH_WATER // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return data
+
+    def _drain(self) -> list[bytes]:
+        parts = list(self.body)
+        self.body.clear()
+        return parts
+
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not self.lost and self.error is None
+
+    def done_with(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class AsyncHttpResponse:
+    """A streaming response: `status`, `headers` (as http.client's, which map_error reads), the body."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self.status = conn.status
+        self.headers = http.client.HTTPMessage()
+        for name, value in conn.raw_headers:
+            self.headers[name.decode("latin-1")] = value.decode("latin-1")
+
+    @property
+    def is_closed(self) -> bool:
+        return self._conn.complete
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        """The body as UTF-8 text, each piece as soon as it arrived."""
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        read = self._conn.read
+        while data := await read():
+            if text := decode(data):
+                yield text
+        if tail := decode(b"", True):
+            yield tail
+
+    async def read_error(self) -> str:
+        parts: list[bytes] = []
+        size = 0
+        with contextlib.suppress(OSError, StreamDropped):
+            while size < ERROR_BODY_MAX and (data := await self._conn.read()):
+                parts.append(data)
+                size += len(data)
+        return b"".join(parts)[:ERROR_BODY_MAX].decode("utf-8", "replace").strip()
+
+
+class AsyncHttpTransport:
+    """POSTs to one URL over pooled keep-alive connections, on the running loop."""
+
+    def __init__(self, url: str, headers: dict[str, str], timeout: float) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname or "", parts.port or (443 if self._https else 80)
+        default = 443 if self._https else 80
+        host = self._host if ":" not in self._host else f"[{self._host}]"
+        netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
+        fields = {"Content-Type": "application/json", "Accept": "application/json",
+                  "User-Agent": f"streamchat/{__version__}", **headers}
+        # as http.client writes it (_http.py's request, so the SDK's): Host, Accept-Encoding, the length, the rest
+        self._head = f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {netloc}\r\nAccept-Encoding: identity\r\nContent-Length: "
+        self._fields = "".join(f"\r\n{name}: {value}" for name, value in fields.items()) + "\r\n\r\n"
+        self._timeouts = (min(timeout, 15.0), timeout)  # connect, read: as the blocking path's
+        self._idle: list[_Connection] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._context: Any = None
+
+    async def post(self, body: bytes) -> AsyncHttpResponse:
+        """The response to `body`, once its headers arrived. The caller closes it (`release`)."""
+        log.debug("POST %s (%d bytes)", self.url, len(body))
+        request = (self._head + str(len(body)) + self._fields).encode("latin-1") + body
+        while True:
+            conn, reused = await self._connection()
+            try:
+                assert conn.transport is not None
+                conn.transport.write(request)
+                await conn.headers()
+            except (StreamDropped, ConnectionError) as exc:
+                self._discard(conn)
+                if not reused or conn.received:  # a pooled connection the server closed while idle: once more
+                    raise StreamDropped(str(exc) or "the server closed the connection") from exc
+                continue
+            except BaseException:
+                self._discard(conn)
+                raise
+            log.debug("HTTP %d", conn.status)
+            return AsyncHttpResponse(conn)
+
+    def release(self, response: AsyncHttpResponse) -> None:
+        """Done with the response: its connection is kept only if its body was read to the end."""
+        conn = response._conn
+        conn.done_with()
+        if not conn.reusable():
+            self._discard(conn)
+            return
+        conn._reset()
+        conn.idle_since = conn.loop.time()
+        self._idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = conn.loop.call_later(IDLE_S, self._sweep)
+
+    async def _connection(self) -> tuple[_Connection, bool]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # connections belong to the loop that made them
+            self._close_idle()
+            self._loop = loop
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.lost:
+                return conn, True
+        if self._https and self._context is None:
+            self._context = _ssl_context()
+        connect, read = self._timeouts
+        conn = _Connection(loop, read)
+        await bounded(loop.create_connection(lambda: conn, self._host, self._port, ssl=self._context if self._https else None,
+                                             server_hostname=self._host if self._https else None), connect)
+        return conn, False
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        if not self._idle:
+            return
+        now = self._idle[0].loop.time()
+        keep = [c for c in self._idle if now - c.idle_since < IDLE_S and not c.lost]
+        for conn in self._idle:
+            if conn not in keep:
+                self._discard(conn)
+        self._idle = keep
+        if keep:
+            self._sweeper = keep[0].loop.call_later(IDLE_S - (now - min(c.idle_since for c in keep)), self._sweep)
+
+    @staticmethod
+    def _discard(conn: _Connection) -> None:
+        conn.done_with()
+        if conn.transport is not None and not conn.lost:
+            conn.transport.close()
+
+    def _close_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        with contextlib.suppress(RuntimeError):  # their loop is closed (a process's earlier asyncio.run)
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+            for conn in idle:
+                self._discard(conn)
+        self._sweeper = None
+
+    async def aclose(self) -> None:
+        self._close_idle()
