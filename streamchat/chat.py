@@ -229,6 +229,7 @@ def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) 
     from streamchat.models_cache import save_models_cache
     from streamchat.plugins import names
     from streamchat.providers.base import get_provider
+    from streamchat.render.sanitize import sanitize
 
     providers = dict(settings.providers)  # and the plugins' (from their metadata; imported to list their models)
     providers.update({n: ProviderConfig(n, n) for n in names("provider") if n not in providers})
@@ -249,13 +250,20 @@ def list_models(settings: Settings, env: Environment, ui: UI, only: str | None) 
         except StreamchatError as err:
             if only:
                 raise
-            ui.notice(f"{name}: skipped ({err.message})")
+            ui.notice(sanitize(f"{name}: skipped ({err.message})"))  # the server's words
             continue
         except Exception as exc:
             if only:
                 raise unexpected(exc, name) from exc
             ui.notice(f"{name}: skipped ({type(exc).__name__})")
             continue
+        # The names are the server's: one holding an escape sequence or another control character
+        # would reach the terminal (and, cached, every Tab press); no real model is named so.
+        odd = [m for m in found if not isinstance(m, str) or sanitize(m) != m]
+        if odd:
+            ui.notice(f"{name}: {len(odd)} model name{'s' if len(odd) > 1 else ''} holding control characters"
+                      f" not listed ({sanitize(repr(odd[0]))[:80]}…)")
+            found = [m for m in found if m not in odd]
         for model in found:
             env.stdout.write(f"{name}:{model}\n")
         listed += [f"{name}:{m}" for m in found]

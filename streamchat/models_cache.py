@@ -28,4 +28,6 @@ def load_models_cache() -> list[str]:
         data = json.loads(models_cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    return [n for n in data if isinstance(n, str)] if isinstance(data, list) else []
+    # a name with a control character (an escape sequence a server sent, cached before `models`
+    # dropped them) must not reach a terminal on a Tab press
+    return [n for n in data if isinstance(n, str) and n.isprintable()] if isinstance(data, list) else []
