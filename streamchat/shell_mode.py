@@ -24,7 +24,6 @@ from streamchat.environment import Environment
 from streamchat.events import Sink
 from streamchat.exit_status import ExitStatus
 from streamchat.render.code_blocks import code_blocks
-from streamchat.render.sanitize import sanitize
 from streamchat.service import ChatSession
 from streamchat.sinks import NullSink, progress_sink
 from streamchat.ui import UI, exact_choice
@@ -133,8 +132,7 @@ def _menu(session: ChatSession, command: str, env: Environment, ui: UI, *, hold_
     """Show the command and ask until it is run, copied or aborted (the exit code), or a revision is
     asked for (the next question)."""
     while True:
-        shown = sanitize(command)  # model text: no escape sequence of its own reaches the terminal
-        ui.notice(f"command: \x1b[1m{shown}\x1b[0m" if ui.styled else f"command: {shown}")
+        ui.notice_bold("command: ", command)  # model text, sanitized: no escape sequence of its own gets through
         choice = _choose(ui)
         if choice == "execute":
             return subprocess.call([user_shell(), "-c", command])  # the terminal is the command's now

@@ -152,7 +152,16 @@ class UI:
         return f"{_DIM}{text}{_RESET}" if self.styled else text
 
     def notice(self, message: str) -> None:
-        self._line(self.dim(message))
+        # notices quote what others wrote (a server's error in a retry line, a route's failure, file
+        # names): sanitized here, once for every caller
+        self._line(self.dim(sanitize(message)))
+
+    def notice_bold(self, label: str, text: str) -> None:
+        """A notice whose `text` stands out in bold (a shell command to approve); both sanitized."""
+        if self.styled:
+            self._line(self.dim(f"{sanitize(label)}{_BOLD}{sanitize(text)}{_RESET}"))
+        else:
+            self.notice(label + text)
 
     warn = notice
 
