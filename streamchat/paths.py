@@ -1,4 +1,4 @@
-"""Where streamchat keeps its files: the config directory and the data directory (platformdirs).
+"""Where streamchat keeps its files: the config, data and cache directories (platformdirs).
 
 A leaf module, so that anything (config, keys, the log) can ask without importing the others.
 """
@@ -28,3 +28,10 @@ def data_dir() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path(APP)
+
+
+def cache_dir() -> Path:
+    """What can be rebuilt at any time (the prices of the models used, cost.py)."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path(APP)

@@ -38,6 +38,57 @@ def test_unknown_price_is_a_dash_and_config_prices_apply(run, server, home):
     assert done["cost_usd"] == pytest.approx((100 * 1.0 + 50 * 2.0) / 1e6)
 
 
+def test_a_models_price_is_read_from_the_cache_after_its_first_turn(server, home):
+    """Importing the price database took ~0.2 s after each one-shot's last token (#34): the rates
+    of a model are kept in the cache directory, so later runs price a turn without importing it,
+    to the same figure. A cache written for another database is not read."""
+    server.script("gpt-4o-mini", Script(chunks=["a", "b"], usage=(1000, 500)))
+    env = base_env(home, server)
+
+    def cost_of_a_turn() -> tuple[float, set[str]]:
+        imported, done = imported_by(["-m", "openai:gpt-4o-mini", "--json", "q"], ("genai_prices",), env=env)
+        return json.loads(done.stdout.splitlines()[-1])["cost_usd"], imported
+
+    assert cost_of_a_turn() == (pytest.approx(0.00045), {"genai_prices"})
+    assert cost_of_a_turn() == (pytest.approx(0.00045), set())
+    cache = home / ".cache" / "streamchat" / "prices.json"
+    data = json.loads(cache.read_text())
+    data["database"] = "another"
+    data["models"]["openai\tgpt-4o-mini"]["rates"] = ["1", "1", "1", "1", "1"]
+    cache.write_text(json.dumps(data))
+    assert cost_of_a_turn() == (pytest.approx(0.00045), {"genai_prices"})
+
+
+def test_the_cached_rates_price_every_model_as_the_database_does():
+    """Every model of the bundled database whose price is linear (most; not dated prices): its rates
+    give the database's own total, to the last digit, below its first tier; above it, and for more
+    cached than input tokens, the database is asked (None here)."""
+    from genai_prices import Usage, calc_price
+    from genai_prices.data import providers
+
+    from streamchat import cost
+
+    linear = 0
+    for provider in providers:
+        for model in provider.models:
+            rates = cost._probe(provider.id, model.id)
+            if rates is None or rates == cost._MISS or rates.rates is None:
+                continue
+            linear += 1
+            for inputs, outputs, cached, written in ((0, 0, 0, 0), (1234, 567, 89, 10), (199_999, 4096, 150_000, 0),
+                                                     (200_001, 1, 0, 200_000), (3_000_000, 70_000, 1_000_000, 999)):
+                mine = rates.price(inputs, outputs, cached, written)
+                if rates.linear_to is not None and inputs > rates.linear_to:
+                    assert mine is None
+                    continue
+                usage = Usage(input_tokens=inputs, output_tokens=outputs, cache_read_tokens=cached,
+                              cache_write_tokens=written)
+                assert mine is not None and float(mine) == float(
+                    calc_price(usage, model_ref=model.id, provider_id=provider.id).total_price), (provider.id, model.id)
+            assert rates.price(10, 0, 11, 0) is None
+    assert linear > 1000
+
+
 # -- keys -----------------------------------------------------------------------------------------
 
 KEY = "sk-from-the-keyring-123456"
