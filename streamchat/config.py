@@ -165,7 +165,11 @@ class ProviderConfig:
 
 
 def _run_key_cmd(name: str, cmd: str | list[str]) -> str:
-    argv = cmd if isinstance(cmd, list) else shlex.split(cmd)
+    try:
+        argv = cmd if isinstance(cmd, list) else shlex.split(cmd)
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(f"api_key_cmd for provider '{name}' cannot be read as a command ({exc})",
+                          hint='write it as a list, e.g. api_key_cmd = ["pass", "show", "openai"]') from None
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError) as exc:

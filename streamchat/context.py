@@ -335,7 +335,10 @@ def run_command(command: str, *, limit: float = COMMAND_TIMEOUT) -> str:
     session of its own, so the whole group is stopped at the limit: `sh -c "sleep 300 & echo hi"`
     left the sleep running (and holding stdout open) after its shell was killed. A failure
     quotes the end of its stderr, and says so when shell syntax was passed to a command."""
-    argv = shlex.split(command)
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:  # an unclosed quote: it was "internal error", exit 1
+        raise UsageError(f"-f !{command}: {exc}", hint="close the quote, e.g. -f '!git log --format=\"%h %s\"'") from None
     if not argv:
         raise UsageError("-f ! needs a command, e.g. -f '!git diff'")
     try:

@@ -21,7 +21,11 @@ def editor_argv() -> tuple[list[str], bool]:
     for var in ("VISUAL", "EDITOR"):
         value = os.environ.get(var, "").strip()
         if value:
-            return shlex.split(value), True
+            try:
+                return shlex.split(value), True
+            except ValueError as exc:  # an unclosed quote: it was "internal error", exit 1
+                raise UsageError(f"{var} cannot be read as a command ({exc}): {value}",
+                                 hint=f"fix its quoting, e.g. export {var}='code --wait'") from None
     for fallback in ("vi", "nano"):
         if shutil.which(fallback):
             return [fallback], False

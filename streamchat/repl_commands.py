@@ -508,11 +508,19 @@ def cmd_file(repl: Repl, arg: str) -> None:
         repl.context, repl.sources = "", []
         repl.ui.notice("sources cleared")
     else:
-        sources = [arg] if arg.startswith("!") else shlex.split(arg)
+        sources = [arg] if arg.startswith("!") else _words(arg, "/file")
         context, _ = gather_inputs(sources, [], stdin_text=None, timeout=repl.session.options.timeout,
                                    ui=repl.ui)
         repl.context = f"{repl.context}\n\n{context}" if repl.context else context
         repl.sources += sources
+
+
+def _words(arg: str, name: str) -> list[str]:
+    """The paths typed after `name`, split as a shell would (quotes for spaces)."""
+    try:
+        return shlex.split(arg)
+    except ValueError as exc:
+        raise UsageError(f"{name} {arg}: {exc}", hint=f"quote a name with spaces: {name} 'my file.txt'") from None
 
 
 @command("/attach", "[FILE...|clear]", "attach images or PDFs to the next question")
@@ -523,7 +531,7 @@ def cmd_attach(repl: Repl, arg: str) -> None:
         repl.attachments = ()
         repl.ui.notice("attachments cleared")
     else:
-        _, attachments = gather_inputs([], shlex.split(arg), stdin_text=None,
+        _, attachments = gather_inputs([], _words(arg, "/attach"), stdin_text=None,
                                        timeout=repl.session.options.timeout, ui=repl.ui)
         repl.attachments += attachments
 
