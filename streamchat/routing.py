@@ -5,7 +5,9 @@ Each request asks the route's `Router` for an order to try them in: round-robin 
 least-busy takes the fewest answers in flight (ties in rotation order), and a deployment that
 failed before its first token (connect error, 5xx, 429) is cooled down — tried only after the
 others — for the route's cooldown. The state lives in this process, so the CLI's REPL, serve's
-requests and `GET /health` share it. After the first token nothing is switched: the error
+requests and `GET /health` share it; with `serve --keys` the cooldowns also go through the access
+store (`share_cooldowns`), so every worker and every server on it skips a deployment one of them saw
+fail (read at most every SHARED_READ_S). After the first token nothing is switched: the error
 surfaces as it would from the deployment alone, so no answer is shown twice.
 """
 
@@ -13,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streamchat import cancel as cancellation
 from streamchat.errors import ConfigError, StreamchatError
@@ -31,6 +34,7 @@ log = logging.getLogger("streamchat.routing")
 
 STRATEGIES = ("least-busy", "round-robin")
 DEFAULT_COOLDOWN_S = 30.0
+SHARED_READ_S = 0.5  # how stale a router's view of the other processes' cooldowns may be
 _FIRST_TOKEN = (TextDelta, ReasoningDelta, ToolCallStart, ToolCall)  # what a client may already have seen
 
 
@@ -127,6 +131,15 @@ def _deployment(spec: str, settings: Settings, section: str) -> Deployment:
 
 # -- state ---------------------------------------------------------------------------------------
 
+class SharedCooldowns(Protocol):
+    """Cooldowns several processes share (`access.state.AccessState` is one): until when, in wall-clock
+    seconds, each of a route's deployments is cooling down (0: it answered again)."""
+
+    def cool(self, route: str, deployment: str, until: float) -> None: ...
+
+    def cooling(self, route: str) -> dict[str, float]: ...
+
+
 @dataclass
 class _State:
     in_flight: int = 0
@@ -145,6 +158,8 @@ class Router:
     route: Route
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
+    shared: SharedCooldowns | None = None
+    _read_at: float = -math.inf  # when `shared` was last read, on `clock`
     _turn: int = 0
     _states: dict[str, _State] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -163,9 +178,36 @@ class Router:
                                            for d in self.route.deployments}
         return self._adapters[timeout]
 
+    def _read_shared(self) -> None:
+        """Take in the cooldowns other processes put in the shared store (at most every SHARED_READ_S):
+        the later of theirs and this process's own holds."""
+        if self.shared is None or self.clock() - self._read_at < SHARED_READ_S:
+            return
+        self._read_at = self.clock()
+        try:
+            seen = self.shared.cooling(self.route.name)
+        except StreamchatError as err:  # the store is down: this process's own cooldowns still hold
+            log.debug("route %s: shared cooldowns not read: %s", self.route.name, err)
+            return
+        now, wall = self.clock(), self.wall()
+        with self._lock:
+            for name, until in seen.items():
+                state = self._states.get(name)
+                if state is not None and until > wall:
+                    state.cooling_until = max(state.cooling_until, now + until - wall)
+
+    def _share(self, deployment: Deployment, until: float) -> None:
+        if self.shared is None:
+            return
+        try:
+            self.shared.cool(self.route.name, deployment.name, until)
+        except StreamchatError as err:
+            log.debug("route %s: cooldown of %s not shared: %s", self.route.name, deployment.name, err)
+
     def plan(self) -> list[Deployment]:
         """The order one request tries the deployments in: those not cooling down by strategy, then
         the cooling ones, soonest back first (a route whose every deployment failed still tries)."""
+        self._read_shared()
         with self._lock:
             now = self.clock()
             deployments = self.route.deployments
@@ -185,18 +227,25 @@ class Router:
 
     def ended(self, deployment: Deployment, error: StreamchatError | None = None) -> None:
         """An attempt is over: answered (error None), or failed — a failure the next deployment
-        could have answered (a retryable one) cools this one down."""
+        could have answered (a retryable one) cools this one down, here and in the shared store."""
+        shared: float | None = None  # what to tell the other processes, if anything
         with self._lock:
             state = self._states[deployment.name]
             state.in_flight -= 1
             if error is None:
                 state.answered += 1
+                if state.cooling_until > self.clock():
+                    shared = 0.0  # it was cooling and answered: back, for the others too
                 state.cooling_until = 0.0  # tried while cooling (every other one was too) and answered: back
-                return
-            state.failures += 1
-            state.last_error, state.last_error_at = str(error), self.wall()
-            if error.retryable:
-                state.cooling_until = self.clock() + max(self.route.cooldown, error.retry_after or 0.0)
+            else:
+                state.failures += 1
+                state.last_error, state.last_error_at = str(error), self.wall()
+                if error.retryable:
+                    cooldown = max(self.route.cooldown, error.retry_after or 0.0)
+                    state.cooling_until = self.clock() + cooldown
+                    shared = self.wall() + cooldown
+        if shared is not None:
+            self._share(deployment, shared)
 
     def left(self, deployment: Deployment) -> None:
         """An attempt closed by its caller (Ctrl-C, a cancel, a client gone): neither answer nor fault."""
@@ -210,6 +259,7 @@ class Router:
 
     def health(self) -> dict[str, Any]:
         """The route's deployments and their state, for `GET /health` (errors are redacted by `str`)."""
+        self._read_shared()
         with self._lock:
             now, wall = self.clock(), self.wall()
             rows = []
@@ -229,6 +279,16 @@ class Router:
 _ROUTERS: dict[str, Router] = {}
 _SEEN: dict[int, tuple[Route, Router]] = {}  # by the Route object: a repr per request cost ~0.1 ms
 _ROUTERS_LOCK = threading.Lock()
+_SHARED: list[SharedCooldowns] = []  # the store every router of this process shares cooldowns through
+
+
+def share_cooldowns(shared: SharedCooldowns) -> None:
+    """From now on every route's cooldowns in this process also go through `shared` (serve --keys:
+    the access store), so other workers and servers on it skip a failing deployment too."""
+    with _ROUTERS_LOCK:
+        _SHARED[:] = [shared]
+        for router in _ROUTERS.values():
+            router.shared = shared
 
 
 def router_for(route: Route) -> Router:
@@ -239,7 +299,7 @@ def router_for(route: Route) -> Router:
     key = repr(route)
     with _ROUTERS_LOCK:
         if key not in _ROUTERS:
-            _ROUTERS[key] = Router(route)
+            _ROUTERS[key] = Router(route, shared=_SHARED[0] if _SHARED else None)
         _SEEN[id(route)] = (route, _ROUTERS[key])
         return _ROUTERS[key]
 

@@ -82,6 +82,32 @@ def test_a_429_cools_for_its_retry_after_when_longer_and_a_400_does_not_cool():
     assert r.health()["deployments"][1]["last_error"] == "b refused the request"
 
 
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def test_cooldowns_shared_through_the_access_store_reach_every_process(tmp_path, request, store):
+    from streamchat.access.stores import open_state
+    from streamchat.routing import SHARED_READ_S
+
+    shared = open_state(f"sqlite:{tmp_path / 'access.db'}" if store == "sqlite" else request.getfixturevalue("redis_url"))
+    clock = Clock()
+    route = Route("team", (A, B), "round-robin", 10.0)
+    one, two = (Router(route, clock=clock, wall=lambda: 5_000.0 + clock.now, shared=shared) for _ in range(2))
+    try:
+        assert [d.name for d in two.plan()] == ["a:m", "b:m"]  # two has read the store: nothing cools yet
+        deployment = one.plan()[0]
+        one.started(deployment)
+        one.ended(deployment, ServerError("503 from a"))  # one process sees a fail
+        two.plan()
+        assert two.cooling(A) == 0  # two reads the store at most every SHARED_READ_S
+        clock.now += SHARED_READ_S
+        assert [d.name for d in two.plan()] == ["b:m", "a:m"] and [d.name for d in two.plan()] == ["b:m", "a:m"]
+        assert two.cooling(A) == pytest.approx(10 - SHARED_READ_S)
+        assert two.health()["deployments"][0]["state"] == "cooling_down"
+        clock.now += 10
+        assert two.plan() and two.cooling(A) == 0  # its cooldown is over for every process
+    finally:
+        shared.close()
+
+
 def test_every_deployment_cooling_tries_the_soonest_back_first():
     r, clock = router(cooldown=10)
     for d in (A, B):

@@ -132,3 +132,27 @@ def test_a_stopped_upstream_leaves_the_route_answering_and_health_shows_it_cooli
     assert first["failures"] == 1 and first["last_error"]  # tried once, then skipped while cooling
     assert "connection refused by a" in first["last_error"] and "Traceback" not in first["last_error"]
     assert second["state"] == "ok" and second["answered"] >= 4
+
+
+def test_workers_share_a_cooldown_through_the_access_store(tmp_path):
+    """With --keys the routes' cooldowns go through the access store: on --workers 2 a deployment
+    that failed in one worker is skipped by the other too (each tried it once before)."""
+    good, bad = FakeLLMServer().start(), FakeLLMServer().start()
+    bad.script("echo", Script(status=500))
+    tables = "".join(f'[providers.{n}]\ntype = "openai"\nbase_url = "{s.url}/v1"\napi_key = "k"\n'
+                     for n, s in (("good", good), ("bad", bad)))
+    tables += '[routes.team]\nmodels = ["bad:echo", "good:echo"]\nstrategy = "round-robin"\ncooldown = 60\n'
+    admin = "admin-token-0123456789abcdef"
+    serve = ServeProcess(tmp_path, good, "-m", "team", "--keys", "--workers", "2", token=admin, config_extra=tables)
+    try:
+        bad.reset()
+        bad.script("echo", Script(status=500))
+        for i in range(16):  # a new connection each: the kernel spreads them over both workers
+            r = httpx.post(f"{serve.url}/v1/chat/completions", headers={"Authorization": f"Bearer {admin}"}, timeout=60,
+                           json={"model": "team", "messages": [{"role": "user", "content": f"q{i}"}]})
+            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == f"echo: q{i}"
+    finally:
+        serve.stop()
+        good.stop()
+        bad.stop()
+    assert len(bad.requests) == 1  # per worker: 2

@@ -18,6 +18,7 @@ from streamchat.errors import UsageError, mask_url
 
 PREFIX = "streamchat:access:"
 NAMES = PREFIX + "names"  # name → sha256 of its key
+COOLING = PREFIX + "cooling:"  # + a route's name: deployment → until when it cools down (Unix time)
 LOG = PREFIX + "log"
 TICKETS = PREFIX + "tickets"
 CLOCK_SLACK_MS = 300_000  # the log's ids are the Redis server's clock; entries carry the writer's
@@ -270,6 +271,12 @@ class RedisState:
             await script(keys=_settle_keys(hashed), args=_settle_args(ticket, entry))
         except self._errors as err:
             raise self._unavailable(err) from None
+
+    def cool(self, route: str, deployment: str, until: float) -> None:
+        self._call(self.client.hset, COOLING + route, deployment, repr(until))
+
+    def cooling(self, route: str) -> dict[str, float]:
+        return {name: float(until) for name, until in self._call(self.client.hgetall, COOLING + route).items()}
 
     def log(self, entry: SpendEntry) -> None:
         self._call(self.client.xadd, LOG, dict(zip(FIELDS, _fields(entry), strict=True)))

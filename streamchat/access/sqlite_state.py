@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS spend (
     latency_ms REAL NOT NULL, status TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS spend_ts ON spend(ts);
+CREATE TABLE IF NOT EXISTS cooldowns (
+    route TEXT NOT NULL, deployment TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (route, deployment)
+);
 """
 
 
@@ -187,6 +190,14 @@ class SqliteState:
 
     async def settle_async(self, hashed: str, ticket: str, entry: SpendEntry) -> None:
         self.settle(hashed, ticket, entry)
+
+    def cool(self, route: str, deployment: str, until: float) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO cooldowns (route, deployment, until) VALUES (?, ?, ?)"
+                       " ON CONFLICT (route, deployment) DO UPDATE SET until = excluded.until", (route, deployment, until))
+
+    def cooling(self, route: str) -> dict[str, float]:
+        return {row["deployment"]: row["until"] for row in self._read("SELECT deployment, until FROM cooldowns WHERE route = ?", route)}
 
     def log(self, entry: SpendEntry) -> None:
         with self._write() as db:

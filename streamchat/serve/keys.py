@@ -83,6 +83,10 @@ class Keys:
     def __init__(self, state: AccessState, settings: Settings, token: str | None) -> None:
         self.meter = Meter(state, settings)
         self.token = token
+        if settings.routes:  # every worker (and server) on the store skips a deployment one of them saw fail
+            from streamchat.routing import share_cooldowns
+
+            share_cooldowns(state)
         self._settling: set[asyncio.Task[None]] = set()
 
     def is_admin(self, given: str) -> bool:
