@@ -19,7 +19,7 @@ from streamchat.sinks.terminal import MarkdownSink
 from streamchat.ui import UI
 
 
-def test_retry_then_continue_sends_one_exchange_and_counts_agree(repl, run, server):
+def test_retry_then_continue_sends_one_exchange_and_counts_agree(repl, invoke, server):
     child = repl("-m", "openai:echo")
     for text in ("q1", "q2"):
         exchange(child, text, f"echo: {text}")
@@ -29,17 +29,17 @@ def test_retry_then_continue_sends_one_exchange_and_counts_agree(repl, run, serv
     child.expect(pexpect.EOF)
     child.close()
 
-    listed = run("history")
+    listed = invoke("history")
     assert listed.code == 0 and listed.out.split("\t")[3] == "2"  # id, when, model, turns, title
 
-    r = run("-c", "q3")
+    r = invoke("-c", "q3")
     assert r.code == 0, r.stderr
     assert server.last_messages() == [
         {"role": "user", "content": "q1"}, {"role": "assistant", "content": "echo: q1"},
         {"role": "user", "content": "q2"}, {"role": "assistant", "content": "echo: q2"},
         {"role": "user", "content": "q3"},
     ]
-    assert run("history").out.split("\t")[3] == "3"
+    assert invoke("history").out.split("\t")[3] == "3"
 
 
 def test_toolbar_and_stats_read_the_same_count(_server_instance, tmp_path):
@@ -62,12 +62,12 @@ def test_toolbar_and_stats_read_the_same_count(_server_instance, tmp_path):
     assert [m.content for m in repl.session.conversation.history()] == ["q1", "echo: q1"]
 
 
-def test_failed_turn_without_text_is_not_a_turn(run, server):
+def test_failed_turn_without_text_is_not_a_turn(invoke, server):
     server.script("bad", Script(status=500))
-    assert run("-m", "openai:echo", "q1").code == 0
-    assert run("-c", "-m", "openai:bad", "--no-retry", "q2").code == 5
-    assert run("history").out.split("\t")[3] == "1"
-    assert run("-c", "-m", "openai:echo", "q3").code == 0
+    assert invoke("-m", "openai:echo", "q1").code == 0
+    assert invoke("-c", "-m", "openai:bad", "--no-retry", "q2").code == 5
+    assert invoke("history").out.split("\t")[3] == "1"
+    assert invoke("-c", "-m", "openai:echo", "q3").code == 0
     assert [m["content"] for m in server.last_messages()] == ["q1", "echo: q1", "q3"]
 
 

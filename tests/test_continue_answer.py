@@ -28,13 +28,13 @@ def rest(server, provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_continue_answer_continues_in_each_apis_terms_and_logs_one_answer(run, server, provider):
+def test_continue_answer_continues_in_each_apis_terms_and_logs_one_answer(invoke, server, provider):
     cut(server, provider)
-    first = run("-m", f"{provider}:cut", "--raw", "Tell me")  # --raw: the bytes as streamed, no newline added
+    first = invoke("-m", f"{provider}:cut", "--raw", "Tell me")  # --raw: the bytes as streamed, no newline added
     assert first.code == 0 and first.out == "The answer is cut "
     assert "cut off at the token limit (2 tokens) — --continue-answer continues it" in first.stderr
     rest(server, provider)
-    more = run("--continue-answer", "--raw")
+    more = invoke("--continue-answer", "--raw")
     assert more.code == 0, more.stderr
     assert more.out == (" off here." if provider == "anthropic" else "off here.")
     if provider != "anthropic":
@@ -46,46 +46,46 @@ def test_continue_answer_continues_in_each_apis_terms_and_logs_one_answer(run, s
         assert sent == [{"role": "user", "content": "Tell me"},
                         {"role": "assistant", "content": "The answer is cut "},
                         {"role": "user", "content": CONTINUE}]
-    shown = run("history", "show", "1").out
+    shown = invoke("history", "show", "1").out
     assert shown.count("## Assistant") == 1 and "The answer is cut off here.\n" in shown
-    exported = json.loads(run("history", "export", "1", "--format", "json").out)["messages"]
+    exported = json.loads(invoke("history", "export", "1", "--format", "json").out)["messages"]
     assert [(m["role"], m["content"]) for m in exported] == [("user", "Tell me"), ("assistant", "The answer is cut off here.")]
     assert exported[1]["output_tokens"] == 4 and exported[1]["input_tokens"] == 30
     assert exported[1]["finish_reason"] in ("stop", "end_turn")
-    assert "1\tassistant" in run("history", "search", "here").out  # the search index has the joined text
-    run("-m", f"{provider}:echo", "-c", "next")
+    assert "1\tassistant" in invoke("history", "search", "here").out  # the search index has the joined text
+    invoke("-m", f"{provider}:echo", "-c", "next")
     assert [m["content"] for m in server.last_messages()][:2] == ["Tell me", "The answer is cut off here."]
 
 
-def test_anthropic_with_extended_thinking_is_asked_to_continue_rather_than_prefilled(run, server):
+def test_anthropic_with_extended_thinking_is_asked_to_continue_rather_than_prefilled(invoke, server):
     """Anthropic refuses a prefill while thinking is on: the partial answer and the instruction go instead."""
     cut(server, "anthropic")
-    assert run("-m", "anthropic:cut", "Tell me").code == 0
+    assert invoke("-m", "anthropic:cut", "Tell me").code == 0
     rest(server, "openai")
-    r = run("--continue-answer", "--reasoning", "low")
+    r = invoke("--continue-answer", "--reasoning", "low")
     assert r.code == 0, r.stderr
     assert server.requests[-1].body["thinking"]["type"] == "enabled"
     assert server.last_messages()[1:] == [{"role": "assistant", "content": "The answer is cut "},
                                           {"role": "user", "content": CONTINUE}]
 
 
-def test_an_answer_that_was_not_cut_off_is_one_line_and_exit_2(run, server):
-    assert run("-m", "openai:echo", "q").code == 0
+def test_an_answer_that_was_not_cut_off_is_one_line_and_exit_2(invoke, server):
+    assert invoke("-m", "openai:echo", "q").code == 0
     sent = len(server.requests)
-    r = run("--continue-answer")
+    r = invoke("--continue-answer")
     assert r.code == ExitStatus.USAGE and r.out == ""
     assert r.stderr.count("\n") == 1 and "did not stop at the token limit" in r.stderr, r.stderr
-    with_prompt = run("--continue-answer", "more please")
+    with_prompt = invoke("--continue-answer", "more please")
     assert with_prompt.code == ExitStatus.USAGE and with_prompt.stderr.count("\n") == 1
     assert len(server.requests) == sent  # nothing was sent
 
 
-def test_continue_answer_follows_the_named_session(run, server):
+def test_continue_answer_follows_the_named_session(invoke, server):
     cut(server, "openai")
-    assert run("-m", "openai:cut", "-S", "work", "Tell me").code == 0
-    assert run("-m", "openai:echo", "-S", "play", "other").code == 0  # the latest conversation, not cut off
+    assert invoke("-m", "openai:cut", "-S", "work", "Tell me").code == 0
+    assert invoke("-m", "openai:echo", "-S", "play", "other").code == 0  # the latest conversation, not cut off
     rest(server, "openai")
-    r = run("-S", "work", "--continue-answer")
+    r = invoke("-S", "work", "--continue-answer")
     assert r.code == 0 and r.out == "off here.\n", r.stderr
     assert [m["content"] for m in server.last_messages()][:2] == ["Tell me", "The answer is cut "]
 
@@ -105,16 +105,16 @@ def test_repl_continue_joins_the_answer(repl, server):  # noqa: F811
     assert [m["content"] for m in server.last_messages()] == ["Tell me", "The answer is cut off here.", "and?"]
 
 
-def test_a_continuation_that_fails_before_any_text_leaves_the_answer_to_continue_again(run, server, home):
+def test_a_continuation_that_fails_before_any_text_leaves_the_answer_to_continue_again(invoke, server, home):
     cut(server, "openai")
-    assert run("-m", "openai:cut", "Tell me").code == 0
+    assert invoke("-m", "openai:cut", "Tell me").code == 0
     server.script("cut", Script(status=500, error_type="server_error"))
-    failed = run("--continue-answer", "--no-retry")
+    failed = invoke("--continue-answer", "--no-retry")
     assert failed.code == ExitStatus.SERVER and failed.out == ""
     rest(server, "openai")
-    again = run("--continue-answer")
+    again = invoke("--continue-answer")
     assert again.code == 0 and again.out == "off here.\n", again.stderr
-    exported = json.loads(run("history", "export", "1", "--format", "json").out)["messages"]
+    exported = json.loads(invoke("history", "export", "1", "--format", "json").out)["messages"]
     assert [m["content"] for m in exported] == ["Tell me", "The answer is cut off here."]
 
 

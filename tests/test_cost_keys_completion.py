@@ -16,25 +16,25 @@ from import_probe import imported_by
 
 @pytest.mark.parametrize("provider,model,cost", [("openai", "gpt-4o-mini", 0.00045),
                                                  ("anthropic", "claude-sonnet-4-5", 0.0105)])
-def test_cost_of_known_models_in_json_stats_and_history(run, server, provider, model, cost):
+def test_cost_of_known_models_in_json_stats_and_history(invoke, server, provider, model, cost):
     server.script(model, Script(chunks=["a", "b"], usage=(1000, 500)))
-    r = run("-m", f"{provider}:{model}", "--json", "q")
+    r = invoke("-m", f"{provider}:{model}", "--json", "q")
     done = json.loads(r.out.splitlines()[-1])
     assert done["type"] == "done" and done["cost_usd"] == pytest.approx(cost)
     assert done["stats"]["cost_usd"] == pytest.approx(cost)
-    stats = run("-m", f"{provider}:{model}", "--stats", "q")
+    stats = invoke("-m", f"{provider}:{model}", "--stats", "q")
     assert f"cost ${cost:.4f}" in stats.stderr
-    assert run("history").out.splitlines()[0].split("\t")[-1] == f"${cost:.4f}"
+    assert invoke("history").out.splitlines()[0].split("\t")[-1] == f"${cost:.4f}"
 
 
-def test_unknown_price_is_a_dash_and_config_prices_apply(run, server, home):
-    r = run("-m", "openai:echo", "--stats", "q")
+def test_unknown_price_is_a_dash_and_config_prices_apply(invoke, server, home):
+    r = invoke("-m", "openai:echo", "--stats", "q")
     assert "cost —" in r.stderr
     cfg = home / "p.toml"
     cfg.write_text('[prices."openai:echo"]\ninput = 1.0\noutput = 2.0\n')
     server.script("echo2", Script(chunks=["x"], usage=(100, 50)))
     cfg.write_text('[prices."openai:echo2"]\ninput = 1.0\noutput = 2.0\n')
-    done = json.loads(run("--config", str(cfg), "-m", "openai:echo2", "--json", "q").out.splitlines()[-1])
+    done = json.loads(invoke("--config", str(cfg), "-m", "openai:echo2", "--json", "q").out.splitlines()[-1])
     assert done["cost_usd"] == pytest.approx((100 * 1.0 + 50 * 2.0) / 1e6)
 
 
@@ -130,7 +130,7 @@ def test_no_keyring_falls_back_to_a_0600_file(run, server, home):
     assert sent == "sk-ant-file-key-99999"  # SDK releases differ in the header they use
 
 
-def test_a_local_server_without_a_key_starts_without_the_keyring(run, server, home):
+def test_a_local_server_without_a_key_starts_without_the_keyring(invoke, server, home):
     """Loading the keyring and picking its backend took 0.2-1.8 s of each start (#34): a provider
     on this machine with no key set asks it only for a key `keys set` stored; nor does a provider
     whose key is in the environment."""
@@ -139,29 +139,29 @@ def test_a_local_server_without_a_key_starts_without_the_keyring(run, server, ho
     assert done.returncode == 0 and "echo: q" in done.stdout and imported == set()
     imported, done = imported_by(["-m", "openai:echo", "q"], ("keyring",), env=base_env(home, server))
     assert done.returncode == 0 and imported == set()
-    assert run("keys", "set", "compat", stdin=b"sk-compat-local-777777\n", env=env).code == 0
-    assert run("-m", "compat:echo", "q", env=env).code == 0
+    assert invoke("keys", "set", "compat", stdin=b"sk-compat-local-777777\n", env=env).code == 0
+    assert invoke("-m", "compat:echo", "q", env=env).code == 0
     assert server.requests[-1].headers["authorization"] == "Bearer sk-compat-local-777777"
-    assert run("keys", "rm", "compat", env=env).code == 0
+    assert invoke("keys", "rm", "compat", env=env).code == 0
     imported, done = imported_by(["-m", "compat:echo", "q"], ("keyring",), env=env)
     assert done.returncode == 0 and imported == set()
     assert server.requests[-1].headers["authorization"] == "Bearer not-needed"
 
 
-def test_a_remote_provider_still_finds_its_key_in_the_keyring(run, server, home):
+def test_a_remote_provider_still_finds_its_key_in_the_keyring(invoke, server, home):
     """Only a server on this machine skips the keyring: elsewhere a key stored before stored_keys
     was kept is found as before (nothing is sent: `keys list` reads where each key comes from)."""
     env = key_env(home, server, "keyrings.alt.file.PlaintextKeyring")
     cfg = home / "far.toml"
     cfg.write_text('[providers.far]\ntype = "openai"\nbase_url = "https://llm.example.invalid/v1"\n')
     env["STREAMCHAT_CONFIG"] = str(cfg)
-    assert run("keys", "set", "far", stdin=b"sk-far-away-key-424242\n", env=env).code == 0
+    assert invoke("keys", "set", "far", stdin=b"sk-far-away-key-424242\n", env=env).code == 0
     (home / "config" / "streamchat" / "stored_keys").unlink(missing_ok=True)  # as a key stored by an older streamchat
-    assert "far\tkeyring\tsk-…4242" in run("keys", "list", env=env).out
+    assert "far\tkeyring\tsk-…4242" in invoke("keys", "list", env=env).out
 
 
-def test_keys_for_unknown_providers_are_refused(run, server):
-    assert run("keys", "set", "local", stdin=b"x\n").code == 2
+def test_keys_for_unknown_providers_are_refused(invoke, server):
+    assert invoke("keys", "set", "local", stdin=b"x\n").code == 2
 
 
 # -- completion -----------------------------------------------------------------------------------
@@ -176,21 +176,21 @@ def complete(home, server, words: str, shell: str = "zsh") -> str:
     return subprocess.run([STREAMCHAT], env=env, capture_output=True, text=True, timeout=30).stdout
 
 
-def test_completion_of_commands_models_roles_and_ids(run, server, home):
+def test_completion_of_commands_models_roles_and_ids(invoke, server, home):
     assert "history" in complete(home, server, "streamchat hist", "bash")
     assert "show" in complete(home, server, "streamchat history s", "bash")
     models = complete(home, server, "streamchat -m comp")
     assert '"compat"' in models
-    assert run("models", "compat").code == 0  # the fake server lists "echo"; completion remembers it
+    assert invoke("models", "compat").code == 0  # the fake server lists "echo"; completion remembers it
     assert ":echo" in complete(home, server, "streamchat -m compat:e")
     assert "shell" in complete(home, server, "streamchat -r sh")
-    assert run("-m", "openai:echo", "remember me").code == 0
+    assert invoke("-m", "openai:echo", "remember me").code == 0
     ids = complete(home, server, "streamchat history show ")
     assert '"1":"remember me"' in ids
     assert "1" in complete(home, server, "streamchat --cid ")
-    assert run("history", "rename", "1", "work").code == 0
+    assert invoke("history", "rename", "1", "work").code == 0
     assert '"work":"remember me"' in complete(home, server, "streamchat --session w")
-    script = run("completion", "bash").out
+    script = invoke("completion", "bash").out
     assert "_STREAMCHAT_COMPLETE" in script and "complete" in script
 
 
@@ -202,10 +202,10 @@ def small_context(home, server):
     return base_env(home, server, STREAMCHAT_CONFIG=str(cfg))
 
 
-def test_a_question_that_overflows_the_context_is_refused_before_sending(run, server, home):
+def test_a_question_that_overflows_the_context_is_refused_before_sending(invoke, server, home):
     env = small_context(home, server)
-    assert run("-m", "compat:echo", "short", env=env).code == 0
-    r = run("-m", "compat:echo", "x" * 400, env=env)
+    assert invoke("-m", "compat:echo", "short", env=env).code == 0
+    r = invoke("-m", "compat:echo", "x" * 400, env=env)
     assert r.code == 4 and "would need about" in r.stderr and "takes 50" in r.stderr and "too long" in r.stderr
     assert len(server.requests) == 1
 
@@ -227,10 +227,10 @@ def test_the_repl_holds_an_overflowing_question_until_send(home, server):
         child.close(force=True)
 
 
-def test_cached_input_is_priced_and_history_since_sums(run, server):
+def test_cached_input_is_priced_and_history_since_sums(invoke, server):
     server.script("gpt-4o-mini", Script(chunks=["a"], usage=(1000, 0)))
-    done = json.loads(run("-m", "openai:gpt-4o-mini", "--json", "q").out.splitlines()[-1])
+    done = json.loads(invoke("-m", "openai:gpt-4o-mini", "--json", "q").out.splitlines()[-1])
     assert done["cost_usd"] == pytest.approx(1000 * 0.15 / 1e6 + 1 * 0.6 / 1e6)
-    summed = run("history", "--since", "1d")
+    summed = invoke("history", "--since", "1d")
     assert summed.code == 0 and "1 conversations since 1d: total $0.0002" in summed.stderr
-    assert run("history", "--since", "soon").code == 2
+    assert invoke("history", "--since", "soon").code == 2

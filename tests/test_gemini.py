@@ -208,16 +208,16 @@ def test_models_are_listed_and_keys_read_as_the_sdk_reads_them(server, monkeypat
 
 
 @pytest.mark.e2e
-def test_the_cli_streams_gemini_and_says_what_is_missing(run, home, server):
+def test_the_cli_streams_gemini_and_says_what_is_missing(invoke, home, server):
     server.script("gemini-2.5-flash", Script(chunks=["Bonjour", " le", " monde"], usage=(9, 3)))
     env = base_env(home, server, GEMINI_API_KEY=KEY, GOOGLE_GEMINI_BASE_URL=server.url)
-    r = run("-m", "gemini:gemini-2.5-flash", "--stats", "say hello", env=env)
+    r = invoke("-m", "gemini:gemini-2.5-flash", "--stats", "say hello", env=env)
     assert r.code == 0, r.stderr
     assert r.out == "Bonjour le monde\n" and "3 tokens" in r.stderr and "cost $0.0000" in r.stderr
     assert KEY not in r.stderr
-    listed = run("keys", "list", env=env)
+    listed = invoke("keys", "list", env=env)
     assert "gemini\tenv GEMINI_API_KEY\t" in listed.out and KEY not in listed.out
-    r = run("-m", "gemini", "hi", env=base_env(home, server, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
+    r = invoke("-m", "gemini", "hi", env=base_env(home, server, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring"))
     assert r.code == ExitStatus.CONFIG and r.stderr.count("\n") == 1, r.stderr
     assert "no API key for provider 'gemini'" in r.stderr and "GEMINI_API_KEY" in r.stderr
     assert AuthError.exit_code == ExitStatus.CONFIG

@@ -15,13 +15,13 @@ from streamchat.sinks.terminal import MarkdownSink
 from streamchat.ui import UI
 
 
-def test_binary_stdin_is_refused(run, server):
-    r = run("-m", "openai:echo", stdin=b"\x00\x01binary")
+def test_binary_stdin_is_refused(invoke, server):
+    r = invoke("-m", "openai:echo", stdin=b"\x00\x01binary")
     assert r.code == 2 and "binary" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_invalid_utf8_stdin_is_refused(run, server):
-    r = run("-m", "openai:echo", stdin=b"caf\xe9 latin-1")
+def test_invalid_utf8_stdin_is_refused(invoke, server):
+    r = invoke("-m", "openai:echo", stdin=b"caf\xe9 latin-1")
     assert r.code == 2 and "not valid UTF-8 (byte 3)" in r.stderr and "iconv" in r.stderr
 
 
@@ -46,19 +46,19 @@ def test_arguments_and_files_that_are_not_utf8_are_refused_like_stdin(run, serve
     assert not server.requests
 
 
-def test_oversized_stdin_is_refused(run, server, home):
+def test_oversized_stdin_is_refused(invoke, server, home):
     cfg = home / "small.toml"
     cfg.write_text("max_input_bytes = 1000\n")
-    r = run("-m", "openai:echo", "--config", str(cfg), stdin=b"x" * 2000)
+    r = invoke("-m", "openai:echo", "--config", str(cfg), stdin=b"x" * 2000)
     assert r.code == 2 and "larger than 1000 bytes" in r.stderr
     assert len(server.requests) == 0
 
 
-def test_piped_output_is_raw_unless_sanitize(run, server):
+def test_piped_output_is_raw_unless_sanitize(invoke, server):
     evil = "a\x1b]0;title\x07b\x1b[2Jc"
     server.script("m", chunks=[evil])
-    assert run("-m", "openai:m", "--raw", "q").out == evil
-    assert run("-m", "openai:m", "--sanitize", "q").out == sanitize(evil) + "\n"
+    assert invoke("-m", "openai:m", "--raw", "q").out == evil
+    assert invoke("-m", "openai:m", "--sanitize", "q").out == sanitize(evil) + "\n"
     assert "\x1b" not in sanitize(evil) and "\x07" not in sanitize(evil)
 
 
@@ -112,13 +112,13 @@ def test_incremental_utf8_over_any_chunking_equals_whole(_server_instance, text,
     assert got == text
 
 
-def test_stderr_colors_follow_no_color_and_force_color(run, server, home):
+def test_stderr_colors_follow_no_color_and_force_color(invoke, server, home):
     from conftest import base_env
 
     server.script("m", status=500)
-    forced = run("-m", "openai:m", "--no-retry", "q", env=base_env(home, server, FORCE_COLOR="1"))
+    forced = invoke("-m", "openai:m", "--no-retry", "q", env=base_env(home, server, FORCE_COLOR="1"))
     assert "\x1b[" in forced.stderr and forced.code == 5
-    plain = run("-m", "openai:m", "--no-retry", "q", env=base_env(home, server))
+    plain = invoke("-m", "openai:m", "--no-retry", "q", env=base_env(home, server))
     assert "\x1b[" not in plain.stderr  # not a terminal
-    both = run("-m", "openai:m", "--no-retry", "q", env=base_env(home, server, FORCE_COLOR="1", NO_COLOR="1"))
+    both = invoke("-m", "openai:m", "--no-retry", "q", env=base_env(home, server, FORCE_COLOR="1", NO_COLOR="1"))
     assert "\x1b[" in both.stderr  # FORCE_COLOR wins, as the FORCE_COLOR convention says

@@ -119,7 +119,7 @@ def test_private_helpers_set_modes_under_umask_000(tmp_path):
     assert loose.read_text() == "x" and [p.name for p in deep.iterdir()] != []
 
 
-def test_the_log_and_its_wal_are_0600_in_a_0700_directory_even_when_an_older_version_left_them_open(run, server, home):
+def test_the_log_and_its_wal_are_0600_in_a_0700_directory_even_when_an_older_version_left_them_open(invoke, server, home):
     env = base_env(home, server)
     del env["STREAMCHAT_DB"]  # the default place, in streamchat's own data directory
     folder = home / "data" / "streamchat"
@@ -129,7 +129,7 @@ def test_the_log_and_its_wal_are_0600_in_a_0700_directory_even_when_an_older_ver
     for path in (log, Path(f"{log}-wal")):
         path.touch()
         path.chmod(0o644)
-    assert run("-m", "openai:echo", "q", env=env).code == 0
+    assert invoke("-m", "openai:echo", "q", env=env).code == 0
     reader = sqlite3.connect(log)  # held open, so the -wal and -shm made by this write stay
     try:
         reader.execute("PRAGMA journal_mode")

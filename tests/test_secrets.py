@@ -18,12 +18,12 @@ def log_bytes(home) -> bytes:
     return b"".join(p.read_bytes() for p in home.glob("log.db*"))
 
 
-def test_a_key_quoted_back_by_a_401_is_shown_nowhere(run, server, home):
+def test_a_key_quoted_back_by_a_401_is_shown_nowhere(invoke, server, home):
     server.script("m401", Script(status=401, error_message=QUOTED))
     env = base_env(home, server, OPENAI_API_KEY=KEY)
-    plain = run("-m", "openai:m401", "q", env=env)
+    plain = invoke("-m", "openai:m401", "q", env=env)
     assert plain.code == 3 and "rejected the API key" in plain.stderr and "Invalid API Key: ***" in plain.stderr
-    debug = run("-m", "openai:m401", "--debug", "--json", "q", env=env)
+    debug = invoke("-m", "openai:m401", "--debug", "--json", "q", env=env)
     assert debug.code == 3 and "Traceback" in debug.stderr
     for text in (plain.stderr, plain.out, debug.stderr, debug.out):
         assert KEY not in text
@@ -59,14 +59,14 @@ def cred_env(home, server, url: str) -> dict[str, str]:
     return dict(env, STREAMCHAT_CONFIG=str(home / "cred.toml"))
 
 
-def test_credentials_in_base_url_are_masked_in_config_show_errors_and_debug(run, server, home):
+def test_credentials_in_base_url_are_masked_in_config_show_errors_and_debug(invoke, server, home):
     host = server.url.removeprefix("http://")
     env = cred_env(home, server, f"http://gateway-user:{PASSWORD}@{host}/v1")
-    shown = run("config", "show", env=env)
+    shown = invoke("config", "show", env=env)
     assert shown.code == 0 and f'"base_url": "http://***@{host}/v1"' in shown.out
-    debug = run("-m", "cred:echo", "--debug", "q", env=env)
+    debug = invoke("-m", "cred:echo", "--debug", "q", env=env)
     assert debug.code == 0 and "debug:" in debug.stderr
-    refused = run("-m", "cred:echo", "q", env=cred_env(home, server, f"http://gateway-user:{PASSWORD}@127.0.0.1:9/v1"))
+    refused = invoke("-m", "cred:echo", "q", env=cred_env(home, server, f"http://gateway-user:{PASSWORD}@127.0.0.1:9/v1"))
     assert refused.code == 6 and "http://***@127.0.0.1:9/v1" in refused.stderr
     for text in (shown.out, debug.stderr, refused.stderr):
         assert PASSWORD not in text and "gateway-user" not in text
