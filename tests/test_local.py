@@ -96,3 +96,18 @@ def test_repl_ctrl_c_stops_local_generation(home):
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+def test_extra_buffer_types_are_off_only_for_the_load():
+    """On an AMX CPU the model loads without llama.cpp's extra buffer types (they segfault a
+    batched decode there); the wrapper is undone afterwards and leaves other loads alone."""
+    from llama_cpp import llama_cpp as lib
+
+    from streamchat.providers.local import _model_defaults
+
+    original = lib.llama_model_default_params
+    with _model_defaults(use_extra_bufts=False):
+        assert lib.llama_model_default_params().use_extra_bufts is False
+    assert lib.llama_model_default_params is original
+    with _model_defaults(use_extra_bufts=True):
+        assert lib.llama_model_default_params().use_extra_bufts is True

