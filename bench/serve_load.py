@@ -3,8 +3,11 @@
 Bounded: CLIENTS streams of CHUNKS tokens each, two bursts (the first opens serve's upstream
 connections, the second finds them pooled), a 120 s ceiling each. Prints per burst the p50/p99
 time to first event, events/s, stream duration against an unloaded stream, CPU per process and
-completed streams; then the server's peak RSS. Then a disconnect storm: half the clients
-leave after 20 events of a 3000-token answer while the other half read theirs; prints how
+completed streams; then the server's peak RSS, and its CPU per token and first-event p99 against
+#34's goals (12 µs; 300 ms at CLIENTS=500); with BASELINE, the interleaved ratios after/before.
+With LiteLLM's proxy installed (`litellm` importable, or LITELLM=path of its `litellm` binary), the
+same burst on both OpenAI endpoints, interleaved, side by side. Then a disconnect storm: half the
+clients leave after 20 events of a 3000-token answer while the other half read theirs; prints how
 many upstream streams were closed, and the server's threads and sockets before and after.
 
 `--keys`: what `serve --keys` adds to a request instead — the key check, the admission (reserve)
@@ -40,6 +43,8 @@ DELAY = float(os.environ.get("DELAY", 0.005))  # upstream seconds per token
 WORKERS = os.environ.get("WORKERS", "auto")
 ROUNDS = int(os.environ.get("ROUNDS", 1))  # warm bursts after the cold one (per server, interleaved with BASELINE's)
 GOAL_US_PER_TOKEN = 12  # issue #34: serve's CPU per streamed token at 200 streams
+GOAL_P99_MS = 300  # issue #34: the first event's p99 at 500 streams (CLIENTS=500) on 2 workers
+LITELLM_KEY = "sk-bench-Master-0123456789abcdefXYZ"  # the peer's master key (it refuses to start without one)
 FILED_EVENTS_S = 4_900  # events/s under this load when #15 was filed (4,200–4,900); its goal is 3× that
 T = TypeVar("T")
 
@@ -81,6 +86,31 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+def chat_request(host: str, port: int) -> bytes:
+    """A streamed `/v1/chat/completions` request, as an OpenAI client sends it (the key is LiteLLM's;
+    serve without --token takes any)."""
+    body = json.dumps({"model": "openai:fast", "stream": True, "messages": [{"role": "user", "content": "go"}]}).encode()
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {LITELLM_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+async def one_openai(host: str, port: int, start: float) -> Result:
+    """One OpenAI-chunk client on a raw socket (serve's `/v1` and LiteLLM's alike): events are `data:`
+    lines, the stream complete at `data: [DONE]`; the fields as `one`'s (no server ttft)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(chat_request(host, port))
+    sent = time.perf_counter()
+    await writer.drain()
+    first, data = None, b""
+    while chunk := await reader.read(65536):
+        if first is None and b"data: " in chunk:
+            first = time.perf_counter() - sent
+        data += chunk
+    writer.close()
+    return (first or float("nan"), data.count(b"data: "), b"data: [DONE]" in data, float("nan"),
+            time.perf_counter() - sent, sent - start)
+
+
 async def one(host: str, port: int, path: str, start: float, leave_after: int | None = None) -> Result:
     """One SSE client on a raw socket: the bench must not be slower than the server it measures.
 
@@ -113,12 +143,13 @@ async def one(host: str, port: int, path: str, start: float, leave_after: int | 
             time.perf_counter() - sent, sent - start)
 
 
-async def load(url: str, clients: int = CLIENTS) -> tuple[list[Result], float]:
+async def load(url: str, clients: int = CLIENTS, openai: bool = False) -> tuple[list[Result], float]:
     parts = httpx.URL(url)
     path = "/stream?prompt=go&model=openai:fast"
     start = time.perf_counter()
-    results = await asyncio.wait_for(
-        asyncio.gather(*(one(parts.host, parts.port, path, start) for _ in range(clients))), timeout=120)
+    clients_ = (one_openai(parts.host, parts.port, start) if openai else one(parts.host, parts.port, path, start)
+                for _ in range(clients))
+    results = await asyncio.wait_for(asyncio.gather(*clients_), timeout=300 if openai else 120)
     return results, time.perf_counter() - start
 
 
@@ -288,6 +319,87 @@ def start_serve(upstream: Upstream, tree: str) -> ServeProcess:
     return serve
 
 
+def litellm_command() -> list[str] | None:
+    """LiteLLM's proxy, the optional peer: the binary LITELLM names, else the `litellm` this Python imports."""
+    import importlib.util
+
+    if os.environ.get("LITELLM"):
+        return [os.environ["LITELLM"]]
+    if importlib.util.find_spec("litellm") is None:
+        return None
+    return [sys.executable, "-c", "import sys; from litellm.proxy.proxy_cli import run_server; sys.exit(run_server())"]
+
+
+class LiteLLM:
+    """LiteLLM's proxy in front of the same upstream, with as many workers as serve has."""
+
+    def __init__(self, command: list[str], upstream: Upstream, processes: object) -> None:
+        from servehelp import free_port
+
+        folder = Path(tempfile.mkdtemp())
+        config = folder / "litellm.yaml"
+        config.write_text('model_list:\n  - model_name: "openai:fast"\n    litellm_params:\n      model: openai/fast\n'
+                          f'      api_base: {upstream.url}/v1\n      api_key: sk-bench\n')
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "LITELLM_MASTER_KEY": LITELLM_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+               "LITELLM_LOG": "ERROR"}
+        self.log = folder / "litellm.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen([*command, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+                                          "--num_workers", str(processes)], env=env, stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL)
+        started = time.monotonic()
+        while time.monotonic() - started < 300:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"LiteLLM's proxy exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health/liveliness", timeout=2).status_code == 200:
+                    self.start_s = time.monotonic() - started
+                    return
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("LiteLLM's proxy did not start within 300 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def versus_litellm(command: list[str], upstream: Upstream, serve: ServeProcess, processes: object) -> None:
+    """The same burst on the OpenAI endpoint of serve and of LiteLLM's proxy, interleaved; side by side."""
+    peer = LiteLLM(command, upstream, processes)
+    try:
+        idle = tree_rss(peer.proc.pid)
+        print(f"peer: LiteLLM's proxy started in {peer.start_s:.1f} s, {processes} worker(s); idle peak RSS {idle}")
+        for _ in range(4):
+            run(load(peer.url, 1, openai=True))
+        rows: dict[str, list[tuple[float, float, float, int]]] = {"streamchat": [], "litellm": []}
+        for _ in range(ROUNDS + 1):
+            for name, url, pid in (("streamchat", serve.url, serve.proc.pid), ("litellm", peer.url, peer.proc.pid)):
+                cpu0 = process_cpu(pid, True)
+                results, elapsed = run(load(url, openai=True))
+                used = process_cpu(pid, True) - cpu0
+                done = sum(r[2] for r in results)
+                firsts = sorted(r[0] for r in results)
+                p99 = firsts[min(len(firsts) - 1, int(len(firsts) * 0.99))]
+                rows[name].append((used / max(1, done * CHUNKS) * 1e6, statistics.median(firsts) * 1000, p99 * 1000, done))
+                print(f"  {name:10} /v1/chat/completions burst: wall {elapsed:.2f} s, completed {done}/{len(results)}, "
+                      f"first event p50 {rows[name][-1][1]:.0f} ms p99 {p99 * 1000:.0f} ms, CPU {used:.2f} s "
+                      f"({rows[name][-1][0]:.1f} µs per token)")
+        med = {name: [statistics.median(r[i] for r in rows[name][1:] or rows[name]) for i in range(3)] for name in rows}
+        s, lite = med["streamchat"], med["litellm"]
+        print(f"peer, {CLIENTS} streams × {CHUNKS} tokens on /v1/chat/completions (medians of the warm bursts): "
+              f"CPU per token streamchat {s[0]:.1f} µs, LiteLLM {lite[0]:.1f} µs ({lite[0] / s[0]:.1f}× streamchat's); "
+              f"first event p50 {s[1]:.0f} vs {lite[1]:.0f} ms, p99 {s[2]:.0f} vs {lite[2]:.0f} ms; peak RSS "
+              f"streamchat {tree_rss(serve.proc.pid)}, LiteLLM {tree_rss(peer.proc.pid)}")
+    finally:
+        peer.stop()
+
+
 def main() -> None:
     """This tree's serve; with BASELINE=PATH (another checkout, e.g. a `git worktree` of main) that
     one's too, their bursts interleaved so that both meet the same spells of this shared machine."""
@@ -318,10 +430,21 @@ def main() -> None:
                                              [b - a for a, b in zip(cpu0, cpu1, strict=True)], speed))
         for label, each in servers:
             us = sorted(f[0] for f in figures[label])
+            p99 = statistics.median(f[2] for f in figures[label])
             print(f"{label}: serve CPU per streamed token {statistics.median(us):.1f} µs (median of {len(us)} bursts, "
-                  f"{us[0]:.1f}–{us[-1]:.1f}; goal ≤ {GOAL_US_PER_TOKEN} µs), first event p50 "
-                  f"{statistics.median(f[1] for f in figures[label]):.0f} ms, p99 "
-                  f"{statistics.median(f[2] for f in figures[label]):.0f} ms (medians); peak RSS {tree_rss(each.proc.pid)}")
+                  f"{us[0]:.1f}–{us[-1]:.1f}) = {statistics.median(us) / GOAL_US_PER_TOKEN:.2f}× the goal of "
+                  f"{GOAL_US_PER_TOKEN} µs; first event p50 {statistics.median(f[1] for f in figures[label]):.0f} ms, "
+                  f"p99 {p99:.0f} ms = {p99 / GOAL_P99_MS:.2f}× the goal of {GOAL_P99_MS} ms "
+                  f"({'this run' if CLIENTS >= 500 else 'set for CLIENTS=500'}) (medians); peak RSS {tree_rss(each.proc.pid)}")
+        if len(servers) == 2:  # each warm burst of `after` against the `before` burst just before it
+            pairs = list(zip(figures["before"][1:], figures["after"][1:], strict=True))
+            for name, index in (("CPU per token", 0), ("first event p50", 1), ("first event p99", 2)):
+                ratio = statistics.median(a[index] / b[index] for b, a in pairs)
+                print(f"after/before, interleaved (median of {len(pairs)} warm pairs): {name} {ratio:.2f}×")
+        if (command := litellm_command()) is not None:
+            versus_litellm(command, upstream, serve, processes)
+        else:
+            print("peer: LiteLLM's proxy not measured (install litellm[proxy], or set LITELLM to its `litellm` binary)")
         before = threads_and_sockets(serve.proc.pid)
         counts = httpx.get(f"{upstream.url}/_counts").json()
         run(storm(serve.url))

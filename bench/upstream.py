@@ -103,6 +103,9 @@ class Upstream:
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                                  % (len(data), data))
                     continue
+                if not request_line.startswith("POST "):  # e.g. LiteLLM's proxy asking for its models
+                    writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                    continue
                 parts, every = self.models[json.loads(body).get("model", "fast")]
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
                 stream = Stream(writer, parts, every)
