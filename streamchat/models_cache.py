@@ -7,6 +7,7 @@ import contextlib
 import json
 from pathlib import Path
 
+from streamchat.errors import ConfigError
 from streamchat.paths import data_dir
 from streamchat.private_files import write_private
 
@@ -17,7 +18,7 @@ def models_cache_path() -> Path:
 
 def save_models_cache(names: list[str]) -> None:
     """What `streamchat models` found, for Tab completion (which never asks a server)."""
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, ConfigError):  # a cache: not writing it costs nothing
         path = models_cache_path()
         known = set(load_models_cache())
         write_private(path, json.dumps(sorted(known | set(names))))

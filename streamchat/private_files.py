@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from streamchat.errors import UnsafePermissionsError
+from streamchat.errors import ConfigError, UnsafePermissionsError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -55,17 +55,30 @@ def tighten(path: Path, mode: int) -> None:
 
 def write_private(path: Path, text: str) -> None:
     """Replace `path` with `text`, 0600: written to a temp file beside it, then renamed over it, so a
-    planted symlink at `path` is replaced, never followed, and a reader never sees half a file."""
-    private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # O_EXCL, 0600
+    planted symlink at `path` is replaced, never followed, and a reader never sees half a file.
+    A file that cannot be written is a ConfigError naming it (config init, roles, keys.json):
+    it was "internal error: FileNotFoundError", exit 1."""
+    try:
+        private_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # O_EXCL, 0600
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from exc
         raise
+
+
+def _cannot_write(path: Path, exc: OSError) -> ConfigError:
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    return ConfigError(f"cannot write {path}: {exc.strerror or exc}{where}",
+                       hint="check that its directory can be created and written by you")
 
 
 def _open_fd(path: Path, flags: int) -> int:

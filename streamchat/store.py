@@ -37,6 +37,7 @@ _COST = ("(SELECT CASE WHEN COUNT(*) = COUNT(m.cost_usd) THEN SUM(m.cost_usd) EN
 # before any text leaves one with 0 turns: kept (its error line, `history show ID`) but not listed.
 _LISTED = "c.turns > 0"
 
+SQL_MAX_LIMIT = 2**63 - 1  # SQLite's largest integer: `history -n 1e21` was "internal error: OverflowError"
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -352,7 +353,7 @@ class ConversationLog:
         return self._db().execute(
             f"SELECT c.id, c.updated_at, c.provider, c.model, c.title, c.turns, c.name, {_COST} AS cost"
             f" FROM conversations c WHERE c.updated_at >= ? AND {_LISTED} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
-            (since or 0.0, limit)).fetchall()
+            (since or 0.0, min(limit, SQL_MAX_LIMIT))).fetchall()
 
     @_reads
     def tally(self, since: float | None = None) -> tuple[int, float, bool]:
@@ -396,6 +397,7 @@ class ConversationLog:
 
     @_reads
     def search(self, text: str, limit: int = 20) -> list[sqlite3.Row]:
+        limit = min(limit, SQL_MAX_LIMIT)
         db = self._db()
         has_fts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
         if has_fts:
