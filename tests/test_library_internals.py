@@ -93,6 +93,49 @@ def test_typer_hooks_we_override_or_call_exist():
     assert callable(completion_init)
 
 
+def test_the_lazy_group_converts_each_command_as_typer_does():
+    """cli._lazy_group converts each subcommand with Typer's own get_command_from_info /
+    get_group_from_info when it is first asked for: every command's help (and so its options) is
+    the one Typer's whole conversion gives, and a Typer without those functions is noticed here."""
+    import typer
+    from typer._click import Context
+
+    from streamchat.cli import LazyCommands, _lazy_group, _plain
+    from streamchat.cli._app import app
+
+    lazy = _lazy_group()
+    assert lazy is not None and isinstance(lazy.commands, LazyCommands)
+    eager = _plain(typer.main.get_command(app))
+    assert list(lazy.commands) == list(eager.commands)
+    assert lazy.commands.built == []
+    for name in eager.commands:
+        theirs, ours = eager.commands[name], lazy.commands[name]
+        assert type(ours) is type(theirs)
+        assert [p.opts for p in ours.params] == [p.opts for p in theirs.params], name
+        assert ours.get_help(Context(ours, info_name=name)) == theirs.get_help(Context(theirs, info_name=name))
+    root = Context(lazy, info_name="streamchat")
+    assert lazy.get_help(root) == eager.get_help(Context(eager, info_name="streamchat"))
+
+
+def test_a_chat_converts_only_the_chat_command(home, server):
+    """A one-shot (or the REPL) converts `chat` alone, not the 26 other commands and groups (#34)."""
+    import subprocess
+    import sys
+
+    from conftest import base_env
+
+    probe = """
+import sys
+from streamchat.cli import _command
+command = _command()
+command.main(args=sys.argv[1:], prog_name="streamchat", standalone_mode=False)
+sys.stderr.write("BUILT:" + ",".join(command.commands.built))
+"""
+    done = subprocess.run([sys.executable, "-c", probe, "-m", "openai:echo", "q"], env=base_env(home, server),
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.stdout == "echo: q\n" and done.stderr.rsplit("BUILT:", 1)[1] == "chat"
+
+
 # -- uvicorn: serve/protocol.py (HeaderTimeoutH11Protocol, HeaderTimeoutHttpToolsProtocol)
 
 @pytest.mark.parametrize("theirs", ["h11_impl:H11Protocol", "httptools_impl:HttpToolsProtocol"])

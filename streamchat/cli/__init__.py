@@ -7,10 +7,12 @@ Each module registers its commands on the one app: `_chat` (the default command 
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from functools import partial
 from typing import IO, Any
 
 import typer
@@ -46,12 +48,83 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def _command() -> Any:
     """The Click command of the Typer app; on a Tab press only the shell classes are loaded besides."""
-    command = typer.main.get_command(app)
-    plain_arguments(command)
-    _values.install(command)  # values converted without importing pydantic
+    command = _lazy_group()
+    if command is None:  # a Typer without the functions _lazy_group calls: every command built now
+        command = typer.main.get_command(app)
+        _plain(command)
     if COMPLETE_VAR in os.environ:  # a Tab press: the shell classes, nothing else loads
         _completion.init_completion()
     return command
+
+
+def _plain(command: Any) -> Any:
+    plain_arguments(command)
+    _values.install(command)  # values converted without importing pydantic
+    return command
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's subcommands by name, each converted from its Typer function when first looked up.
+
+    Typer converts all 27 commands and groups at every start (each function's signature and type
+    hints read, each parameter built): ~30 ms of CPU of every REPL launch and one-shot here (#34),
+    though a run uses one. The names are known without converting anything, so `in`, iteration and
+    the DefaultGroup's "is this word a command" cost nothing; `--help` and Tab convert them all."""
+
+    def __init__(self, build: dict[str, Callable[[], Any]]) -> None:
+        self._build, self._built = build, dict[str, Any]()
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = _plain(self._build[name]())  # KeyError for a name that is no command
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._build.setdefault(name, lambda: command)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._build[name]
+        self._built.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._build
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._build)
+
+    def __len__(self) -> int:
+        return len(self._build)
+
+    @property
+    def built(self) -> list[str]:
+        """The names converted so far."""
+        return list(self._built)
+
+
+def _lazy_group() -> Any:
+    """The app's group with its subcommands in a LazyCommands: the group and its global options
+    converted by Typer as always (from a copy of the app without commands), each subcommand by
+    Typer's own converter when first asked for. None when Typer lacks those converters."""
+    main = typer.main
+    convert_command, convert_group = getattr(main, "get_command_from_info", None), getattr(main, "get_group_from_info", None)
+    if convert_command is None or convert_group is None or not hasattr(main, "get_command_name"):
+        return None
+    shared = {"pretty_exceptions_short": app.pretty_exceptions_short, "rich_markup_mode": app.rich_markup_mode}
+    build: dict[str, Callable[[], Any]] = {}
+    for info in app.registered_commands:
+        name = info.name or main.get_command_name(info.callback.__name__)  # type: ignore[union-attr]
+        build[name] = partial(convert_command, info, **shared)
+    for group in app.registered_groups:
+        if not isinstance(group.name, str):  # a group merged into the app's: Typer's way, all at once
+            return None
+        build[group.name] = partial(convert_group, group, suggest_commands=app.suggest_commands, **shared)
+    bare = copy.copy(app)
+    bare.registered_commands, bare.registered_groups = [], []
+    root: Any = typer.main.get_command(bare)
+    _plain(root)
+    root.commands = LazyCommands(build)
+    return root
 
 
 _BUILT: list[Any] = []
