@@ -48,11 +48,11 @@ def test_an_unknown_or_shared_name_says_what_to_type():
         s.resolve("no-such-model-anywhere")
 
 
-def test_a_bare_model_name_on_the_command_line(run, server):
+def test_a_bare_model_name_on_the_command_line(invoke, server):
     server.script("gpt-4o-mini", Script(chunks=["hi"]))
-    assert run("-m", "gpt-4o-mini", "q").code == 0
+    assert invoke("-m", "gpt-4o-mini", "q").code == 0
     assert server.requests[-1].body["model"] == "gpt-4o-mini"
-    r = run("-m", "gpt-4o", "q")
+    r = invoke("-m", "gpt-4o", "q")
     assert r.code == 2 and "did you mean -m openai:gpt-4o?" in r.stderr and len(server.requests) == 1
 
 

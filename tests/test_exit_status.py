@@ -72,8 +72,8 @@ def test_a_signal_that_ends_a_turn_has_its_member():
         assert ExitStatus(128 + sig).meaning
 
 
-def test_help_lists_every_member_with_its_meaning(run):
-    shown = " ".join(run("--help").out.split())  # undo the help formatter's wrapping
+def test_help_lists_every_member_with_its_meaning(invoke):
+    shown = " ".join(invoke("--help").out.split())  # undo the help formatter's wrapping
     assert help_text() in shown
     for status in ExitStatus:
         assert f"{status.value} {status.meaning}" in shown, status

@@ -303,21 +303,21 @@ def test_approve_names_a_function_source(tmp_path):
 
 
 @pytest.mark.e2e
-def test_the_cli_runs_functions_and_refuses_a_broken_file(run, home, server, tmp_path):
+def test_the_cli_runs_functions_and_refuses_a_broken_file(invoke, home, server, tmp_path):
     write(tmp_path, "fns.py", FNS)
     server.script("tooly", Script(chunks=["Adding."], tool_calls=[("c1", "add", {"a": 2, "b": 3})]))
-    r = run("-m", "openai:tooly", "--functions", str(tmp_path / "fns.py"), "--approve", "fns:add", "what is 2 + 3?")
+    r = invoke("-m", "openai:tooly", "--functions", str(tmp_path / "fns.py"), "--approve", "fns:add", "what is 2 + 3?")
     assert r.code == 0, r.stderr
     assert r.out.endswith("got: 5\n") and "→ fns:add(a=2, b=3)" in r.stderr
     bad = write(tmp_path, "bad.py", "def add(a, b):\n    return a + b\n")
-    r = run("-m", "openai:tooly", "--functions", str(bad), "q")
+    r = invoke("-m", "openai:tooly", "--functions", str(bad), "q")
     assert r.code == ExitStatus.PLUGIN, r.stderr
     assert r.stderr.strip().splitlines() == [
         f"error: {bad}: add() has no type hint for 'a' — annotate every parameter, e.g. def add(a: str), "
         "or name it _add to keep it out"]
     env = base_env(home, server)
     Path(env["STREAMCHAT_CONFIG"]).write_text(f'functions = ["{tmp_path / "nothere.py"}"]\n')
-    r = run("-m", "openai:tooly", "q", env=env)
+    r = invoke("-m", "openai:tooly", "q", env=env)
     assert r.code == ExitStatus.PLUGIN and "no such Python file" in r.stderr and "Traceback" not in r.stderr
 
 

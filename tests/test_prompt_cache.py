@@ -206,7 +206,7 @@ def test_openai_cached_input_is_shown_and_priced_as_cached(invoke, server):
     assert " · cache 800 read · cost $0.0004" in r.stderr
 
 
-def test_a_tool_loop_sums_each_steps_cache_reads_and_writes(run, server, home, tmp_path):
+def test_a_tool_loop_sums_each_steps_cache_reads_and_writes(invoke, server, home, tmp_path):
     import sys
 
     from test_tools import MCP_SERVER, TWO_CALLS, env_with
@@ -215,7 +215,7 @@ def test_a_tool_loop_sums_each_steps_cache_reads_and_writes(run, server, home, t
     env = env_with(home, server, f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{tmp_path}"]\n')
     server.script(MODEL, Script(chunks=["Looking."], tool_calls=TWO_CALLS))
     system = "You answer questions about this project. " * 150  # ~1,500 tokens: cached from the first step
-    r = run("-m", f"anthropic:{MODEL}", "-s", system, "--tools", "files", "--approve", "all", "--json", "q", env=env)
+    r = invoke("-m", f"anthropic:{MODEL}", "-s", system, "--tools", "files", "--approve", "all", "--json", "q", env=env)
     assert r.code == 0, r.stderr
     events = [json.loads(line) for line in r.out.splitlines()]
     steps = [e for e in events if e["type"] == "usage"]

@@ -132,7 +132,7 @@ def test_cancelling_the_reading_task_closes_the_stream(api):
     assert api.wait_disconnect(5), "the upstream stream was not closed"
 
 
-def test_the_log_is_written_only_when_asked(api, run):
+def test_the_log_is_written_only_when_asked(api, invoke):
     db = Path(os.environ["STREAMCHAT_DB"])
     assert streamchat.get_model("openai:echo").prompt("unlogged").text() == "echo: unlogged"
     assert not db.exists()
@@ -142,7 +142,7 @@ def test_the_log_is_written_only_when_asked(api, run):
     conversation.prompt("q2").text()
     streamchat.get_model("openai:echo").prompt("one more", log=True).text()
 
-    listed = run("history").out.splitlines()  # id, when, model, turns, title
+    listed = invoke("history").out.splitlines()  # id, when, model, turns, title
     assert [(row.split("\t")[3], row.split("\t")[4]) for row in listed] == [("1", "one more"), ("2", "q1")]
 
 

@@ -369,10 +369,10 @@ def route_config(home: Any, a: FakeLLMServer, b: FakeLLMServer) -> str:
 
 
 @pytest.mark.e2e
-def test_cli_dash_m_route_falls_back_and_says_which_answered(upstreams, fresh_routers, run, home):
+def test_cli_dash_m_route_falls_back_and_says_which_answered(upstreams, fresh_routers, invoke, home):
     a, b = upstreams
     a.script("echo", Script(status=502))
-    r = run("-m", "team", "hello", env=base_env(home, STREAMCHAT_CONFIG=route_config(home, a, b)))
+    r = invoke("-m", "team", "hello", env=base_env(home, STREAMCHAT_CONFIG=route_config(home, a, b)))
     assert r.code == 0, r.stderr
     assert r.out == "echo: hello\n"
     assert "route team: a:echo failed before answering (" in r.stderr and "HTTP 502" in r.stderr
@@ -402,15 +402,15 @@ def test_repl_on_a_route_falls_back_once_then_skips_the_cooling_deployment(upstr
 
 
 @pytest.mark.e2e
-def test_cli_shows_routes_and_refuses_a_bad_one_in_one_line(run, home, server):
+def test_cli_shows_routes_and_refuses_a_bad_one_in_one_line(invoke, home, server):
     import json
 
     cfg = route_config(home, server, server)
-    shown = json.loads(run("config", "show", env=base_env(home, STREAMCHAT_CONFIG=cfg)).out)["routes"]
+    shown = json.loads(invoke("config", "show", env=base_env(home, STREAMCHAT_CONFIG=cfg)).out)["routes"]
     assert shown == {"team": {"models": ["a:echo", "b:echo"], "strategy": "round-robin", "cooldown": 30.0}}
     with open(cfg, "a") as f:
         f.write('[routes.slow]\nmodels = ["a:echo"]\nstrategy = "fastest"\n')
-    r = run("-m", "team", "q", env=base_env(home, STREAMCHAT_CONFIG=cfg))
+    r = invoke("-m", "team", "q", env=base_env(home, STREAMCHAT_CONFIG=cfg))
     assert r.code == 3 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert "[routes.slow]: unknown strategy 'fastest'" in r.stderr and "least-busy, round-robin" in r.stderr
     assert not server.requests

@@ -29,9 +29,9 @@ def test_right_to_left_text_and_emoji_are_left_alone():
     assert sanitize(text) == text
 
 
-def test_a_tool_call_line_shows_bidi_controls_escaped(run, home, server, root):  # noqa: F811
+def test_a_tool_call_line_shows_bidi_controls_escaped(invoke, home, server, root):  # noqa: F811
     env = env_with(home, server, f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{root}"]\n')
     server.script("t", Script(chunks=["ok"], tool_calls=[("c1", "read_file", {"path": f"{RLO}yp.a"})]))
-    r = run("-m", "openai:t", "--tools", "files", "q", env=env)  # no terminal: shown, refused
+    r = invoke("-m", "openai:t", "--tools", "files", "q", env=env)  # no terminal: shown, refused
     shown = ('→ files:read_file(path="<U+202E>yp.a")', '→ files:read_file(path="\\u202eyp.a")')  # escaped either way
     assert RLO not in r.stderr and any(line in r.stderr for line in shown), r.stderr

@@ -28,12 +28,12 @@ def shell(home, server, *args: str) -> pexpect.spawn:
     return child
 
 
-def test_in_a_pipe_the_command_is_printed_never_run(run, server, command_model):
-    r = run("-m", "openai:cmd", "--shell", "make a file")
+def test_in_a_pipe_the_command_is_printed_never_run(invoke, server, command_model):
+    r = invoke("-m", "openai:cmd", "--shell", "make a file")
     assert r.code == 0 and r.out.startswith("printf 'shell-ran-ok") and not command_model.exists()
     system = server.requests[-1].body["messages"][0]["content"]
     assert "one command" in system and "working directory" in system
-    with_stats = run("-m", "openai:cmd", "--shell", "--stats", "make a file")  # --stats was ignored
+    with_stats = invoke("-m", "openai:cmd", "--shell", "--stats", "make a file")  # --stats was ignored
     assert with_stats.code == 0 and with_stats.out == r.out and "TTFT" in with_stats.stderr and "tokens" in with_stats.stderr
 
 
@@ -154,18 +154,18 @@ def test_bidi_controls_in_the_command_are_shown_escaped(home, server, tmp_path):
     assert "echo <U+202E>txt.exe" in shown and "\u202e" not in shown
 
 
-def test_continue_skips_shell_mode_exchanges(run, server, command_model):
+def test_continue_skips_shell_mode_exchanges(invoke, server, command_model):
     server.script("chat", Script(chunks=["about cats"]))
-    assert run("-m", "openai:chat", "tell me about cats").code == 0
-    assert run("-m", "openai:cmd", "--shell", "list files").code == 0  # in a pipe: printed, not run
-    assert run("-m", "openai:chat", "-c", "what was the topic?").code == 0
+    assert invoke("-m", "openai:chat", "tell me about cats").code == 0
+    assert invoke("-m", "openai:cmd", "--shell", "list files").code == 0  # in a pipe: printed, not run
+    assert invoke("-m", "openai:chat", "-c", "what was the topic?").code == 0
     sent = server.requests[-1].body["messages"]
     assert [m["content"] for m in sent] == ["tell me about cats", "about cats", "what was the topic?"]
-    listed = run("history").out
+    listed = invoke("history").out
     assert "tell me about cats" in listed and "list files" not in listed
 
 
-def test_continue_after_an_aborted_shell_in_the_repl(home, server, command_model, run):
+def test_continue_after_an_aborted_shell_in_the_repl(home, server, command_model, invoke):
     from test_repl import PROMPT, spawn
 
     child = spawn(home, server, "-m", "openai:cmd")
@@ -178,7 +178,7 @@ def test_continue_after_an_aborted_shell_in_the_repl(home, server, command_model
     child.expect(pexpect.EOF)
     child.close()
     server.script("chat", Script(chunks=["fresh"]))
-    r = run("-m", "openai:chat", "-c", "what was the topic?")
+    r = invoke("-m", "openai:chat", "-c", "what was the topic?")
     assert r.code == 0 and "no earlier conversation" in r.stderr
     assert server.requests[-1].body["messages"] == [{"role": "user", "content": "what was the topic?"}]
 

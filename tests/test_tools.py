@@ -301,14 +301,14 @@ def env_with(home, server, config: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_a_server_that_cannot_start_is_one_line_and_exit_7(run, home, server):
+def test_a_server_that_cannot_start_is_one_line_and_exit_7(invoke, home, server):
     env = env_with(home, server, '[mcp.broken]\ncommand = "/nonexistent/mcp-server"\nstart_timeout = 5\n')
     server.script("tooly", Script(chunks=["x"]))
-    r = run("-m", "openai:tooly", "--tools", "broken", "q", env=env)
+    r = invoke("-m", "openai:tooly", "--tools", "broken", "q", env=env)
     assert r.code == ExitStatus.TOOL, r.stderr
     assert "MCP server 'broken' failed to start" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not server.requests
-    r = run("-m", "openai:tooly", "--tools", "nothere", "q", env=env)
+    r = invoke("-m", "openai:tooly", "--tools", "nothere", "q", env=env)
     assert r.code == 2 and "no MCP server named 'nothere'" in r.stderr
 
 
@@ -416,10 +416,10 @@ def test_the_embedded_model_refuses_tools_before_loading(tmp_path):
     assert not session.target.ready  # nothing was loaded to find that out
 
 
-def test_approve_in_a_pipe_runs_only_what_it_names(run, home, server, root):
+def test_approve_in_a_pipe_runs_only_what_it_names(invoke, home, server, root):
     env = env_with(home, server, f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{root}"]\n')
     server.script("tooly", Script(chunks=["Looking."], tool_calls=TWO_CALLS))
-    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "files:read_file", "--json", "q", env=env)
+    r = invoke("-m", "openai:tooly", "--tools", "files", "--approve", "files:read_file", "--json", "q", env=env)
     assert r.code == 0, r.stderr
     records = [json.loads(line) for line in r.out.splitlines()]
     results = {rec["name"]: rec["status"] for rec in records if rec["type"] == "tool_result"}
@@ -509,16 +509,16 @@ def test_one_tool_of_a_server_that_is_on_can_be_turned_off_and_tools_list_under_
         repl.session.toolbox.close()
 
 
-def test_continuing_a_tool_conversation_without_tools_sends_the_steps_as_text(run, home, server, root):
+def test_continuing_a_tool_conversation_without_tools_sends_the_steps_as_text(invoke, home, server, root):
     """`-c` without --tools after a tool turn: the request defines no tools, so the earlier calls and
     results go as text of that answer (the Messages API refuses tool blocks without tools)."""
     env = env_with(home, server, f'[mcp.files]\ncommand = "{sys.executable}"\nargs = ["{MCP_SERVER}", "{root}"]\n')
     server.script("tooly", Script(chunks=["Let me look."], tool_calls=TWO_CALLS))
-    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "files", "which files import httpx?", env=env)
+    r = invoke("-m", "openai:tooly", "--tools", "files", "--approve", "files", "which files import httpx?", env=env)
     assert r.code == 0, r.stderr
     server.script("plain", Script(chunks=["a.py does"]))
     for model in ("anthropic:plain", "openai:plain"):
-        r = run("-c", "-m", model, "and which one is it?", env=env)
+        r = invoke("-c", "-m", model, "and which one is it?", env=env)
         assert r.code == 0, r.stderr
         body = server.requests[-1].body
         assert "tools" not in body

@@ -76,11 +76,11 @@ EVIL_CALLS = [("c1", "files_read_file", {"path": "a.py"}), ("c2", "files_read_fi
               ("c5", "files_read_file_3", {"path": "a.py"})]
 
 
-def test_a_server_cannot_ride_another_servers_approval(run, home, server, project, tmp_path):
+def test_a_server_cannot_ride_another_servers_approval(invoke, home, server, project, tmp_path):
     marker = tmp_path / "pwned"
     env = two_servers(home, server, project, marker, approve='approve = ["files:read_file"]')
     server.script("tooly", Script(chunks=[], tool_calls=EVIL_CALLS))
-    r = run("-m", "openai:tooly", "--tools", "files", "--tools", "evil", "--approve", "files", "--approve", "files:*",
+    r = invoke("-m", "openai:tooly", "--tools", "files", "--tools", "evil", "--approve", "files", "--approve", "files:*",
             "--json", "q", env=env)
     assert r.code == 0, r.stderr
     assert not marker.exists(), f"the evil server ran: {marker.read_text()}"
@@ -98,16 +98,16 @@ def test_a_server_cannot_ride_another_servers_approval(run, home, server, projec
     assert r.stderr.count("is called files_read_file_2 for the model") == 1
 
 
-def test_an_approve_pattern_naming_no_server_is_refused(run, home, server, project, tmp_path):
+def test_an_approve_pattern_naming_no_server_is_refused(invoke, home, server, project, tmp_path):
     env = two_servers(home, server, project, tmp_path / "pwned")
-    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "read_file", "q", env=env)
+    r = invoke("-m", "openai:tooly", "--tools", "files", "--approve", "read_file", "q", env=env)
     assert r.code == 2 and "--approve 'read_file' names no MCP server" in r.stderr and not server.requests
     env = two_servers(home, server, project, tmp_path / "pwned", approve='approve = ["read_file"]')
-    r = run("-m", "openai:tooly", "--tools", "files", "q", env=env)
+    r = invoke("-m", "openai:tooly", "--tools", "files", "q", env=env)
     assert r.code != 0 and "approve entry 'read_file' names no MCP server" in r.stderr and not server.requests
 
 
-def test_escape_sequences_in_tool_names_reach_no_terminal(run, home, server, project, tmp_path):
+def test_escape_sequences_in_tool_names_reach_no_terminal(invoke, home, server, project, tmp_path):
     """A server's tool name and a model's call name are shown in the →, ←, not-run and no-such-tool
     lines: escaped, never as an OSC 52 clipboard write, a title change or a screen clear."""
     from mcp_evil_server import ESCAPES
@@ -117,7 +117,7 @@ def test_escape_sequences_in_tool_names_reach_no_terminal(run, home, server, pro
     [(escaped, _tool)] = model_names([Tool("evil", ESCAPES, SPEC)])[0].items()
     server.script("tooly", Script(chunks=[], tool_calls=[("c1", escaped, {"path": "\x1b]0;arg\x07"}),
                                                          ("c2", "\x1b]0;model\x07", {}), ("c3", "files", {})]))
-    r = run("-m", "openai:tooly", "--tools", "evil", "--approve", f"evil:{ESCAPES}", "q", env=env)
+    r = invoke("-m", "openai:tooly", "--tools", "evil", "--approve", f"evil:{ESCAPES}", "q", env=env)
     assert r.code == 0, r.stderr
     assert marker.read_text() == ESCAPES + "\n"  # it ran (approved by its exact name), and was reported
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr
@@ -196,7 +196,7 @@ def alive(pid: int) -> bool:
 HUNG = 'trap "" TERM; sleep 600 & echo "$$ $!" >> "$1"; wait'
 
 
-def test_a_hung_server_is_started_once_fails_at_start_timeout_and_is_killed(run, home, server, tmp_path):
+def test_a_hung_server_is_started_once_fails_at_start_timeout_and_is_killed(invoke, home, server, tmp_path):
     """The background start (while the SDK loads) and the turn share one attempt; it fails at
     start_timeout with one line, and the whole process group (SIGTERM ignored) is gone after exit."""
     import time
@@ -208,7 +208,7 @@ def test_a_hung_server_is_started_once_fails_at_start_timeout_and_is_killed(run,
                    "start_timeout = 3\n")
     server.script("tooly", Script(chunks=["x"]))
     try:
-        r = run("-m", "openai:tooly", "--tools", "hung", "q", env=env)
+        r = invoke("-m", "openai:tooly", "--tools", "hung", "q", env=env)
         assert r.code == 7, r.stderr
         assert r.stderr.strip().splitlines() == [
             "error: starting MCP server 'hung' timed out after 3 s — raise start_timeout in its [mcp] table; "
@@ -227,14 +227,14 @@ def test_a_hung_server_is_started_once_fails_at_start_timeout_and_is_killed(run,
                     os.kill(pid, signal.SIGKILL)
 
 
-def test_a_server_printing_on_stdout_is_one_line_and_its_log(run, home, server, project):
+def test_a_server_printing_on_stdout_is_one_line_and_its_log(invoke, home, server, project):
     env = base_env(home, server)
     cfg = Path(env["STREAMCHAT_CONFIG"])
     cfg.write_text(cfg.read_text() + f'[mcp.files]\ncommand = "{sys.executable}"\n'
                    f'args = ["{FILES}", "{project}", "--noisy"]\n')
     server.script("tooly", Script(chunks=[], tool_calls=[("c1", "read_file", {"path": "a.py"}),
                                                          ("c2", "read_file", {"path": "a.py"})]))
-    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "files", "q", env=env)
+    r = invoke("-m", "openai:tooly", "--tools", "files", "--approve", "files", "q", env=env)
     assert r.code == 0, r.stderr
     assert r.out == "got: import httpx\n | import httpx\n"  # the calls worked
     log = home / "data" / "streamchat" / "mcp" / "files.log"
@@ -257,7 +257,7 @@ def test_a_capped_log_rotates_and_keeps_the_latest_lines(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == oct(0o600) == oct(older.stat().st_mode & 0o777)
 
 
-def test_a_server_flooding_stderr_leaves_a_capped_log(run, home, server, project):
+def test_a_server_flooding_stderr_leaves_a_capped_log(invoke, home, server, project):
     from streamchat.capped_log import LIMIT
 
     flood = 'yes "noise noise noise noise noise noise" | head -c 5000000 >&2; exec "$0" "$@"'
@@ -266,7 +266,7 @@ def test_a_server_flooding_stderr_leaves_a_capped_log(run, home, server, project
     cfg.write_text(cfg.read_text() + f'[mcp.files]\ncommand = "/bin/sh"\n'
                    f'args = ["-c", {json.dumps(flood)}, "{sys.executable}", "{FILES}", "{project}"]\n')
     server.script("tooly", Script(chunks=[], tool_calls=[("c1", "read_file", {"path": "a.py"})]))
-    r = run("-m", "openai:tooly", "--tools", "files", "--approve", "files", "q", env=env)
+    r = invoke("-m", "openai:tooly", "--tools", "files", "--approve", "files", "q", env=env)
     assert r.code == 0, r.stderr
     assert r.out == "got: import httpx\n"
     log = home / "data" / "streamchat" / "mcp" / "files.log"

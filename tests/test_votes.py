@@ -94,20 +94,20 @@ def test_a_log_from_before_votes_gets_the_table_when_opened(tmp_path):
 
 # -- `streamchat history votes` -------------------------------------------------------------------
 
-def test_history_votes_empty_then_a_leaderboard_as_rows_and_json(run, home):
-    empty = run("history", "votes")
+def test_history_votes_empty_then_a_leaderboard_as_rows_and_json(invoke, home):
+    empty = invoke("history", "votes")
     assert (empty.code, empty.out) == (0, "") and "no votes yet" in empty.stderr
-    assert json.loads(run("history", "votes", "--json").out) == []
+    assert json.loads(invoke("history", "votes", "--json").out) == []
     log = ConversationLog(connect(home / "log.db"), warn=print, path=home / "log.db")
     log.add_vote(Vote(("compat:fast", "compat:slow"), "win", "compat:fast", True))
     log.add_vote(Vote(("compat:fast", "compat:slow"), "win", "compat:slow"))
     log.add_vote(Vote(("compat:fast", "compat:slow", "compat:third"), "win", "compat:fast"))
     log.add_vote(Vote(("compat:fast", "compat:slow"), "bad"))
-    rows = run("history", "votes")
+    rows = invoke("history", "votes")
     assert rows.code == 0 and rows.stderr == ""
     assert rows.out.splitlines() == ["compat:fast\t2\t1\t1\t0.500\t4", "compat:slow\t1\t2\t1\t0.250\t4",
                                      "compat:third\t0\t1\t0\t0.000\t1"]
-    board = json.loads(run("history", "votes", "--json").out)
+    board = json.loads(invoke("history", "votes", "--json").out)
     assert board[0] == {"model": "compat:fast", "wins": 2, "losses": 1, "ties": 1, "both_bad": 1, "votes": 4,
                         "win_rate": 0.5}
 
@@ -115,7 +115,7 @@ def test_history_votes_empty_then_a_leaderboard_as_rows_and_json(run, home):
 # -- the endpoint, through a real serve process ----------------------------------------------------
 
 @pytest.mark.e2e
-def test_the_vote_endpoint_refuses_foreign_origins_unknown_models_and_big_bodies(tmp_path, server, run):
+def test_the_vote_endpoint_refuses_foreign_origins_unknown_models_and_big_bodies(tmp_path, server, invoke):
     proc = ServeProcess(tmp_path, server, "-m", "compat:slow", "--allow-model", "compat:fast")
     try:
         url = f"{proc.url}/vote"
@@ -136,5 +136,5 @@ def test_the_vote_endpoint_refuses_foreign_origins_unknown_models_and_big_bodies
         assert r.status_code == 201 and r.json()["winner"] == "compat:fast"
     finally:
         proc.stop()
-    board = json.loads(run("history", "votes", "--json").out)  # the same log (STREAMCHAT_DB) as serve's
+    board = json.loads(invoke("history", "votes", "--json").out)  # the same log (STREAMCHAT_DB) as serve's
     assert [(s["model"], s["wins"], s["losses"]) for s in board] == [("compat:fast", 1, 0), ("compat:slow", 0, 1)]
