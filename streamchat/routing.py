@@ -5,9 +5,9 @@ Each request asks the route's `Router` for an order to try them in: round-robin 
 least-busy takes the fewest answers in flight (ties in rotation order), and a deployment that
 failed before its first token (connect error, 5xx, 429) is cooled down — tried only after the
 others — for the route's cooldown. The state lives in this process, so the CLI's REPL, serve's
-requests and `GET /health` share it; with `serve --keys` the cooldowns also go through the access
-store (`share_cooldowns`), so every worker and every server on it skips a deployment one of them saw
-fail (read at most every SHARED_READ_S). After the first token nothing is switched: the error
+requests and `GET /health` share it; serve's workers (`--workers N`, `--state`, `--keys`) also
+share the cooldowns through the state store (`share_cooldowns`), so every worker and every server on
+it skips a deployment one of them saw fail (read at most every SHARED_READ_S). After the first token nothing is switched: the error
 surfaces as it would from the deployment alone, so no answer is shown twice.
 """
 
@@ -283,8 +283,8 @@ _SHARED: list[SharedCooldowns] = []  # the store every router of this process sh
 
 
 def share_cooldowns(shared: SharedCooldowns) -> None:
-    """From now on every route's cooldowns in this process also go through `shared` (serve --keys:
-    the access store), so other workers and servers on it skip a failing deployment too."""
+    """From now on every route's cooldowns in this process also go through `shared` (serve's state
+    store), so other workers and servers on it skip a failing deployment too."""
     with _ROUTERS_LOCK:
         _SHARED[:] = [shared]
         for router in _ROUTERS.values():

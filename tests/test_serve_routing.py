@@ -134,16 +134,18 @@ def test_a_stopped_upstream_leaves_the_route_answering_and_health_shows_it_cooli
     assert second["state"] == "ok" and second["answered"] >= 4
 
 
-def test_workers_share_a_cooldown_through_the_access_store(tmp_path):
-    """With --keys the routes' cooldowns go through the access store: on --workers 2 a deployment
-    that failed in one worker is skipped by the other too (each tried it once before)."""
+@pytest.mark.parametrize("keys", [(), ("--keys",)], ids=["plain", "keys"])
+def test_workers_share_a_cooldown_through_the_access_store(tmp_path, keys):
+    """On --workers N the routes' cooldowns go through the state store (access.db; with --keys, the
+    keys' store): a deployment that failed in one worker is skipped by the other too (each tried it
+    once before)."""
     good, bad = FakeLLMServer().start(), FakeLLMServer().start()
     bad.script("echo", Script(status=500))
     tables = "".join(f'[providers.{n}]\ntype = "openai"\nbase_url = "{s.url}/v1"\napi_key = "k"\n'
                      for n, s in (("good", good), ("bad", bad)))
     tables += '[routes.team]\nmodels = ["bad:echo", "good:echo"]\nstrategy = "round-robin"\ncooldown = 60\n'
     admin = "admin-token-0123456789abcdef"
-    serve = ServeProcess(tmp_path, good, "-m", "team", "--keys", "--workers", "2", token=admin, config_extra=tables)
+    serve = ServeProcess(tmp_path, good, "-m", "team", *keys, "--workers", "2", token=admin, config_extra=tables)
     try:
         bad.reset()
         bad.script("echo", Script(status=500))

@@ -123,7 +123,7 @@ def serve(
                          allow_local_models=allow_local_models,
                          allow_models=tuple(allow_model or ()), ws_idle_timeout=ws_idle_timeout,
                          ws_per_client=ws_per_client, bind=host, allow_hosts=tuple(allow_host or ()),
-                         debug=g.debug, keys=keys, state=state)
+                         debug=g.debug, keys=keys, state=state, workers=processes)
         banner = (f"streamchat serving {session.model_name} on http://{address(host, port)}/"
                   + (f" with {processes} worker processes" if processes > 1 else ""))
         logs.configure(debug=g.debug, secrets=(token or "", *_key_secrets(settings)))

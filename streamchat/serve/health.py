@@ -1,6 +1,6 @@
 """`GET /health`: the server is up, and the state of each route's deployments in this worker
-(ok, or cooling down until when — with `--keys`, cooled down by any worker or server on the access
-store; answers in flight; the last error, redacted).
+(ok, or cooling down until when — with `--workers N`, `--state` or `--keys`, cooled down by any
+worker or server on the state store; answers in flight; the last error, redacted).
 
 Behind the same gate as every endpoint (Host, Origin, token): deployment names and upstream
 errors are for the operator, not for any page that can reach the port.

@@ -36,6 +36,7 @@ class ServeSpec:
     debug: bool = False
     keys: bool = False
     state: str | None = None
+    workers: int = 1
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -58,5 +59,5 @@ class ServeSpec:
                                allow_models=self.allow_models, ws_idle_timeout=self.ws_idle_timeout,
                                ws_per_client=self.ws_per_client,
                                origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin),
-                               keys=self.keys, state=self.state)
+                               keys=self.keys, state=self.state, share_routes=self.workers > 1 or self.state is not None)
         return Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options

@@ -41,6 +41,7 @@ class ServeOptions:
     max_prompt_chars: int = 200_000
     keys: bool = False  # `--keys`: an access key on every request, each turn metered
     state: str | None = None  # `--state`: where the keys live (None: access.db in the data dir)
+    share_routes: bool = False  # routes' cooldowns through the state store (`--workers N`, `--state`; `--keys` always)
 
 
 class ServeState:
@@ -56,6 +57,8 @@ class ServeState:
             from streamchat.serve.keys import Keys
 
             self.keys = Keys(open_state(options.state), settings, options.token)
+        elif options.share_routes and settings.routes:
+            _share_cooldowns(options.state)
         self.gate = Gate(options.origins, options.token, options.max_body_bytes, self.keys)
         self.sockets: Counter[str] = Counter()  # open WebSockets per client address
 
@@ -86,6 +89,20 @@ class ServeState:
             if ticket is not None:
                 stream.on_end = functools.partial(self.keys.settle, ticket, session)
         return stream, session.model_name
+
+
+def _share_cooldowns(url: str | None) -> None:
+    """Every worker (and server) on the state store skips a deployment one of them saw fail; a store
+    that cannot be opened leaves each worker its own cooldowns, as before."""
+    import logging
+
+    from streamchat.access.stores import open_state
+    from streamchat.routing import share_cooldowns
+
+    try:
+        share_cooldowns(open_state(url))
+    except StreamchatError as err:
+        logging.getLogger("streamchat.serve").warning("route cooldowns stay per worker: %s", err)
 
 
 def serve_state(conn: HTTPConnection) -> ServeState:
