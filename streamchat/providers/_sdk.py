@@ -207,7 +207,8 @@ class SdkProvider:
 
     def _fall_back(self, request: ChatRequest, exc: Exception) -> bool:
         """Whether the request the server refused with `exc` (an SDK status error, before any event)
-        is worth sending once more, in another form the adapter now uses (see OpenAIProvider)."""
+        is worth sending once more, in another form the adapter now uses (see OpenAIProvider). Only
+        a request with a schema can be (`astream` relies on it)."""
         return False
 
     def _loaded_sdk(self) -> ModuleType | None:
@@ -307,8 +308,15 @@ class SdkProvider:
         template.headers.pop("content-length", None)
         return template
 
-    async def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
-        """`stream` on asyncio (serve), with the same one fallback."""
+    def astream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """`stream` on asyncio (serve), with the same one fallback. Only a request with a schema can
+        fall back (see `_fall_back`): any other gets the answer's generator itself, not one around it
+        that every event passes through."""
+        if request.schema is None:
+            return self._astream_once(request)
+        return self._astream_falling_back(request)
+
+    async def _astream_falling_back(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         try:
             async for event in self._astream_once(request):
                 yield event

@@ -97,11 +97,12 @@ class _AsyncFeed:
         self.room = asyncio.Event()
         self.room.set()
 
-    async def put(self, item: Event | Finished) -> None:
-        self.queue.put_nowait(item)
-        if self.queue.qsize() > QueueSink.HIGH_WATER:
-            self.room.clear()
-            await self.room.wait()
+    def full(self) -> bool:
+        return self.queue.qsize() > QueueSink.HIGH_WATER
+
+    async def wait(self) -> None:
+        self.room.clear()
+        await self.room.wait()
 
     def consumed(self, _count: int) -> None:
         if self.queue.qsize() <= QueueSink.HIGH_WATER // 2:
@@ -141,9 +142,11 @@ class TurnStream:
                 if isinstance(item, TurnResult):
                     finished = True
                     self._ended(item)
-                    await feed.put(Finished(item))
+                    feed.queue.put_nowait(Finished(item))
                 else:
-                    await feed.put(item)
+                    feed.queue.put_nowait(item)
+                if feed.full():  # a coroutine only when the reader is behind, not one per event
+                    await feed.wait()
         except StreamchatError as err:  # refused before sending (an attachment the model cannot take)
             finished = True
             failed = TurnResult(outcome=Outcome.FAILED, error=err)
