@@ -8,7 +8,9 @@ faults map to the same streamchat errors. Which path a provider takes is one rul
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import base_env
@@ -345,3 +347,70 @@ def test_async_tls_errors_map_the_same(tmp_path, monkeypatch):
         assert aanswer(aprovider("openai", srv.url.replace("127.0.0.1", "localhost"), "lean", monkeypatch), request)
     finally:
         srv.stop()
+
+
+class Redirector(BaseHTTPRequestHandler):
+    """Answers /CASE/REST with a redirect: `cross` 307 to the fake server (another origin), `relative`
+    308 to /cross/REST on itself, `loop` 307 to itself, `see` 303 and `moved` 301 to the fake server."""
+
+    fake = ""
+    seen: list[tuple[str, str, str | None, bytes]] = []
+
+    def do_POST(self) -> None:
+        self._redirect()
+
+    def do_GET(self) -> None:
+        self._redirect()
+
+    def _redirect(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        Redirector.seen.append((self.command, self.path, self.headers.get("authorization"), body))
+        case, _, rest = self.path[1:].partition("/")
+        status, location = {"cross": (307, f"{self.fake}/{rest}"), "relative": (308, f"/cross/{rest}"),
+                            "loop": (307, self.path), "see": (303, f"{self.fake}/{rest}"),
+                            "moved": (301, f"{self.fake}/{rest}")}[case]
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def redirector(_server_instance):
+    Redirector.fake = _server_instance.url
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.mark.parametrize("case", ["cross", "relative", "loop", "see", "moved"])
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_redirects_are_followed_as_the_sdk_follows_them(server, redirector, monkeypatch, kind, case):
+    """The SDKs' httpx2 follows 301/302/303/307/308 (a 307 or 308 sends the POST again, the others
+    a GET), drops the key for another origin and stops at the 21st: the lean transport answered
+    the first redirect as an error ("HTTP 307"). Each path's requests, answer or error are the same."""
+    request = ChatRequest("echo", (Message("user", "hi"),))
+    outcome = {}
+    for transport in ("sdk", "lean"):
+        Redirector.seen.clear()
+        server.reset()
+        adapter = provider(kind, f"{redirector}/{case}", transport, monkeypatch)
+        try:
+            result: tuple = ("answer", answer(adapter, request))
+        except Exception as exc:
+            err = adapter.map_error(exc, model="echo", started=False)
+            result = ("error", type(err), str(err), err.exit_code)
+        at_fake = [(r.path, r.headers.get("authorization"), r.body) for r in server.requests]
+        outcome[transport] = (result, list(Redirector.seen), at_fake)
+    assert outcome["lean"] == outcome["sdk"]
+    result, seen, at_fake = outcome["lean"]
+    if case in ("cross", "relative"):
+        assert result[0] == "answer" and len(at_fake) == 1 and at_fake[0][1] is None  # no key to another origin
+        assert all(auth == "Bearer sk-test-key-0001" for _m, _p, auth, _b in seen)  # kept on the same origin
+    if case == "loop":
+        assert len(seen) == 21 and "TooManyRedirects" in result[2]

@@ -9,6 +9,8 @@ streamchat builds itself (`_content.py`) and hands the SDK whole. So this module
 request and the SDKs stay the reference: tests/test_lean_transport.py compares, at the fake server,
 the bytes each path sends and the errors each raises.
 
+Redirects are followed as httpx2 follows them for the SDKs (`HttpTransport._follow`).
+
 `path_for` is the one rule for which path a provider takes; what the lean path does not cover
 (proxies, `streamchat models`) goes through the SDK. Serve's asyncio requests take `_ahttp.py`, the
 same request on asyncio.
@@ -27,12 +29,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from streamchat._version import __version__
 from streamchat.config import ProviderConfig
 
 ERROR_BODY_MAX = 1 << 20  # an error response's body is read up to this many bytes
+REDIRECTS = (301, 302, 303, 307, 308)  # followed when they carry a Location, as the SDKs' httpx2 does
+MAX_REDIRECTS = 20  # httpx2's: the 21st redirect is an error
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")  # the SDKs' httpx2 honours these (any case)
 TRANSPORT_VAR = "STREAMCHAT_TRANSPORT"  # "sdk": every request through the official SDK
 log = logging.getLogger("streamchat.http")  # --debug shows each request and its status, as the SDKs' loggers do
@@ -116,6 +120,13 @@ class HttpStatusError(Exception):
         self.response = self  # errors.retry_after reads `response.headers`
 
 
+class TooManyRedirects(Exception):
+    """More than MAX_REDIRECTS redirects: named and worded as httpx2's, so the error shown is the same."""
+
+    def __init__(self) -> None:
+        super().__init__("Exceeded maximum allowed redirects.")
+
+
 class StreamDropped(ConnectionError):
     """The HTTP exchange broke (a body cut mid-chunk, a bad status line): http.client's own
     exceptions are not OSErrors, and the error table reads transport faults by type."""
@@ -185,22 +196,89 @@ class HttpTransport:
 
     @contextlib.contextmanager
     def post(self, body: bytes) -> Iterator[HttpResponse]:
-        """The response to `body`, once its headers arrived; HttpStatusError for a non-2xx answer.
-        Leaving the block closes the response; its connection is kept only if its body was read
-        to the end."""
+        """The response to `body`, once its headers arrived (redirects followed); HttpStatusError
+        for a non-2xx answer. Leaving the block closes the response; its connection is kept only if
+        it is the pool's and its body was read to the end."""
         log.debug("POST %s (%d bytes)", self.url, len(body))
         conn, sock, response = self._send(body)
         log.debug("HTTP %d %s", response.status, response.reason)
+        pooled = True
+        if response.status in REDIRECTS and response.getheader("Location") is not None:
+            pooled = False
+            status, location = response.status, response.getheader("Location") or ""
+            _discard(response)
+            self._done_with(conn, response, pooled=True)  # read to its end: the connection goes back to the pool
+            conn, sock, response = self._follow(status, location, body)
         reply = HttpResponse(sock, response)
         try:
             if not 200 <= response.status < 300:
                 raise HttpStatusError(response.status, response.headers, reply.read_error())
             yield reply
         finally:
-            if response.isclosed() and not response.will_close:
-                self._release(conn)
-            else:
-                conn.close()
+            self._done_with(conn, response, pooled=pooled)
+
+    def _done_with(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse, *, pooled: bool) -> None:
+        if pooled and response.isclosed() and not response.will_close:
+            self._release(conn)
+        else:
+            conn.close()
+
+    def _follow(self, status: int, location: str, body: bytes
+                ) -> tuple[http.client.HTTPConnection, socket.socket, http.client.HTTPResponse]:
+        """Follow redirects as httpx2 does for the SDKs: 307 and 308 send the request again to the
+        Location (relative to the URL that answered), a 301, 302 or 303 turns it into a GET without
+        a body; the key (Authorization) is not sent to another origin, unless the redirect only
+        upgrades http to https on the same host; the 21st redirect is TooManyRedirects. Each hop
+        goes on a connection of its own, closed after it (a redirect is rare; the pool serves the
+        base URL)."""
+        url, method, headers = self.url, "POST", dict(self._headers)
+        payload: bytes | None = body
+        for _hop in range(MAX_REDIRECTS):
+            target = urljoin(url, location)
+            if status in (301, 302, 303) and method == "POST":
+                method, payload = "GET", None
+                headers.pop("Content-Length", None)
+            if _origin(target) != _origin(url) and not _https_upgrade(url, target):
+                headers.pop("Authorization", None)
+            url = target
+            log.debug("%s %s (redirected, HTTP %d)", method, url, status)
+            conn, sock, response = self._send_once(url, method, payload, headers)
+            log.debug("HTTP %d %s", response.status, response.reason)
+            if response.status not in REDIRECTS or response.getheader("Location") is None:
+                return conn, sock, response
+            status, location = response.status, response.getheader("Location") or ""
+            _discard(response)
+            conn.close()
+        raise TooManyRedirects
+
+    def _send_once(self, url: str, method: str, body: bytes | None, headers: dict[str, str]
+                   ) -> tuple[http.client.HTTPConnection, socket.socket, http.client.HTTPResponse]:
+        """One request on a new connection to `url`'s host (a redirect's hop)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise StreamDropped(f"a redirect to an unsupported URL: {parts.scheme}:…")
+        connect, read = self._timeouts
+        if parts.scheme == "https":
+            with self._lock:
+                if self._context is None:
+                    self._context = _ssl_context()
+            conn: http.client.HTTPConnection = _HTTPSConnection(parts.hostname or "", parts.port, timeout=connect,
+                                                                context=self._context)
+        else:
+            conn = _HTTPConnection(parts.hostname or "", parts.port, timeout=connect)
+        conn.read_timeout = read  # type: ignore[attr-defined]
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        try:
+            conn.request(method, target, body, headers)
+            return conn, conn.sock, conn.getresponse()
+        except http.client.HTTPException as exc:
+            conn.close()
+            raise StreamDropped(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            conn.close()
+            raise
 
     def _send(self, body: bytes) -> tuple[http.client.HTTPConnection, socket.socket, http.client.HTTPResponse]:
         """The connection, its socket (a response that closes the connection takes it over) and the response."""
@@ -226,6 +304,24 @@ class HttpTransport:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _discard(response: http.client.HTTPResponse) -> None:
+    """A redirect's own body, read as httpx2 reads it (and so its connection can serve again)."""
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        response.read(ERROR_BODY_MAX)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _https_upgrade(old: str, new: str) -> bool:
+    """httpx2's exception to dropping the key: http://host(:80) to https://host(:443)."""
+    (scheme, host, port), (new_scheme, new_host, new_port) = _origin(old), _origin(new)
+    return host == new_host and (scheme, port, new_scheme, new_port) == ("http", 80, "https", 443)
 
 
 class HttpResponse:
