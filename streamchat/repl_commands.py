@@ -400,12 +400,25 @@ def cmd_role(repl: Repl, arg: str) -> None:
         repl.ui.notice(f"its template needs {', '.join(f'{{{{{m}}}}}' for m in missing)} — {repl.fill_hint(missing)}")
 
 
+def _unquoted(arg: str) -> str:
+    """`arg` without the quotes around it when it is one quoted word, as `--schema` gets it from a shell."""
+    if len(arg) >= 2 and arg[0] == arg[-1] and arg[0] in "'\"":
+        try:
+            words = shlex.split(arg)
+        except ValueError:
+            return arg
+        if len(words) == 1:
+            return words[0]
+    return arg
+
+
 @command("/schema", "[SCHEMA|off]", "answer as JSON matching SCHEMA ('city, pop int')")
 def cmd_schema(repl: Repl, arg: str) -> None:
     """`/schema SCHEMA` (as --schema takes it), `/schema off`, or alone: the schema in use."""
     if arg:
         from streamchat.schema import load_schema
 
+        arg = _unquoted(arg.strip())  # `/schema 'city, pop int'`, as a shell would take it (and the hint shows)
         schema = None if arg == "off" else load_schema(arg, option="/schema").request
         repl.session.set_schema(schema)
         repl.base_overrides = replace(repl.base_overrides, schema=schema)  # it wins over a later /role's
