@@ -182,7 +182,10 @@ def with_context(prompt: str, context: str) -> str:
 
 def gather_inputs(files: list[str], attach: list[str], *, stdin_text: str | None, timeout: float,
                   ui: UI) -> tuple[str, tuple[Attachment, ...]]:
-    """Read -f sources and -a files, say in one dim line what goes to the model; errors send nothing."""
+    """Read -f sources and -a files, say in one dim line what goes to the model; errors send nothing.
+    Without any, nothing is imported (context.py brings sockets and URL fetching: every REPL start)."""
+    if not files and not attach:
+        return "", ()
     from streamchat import attachments as attaching
     from streamchat.context import gather, terminal_line
 
