@@ -130,7 +130,7 @@ def test_no_keyring_falls_back_to_a_0600_file(run, server, home):
     assert sent == "sk-ant-file-key-99999"  # SDK releases differ in the header they use
 
 
-def test_a_local_server_without_a_key_starts_without_the_keyring(invoke, server, home):
+def test_a_local_server_without_a_key_starts_without_the_keyring(run, server, home):
     """Loading the keyring and picking its backend took 0.2-1.8 s of each start (#34): a provider
     on this machine with no key set asks it only for a key `keys set` stored; nor does a provider
     whose key is in the environment."""
@@ -139,10 +139,10 @@ def test_a_local_server_without_a_key_starts_without_the_keyring(invoke, server,
     assert done.returncode == 0 and "echo: q" in done.stdout and imported == set()
     imported, done = imported_by(["-m", "openai:echo", "q"], ("keyring",), env=base_env(home, server))
     assert done.returncode == 0 and imported == set()
-    assert invoke("keys", "set", "compat", stdin=b"sk-compat-local-777777\n", env=env).code == 0
-    assert invoke("-m", "compat:echo", "q", env=env).code == 0
+    assert run("keys", "set", "compat", stdin=b"sk-compat-local-777777\n", env=env).code == 0
+    assert run("-m", "compat:echo", "q", env=env).code == 0
     assert server.requests[-1].headers["authorization"] == "Bearer sk-compat-local-777777"
-    assert invoke("keys", "rm", "compat", env=env).code == 0
+    assert run("keys", "rm", "compat", env=env).code == 0
     imported, done = imported_by(["-m", "compat:echo", "q"], ("keyring",), env=env)
     assert done.returncode == 0 and imported == set()
     assert server.requests[-1].headers["authorization"] == "Bearer not-needed"

@@ -18,12 +18,12 @@ def log_bytes(home) -> bytes:
     return b"".join(p.read_bytes() for p in home.glob("log.db*"))
 
 
-def test_a_key_quoted_back_by_a_401_is_shown_nowhere(invoke, server, home):
+def test_a_key_quoted_back_by_a_401_is_shown_nowhere(run, server, home):
     server.script("m401", Script(status=401, error_message=QUOTED))
     env = base_env(home, server, OPENAI_API_KEY=KEY)
-    plain = invoke("-m", "openai:m401", "q", env=env)
+    plain = run("-m", "openai:m401", "q", env=env)
     assert plain.code == 3 and "rejected the API key" in plain.stderr and "Invalid API Key: ***" in plain.stderr
-    debug = invoke("-m", "openai:m401", "--debug", "--json", "q", env=env)
+    debug = run("-m", "openai:m401", "--debug", "--json", "q", env=env)
     assert debug.code == 3 and "Traceback" in debug.stderr
     for text in (plain.stderr, plain.out, debug.stderr, debug.out):
         assert KEY not in text
