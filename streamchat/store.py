@@ -269,7 +269,7 @@ class ConversationLog:
                 cur = db.execute(
                     "INSERT INTO conversations (created_at, updated_at, provider, model, system, title, turns, forked_from,"
                     " name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (now, now, provider, model, conv.system, _title(prompt), turns, conv.forked_from, conv.name))
+                    (now, now, provider, model, conv.system, storable(_title(prompt)), turns, conv.forked_from, conv.name))
                 cid = cur.lastrowid
             else:
                 cid = conv.id
@@ -277,7 +277,7 @@ class ConversationLog:
                            " WHERE id = ?", (now, provider, model, conv.system, turns, cid))
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, parent_id)"
-                " VALUES (?, 'user', ?, ?, ?, ?, ?)", (cid, prompt, provider, model, now, conv.parent_id))
+                " VALUES (?, 'user', ?, ?, ?, ?, ?)", (cid, storable(prompt), provider, model, now, conv.parent_id))
             question_id = cur.lastrowid
             for position, a in enumerate(attachments):
                 db.execute("INSERT OR IGNORE INTO blobs (hash, name, mime, data) VALUES (?, ?, ?, ?)",
@@ -472,10 +472,20 @@ def _turns(path: list[Any], attachments: dict[int, tuple[Attachment, ...]]) -> l
     return turns
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` as SQLite can hold it: a lone surrogate (a provider's `"\\ud800"`, which no UTF-8
+    encoder takes) as U+FFFD. It raised UnicodeEncodeError out of `record`: the answer was lost
+    and the command ended "internal error", exit 1."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def _answer(result: TurnResult) -> dict[str, Any]:
     """An answer row's columns that come from the turn (shared by a new answer and a continued one)."""
     s = result.stats
-    return {"content": result.text, "ttft_ms": s.ttft_ms, "duration_ms": s.total_ms, "input_tokens": s.input_tokens,
+    return {"content": storable(result.text), "ttft_ms": s.ttft_ms, "duration_ms": s.total_ms, "input_tokens": s.input_tokens,
             "output_tokens": s.tokens, "finish_reason": result.finish_reason, "state": result.state,
             "error": None if result.ok else result.message, "cost_usd": s.cost_usd, "tool_steps": steps_json(result.steps)}
 

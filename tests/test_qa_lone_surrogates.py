@@ -97,3 +97,49 @@ def test_a_lone_surrogate_is_shown_as_a_replacement_and_the_answer_logged(invoke
         assert db.execute("SELECT content FROM messages WHERE role = 'assistant'").fetchall() == [(SHOWN,)]
     finally:
         db.close()
+
+
+class _RawGemini(BaseHTTPRequestHandler):
+    """Gemini's SSE (google-genai parses it itself, not through streamchat's wire parser)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b""
+        for piece in PIECES:
+            chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": "PIECE"}]}, "index": 0}]}
+            body += b"data: " + json.dumps(chunk).replace("PIECE", piece).encode() + b"\r\n\r\n"
+        last = {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 3, "totalTokenCount": 6}}
+        body += b"data: " + json.dumps(last).encode() + b"\r\n\r\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode", [(), ("--json",)])
+def test_a_provider_passing_a_lone_surrogate_through_costs_neither_the_output_nor_the_log(invoke, home, mode):
+    """Whatever a provider (Gemini's SDK, a plugin) lets through: stdout and the log hold U+FFFD."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _RawGemini)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        env = base_env(home, GOOGLE_GEMINI_BASE_URL=f"http://127.0.0.1:{srv.server_address[1]}", GEMINI_API_KEY="k")
+        r = invoke("-m", "gemini:m", *mode, "q", env=env)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert r.code == ExitStatus.OK, r.stderr
+    assert "internal error" not in r.stderr and "unexpected error" not in r.stderr
+    if not mode:
+        assert r.out.rstrip("\n") == SHOWN
+    db = sqlite3.connect(home / "log.db")
+    try:
+        assert db.execute("SELECT content FROM messages WHERE role = 'assistant'").fetchall() == [(SHOWN,)]
+    finally:
+        db.close()

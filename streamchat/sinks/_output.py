@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import IO, Any
 
 from streamchat.errors import OutputClosed
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Output:
@@ -17,7 +20,11 @@ class Output:
     def write(self, text: str) -> None:
         try:
             if self._buffer is not None:
-                self._buffer.write(text.encode("utf-8", "surrogateescape"))
+                try:
+                    data = text.encode("utf-8", "surrogateescape")
+                except UnicodeEncodeError:  # a lone surrogate a provider sent (not a file name's byte)
+                    data = _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
+                self._buffer.write(data)
                 self._buffer.flush()
             else:
                 self._stream.write(text)
