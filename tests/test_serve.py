@@ -46,6 +46,23 @@ def parse_sse(raw: str) -> list[tuple[str, dict]]:
     return events
 
 
+def test_get_stream_reads_its_query_as_fastapi_parameters_did(serve, server):
+    """GET /stream reads `prompt`, `model`, `system` from the query itself: the same answers as the
+    FastAPI parameters it replaced (the last of a repeated one, an empty prompt taken, no prompt a 400)."""
+    def text(params) -> str:
+        r = httpx.get(f"{serve.url}/stream", params=params, timeout=30)
+        assert r.status_code == 200, r.text
+        return "".join(d["text"] for n, d in parse_sse(r.text) if n == "token")
+
+    assert text([("prompt", "a"), ("prompt", "b")]) == "echo: b"
+    assert text({"prompt": "", "model": "openai:echo"}) == "echo: "
+    assert text({"prompt": "x", "system": "s", "other": "1"}) == "echo: x"
+    for params in ({}, {"model": "openai:echo"}):
+        r = httpx.get(f"{serve.url}/stream", params=params, timeout=30)
+        assert (r.status_code, r.json()["error"]) == (400, {"message": "'prompt' Field required", "code": "invalid_request",
+                                                            "type": "invalid_request_error", "param": None})
+
+
 TEXT = ["first line\nsecond", " line 🎉 and ", "中文\n\nend"]
 
 

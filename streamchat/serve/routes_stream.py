@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from streamchat.events import Done, Event
 from streamchat.serve.bridge import Finished
@@ -13,7 +13,7 @@ from streamchat.serve.http_io import early_failure, event_stream, first_batch, r
 from streamchat.serve.parse import Call, parse_call
 from streamchat.serve.policy import Refused
 from streamchat.serve.state import ServeState, serve_state
-from streamchat.serve.wire import sse
+from streamchat.serve.wire import openai_error, sse
 
 router = APIRouter()
 
@@ -31,9 +31,15 @@ async def _sse_stream(state: ServeState, call: Call, request: Request) -> Respon
 
 
 @router.get("/stream")
-async def stream_get(request: Request, prompt: str, model: str | None = None, system: str | None = None) -> Response:
+async def stream_get(request: Request) -> Response:
+    """`?prompt=…&model=…&system=…`, read from the query as FastAPI's parameters read it (the last of
+    a repeated one; the same 400 without a prompt), without its validation machinery: ~0.2 ms of CPU
+    per request, a fifth of what serve spent on a 1-token answer."""
+    query = request.query_params
+    if "prompt" not in query:
+        return JSONResponse(openai_error("'prompt' Field required", "invalid_request", 400), status_code=400)
     try:
-        body = {k: v for k, v in {"prompt": prompt, "model": model, "system": system}.items() if v is not None}
+        body = {k: query[k] for k in ("prompt", "model", "system") if k in query}
         return await _sse_stream(serve_state(request), parse_call(body, openai=False), request)
     except Refused as err:
         return refused(err)
