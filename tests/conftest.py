@@ -46,7 +46,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     for marker in (
-        "slow: a stress test of many CLI runs (tens of seconds); -m 'not slow' skips it",
+        "slow: takes a second or more (a stress test of many runs, a timeout or retry waited out, an MCP server "
+        "started); the fast tier skips it",
         "e2e: starts the streamchat CLI or a server as a real process",
         "browser: drives the page in headless Chromium",
         "tmux: drives a real tmux session",
@@ -71,7 +72,7 @@ MODULE_MARKS = {"test_local": "local_model", "test_tmux_resize": "tmux", "test_w
                 "test_completion_shells": "e2e"}
 # a test body that starts a process itself (a pexpect spawn, a subprocess, a serve process)
 SPAWNS = re.compile(r"\b(?:spawn|pexpect\.spawn|subprocess\.(?:run|Popen|check_output|call)|ServeProcess|"
-                    r"STREAMCHAT)\b")
+                    r"STREAMCHAT|sys\.executable|MCP_SERVER)\b")  # sys.executable: a Python child (an MCP server, a plugin)
 
 
 def tier_marks(item: pytest.Item) -> set[str]:

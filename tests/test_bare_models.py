@@ -56,6 +56,7 @@ def test_a_bare_model_name_on_the_command_line(invoke, server):
     assert r.code == 2 and "did you mean -m openai:gpt-4o?" in r.stderr and len(server.requests) == 1
 
 
+@pytest.mark.slow
 def test_names_nobody_knows_are_not_remembered_without_bound():
     """serve resolves whatever name a client sends; the memo of misses stays bounded."""
     from streamchat import cost

@@ -265,6 +265,7 @@ FAULTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_serves_path_fails_as_the_blocking_path(server, kind, fault):

@@ -225,6 +225,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("background", ["sleep 300", "sleep 300 >/dev/null"])
 def test_a_commands_background_children_are_stopped_at_the_limit(tmp_path, background):
     """`-f '!sh -c "sleep 300 & echo hi"'`: the shell was killed at the limit, its background
@@ -362,6 +363,7 @@ def test_url_failures(invoke, server, pages, path, code, words):
     assert not server.requests
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["/drip-headers", "/drip-body"])
 def test_a_url_that_trickles_is_cut_at_the_timeout_in_all(invoke, server, pages, path):
     """--timeout bounds each read, and a server sending a byte every 0.2 s (of its headers, or of

@@ -102,6 +102,7 @@ def test_mid_stream_rows_keep_the_partial_answer(invoke, server, home, provider,
     assert len(server.requests) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_no_first_byte_within_timeout(invoke, server, provider):
     server.script("m", Script(first_delay=30))
@@ -176,6 +177,7 @@ def test_tls_error(invoke, home, tls_server, provider):
     assert "TLS error" in one_line_error(r)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_proxy_error(invoke, home, server, provider):
     env = _provider_env(home, provider, "http://api.example.test", HTTP_PROXY=_refused_url(),
@@ -188,6 +190,7 @@ def test_proxy_error(invoke, home, server, provider):
 
 # -- retries ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_retry_after_then_success(invoke, server, provider):
     server.script("m", Script(status=429, headers={"Retry-After": "1"}, fail_first=1, chunks=["ok ", "done"]))
@@ -200,6 +203,7 @@ def test_retry_after_then_success(invoke, server, provider):
     assert len(notices) == 1 and "retrying in 1.0 s (1/2)" in notices[0]
 
 
+@pytest.mark.slow
 def test_server_errors_retried_twice_then_fail(invoke, server):
     server.script("m", Script(status=503))
     r = invoke("-m", "openai:m", "q")

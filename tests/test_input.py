@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from terminal_emulator import tty_env
@@ -89,6 +90,7 @@ def test_no_text_can_make_the_terminal_sinks_emit_controls(text, size):
 _PROVIDERS: dict[str, object] = {}
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60),
        st.integers(1, 7))

@@ -120,6 +120,7 @@ def _refused_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_refused_unresolved_and_timeouts_map_the_same(server, monkeypatch, kind):
     request = ChatRequest("m", (Message("user", "q"),))
@@ -290,6 +291,7 @@ def test_each_fault_maps_to_the_same_error_on_both_async_paths(server, monkeypat
     assert afault(kind, server.url, "lean", monkeypatch, request) == afault(kind, server.url, "sdk", monkeypatch, request)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_async_refused_unresolved_and_timeouts_map_the_same(server, monkeypatch, kind):
     request = ChatRequest("m", (Message("user", "q"),))

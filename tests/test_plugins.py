@@ -273,6 +273,7 @@ def test_the_echo_plugin_streams_the_prompt_back(run, home, server, installed):
     assert done.stdout == "hi\n" and found == {"streamchat.plugins", "streamchat_echo", "streamchat_echo.provider"}
 
 
+@pytest.mark.slow
 def test_the_python_api_finds_the_plugins_provider(installed, monkeypatch):
     import streamchat
 

@@ -208,6 +208,7 @@ NESTED = {"type": "object", "required": ["city", "pop", "mayor", "districts"], "
     "districts": {"type": "array", "items": {"type": "string"}}}}
 
 
+@pytest.mark.local_model  # loads SmolLM2 in this process
 def test_the_embedded_model_under_a_grammar_answers_valid_json_for_every_prompt():
     """SmolLM2-135M follows no instructions reliably; llama.cpp's grammar from the schema makes every
     answer an instance of it anyway, closed to keys the schema does not name, in the schema's order."""

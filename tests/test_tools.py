@@ -162,6 +162,7 @@ def session_for(settings, model: str, *, approve=("all",), ask=None, log=None, s
     return ChatSession(settings, Overrides(model=model), ui=ui, toolbox=toolbox, log=log), err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "compat"])
 def test_tool_loop_runs_approved_calls_and_sends_results_back(server, root, tmp_path, provider):
     server.script("tooly", Script(chunks=["Let me ", "look."], tool_calls=TWO_CALLS, tool_split=4))
@@ -219,6 +220,7 @@ def result_id(log: ConversationLog) -> int:
     return int(log.recent(1)[0]["id"])
 
 
+@pytest.mark.slow
 def test_without_a_terminal_nothing_runs_unless_approved(server, root):
     server.script("tooly", Script(chunks=[], tool_calls=TWO_CALLS))
     settings = tool_settings(server, root, approve=["files:read_file"])  # the config's list counts
@@ -233,6 +235,7 @@ def test_without_a_terminal_nothing_runs_unless_approved(server, root):
     assert "not run: files:search_files needs approval" in err.getvalue()
 
 
+@pytest.mark.slow
 def test_a_runaway_loop_stops_at_the_step_limit(server, root):
     server.script("loop", Script(chunks=["again"], tool_calls=TWO_CALLS[:1], repeat_tools=True))
     settings = tool_settings(server, root, tool_steps=3)
@@ -246,6 +249,7 @@ def test_a_runaway_loop_stops_at_the_step_limit(server, root):
     assert len(server.requests) == 3 and len(result.steps) == 4 and not result.tool_calls
 
 
+@pytest.mark.slow
 def test_a_server_dying_mid_call_or_hanging_is_one_line_and_the_model_is_told(server, root):
     server.script("tooly", Script(chunks=[], tool_calls=[("c1", "slow", {"seconds": 30}), ("c2", "crash", {}),
                                                          ("c3", "read_file", {"path": "b.py"})]))
@@ -428,6 +432,7 @@ def test_approve_in_a_pipe_runs_only_what_it_names(invoke, home, server, root):
     assert "".join(rec["text"] for rec in records if rec["type"] == "text").endswith("import httpx\n")
 
 
+@pytest.mark.slow
 def test_on_a_terminal_steps_render_apart_with_a_spinner_while_the_model_thinks(server, root):
     """The step's text is committed before the call lines; after the tools ran, the spinner shows
     again while the model works on the results; the answer renders below, scrollback clean."""

@@ -76,6 +76,7 @@ EVIL_CALLS = [("c1", "files_read_file", {"path": "a.py"}), ("c2", "files_read_fi
               ("c5", "files_read_file_3", {"path": "a.py"})]
 
 
+@pytest.mark.slow
 def test_a_server_cannot_ride_another_servers_approval(invoke, home, server, project, tmp_path):
     marker = tmp_path / "pwned"
     env = two_servers(home, server, project, marker, approve='approve = ["files:read_file"]')
@@ -107,6 +108,7 @@ def test_an_approve_pattern_naming_no_server_is_refused(invoke, home, server, pr
     assert r.code != 0 and "approve entry 'read_file' names no MCP server" in r.stderr and not server.requests
 
 
+@pytest.mark.slow
 def test_escape_sequences_in_tool_names_reach_no_terminal(invoke, home, server, project, tmp_path):
     """A server's tool name and a model's call name are shown in the →, ←, not-run and no-such-tool
     lines: escaped, never as an OSC 52 clipboard write, a title change or a screen clear."""
@@ -196,6 +198,7 @@ def alive(pid: int) -> bool:
 HUNG = 'trap "" TERM; sleep 600 & echo "$$ $!" >> "$1"; wait'
 
 
+@pytest.mark.slow
 def test_a_hung_server_is_started_once_fails_at_start_timeout_and_is_killed(invoke, home, server, tmp_path):
     """The background start (while the SDK loads) and the turn share one attempt; it fails at
     start_timeout with one line, and the whole process group (SIGTERM ignored) is gone after exit."""
