@@ -26,6 +26,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -351,6 +352,22 @@ class HttpResponse:
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail
+
+    def drain(self, chunks: Iterator[str], seconds: float) -> None:
+        """Read what is left of the body from `chunks` (this response's iter_text), so the connection
+        goes back to the pool, for `seconds` at most: the socket's timeout bounds each read, the
+        deadline all of them; then the connection is dropped. A timer thread did this for each turn."""
+        deadline = time.monotonic() + seconds
+        before = self._sock.gettimeout()
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                self._sock.settimeout(left)
+                next(chunks)
+        except Exception:  # StopIteration (the end), a timeout, or a broken body: dropped unless it ended
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self._sock.settimeout(before)
 
     def read_error(self) -> str:
         try:

@@ -24,7 +24,7 @@ from streamchat.cancel import bounded, closing_on_cancel
 from streamchat.config import ProviderConfig
 from streamchat.errors import ProtocolError, StreamchatError, from_status, map_transport, retry_after, timed_out, unexpected
 from streamchat.events import Event
-from streamchat.providers._http import WIRES, HttpStatusError, HttpTransport, path_for, wire_json
+from streamchat.providers._http import WIRES, HttpResponse, HttpStatusError, HttpTransport, path_for, wire_json
 from streamchat.providers._schema import refused_schema
 from streamchat.providers._wire import WireParser, aevents, events
 from streamchat.providers.base import ChatRequest, EventStream
@@ -244,7 +244,10 @@ class SdkProvider:
         """A blocking response's events, then the rest of its body (so its connection is reused)."""
         chunks = iter(text)
         yield from events(chunks, self._parser(request))
-        _read_to_end_blocking(chunks, response, cut)
+        if isinstance(response, HttpResponse):  # the lean path: bounded by its socket, no timer thread a turn
+            response.drain(chunks, DRAIN_S)
+        else:
+            _read_to_end_blocking(chunks, response, cut)
 
     def prepare_async(self) -> None:
         """Build the asyncio client, touch its endpoint and capture its request (serve, at startup)."""
