@@ -409,6 +409,10 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
                 raise ConfigError(f"{where}{problem}", hint="use ansi_dark, ansi_light or a Pygments style such as "
                                   "monokai or github-dark")
         values[key] = value
+    for table_key in ("providers", "aliases", "roles", "prices", "mcp", "routes"):
+        if table_key in data and not isinstance(data[table_key], dict):  # `providers = 5` was "internal error"
+            raise ConfigError(f"{where}'{table_key}' must be a table ([{table_key}] …), not {type(data[table_key]).__name__}",
+                              hint="see config.example.toml")
     mcp = data.get("mcp") or {}
     if not isinstance(mcp, dict):
         raise ConfigError(f"{where}[mcp] must hold tables like [mcp.files]")
@@ -453,6 +457,14 @@ def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | Non
         except ConfigError as exc:
             raise ConfigError(f"{where}[providers.{name}] type '{ptype}' is not known", hint=exc.hint) from None
     known: dict[str, Any] = {k: v for k, v in table.items() if k in _PROVIDER_KEYS and k != "type"}
+    for key, value in known.items():  # `base_url = 5` or `api_key_cmd = 5` was "internal error", exit 1
+        strings = key in ("models", "api_key_cmd") and isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if not (isinstance(value, str) and (key != "models") or strings):
+            kind = "a list of model names" if key == "models" else \
+                "a command: a list of words, or one string" if key == "api_key_cmd" else "a string"
+            held = ", ".join(sorted({type(v).__name__ for v in value})) if isinstance(value, list) else ""
+            given = f"a list holding {held}" if held else type(value).__name__  # never the value: it may be a key
+            raise ConfigError(f"{where}[providers.{name}] {key} must be {kind}, not {given}", hint="see config.example.toml")
     if "api_key_env" in known:
         known["key_env_required"] = True
     options = {k: v for k, v in table.items() if k not in _PROVIDER_KEYS}

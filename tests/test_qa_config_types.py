@@ -1,0 +1,28 @@
+"""A config value of the wrong type is exit 3 naming the table and key, never "internal error"."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import base_env
+
+from streamchat.exit_status import ExitStatus
+
+
+@pytest.mark.parametrize(("toml", "says"), [
+    ('[providers.openai]\nbase_url = 5\n', "[providers.openai] base_url must be a string, not int"),
+    ('[providers.openai]\napi_key_cmd = 5\n', "[providers.openai] api_key_cmd must be a command"),
+    ('[providers.openai]\nmodels = "fast"\n', "[providers.openai] models must be a list of model names, not str"),
+    ('[providers.openai]\nmodels = [1, 2]\n', "models must be a list of model names, not a list holding int"),
+    ('[providers.openai]\napi_key = ["sk-SECRET-in-a-list"]\n', "api_key must be a string, not a list holding str"),
+    ("providers = 5\n", "'providers' must be a table ([providers] …), not int"),
+    ("aliases = 5\n", "'aliases' must be a table ([aliases] …), not int"),
+    ("prices = 5\n", "'prices' must be a table"),
+])
+def test_a_value_of_the_wrong_type_is_exit_3_naming_it(invoke, server, home, toml, says):
+    config = home / "typed.toml"
+    config.write_text(toml)
+    config.chmod(0o600)
+    r = invoke("--config", str(config), "-m", "openai:echo", "q", env=base_env(home, server))
+    assert r.code == ExitStatus.CONFIG, r.stderr
+    assert says in r.stderr and "internal error" not in r.stderr and "SECRET" not in r.stderr
+    assert not server.requests
