@@ -307,7 +307,7 @@ def cmd_save_code(repl: Repl, arg: str) -> None:
     block = _block(repl, number)
     if block is None:
         return
-    path = user_path(name.strip())
+    path = user_path(_unquoted(name.strip()))  # `'my file.sh'` as /file and Tab completion quote it
     if path.exists():
         repl.ui.notice(f"{path} exists — remove it first, or pick another name")
         return
@@ -321,7 +321,7 @@ def cmd_save(repl: Repl, arg: str) -> None:
     if not arg:
         repl.ui.notice("usage: /save FILE (/save! FILE overwrites)")
         return
-    path = user_path(arg)
+    path = user_path(_unquoted(arg))
     if path.exists() and not force:
         repl.ui.notice(f"{path} exists — /save! {arg} overwrites it")
         return
@@ -365,6 +365,7 @@ def cmd_load(repl: Repl, arg: str) -> None:
     if not arg:
         repl.ui.notice("usage: /load ID|NAME (see /history)")
         return
+    arg = _unquoted(arg)
     conv = repl.session.load(arg)
     repl.ui.notice(f"loaded conversation {sanitize(arg)} ({plural(conv.turn_count, 'turn')})")
 
@@ -372,7 +373,7 @@ def cmd_load(repl: Repl, arg: str) -> None:
 @command("/name", "[NAME]", "show or set this conversation's name (-S NAME resumes it)")
 def cmd_name(repl: Repl, arg: str) -> None:
     if arg:
-        repl.session.rename(arg)
+        repl.session.rename(_unquoted(arg))
     name = repl.session.conversation.name
     repl.ui.notice(f"name: {name}" if name else "this conversation has no name — /name NAME gives it one")
 
@@ -401,7 +402,8 @@ def cmd_role(repl: Repl, arg: str) -> None:
 
 
 def _unquoted(arg: str) -> str:
-    """`arg` without the quotes around it when it is one quoted word, as `--schema` gets it from a shell."""
+    """`arg` without the quotes around it when it is one quoted word, as a shell passes it on (a SCHEMA
+    or a FILE: /file and /attach read shell words, and Tab completion quotes names with spaces)."""
     if len(arg) >= 2 and arg[0] == arg[-1] and arg[0] in "'\"":
         try:
             words = shlex.split(arg)

@@ -46,3 +46,28 @@ def test_schema_takes_the_quoted_form_its_own_hint_shows(repl, typed):
     child.sendline("largest city of Peru")
     child.expect_exact('"city"')
     child.expect_exact(PROMPT)
+
+
+def test_save_and_save_code_take_a_quoted_file_name(repl, server, home):
+    """QB-2: `/save-code 1 'my file.sh'` wrote a file named `'my file.sh'`, quotes included (and
+    `/save '~/notes.md'` failed: no directory `'~`), while /file and /attach read shell words and
+    Tab completion quotes names with spaces. `/name 'work'` was refused for its quotes."""
+    from fakeserver import Script
+
+    server.script("code", Script(chunks=["Run:\n\n```bash\necho hi\n```\n"]))
+    child = repl("-m", "openai:code")
+    child.sendline("show me")
+    child.expect_exact("code blocks:")
+    child.expect_exact(PROMPT)
+    child.sendline(f"/save-code 1 '{home}/my file.sh'")
+    child.expect_exact("saved code block 1")
+    child.expect_exact(PROMPT)
+    child.sendline(f'/save "{home}/my notes.md"')
+    child.expect_exact("saved")
+    child.expect_exact(PROMPT)
+    child.sendline("/name 'work'")
+    child.expect_exact("name: work")
+    child.expect_exact(PROMPT)
+    assert (home / "my file.sh").read_text() == "echo hi\n"
+    assert "echo hi" in (home / "my notes.md").read_text()
+    assert not [p for p in home.iterdir() if "'" in p.name or '"' in p.name]
