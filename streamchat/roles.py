@@ -176,11 +176,26 @@ def load_roles(settings: Settings) -> dict[str, Role]:
     return roles
 
 
+def role_names(settings: Settings) -> list[str]:
+    """Every role's name, sorted, without reading any role file (Tab, a hint)."""
+    folder = roles_dir()
+    files = [p.stem for p in folder.iterdir() if p.suffix in (".toml", ".md") and p.is_file()] if folder.is_dir() else []
+    return sorted({*BUILTIN, *settings.roles, *files})
+
+
 def get_role(settings: Settings, name: str) -> Role:
-    roles = load_roles(settings)
-    if name not in roles:
-        raise UsageError(f"no role named '{name}'", hint=f"roles: {', '.join(sorted(roles))} (streamchat roles)")
-    return roles[name]
+    """The role `name`, as load_roles would give it, reading only its own file: another role's broken
+    file made every `-r` (the built-ins too) exit 3."""
+    folder = roles_dir()
+    plain = name == Path(name).name and not name.startswith(".")  # a name, never a path out of roles/
+    files = sorted(p for p in (folder / f"{name}.md", folder / f"{name}.toml") if p.is_file()) if plain else []
+    if files:
+        return _from_file(files[-1])  # load_roles's order: a later file of the same stem wins
+    if name in settings.roles:
+        return _from_table(name, settings.roles[name], str(settings.path) if settings.path else "config")
+    if name in BUILTIN:
+        return BUILTIN[name]
+    raise UsageError(f"no role named '{name}'", hint=f"roles: {', '.join(role_names(settings))} (streamchat roles)")
 
 
 def under_flags(role: Role, overrides: Overrides) -> Overrides:

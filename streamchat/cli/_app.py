@@ -179,10 +179,10 @@ def _complete_models(incomplete: str) -> list[str]:
 
 
 def _complete_roles(incomplete: str) -> list[str]:
-    from streamchat.roles import load_roles
+    from streamchat.roles import role_names
 
     try:
-        return [n for n in sorted(load_roles(load_settings())) if n.startswith(incomplete)]
+        return [n for n in role_names(load_settings()) if n.startswith(incomplete)]
     except StreamchatError:
         return []
 
