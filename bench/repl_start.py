@@ -5,7 +5,8 @@ while the user types; the first question is sent PAUSE seconds after the prompt 
 how long importing the SDK alone takes on this machine now (it varied from 0.8 to 1.8 s for
 anthropic in one day here): a first question sent before the warm-up ends waits for it.
 
-Then the CPU a turn costs the REPL's process (all its threads, from /proc) over TURNS more
+The prompt's CPU (the process's, when the prompt shows) is printed beside its wall time: on a loaded
+VM it varies far less. Then the CPU a turn costs the REPL's process (all its threads, from /proc) over TURNS more
 questions, and the same for shell-gpt's REPL (`sgpt --repl`, PEER_SGPT or /work/peers/sgpt) when
 installed, with the ratio."""
 
@@ -63,12 +64,13 @@ def sgpt_turn_ms(server: FakeLLMServer) -> float:
     return cost
 
 
-def one(provider: str, env: dict[str, str]) -> tuple[float, float, float]:
+def one(provider: str, env: dict[str, str]) -> tuple[float, float, float, float, float]:
     start = time.perf_counter()
     child = pexpect.spawn(STREAMCHAT, ["-m", f"{provider}:echo"], env=env, encoding="utf-8",
                           dimensions=(30, 100), timeout=30)
     child.expect_exact("›")
     prompt = time.perf_counter() - start
+    prompt_cpu = cpu_s(child.pid)  # the CPU it took to draw the prompt: steadier than wall time on a loaded VM
     time.sleep(PAUSE)  # the warm-up runs meanwhile
     answers = []
     for word in ("first", "second"):
@@ -80,7 +82,7 @@ def one(provider: str, env: dict[str, str]) -> tuple[float, float, float]:
     turn = cpu_per_turn(child, "›", "echo: turn{}")
     child.sendeof()
     child.expect(pexpect.EOF)
-    return prompt, answers[0], answers[1], turn
+    return prompt, answers[0], answers[1], turn, prompt_cpu
 
 
 def import_ms(module: str) -> float:
@@ -96,14 +98,16 @@ def main() -> None:
     server = FakeLLMServer().start()
     env = base_env(Path(tempfile.mkdtemp()), server, PROMPT_TOOLKIT_NO_CPR="1")
     try:
-        print(f"{'provider':10} {'prompt ready':>13} {'1st answer':>11} {'later answer':>13} {'CPU/turn':>9}"
+        print(f"{'provider':10} {'prompt ready':>13} {'its CPU':>8} {'1st answer':>11} {'later answer':>13} {'CPU/turn':>9}"
               f" {'SDK import':>11}  (ms, median of {RUNS}; 1st question sent {PAUSE:.1f} s after the prompt)")
         peer = statistics.median(sgpt_turn_ms(server) for _ in range(RUNS)) if SGPT.exists() else None
         for provider in ("openai", "anthropic"):
             runs = [one(provider, env) for _ in range(RUNS)]
             prompt, first, later = (statistics.median(r[i] for r in runs) * 1000 for i in range(3))
             turn = statistics.median(r[3] for r in runs)
-            print(f"{provider:10} {prompt:13.0f} {first:11.0f} {later:13.0f} {turn:9.1f} {import_ms(provider):11.0f}"
+            prompt_cpu = statistics.median(r[4] for r in runs) * 1000
+            print(f"{provider:10} {prompt:13.0f} {prompt_cpu:8.0f} {first:11.0f} {later:13.0f} {turn:9.1f}"
+                  f" {import_ms(provider):11.0f}"
                   + (f"  CPU/turn {turn / peer:.2f}× sgpt's" if peer else ""))
         if peer is not None:
             print(f"{'sgpt':10} {'':13} {'':11} {'':13} {peer:9.1f}  (sgpt --repl, the same {TURNS} questions)")
