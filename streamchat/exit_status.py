@@ -35,6 +35,7 @@ class ExitStatus(IntEnum):
     LOG_DAMAGED = 11, "log damaged (sqlite3 FILE .recover)"
     UNSAFE = 12, "config others can change (refused)"
     PLUGIN = 13, "--functions file or plugin failed to load"
+    OUTPUT_FAILED = 14, "stdout could not be written (disk full)"
     HANGUP = 129, "SIGHUP"
     INTERRUPTED = 130, "interrupted"
     OUTPUT_CLOSED = 141, "output closed"

@@ -36,6 +36,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if argv is None:
         _process_main()
         return ExitStatus.OK  # not reached: _process_main ends in SystemExit
+    output = sys.modules.get("streamchat.sinks._output")
+    if output is not None:
+        vars(output)["failure"] = None  # an earlier in-process run's
     with _in_process(argv, env, stdin, stdout, stderr):
         try:
             _built_command().main(args=list(argv), prog_name="streamchat", standalone_mode=True)
@@ -152,6 +155,8 @@ def _process_main() -> None:
             _exit(code)
             raise SystemExit(code) from None
         _exit(code)
+        if code == ExitStatus.OUTPUT_FAILED:  # 141 from the command, told apart here
+            raise SystemExit(code) from None
         raise
     except BaseException:
         if background.busy():
@@ -234,4 +239,12 @@ def _code(code: object) -> int:
     """SystemExit's code as the process's exit status (None is 0; a message is 1, as Python does)."""
     if code is None:
         return ExitStatus.OK
+    if code == ExitStatus.OUTPUT_CLOSED and _output_failed():
+        return ExitStatus.OUTPUT_FAILED
     return code if isinstance(code, int) else ExitStatus.ERROR
+
+
+def _output_failed() -> bool:
+    """Whether stdout failed (a full disk) rather than its reader leaving (sinks/_output.py)."""
+    output = sys.modules.get("streamchat.sinks._output")
+    return output is not None and getattr(output, "failure", None) is not None

@@ -1,7 +1,13 @@
-"""Byte-level writing to stdout shared by every sink: flush per chunk, broken pipe → OutputClosed."""
+"""Byte-level writing to stdout shared by every sink: flush per chunk, broken pipe → OutputClosed.
+
+stdout that cannot be written for another reason (a full disk, a file over its size limit) ends
+the answer the same way (the partial answer saved), but says so on stderr, and the process ends
+with OUTPUT_FAILED, not the quiet 141 a script may take for `| head` having read enough.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -10,6 +16,8 @@ from typing import IO, Any
 from streamchat.errors import OutputClosed
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_GONE = {errno.EPIPE, errno.EIO, errno.ECONNRESET, errno.ENXIO, errno.EBADF}  # the reader or terminal is gone
+failure: str | None = None  # why stdout could not be written, when not because its reader left
 
 
 class Output:
@@ -29,9 +37,24 @@ class Output:
             else:
                 self._stream.write(text)
                 self._stream.flush()
-        except OSError:  # a closed pipe (EPIPE) or a hung-up terminal (EIO): stdout is gone
+        except OSError as exc:  # a closed pipe (EPIPE) or a hung-up terminal (EIO): stdout is gone
+            if exc.errno not in _GONE:
+                failed(exc)
             silence_stdout()
             raise OutputClosed() from None
+
+
+def failed(exc: OSError) -> None:
+    """stdout could not be written (ENOSPC, EFBIG, EDQUOT…): one line on stderr, once."""
+    global failure
+    if failure is None:
+        failure = exc.strerror or type(exc).__name__
+        try:
+            sys.stderr.write(f"error: cannot write to stdout: {failure} — free some space or write elsewhere; "
+                             "what streamed is in the log (streamchat history show)\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def silence_stdout() -> None:
