@@ -109,6 +109,26 @@ class _AsyncFeed:
             self.room.set()
 
 
+class _Quiet:
+    """The heartbeat of `TurnStream.batches`: None in the queue once its reader has waited `seconds`
+    on an empty queue. One timer per stream, set again for what is left when it fires, instead of
+    a timer made and cancelled around every wait (a libuv timer started and stopped per token)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event | Finished | None],
+                 seconds: float) -> None:
+        self.loop, self.queue, self.seconds = loop, queue, seconds
+        self.since = loop.time()  # when the reader began its wait
+        self.waiting = False
+        self.timer = loop.call_later(seconds, self._fire)
+
+    def _fire(self) -> None:
+        left = self.since + self.seconds - self.loop.time()
+        if self.waiting and left <= 0:
+            self.queue.put_nowait(None)
+            self.since, left = self.loop.time(), self.seconds
+        self.timer = self.loop.call_later(left if left > 0 else self.seconds, self._fire)
+
+
 class TurnStream:
     """An async iterator of events ending with `Finished`; `cancel()` stops the upstream."""
 
@@ -205,14 +225,16 @@ class TurnStream:
             sink = QueueSink(loop, queue, self.token)
             threading.Thread(target=self._ask, args=(sink,), daemon=True, name="turn").start()
             consumed = sink.consumed
+        quiet = _Quiet(loop, queue, heartbeat) if heartbeat else None
         try:
             while True:
-                if heartbeat and queue.empty():
-                    quiet = loop.call_later(heartbeat, queue.put_nowait, None)
+                if quiet is not None and queue.empty():
+                    quiet.since = loop.time()
+                    quiet.waiting = True
                     try:
                         item = await queue.get()
                     finally:  # the client may leave while we wait
-                        quiet.cancel()
+                        quiet.waiting = False
                 else:
                     item = await queue.get()
                 if item is None:  # nothing for `heartbeat` seconds
@@ -227,4 +249,6 @@ class TurnStream:
                 if isinstance(batch[-1], Finished):
                     return
         finally:
+            if quiet is not None:
+                quiet.timer.cancel()
             self.cancel()  # client gone or done: the worker closes the upstream at its next event
