@@ -43,7 +43,7 @@ def test_a_models_price_is_read_from_the_cache_after_its_first_turn(server, home
     of a model are kept in the cache directory, so later runs price a turn without importing it,
     to the same figure. A cache written for another database is not read."""
     server.script("gpt-4o-mini", Script(chunks=["a", "b"], usage=(1000, 500)))
-    env = base_env(home, server)
+    env = base_env(home, server, XDG_CACHE_HOME=str(home / ".cache"))  # this test's own, whatever the caller's is
 
     def cost_of_a_turn() -> tuple[float, set[str]]:
         imported, done = imported_by(["-m", "openai:gpt-4o-mini", "--json", "q"], ("genai_prices",), env=env)
