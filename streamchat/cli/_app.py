@@ -122,8 +122,24 @@ class DefaultGroup(TyperGroup):
         with formatter.section("Options"):
             formatter.write_dl([r for r in rows if r] + [("--version", "Print the version and exit.")])
         self.format_commands(ctx, formatter)
+        with formatter.section("Examples"):
+            for line in EXAMPLES:
+                formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
         formatter.write_paragraph()
         formatter.write_text(help_text())
+
+
+# What --help shows last but the exit codes: a first answer, the REPL, context, data, code out, the log.
+EXAMPLES = (
+    'streamchat "why is the sky blue?"            one answer, streamed',
+    "streamchat                                   the chat REPL (/help there)",
+    'cat app.py | streamchat "review this"        stdin as context',
+    'streamchat -m openai:gpt-4o-mini -f src/ "where is the config read?"',
+    'streamchat -c "and then?"                    continue the last conversation',
+    "streamchat --schema 'city, pop int' \"largest city of Peru\"",
+    'streamchat -x "a one-liner to find big files" > big.sh',
+    "streamchat history -n 5 · streamchat models · streamchat config init",
+)
 
 
 app = typer.Typer(
