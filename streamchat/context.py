@@ -9,7 +9,7 @@ included or skipped is reported in one line before anything is sent.
 from __future__ import annotations
 
 import contextlib
-import glob
+import fnmatch
 import os
 import shlex
 import signal
@@ -183,7 +183,7 @@ def _globbed(pattern: str, budget: _Budget) -> list[Piece]:
     """What a pattern matches, kept inside the pattern's base (the folders before its first
     wildcard): `**` follows symlinked folders, and a match may itself be a symlink."""
     expanded = os.path.expanduser(pattern)
-    matches = sorted(glob.glob(expanded, recursive=True))
+    matches = sorted(_glob_inside(expanded))
     if not matches:
         raise UsageError(f"no file matches {pattern}", hint="check the pattern (quote it so the shell leaves it)")
     fixed = _glob_base(expanded)
@@ -207,6 +207,71 @@ def _globbed(pattern: str, budget: _Budget) -> list[Piece]:
         elif os.path.isfile(real) and budget.first_time(real):  # not a pipe or socket a pattern matched: opening one waits
             out.append(_file(Path(real), match, budget, explicit=False))
     return out
+
+
+def _glob_inside(pattern: str) -> list[str]:
+    """What `glob.glob(pattern, recursive=True)` matches, found by a walk that never goes through a
+    symlink out of the pattern's fixed folders nor into a folder it already walked: glob's `**`
+    followed `dir/usr -> /usr` through all of /usr (over a minute) before anything was filtered, and
+    `sub/up -> ..` again at every level (each time through any link out, too: no end in sight).
+    What lies beyond such a link is not wanted anyway; the link itself is still a match (said skipped)."""
+    fixed = _glob_base(pattern)
+    wanted = Path(pattern).parts[0 if fixed == "." else len(Path(fixed).parts):]
+    base = os.path.realpath(fixed)
+    depth = 1 << 30 if "**" in wanted else len(wanted)
+    hidden = any(part.startswith(".") for part in wanted)  # else no hidden name can match: not walked
+    found: list[str] = []
+    visited = {base}
+    stack: list[tuple[tuple[str, ...], str, str]] = [((), fixed, base)]
+    while stack:
+        rel, folder, folder_real = stack.pop()
+        if _glob_match(wanted, rel) and (rel or fixed != "."):
+            found.append(os.path.join(fixed, *rel) if fixed != "." else os.path.join(*rel))
+        if len(rel) >= depth:
+            continue
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:  # not a folder, unreadable, or a link loop's end
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") and not hidden:
+                continue
+            path = os.path.join(folder, entry.name)
+            real = os.path.realpath(path) if entry.is_symlink() else os.path.join(folder_real, entry.name)
+            if entry.is_dir() and _inside(real, base) and real not in visited:
+                visited.add(real)
+                stack.append(((*rel, entry.name), path, real))
+            elif _glob_match(wanted, (*rel, entry.name)) or entry.is_dir() and not _inside(real, base) and \
+                    _glob_deeper(wanted, (*rel, entry.name)):  # a file; a link out the pattern looks through
+                found.append(os.path.join(fixed, *rel, entry.name) if fixed != "." else os.path.join(*rel, entry.name))
+    return found
+
+
+def _glob_match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Whether path `parts` match the pattern's parts as glob matches them: `**` any number of
+    folders, and a name starting with a dot only by a part starting with one."""
+    if not pattern:
+        return not parts
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return _glob_match(rest, parts) or bool(parts) and not parts[0].startswith(".") and _glob_match(pattern, parts[1:])
+    if not parts or parts[0].startswith(".") and not head.startswith("."):
+        return False
+    return fnmatch.fnmatchcase(parts[0], head) and _glob_match(rest, parts[1:])
+
+
+def _glob_deeper(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Whether something below path `parts` could match: `**/*.md` looks through `outdir`, `*.md` does not."""
+    if not parts:
+        return bool(pattern)
+    if not pattern:
+        return False
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return _glob_deeper(rest, parts) or not parts[0].startswith(".") and _glob_deeper(pattern, parts[1:])
+    if parts[0].startswith(".") and not head.startswith("."):
+        return False
+    return fnmatch.fnmatchcase(parts[0], head) and _glob_deeper(rest, parts[1:])
 
 
 def _exit_link(match: str, fixed: str, base: str) -> str:
