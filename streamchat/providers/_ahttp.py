@@ -178,6 +178,7 @@ class AsyncHttpResponse:
 
     def __init__(self, conn: _Connection) -> None:
         self._conn = conn
+        self.read = conn.read  # the body's next bytes; b"" at its end
         self.status = conn.status
         self.headers = http.client.HTTPMessage()
         for name, value in conn.raw_headers:

@@ -11,6 +11,7 @@ The SDK is imported only when a provider takes its path (`_http.path_for`) or ne
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import importlib
 import socket
@@ -26,7 +27,7 @@ from streamchat.errors import ProtocolError, StreamchatError, from_status, map_t
 from streamchat.events import Event
 from streamchat.providers._http import WIRES, HttpResponse, HttpStatusError, HttpTransport, path_for, wire_json
 from streamchat.providers._schema import refused_schema
-from streamchat.providers._wire import WireParser, aevents, events
+from streamchat.providers._wire import Reader, WireParser, aevents, events
 from streamchat.providers.base import ChatRequest, EventStream
 
 if TYPE_CHECKING:
@@ -339,10 +340,18 @@ class SdkProvider:
             try:
                 if not 200 <= reply.status < 300:
                     raise HttpStatusError(reply.status, reply.headers, await reply.read_error())
-                text = aiter(reply.iter_text())
-                async for event in aevents(text, self._parser(request)):
+                # aevents over iter_text, inlined: two generators fewer for every event to pass through
+                reader, read = Reader(self._parser(request)), reply.read
+                decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+                while not reader.done and (data := await read()):
+                    for event in reader.feed(decode(data)):
+                        yield event
+                if not reader.done:
+                    for event in reader.feed(decode(b"", True)):
+                        yield event
+                for event in reader.close():
                     yield event
-                await _read_to_end(text)
+                await _read_to_end(reply.iter_text())
             finally:
                 self._alean.release(reply)
             return
