@@ -39,3 +39,16 @@ def test_a_reader_that_left_is_still_a_quiet_141(home, server):
     err = child.stderr.read().decode()
     assert child.wait(timeout=60) == 141
     assert err == ""
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["history"], ["config", "show"]])
+def test_a_command_printing_to_a_full_disk_says_so_in_one_line(home, server, argv):
+    """QB-3: `streamchat --version > /dev/full` printed a traceback; `history > /dev/full` was
+    "internal error: OSError: [Errno 28]…", exit 1."""
+    subprocess.run([STREAMCHAT, "-m", "openai:echo", "q"], capture_output=True, env=base_env(home, server), timeout=60)
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([STREAMCHAT, *argv], stdout=full, stderr=subprocess.PIPE,
+                              env=base_env(home, server), timeout=60)
+    err = done.stderr.decode()
+    assert done.returncode == 14, err
+    assert err.count("\n") == 1 and err.startswith("error: cannot write to stdout: No space left on device"), err

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             _built_command().main(args=list(argv), prog_name="streamchat", standalone_mode=True)
         except SystemExit as done:
             code = _code(done.code)
-            return ExitStatus.OUTPUT_CLOSED if code == ExitStatus.OK and not _flushed(in_process=True) else code
+            return _code(ExitStatus.OUTPUT_CLOSED) if code == ExitStatus.OK and not _flushed(in_process=True) else code
         _flushed(in_process=True)
         return ExitStatus.OK
 
@@ -151,7 +151,7 @@ def _process_main() -> None:
     except SystemExit as done:
         code = _code(done.code)
         if code == ExitStatus.OK and not _flushed():
-            code = ExitStatus.OUTPUT_CLOSED
+            code = _code(ExitStatus.OUTPUT_CLOSED)
             _exit(code)
             raise SystemExit(code) from None
         _exit(code)
@@ -228,7 +228,11 @@ def _flushed(*, in_process: bool = False) -> bool:
 
     try:
         sys.stdout.flush()
-    except OSError:
+    except OSError as exc:
+        from streamchat.sinks._output import failed, stdout_failed
+
+        if stdout_failed(exc):  # a full disk: said, and exit OUTPUT_FAILED (_code)
+            failed(exc)
         if not in_process:
             silence_stdout()
         return False

@@ -309,13 +309,19 @@ def _setup_debug(settings: Settings | None) -> None:
 def closed_stdout_exits() -> Iterator[None]:
     """A reader that closed stdout (`streamchat history | head -1`) ends any command quietly with
     141, as a one-shot's answer does: not "internal error: BrokenPipeError", nor click's exit 1."""
-    from streamchat.sinks._output import silence_stdout
+    from streamchat.sinks._output import failed, silence_stdout, stdout_failed
 
     try:
         yield
     except (BrokenPipeError, OutputClosed):
         silence_stdout()
         raise typer.Exit(ExitStatus.OUTPUT_CLOSED) from None
+    except OSError as exc:  # `streamchat history > out.txt` on a full disk: said, not "internal error"
+        if not stdout_failed(exc):
+            raise
+        failed(exc)
+        silence_stdout()
+        raise typer.Exit(ExitStatus.OUTPUT_FAILED) from None
 
 
 @contextlib.contextmanager
@@ -335,6 +341,10 @@ def error_boundary(ui: UI, debug: bool) -> Iterator[None]:
     except (typer.Exit, typer.Abort, SystemExit, BrokenPipeError, OutputClosed):
         raise  # a closed stdout: closed_stdout_exits
     except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
+        from streamchat.sinks._output import stdout_failed
+
+        if stdout_failed(exc):
+            raise  # a full stdout: closed_stdout_exits
         if debug:
             raise
         ui.error(f"internal error: {type(exc).__name__}: {exc} — run with --debug and report it")

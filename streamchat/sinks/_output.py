@@ -17,6 +17,7 @@ from streamchat.errors import OutputClosed
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _GONE = {errno.EPIPE, errno.EIO, errno.ECONNRESET, errno.ENXIO, errno.EBADF}  # the reader or terminal is gone
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # a print() that raises one of these: stdout is full
 failure: str | None = None  # why stdout could not be written, when not because its reader left
 
 
@@ -39,19 +40,25 @@ class Output:
                 self._stream.flush()
         except OSError as exc:  # a closed pipe (EPIPE) or a hung-up terminal (EIO): stdout is gone
             if exc.errno not in _GONE:
-                failed(exc)
+                failed(exc, answer=True)
             silence_stdout()
             raise OutputClosed() from None
 
 
-def failed(exc: OSError) -> None:
-    """stdout could not be written (ENOSPC, EFBIG, EDQUOT…): one line on stderr, once."""
+def stdout_failed(exc: BaseException) -> bool:
+    """Whether `exc` is stdout refusing a write for lack of room (no file named: not some other file)."""
+    return isinstance(exc, OSError) and exc.filename is None and exc.errno in _FULL
+
+
+def failed(exc: OSError, *, answer: bool = False) -> None:
+    """stdout could not be written (ENOSPC, EFBIG, EDQUOT…): one line on stderr, once (`answer`: while
+    an answer streamed, which the log keeps)."""
     global failure
     if failure is None:
         failure = exc.strerror or type(exc).__name__
         try:
-            sys.stderr.write(f"error: cannot write to stdout: {failure} — free some space or write elsewhere; "
-                             "what streamed is in the log (streamchat history show)\n")
+            kept = "; what streamed is in the log (streamchat history show), unless --no-log" if answer else ""
+            sys.stderr.write(f"error: cannot write to stdout: {failure} — free some space or write elsewhere{kept}\n")
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
