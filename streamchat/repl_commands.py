@@ -470,6 +470,9 @@ def cmd_edit(repl: Repl, arg: str) -> None:
         repl.session.conversation.drop_last()  # the old exchange stays in the log, as an alternative
         repl.ask(text)
         return
+    if arg:  # `/edit bogus` opened an empty editor as if nothing had been typed after /edit
+        repl.ui.notice("usage: /edit (a new question) or /edit last (the last one, changed and asked again)")
+        return
     text = edit_text("").strip()
     if text:
         repl.ask(text)

@@ -332,7 +332,10 @@ class ChatSession:
         and the log keep one answer, its text the two parts joined; the result returned is the
         continuation's own (what was shown). An answer that did not stop there is a UsageError."""
         last = self.conversation.last
-        if last is None or not last.result.cut_off or not last.result.text:
+        if last is None:
+            raise UsageError("there is no answer to continue: this conversation has none yet",
+                             hint="ask a question first; continuing is for an answer cut off at --max-tokens")
+        if not last.result.cut_off or not last.result.text:
             raise UsageError("the last answer did not stop at the token limit; there is nothing to continue",
                              hint="continuing is for an answer cut off at --max-tokens; ask a follow-up instead")
         _prompt, _attachments, request, runner = self._begin(None, ())
