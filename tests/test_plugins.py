@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -212,9 +213,26 @@ packages = ["streamchat_broken"]
 
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory) -> Path:
-    """examples/plugins/echo and a plugin whose module raises, installed by pip into one folder."""
-    target = tmp_path_factory.mktemp("plugins")
-    broken = tmp_path_factory.mktemp("broken-src")
+    """examples/plugins/echo and a plugin whose module raises, installed by pip into one folder:
+    once a run, as each xdist worker would install them again (9-27 s here): the workers share
+    their run's folder, the first installs under a lock and the others wait and reuse it."""
+    import fcntl
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _install_plugins(tmp_path_factory.mktemp("plugins"), tmp_path_factory.mktemp("broken-src"))
+    run_folder = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
+    with open(run_folder / "plugins.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        target, done = run_folder / "plugins", run_folder / "plugins.done"
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            _install_plugins(target, tmp_path_factory.mktemp("broken-src"))
+            done.touch()
+        return target
+
+
+def _install_plugins(target: Path, broken: Path) -> Path:
     (broken / "pyproject.toml").write_text(BROKEN_PYPROJECT)
     (broken / "streamchat_broken").mkdir()
     (broken / "streamchat_broken" / "__init__.py").write_text("raise RuntimeError('boom')\n")
