@@ -213,7 +213,10 @@ def _sampling(options: dict[str, Any] | None) -> dict[str, Any]:
     known = ("temperature", "max_tokens", *sorted({name for spec in all_specs() for name in options_for(spec.type)}))
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise UsageError(f"unknown option(s): {', '.join(map(str, unknown))}", hint=f"options are: {', '.join(known)}")
+        # no provider takes it; the options of this model's provider are checked when the turn starts
+        raise UsageError(f"unknown option(s): {', '.join(map(str, unknown))}",
+                         hint="temperature, max_tokens, or an option the model's provider takes "
+                              "(streamchat models --options PROVIDER lists them)")
     try:
         temperature, max_tokens, params = sampling(options)
     except Refused as exc:

@@ -22,3 +22,10 @@ def test_a_wrong_kind_of_argument_is_a_usage_error_at_prompt(api, kwargs, says):
     with pytest.raises(streamchat.UsageError, match=says):
         streamchat.get_model("openai:fast").prompt("q", **kwargs)
     assert api.requests == []
+
+
+def test_an_unknown_options_hint_lists_no_other_providers_options(api):
+    with pytest.raises(streamchat.UsageError) as caught:
+        streamchat.get_model("openai:fast").prompt("q", options={"bogus": 1})
+    said = str(caught.value)
+    assert "bogus" in said and "mirostat" not in said and "streamchat models --options" in said
