@@ -15,16 +15,25 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture
-def page(tmp_path, server):
-    proc = ServeProcess(tmp_path, server, "-m", "openai:web")
+@pytest.fixture(scope="module")
+def _browser(_server_instance, tmp_path_factory):
+    """One serve and one Chromium for the module (each took 5-8 s to start per test under load)."""
+    proc = ServeProcess(tmp_path_factory.mktemp("web"), _server_instance, "-m", "openai:web")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(bypass_csp=True)  # our CSP forbids eval; Playwright polls with it
-        page.goto(proc.url + "/")
-        yield page
+        yield proc, browser
         browser.close()
     proc.stop()
+
+
+@pytest.fixture
+def page(_browser, server):
+    """A fresh page (its own conversation) for each test."""
+    proc, browser = _browser
+    page = browser.new_page(bypass_csp=True)  # our CSP forbids eval; Playwright polls with it
+    page.goto(proc.url + "/")
+    yield page
+    page.close()
 
 
 def test_page_streams_non_ascii_text_safely(page, server):
