@@ -12,6 +12,7 @@ from test_repl import repl as repl  # the REPL fixture
 
 from streamchat.config import ProviderConfig
 from streamchat.events import Message, Outcome, TurnResult
+from streamchat.providers._sdk import import_sdk
 from streamchat.providers.base import ChatRequest
 from streamchat.providers.openai import OpenAIProvider
 from streamchat.session import RetryPolicy, run_turn
@@ -104,7 +105,7 @@ def serve_with_config(tmp_path, _server_instance):
 
 
 def test_serve_honours_the_config_system_temperature_and_max_tokens(serve_with_config, _server_instance):
-    import openai
+    openai = import_sdk("openai")  # a plain `import openai` brings aiohttp in: later SDK clients take it
 
     server = _server_instance
     client = openai.OpenAI(base_url=f"{serve_with_config.url}/v1", api_key="unused", max_retries=0)
