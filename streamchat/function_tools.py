@@ -37,6 +37,7 @@ from typing import Any
 
 from streamchat.errors import PluginError, ToolError
 from streamchat.events import ToolSpec
+from streamchat.paths import user_path
 
 Loader = Callable[[], Iterable[Callable[..., Any]]]
 RESERVED = frozenset({"all", "*"})  # what --approve and the approve list read as every tool: never a source's name
@@ -159,7 +160,7 @@ class FunctionSource:
 
 def file_source(path: str | Path) -> FunctionSource:
     """The public top-level functions of a Python file, loaded now."""
-    file = Path(path).expanduser()
+    file = user_path(str(path))
     check_source_name(file.stem, f"--functions {path}", "rename the file: its name is the tools' source name")
     source = FunctionSource(file.stem, str(path), lambda: module_functions(_import_file(file, str(path))))
     source.tools  # noqa: B018 (a file's errors are reported before anything is sent)
