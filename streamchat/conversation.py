@@ -157,7 +157,7 @@ class Conversation:
                 for n, answer in enumerate(answers, 1):
                     continued = " · continued" if answer.id == turn.id else ""
                     parts += _answer(answer, f"Assistant {n} of {len(answers)}: {answer.model or '?'}{continued}",
-                                     stats=True)
+                                     stats=True, asked=answer.prompt if answer.prompt != turn.prompt else None)
             else:
                 parts += _answer(turn, "Assistant")
             if summary is not None and number == summary.turns:
@@ -167,13 +167,17 @@ class Conversation:
         return "\n".join(parts)
 
 
-def _answer(turn: Turn, heading: str, *, stats: bool = False) -> list[str]:
+def _answer(turn: Turn, heading: str, *, stats: bool = False, asked: str | None = None) -> list[str]:
     """A transcript's answer: its heading (marked when it did not complete), the tool steps before
-    it (their text, calls and results), its text; `stats`: its timing, tokens and cost below the heading."""
+    it (their text, calls and results), its text; `stats`: its timing, tokens and cost below the heading;
+    `asked`: the question it answered, when not the one shown above it (/edit last's)."""
     mark = "" if turn.result.ok else f" _[{turn.result.message}]_"
     parts = [f"## {heading}{mark}\n"]
     if stats:
         parts.append(f"_{turn.result.stats.summary()}_\n")
+    if asked is not None:
+        quoted = "\n".join(f"> {line}" if line else ">" for line in asked.splitlines())
+        parts.append(f"_To the question asked before /edit last:_\n\n{quoted}\n")
     for m in turn.result.steps:
         if m.role == "assistant" and m.content:
             parts.append(f"{m.content}\n")

@@ -182,7 +182,8 @@ def cmd_retry(repl: Repl, _arg: str) -> None:
 
 @command("/alt", "", "switch the last answer to its next alternative")
 def cmd_alt(repl: Repl, _arg: str) -> None:
-    _switched(repl, repl.session.alternative())
+    before = repl.session.last
+    _switched(repl, repl.session.alternative(), before.prompt if before is not None else None)
 
 
 @command("/race", "[A B…|off]", "ask each question to several models, side by side")
@@ -211,16 +212,19 @@ def cmd_pick(repl: Repl, arg: str) -> None:
     if not arg.isdigit():
         repl.ui.notice("/pick N: continue from answer N of the last question (history show lists them)")
         return
-    _switched(repl, repl.session.alternative(int(arg)))
+    before = repl.session.last
+    _switched(repl, repl.session.alternative(int(arg)), before.prompt if before is not None else None)
 
 
-def _switched(repl: Repl, switched: tuple[int, int] | None) -> None:
-    """Say which answer the conversation continues now, and draw it."""
+def _switched(repl: Repl, switched: tuple[int, int] | None, before: str | None = None) -> None:
+    """Say which answer the conversation continues now (and its question, when /edit last made it
+    another than `before`), and draw it."""
     if switched is None:
         repl.ui.notice("no other answer to this question — /retry or /race makes one")
         return
     last = repl.session.last
-    repl.ui.notice(f"answer {switched[0]} of {switched[1]}:")
+    asked = f" (to: {sanitize(clip(last.prompt, 60))})" if last is not None and last.prompt != before else ""
+    repl.ui.notice(f"answer {switched[0]} of {switched[1]}{asked}:")
     if last is not None:  # drawn as it was when it streamed: through the sink (which also sanitizes)
         sink = repl.sink()
         sink.feed(TextDelta(last.result.text))

@@ -217,8 +217,8 @@ class ConversationLog:
 
     @_reads
     def alternatives(self, conv: Conversation, turn: Turn) -> list[Turn]:
-        """Every answer logged for the same question at the same point (the first answer, /retry's,
-        /edit last's), oldest first."""
+        """Every answer logged for a question at the same point (the first answer, /retry's, a race's,
+        and /edit last's, whose question differs: each Turn carries its own), oldest first."""
         if conv.id is None or turn.id is None:
             return [turn]
         db = self._db()
@@ -228,8 +228,8 @@ class ConversationLog:
             return [turn]
         rows = db.execute(
             "SELECT q.*, a.id AS answer_id FROM messages q JOIN messages a ON a.parent_id = q.id AND a.role = 'assistant'"
-            " WHERE q.conversation_id = ? AND q.role = 'user' AND q.parent_id IS ? AND q.content = ? AND NOT a.undone"
-            " ORDER BY a.id", (question["conversation_id"], question["parent_id"], question["content"])).fetchall()
+            " WHERE q.conversation_id = ? AND q.role = 'user' AND q.parent_id IS ? AND NOT a.undone"
+            " ORDER BY a.id", (question["conversation_id"], question["parent_id"])).fetchall()
         turns: list[Turn] = []
         for row in rows:
             answer = db.execute("SELECT * FROM messages WHERE id = ?", (row["answer_id"],)).fetchone()

@@ -71,3 +71,45 @@ def test_save_and_save_code_take_a_quoted_file_name(repl, server, home):
     assert (home / "my file.sh").read_text() == "echo hi\n"
     assert "echo hi" in (home / "my notes.md").read_text()
     assert not [p for p in home.iterdir() if "'" in p.name or '"' in p.name]
+
+
+def test_alt_after_edit_last_brings_the_first_question_and_answer_back(server, home):
+    """QB-6: README says /edit last makes alternatives for /alt, and the REPL keeps the old exchange
+    "as an alternative" — but alternatives had to share the question's text, so after /edit last
+    `/alt` said "no other answer", and `history show` left the first exchange out."""
+    import subprocess
+
+    from conftest import base_env
+
+    editor = home / "ed.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/cats/dogs/' \"$1\"\n")
+    editor.chmod(0o755)
+    env = base_env(home, server, PROMPT_TOOLKIT_NO_CPR="1", EDITOR=str(editor))
+    child = pexpect.spawn(STREAMCHAT, ["-m", "openai:echo"], env=env, encoding="utf-8", dimensions=(30, 100), timeout=15)
+    child.logfile_read = io.StringIO()
+    try:
+        child.expect_exact(PROMPT)
+        child.sendline("tell me about cats")
+        child.expect_exact("echo: tell me about cats")
+        child.expect_exact(PROMPT)
+        child.sendline("/edit last")
+        child.expect_exact("echo: tell me about dogs")
+        child.expect_exact(PROMPT)
+        child.sendline("/alt")
+        child.expect_exact("answer 1 of 2 (to: tell me about cats):")
+        child.expect_exact("echo: tell me about cats")
+        child.expect_exact(PROMPT)
+        child.sendline("and more")
+        child.expect_exact("echo: and more")
+        child.expect_exact(PROMPT)
+        assert [m["content"] for m in server.last_messages()] == [
+            "tell me about cats", "echo: tell me about cats", "and more"]
+    finally:
+        child.kill(signal.SIGHUP)
+        with contextlib.suppress(pexpect.ExceptionPexpect):
+            child.expect(pexpect.EOF, timeout=10)
+        child.close(force=True)
+    shown = subprocess.run([STREAMCHAT, "history", "show", "1"], capture_output=True, text=True,
+                           env=base_env(home, server), timeout=60).stdout
+    assert "echo: tell me about cats" in shown and "echo: tell me about dogs" in shown, shown
+    assert "To the question asked before /edit last" in shown, shown
