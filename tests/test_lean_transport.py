@@ -7,6 +7,7 @@ faults map to the same streamchat errors. Which path a provider takes is one rul
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -416,3 +417,50 @@ def test_redirects_are_followed_as_the_sdk_follows_them(server, redirector, monk
         assert all(auth == "Bearer sk-test-key-0001" for _m, _p, auth, _b in seen)  # kept on the same origin
     if case == "loop":
         assert len(seen) == 21 and "TooManyRedirects" in result[2]
+
+
+def _raw_upstream(head: bytes) -> tuple[str, threading.Event]:
+    """A server that answers any request with `head` and then neither ends nor closes until told."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, listener:
+            conn.recv(65536)
+            with contextlib.suppress(OSError):
+                conn.sendall(head)
+            done.wait(30)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/v1/chat/completions", done
+
+
+@pytest.mark.parametrize("case", ["endless", "many"])
+def test_the_async_reader_caps_a_response_head(case):
+    """An upstream that sends a header without end, or hundreds of headers, is a dropped stream as
+    soon as the cap is passed (http.client's limits do this on the blocking path): before, serve kept
+    every byte of it in memory, and each arriving byte put the read timeout off again."""
+    import asyncio
+
+    from streamchat.providers._ahttp import AsyncHttpTransport
+    from streamchat.providers._http import StreamDropped
+
+    head = b"HTTP/1.1 200 OK\r\n" + (b"X-Big: " + b"x" * (4 << 20) if case == "endless"
+                                     else b"".join(b"X-%d: v\r\n" % i for i in range(200)))
+    url, done = _raw_upstream(head)
+
+    async def post() -> None:
+        transport = AsyncHttpTransport(url, {"Authorization": "Bearer sk-test-key-0001"}, timeout=30.0)
+        try:
+            await asyncio.wait_for(transport.post(b"{}"), 20)
+        finally:
+            await transport.aclose()
+
+    try:
+        with pytest.raises(StreamDropped, match="exceed 256 KiB" if case == "endless" else "more than 100 headers"):
+            asyncio.run(post())
+    finally:
+        done.set()

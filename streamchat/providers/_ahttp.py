@@ -36,6 +36,8 @@ from streamchat.providers._http import ERROR_BODY_MAX, StreamDropped, _ssl_conte
 log = logging.getLogger("streamchat.http")
 IDLE_S = 5.0  # a pooled connection unused this long is closed (the SDK's keep-alive expiry)
 HIGH_WATER = 256 * 1024  # bytes read ahead of the answer's reader before the socket stops being read
+HEAD_MAX = 256 * 1024  # a response's status line and headers: more is a dropped stream, not memory held
+MAX_HEADERS = 100  # http.client's limit on the blocking path (more is its "got more than 100 headers")
 
 
 class _Connection(asyncio.Protocol):
@@ -54,7 +56,7 @@ class _Connection(asyncio.Protocol):
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.headers_done = self.complete = self.received = self.keep_alive = False
         self.body: collections.deque[bytes] = collections.deque()
-        self.buffered = 0
+        self.buffered = self.head = 0
         self.paused = False
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
@@ -70,10 +72,17 @@ class _Connection(asyncio.Protocol):
         self.last = self.loop.time()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except httptools.HttpParserError as exc:  # a header cap (on_header) has said its own error first
             self._fail(StreamDropped(f"malformed HTTP response: {exc}"))
-            if self.transport is not None:
-                self.transport.close()
+        else:
+            if self.headers_done:
+                return
+            self.head += len(data)  # llhttp keeps an unfinished header whole: bounded here
+            if self.head <= HEAD_MAX:
+                return
+            self._fail(StreamDropped(f"the server's response headers exceed {HEAD_MAX // 1024} KiB"))
+        if self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -89,6 +98,9 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.raw_headers.append((name, value))
+        if len(self.raw_headers) > MAX_HEADERS:
+            self._fail(StreamDropped(f"got more than {MAX_HEADERS} headers"))
+            raise httptools.HttpParserCallbackError  # stops the parser; data_received closes the connection
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
