@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from streamchat.cancel import CancelToken
 from streamchat.errors import StreamchatError
 from streamchat.events import Attachment, Event, Outcome, TurnResult
 from streamchat.service import ChatSession
+
+log = logging.getLogger("streamchat.serve")
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class TurnStream:
     def _ended(self, result: TurnResult) -> None:
         """The turn is over, however it ended (answered, failed, cancelled, never started): `on_end` runs once."""
         hook, self.on_end = self.on_end, None
+        if result.error is not None:  # its client got a generic line (wire.client_message): the why is here
+            log.warning("a turn on %s failed: %s", self.session.model_name, result.error)
         if hook is not None:
             hook(result)
 

@@ -22,6 +22,24 @@ _HTTP_STATUS: list[tuple[type[errors.StreamchatError], int]] = [
 ]
 
 
+# What a remote client is told when a turn fails on the server's side: one generic line per kind,
+# with the same code and HTTP status. The upstream's own words (a provider quotes a masked key, an
+# organisation id, an internal address) and streamchat's hints (written for the operator: "check the
+# key for provider 'openai' (streamchat config show)") go to serve's log (bridge.TurnStream), not to
+# every client. First match wins: subclasses before their bases.
+_SERVER_SIDE: list[tuple[type[errors.StreamchatError], str]] = [
+    (errors.AuthError, "the upstream provider refused serve's credentials; the operator can see why in serve's log"),
+    (errors.RateLimitError, "the upstream provider is rate limiting serve; retry later"),
+    (errors.OverloadedError, "the upstream provider is overloaded; retry in a moment"),
+    (errors.ServerError, "the upstream provider failed; retry later"),
+    (errors.TimeoutError_, "the upstream provider did not answer in time; retry later"),
+    (errors.NetworkError, "serve's connection to the upstream provider failed; retry later"),
+    (errors.ProtocolError, "the upstream provider sent a broken stream; retry later"),
+]
+_SERVER_FAULT = "serve could not run this request (a fault on the server's side); the operator can see why in serve's log"
+# About the client's own request: the message helps it fix the request (the hint is the CLI's)
+_CLIENT_SIDE = (errors.BadRequestError, errors.UsageError, errors.SchemaMismatchError, errors.ToolStepLimitError)
+
 _json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps with an option builds an encoder per call
 
 
@@ -32,6 +50,21 @@ def http_status(err: BaseException | None) -> int:
     return 500
 
 
+def client_message(result: TurnResult) -> str:
+    """The one line a remote client gets for a failed turn (every front: SSE, OpenAI, WebSocket)."""
+    err = result.error
+    if err is None:
+        return result.message
+    if isinstance(err, _CLIENT_SIDE):
+        return errors.redact(err.message)
+    for cls, message in _SERVER_SIDE:
+        if isinstance(err, cls):
+            if err.retry_after is not None:
+                return f"{message} (retry after {err.retry_after:g} s)"
+            return message
+    return _SERVER_FAULT
+
+
 def frame(item: Event | TurnResult) -> dict[str, Any]:
     """{"type": "token"|"reasoning"|"usage"|"done"|"error", ...}: the SSE/WebSocket vocabulary."""
     if isinstance(item, TurnResult) and not item.ok and item.outcome is not Outcome.FAILED:
@@ -39,6 +72,8 @@ def frame(item: Event | TurnResult) -> dict[str, Any]:
     data = result_dict(item) if isinstance(item, TurnResult) else event_dict(item)
     if data["type"] == "text":
         data["type"] = "token"
+    elif data["type"] == "error" and isinstance(item, TurnResult):
+        data["message"] = client_message(item)
     return data
 
 
@@ -126,4 +161,4 @@ def usage_dict(result: TurnResult) -> dict[str, int]:
 def result_error(result: TurnResult) -> tuple[dict[str, Any], int]:
     """A failed turn as an OpenAI-shaped error object and its HTTP status."""
     status = http_status(result.error)
-    return openai_error(result.message, error_code(result), status), status
+    return openai_error(client_message(result), error_code(result), status), status
