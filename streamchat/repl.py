@@ -197,7 +197,7 @@ class Repl:
                 self.ui.notice(f"unknown command {name} — /help lists the commands; "
                                "start with // to send a message that begins with /")
                 return
-            command.run(self, arg.strip() if name != "/save!" else "!" + arg.strip())
+            command.run(self, "!" + arg.strip() if name in ("/save!", "/save-code!") else arg.strip())
             return
         self.ask(line)
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the loop imports this module: the type only, no import cycl
     from streamchat.repl import Repl
     from streamchat.tools import Toolbox
 
-ALIASES = {"/quit": "/exit", "/save!": "/save"}
+ALIASES = {"/quit": "/exit", "/save!": "/save", "/save-code!": "/save-code"}
 
 
 class Command(NamedTuple):
@@ -304,16 +304,17 @@ def cmd_copy(repl: Repl, arg: str) -> None:
 
 @command("/save-code", "N FILE", "save code block N of the last answer")
 def cmd_save_code(repl: Repl, arg: str) -> None:
-    number, _, name = arg.partition(" ")
+    force = arg.startswith("!")  # /save-code! N FILE
+    number, _, name = arg.lstrip("!").strip().partition(" ")
     if not name.strip():
-        repl.ui.notice("usage: /save-code N FILE")
+        repl.ui.notice("usage: /save-code N FILE (/save-code! N FILE overwrites)")
         return
     block = _block(repl, number)
     if block is None:
         return
     path = user_path(_unquoted(name.strip()))  # `'my file.sh'` as /file and Tab completion quote it
-    if path.exists():
-        repl.ui.notice(f"{path} exists — remove it first, or pick another name")
+    if path.exists() and not force:
+        repl.ui.notice(f"{path} exists — /save-code! {number} {name.strip()} overwrites it")
         return
     _write(repl, path, block.code, f"saved code block {number} to {path}")
 

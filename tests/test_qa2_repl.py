@@ -113,3 +113,25 @@ def test_alt_after_edit_last_brings_the_first_question_and_answer_back(server, h
                            env=base_env(home, server), timeout=60).stdout
     assert "echo: tell me about cats" in shown and "echo: tell me about dogs" in shown, shown
     assert "To the question asked before /edit last" in shown, shown
+
+
+def test_save_code_bang_overwrites_as_save_bang_does(repl, server, home):
+    """QB-7: `/save-code N FILE` refused an existing FILE ("remove it first") with no overwrite
+    form, while `/save! FILE` overwrites."""
+    from fakeserver import Script
+
+    server.script("code", Script(chunks=["Run:\n\n```bash\necho new\n```\n"]))
+    target = home / "run.sh"
+    target.write_text("echo old\n")
+    child = repl("-m", "openai:code")
+    child.sendline("show me")
+    child.expect_exact("code blocks:")
+    child.expect_exact(PROMPT)
+    child.sendline(f"/save-code 1 {target}")
+    child.expect_exact(f"/save-code! 1 {target} overwrites it")
+    child.expect_exact(PROMPT)
+    assert target.read_text() == "echo old\n"
+    child.sendline(f"/save-code! 1 {target}")
+    child.expect_exact("saved code block 1")
+    child.expect_exact(PROMPT)
+    assert target.read_text() == "echo new\n"
