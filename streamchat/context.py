@@ -13,6 +13,7 @@ import fnmatch
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import threading
 from collections.abc import Callable
@@ -31,6 +32,7 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "
                        ".pytest_cache", ".ruff_cache", ".tox", ".idea", ".DS_Store"})
 FILE_CAP = 256 * 1024  # a file inside a directory larger than this is skipped
 TOTAL_CAP = 1024 * 1024  # all -f sources together
+NOT_READ_COUNT = 10_000  # past the cap, files are only counted, up to this many (`-f /` is not walked whole)
 COMMAND_TIMEOUT = 30.0
 
 
@@ -50,6 +52,8 @@ class Piece:
 @dataclass
 class Gathered:
     pieces: list[Piece]
+    not_read: int = 0  # the files met after the total cap was reached (counted, not opened)
+    count_limit: int = NOT_READ_COUNT  # the walk stopped counting there
 
     @property
     def included(self) -> list[Piece]:
@@ -70,6 +74,10 @@ class Gathered:
             parts.append("included: " + ", ".join(inc[:12]) + (f" and {len(inc) - 12} more" if len(inc) > 12 else ""))
         if skipped:
             parts.append("skipped: " + ", ".join(skipped[:8]) + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""))
+        if self.not_read:
+            over = "over " if self.not_read >= self.count_limit else ""
+            parts.append(f"{over}{self.not_read:,} more file{'s' if self.not_read != 1 else ''} not read "
+                         f"(the {byte_size(TOTAL_CAP)} total was reached)")
         return terminal_line(" · ".join(parts))
 
 
@@ -95,8 +103,11 @@ class _Budget:
     path), so a file reached twice (a directory and a glob, `DIR/**` matching a folder and its
     files, a symlink to a file inside) is included once."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, count_limit: int = NOT_READ_COUNT) -> None:
         self.left = cap
+        self.full = False  # a file did not fit what was left: the walks stop reading (QA-19: `-f /usr`)
+        self.not_read = 0
+        self.count_limit = count_limit
         self.seen: set[str] = set()
         self.noted: set[str] = set()  # the symlinks already listed as skipped, by where they lead
         self.reached = 0  # files and skipped symlinks met, new or not (a folder whose all were met before is not empty)
@@ -106,6 +117,12 @@ class _Budget:
             return False
         self.left -= n
         return True
+
+    def count_unread(self) -> bool:
+        """One more file met after the cap was reached; whether to go on counting."""
+        self.reached += 1
+        self.not_read += 1
+        return self.not_read < self.count_limit
 
     def first_time(self, real: str) -> bool:
         self.reached += 1
@@ -125,13 +142,13 @@ class _Budget:
 
 
 def gather(sources: list[str], *, stdin: Callable[[], str | None], timeout: float,
-           cap: int = TOTAL_CAP) -> Gathered:
+           cap: int = TOTAL_CAP, count_limit: int = NOT_READ_COUNT) -> Gathered:
     """Read every source; a source that cannot be read at all is an error (nothing is sent)."""
-    budget = _Budget(cap)
+    budget = _Budget(cap, count_limit)
     pieces: list[Piece] = []
     for source in sources:
         pieces += _one(source, stdin=stdin, timeout=timeout, budget=budget)
-    return Gathered(pieces)
+    return Gathered(pieces, budget.not_read, count_limit)
 
 
 def _one(source: str, *, stdin: Callable[[], str | None], timeout: float, budget: _Budget) -> list[Piece]:
@@ -204,6 +221,9 @@ def _globbed(pattern: str, budget: _Budget) -> list[Piece]:
             if not any(_inside(real, folder) for folder in walked):
                 walked.append(real)
                 out += _directory(Path(real), match, budget, within=base, shown=shown)
+        elif budget.full:
+            if os.path.isfile(real) and not budget.count_unread():
+                break
         elif os.path.isfile(real) and budget.first_time(real):  # not a pipe or socket a pattern matched: opening one waits
             out.append(_file(Path(real), match, budget, explicit=False))
     return out
@@ -314,9 +334,13 @@ def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
     """Read at most what the budget has left (and one byte more, to know it did not fit): a pipe
     or a device has no size to check first, and a large file is not read whole to be refused."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        size = info.st_size
         if size > FILE_CAP and not explicit:
             return Piece(name, None, "too large")
+        if size > budget.left and not explicit and stat.S_ISREG(info.st_mode):  # not opened to be refused
+            budget.full = True
+            return Piece(name, None, "over the total size cap")
         with path.open("rb") as f:
             data = f.read(budget.left + 1)
     except OSError as exc:
@@ -330,6 +354,7 @@ def _file(path: Path, name: str, budget: _Budget, *, explicit: bool) -> Piece:
             held = byte_size(size) if size > len(data) else f"over {byte_size(budget.left)}"
             raise UsageError(f"{name} ({held}) does not fit the -f total of {byte_size(TOTAL_CAP)}",
                              hint="pass a smaller part of it")
+        budget.full = True
         return Piece(name, None, "over the total size cap")
     if explicit:  # text in another encoding: say which byte
         text = utf8(data, name, hint=f"convert it first, e.g. iconv -f latin1 -t utf-8 {shlex.quote(name)}")
@@ -374,6 +399,11 @@ def _directory(root: Path, name: str, budget: _Budget, *, within: str, shown: st
             return str(Path(name) / path.relative_to(root))
 
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not ignored(here / d, True))
+        if budget.full:  # past the cap: the files are counted (not opened, not resolved), up to a bound
+            for file in files:
+                if file != ".gitignore" and not ignored(here / file, False) and not budget.count_unread():
+                    return pieces
+            continue
         for link in (here / d for d in dirs if (here / d).is_symlink()):  # os.walk does not descend into these
             if not _inside(os.path.realpath(link), within) and budget.first_note(os.path.realpath(link)):
                 pieces.append(Piece(label(link), None, out_of))
@@ -389,6 +419,9 @@ def _directory(root: Path, name: str, budget: _Budget, *, within: str, shown: st
             if not _inside(real, within):
                 if budget.first_note(real):
                     pieces.append(Piece(label(path), None, out_of))
+            elif budget.full:
+                if not budget.count_unread():
+                    return pieces
             elif budget.first_time(real):
                 pieces.append(_file(Path(real), label(path), budget, explicit=False))
     return pieces
