@@ -174,6 +174,19 @@ def parse_period(text: str) -> str:
     return text
 
 
+def parse_expires(text: str) -> float:
+    """`--expires 30d` → seconds; zero or anything not an age is a usage error (a key that never works)."""
+    from streamchat.history import duration
+
+    try:
+        seconds = duration(text)
+    except UsageError:
+        seconds = 0
+    if seconds <= 0:
+        raise UsageError(f"--expires must be a positive age, not {text!r}", hint="e.g. --expires 30d, 12h or 2w")
+    return seconds
+
+
 def parse_models(text: str) -> tuple[str, ...]:
     models = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
     if not models:

@@ -64,20 +64,28 @@ def access_create(
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    from streamchat.access.records import KeyRecord, check_name, key_hash, new_key, parse_budget, parse_models, parse_period
+    from streamchat.access.records import (
+        KeyRecord,
+        check_name,
+        key_hash,
+        new_key,
+        parse_budget,
+        parse_expires,
+        parse_models,
+        parse_period,
+    )
 
     with _command(_globals(ctx).merge(config=config, debug=debug)):  # every input checked before the store is touched
-        from streamchat.history import duration
-
         now = time.time()
         record = KeyRecord(name=check_name(name), budget=parse_budget(budget) if budget is not None else None,
                            period=parse_period(period), rpm=rpm, tpm=tpm, models=parse_models(models) if models is not None else (),
-                           created=now, expires=now + duration(expires) if expires is not None else None)
+                           created=now, expires=now + parse_expires(expires) if expires is not None else None)
     with _state(ctx, state, config, debug) as (store, env, ui):
         key = new_key()
         store.create(record, key_hash(key))
         env.stdout.write(key + "\n")
-        ui.notice(f"key '{name}' created ({record.limits_text()}) in {store.where}; it is shown only this once")
+        until = f"; expires {_when(record.expires)}" if record.expires is not None else ""
+        ui.notice(f"key '{name}' created ({record.limits_text()}{until}) in {store.where}; it is shown only this once")
 
 
 def _when(ts: float | None) -> str:

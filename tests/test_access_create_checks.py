@@ -1,0 +1,25 @@
+"""`access create`'s inputs checked before a key exists: its expiry and its models."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _state(home) -> list[str]:
+    return ["--state", f"sqlite:{home / 'access.db'}"]
+
+
+@pytest.mark.parametrize("age", ["0d", "0s", "0w", "-1d", "soon"])
+def test_a_key_that_would_never_work_is_refused(invoke, home, age):
+    refused = invoke("access", "create", "bob", "--expires", age, *_state(home))
+    assert refused.code == 2 and refused.out == "", refused
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--expires" in refused.stderr, refused.stderr
+    assert "no keys" in invoke("access", "list", *_state(home)).stderr  # nothing was made
+
+
+def test_the_summary_says_when_a_key_expires(invoke, home):
+    created = invoke("access", "create", "bob", "--expires", "30d", *_state(home))
+    assert created.code == 0 and created.out.startswith("sk-sc-"), created
+    assert "expires " in created.stderr, created.stderr
+    forever = invoke("access", "create", "amy", *_state(home))
+    assert forever.code == 0 and "expires" not in forever.stderr, forever.stderr
