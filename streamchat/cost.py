@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # types only: cost is a leaf, so config (which asks `catalog_knows`) and events may import it
@@ -140,8 +140,13 @@ class Rates:
         if rates is not None:
             if not isinstance(rates, list) or len(rates) != 5 or not all(isinstance(r, str) for r in rates):
                 return None
-            return cls(window, (Decimal(rates[0]), Decimal(rates[1]), Decimal(rates[2]), Decimal(rates[3]),
-                                Decimal(rates[4])), linear_to)
+            try:  # a damaged cache ("x", "NaN") is not read: the database prices the turn
+                values = tuple(Decimal(rate) for rate in rates)
+            except InvalidOperation:
+                return None
+            if not all(value.is_finite() for value in values):
+                return None
+            return cls(window, values, linear_to)  # type: ignore[arg-type]  # five, checked above
         return cls(window, None, linear_to)
 
 

@@ -59,6 +59,24 @@ def test_a_models_price_is_read_from_the_cache_after_its_first_turn(server, home
     assert cost_of_a_turn() == (pytest.approx(0.00045), {"genai_prices"})
 
 
+def test_a_damaged_price_cache_is_not_read(server, home):
+    """prices.json is the cache directory's, rebuilt at will: rates in it that are not numbers (a
+    damaged or hand-edited file) leave the turn to the database, not a traceback after the answer."""
+    server.script("gpt-4o-mini", Script(chunks=["a", "b"], usage=(1000, 500)))
+    env = base_env(home, server, XDG_CACHE_HOME=str(home / ".cache"))
+    args = ["-m", "openai:gpt-4o-mini", "--json", "q"]
+    imported_by(args, ("genai_prices",), env=env)  # writes the cache
+    cache = home / ".cache" / "streamchat" / "prices.json"
+    for damage in (["x", "1", "1", "1", "1"], ["NaN", "1", "1", "1", "1"]):
+        data = json.loads(cache.read_text())
+        data["models"]["openai\tgpt-4o-mini"]["rates"] = damage
+        cache.write_text(json.dumps(data))
+        imported, done = imported_by(args, ("genai_prices",), env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.splitlines()[-1])["cost_usd"] == pytest.approx(0.00045)
+        assert imported == {"genai_prices"}
+
+
 def test_the_cached_rates_price_every_model_as_the_database_does():
     """Every model of the bundled database whose price is linear (most; not dated prices): its rates
     give the database's own total, to the last digit, below its first tier; above it, and for more
