@@ -23,3 +23,15 @@ def test_the_summary_says_when_a_key_expires(invoke, home):
     assert "expires " in created.stderr, created.stderr
     forever = invoke("access", "create", "amy", *_state(home))
     assert forever.code == 0 and "expires" not in forever.stderr, forever.stderr
+
+
+def test_a_model_no_provider_alias_or_route_here_knows_is_warned_about(invoke, home):
+    """serve's own config (another machine on a shared --state, another --config) may know a provider
+    this one does not, so an unknown name is a warning, not a refusal."""
+    made = invoke("access", "create", "bob", "--models", "openai:gpt-4o-mini,nonexist:x,compat:m", *_state(home))
+    assert made.code == 0 and made.out.startswith("sk-sc-"), made
+    warned = [line for line in made.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "'nonexist:x'" in warned[0], made.stderr
+    assert "openai:gpt-4o-mini" not in warned[0] and "compat:m" not in warned[0]
+    known = invoke("access", "create", "amy", "--models", "openai:gpt-4o-mini,compat:m", *_state(home))
+    assert known.code == 0 and "warning" not in known.stderr, known.stderr

@@ -16,6 +16,7 @@ from streamchat.ui import UI
 
 if TYPE_CHECKING:
     from streamchat.access.state import AccessState
+    from streamchat.config import Settings
 
 STATE_VAR = "STREAMCHAT_STATE"  # serve --state reads it too
 
@@ -75,17 +76,39 @@ def access_create(
         parse_period,
     )
 
-    with _command(_globals(ctx).merge(config=config, debug=debug)):  # every input checked before the store is touched
+    # every input checked before the store is touched
+    with _command(_globals(ctx).merge(config=config, debug=debug)) as (settings, _env, ui):
         now = time.time()
         record = KeyRecord(name=check_name(name), budget=parse_budget(budget) if budget is not None else None,
                            period=parse_period(period), rpm=rpm, tpm=tpm, models=parse_models(models) if models is not None else (),
                            created=now, expires=now + parse_expires(expires) if expires is not None else None)
+        unknown = _unresolvable(settings, record.models)
+        if unknown:  # a warning: serve's own config (another machine on a shared --state) may know them
+            names = ", ".join(repr(m) for m in unknown)
+            ui.warn(f"warning: --models: no provider, alias or route in this config knows {names}; the key can use "
+                    "such a name only on a serve whose config does (`streamchat models` lists the names here)")
     with _state(ctx, state, config, debug) as (store, env, ui):
         key = new_key()
         store.create(record, key_hash(key))
         env.stdout.write(key + "\n")
         until = f"; expires {_when(record.expires)}" if record.expires is not None else ""
         ui.notice(f"key '{name}' created ({record.limits_text()}{until}) in {store.where}; it is shown only this once")
+
+
+def _unresolvable(settings: Settings, models: tuple[str, ...]) -> list[str]:
+    """The `--models` names that neither a route, an alias nor a provider (`provider:model`, or a bare
+    model one provider offers) here resolves, as serve resolves a request's model."""
+    from streamchat.errors import StreamchatError
+
+    unknown = []
+    for model in models:
+        if settings.route(model) is not None:
+            continue
+        try:
+            settings.resolve(model)
+        except StreamchatError:
+            unknown.append(model)
+    return unknown
 
 
 def _when(ts: float | None) -> str:
