@@ -136,6 +136,12 @@ class UnsafePermissionsError(StreamchatError):
 
 _KEYLIKE = re.compile(r"(\bsk-[A-Za-z0-9_\-]{6,}|\bBearer\s+\S+|\bBasic\s+[A-Za-z0-9+/=]{8,})")
 _URL_USERINFO = re.compile(r"(?<=://)[^/?#\s@]+@")  # https://user:pass@host: the part before the host
+# a URL's query, up to a fragment or the URL's end (punctuation after it, `…?token=x).` in a sentence, left out)
+_URL_QUERY = re.compile(r"(?<=://)[^?#\s\"'<>]*\?([^#\s\"'<>]*?)(?=[.,:;!?)\]}]*(?:[#\s\"'<>]|$))")
+_QUERY_PARAM = re.compile(r"([^=&;]+)=([^&;]*)")
+_PARAM_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")  # snake, kebab and camelCase parts of a name
+_SECRET_WORDS = frozenset({"token", "key", "apikey", "sig", "signature", "password", "passwd", "pwd", "secret",
+                           "auth", "credential", "credentials"})
 
 
 _known: tuple[str, ...] = ()  # the key values in use: replaced whole, so readers on other threads need no lock
@@ -159,8 +165,23 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
 
 
 def mask_url(text: str) -> str:
-    """Credentials in a URL (a base_url like https://user:pass@host/v1) shown as ***@."""
-    return _URL_USERINFO.sub("***@", text)
+    """Credentials in a URL shown as ***: a user and password (a base_url like https://user:pass@host/v1,
+    as ***@) and the value of a query parameter named like one (`?token=`, `api_key`, `sig`,
+    `X-Amz-Signature`, `client_secret`, `password`, `auth`…: the last word of the name)."""
+    return mask_query(_URL_USERINFO.sub("***@", text))
+
+
+def mask_query(text: str) -> str:
+    """The values of credential-like query parameters in every URL of `text` as *** (the rest of
+    the URL as it is): what `-f URL` shows, names to the model and stores (`fetch.shown_url`)."""
+    if "?" not in text:
+        return text
+    return _URL_QUERY.sub(lambda m: m[0][:m.start(1) - m.start(0)] + _QUERY_PARAM.sub(_masked_param, m[1]), text)
+
+
+def _masked_param(m: re.Match[str]) -> str:
+    words = _PARAM_WORDS.findall(m[1])
+    return f"{m[1]}=***" if m[2] and words and words[-1].lower() in _SECRET_WORDS else m[0]
 
 
 def retry_after(response: object) -> float | None:

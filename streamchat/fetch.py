@@ -14,7 +14,7 @@ import socket
 import threading
 from typing import Any
 
-from streamchat.errors import NetworkError, UsageError
+from streamchat.errors import NetworkError, UsageError, mask_query
 from streamchat.ui import byte_size
 
 URL_CAP = 2 * 1024 * 1024
@@ -24,13 +24,15 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def shown_url(url: str) -> str:
-    """The URL without its user and password: the label shown, sent to the model and stored.
-    Plain string work, so an address too broken to parse (`http://u:pw@[::1`) loses them too."""
+    """The URL without its user and password, and its credential-like query values as ***
+    (`errors.mask_query`, which notices and logs go through too): the label shown, sent to the
+    model and stored. Plain string work, so an address too broken to parse (`http://u:pw@[::1`)
+    loses them too."""
     scheme, sep, rest = url.partition("://")
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     if not sep or "@" not in rest[:end]:
-        return url
-    return f"{scheme}://{rest[:end].rpartition('@')[2]}{rest[end:]}"
+        return mask_query(url)
+    return mask_query(f"{scheme}://{rest[:end].rpartition('@')[2]}{rest[end:]}")
 
 
 def is_private(address: Address) -> bool:
