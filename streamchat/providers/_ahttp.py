@@ -29,9 +29,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from streamchat._version import __version__
 from streamchat.cancel import bounded
-from streamchat.providers._http import ERROR_BODY_MAX, StreamDropped, _ssl_context
+from streamchat.providers._http import ERROR_BODY_MAX, StreamDropped, _ssl_context, request_headers, timeouts
 
 log = logging.getLogger("streamchat.http")
 IDLE_S = 5.0  # a pooled connection unused this long is closed (the SDK's keep-alive expiry)
@@ -231,12 +230,11 @@ class AsyncHttpTransport:
         default = 443 if self._https else 80
         host = self._host if ":" not in self._host else f"[{self._host}]"
         netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
-        fields = {"Content-Type": "application/json", "Accept": "application/json",
-                  "User-Agent": f"streamchat/{__version__}", **headers}
+        fields = request_headers(headers)
         # as http.client writes it (_http.py's request, so the SDK's): Host, Accept-Encoding, the length, the rest
         self._head = f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {netloc}\r\nAccept-Encoding: identity\r\nContent-Length: "
         self._fields = "".join(f"\r\n{name}: {value}" for name, value in fields.items()) + "\r\n\r\n"
-        self._timeouts = (min(timeout, 15.0), timeout)  # connect, read: as the blocking path's
+        self._timeouts = timeouts(timeout)
         self._idle: list[_Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.TimerHandle | None = None

@@ -105,6 +105,18 @@ def wire_json(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
+def request_headers(headers: dict[str, str]) -> dict[str, str]:
+    """What every lean request carries, on either transport: the JSON content type and accept, our
+    User-Agent, then the wire's headers (`Wire.headers`)."""
+    return {"Content-Type": "application/json", "Accept": "application/json",
+            "User-Agent": f"streamchat/{__version__}", **headers}
+
+
+def timeouts(timeout: float) -> tuple[float, float]:
+    """Connect and read timeouts, as client_options gives the SDK's."""
+    return min(timeout, 15.0), timeout
+
+
 class HttpStatusError(Exception):
     """An error response, with what map_error reads from the SDKs' APIStatusError: `status_code`,
     `body` (the JSON, or the text), `response.headers` (Retry-After)."""
@@ -170,9 +182,8 @@ class HttpTransport:
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname or "", parts.port
         self._target = parts.path or "/"
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": f"streamchat/{__version__}", **headers}
-        self._timeouts = (min(timeout, 15.0), timeout)  # as client_options gives the SDK's
+        self._headers = request_headers(headers)
+        self._timeouts = timeouts(timeout)
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._context: Any = None

@@ -140,18 +140,17 @@ class SdkProvider:
         self._lean: HttpTransport | None = None
         self._alean: AsyncHttpTransport | None = None
         path = path_for(config, asyncio=_async_transport)
-        if path == "lean":
+        if path in ("lean", "lean-async"):
             wire = WIRES[sdk]
-            key = config.require_key() or "not-needed"
-            self._lean = HttpTransport((self.base_url or wire.default_base_url).rstrip("/") + wire.path,
-                                       wire.headers(key), timeout)
-        else:
-            if path == "lean-async":
+            url = (self.base_url or wire.default_base_url).rstrip("/") + wire.path
+            headers = wire.headers(config.require_key() or "not-needed")
+            if path == "lean":
+                self._lean = HttpTransport(url, headers, timeout)
+            else:
                 from streamchat.providers._ahttp import AsyncHttpTransport
 
-                wire = WIRES[sdk]
-                self._alean = AsyncHttpTransport((self.base_url or wire.default_base_url).rstrip("/") + wire.path,
-                                                 wire.headers(config.require_key() or "not-needed"), timeout)
+                self._alean = AsyncHttpTransport(url, headers, timeout)
+        if path != "lean":
             self._client  # noqa: B018 — the SDK and its client now: a missing key fails at once
 
     @property
