@@ -35,3 +35,18 @@ def test_a_model_no_provider_alias_or_route_here_knows_is_warned_about(invoke, h
     assert "openai:gpt-4o-mini" not in warned[0] and "compat:m" not in warned[0]
     known = invoke("access", "create", "amy", "--models", "openai:gpt-4o-mini,compat:m", *_state(home))
     assert known.code == 0 and "warning" not in known.stderr, known.stderr
+
+
+def test_state_takes_a_file_path_as_well_as_sqlite_path(invoke, home, server):
+    """`--state /path/keys.db` (and `~/…` from $STREAMCHAT_STATE, which no shell expands) is the SQLite
+    file `sqlite:PATH` names; a bare word (`--state redis`, a URL half typed) is still refused."""
+    from conftest import base_env
+
+    path = home / "keys.db"
+    assert invoke("access", "create", "bob", "--state", str(path)).code == 0
+    assert invoke("access", "list", "--state", f"sqlite:{path}").out.startswith("bob\tactive")
+    env = base_env(home, server, STREAMCHAT_STATE="~/other.db")
+    assert invoke("access", "create", "amy", env=env).code == 0 and (home / "other.db").exists()
+    assert invoke("access", "list", "--state", f"sqlite:{home / 'other.db'}").out.startswith("amy\tactive")
+    typo = invoke("access", "list", "--state", "redis")
+    assert typo.code == 2 and len(typo.stderr.strip().splitlines()) == 1 and "PATH" in typo.stderr, typo.stderr

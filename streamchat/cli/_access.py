@@ -26,7 +26,8 @@ app.add_typer(access_app, name="access")
 
 StateOpt = Annotated[Optional[str], typer.Option(
     "--state", envvar=STATE_VAR, show_envvar=True, metavar="URL",
-    help="Where keys and spend live: redis://HOST:PORT/DB shared by several servers (default: access.db in the data dir).")]
+    help="Where keys and spend live: redis://HOST:PORT/DB shared by several servers, or a SQLite file's "
+         "PATH (/srv/keys.db, ./keys.db) (default: access.db in the data dir).")]
 NameArg = Annotated[str, typer.Argument(metavar="NAME", show_default=False, help="The key's name.")]
 
 
