@@ -127,12 +127,19 @@ def test_stall_mid_answer_idle_timeout(run, server, home, provider):
     assert server.wait_disconnect(3)
 
 
+_HELD: list[object] = []
+
+
 def _refused_url() -> str:
+    """A port bound and never listened on, held for the whole run: a connection to it is refused.
+    A port freed at collection was taken by a fake server started later in the same process (the
+    row then got HTTP 404, not "connection refused")."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def _provider_env(home, provider: str, url: str, **extra: str) -> dict[str, str]:
