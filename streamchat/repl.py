@@ -129,7 +129,7 @@ class Repl:
                 question = with_context(prompt, context)
                 if not force:
                     try:
-                        self.session.check_context(question)
+                        self.session.check_context(question, repl=True)
                     except StreamchatError as err:
                         self.held = (question, attachments)
                         self.ui.notice(f"{err} — or /send to send it anyway")

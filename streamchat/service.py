@@ -497,8 +497,9 @@ class ChatSession:
             used += estimate_tokens(self.system_prompt(summary) or "")
         return used + (estimate_tokens(prompt) if prompt else 0)
 
-    def check_context(self, prompt: str) -> None:
+    def check_context(self, prompt: str, *, repl: bool = False) -> None:
         """Refuse a question that would clearly overflow the model's context (before spending anything).
+        The hint names /new and /undo only in the REPL (`repl`): a shell has no such commands.
 
         A conversation smaller than any hosted model's window is not looked up: the price database
         that holds the windows costs ~45 ms to load, on every one-shot."""
@@ -517,7 +518,8 @@ class ChatSession:
             raise ContextOverflowError(
                 f"the prompt is too long for {self.model_name}: it would need about {used} tokens, the model takes {window}",
                 hint=f"shorten the input, or raise {option} in [providers.{provider.name}]" if option
-                else "shorten the input, start anew (/new), or drop turns (/undo)")
+                else "shorten the input, start anew (/new), or drop turns (/undo)" if repl
+                else "shorten the input or use a model with a larger context")
 
     def _compaction_fits(self, prompt: str, window: int) -> bool:
         """Whether compacting every turn would make room for `prompt` (then it is no overflow)."""
