@@ -464,3 +464,30 @@ def test_the_async_reader_caps_a_response_head(case):
             asyncio.run(post())
     finally:
         done.set()
+
+
+@pytest.mark.parametrize("case", ["cross", "relative", "loop", "see", "moved"])
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_serves_redirects_are_followed_as_the_sdk_follows_them(server, redirector, monkeypatch, kind, case):
+    """The same on serve's asyncio paths: _ahttp.py answered a redirect as an error ("openai answered
+    HTTP 307", exit 4) where the SDK's asyncio client followed it, as the blocking path did before."""
+    request = ChatRequest("echo", (Message("user", "hi"),))
+    outcome = {}
+    for transport in ("sdk", "lean"):
+        Redirector.seen.clear()
+        server.reset()
+        adapter = aprovider(kind, f"{redirector}/{case}", transport, monkeypatch)
+        try:
+            result: tuple = ("answer", aanswer(adapter, request))
+        except Exception as exc:
+            err = adapter.map_error(exc, model="echo", started=False)
+            result = ("error", type(err), str(err), err.exit_code)
+        at_fake = [(r.path, r.headers.get("authorization"), r.body) for r in server.requests]
+        outcome[transport] = (result, list(Redirector.seen), at_fake)
+    assert outcome["lean"] == outcome["sdk"]
+    result, seen, at_fake = outcome["lean"]
+    if case in ("cross", "relative"):
+        assert result[0] == "answer" and len(at_fake) == 1 and at_fake[0][1] is None  # no key to another origin
+        assert all(auth == "Bearer sk-test-key-0001" for _m, _p, auth, _b in seen)  # kept on the same origin
+    if case == "loop":
+        assert len(seen) == 21 and "TooManyRedirects" in result[2]

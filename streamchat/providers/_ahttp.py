@@ -12,7 +12,7 @@ answer, with the bytes already unframed by llhttp.
 Taken where the blocking lean path is (`path_for`: no proxy, a plain http(s) URL, not
 STREAMCHAT_TRANSPORT=sdk) and httptools is installed (serve's extra); tests/test_lean_transport.py
 holds it to the SDK's asyncio path as it holds `_http.py` to the SDK's blocking one: the same bytes
-at the fake server, the same errors.
+at the fake server, the same errors, redirects followed alike (`_http.redirected`).
 """
 
 from __future__ import annotations
@@ -25,18 +25,35 @@ import http.client
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httptools
 
 from streamchat.cancel import bounded
-from streamchat.providers._http import ERROR_BODY_MAX, StreamDropped, _ssl_context, request_headers, timeouts
+from streamchat.providers._http import (
+    ERROR_BODY_MAX,
+    MAX_REDIRECTS,
+    REDIRECTS,
+    StreamDropped,
+    TooManyRedirects,
+    _ssl_context,
+    redirected,
+    request_headers,
+    timeouts,
+)
 
 log = logging.getLogger("streamchat.http")
 IDLE_S = 5.0  # a pooled connection unused this long is closed (the SDK's keep-alive expiry)
 HIGH_WATER = 256 * 1024  # bytes read ahead of the answer's reader before the socket stops being read
 HEAD_MAX = 256 * 1024  # a response's status line and headers: more is a dropped stream, not memory held
 MAX_HEADERS = 100  # http.client's limit on the blocking path (more is its "got more than 100 headers")
+
+
+def _netloc(parts: SplitResult) -> str:
+    """The Host header for a URL, as http.client writes it (no default port, IPv6 in brackets)."""
+    host = parts.hostname or ""
+    host = host if ":" not in host else f"[{host}]"
+    return host if parts.port in (None, 443 if parts.scheme == "https" else 80) else f"{host}:{parts.port}"
 
 
 class _Connection(asyncio.Protocol):
@@ -187,8 +204,8 @@ class _Connection(asyncio.Protocol):
 class AsyncHttpResponse:
     """A streaming response: `status`, `headers` (as http.client's, which map_error reads), the body."""
 
-    def __init__(self, conn: _Connection) -> None:
-        self._conn = conn
+    def __init__(self, conn: _Connection, *, pooled: bool = True) -> None:
+        self._conn, self.pooled = conn, pooled  # a redirect's hop: its connection is closed after it
         self.read = conn.read  # the body's next bytes; b"" at its end
         self.status = conn.status
         self.headers = http.client.HTTPMessage()
@@ -227,13 +244,10 @@ class AsyncHttpTransport:
         self.url = url
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname or "", parts.port or (443 if self._https else 80)
-        default = 443 if self._https else 80
-        host = self._host if ":" not in self._host else f"[{self._host}]"
-        netloc = host if parts.port in (None, default) else f"{host}:{parts.port}"
-        fields = request_headers(headers)
+        self._headers = request_headers(headers)
         # as http.client writes it (_http.py's request, so the SDK's): Host, Accept-Encoding, the length, the rest
-        self._head = f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {netloc}\r\nAccept-Encoding: identity\r\nContent-Length: "
-        self._fields = "".join(f"\r\n{name}: {value}" for name, value in fields.items()) + "\r\n\r\n"
+        self._head = f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {_netloc(parts)}\r\nAccept-Encoding: identity\r\nContent-Length: "
+        self._fields = "".join(f"\r\n{name}: {value}" for name, value in self._headers.items()) + "\r\n\r\n"
         self._timeouts = timeouts(timeout)
         self._idle: list[_Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -259,13 +273,58 @@ class AsyncHttpTransport:
                 self._discard(conn)
                 raise
             log.debug("HTTP %d", conn.status)
-            return AsyncHttpResponse(conn)
+            response = AsyncHttpResponse(conn)
+            location = response.headers.get("Location")
+            if conn.status not in REDIRECTS or location is None:
+                return response
+            try:
+                await response.read_error()  # a redirect's own body, read as httpx2 reads it
+            finally:
+                self.release(response)
+            return await self._follow(conn.status, location, body)
+
+    async def _follow(self, status: int, location: str, body: bytes) -> AsyncHttpResponse:
+        """Follow redirects as _http.py does (`redirected`, as httpx2 for the SDKs); the 21st is
+        TooManyRedirects. Each hop on a connection of its own, closed after it (the pool serves the
+        base URL)."""
+        url, method, headers = self.url, "POST", dict(self._headers)
+        payload: bytes | None = body
+        for _hop in range(MAX_REDIRECTS):
+            url, method, payload = redirected(status, url, location, method, payload, headers)
+            log.debug("%s %s (redirected, HTTP %d)", method, url, status)
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https"):
+                raise StreamDropped(f"a redirect to an unsupported URL: {parts.scheme}:…")
+            https = parts.scheme == "https"
+            conn = await self._connect(parts.hostname or "", parts.port or (443 if https else 80), https)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            length = "" if payload is None else f"\r\nContent-Length: {len(payload)}"
+            fields = "".join(f"\r\n{name}: {value}" for name, value in headers.items())
+            head = f"{method} {target} HTTP/1.1\r\nHost: {_netloc(parts)}\r\nAccept-Encoding: identity{length}{fields}\r\n\r\n"
+            try:
+                assert conn.transport is not None
+                conn.transport.write(head.encode("latin-1") + (payload or b""))
+                await conn.headers()
+            except BaseException:
+                self._discard(conn)
+                raise
+            log.debug("HTTP %d", conn.status)
+            response = AsyncHttpResponse(conn, pooled=False)
+            following = response.headers.get("Location")
+            if conn.status not in REDIRECTS or following is None:
+                return response
+            status, location = conn.status, following
+            try:
+                await response.read_error()
+            finally:
+                self._discard(conn)
+        raise TooManyRedirects
 
     def release(self, response: AsyncHttpResponse) -> None:
         """Done with the response: its connection is kept only if its body was read to the end."""
         conn = response._conn
         conn.done_with()
-        if not conn.reusable():
+        if not response.pooled or not conn.reusable():
             self._discard(conn)
             return
         conn._reset()
@@ -283,13 +342,16 @@ class AsyncHttpTransport:
             conn = self._idle.pop()
             if not conn.lost:
                 return conn, True
-        if self._https and self._context is None:
+        return await self._connect(self._host, self._port, self._https), False
+
+    async def _connect(self, host: str, port: int, https: bool) -> _Connection:
+        if https and self._context is None:
             self._context = _ssl_context()
         connect, read = self._timeouts
-        conn = _Connection(loop, read)
-        await bounded(loop.create_connection(lambda: conn, self._host, self._port, ssl=self._context if self._https else None,
-                                             server_hostname=self._host if self._https else None), connect)
-        return conn, False
+        conn = _Connection(asyncio.get_running_loop(), read)
+        await bounded(asyncio.get_running_loop().create_connection(
+            lambda: conn, host, port, ssl=self._context if https else None, server_hostname=host if https else None), connect)
+        return conn
 
     def _sweep(self) -> None:
         self._sweeper = None

@@ -237,22 +237,13 @@ class HttpTransport:
 
     def _follow(self, status: int, location: str, body: bytes
                 ) -> tuple[http.client.HTTPConnection, socket.socket, http.client.HTTPResponse]:
-        """Follow redirects as httpx2 does for the SDKs: 307 and 308 send the request again to the
-        Location (relative to the URL that answered), a 301, 302 or 303 turns it into a GET without
-        a body; the key (Authorization) is not sent to another origin, unless the redirect only
-        upgrades http to https on the same host; the 21st redirect is TooManyRedirects. Each hop
-        goes on a connection of its own, closed after it (a redirect is rare; the pool serves the
-        base URL)."""
+        """Follow redirects as httpx2 does for the SDKs (`redirected`); the 21st redirect is
+        TooManyRedirects. Each hop goes on a connection of its own, closed after it (a redirect is
+        rare; the pool serves the base URL)."""
         url, method, headers = self.url, "POST", dict(self._headers)
         payload: bytes | None = body
         for _hop in range(MAX_REDIRECTS):
-            target = urljoin(url, location)
-            if status in (301, 302, 303) and method == "POST":
-                method, payload = "GET", None
-                headers.pop("Content-Length", None)
-            if _origin(target) != _origin(url) and not _https_upgrade(url, target):
-                headers.pop("Authorization", None)
-            url = target
+            url, method, payload = redirected(status, url, location, method, payload, headers)
             log.debug("%s %s (redirected, HTTP %d)", method, url, status)
             conn, sock, response = self._send_once(url, method, payload, headers)
             log.debug("HTTP %d %s", response.status, response.reason)
@@ -316,6 +307,21 @@ class HttpTransport:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def redirected(status: int, url: str, location: str, method: str, body: bytes | None, headers: dict[str, str]
+               ) -> tuple[str, str, bytes | None]:
+    """A redirect's next request, as httpx2 makes it for the SDKs (both lean transports follow it):
+    the Location is relative to the URL that answered; a 301, 302 or 303 turns a POST into a GET
+    without a body; `headers` loses the key (Authorization) for another origin, unless the redirect
+    only upgrades http to https on the same host. The URL, method and body to send next."""
+    target = urljoin(url, location)
+    if status in (301, 302, 303) and method == "POST":
+        method, body = "GET", None
+        headers.pop("Content-Length", None)
+    if _origin(target) != _origin(url) and not _https_upgrade(url, target):
+        headers.pop("Authorization", None)
+    return target, method, body
 
 
 def _discard(response: http.client.HTTPResponse) -> None:
