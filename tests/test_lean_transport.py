@@ -393,18 +393,20 @@ def redirector(_server_instance):
 
 @pytest.mark.parametrize("case", ["cross", "relative", "loop", "see", "moved"])
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
-def test_redirects_are_followed_as_the_sdk_follows_them(server, redirector, monkeypatch, kind, case):
+@pytest.mark.parametrize("serve", [False, True], ids=["blocking", "serve"])
+def test_redirects_are_followed_as_the_sdk_follows_them(server, redirector, monkeypatch, kind, case, serve):
     """The SDKs' httpx2 follows 301/302/303/307/308 (a 307 or 308 sends the POST again, the others
-    a GET), drops the key for another origin and stops at the 21st: the lean transport answered
-    the first redirect as an error ("HTTP 307"). Each path's requests, answer or error are the same."""
+    a GET), drops the key for another origin and stops at the 21st: the lean transports, blocking
+    and then serve's asyncio one, answered the first redirect as an error ("HTTP 307", exit 4).
+    Each path's requests, answer or error are the same."""
     request = ChatRequest("echo", (Message("user", "hi"),))
     outcome = {}
     for transport in ("sdk", "lean"):
         Redirector.seen.clear()
         server.reset()
-        adapter = provider(kind, f"{redirector}/{case}", transport, monkeypatch)
+        adapter = (aprovider if serve else provider)(kind, f"{redirector}/{case}", transport, monkeypatch)
         try:
-            result: tuple = ("answer", answer(adapter, request))
+            result: tuple = ("answer", aanswer(adapter, request) if serve else answer(adapter, request))
         except Exception as exc:
             err = adapter.map_error(exc, model="echo", started=False)
             result = ("error", type(err), str(err), err.exit_code)
@@ -464,30 +466,3 @@ def test_the_async_reader_caps_a_response_head(case):
             asyncio.run(post())
     finally:
         done.set()
-
-
-@pytest.mark.parametrize("case", ["cross", "relative", "loop", "see", "moved"])
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
-def test_serves_redirects_are_followed_as_the_sdk_follows_them(server, redirector, monkeypatch, kind, case):
-    """The same on serve's asyncio paths: _ahttp.py answered a redirect as an error ("openai answered
-    HTTP 307", exit 4) where the SDK's asyncio client followed it, as the blocking path did before."""
-    request = ChatRequest("echo", (Message("user", "hi"),))
-    outcome = {}
-    for transport in ("sdk", "lean"):
-        Redirector.seen.clear()
-        server.reset()
-        adapter = aprovider(kind, f"{redirector}/{case}", transport, monkeypatch)
-        try:
-            result: tuple = ("answer", aanswer(adapter, request))
-        except Exception as exc:
-            err = adapter.map_error(exc, model="echo", started=False)
-            result = ("error", type(err), str(err), err.exit_code)
-        at_fake = [(r.path, r.headers.get("authorization"), r.body) for r in server.requests]
-        outcome[transport] = (result, list(Redirector.seen), at_fake)
-    assert outcome["lean"] == outcome["sdk"]
-    result, seen, at_fake = outcome["lean"]
-    if case in ("cross", "relative"):
-        assert result[0] == "answer" and len(at_fake) == 1 and at_fake[0][1] is None  # no key to another origin
-        assert all(auth == "Bearer sk-test-key-0001" for _m, _p, auth, _b in seen)  # kept on the same origin
-    if case == "loop":
-        assert len(seen) == 21 and "TooManyRedirects" in result[2]
