@@ -349,8 +349,9 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "markdown": bool, "max_input_bytes": int, "vi_mode": bool, "approve": list, "tool_steps": int,
     "code_theme": str, "cache": bool, "functions": list, "function_timeout": (int, float),
 }
+MAX_TOKENS = 2**31 - 1  # the largest max_tokens taken (config, flag, role): servers read it as a 32-bit int
 _RANGES: dict[str, tuple[float, float]] = {
-    "temperature": (0, 2), "max_tokens": (1, math.inf), "timeout": (0.1, math.inf), "retries": (0, 20),
+    "temperature": (0, 2), "max_tokens": (1, MAX_TOKENS), "timeout": (0.1, math.inf), "retries": (0, 20),
     "retry_max_wait": (0, math.inf), "max_input_bytes": (1, math.inf), "tool_steps": (1, 100),
     "function_timeout": (0.1, 86400),
 }
@@ -394,7 +395,7 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
             low, high = _RANGES[key]
             number = float(cast(float, value))
             if not (math.isfinite(number) and low <= number <= high):
-                allowed = f"from {low:g} to {high:g}" if high != math.inf else f"at least {low:g}"
+                allowed = range_text(low, high, number)
                 raise ConfigError(f"{where}'{key}' must be {allowed} (it is {value})",
                                   hint="fix the value in the config file, the same range as the flag")
         if key == "approve":
@@ -433,12 +434,40 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
         if not isinstance(table, dict) or not all(k in ("input", "output") and isinstance(v, (int, float))
                                                   and not isinstance(v, bool) and v >= 0 for k, v in table.items()):
             raise ConfigError(f"{where}[prices.\"{name}\"] takes input = and output = in dollars per million tokens")
+    if roles:  # a [roles.x] key of the wrong type was found only when the role was used
+        from streamchat.roles import check_tables
+
+        check_tables(roles, str(path) if path else "config")
     settings = Settings(providers=providers, aliases=dict(aliases), roles=dict(roles), prices=dict(prices), **values)
     if data.get("routes"):
         from streamchat.routing import parse_routes
 
         settings = replace(settings, routes=parse_routes(data["routes"], settings, where))
     return settings
+
+
+def number_text(value: float) -> str:
+    """A range's end as written: 2147483647, not 2.14748e+09; 0.1 as 0.1."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def range_text(low: float, high: float, value: float) -> str:
+    """What a number must be: `from 0 to 2`; for a range whose top is a technical limit (none, or
+    MAX_TOKENS) only the end `value` is past: `at least 1`, `at most 2147483647`."""
+    if high < 1e9:
+        return f"from {number_text(low)} to {number_text(high)}"
+    return f"at least {number_text(low)}" if value < low else f"at most {number_text(high)}"
+
+
+def _check_context(name: str, value: Any, where: str) -> None:
+    """`context = N` or `context = { "MODEL" = N }` on a provider: a window of N tokens. `"big"` or
+    `-1` were accepted and then ignored (no window known, no overflow check)."""
+    def window(n: Any) -> bool:
+        return isinstance(n, int) and not isinstance(n, bool) and n >= 1
+
+    if not (window(value) or isinstance(value, dict) and value and all(window(n) for n in value.values())):
+        raise ConfigError(f"{where}[providers.{name}] context must be a whole number of tokens (at least 1), "
+                          "or a table of them by model", hint='e.g. context = 128000 or context = { "my-model" = 32000 }')
 
 
 def _function_files(paths: list[Any], config: Path | None, where: str) -> tuple[str, ...]:
@@ -468,6 +497,8 @@ def _parse_provider(name: str, table: dict[str, Any], base: ProviderConfig | Non
     if "api_key_env" in known:
         known["key_env_required"] = True
     options = {k: v for k, v in table.items() if k not in _PROVIDER_KEYS}
+    if "context" in options:
+        _check_context(name, options["context"], where)
     if "models" in known:
         known["models"] = tuple(known["models"])
     if base is not None and base.type == ptype:

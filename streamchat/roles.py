@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamchat.config import Settings
+from streamchat.config import MAX_TOKENS, Settings, range_text
 from streamchat.errors import ConfigError, UsageError
 from streamchat.paths import config_dir
 from streamchat.private_files import write_private
@@ -124,8 +124,10 @@ def _from_table(name: str, table: dict[str, Any], source: str) -> Role:
                                     or not math.isfinite(temperature) or not 0 <= temperature <= 2):
         raise ConfigError(f"{source}: role '{name}': 'temperature' must be from 0 to 2")
     max_tokens = table.get("max_tokens")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise ConfigError(f"{source}: role '{name}': 'max_tokens' must be at least 1")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
+                                   or not 1 <= max_tokens <= MAX_TOKENS):
+        over = isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > MAX_TOKENS
+        raise ConfigError(f"{source}: role '{name}': 'max_tokens' must be {range_text(1, MAX_TOKENS, 2**63 if over else 0)}")
     schema = table.get("schema")
     if schema is not None and not isinstance(schema, (str, dict)):
         raise ConfigError(f"{source}: role '{name}': 'schema' must be a string (like --schema's) or a table (a JSON Schema)")
@@ -139,6 +141,12 @@ def _from_table(name: str, table: dict[str, Any], source: str) -> Role:
     return Role(name, table.get("system"), table.get("model"),
                 None if temperature is None else float(temperature), max_tokens, table.get("template"), source, schema,
                 tuple(options.items()), reasoning)
+
+
+def check_tables(tables: dict[str, dict[str, Any]], source: str) -> None:
+    """The config's [roles.NAME] tables, checked when the config is loaded (not first when used)."""
+    for name, table in tables.items():
+        _from_table(name, table, source)
 
 
 def _from_file(path: Path) -> Role:

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from streamchat._version import __version__
-from streamchat.config import Settings, load_settings
+from streamchat.config import Settings, load_settings, range_text
 from streamchat.environment import Environment
 from streamchat.errors import OutputClosed, StreamchatError
 from streamchat.exit_status import ExitStatus, help_text
@@ -167,7 +167,7 @@ def _number_in(low: float, high: float = math.inf) -> Callable[[float | None], f
         if not math.isfinite(value):
             raise typer.BadParameter(f"{value} is not a number")
         if not low <= value <= high:
-            raise typer.BadParameter(f"must be from {low:g} to {high:g}" if high != math.inf else f"must be at least {low:g}")
+            raise typer.BadParameter(f"must be {range_text(low, high, value)}")
         return value
 
     return check

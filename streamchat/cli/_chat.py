@@ -24,6 +24,7 @@ from streamchat.cli._app import (
     _number_in,
     app,
 )
+from streamchat.config import MAX_TOKENS
 from streamchat.errors import UsageError
 from streamchat.exit_status import ExitStatus
 
@@ -75,7 +76,7 @@ def chat(
     system: Annotated[Optional[str], typer.Option("-s", "--system", metavar="TEXT", help="System prompt.")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", metavar="FLOAT", callback=_number_in(0, 2),
                                                          help="Sampling temperature (0-2).")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", callback=_number_in(1),
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", callback=_number_in(1, MAX_TOKENS),
                                                            help="Longest answer in tokens (at least 1).")] = None,
     option: Annotated[Optional[list[str]], typer.Option(
         "-o", "--option", metavar="NAME=VALUE",
