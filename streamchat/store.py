@@ -189,10 +189,17 @@ class ConversationLog:
         if number is not None and not 1 <= number <= len(choices):
             raise UsageError(f"there is no answer {number}: the last question has {len(choices)}",
                              hint=f"pick one from 1 to {len(choices)}")
-        if len(choices) < 2:
-            return None
+        if number is not None and not choices[number - 1].counts and len(choices) > 1:
+            empty = choices[number - 1]
+            how = "failed" if empty.result.outcome is Outcome.FAILED else "was stopped"
+            raise UsageError(f"answer {number} ({empty.model or '?'}) {how} with no text: there is nothing to continue",
+                             hint="pick an answer that has text")
         position = next((i for i, t in enumerate(choices) if t.id == last.id), -1)
-        index = number - 1 if number is not None else (position + 1) % len(choices)
+        # /alt cycles through the answers with text: a failed, empty one is no answer to continue from
+        others = [i for i in (*range(position + 1, len(choices)), *range(position)) if choices[i].counts]
+        if len(choices) < 2 or (number is None and not others):
+            return None
+        index = number - 1 if number is not None else others[0]
         conv.turns[-1] = choices[index]
         conv.model = choices[index].model or conv.model
         self.choose(conv, choices[index])

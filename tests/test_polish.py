@@ -1,0 +1,80 @@
+"""QB-7 polish: a race's failed, empty answer is no alternative to pick; REPL hints in the REPL's words;
+usage messages that say what is wrong."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+
+import pexpect
+import pytest
+from conftest import STREAMCHAT, base_env
+
+PROMPT = "›"
+
+
+@pytest.fixture
+def repl(home, server):
+    children: list[pexpect.spawn] = []
+
+    def spawn(*args: str) -> pexpect.spawn:
+        env = base_env(home, server, PROMPT_TOOLKIT_NO_CPR="1")
+        child = pexpect.spawn(STREAMCHAT, list(args), env=env, encoding="utf-8", dimensions=(30, 120), timeout=20)
+        child.logfile_read = io.StringIO()
+        child.expect_exact(PROMPT)
+        children.append(child)
+        return child
+
+    yield spawn
+    for child in children:
+        if child.isalive():
+            child.kill(signal.SIGHUP)
+            with contextlib.suppress(pexpect.ExceptionPexpect):
+                child.expect(pexpect.EOF, timeout=10)
+        child.close(force=True)
+
+
+def test_pick_refuses_a_race_answer_that_failed_with_no_text(invoke, server):
+    """QB-7: `-m fast -m nosuch q` (one 404) then `pick 2` switched to the empty, failed answer,
+    which `-c` then continued from. It is refused in one line (exit 2); `history show` still shows it failed."""
+    server.script("fast", chunks=["fine answer"])
+    server.script("nosuch", status=404, error_message="model not found")
+    raced = invoke("-m", "openai:fast", "-m", "openai:nosuch", "--no-retry", "q")
+    assert raced.code != 0 and "fine answer" in raced.out, raced.stderr
+    picked = invoke("pick", "2")
+    assert picked.code == 2, picked.stderr
+    lines = picked.stderr.strip().splitlines()
+    assert len(lines) == 1 and "answer 2 (openai:nosuch) failed with no text" in lines[0], picked.stderr
+    assert "Traceback" not in picked.stderr
+    assert invoke("pick", "1").code == 0
+    shown = invoke("history", "show", "1")
+    assert shown.code == 0 and "404" in shown.out + shown.stderr, shown.out
+    server.script("echo2", chunks=["ok"])
+    assert invoke("-c", "-m", "openai:echo2", "next").code == 0
+    assert [m["content"] for m in server.requests[-1].body["messages"]] == ["q", "fine answer", "next"]
+
+
+@pytest.mark.e2e
+def test_repl_alt_and_pick_skip_a_race_answer_that_failed_with_no_text(repl, server):
+    server.script("fast", chunks=["fine answer"])
+    server.script("nosuch", status=404, error_message="model not found")
+    child = repl("-m", "openai:nosuch", "-m", "openai:fast", "--no-retry")
+    child.sendline("q")
+    child.expect_exact("TTFT", timeout=60)
+    child.expect_exact(PROMPT)
+    child.sendline("/pick 1")
+    child.expect_exact("failed with no text")
+    child.expect_exact(PROMPT)
+    child.sendline("/alt")
+    child.expect_exact("no other answer to this question")
+    child.expect_exact(PROMPT)
+    child.sendline("/race off")
+    child.expect_exact("race off")
+    child.expect_exact(PROMPT)
+    child.sendline("/model openai:echo")
+    child.expect_exact(PROMPT)
+    child.sendline("next")
+    child.expect_exact("echo: next", timeout=60)
+    child.expect_exact(PROMPT)
+    assert [m["content"] for m in server.requests[-1].body["messages"]] == ["q", "fine answer", "next"]
