@@ -434,10 +434,6 @@ def parse_settings(data: dict[str, Any], path: Path | None = None) -> Settings:
         if not isinstance(table, dict) or not all(k in ("input", "output") and isinstance(v, (int, float))
                                                   and not isinstance(v, bool) and v >= 0 for k, v in table.items()):
             raise ConfigError(f"{where}[prices.\"{name}\"] takes input = and output = in dollars per million tokens")
-    if roles:  # a [roles.x] key of the wrong type was found only when the role was used
-        from streamchat.roles import check_tables
-
-        check_tables(roles, str(path) if path else "config")
     settings = Settings(providers=providers, aliases=dict(aliases), roles=dict(roles), prices=dict(prices), **values)
     if data.get("routes"):
         from streamchat.routing import parse_routes

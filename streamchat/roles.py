@@ -143,10 +143,10 @@ def _from_table(name: str, table: dict[str, Any], source: str) -> Role:
                 tuple(options.items()), reasoning)
 
 
-def check_tables(tables: dict[str, dict[str, Any]], source: str) -> None:
-    """The config's [roles.NAME] tables, checked when the config is loaded (not first when used)."""
-    for name, table in tables.items():
-        _from_table(name, table, source)
+def check_tables(settings: Settings) -> None:
+    """The config's [roles.NAME] tables, checked when the CLI loads the config (not first when used)."""
+    for name, table in settings.roles.items():
+        _from_table(name, table, str(settings.path) if settings.path else "config")
 
 
 def _from_file(path: Path) -> Role:

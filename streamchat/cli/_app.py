@@ -361,6 +361,10 @@ def _command(g: Globals) -> Iterator[tuple[Settings, Environment, UI]]:
     signals.install()
     with error_boundary(ui, g.debug):
         settings = load_settings(g.config, warn=ui.warn)
+        if settings.roles:  # a [roles.x] key of the wrong type was found only when the role was used
+            from streamchat.roles import check_tables
+
+            check_tables(settings)
         if g.debug:
             _setup_debug(settings)
         yield settings, env, ui
