@@ -466,3 +466,20 @@ def test_the_async_reader_caps_a_response_head(case):
             asyncio.run(post())
     finally:
         done.set()
+
+
+@pytest.mark.parametrize("serve", [False, True], ids=["blocking", "serve"])
+def test_a_key_holding_a_line_break_is_a_config_error(server, monkeypatch, serve):
+    """A key with a line break in it was sent by serve's asyncio transport as a header of its own
+    (`X-Injected: 1` here), and refused by http.client as an "unexpected error" (exit 1): on both
+    lean paths it is now a config error naming the provider, the key shown nowhere."""
+    from streamchat.providers import _sdk
+    from streamchat.providers.openai import OpenAIProvider
+
+    monkeypatch.setenv(TRANSPORT_VAR, "")
+    monkeypatch.setattr(_sdk, "_async_transport", serve)
+    config = ProviderConfig("openai", "openai", base_url=server.url + "/v1", api_key="sk-line-1234567\r\nX-Injected: 1")
+    with pytest.raises(StreamchatError) as caught:
+        OpenAIProvider(config, timeout=5.0)
+    assert caught.value.exit_code == 3 and "line break" in str(caught.value) and "sk-line" not in str(caught.value)
+    assert not server.requests

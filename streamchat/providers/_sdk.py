@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamchat.cancel import bounded, closing_on_cancel
 from streamchat.config import ProviderConfig
-from streamchat.errors import ProtocolError, StreamchatError, from_status, map_transport, retry_after, timed_out, unexpected
+from streamchat.errors import ConfigError, ProtocolError, StreamchatError, from_status, map_transport, retry_after, timed_out, unexpected
 from streamchat.events import Event
 from streamchat.providers._http import WIRES, HttpResponse, HttpStatusError, HttpTransport, path_for, wire_json
 from streamchat.providers._schema import refused_schema
@@ -144,6 +144,11 @@ class SdkProvider:
             wire = WIRES[sdk]
             url = (self.base_url or wire.default_base_url).rstrip("/") + wire.path
             headers = wire.headers(config.require_key() or "not-needed")
+            if any(char in value for value in headers.values() for char in "\r\n\0"):
+                # http.client refused it as "unexpected error" (exit 1); _ahttp.py sent a header of the rest
+                raise ConfigError(f"the key for provider '{config.name}' (or OPENAI_ORG_ID / OPENAI_PROJECT_ID) "
+                                  "holds a line break", hint=f"set it again on one line (streamchat keys set {config.name}, "
+                                  "or its variable)")
             if path == "lean":
                 self._lean = HttpTransport(url, headers, timeout)
             else:
