@@ -274,8 +274,7 @@ class AsyncHttpTransport:
                 raise
             log.debug("HTTP %d", conn.status)
             response = AsyncHttpResponse(conn)
-            location = response.headers.get("Location")
-            if conn.status not in REDIRECTS or location is None:
+            if conn.status not in REDIRECTS or (location := response.headers.get("Location")) is None:
                 return response
             try:
                 await response.read_error()  # a redirect's own body, read as httpx2 reads it
@@ -310,8 +309,7 @@ class AsyncHttpTransport:
                 raise
             log.debug("HTTP %d", conn.status)
             response = AsyncHttpResponse(conn, pooled=False)
-            following = response.headers.get("Location")
-            if conn.status not in REDIRECTS or following is None:
+            if conn.status not in REDIRECTS or (following := response.headers.get("Location")) is None:
                 return response
             status, location = conn.status, following
             try:
