@@ -17,15 +17,22 @@ class StreamchatError(Exception):
     code = "error"
     retryable = False
 
-    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None):
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None,
+                 repl_hint: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.retry_after = retry_after
+        self.repl_hint = repl_hint  # the hint in the REPL's words (/reasoning off), where `hint` names flags
 
     def __str__(self) -> str:
+        return self.said()
+
+    def said(self, *, repl: bool = False) -> str:
+        """The one line, its hint as the front end words it (`repl`: REPL commands, not flags)."""
+        hint = self.repl_hint if repl and self.repl_hint else self.hint
         # Upstream messages sometimes echo the key ("Incorrect API key provided: sk-…"): never show it.
-        return redact(f"{self.message} — {self.hint}" if self.hint else self.message)
+        return redact(f"{self.message} — {hint}" if hint else self.message)
 
 
 class UsageError(StreamchatError):

@@ -161,7 +161,7 @@ class Repl:
                 listed = " · ".join(f"{i} {sanitize(b.language) or 'text'} ({plural(b.lines, 'line')})"
                                     for i, b in enumerate(blocks, 1))
                 self.ui.notice(f"code blocks: {listed} — /copy N, /save-code N FILE")
-        report_end(result, self.ui, self.opts.debug, more="/continue")
+        report_end(result, self.ui, self.opts.debug, more="/continue", repl=True)
 
     def _turn(self, turn: Callable[[Sink], TurnResult | None]) -> TurnResult | None:
         """Run `turn` on the screen; with a schema (/schema, the role's, --schema) as a data turn:
@@ -369,7 +369,7 @@ def _loop(repl: Repl) -> int:
         try:
             repl.handle(line, pasted=pasted)
         except StreamchatError as err:
-            repl.ui.error(str(err))
+            repl.ui.error(err.said(repl=True))
         except KeyboardInterrupt:
             repl.ui.notice("[interrupted]")
         except (OutputClosed, SystemExit):

@@ -87,11 +87,14 @@ def with_set(base: Overrides, chosen: dict[str, str], reasoning: str | None) -> 
                    max_tokens=sampling.get("max_tokens", base.max_tokens), reasoning=reasoning or base.reasoning)
 
 
-def _block(repl: Repl, number: str) -> CodeBlock | None:
-    """Code block N (1-based) of the last answer, or None after saying why."""
+def _block(repl: Repl, number: str, usage: str) -> CodeBlock | None:
+    """Code block N (1-based) of the last answer, or None after saying why (`usage`: the command's form)."""
     last = repl.session.last
     blocks = code_blocks(last.result.text) if last is not None else []
-    if not number.isdigit() or not 1 <= int(number) <= len(blocks):
+    if not number.isdigit():
+        repl.ui.notice(sanitize(f"'{number}' is not a number: {usage}, N a code block's number (1 is the first)"))
+        return None
+    if not 1 <= int(number) <= len(blocks):
         repl.ui.notice(f"no code block {number} in the last answer" + (f" (it has {len(blocks)})" if blocks else ""))
         return None
     return blocks[int(number) - 1]
@@ -294,7 +297,7 @@ def cmd_copy(repl: Repl, arg: str) -> None:
         return
     text = last.result.text
     if arg:
-        block = _block(repl, arg)
+        block = _block(repl, arg, "/copy N")
         if block is None:
             return
         text = block.code
@@ -309,7 +312,7 @@ def cmd_save_code(repl: Repl, arg: str) -> None:
     if not name.strip():
         repl.ui.notice("usage: /save-code N FILE (/save-code! N FILE overwrites)")
         return
-    block = _block(repl, number)
+    block = _block(repl, number, "/save-code N FILE")
     if block is None:
         return
     path = user_path(_unquoted(name.strip()))  # `'my file.sh'` as /file and Tab completion quote it

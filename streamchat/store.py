@@ -114,7 +114,7 @@ class ConversationLog:
             return _as_id(ref)
         found = self._named(ref)
         if found is None:
-            raise UsageError(f"no conversation with id or name '{ref}'", hint="see `streamchat history`")
+            raise UsageError(f"no conversation with id or name '{ref}'", hint="see `streamchat history`", repl_hint="see /history")
         return found
 
     @_reads
@@ -123,7 +123,7 @@ class ConversationLog:
         db = self._db()
         conv = db.execute("SELECT * FROM conversations WHERE id = ?", (self._id(cid),)).fetchone()
         if conv is None:
-            raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
+            raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`", repl_hint="see /history")
         chain = self._ancestry(conv["id"])
         marks = ",".join("?" * len(chain))
         rows = db.execute(f"SELECT * FROM messages WHERE conversation_id IN ({marks}) ORDER BY id", chain).fetchall()
@@ -381,7 +381,7 @@ class ConversationLog:
     def export(self, cid: str | int) -> dict[str, Any]:
         conv = dict(self._db().execute("SELECT * FROM conversations WHERE id = ?", (self._id(cid),)).fetchone() or {})
         if not conv:
-            raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`")
+            raise UsageError(f"no conversation with id {cid}", hint="see `streamchat history`", repl_hint="see /history")
         conv["messages"] = [dict(r) for r in self.messages(cid)]
         for message in conv["messages"]:
             if message.get("tool_steps"):  # stored as JSON text; exported as data
@@ -522,7 +522,8 @@ def _as_id(cid: str | int) -> int:
     try:
         return int(cid)
     except ValueError:
-        raise UsageError(f"'{cid}' is not a conversation id", hint="ids are numbers; see `streamchat history`") from None
+        raise UsageError(f"'{cid}' is not a conversation id", hint="ids are numbers; see `streamchat history`",
+                         repl_hint="ids are numbers; see /history") from None
 
 
 _NAME = re.compile(r"[\w.@+-]{1,64}")

@@ -230,10 +230,10 @@ class Spinner:
         self.stop()
 
 
-def report_end(result: TurnResult, ui: UI, debug: bool, more: str = "--continue-answer") -> None:
+def report_end(result: TurnResult, ui: UI, debug: bool, more: str = "--continue-answer", *, repl: bool = False) -> None:
     """One line on stderr when a turn did not end well: failed (with --debug the traceback
     first), or cut off by the token limit, which otherwise looks like a complete answer (`more`:
-    how this front end continues it)."""
+    how this front end continues it; `repl`: hints in the REPL's words, StreamchatError.said)."""
     if result.cut_off:
         ui.notice(f"[cut off at the token limit ({result.stats.tokens} tokens) — {more} continues it,"
                   " --max-tokens raises the limit]")
@@ -241,4 +241,4 @@ def report_end(result: TurnResult, ui: UI, debug: bool, more: str = "--continue-
         return
     if debug:
         ui.traceback(result.error.__cause__ or result.error)
-    ui.error(str(result.error))
+    ui.error(result.error.said(repl=repl))

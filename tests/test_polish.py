@@ -78,3 +78,42 @@ def test_repl_alt_and_pick_skip_a_race_answer_that_failed_with_no_text(repl, ser
     child.expect_exact("echo: next", timeout=60)
     child.expect_exact(PROMPT)
     assert [m["content"] for m in server.requests[-1].body["messages"]] == ["q", "fine answer", "next"]
+
+
+@pytest.mark.e2e
+def test_repl_hints_name_repl_commands_and_a_code_blocks_number(repl, server):
+    """QB-7: the REPL said "takes no --temperature … or --reasoning off" and "see `streamchat history`"
+    (a shell's flags and commands), and `/copy x` said "no code block x" rather than that N is a number."""
+    from fakeserver import Script
+
+    server.script("code", Script(chunks=["Run:\n\n```bash\necho hi\n```\n"]))
+    child = repl("-m", "openai:code")
+    child.sendline("show me")
+    child.expect_exact("code blocks:")
+    child.expect_exact(PROMPT)
+    child.sendline("/copy x")
+    child.expect_exact("'x' is not a number: /copy N")
+    child.expect_exact(PROMPT)
+    child.sendline("/save-code x out.sh")
+    child.expect_exact("'x' is not a number: /save-code N FILE")
+    child.expect_exact(PROMPT)
+    child.sendline("/load 99999")
+    child.expect_exact("no conversation with id 99999 — see /history")
+    child.expect_exact(PROMPT)
+    child.sendline("/model anthropic:echo")
+    child.expect_exact(PROMPT)
+    child.sendline("/set temperature 0.2")
+    child.expect_exact(PROMPT)
+    child.sendline("/reasoning high")
+    child.expect_exact(PROMPT)
+    child.sendline("hello")
+    child.expect_exact("/set temperature and /set top_k unset them, or /reasoning off")
+    child.expect_exact(PROMPT)
+    shown = child.logfile_read.getvalue()
+    assert "no code block x" not in shown and "streamchat history" not in shown and "--reasoning" not in shown
+
+
+def test_the_command_line_keeps_its_flags_in_the_thinking_hint(invoke):
+    r = invoke("-m", "anthropic:echo", "--temperature", "0.2", "--reasoning", "high", "q")
+    assert r.code == 2 and "or --reasoning off" in r.stderr and "/reasoning" not in r.stderr, r.stderr
+    assert "see `streamchat history`" in invoke("history", "show", "99999").stderr

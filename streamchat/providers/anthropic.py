@@ -107,7 +107,8 @@ def _check_thinking(request: ChatRequest, *, forced_tool: bool) -> None:
     send the thinking blocks back signed, which the conversation does not keep."""
     if request.temperature not in (None, 1) or "top_k" in dict(request.params):
         raise UsageError("Anthropic's extended thinking takes no --temperature or top_k",
-                         hint="leave them out, or --reasoning off")
+                         hint="leave them out, or --reasoning off",
+                         repl_hint="/set temperature and /set top_k unset them, or /reasoning off")
     if request.tools or forced_tool:
         raise UsageError(f"--reasoning cannot go with {'tools' if request.tools else '--schema'} on Anthropic yet",
                          hint="--reasoning off for this question")
