@@ -184,3 +184,28 @@ def test_the_code_themes_config_accepts_without_pygments_are_richs_own():
     from streamchat.config import RICH_CODE_THEMES
 
     assert set(RICH_CODE_THEMES) == set(RICH_SYNTAX_THEMES)
+
+
+def test_an_in_process_run_detaches_only_its_own_streams(monkeypatch, tmp_path):
+    """A host that swaps sys.stdout during an in-process run (pytest's capture does) keeps its stream:
+    the run detached whatever sys.stdout was at its end, here the host's, and the suite run without
+    xdist then failed every later test with "underlying buffer has been detached"."""
+    import io
+    import sys
+
+    import streamchat.config
+    from streamchat.cli import main
+
+    host = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+
+    def swapping_config_path():
+        sys.stdout = host  # the host's own stream, set while the command runs
+        return tmp_path / "config.toml"
+
+    monkeypatch.setattr(streamchat.config, "default_config_path", swapping_config_path)
+    before = sys.stdout, sys.stderr
+    code = main(["config", "path"], {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}, stdout=io.BytesIO())
+    assert code == 0 and (sys.stdout, sys.stderr) == before
+    host.write("still usable")
+    host.flush()
+    assert host.buffer.getvalue().endswith(b"still usable")

@@ -193,16 +193,20 @@ def _in_process(argv: Sequence[str], env: Mapping[str, str] | None, stdin: bytes
         os.environ.update(env)
     sys.argv = ["streamchat", *argv]
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-    sys.stdout, sys.stderr = text(stdout), text(stderr)
+    ours = text(stdout), text(stderr)
+    sys.stdout, sys.stderr = ours
     try:
         yield
     finally:
-        with contextlib.suppress(ValueError):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        for stream in (sys.stdout, sys.stderr):
-            if isinstance(stream, io.TextIOWrapper):
-                stream.detach()  # the caller's binary stream stays open
+        # Only the wrappers made here are flushed and detached (the caller's binary streams stay
+        # open), whatever sys.stdout is by now: detaching the current one detached a host's own
+        # stream (pytest's capture file, in a run of the suite without xdist), and a flush that
+        # raised OSError skipped restoring the streams.
+        for stream in ours:
+            with contextlib.suppress(ValueError, OSError):
+                stream.flush()
+            with contextlib.suppress(ValueError):
+                stream.detach()
         sys.stdin, sys.stdout, sys.stderr = saved_streams
         sys.argv = saved_argv
         os.environ.clear()
