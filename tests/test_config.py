@@ -90,7 +90,7 @@ def test_config_commands(invoke, home):
     assert r.code == 0 and target.exists() and oct(target.stat().st_mode & 0o777) == "0o600"
     assert "[providers.ollama]" in target.read_text()
     r = invoke("config", "init", env=env)
-    assert r.code == 3 and "already exists" in r.stderr
+    assert r.code == 2 and "already exists" in r.stderr
     shown = json.loads(invoke("config", "show", env=env).out)
     assert shown["providers"]["local"]["type"] == "local"
     bare = invoke("config", env=env)  # as `history`, `roles` and `keys` list: it shows (was "Missing command", exit 2)

@@ -117,3 +117,13 @@ def test_the_command_line_keeps_its_flags_in_the_thinking_hint(invoke):
     r = invoke("-m", "anthropic:echo", "--temperature", "0.2", "--reasoning", "high", "q")
     assert r.code == 2 and "or --reasoning off" in r.stderr and "/reasoning" not in r.stderr, r.stderr
     assert "see `streamchat history`" in invoke("history", "show", "99999").stderr
+
+
+def test_config_init_over_an_existing_file_is_a_usage_refusal(invoke, home):
+    """QB-7: README's table: 2 is usage, 3 a bad config file. `config init` refusing to overwrite a
+    file that exists was exit 3."""
+    target = home / "mine.toml"
+    target.write_text("# mine\n")
+    r = invoke("config", "init", "--config", str(target))
+    assert r.code == 2 and "already exists" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert target.read_text() == "# mine\n"

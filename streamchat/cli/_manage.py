@@ -61,15 +61,15 @@ def config_show(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = 
 @config_app.command("init", help="Write the example config to the user config dir.")
 def config_init(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat.config import default_config_path, example_config
-    from streamchat.errors import ConfigError
+    from streamchat.errors import UsageError
     from streamchat.private_files import write_private
 
     g = _globals(ctx).merge(config=config, debug=debug)
     env = Environment()
     with error_boundary(UI(env), g.debug):
         path = g.config or default_config_path()
-        if path.exists():
-            raise ConfigError(f"{path} already exists", hint="edit it, or remove it first")
+        if path.exists():  # a refusal of what was asked (exit 2, as `roles new` of an existing role), not a bad file
+            raise UsageError(f"{path} already exists", hint="edit it, or remove it first")
         write_private(path, example_config())
         print(path)
 
