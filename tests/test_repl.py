@@ -165,8 +165,8 @@ def test_save_transcript(repl, server, tmp_path):
     assert "keep me" in out.read_text() and "## Assistant" in out.read_text()
 
 
-def test_history_and_load_resume_a_conversation(repl, server, run):
-    assert run("-m", "openai:echo", "saved question").code == 0
+def test_history_and_load_resume_a_conversation(repl, server, invoke):
+    assert invoke("-m", "openai:echo", "saved question").code == 0
     child = repl("-m", "openai:echo")
     exchange(child, "/history", "saved question")
     exchange(child, "/load 1", "loaded conversation 1 (1 turn)")
@@ -179,8 +179,8 @@ def test_history_and_load_resume_a_conversation(repl, server, run):
     ]
 
 
-def test_continue_flag_resumes_in_repl(repl, server, run):
-    assert run("-m", "openai:echo", "earlier").code == 0
+def test_continue_flag_resumes_in_repl(repl, server, invoke):
+    assert invoke("-m", "openai:echo", "earlier").code == 0
     child = repl("-c")
     ask(child, "later")
     child.expect_exact("echo: later")
@@ -359,10 +359,10 @@ def test_a_template_role_is_filled_in_the_repl(repl, server, home):
     exchange(child, "/role rev focus", "'focus' is not NAME=VALUE — e.g. /role rev focus=security")
 
 
-def test_a_missing_template_value_names_the_flag_syntax(run, server, home):
+def test_a_missing_template_value_names_the_flag_syntax(invoke, server, home):
     cfg = home / "roles.toml"
     cfg.write_text('[roles.rev]\ntemplate = "{{focus}} {{lang}}: {{input}}"\n')
-    r = run("-m", "openai:echo", "-r", "rev", "q", env=base_env(home, server, STREAMCHAT_CONFIG=str(cfg)))
+    r = invoke("-m", "openai:echo", "-r", "rev", "q", env=base_env(home, server, STREAMCHAT_CONFIG=str(cfg)))
     assert r.code == 2 and "needs a value for {{focus}}, {{lang}} — pass -p focus=… -p lang=…" in r.stderr
     assert not server.requests
 
