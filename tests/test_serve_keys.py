@@ -25,8 +25,15 @@ PER_ANSWER = (400, 100)  # tokens in, out: $0.00006 + $0.00006 = $0.00012 an ans
 
 
 def access(home: Path, upstream: FakeLLMServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([STREAMCHAT, "access", *args], env=base_env(home, upstream), capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    """`streamchat access …`, in-process: the serve process under test reads what it writes from
+    the shared store, and no check here needs the admin command to be a process of its own."""
+    import io
+
+    from streamchat.cli import main
+
+    out, err = io.BytesIO(), io.BytesIO()
+    code = main(["access", *args], base_env(home, upstream), stdout=out, stderr=err)
+    return subprocess.CompletedProcess(["streamchat", "access", *args], code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def make_key(home: Path, upstream: FakeLLMServer, name: str, *limits: str) -> str:
