@@ -127,3 +127,29 @@ def test_config_init_over_an_existing_file_is_a_usage_refusal(invoke, home):
     r = invoke("config", "init", "--config", str(target))
     assert r.code == 2 and "already exists" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert target.read_text() == "# mine\n"
+
+
+def _commands(group, path=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        yield (*path, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+def test_every_command_lists_with_a_whole_short_help_and_env_shows_one_way(invoke):
+    """QB-7: --help's command lists cut descriptions at Click's 45 characters ("List, show, export,
+    rename, remove and search logged..."); serve and access showed `[env var: X]`, the rest `[env: X]`."""
+    import typer
+
+    from streamchat.cli import app
+
+    root = typer.main.get_command(app)
+    cut = [" ".join(path) for path, cmd in _commands(root) if cmd.get_short_help_str(45).endswith("...")]
+    assert cut == []
+    for args in (("--help",), ("history", "--help"), ("serve", "--help"), ("access", "create", "--help")):
+        shown = invoke(*args)
+        listed = shown.out.partition("Commands:")[2].partition("Examples:")[0]
+        assert shown.code == 0 and "..." not in listed and "[env var:" not in shown.out, shown.out
+    assert "[env: STREAMCHAT_TOKEN]" in " ".join(invoke("serve", "--help").out.split())

@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 STATE_VAR = "STREAMCHAT_STATE"  # serve --state reads it too
 
 access_app = typer.Typer(help="Access keys for serve --keys: budgets, rate limits, models, spend.",
+                         short_help="Access keys for serve --keys.",
                          rich_markup_mode=None, add_completion=False, invoke_without_command=True)
 app.add_typer(access_app, name="access")
 
 StateOpt = Annotated[Optional[str], typer.Option(
-    "--state", envvar=STATE_VAR, show_envvar=True, metavar="URL",
+    "--state", envvar=STATE_VAR, show_envvar=False, metavar="URL",
     help="Where keys and spend live: redis://HOST:PORT/DB shared by several servers, or a SQLite file's "
-         "PATH (/srv/keys.db, ./keys.db) (default: access.db in the data dir).")]
+         f"PATH (/srv/keys.db, ./keys.db) [env: {STATE_VAR}; default: access.db in the data dir].")]
 NameArg = Annotated[str, typer.Argument(metavar="NAME", show_default=False, help="The key's name.")]
 
 
@@ -51,7 +52,8 @@ def access_default(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt
         access_list(ctx, state, config, debug)
 
 
-@access_app.command("create", help="Make a key; it is printed once, on stdout, and stored only as its hash.")
+@access_app.command("create", help="Make a key; it is printed once, on stdout, and stored only as its hash.",
+                    short_help="Make a key (printed once, stored hashed).")
 def access_create(
     ctx: typer.Context,
     name: NameArg,
@@ -116,7 +118,8 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
 
 
-@access_app.command("list", help="Each key: name, state, limits, spend this period, last use (never the key).")
+@access_app.command("list", help="Each key: name, state, limits, spend this period, last use (never the key).",
+                    short_help="Each key's state, limits and spend.")
 def access_list(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat.access.records import usd
 
@@ -132,7 +135,8 @@ def access_list(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt = 
             env.stdout.write(f"{r.name}\t{condition}\t{r.limits_text()}\t{spent}\t{_when(s.last_used)}\n")
 
 
-@access_app.command("revoke", help="Stop a key; a running server refuses it within a second.")
+@access_app.command("revoke", help="Stop a key; a running server refuses it within a second.",
+                    short_help="Stop a key (refused within a second).")
 def access_revoke(ctx: typer.Context, name: NameArg, state: StateOpt = None, config: ConfigOpt = None,
                   debug: DebugOpt = False) -> None:
     with _state(ctx, state, config, debug) as (store, _env, ui):
@@ -140,7 +144,8 @@ def access_revoke(ctx: typer.Context, name: NameArg, state: StateOpt = None, con
         ui.notice(f"key '{name}' revoked")
 
 
-@access_app.command("usage", help="Requests, tokens, cost and errors per key and model, from the spend log.")
+@access_app.command("usage", help="Requests, tokens, cost and errors per key and model, from the spend log.",
+                    short_help="Requests, tokens and cost per key and model.")
 def access_usage(
     ctx: typer.Context,
     since: Annotated[str, typer.Option("--since", metavar="AGE", help="Only requests within AGE (7d, 12h…).")] = "7d",

@@ -257,7 +257,7 @@ def chat(
     raise typer.Exit(code)
 
 
-@app.command("models", help="List the models each configured provider offers.")
+@app.command("models", help="List the models each configured provider offers.", short_help="List each configured provider's models.")
 def models(
     ctx: typer.Context,
     provider: Annotated[Optional[str], typer.Argument(metavar="PROVIDER", show_default=False,

@@ -92,7 +92,8 @@ def init_completion() -> None:
     _completion_shared._completion_scripts["bash"] = BASH_SCRIPT  # what `completion bash` prints and installs
 
 
-@app.command("completion", help="Print the shell completion script (bash, zsh or fish), or install it.")
+@app.command("completion", help="Print the shell completion script (bash, zsh or fish), or install it.",
+             short_help="Print or install shell completion.")
 def completion(
     shell: Annotated[str, typer.Argument(metavar="SHELL", show_default=False, help="bash, zsh or fish.")],
     install: Annotated[bool, typer.Option("--install", help="Add it to the shell's startup files.")] = False,

@@ -48,7 +48,8 @@ def config_path(ctx: typer.Context, config: ConfigOpt = None) -> None:
     print(_globals(ctx).merge(config=config).config or default_config_path())
 
 
-@config_app.command("show", help="Print the effective settings, secrets masked (the default).")
+@config_app.command("show", help="Print the effective settings, secrets masked (the default).",
+                    short_help="Print the settings, secrets masked.")
 def config_show(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     import json
 
@@ -58,7 +59,7 @@ def config_show(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = 
         env.stdout.write(json.dumps(masked(settings), indent=2, default=str) + "\n")
 
 
-@config_app.command("init", help="Write the example config to the user config dir.")
+@config_app.command("init", help="Write the example config to the user config dir.", short_help="Write the example config file.")
 def config_init(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat.config import default_config_path, example_config
     from streamchat.errors import UsageError
@@ -74,7 +75,8 @@ def config_init(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = 
         print(path)
 
 
-history_app = typer.Typer(help="List, show, export, rename, remove and search logged conversations.", rich_markup_mode=None,
+history_app = typer.Typer(help="List, show, export, rename, remove and search logged conversations.",
+                          short_help="List, show, search, export conversations.", rich_markup_mode=None,
                           add_completion=False, invoke_without_command=True)
 app.add_typer(history_app, name="history")
 
@@ -111,7 +113,7 @@ def history_list(ctx: typer.Context, limit: LimitOpt = 20, since: SinceOpt = Non
         history.list_recent(limit, since)
 
 
-@history_app.command("show", help="Show a conversation (Markdown on a terminal, plain when piped).")
+@history_app.command("show", help="Show a conversation (Markdown on a terminal, plain when piped).", short_help="Show a conversation.")
 def history_show(ctx: typer.Context, cid: IdArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     with _history(ctx, config, debug) as history:
         history.show(cid)
@@ -141,7 +143,7 @@ def history_rm(
         history.remove(cids)
 
 
-@history_app.command("rename", help="Name a conversation (then --session NAME continues it).")
+@history_app.command("rename", help="Name a conversation (then --session NAME continues it).", short_help="Name a conversation.")
 def history_rename(
     ctx: typer.Context,
     cid: IdArg,
@@ -166,7 +168,8 @@ def history_search(
         history.search(text, limit)
 
 
-@app.command("pick", help="Continue from answer N of the last question (after a race: in -m order).")
+@app.command("pick", help="Continue from answer N of the last question (after a race: in -m order).",
+             short_help="Continue answer N of the last question.")
 def pick(
     ctx: typer.Context,
     number: Annotated[int, typer.Argument(metavar="N", show_default=False, callback=_number_in(1),
@@ -180,7 +183,8 @@ def pick(
         history.pick(number, cid)
 
 
-@history_app.command("votes", help="The leaderboard of serve's compare-mode votes: wins, losses, ties, win rate.")
+@history_app.command("votes", help="The leaderboard of serve's compare-mode votes: wins, losses, ties, win rate.",
+                     short_help="Leaderboard of serve's compare-mode votes.")
 def history_votes(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array of standings, best first.")] = False,
@@ -192,6 +196,7 @@ def history_votes(
 
 
 roles_app = typer.Typer(help="List, show, edit and remove roles (presets of system prompt, model and template).",
+                        short_help="List, show, edit and remove roles.",
                         rich_markup_mode=None, add_completion=False, invoke_without_command=True)
 app.add_typer(roles_app, name="roles")
 RoleArg = Annotated[str, typer.Argument(metavar="NAME", show_default=False, autocompletion=_complete_roles,
@@ -205,7 +210,7 @@ def roles_default(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt 
         roles_list(ctx, config, debug)
 
 
-@roles_app.command("list", help="List the roles: name, model, first line of the system prompt.")
+@roles_app.command("list", help="List the roles: name, model, first line of the system prompt.", short_help="List the roles.")
 def roles_list(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat.roles import load_roles
 
@@ -226,7 +231,8 @@ def roles_show(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debu
                 env.stdout.write(f"{key}: {value}\n")
 
 
-@roles_app.command("edit", help="Edit a role in $EDITOR: your file, or a new one from the role as it is.")
+@roles_app.command("edit", help="Edit a role in $EDITOR: your file, or a new one from the role as it is.",
+                   short_help="Edit a role in $EDITOR.")
 def roles_edit(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat.roles import edit_role
 
@@ -235,7 +241,8 @@ def roles_edit(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debu
         ui.notice(f"role '{name}' saved to {path}" if path else f"role '{name}' unchanged; nothing was saved")
 
 
-@roles_app.command("rm", help="Remove your role file NAME (a built-in role of that name applies again).")
+@roles_app.command("rm", help="Remove your role file NAME (a built-in role of that name applies again).",
+                   short_help="Remove your role file NAME.")
 def roles_rm(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat.roles import BUILTIN, remove_role
 
@@ -247,6 +254,7 @@ def roles_rm(ctx: typer.Context, name: RoleArg, config: ConfigOpt = None, debug:
 
 
 keys_app = typer.Typer(help="Store API keys in the OS keyring (a 0600 file where there is none).",
+                       short_help="Store API keys in the OS keyring.",
                        rich_markup_mode=None, add_completion=False, invoke_without_command=True)
 app.add_typer(keys_app, name="keys")
 ProviderArg = Annotated[str, typer.Argument(metavar="PROVIDER", show_default=False, help="A provider name.")]
@@ -266,7 +274,7 @@ def keys_default(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt =
         keys_list(ctx, config, debug)
 
 
-@keys_app.command("set", help="Store a provider's key (typed hidden, or piped on stdin).")
+@keys_app.command("set", help="Store a provider's key (typed hidden, or piped on stdin).", short_help="Store a provider's key.")
 def keys_set(ctx: typer.Context, provider: ProviderArg, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat import keys
 
@@ -284,7 +292,7 @@ def keys_set(ctx: typer.Context, provider: ProviderArg, config: ConfigOpt = None
         ui.notice(f"stored the {provider} key ({keys.mask(key)}) in {keys.set_key(provider, key, warn=ui.warn)}")
 
 
-@keys_app.command("list", help="Each provider: where its key comes from, masked.")
+@keys_app.command("list", help="Each provider: where its key comes from, masked.", short_help="Where each provider's key comes from.")
 def keys_list(ctx: typer.Context, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     from streamchat import keys
 

@@ -9,7 +9,8 @@ import typer
 from streamchat.cli._app import DebugOpt, _globals, app, error_boundary
 
 
-@app.command("plugins", help="List installed plugins, their versions and what they register (none is imported).")
+@app.command("plugins", help="List installed plugins, their versions and what they register (none is imported).",
+             short_help="List installed plugins.")
 def plugins(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON array on stdout.")] = False,

@@ -33,7 +33,8 @@ SERVE_MAX_CONNECTIONS = 1000
 SHUTDOWN_GRACE_S = 5
 
 
-@app.command("serve", help="Serve streams over HTTP: SSE /stream, OpenAI-compatible /v1, WebSocket /ws, web page /.")
+@app.command("serve", help="Serve streams over HTTP: SSE /stream, OpenAI-compatible /v1, WebSocket /ws, web page /.",
+             short_help="Serve chat over HTTP (SSE, /v1, WebSocket).")
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", metavar="HOST", help="Address to bind.")] = "127.0.0.1",
@@ -41,9 +42,9 @@ def serve(
                                          help="Port to listen on.")] = 8765,
     model: ModelOpt = None,
     token: Annotated[Optional[str], typer.Option(
-        "--token", envvar="STREAMCHAT_TOKEN", show_envvar=True, metavar="TOKEN",
+        "--token", envvar="STREAMCHAT_TOKEN", show_envvar=False, metavar="TOKEN",
         help="Require 'Authorization: Bearer TOKEN' (the page takes ?token=). Prefer the variable: "
-             "arguments are visible in ps.")] = None,
+             "arguments are visible in ps [env: STREAMCHAT_TOKEN].")] = None,
     cors: Annotated[Optional[str], typer.Option("--cors", metavar="ORIGIN", help="Allow this browser origin.")] = None,
     allow_host: Annotated[Optional[list[str]], typer.Option(
         "--allow-host", metavar="NAME", help="Also answer to this Host name (repeatable).")] = None,
@@ -59,9 +60,9 @@ def serve(
         "--ws-per-client", metavar="N", callback=_number_in(1), help="Open WebSockets allowed per client address.")] = WS_PER_CLIENT,
     timeout: TimeoutOpt = None,
     no_retry: Annotated[bool, typer.Option("--no-retry", help="Do not retry failed upstream requests.")] = False,
-    workers: Annotated[str, typer.Option("--workers", metavar="N|auto", envvar="STREAMCHAT_WORKERS", show_envvar=True,
+    workers: Annotated[str, typer.Option("--workers", metavar="N|auto", envvar="STREAMCHAT_WORKERS", show_envvar=False,
                                          help="Server processes (uvicorn workers); auto = one per core; 1 = this "
-                                              "process alone.")] = "auto",
+                                              "process alone [env: STREAMCHAT_WORKERS].")] = "auto",
     keys: Annotated[bool, typer.Option(
         "--keys", help="Require an access key (streamchat access create) on every request, metered against its limits; "
                        "the token stays the admin's.")] = False,
