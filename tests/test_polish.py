@@ -153,3 +153,13 @@ def test_every_command_lists_with_a_whole_short_help_and_env_shows_one_way(invok
         listed = shown.out.partition("Commands:")[2].partition("Examples:")[0]
         assert shown.code == 0 and "..." not in listed and "[env var:" not in shown.out, shown.out
     assert "[env: STREAMCHAT_TOKEN]" in " ".join(invoke("serve", "--help").out.split())
+
+
+def test_history_rm_takes_names_and_its_help_says_so(invoke):
+    """QB-7: `history rm ID...` said "Conversation ids" though a name removes one, as elsewhere."""
+    invoke("-m", "openai:echo", "q")
+    assert invoke("history", "rename", "1", "work").code == 0
+    assert "ids or names" in " ".join(invoke("history", "rm", "--help").out.split())
+    removed = invoke("history", "rm", "work")
+    assert removed.code == 0 and "removed conversation work" in removed.stderr, removed.stderr
+    assert invoke("history", "show", "1").code == 2

@@ -135,7 +135,7 @@ def history_export(
 def history_rm(
     ctx: typer.Context,
     cids: Annotated[list[str], typer.Argument(metavar="ID", show_default=False, autocompletion=_complete_ids,
-                                              help="Conversation ids.")],
+                                              help="Conversation ids or names (see history list).")],
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
