@@ -355,6 +355,7 @@ def _loop(repl: Repl) -> int:
     while repl.running and signals.received() is None:
         try:
             line = session.prompt(PROMPT, pre_run=warm_up)
+            signals.after_prompt()
             warm_up = None
             pasted = repl.take_pasted()
             block = None if pasted else unfence(line)

@@ -22,6 +22,7 @@ HANDLED = (signal.SIGTERM, signal.SIGHUP)
 _received: int | None = None
 _in_turn = False  # inside `turn()`
 _ending = False  # ...and the turn is ending: signals are noted, not raised
+_interrupted = False  # this turn was stopped by Ctrl-C
 
 
 class Terminated(KeyboardInterrupt):
@@ -44,11 +45,28 @@ def _handler(signum: int, _frame: FrameType | None) -> None:
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     """Ctrl-C during a turn: KeyboardInterrupt, once."""
-    global _ending
+    global _ending, _interrupted
     if _ending:
         return
-    _ending = True
+    _ending = _interrupted = True
     raise KeyboardInterrupt
+
+
+def _after_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    """A second Ctrl-C that reaches the process after the turn it was pressed in has ended.
+
+    The terminal is in cooked mode until the next prompt takes it, so a key pressed twice
+    becomes a SIGINT whenever the line discipline gets to it: on a loaded machine, after the
+    turn. Raised there, it landed inside asyncio building prompt_toolkit's loop, and the half-made
+    loop printed a traceback when collected. It is dropped; the REPL's prompt (or the one-shot's
+    exit) is next, and the REPL sets the default handler again when a line is read."""
+
+
+def after_prompt() -> None:
+    """The REPL read a line: Ctrl-C raises KeyboardInterrupt again while its command runs."""
+    if _main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def install() -> None:
@@ -63,20 +81,20 @@ def install() -> None:
 def turn() -> Iterator[None]:
     """Around one turn, from its request to its save: the first signal interrupts it, and
     from then on (or from `ending()`) the others wait for the end of this block."""
-    global _in_turn, _ending
+    global _in_turn, _ending, _interrupted
     if not _main_thread() or _in_turn:
         yield
         return
     previous = signal.getsignal(signal.SIGINT)
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, _interrupt)
-    _in_turn, _ending = True, False
+    _in_turn, _ending, _interrupted = True, False, False
     try:
         yield
     finally:
         _in_turn = _ending = False
         with contextlib.suppress(ValueError, OSError, TypeError):
-            signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, _after_interrupt if _interrupted else previous)
 
 
 def ending() -> None:
