@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA busy_timeout = 10000")
-    db.execute("PRAGMA journal_mode = WAL")
+    _wal(db)
     # A commit appends to the WAL without an fsync; the WAL is synced at each checkpoint. A saved turn
     # then costs the prompt that follows it no fsync (1.6 ms median here, 5–30 ms on many disks); a
     # power cut may lose the last turns, never the log's consistency (SQLite's WAL guarantee).
@@ -165,6 +166,26 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA foreign_keys = ON")
     migrate(db)
     return db
+
+
+def _wal(db: sqlite3.Connection, patience: float = 10.0) -> None:
+    """Switch the log to WAL, waiting for another process that holds it.
+
+    SQLite answers a journal-mode change "database is locked" at once, without the busy handler,
+    while another connection holds a write lock: two streamchats started together on a new log
+    (one already migrating it) lost one answer to "the log is unusable". Retried here for as long
+    as busy_timeout would have waited."""
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def migrate(db: sqlite3.Connection) -> None:
