@@ -21,7 +21,7 @@ from streamchat.events import Event
 from streamchat.serve.bridge import Finished, TurnStream
 from streamchat.serve.parse import decode_json
 from streamchat.serve.policy import Refused
-from streamchat.serve.wire import result_error
+from streamchat.serve.wire import result_error, retry_headers
 
 log = logging.getLogger("streamchat.serve")
 
@@ -139,7 +139,7 @@ def early_failure(first: Batch) -> JSONResponse | None:
     if result.ok or result.text:
         return None
     payload, status = result_error(result)
-    return JSONResponse(payload, status_code=status)
+    return JSONResponse(payload, status_code=status, headers=retry_headers(result))
 
 
 @contextlib.asynccontextmanager

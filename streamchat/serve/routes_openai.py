@@ -17,7 +17,7 @@ from streamchat.serve.keys import model_names
 from streamchat.serve.parse import parse_call
 from streamchat.serve.policy import Refused
 from streamchat.serve.state import serve_state
-from streamchat.serve.wire import OpenAIChunks, finish_reason, result_error, usage_dict
+from streamchat.serve.wire import OpenAIChunks, finish_reason, result_error, retry_headers, usage_dict
 
 router = APIRouter(prefix="/v1")
 
@@ -83,7 +83,7 @@ async def chat_completions(request: Request) -> Response:
         result = batch[-1].result
         if not result.ok:
             payload, status = result_error(result)
-            return JSONResponse(payload, status_code=status)
+            return JSONResponse(payload, status_code=status, headers=retry_headers(result))
         return JSONResponse(chunks.completion(result))
 
     def closing(item: Finished) -> str:

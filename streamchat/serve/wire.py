@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from typing import Any
@@ -162,3 +163,13 @@ def result_error(result: TurnResult) -> tuple[dict[str, Any], int]:
     """A failed turn as an OpenAI-shaped error object and its HTTP status."""
     status = http_status(result.error)
     return openai_error(client_message(result), error_code(result), status), status
+
+
+def retry_headers(result: TurnResult) -> dict[str, str] | None:
+    """`Retry-After` (whole seconds, rounded up) and `retry-after-ms` for a failed turn whose upstream
+    said when to retry: the openai SDK (and most HTTP clients) back off by these, not by the message."""
+    err = result.error
+    wait = err.retry_after if isinstance(err, errors.StreamchatError) else None
+    if wait is None or wait < 0:
+        return None
+    return {"Retry-After": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}
