@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -40,3 +42,50 @@ def test_serve_passes_an_upstream_retry_after_to_openai_clients(tmp_path, server
         assert r.status_code == 429 and r.headers.get("retry-after") == "1", (r.status_code, r.headers)
     finally:
         proc.stop()
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    """Answers every POST with a 307 to `location`."""
+
+    location = ""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(307)
+        self.send_header("Location", self.location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("transport", ["sdk", "lean"])
+@pytest.mark.parametrize("serve", [False, True], ids=["blocking", "serve"])
+def test_a_redirect_location_with_spaces_is_percent_encoded_on_every_path(server, monkeypatch, transport, serve):
+    """http.client refused such a URL (internal error) and serve's reader wrote it raw into its request
+    line; httpx2 (the SDKs) percent-encodes spaces and non-ASCII and refuses control characters."""
+    from test_lean_transport import aanswer, answer, aprovider, provider
+
+    from streamchat.events import Message
+    from streamchat.providers.base import ChatRequest
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        request = ChatRequest("echo", (Message("user", "hi"),))
+        _Redirect.location = f"{server.url}/v1/chat/completions?note=a b+é"
+        server.reset()
+        adapter = (aprovider if serve else provider)("openai", f"http://127.0.0.1:{httpd.server_address[1]}",
+                                                     transport, monkeypatch)
+        events = aanswer(adapter, request) if serve else answer(adapter, request)
+        assert "".join(getattr(e, "text", "") for e in events) == "echo: hi"
+        assert [r.path for r in server.requests] == ["/v1/chat/completions?note=a%20b+%C3%A9"]
+        _Redirect.location = f"{server.url}/v1/chat/completions?note=a\x01b"
+        server.reset()
+        with pytest.raises(Exception) as refused:
+            aanswer(adapter, request) if serve else answer(adapter, request)
+        err = adapter.map_error(refused.value, model="echo", started=False)
+        assert err.exit_code != 1 and server.requests == [], (type(refused.value), err)  # an error, not a crash
+    finally:
+        httpd.shutdown()

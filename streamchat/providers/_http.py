@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from streamchat._version import __version__
 from streamchat.config import ProviderConfig
@@ -315,13 +315,28 @@ def redirected(status: int, url: str, location: str, method: str, body: bytes | 
     the Location is relative to the URL that answered; a 301, 302 or 303 turns a POST into a GET
     without a body; `headers` loses the key (Authorization) for another origin, unless the redirect
     only upgrades http to https on the same host. The URL, method and body to send next."""
-    target = urljoin(url, location)
+    target = _sendable(urljoin(url, location), location)
     if status in (301, 302, 303) and method == "POST":
         method, body = "GET", None
         headers.pop("Content-Length", None)
     if _origin(target) != _origin(url) and not _https_upgrade(url, target):
         headers.pop("Authorization", None)
     return target, method, body
+
+
+_PRINTABLE = "".join(map(chr, range(0x21, 0x7F)))  # printable ASCII but space: sent as it is (and `%`, an escape)
+
+
+def _sendable(target: str, location: str) -> str:
+    """A redirect's URL as it can go in a request line, on both transports, as httpx2 makes it for the
+    SDKs: a control character in the Location refuses it; a space or non-ASCII in its path, query or
+    fragment is percent-encoded (UTF-8). Before, http.client refused such a URL (an internal error)
+    and serve's reader wrote it into the request line as it was (a 400, or a request split in two)."""
+    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in location):
+        raise StreamDropped("a redirect to a URL with control characters")
+    parts = urlsplit(target)
+    return urlunsplit(parts._replace(path=quote(parts.path, safe=_PRINTABLE), query=quote(parts.query, safe=_PRINTABLE),
+                                     fragment=quote(parts.fragment, safe=_PRINTABLE)))
 
 
 def _discard(response: http.client.HTTPResponse) -> None:
