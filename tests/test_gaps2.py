@@ -89,3 +89,12 @@ def test_a_redirect_location_with_spaces_is_percent_encoded_on_every_path(server
         assert err.exit_code != 1 and server.requests == [], (type(refused.value), err)  # an error, not a crash
     finally:
         httpd.shutdown()
+
+
+def test_the_page_and_the_cli_share_the_rate_floor():
+    from importlib.resources import files
+
+    from streamchat.events import MIN_RATE_MS
+
+    script = files("streamchat.serve").joinpath("static/page.js").read_text(encoding="utf-8")
+    assert f"const MIN_RATE_MS = {MIN_RATE_MS:g};" in script

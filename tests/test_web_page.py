@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -46,8 +47,25 @@ def test_page_streams_non_ascii_text_safely(page, server):
     assert answer.inner_text() == "".join(chunks).strip()
     assert page.locator(".assistant img").count() == 0 and page.locator(".assistant b").count() == 0
     status = page.inner_text("#status")
-    assert "TTFT" in status and "tok/s" in status
+    assert "TTFT" in status and re.search(r"· (\d+\.\d|–) tok/s", status), status  # – under 100 ms of generation
     assert server.last_messages() == [{"role": "user", "content": "hello"}]
+
+
+def test_a_rate_needs_100_ms_of_generation(page, server):
+    """An answer arriving in one burst showed tokens over ~0 ms (`40000.0 tok/s`); like the CLI's
+    --stats (events.MIN_RATE_MS) the page shows no rate then, and a real one for a slower answer."""
+    server.script("web", Script(chunks=[f"w{i} " for i in range(40)]))
+    page.fill("#prompt", "burst")
+    page.click("#send")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('stop')", timeout=15000)
+    status = page.inner_text("#status")
+    assert "40 tokens · – tok/s" in status, status
+    server.script("web", Script(chunks=[f"w{i} " for i in range(8)], delay=0.05))
+    page.fill("#prompt", "slow")
+    page.click("#send")
+    page.wait_for_function("document.querySelectorAll('.assistant').length === 2 "
+                           "&& document.querySelector('#status').textContent.includes('stop')", timeout=15000)
+    assert re.search(r"8 tokens · \d+\.\d tok/s", page.inner_text("#status")), page.inner_text("#status")
 
 
 def test_markdown_is_rendered_and_html_in_the_answer_stays_text(page, server):

@@ -90,6 +90,8 @@ function sseParser(onEvent) {
   };
 }
 
+const MIN_RATE_MS = 100;  // events.MIN_RATE_MS: the CLI's floor (tests/test_gaps2.py keeps them equal)
+
 // One answer, streamed from POST /stream into `parent` (reasoning dimmed, the answer as Markdown,
 // an error line) with its stats in `stats`. Single mode and each compare column run through it.
 // Resolves to { text, ok } once the stream has ended, however it ended.
@@ -105,7 +107,8 @@ async function streamAnswer(parent, stats, body, signal) {
   function show(final) {
     const now = performance.now();
     const ttft = first ? (first - started).toFixed(0) + " ms" : "–";
-    const rate = first && now > first ? (tokens / ((now - first) / 1000)).toFixed(1) + " tok/s" : "–";
+    // no rate over less than MIN_RATE_MS of generation: an answer in one burst is not 40000 tok/s
+    const rate = (first && now - first >= MIN_RATE_MS ? (tokens / ((now - first) / 1000)).toFixed(1) : "–") + " tok/s";
     stats.textContent = `TTFT ${ttft} · ${tokens} tokens · ${rate}` + (cost === null ? "" : " · " + money(cost))
       + (final ? " · " + final : "");
   }
