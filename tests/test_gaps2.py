@@ -98,3 +98,20 @@ def test_the_page_and_the_cli_share_the_rate_floor():
 
     script = files("streamchat.serve").joinpath("static/page.js").read_text(encoding="utf-8")
     assert f"const MIN_RATE_MS = {MIN_RATE_MS:g};" in script
+
+
+def test_access_list_shows_when_each_key_expires(invoke, home):
+    import json
+    import time
+
+    state = ["--state", f"sqlite:{home / 'access.db'}"]
+    assert invoke("access", "create", "amy", "--expires", "2d", *state).code == 0
+    assert invoke("access", "create", "bob", *state).code == 0
+    rows = {line.split("\t")[0]: line.split("\t") for line in invoke("access", "list", *state).out.splitlines()}
+    expected = time.strftime("%Y-%m-%d", time.localtime(time.time() + 2 * 86400))
+    assert rows["amy"][1] == "active" and rows["amy"][-1].startswith(f"expires {expected} "), rows
+    assert rows["bob"][-1] == "no expiry", rows
+    listed = {d["name"]: d for d in map(json.loads, invoke("access", "list", "--json", *state).out.splitlines())}
+    assert listed["amy"]["expires"].startswith(time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400)))
+    assert listed["bob"]["expires"] is None and listed["bob"]["state"] == "active" and listed["bob"]["spent_usd"] == 0
+    assert invoke("access", *state).out.splitlines()[0].split("\t")[-1] in ("no expiry", rows["amy"][-1])  # bare `access`

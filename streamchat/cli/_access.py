@@ -49,7 +49,7 @@ def _state(ctx: typer.Context, state: Optional[str], config: Optional[Path], deb
 def access_default(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     """List the keys (as `access list`), or run an access subcommand."""
     if ctx.invoked_subcommand is None:
-        access_list(ctx, state, config, debug)
+        access_list(ctx, state=state, config=config, debug=debug)
 
 
 @access_app.command("create", help="Make a key; it is printed once, on stdout, and stored only as its hash.",
@@ -118,10 +118,18 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
 
 
-@access_app.command("list", help="Each key: name, state, limits, spend this period, last use (never the key).",
-                    short_help="Each key's state, limits and spend.")
-def access_list(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt = None, debug: DebugOpt = False) -> None:
-    from streamchat.access.records import usd
+@access_app.command("list", help="Each key: name, state, limits, spend this period, last use, expiry (never the key).",
+                    short_help="Each key's state, limits, spend and expiry.")
+def access_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per key.")] = False,
+    state: StateOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    import json
+
+    from streamchat.access.records import to_usd, usd
 
     with _state(ctx, state, config, debug) as (store, env, ui):
         now = time.time()
@@ -131,8 +139,23 @@ def access_list(ctx: typer.Context, state: StateOpt = None, config: ConfigOpt = 
         for s in statuses:
             r = s.record
             condition = "revoked" if r.revoked else "expired" if r.expires is not None and r.expires <= now else "active"
+            if as_json:
+                env.stdout.write(json.dumps({
+                    "name": r.name, "state": condition, "limits": r.limits_text(), "spent_usd": to_usd(s.spent),
+                    "budget_usd": None if r.budget is None else to_usd(r.budget), "period": r.period,
+                    "last_used": _iso(s.last_used), "created": _iso(r.created), "expires": _iso(r.expires),
+                    "revoked": _iso(r.revoked)}) + "\n")
+                continue
             spent = usd(s.spent) + (f"/{usd(r.budget)}" if r.budget is not None else "")
-            env.stdout.write(f"{r.name}\t{condition}\t{r.limits_text()}\t{spent}\t{_when(s.last_used)}\n")
+            expiry = "no expiry" if r.expires is None else f"{'expired' if r.expires <= now else 'expires'} {_when(r.expires)}"
+            env.stdout.write(f"{r.name}\t{condition}\t{r.limits_text()}\t{spent}\t{_when(s.last_used)}\t{expiry}\n")
+
+
+def _iso(ts: float | None) -> str | None:
+    """A time for --json: ISO 8601 in UTC, to the second."""
+    import datetime
+
+    return None if not ts else datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 @access_app.command("revoke", help="Stop a key; a running server refuses it within a second.",
