@@ -108,7 +108,8 @@ class FakeLLMServer:
             context.load_cert_chain(*tls)
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
             self.url = f"https://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)  # stop() waits a poll: 0.5 s by default
 
     def start(self) -> FakeLLMServer:
         self._thread.start()

@@ -9,6 +9,7 @@ from fakeserver import Script
 from terminal_emulator import Terminal, tty_env
 from test_repl import exchange
 from test_repl import repl as repl  # the REPL fixture
+from turnhelp import assert_fails_alike
 
 from streamchat.config import ProviderConfig
 from streamchat.events import Message, Outcome, TurnResult
@@ -273,12 +274,9 @@ def test_serves_path_fails_as_the_blocking_path(server, kind, fault):
     """serve's path sends through the SDK's HTTP client and raises the SDK's own status errors, so every
     fault of the failure matrix ends its turn as the blocking path's does: the same outcome, error
     type, line, hint and Retry-After, and the same partial text."""
-    import asyncio
     import socket
 
     from streamchat.providers.anthropic import AnthropicProvider
-    from streamchat.session import run_turn_async
-    from streamchat.sinks import NullSink
 
     server.script("m", FAULTS[fault])
     url = server.url
@@ -290,17 +288,7 @@ def test_serves_path_fails_as_the_blocking_path(server, kind, fault):
         provider = OpenAIProvider(ProviderConfig("o", "openai", base_url=f"{url}/v1", api_key="k"), timeout=1.0)
     else:
         provider = AnthropicProvider(ProviderConfig("a", "anthropic", base_url=url, api_key="k"), timeout=1.0)
-    request = ChatRequest("m", (Message("user", "q"),))
-
-    async def turn() -> list[object]:
-        return [item async for item in run_turn_async(provider, request, retry=RetryPolicy(retries=0))]
-
-    served = asyncio.run(turn())[-1]
-    blocking = run_turn(provider, request, NullSink(), retry=RetryPolicy(retries=0))
-    assert isinstance(served, TurnResult) and served.outcome is blocking.outcome is Outcome.FAILED
-    assert served.error is not None and blocking.error is not None
-    assert (type(served.error), str(served.error), served.error.hint, served.error.retry_after, served.text) == \
-        (type(blocking.error), str(blocking.error), blocking.error.hint, blocking.error.retry_after, blocking.text)
+    assert_fails_alike(provider, ChatRequest("m", (Message("user", "q"),)))
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])

@@ -4,37 +4,25 @@ user:password in a URL already was not. One function (`streamchat.errors.mask_ur
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from localhttp import Quiet, local_http
 
 from streamchat.errors import mask_url, redact
 from streamchat.fetch import shown_url
 
 
-class _Echo(BaseHTTPRequestHandler):
+class _Echo(Quiet):
     asked: list[str] = []
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         self.asked.append(self.path)
-        code, body = (404, b"no") if self.path.startswith("/missing") else (200, b"the page body")
-        self.send_response(code)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(*((404, b"no") if self.path.startswith("/missing") else (200, b"the page body")))
 
 
 @pytest.fixture
 def site():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with local_http(_Echo) as url:
+        yield url
 
 
 def test_a_query_token_is_used_but_not_shown_sent_or_stored(invoke, server, site, home):

@@ -9,10 +9,10 @@ import struct
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import base_env
+from localhttp import Quiet, local_http
 from test_repl import repl as repl  # the REPL fixture
 
 # -- real file bytes ------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_a_commands_background_children_are_stopped_at_the_limit(tmp_path, backg
             os.kill(pid, signal.SIGKILL)
 
 
-class _Pages(BaseHTTPRequestHandler):
+class _Pages(Quiet):
     seen: list[str] = []  # the paths asked for, in order
 
     def do_GET(self) -> None:  # noqa: N802
@@ -290,11 +290,7 @@ class _Pages(BaseHTTPRequestHandler):
             self.end_headers()
             return
         kind, body = routes[self.path]
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(200, body, kind)
 
     def _drip(self, *, headers: bool) -> None:
         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n")
@@ -307,14 +303,11 @@ class _Pages(BaseHTTPRequestHandler):
         except OSError:  # the client left
             pass
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 BASIC_AUTH = "Basic " + base64.b64encode(b"ann:s3cret-pw").decode()
 
 
-class _Proxy(BaseHTTPRequestHandler):
+class _Proxy(Quiet):
     """An HTTP proxy standing in for the internet: `public.example` redirects to `target` (the
     local pages server) or to `other.example`, whose page it serves itself."""
 
@@ -328,23 +321,13 @@ class _Proxy(BaseHTTPRequestHandler):
             self.send_header("Location", location)
             self.end_headers()
             return
-        body = b"a public page"
-        self.send_response(200 if self.path == "http://other.example/page" else 404)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(200 if self.path == "http://other.example/page" else 404, b"a public page")
 
 
 @pytest.fixture(scope="module")
 def pages():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with local_http(_Pages) as url:
+        yield url
 
 
 def test_urls_html_becomes_text_json_stays(invoke, server, pages):
@@ -395,12 +378,9 @@ def test_a_public_page_may_not_redirect_to_a_private_address(invoke, server, pag
     The internet here is a proxy (the name `public.example` never resolves, so it counts as
     public); its redirect to 127.0.0.1 is refused before that address is asked, while a redirect
     to another public host is followed. A private original may redirect anywhere (/moved above)."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
     _Proxy.target = pages
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    env = base_env(home, server, HTTP_PROXY=f"http://127.0.0.1:{httpd.server_address[1]}",
-                   NO_PROXY="127.0.0.1,localhost")
-    try:
+    with local_http(_Proxy) as proxy:
+        env = base_env(home, server, HTTP_PROXY=proxy, NO_PROXY="127.0.0.1,localhost")
         _Pages.seen.clear()
         r = invoke("-m", "openai:echo", "-f", "http://public.example/to-local", "q", env=env)
         assert r.code == 6 and "http://public.example/to-local redirects to a private address (127.0.0.1)" in r.stderr
@@ -408,8 +388,6 @@ def test_a_public_page_may_not_redirect_to_a_private_address(invoke, server, pag
         r = invoke("-m", "openai:echo", "-f", "http://public.example/to-public", "q", env=env)
         assert r.code == 0, r.stderr
         assert '<source name="http://public.example/to-public">\na public page\n</source>' in last_user_content(server)
-    finally:
-        httpd.shutdown()
 
 
 def test_a_name_that_rebinds_to_a_private_address_is_cut_at_connect(pages, monkeypatch):
@@ -424,18 +402,14 @@ def test_a_name_that_rebinds_to_a_private_address_is_cut_at_connect(pages, monke
     honest = fetch.addresses
     monkeypatch.setattr(fetch, "addresses", lambda host: [ip_address("93.184.216.34")] if host == "localhost"
                         else honest(host))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
     monkeypatch.setattr(_Proxy, "target", pages.replace("127.0.0.1", "localhost"))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{httpd.server_address[1]}")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    try:
+    with local_http(_Proxy) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         _Pages.seen.clear()
         with pytest.raises(NetworkError, match=r"redirects to a private address \(localhost\)"):
             fetch.fetch_url("http://public.example/to-local", timeout=10)
         assert "/data" not in _Pages.seen
-    finally:
-        httpd.shutdown()
 
 
 def test_redirect_policy():

@@ -19,6 +19,7 @@ from conftest import base_env
 from fakeserver import Script
 from test_function_tools import FNS, write
 from test_tools import quiet_ui
+from turnhelp import assert_fails_alike
 
 from streamchat.cancel import CancelToken
 from streamchat.config import BUILTIN_PROVIDERS, Settings, parse_settings
@@ -265,23 +266,8 @@ def test_astream_sends_what_stream_sends_and_reads_the_same_events(server):
 
 @pytest.mark.parametrize("fault", list(ASYNC_FAULTS))
 def test_astream_fails_as_the_blocking_path_does(server, fault):
-    import asyncio
-
-    from streamchat.session import RetryPolicy, run_turn, run_turn_async
-
     server.script("m", ASYNC_FAULTS[fault])
-    provider = _gemini(server)
-    request = ChatRequest("m", (Message("user", "q"),))
-
-    async def turn() -> list[object]:
-        return [item async for item in run_turn_async(provider, request, retry=RetryPolicy(retries=0))]
-
-    served = asyncio.run(turn())[-1]
-    blocking = run_turn(provider, request, NullSink(), retry=RetryPolicy(retries=0))
-    assert isinstance(served, TurnResult) and served.outcome is blocking.outcome is Outcome.FAILED
-    assert served.error is not None and blocking.error is not None
-    assert (type(served.error), str(served.error), served.error.retry_after, served.text) == \
-        (type(blocking.error), str(blocking.error), blocking.error.retry_after, blocking.text)
+    assert_fails_alike(_gemini(server), ChatRequest("m", (Message("user", "q"),)))
 
 
 def test_closing_astream_or_cancelling_its_task_closes_the_connection(server):

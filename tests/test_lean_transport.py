@@ -197,23 +197,6 @@ def test_a_one_shot_imports_no_sdk(home, server, provider_name):
     assert time.monotonic() - started < 60
 
 
-def test_tls_errors_map_the_same(tmp_path, monkeypatch):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-                   check=True, capture_output=True)
-    srv = FakeLLMServer(tls=(str(cert), str(key))).start()
-    try:
-        request = ChatRequest("echo", (Message("user", "q"),))
-        lean = fault("openai", srv.url, "lean", monkeypatch, request)
-        assert lean == fault("openai", srv.url, "sdk", monkeypatch, request)
-        assert "TLS error" in lean[1]
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trusted now, as httpx2 trusts it
-        events = answer(provider("openai", srv.url.replace("127.0.0.1", "localhost"), "lean", monkeypatch), request)
-        assert events
-    finally:
-        srv.stop()
-
 
 # -- the asyncio lean path (serve) against the SDK's asyncio client -------------------------------
 
@@ -335,7 +318,11 @@ def test_the_async_lean_path_keeps_its_connection_and_replaces_a_closed_one(serv
     assert len(server.requests) == 5
 
 
-def test_async_tls_errors_map_the_same(tmp_path, monkeypatch):
+@pytest.mark.parametrize("serve", [False, True], ids=["blocking", "serve"])
+def test_tls_errors_map_the_same(tmp_path, monkeypatch, serve):
+    """A certificate nobody trusts is the SDK's "TLS error" on the lean path, blocking and serve's
+    asyncio one (compared with the SDK's blocking client: its aiohttp one says a connect timeout);
+    once trusted through SSL_CERT_FILE, as httpx2 trusts it, the answer comes."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
@@ -343,11 +330,14 @@ def test_async_tls_errors_map_the_same(tmp_path, monkeypatch):
     srv = FakeLLMServer(tls=(str(cert), str(key))).start()
     try:
         request = ChatRequest("echo", (Message("user", "q"),))
-        lean = afault("openai", srv.url, "lean", monkeypatch, request)
-        assert lean == fault("openai", srv.url, "sdk", monkeypatch, request)  # the SDK's aiohttp: a connect timeout
+        lean = (afault if serve else fault)("openai", srv.url, "lean", monkeypatch, request)
+        assert lean == fault("openai", srv.url, "sdk", monkeypatch, request)
         assert "TLS error" in lean[1]
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-        assert aanswer(aprovider("openai", srv.url.replace("127.0.0.1", "localhost"), "lean", monkeypatch), request)
+        trusted = srv.url.replace("127.0.0.1", "localhost")
+        events = (aanswer(aprovider("openai", trusted, "lean", monkeypatch), request) if serve
+                  else answer(provider("openai", trusted, "lean", monkeypatch), request))
+        assert events
     finally:
         srv.stop()
 

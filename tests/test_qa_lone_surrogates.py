@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
-from conftest import base_env
+from conftest import Result, base_env
+from localhttp import Quiet, local_http
 
 from streamchat.exit_status import ExitStatus
 
@@ -53,29 +53,29 @@ def _anthropic() -> bytes:
     return out + event("message_stop", {"type": "message_stop"})
 
 
-class _Raw(BaseHTTPRequestHandler):
+class _Raw(Quiet):
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = _anthropic() if self.path.endswith("/messages") else _openai()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(200, _anthropic() if self.path.endswith("/messages") else _openai(), "text/event-stream")
 
 
 @pytest.fixture
 def raw_server() -> Iterator[str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Raw)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with local_http(_Raw) as url:
+        yield url
+
+
+def _assert_answered_and_logged(r: Result, home: Path) -> None:
+    """Exit 0, no crash on stderr, and the log holds U+FFFD where the surrogates were."""
+    assert r.code == ExitStatus.OK, r.stderr
+    assert "internal error" not in r.stderr and "unexpected error" not in r.stderr
+    db = sqlite3.connect(home / "log.db")
+    try:
+        assert db.execute("SELECT content FROM messages WHERE role = 'assistant'").fetchall() == [(SHOWN,)]
+    finally:
+        db.close()
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -84,22 +84,16 @@ def test_a_lone_surrogate_is_shown_as_a_replacement_and_the_answer_logged(invoke
     env = base_env(home, OPENAI_BASE_URL=f"{raw_server}/v1", OPENAI_API_KEY="k",
                    ANTHROPIC_BASE_URL=raw_server, ANTHROPIC_API_KEY="k")
     r = invoke("-m", f"{provider}:m", *mode, "q", env=env)
-    assert r.code == ExitStatus.OK, r.stderr
-    assert "internal error" not in r.stderr and "unexpected error" not in r.stderr
+    _assert_answered_and_logged(r, home)
     if mode == ("--json",):
         events = [json.loads(line) for line in r.out.splitlines()]
         assert "".join(e["text"] for e in events if e["type"] == "text") == SHOWN
         assert events[-1]["type"] == "done" and events[-1]["conversation_id"] is not None
     else:
         assert r.out.rstrip("\n") == SHOWN
-    db = sqlite3.connect(home / "log.db")
-    try:
-        assert db.execute("SELECT content FROM messages WHERE role = 'assistant'").fetchall() == [(SHOWN,)]
-    finally:
-        db.close()
 
 
-class _RawGemini(BaseHTTPRequestHandler):
+class _RawGemini(Quiet):
     """Gemini's SSE (google-genai parses it itself, not through streamchat's wire parser)."""
 
     protocol_version = "HTTP/1.1"
@@ -113,33 +107,14 @@ class _RawGemini(BaseHTTPRequestHandler):
         last = {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
                 "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 3, "totalTokenCount": 6}}
         body += b"data: " + json.dumps(last).encode() + b"\r\n\r\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(200, body, "text/event-stream")
 
 
 @pytest.mark.parametrize("mode", [(), ("--json",)])
 def test_a_provider_passing_a_lone_surrogate_through_costs_neither_the_output_nor_the_log(invoke, home, mode):
     """Whatever a provider (Gemini's SDK, a plugin) lets through: stdout and the log hold U+FFFD."""
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _RawGemini)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        env = base_env(home, GOOGLE_GEMINI_BASE_URL=f"http://127.0.0.1:{srv.server_address[1]}", GEMINI_API_KEY="k")
-        r = invoke("-m", "gemini:m", *mode, "q", env=env)
-    finally:
-        srv.shutdown()
-        srv.server_close()
-    assert r.code == ExitStatus.OK, r.stderr
-    assert "internal error" not in r.stderr and "unexpected error" not in r.stderr
+    with local_http(_RawGemini) as url:
+        r = invoke("-m", "gemini:m", *mode, "q", env=base_env(home, GOOGLE_GEMINI_BASE_URL=url, GEMINI_API_KEY="k"))
+    _assert_answered_and_logged(r, home)
     if not mode:
         assert r.out.rstrip("\n") == SHOWN
-    db = sqlite3.connect(home / "log.db")
-    try:
-        assert db.execute("SELECT content FROM messages WHERE role = 'assistant'").fetchall() == [(SHOWN,)]
-    finally:
-        db.close()

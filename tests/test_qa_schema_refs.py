@@ -9,40 +9,28 @@ that did not resolve was "internal error", exit 1. Now it is exit 2, before anyt
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from localhttp import Quiet, local_http
 
 from streamchat.errors import UsageError
 from streamchat.exit_status import ExitStatus
 from streamchat.schema import load_schema
 
 
-class _Counting(BaseHTTPRequestHandler):
+class _Counting(Quiet):
     hits: list[str] = []
 
     def do_GET(self) -> None:  # a schema server: anything fetched from it is counted
         _Counting.hits.append(self.path)
-        body = b'{"type": "string"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(200, b'{"type": "string"}', "application/json")
 
 
 @pytest.fixture
 def schema_server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
     _Counting.hits = []
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with local_http(_Counting) as url:
+        yield url
 
 
 def _with_ref(ref: str) -> str:

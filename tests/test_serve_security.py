@@ -9,13 +9,12 @@ import json
 import shutil
 import socket
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from conftest import STREAMCHAT, base_env
 from fakeserver import Script
+from localhttp import Quiet, local_http
 from servehelp import ServeProcess
 
 pytest.importorskip("fastapi", reason="the `serve` extra is installed by .ci/run")
@@ -83,22 +82,12 @@ ws.onclose = () => { window.results.closed = true; };
 
 @pytest.fixture
 def evil_origin(serve):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(Quiet):
         def do_GET(self) -> None:  # noqa: N802
-            body = EVIL_PAGE.replace("TARGET", serve.url).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(200, EVIL_PAGE.replace("TARGET", serve.url).encode(), "text/html")
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://localhost:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with local_http(Handler, host="localhost") as url:
+        yield url
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
