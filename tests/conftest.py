@@ -4,6 +4,7 @@ tiers, marked from the fixtures each test uses (`pytest_collection_modifyitems`)
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import io
@@ -12,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +109,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for mark in sorted(tier_marks(item) - {m.name for m in item.iter_markers()}):
             item.add_marker(mark)
+
+
+# Where streamchat keeps files (platformdirs reads the process's own environment, not the `env`
+# an in-process run is given): the invoke fixture and direct calls of streamchat.cost wrote the
+# price cache to the real ~/.cache/streamchat. Each test has its own (a run's subprocesses inherit
+# it through base_env; a test may set its own on top); this process's, for collection and the
+# session's fixtures, is set here.
+XDG_VARS = {"XDG_CACHE_HOME": "cache", "XDG_DATA_HOME": "data", "XDG_CONFIG_HOME": "config"}
+_PROCESS_XDG = Path(tempfile.mkdtemp(prefix="streamchat-tests-xdg-"))
+atexit.register(shutil.rmtree, _PROCESS_XDG, True)
+os.environ.update({var: str(_PROCESS_XDG / name) for var, name in XDG_VARS.items()})
+
+
+@pytest.fixture(autouse=True)
+def _own_xdg_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path_factory.mktemp("xdg")
+    for var, name in XDG_VARS.items():
+        monkeypatch.setenv(var, str(root / name))
 
 
 @pytest.fixture(scope="session")
