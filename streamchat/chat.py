@@ -126,24 +126,25 @@ def run_race(session: ChatSession, opts: ChatOptions, env: Environment, ui: UI, 
 
 
 def race_turn(session: ChatSession, models: tuple[str, ...], opts: ChatOptions, env: Environment, ui: UI,
-              question: str, attachments: tuple[Attachment, ...]) -> tuple[list[TurnResult], bool]:
+              question: str, attachments: tuple[Attachment, ...], *, repl: bool = False) -> tuple[list[TurnResult], bool]:
     """One question raced by `models` into the output `opts` asks for, failures said on stderr where
-    no pane shows them (the one-shot command and the REPL); (the results in -m order, stdout closed)."""
+    no pane shows them (the one-shot command and the REPL: `repl` words their hints in REPL commands);
+    (the results in -m order, stdout closed)."""
     from streamchat import race
     from streamchat.sinks.race import race_output
 
     racers = race.lanes(session, models)
     for lane in racers:
-        lane.check_context(question)
+        lane.check_context(question, repl=repl)
     output = race_output(env, ui, [lane.model_name for lane in racers], json=opts.json, markdown=opts.markdown,
-                         sanitize=opts.sanitize, stats=opts.stats, code_theme=opts.code_theme)
+                         sanitize=opts.sanitize, stats=opts.stats, code_theme=opts.code_theme, repl=repl)
     results = race.run(session, racers, question, output, attachments=attachments)
     if not output.shows_errors and not output.closed:
         for lane, result in zip(racers, results, strict=True):
             if result.outcome is Outcome.FAILED and result.error is not None:
                 if opts.debug:
                     ui.traceback(result.error.__cause__ or result.error)
-                ui.error(f"{lane.model_name}: {result.error}")
+                ui.error(f"{lane.model_name}: {result.error.said(repl=repl)}")
     return results, output.closed
 
 

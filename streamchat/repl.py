@@ -136,7 +136,7 @@ class Repl:
                         return
                 if self.racing:
                     with typeahead.held(self.env.stdin):
-                        race_turn(self.session, self.racing, self.opts, self.env, self.ui, question, attachments)
+                        race_turn(self.session, self.racing, self.opts, self.env, self.ui, question, attachments, repl=True)
                     self.env.stdout.write("\n")  # air between the answers and the next prompt
                     self.env.stdout.flush()
                     return

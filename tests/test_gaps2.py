@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fakeserver import Script
 from servehelp import ServeProcess
+from test_repl import repl as repl  # the REPL fixture (it ends each REPL cleanly)
 
 
 def test_serve_passes_an_upstream_retry_after_to_openai_clients(tmp_path, server, caplog):
@@ -115,3 +116,51 @@ def test_access_list_shows_when_each_key_expires(invoke, home):
     assert listed["amy"]["expires"].startswith(time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400)))
     assert listed["bob"]["expires"] is None and listed["bob"]["state"] == "active" and listed["bob"]["spent_usd"] == 0
     assert invoke("access", *state).out.splitlines()[0].split("\t")[-1] in ("no expiry", rows["amy"][-1])  # bare `access`
+
+
+@pytest.mark.parametrize("repl", [False, True])
+def test_a_race_pane_words_its_error_for_the_front_end(repl):
+    """In the REPL a race's pane said the command line's hint (`--reasoning off`): as a single
+    answer's error line, it now says the REPL command (StreamchatError.said)."""
+    from terminal_emulator import ANSI, FakeTTY
+
+    from streamchat.environment import Environment
+    from streamchat.errors import UsageError
+    from streamchat.events import Outcome, TurnResult
+    from streamchat.sinks.race import race_output
+    from streamchat.ui import UI
+
+    out = FakeTTY()
+    env = Environment(stdin=None, stdout=out, stderr=FakeTTY(), environ={"TERM": "xterm-256color", "COLUMNS": "200"})
+    view = race_output(env, UI(env), ["openai:a", "anthropic:b"], repl=repl)
+    error = UsageError("no temperature with thinking", hint="leave it out, or --reasoning off", repl_hint="/reasoning off")
+    for index in (0, 1):
+        view.sink(index).begin()
+        view.sink(index).end(TurnResult(outcome=Outcome.FAILED, error=error))
+    view.close()
+    shown = ANSI.sub("", out.getvalue())
+    assert ("no temperature with thinking — /reasoning off" in shown) == repl, shown
+    assert ("--reasoning off" in shown) != repl, shown
+
+
+@pytest.mark.e2e
+def test_a_race_in_the_repl_says_the_repl_command_in_its_pane(repl, server):
+    from fakeserver import FakeLLMServer
+    from terminal_emulator import ANSI
+
+    other = FakeLLMServer().start()
+    try:
+        server.script("ra", chunks=["answer ", "A"])
+        child = repl("-m", "openai:ra", env_extra={"ANTHROPIC_BASE_URL": other.url})
+        for line in ("/set temperature 0.2", "/reasoning high", "/race openai:ra anthropic:rb"):
+            child.sendline(line)
+            child.expect_exact("›")
+        child.sendline("which?")
+        child.expect_exact("TTFT", timeout=90)
+        child.expect_exact("›")
+        shown = " ".join(ANSI.sub("", child.logfile_read.getvalue()).split())
+        assert "error: Anthropic's extended thinking" in shown and "unset them, or /reasoning off" in shown, shown
+        assert "leave them out" not in shown and "--reasoning off" not in shown, shown
+        assert other.requests == []  # refused before sending
+    finally:
+        other.stop()

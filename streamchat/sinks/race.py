@@ -64,12 +64,14 @@ class RaceOutput(Protocol):
 
 
 def race_output(env: Environment, ui: UI, names: list[str], *, json: bool = False, markdown: bool = True,
-                sanitize: bool = False, stats: bool = False, code_theme: str | None = None) -> RaceOutput:
-    """The race's output, decided as `choose_sink` decides a turn's: events, a live terminal, or plain text."""
+                sanitize: bool = False, stats: bool = False, code_theme: str | None = None,
+                repl: bool = False) -> RaceOutput:
+    """The race's output, decided as `choose_sink` decides a turn's: events, a live terminal, or plain text
+    (`repl`: a pane words its error's hint in REPL commands, StreamchatError.said)."""
     if json:
         return TaggedEvents(env, ui, names)
     if env.stdout_isatty and markdown and not env.dumb:
-        return RaceView(env, names, code_theme=code_theme)
+        return RaceView(env, names, code_theme=code_theme, repl=repl)
     return InOrder(env, ui, names, sanitize=sanitize or env.stdout_isatty, stats=stats)
 
 
@@ -234,8 +236,8 @@ class DataLane:
 class PaneState:
     """One answer of the live view: its text, rendered incrementally at the pane's width, and how it is doing."""
 
-    def __init__(self, name: str, renderer: LineRenderer, clock: Callable[[], float]) -> None:
-        self.name, self.renderer, self.clock = name, renderer, clock
+    def __init__(self, name: str, renderer: LineRenderer, clock: Callable[[], float], repl: bool = False) -> None:
+        self.name, self.renderer, self.clock, self.repl = name, renderer, clock, repl
         self.text: list[str] = []
         self.started: float | None = None
         self.thinking = False
@@ -278,7 +280,8 @@ class PaneState:
                 line = f"{'thinking' if self.thinking else 'waiting'} {waited:.1f} s" + (f" · {self.note}" if self.note else "")
             return [lanes.styled(piece, DIM, style) for piece in lanes.pack(line.split(" · "), width)]
         if result.outcome is Outcome.FAILED:
-            message = sanitize(" ".join(result.message.split()))
+            why = result.error.said(repl=self.repl) if result.error is not None else result.message
+            message = sanitize(" ".join(why.split()))
             lines = textwrap.wrap(f"error: {message}", width)
             first = lines[0].removeprefix("error:")
             return [lanes.styled("error:", BOLD + RED, style) + first, *lines[1:]]
@@ -298,7 +301,8 @@ class RaceView:
     shows_errors = True
 
     def __init__(self, env: Environment, names: list[str], *, size: Callable[[], tuple[int, int]] | None = None,
-                 timer: bool = True, clock: Callable[[], float] = time.monotonic, code_theme: str | None = None) -> None:
+                 timer: bool = True, clock: Callable[[], float] = time.monotonic, code_theme: str | None = None,
+                 repl: bool = False) -> None:
         self.env = env
         self.out = Output(env.stdout)
         self.size = size or (lambda: terminal_size(env))
@@ -306,7 +310,7 @@ class RaceView:
         self.region = LiveRegion(self.out.write, reflow="XTERM_VERSION" not in env.environ)
         self.style = env.stdout_styled()  # the view's own lines: none of our SGR under NO_COLOR
         renderer = LineRenderer(color_system=color_system_for(env), no_color=env.no_color, code_theme=code_theme)
-        self.panes = [PaneState(name, renderer, clock) for name in names]
+        self.panes = [PaneState(name, renderer, clock, repl) for name in names]
         self._lock = threading.RLock()
         self._dirty = True
         self._painted_at = float("-inf")
