@@ -23,6 +23,7 @@ from streamchat.paths import APP as APP  # re-exported: they lived here before p
 from streamchat.paths import config_dir as config_dir
 from streamchat.paths import data_dir as data_dir
 from streamchat.paths import user_path
+from streamchat.providers.options import MAX_TOKENS as MAX_TOKENS  # one ceiling: config, flags, /set, serve
 from streamchat.providers.registry import ProviderSpec, all_specs, spec_for
 
 if TYPE_CHECKING:
@@ -349,7 +350,6 @@ _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "markdown": bool, "max_input_bytes": int, "vi_mode": bool, "approve": list, "tool_steps": int,
     "code_theme": str, "cache": bool, "functions": list, "function_timeout": (int, float),
 }
-MAX_TOKENS = 2**31 - 1  # the largest max_tokens taken (config, flag, role): servers read it as a 32-bit int
 _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0, 2), "max_tokens": (1, MAX_TOKENS), "timeout": (0.1, math.inf), "retries": (0, 20),
     "retry_max_wait": (0, math.inf), "max_input_bytes": (1, math.inf), "tool_steps": (1, 100),

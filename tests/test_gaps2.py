@@ -164,3 +164,35 @@ def test_a_race_in_the_repl_says_the_repl_command_in_its_pane(repl, server):
         assert other.requests == []  # refused before sending
     finally:
         other.stop()
+
+
+TOO_MANY = 2**31  # one past MAX_TOKENS
+
+
+def test_every_way_to_set_max_tokens_has_the_flags_ceiling():
+    """--max-tokens and the config stopped at 2**31-1; /set max_tokens, serve's requests and the
+    Python API's options took any size (sent on, for the upstream to refuse with its own words)."""
+    from streamchat.api import _sampling
+    from streamchat.config import MAX_TOKENS
+    from streamchat.errors import UsageError
+    from streamchat.repl_commands import with_set
+    from streamchat.serve.parse import parse_call
+    from streamchat.serve.policy import Refused
+    from streamchat.service import Overrides
+
+    assert MAX_TOKENS == TOO_MANY - 1
+    assert with_set(Overrides(), {"max_tokens": str(MAX_TOKENS)}, None).max_tokens == MAX_TOKENS
+    with pytest.raises(UsageError, match="max_tokens must be a whole number from 1 to 2147483647"):
+        with_set(Overrides(), {"max_tokens": str(TOO_MANY)}, None)
+    for openai, key in ((True, "max_tokens"), (True, "max_completion_tokens"), (False, "max_tokens")):
+        body = {"messages": [{"role": "user", "content": "q"}]} if openai else {"prompt": "q"}
+        assert parse_call({**body, key: MAX_TOKENS}, openai=openai).max_tokens == MAX_TOKENS
+        with pytest.raises(Refused) as refused:
+            parse_call({**body, key: TOO_MANY}, openai=openai)
+        assert refused.value.status == 400 and "from 1 to 2147483647" in refused.value.message, refused.value.message
+        with pytest.raises(Refused):
+            parse_call({**body, key: 0}, openai=openai)
+    assert _sampling({"max_tokens": MAX_TOKENS})["max_tokens"] == MAX_TOKENS
+    with pytest.raises(UsageError, match="2147483647"):
+        _sampling({"max_tokens": TOO_MANY})
+

@@ -250,7 +250,7 @@ def test_repl_set_and_reasoning_reach_the_next_request(home, server):
 
         child.send("/set max_tok")  # Tab completes the names this model's provider takes
         child.send("\t")
-        child.expect_exact("a whole number ≥ 1")  # the menu shows what each takes
+        child.expect_exact("a whole number from 1 to 2147483647")  # the menu shows what each takes
         child.sendline(" 50")
         child.expect_exact("max_tokens=50 —")
         child.expect_exact(PROMPT)

@@ -47,7 +47,7 @@ class Option:
         if self.kind in ("float", "int"):
             what = "a number" if self.kind == "float" else "a whole number"
             if math.isfinite(self.low) and math.isfinite(self.high):
-                return f"{what} from {self.low:g} to {self.high:g}"
+                return f"{what} from {_end(self.low)} to {_end(self.high)}"
             if math.isfinite(self.low):
                 return f"{what} ≥ {self.low:g}"
             return what
@@ -58,14 +58,23 @@ class Option:
         return {"bool": "true or false", "str": "a string", "object": "a JSON object"}[self.kind]
 
 
+def _end(value: float) -> str:
+    """A range's end as written: 2147483647, not 2.14748e+09; 0.1 as 0.1."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def table(*options: Option) -> dict[str, Option]:
     return {option.name: option for option in options}
 
 
-# What every provider takes beside its table: the REPL's /set checks them as the flags do.
+MAX_TOKENS = 2**31 - 1  # the largest max_tokens taken anywhere (flag, config, role, /set, serve, the Python API):
+# servers read it as a 32-bit int
+
+# What every provider takes beside its table: the REPL's /set checks them as the flags do, and serve
+# and the Python API check a request's max_tokens through the same Option (`check_max_tokens`).
 SAMPLING = table(
     Option("temperature", "float", "sampling temperature", 0, 2),
-    Option("max_tokens", "int", "longest answer in tokens", 1),
+    Option("max_tokens", "int", "longest answer in tokens", 1, MAX_TOKENS),
 )
 REASONING = ("off", "low", "medium", "high")
 

@@ -279,19 +279,24 @@ def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | 
     return float(value)
 
 
-def _integer(body: dict[str, Any], key: str, low: int) -> int | None:
+def _max_tokens(body: dict[str, Any], key: str) -> int | None:
+    """`max_tokens` (or `max_completion_tokens`) checked by the Option /set checks it with: a whole
+    number from 1 to MAX_TOKENS, as --max-tokens and the config take (there was no ceiling here)."""
+    from streamchat.providers.options import SAMPLING, BadValue, coerce
+
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _bad(key, f"must be a whole number ≥ {low}")
-    return value
+    try:
+        return int(coerce(SAMPLING["max_tokens"], value))
+    except BadValue as exc:
+        raise _bad(key, f"must be {exc}") from None
 
 
 def sampling(options: dict[str, Any]) -> tuple[float | None, int | None, tuple[tuple[str, Any], ...]]:
     """(temperature, max_tokens, further sampling options) of `options`, checked as a request's are:
     the Python API's `options=` takes the same names and bounds."""
-    return _number(options, "temperature", 0, 2), _integer(options, "max_tokens", 1), _params(options)
+    return _number(options, "temperature", 0, 2), _max_tokens(options, "max_tokens"), _params(options)
 
 
 def _params(body: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -328,9 +333,9 @@ def parse_call(body: dict[str, Any], *, openai: bool) -> Call:
     system = body.get("system")
     if system is not None and not isinstance(system, str):
         raise _bad("system", "must be a string")
-    max_tokens = _integer(body, "max_tokens", 1)
+    max_tokens = _max_tokens(body, "max_tokens")
     if max_tokens is None:
-        max_tokens = _integer(body, "max_completion_tokens", 1)
+        max_tokens = _max_tokens(body, "max_completion_tokens")
     tools, tool_choice = _tools(body)
     params = _params(body)
     parallel = body.get("parallel_tool_calls")
