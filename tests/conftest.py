@@ -81,7 +81,8 @@ MODULE_MARKS = {"test_local": "local_model", "test_tmux_resize": "tmux", "test_w
                 "test_completion_shells": "e2e"}
 # a test body that starts a process itself (a pexpect spawn, a subprocess, a serve process)
 SPAWNS = re.compile(r"\b(?:spawn|pexpect\.spawn|subprocess\.(?:run|Popen|check_output|call)|ServeProcess|"
-                    r"STREAMCHAT|sys\.executable|MCP_SERVER)\b")  # sys.executable: a Python child (an MCP server, a plugin)
+                    r"STREAMCHAT|sys\.executable|MCP_SERVER|imported_by)\b")  # sys.executable: a Python child (an MCP
+# server, a plugin); imported_by (tests/import_probe.py): the CLI in a new interpreter
 
 
 def tier_marks(item: pytest.Item) -> set[str]:

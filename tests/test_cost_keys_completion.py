@@ -194,6 +194,7 @@ def complete(home, server, words: str, shell: str = "zsh") -> str:
     return subprocess.run([STREAMCHAT], env=env, capture_output=True, text=True, timeout=30).stdout
 
 
+@pytest.mark.e2e  # complete() runs the installed CLI, eight times
 def test_completion_of_commands_models_roles_and_ids(invoke, server, home):
     assert "history" in complete(home, server, "streamchat hist", "bash")
     assert "show" in complete(home, server, "streamchat history s", "bash")

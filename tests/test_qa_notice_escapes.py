@@ -12,7 +12,8 @@ from streamchat.exit_status import ExitStatus
 
 
 def test_retry_notices_quoting_a_servers_error_are_sanitized(invoke, server):
-    server.script("down", status=503, error_type="server_error", error_message="down \x1b]0;PWN\x07 \x1b[2J now")
+    server.script("down", status=503, error_type="server_error", error_message="down \x1b]0;PWN\x07 \x1b[2J now",
+                  headers={"Retry-After": "0"})  # the two retries at once, not ~1.5 s of backoff
     r = invoke("-m", "openai:down", "q")
     assert r.code == ExitStatus.SERVER
     assert r.stderr.count("retrying in") == 2, r.stderr
