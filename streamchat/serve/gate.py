@@ -64,9 +64,10 @@ class Gate:
 
     def refusal(self, request: Request) -> Response | None:
         """Token, Host and Origin checks and the declared body size, before any route runs."""
-        page_token = request.query_params.get("token") if request.url.path == "/" else None
+        path = request.scope["path"]  # as request.url.path (no root_path here), without building the URL
+        page_token = request.query_params.get("token") if path == "/" else None
         try:
-            self.check(request.headers, page_token, public=request.url.path.startswith("/static/"))
+            self.check(request.headers, page_token, public=path.startswith("/static/"))
             length = request.headers.get("content-length")
             if length and length.isdigit() and int(length) > self.max_body_bytes:
                 raise Refused(413, f"request body over {self.max_body_bytes} bytes", "too_large")
