@@ -8,6 +8,7 @@ built-in default), the conversation, and the log. A front end builds a sink and 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
@@ -375,16 +376,15 @@ class ChatSession:
         """Whether the adapter can stream on asyncio (the SDK adapters; not the local model)."""
         return hasattr(self.target.provider, "astream")
 
-    async def ask_async(self, prompt: str | None, *, attachments: tuple[Attachment, ...] = ()
-                        ) -> AsyncIterator[Event | TurnResult]:
-        """`ask` for an asyncio front end (serve): the events, then the TurnResult. Tools are the
-        client's own here (passed through), so there is no tool loop."""
+    def ask_async(self, prompt: str | None, *, attachments: tuple[Attachment, ...] = ()
+                  ) -> AsyncIterator[Event | TurnResult]:
+        """`ask` for an asyncio front end (serve): the events, then the TurnResult (recorded). Tools
+        are the client's own here (passed through), so there is no tool loop. The checks run at the
+        call; the generator is run_turn_async's own, not one around it that every event passes through."""
         prompt, attachments, request, _runner = self._begin(prompt, attachments)
         provider = cast(AsyncProvider, self.target.provider)
-        async for item in run_turn_async(provider, request, retry=self.options.retry, price=self._price):
-            if isinstance(item, TurnResult):
-                item = self._record(prompt, attachments, item)
-            yield item
+        return run_turn_async(provider, request, retry=self.options.retry, price=self._price,
+                              record=functools.partial(self._record, prompt, attachments))
 
     def _notice(self, message: str) -> None:
         if self.ui is not None:

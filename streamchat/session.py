@@ -304,10 +304,11 @@ async def run_turn_async(
     *,
     retry: RetryPolicy = RetryPolicy(),
     price: Callable[[Stats], float | None] | None = None,
+    record: Callable[[TurnResult], TurnResult] | None = None,
 ) -> AsyncIterator[Event | TurnResult]:
-    """run_turn for an asyncio caller (serve): the events, then the TurnResult. No tools (a serve
-    client runs its own). Cancelling the task that iterates ends the turn as cancelled, with the
-    upstream closed and the partial text kept in the result."""
+    """run_turn for an asyncio caller (serve): the events, then the TurnResult (as `record` returns
+    it, when given). No tools (a serve client runs its own). Cancelling the task that iterates ends
+    the turn as cancelled, with the upstream closed and the partial text kept in the result."""
     import asyncio  # here: only serve runs turns on a loop
 
     tally = _Tally()
@@ -330,4 +331,5 @@ async def run_turn_async(
         outcome = Outcome.CANCELLED
     except StreamchatError as err:
         outcome, error = Outcome.FAILED, err
-    yield tally.result(outcome, error, price)
+    result = tally.result(outcome, error, price)
+    yield result if record is None else record(result)
