@@ -155,6 +155,7 @@ class TurnStream:
         self._task: asyncio.Task[None] | None = None
         self._started = False
         self.on_end: Callable[[TurnResult], None] | None = None  # called once, on the loop, with the turn's result
+        self.watcher: asyncio.Future[None] | None = None  # http_io's: cancels the turn if its client leaves
 
     def _ended(self, result: TurnResult) -> None:
         """The turn is over, however it ended (answered, failed, cancelled, never started): `on_end` runs once."""
@@ -169,6 +170,8 @@ class TurnStream:
         self.token.cancel()
         if self._task is not None:
             self._task.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()
         if not self._started:
             self._ended(TurnResult(outcome=Outcome.CANCELLED))
 

@@ -6,7 +6,6 @@ streamed response that cancels its turn however it ends.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -61,7 +60,7 @@ class TurnResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         turn, render, rest = self.turn, self.to_text, self.rest
-        watcher = asyncio.ensure_future(_cancel_when_gone(receive, turn))
+        watch(turn, receive)  # first_batch's, still running: one watcher for the whole request
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             write = scope.get(RAW_SEND, send)
@@ -76,10 +75,21 @@ class TurnResponse(Response):
                     break
                 text, batch = "", await rest.__anext__()
         finally:
-            watcher.cancel()
-            turn.cancel()
+            turn.cancel()  # and its watcher
         if self.background is not None:
             await self.background()
+
+
+def watch(turn: TurnStream, receive: Receive) -> None:
+    """Cancel the turn if the client hangs up, from now until the turn is cancelled (as every
+    response does when it ends, however it ends). Needed where nothing else reads the connection:
+    before the first event (no response has started), for a whole non-streamed answer, and while
+    a stream is written. Without it 30 of 30 abandoned answers ran to completion upstream, and a
+    stalled upstream held its connection until the timeout. One task per request, from the turn's
+    start to its end: not one to the first event and another for the response (a task made and
+    cancelled per request)."""
+    if turn.watcher is None:
+        turn.watcher = asyncio.ensure_future(_cancel_when_gone(receive, turn))
 
 
 async def _cancel_when_gone(receive: Receive, turn: TurnStream) -> None:
@@ -123,12 +133,15 @@ async def read_body(request: Request, max_bytes: int) -> dict[str, Any]:
 async def first_batch(turn: TurnStream, receive: Receive) -> tuple[Batch, AsyncIterator[Batch]]:
     """Wait for the turn's first events (or its failure) before any response header is sent."""
     batches = turn.batches(heartbeat=HEARTBEAT_S).__aiter__()
+    watch(turn, receive)
     try:
-        async with cancelled_when_gone(receive, turn):
-            return await batches.__anext__(), batches
+        first = await batches.__anext__()
     except BaseException:  # the server is stopping
         turn.cancel()
         raise
+    if first is not None and type(first[-1]) is Finished:  # over already (failed early): its watcher too
+        turn.cancel()
+    return first, batches
 
 
 def early_failure(first: Batch) -> JSONResponse | None:
@@ -140,17 +153,3 @@ def early_failure(first: Batch) -> JSONResponse | None:
         return None
     payload, status = result_error(result)
     return JSONResponse(payload, status_code=status, headers=retry_headers(result))
-
-
-@contextlib.asynccontextmanager
-async def cancelled_when_gone(receive: Receive, turn: TurnStream) -> AsyncIterator[None]:
-    """Cancel the turn if the client hangs up inside the block. Needed where nothing else reads the
-    connection: before the first event (no response has started) and for a whole non-streamed answer.
-    Without it 30 of 30 abandoned answers ran to completion upstream, and a stalled upstream held its
-    connection until the timeout. (Once a stream has started, the response itself listens.)"""
-
-    watcher = asyncio.ensure_future(_cancel_when_gone(receive, turn))
-    try:
-        yield
-    finally:
-        watcher.cancel()

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from streamchat.events import Event
 from streamchat.serve.bridge import Finished
 from streamchat.serve.gate import bearer, refused
-from streamchat.serve.http_io import cancelled_when_gone, early_failure, event_stream, first_batch, read_body
+from streamchat.serve.http_io import early_failure, event_stream, first_batch, read_body
 from streamchat.serve.keys import model_names
 from streamchat.serve.parse import parse_call
 from streamchat.serve.policy import Refused
@@ -74,10 +74,9 @@ async def chat_completions(request: Request) -> Response:
     chunks = OpenAIChunks(call.model if isinstance(call.model, str) and call.model else name)
     if not call.stream:
         batch = first
-        try:
-            async with cancelled_when_gone(request.receive, turn):
-                while batch is None or not isinstance(batch[-1], Finished):
-                    batch = await rest.__anext__()
+        try:  # first_batch's watcher cancels the turn if the client leaves meanwhile
+            while batch is None or not isinstance(batch[-1], Finished):
+                batch = await rest.__anext__()
         finally:
             turn.cancel()
         result = batch[-1].result
