@@ -43,7 +43,7 @@ class LiveJson:
         """Ready for the next attempt."""
         self.text = ""
         self.spinner = self.ui.spinner("waiting")
-        self.reasoning = ReasoningOutput(self.ui)
+        self.reasoning = ReasoningOutput(self.ui, width=lambda: self.size()[0])
         self._last_paint = float("-inf")
         return self
 

@@ -118,7 +118,7 @@ class MarkdownSink:
         """What each step of a turn renders afresh: the document, reasoning, spinner, repaint timer."""
         self.stream = MarkdownStream(LineRenderer(color_system=color_system_for(self.env), no_color=self.env.no_color,
                                                   code_theme=self.code_theme))
-        self.reasoning = ReasoningOutput(self.ui)
+        self.reasoning = ReasoningOutput(self.ui, width=lambda: self.size()[0])
         self.spinner = self.ui.spinner("waiting")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

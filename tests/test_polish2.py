@@ -1,0 +1,30 @@
+"""Polish pass 2: reasoning wrapped by word on a terminal; REPL words in Anthropic's refusal."""
+
+from __future__ import annotations
+
+from terminal_emulator import Terminal, tty_env
+
+from streamchat.events import ReasoningDelta, TextDelta, TurnResult
+from streamchat.sinks.terminal import MarkdownSink
+from streamchat.ui import UI
+
+
+def test_reasoning_wraps_by_word_with_no_leading_space_on_a_terminal():
+    """Reasoning streamed as " thoughtN" pieces wrapped where the terminal's width fell: continuation
+    rows began with the space (" thought9 thought10") and words broke across rows."""
+    env, out, err = tty_env(XTERM_VERSION="pyte")
+    sink = MarkdownSink(env, UI(env), size=lambda: (40, 24), timer=False)
+    sink.begin()
+    words = [f"thought{i}" for i in range(1, 40)]
+    for i, word in enumerate(words):
+        sink.feed(ReasoningDelta(("" if i == 0 else " ") + word[:4]))
+        sink.feed(ReasoningDelta(word[4:]))
+    sink.feed(TextDelta("The answer"))
+    sink.end(TurnResult())
+    term = Terminal(40, 24)
+    term.feed(err.getvalue())
+    rows = term.lines()
+    assert all(row and not row.startswith(" ") and len(row) <= 40 for row in rows), rows
+    assert " ".join(rows).split() == words, rows  # no word broken across rows, none lost
+    assert len(rows) > 3
+    assert "thought" not in out.getvalue() and "The answer" in out.getvalue()
