@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from repl_spawn import PROMPT, repl_children
 from terminal_emulator import Terminal, tty_env
 
 from streamchat.events import ReasoningDelta, TextDelta, TurnResult
@@ -28,3 +30,28 @@ def test_reasoning_wraps_by_word_with_no_leading_space_on_a_terminal():
     assert " ".join(rows).split() == words, rows  # no word broken across rows, none lost
     assert len(rows) > 3
     assert "thought" not in out.getvalue() and "The answer" in out.getvalue()
+
+
+@pytest.fixture
+def repl(home, server):
+    yield from repl_children(home, server)
+
+
+def test_anthropics_thinking_and_schema_refusal_names_repl_commands_in_the_repl(repl):
+    """In the REPL, the refusal of /reasoning with /schema on Anthropic said "--reasoning cannot go with
+    --schema" and "--reasoning off": flags the REPL does not take."""
+    child = repl()
+    for line in ("/model anthropic:echo", "/reasoning high", "/schema 'name, age int'"):
+        child.sendline(line)
+        child.expect_exact(PROMPT)
+    child.sendline("hello")
+    child.expect_exact("/reasoning off, or /schema off")
+    child.expect_exact(PROMPT)
+    shown = child.logfile_read.getvalue()
+    assert "--reasoning" not in shown and "--schema" not in shown, shown
+
+
+def test_the_command_line_keeps_its_flags_in_the_thinking_and_schema_refusal(invoke, server):
+    r = invoke("-m", "anthropic:echo", "--reasoning", "low", "--schema", "name, age int", "q")
+    assert r.code == 2 and not server.requests, r.stderr
+    assert "--reasoning off, or leave out --schema" in r.stderr and "/schema" not in r.stderr, r.stderr

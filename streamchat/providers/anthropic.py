@@ -110,5 +110,8 @@ def _check_thinking(request: ChatRequest, *, forced_tool: bool) -> None:
                          hint="leave them out, or --reasoning off",
                          repl_hint="/set temperature and /set top_k unset them, or /reasoning off")
     if request.tools or forced_tool:
-        raise UsageError(f"--reasoning cannot go with {'tools' if request.tools else '--schema'} on Anthropic yet",
-                         hint="--reasoning off for this question")
+        if request.tools:
+            raise UsageError("extended thinking cannot go with tools on Anthropic yet",
+                             hint="--reasoning off for this question", repl_hint="/reasoning off for this question")
+        raise UsageError("extended thinking cannot go with a schema on Anthropic yet",
+                         hint="--reasoning off, or leave out --schema", repl_hint="/reasoning off, or /schema off")
