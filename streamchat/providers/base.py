@@ -69,13 +69,27 @@ class AsyncProvider(Provider, Protocol):
 _CACHE: dict[tuple[str, str | None, float], Provider] = {}
 
 
+# The same lookups by the config object itself: serve resolves the same (frozen) config on every
+# request, and `repr` of it was ~1/5 of building a turn's target. Holds the config, so its id is not
+# reused while listed; bounded for callers that build a new config each time.
+_BY_IDENTITY: dict[tuple[int, str | None, float], tuple[ProviderConfig, Provider]] = {}
+_BY_IDENTITY_MAX = 64
+
+
 def get_provider(config: ProviderConfig, *, timeout: float = 60.0) -> Provider:
     """The adapter for `config`, built once per process (the local model loads once). Keyed on the
     whole table and where requests go, not the name alone: two configs may share a name."""
-    key = (repr(config), config.effective_base_url()[0], timeout)
+    base_url = config.effective_base_url()[0]
+    seen = _BY_IDENTITY.get((id(config), base_url, timeout))
+    if seen is not None and seen[0] is config:
+        return seen[1]
+    key = (repr(config), base_url, timeout)
     if key not in _CACHE:
         module, _, cls = config.spec.adapter.partition(":")
         _CACHE[key] = getattr(importlib.import_module(module), cls)(config, timeout=timeout)
+    if len(_BY_IDENTITY) >= _BY_IDENTITY_MAX:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[(id(config), base_url, timeout)] = (config, _CACHE[key])
     return _CACHE[key]
 
 
