@@ -68,6 +68,28 @@ def test_a_rate_needs_100_ms_of_generation(page, server):
     assert re.search(r"8 tokens · \d+\.\d tok/s", page.inner_text("#status")), page.inner_text("#status")
 
 
+def test_the_rate_is_serves_figure_not_the_networks(page, server):
+    """The page timed tokens itself, network included: behind a proxy that buffers the stream (here
+    Playwright's, passing serve's real response on whole) every token arrives in one burst and it showed
+    `– tok/s`, though serve's `done` carries the rate it measured over the generation."""
+    import json
+
+    def buffered(route):
+        route.fulfill(response=route.fetch())
+
+    page.route("**/stream", buffered)
+    server.script("web", Script(chunks=[f"w{i} " for i in range(8)], delay=0.05))
+    with page.expect_response("**/stream") as got:
+        page.fill("#prompt", "slow")
+        page.click("#send")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('stop')", timeout=15000)
+    lines = got.value.text().splitlines()
+    done = json.loads(lines[lines.index("event: done") + 1].removeprefix("data: "))
+    tps = done["stats"]["tokens_per_s"]
+    assert isinstance(tps, float), done
+    assert f"· {tps:.1f} tok/s" in page.inner_text("#status"), (page.inner_text("#status"), done)
+
+
 def test_markdown_is_rendered_and_html_in_the_answer_stays_text(page, server):
     answer = "# Title\n\nSome **bold** and `code` <script>alert(1)</script>\n\n- one\n- two\n\n```py\nx = '<b>'\n```\n"
     server.script("web", Script(chunks=[answer[i : i + 5] for i in range(0, len(answer), 5)]))

@@ -99,6 +99,7 @@ async function streamAnswer(parent, stats, body, signal) {
   const reasoning = bubble("reasoning", "", parent);
   const answer = bubble("assistant", "", parent);
   let text = "", first = 0, tokens = 0, cost = null, scheduled = false, suffix = null, ended = false, ok = false;
+  let served = undefined;  // serve's tokens_per_s from `done` (null: too short to measure), over the page's estimate
   // A frame already scheduled may run after the stream ends: every paint re-adds the suffix.
   const paint = () => { scheduled = false; renderMarkdown(answer, text); if (suffix) answer.appendChild(suffix); };
   const schedule = () => { if (!scheduled) { scheduled = true; requestAnimationFrame(paint); } };
@@ -108,7 +109,9 @@ async function streamAnswer(parent, stats, body, signal) {
     const now = performance.now();
     const ttft = first ? (first - started).toFixed(0) + " ms" : "–";
     // no rate over less than MIN_RATE_MS of generation: an answer in one burst is not 40000 tok/s
-    const rate = (first && now - first >= MIN_RATE_MS ? (tokens / ((now - first) / 1000)).toFixed(1) : "–") + " tok/s";
+    // serve's figure once `done` brings it: it times generation alone, not the network's delays and bursts
+    const own = first && now - first >= MIN_RATE_MS ? (tokens / ((now - first) / 1000)).toFixed(1) : "–";
+    const rate = (served === undefined ? own : served === null ? "–" : served.toFixed(1)) + " tok/s";
     stats.textContent = `TTFT ${ttft} · ${tokens} tokens · ${rate}` + (cost === null ? "" : " · " + money(cost))
       + (final ? " · " + final : "");
   }
@@ -127,6 +130,8 @@ async function streamAnswer(parent, stats, body, signal) {
     } else if (name === "done") {
       ended = true; ok = true;
       if (typeof payload.cost_usd === "number") cost = payload.cost_usd;
+      const tps = payload.stats ? payload.stats.tokens_per_s : undefined;
+      if (typeof tps === "number" || tps === null) served = tps;
       show(payload.finish_reason || "done");
     }
   });
