@@ -3,36 +3,13 @@ usage messages that say what is wrong."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import signal
-
-import pexpect
 import pytest
-from conftest import STREAMCHAT, base_env
-
-PROMPT = "›"
+from repl_spawn import PROMPT, repl_children
 
 
 @pytest.fixture
 def repl(home, server):
-    children: list[pexpect.spawn] = []
-
-    def spawn(*args: str) -> pexpect.spawn:
-        env = base_env(home, server, PROMPT_TOOLKIT_NO_CPR="1")
-        child = pexpect.spawn(STREAMCHAT, list(args), env=env, encoding="utf-8", dimensions=(30, 120), timeout=20)
-        child.logfile_read = io.StringIO()
-        child.expect_exact(PROMPT)
-        children.append(child)
-        return child
-
-    yield spawn
-    for child in children:
-        if child.isalive():
-            child.kill(signal.SIGHUP)
-            with contextlib.suppress(pexpect.ExceptionPexpect):
-                child.expect(pexpect.EOF, timeout=10)
-        child.close(force=True)
+    yield from repl_children(home, server)
 
 
 def test_pick_refuses_a_race_answer_that_failed_with_no_text(invoke, server):

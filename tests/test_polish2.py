@@ -40,9 +40,10 @@ def repl(home, server):
 def test_anthropics_thinking_and_schema_refusal_names_repl_commands_in_the_repl(repl):
     """In the REPL, the refusal of /reasoning with /schema on Anthropic said "--reasoning cannot go with
     --schema" and "--reasoning off": flags the REPL does not take."""
-    child = repl()
-    for line in ("/model anthropic:echo", "/reasoning high", "/schema 'name, age int'"):
+    child = repl("-m", "anthropic:echo")
+    for line, said in (("/reasoning high", "reasoning: high"), ("/schema 'name, age int'", "schema: {")):
         child.sendline(line)
+        child.expect_exact(said)  # the prompt's › is also in the line's echo: wait for what the command says
         child.expect_exact(PROMPT)
     child.sendline("hello")
     child.expect_exact("/reasoning off, or /schema off")

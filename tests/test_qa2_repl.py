@@ -9,29 +9,12 @@ import signal
 import pexpect
 import pytest
 from conftest import STREAMCHAT, base_env
-
-PROMPT = "›"
+from repl_spawn import PROMPT, repl_children
 
 
 @pytest.fixture
 def repl(home, server):
-    children: list[pexpect.spawn] = []
-
-    def spawn(*args: str) -> pexpect.spawn:
-        env = base_env(home, server, PROMPT_TOOLKIT_NO_CPR="1")
-        child = pexpect.spawn(STREAMCHAT, list(args), env=env, encoding="utf-8", dimensions=(30, 100), timeout=15)
-        child.logfile_read = io.StringIO()
-        child.expect_exact(PROMPT)
-        children.append(child)
-        return child
-
-    yield spawn
-    for child in children:
-        if child.isalive():
-            child.kill(signal.SIGHUP)
-            with contextlib.suppress(pexpect.ExceptionPexpect):
-                child.expect(pexpect.EOF, timeout=10)
-        child.close(force=True)
+    yield from repl_children(home, server, width=100, timeout=15)
 
 
 @pytest.mark.parametrize("typed", ["/schema 'city, pop int'", '/schema "city, pop int"'])
@@ -79,7 +62,6 @@ def test_alt_after_edit_last_brings_the_first_question_and_answer_back(server, h
     `/alt` said "no other answer", and `history show` left the first exchange out."""
     import subprocess
 
-    from conftest import base_env
 
     editor = home / "ed.sh"
     editor.write_text("#!/bin/sh\nsed -i 's/cats/dogs/' \"$1\"\n")
