@@ -17,6 +17,16 @@ from streamchat.exit_status import ExitStatus
     ("providers = 5\n", "'providers' must be a table ([providers] …), not int"),
     ("aliases = 5\n", "'aliases' must be a table ([aliases] …), not int"),
     ("prices = 5\n", "'prices' must be a table"),
+    # QA-15's leftovers (clifix): accepted silently at load before, or checked only when used
+    ('[providers.openai]\ncontext = "big"\n', "[providers.openai] context must be a whole number of tokens"),
+    ('[providers.openai]\ncontext = { "fast" = -1 }\n', "[providers.openai] context must be a whole number of tokens"),
+    ('[providers.openai]\ncontext = 0\n', "[providers.openai] context must be"),
+    ('[providers.openai]\ncontext = true\n', "[providers.openai] context must be"),
+    ("max_tokens = 99999999999999999999\n", "'max_tokens' must be at most 2147483647"),
+    ("max_tokens = 0\n", "'max_tokens' must be at least 1"),
+    ('[roles.x]\nsystem = 5\n', "role 'x': 'system' must be a string"),
+    ('[roles.x]\nmax_tokens = 99999999999999999999\n', "role 'x': 'max_tokens' must be at most 2147483647"),
+    ('[roles.x]\nmax_tokens = 0\n', "role 'x': 'max_tokens' must be at least 1"),
 ])
 def test_a_value_of_the_wrong_type_is_exit_3_naming_it(invoke, server, home, toml, says):
     config = home / "typed.toml"
@@ -25,4 +35,5 @@ def test_a_value_of_the_wrong_type_is_exit_3_naming_it(invoke, server, home, tom
     r = invoke("--config", str(config), "-m", "openai:echo", "q", env=base_env(home, server))
     assert r.code == ExitStatus.CONFIG, r.stderr
     assert says in r.stderr and "internal error" not in r.stderr and "SECRET" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not server.requests
