@@ -91,6 +91,7 @@ class FakeLLMServer:
         self.requests: list[Record] = []
         self.disconnects: list[float] = []
         self.completed = 0
+        self.completed_models: list[str] = []  # the model of each completed answer, in order
         self.attempts: dict[str, int] = {}
         self.connections = 0  # accepted since the last reset
         self.ended = 0  # connections closed since the last reset, by either side
@@ -126,6 +127,7 @@ class FakeLLMServer:
             self.disconnects.clear()
             self.attempts.clear()
             self.completed = 0
+            self.completed_models.clear()
             self.connections = 0
             self.ended = 0
             self.prompt_cache.clear()
@@ -480,6 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
         stream(script, model)
         with owner._lock:
             owner.completed += 1
+            owner.completed_models.append(model)
 
     def _error(self, flavor: str, status: int, etype: str | None, message: str, headers: dict[str, str]) -> None:
         if flavor == "gemini":

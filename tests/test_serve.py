@@ -242,7 +242,9 @@ def test_a_client_leaving_before_its_answer_streams_ends_the_upstream_request(se
     server.script("stalled", script)
     _leave_once_upstream_has_it(serve, server, request_for())
     assert server.wait_disconnect(15), "the upstream request outlived its client"
-    assert server.completed == 0
+    # the abandoned answer never completed (`completed` alone counted some other answer, most likely
+    # an earlier test's finishing on the shared upstream after the reset: 1 == 0 once in a full run)
+    assert "stalled" not in server.completed_models
 
 
 def test_limits(serve, server):
