@@ -210,24 +210,31 @@ def test_an_event_reaches_the_response_one_loop_turn_after_it_is_queued():
     assert max(asyncio.run(measure())) <= 1
 
 
+def _app():
+    """serve's app in this process, with the heap settings create_app makes for a server put back."""
+    import gc
+
+    from streamchat.serve import app as serve_app
+    from streamchat.service import Overrides
+
+    threshold = gc.get_threshold()
+    try:
+        return serve_app.create_app(parse_settings({}), Overrides(model="openai:gpt-4o-mini"), serve_app.ServeOptions())
+    finally:  # create_app settles a server's heap; this is the test process
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
 def test_a_request_body_that_stops_coming_is_refused_in_time(monkeypatch):
     """A client that declares a body and sends only part of it holds no request open: 408 once
     BODY_TIMEOUT_S has passed (shortened here), from the app itself, in-process over ASGI."""
     import asyncio
-    import gc
     import json
 
-    from streamchat.serve import app as serve_app
     from streamchat.serve import http_io
-    from streamchat.service import Overrides
 
     monkeypatch.setattr(http_io, "BODY_TIMEOUT_S", 0.2)
-    threshold = gc.get_threshold()
-    try:
-        app = serve_app.create_app(parse_settings({}), Overrides(model="openai:gpt-4o-mini"), serve_app.ServeOptions())
-    finally:  # create_app settles a server's heap; this is the test process
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
+    app = _app()
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
              "method": "POST", "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
              "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8765),
@@ -313,17 +320,7 @@ def test_a_stopping_worker_closes_its_pooled_upstream_connections():
 def test_the_app_runs_no_opentelemetry_per_request() -> None:
     """FastAPI's native telemetry (0.165+) is off and its exception middleware out of the stack: the
     server configures no tracer, and the lookups were ~10% of a request's fixed CPU."""
-    import gc
-
-    from streamchat.serve import app as serve_app
-    from streamchat.service import Overrides
-
-    threshold = gc.get_threshold()
-    try:
-        app = serve_app.create_app(parse_settings({}), Overrides(model="openai:gpt-4o-mini"), serve_app.ServeOptions())
-    finally:  # create_app settles a server's heap; this is the test process
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
+    app = _app()
     layer, names = app.build_middleware_stack(), []
     while layer is not None:
         names.append(type(layer).__name__)
