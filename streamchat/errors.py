@@ -18,12 +18,13 @@ class StreamchatError(Exception):
     retryable = False
 
     def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None,
-                 repl_hint: str | None = None):
+                 repl_hint: str | None = None, repl_message: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.retry_after = retry_after
         self.repl_hint = repl_hint  # the hint in the REPL's words (/reasoning off), where `hint` names flags
+        self.repl_message = repl_message  # the message in the REPL's words, where `message` names a flag
 
     def __str__(self) -> str:
         return self.said()
@@ -31,8 +32,9 @@ class StreamchatError(Exception):
     def said(self, *, repl: bool = False) -> str:
         """The one line, its hint as the front end words it (`repl`: REPL commands, not flags)."""
         hint = self.repl_hint if repl and self.repl_hint else self.hint
+        message = self.repl_message if repl and self.repl_message else self.message
         # Upstream messages sometimes echo the key ("Incorrect API key provided: sk-…"): never show it.
-        return redact(f"{self.message} — {hint}" if hint else self.message)
+        return redact(f"{message} — {hint}" if hint else message)
 
 
 class UsageError(StreamchatError):

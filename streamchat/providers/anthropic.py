@@ -108,6 +108,7 @@ def _check_thinking(request: ChatRequest, *, forced_tool: bool) -> None:
     if request.temperature not in (None, 1) or "top_k" in dict(request.params):
         raise UsageError("Anthropic's extended thinking takes no --temperature or top_k",
                          hint="leave them out, or --reasoning off",
+                         repl_message="Anthropic's extended thinking takes no /set temperature or top_k",
                          repl_hint="/set temperature and /set top_k unset them, or /reasoning off")
     if request.tools or forced_tool:
         if request.tools:
