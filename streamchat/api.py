@@ -389,6 +389,10 @@ def _resolve(name: str | None, settings: Settings | None) -> tuple[Settings, str
     """The settings (the config file the CLI reads) and `provider:model` for `name`, which is
     resolved as `-m` is: an alias, a provider's default, STREAMCHAT_MODEL or the config's default."""
     settings = settings if settings is not None else load_settings(warn=_warn)
+    if settings.roles:  # as the CLI loads a config: a broken [roles.x] is its ConfigError now, not never
+        from streamchat.roles import check_tables
+
+        check_tables(settings)
     provider, model = settings.resolve(name)
     route = settings.route(name)  # a route stays one: its deployments are picked per request
     return settings, route.name if route is not None else f"{provider.name}:{model}"
@@ -396,7 +400,8 @@ def _resolve(name: str | None, settings: Settings | None) -> tuple[Settings, str
 
 def get_model(name: str | None = None, *, log: bool = False, settings: Settings | None = None) -> Model:
     """The model `name` names, as `streamchat -m NAME` resolves it (keys too, on the first prompt).
-    An unknown name raises UsageError here. `log=True`: its conversations go to the log."""
+    An unknown name raises UsageError here; a config the CLI refuses at load (a broken [roles.x]
+    too) ConfigError. `log=True`: its conversations go to the log."""
     return Model(*_resolve(name, settings), log)
 
 
