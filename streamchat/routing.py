@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from streamchat import cancel as cancellation
 from streamchat.errors import ConfigError, StreamchatError
 from streamchat.events import Event, ReasoningDelta, TextDelta, ToolCall, ToolCallStart
+from streamchat.providers.registry import all_specs
 
 if TYPE_CHECKING:  # config imports this module to parse [routes]: its types only, or the two import each other
     from streamchat.config import ProviderConfig, Settings
@@ -56,6 +57,14 @@ class Route:
     deployments: tuple[Deployment, ...]
     strategy: str = "least-busy"
     cooldown: float = DEFAULT_COOLDOWN_S
+    section: str = ""  # "config.toml: [routes.NAME]", for an error found when the route is first used
+
+    def check_remote(self) -> None:
+        """Every deployment runs elsewhere: checked at load for the types already known, and here,
+        when the route is first used, for a plugin's (its spec is its module: loading a config
+        imports no plugin)."""
+        for deployment in self.deployments:
+            _check_remote(deployment.provider, deployment.name, self.section or f"[routes.{self.name}]")
 
     @property
     def primary(self) -> tuple[ProviderConfig, str]:
@@ -69,7 +78,8 @@ class Route:
 
 def parse_routes(tables: Any, settings: Settings, where: str) -> dict[str, Route]:
     """`[routes.NAME]` tables → routes, each deployment resolved now: a route that cannot work is a
-    ConfigError naming the table at start, not a failure at its first request."""
+    ConfigError naming the table at start, not a failure at its first request (but for a plugin
+    type's remoteness, which would import the plugin: `Route.check_remote`, at first use)."""
     if not tables:
         return {}
     if not isinstance(tables, dict):
@@ -110,7 +120,7 @@ def _parse_route(name: str, table: Any, settings: Settings, section: str) -> Rou
     if len(types) > 1:
         raise ConfigError(f"{section}: the deployments mix API types ({', '.join(sorted(types))})",
                           hint="a route's deployments take the same requests: use providers of one type")
-    return Route(name, deployments, strategy, float(cooldown))
+    return Route(name, deployments, strategy, float(cooldown), section)
 
 
 def _deployment(spec: str, settings: Settings, section: str) -> Deployment:
@@ -119,14 +129,20 @@ def _deployment(spec: str, settings: Settings, section: str) -> Deployment:
     expanded = settings.expand(spec)
     provider_name, _, model = expanded.partition(":")
     provider = settings.providers.get(provider_name)
+    loaded = {s.type: s for s in all_specs()}  # a plugin's type is not, until something uses it
     if provider is None or not model:
-        known = ", ".join(sorted(p for p, c in settings.providers.items() if c.spec.remote))
+        known = ", ".join(sorted(p for p, c in settings.providers.items() if c.type not in loaded or loaded[c.type].remote))
         raise ConfigError(f"{section}: model '{spec}' does not resolve to a provider:model",
                           hint=f"write PROVIDER:MODEL with a provider of: {known}")
+    if provider.type in loaded:
+        _check_remote(provider, spec, section)
+    return Deployment(provider, model)
+
+
+def _check_remote(provider: ProviderConfig, spec: str, section: str) -> None:
     if not provider.spec.remote:
         raise ConfigError(f"{section}: '{spec}' runs on this machine ({provider.type}); a route spreads requests "
                           "over remote deployments")
-    return Deployment(provider, model)
 
 
 # -- state ---------------------------------------------------------------------------------------
@@ -173,6 +189,7 @@ class Router:
         if timeout not in self._adapters:
             from streamchat.providers.base import get_provider
 
+            self.route.check_remote()
             with self._lock:
                 self._adapters[timeout] = {d.name: get_provider(d.provider, timeout=timeout)
                                            for d in self.route.deployments}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from test_plugins import installed as installed  # examples/plugins/echo, pip-installed once a run
 
 
 @pytest.mark.parametrize("repl", [False, True])
@@ -49,3 +50,91 @@ def test_the_python_api_reports_a_broken_role_table_at_load_as_the_cli_does(invo
             get("openai:echo", settings=load_settings(cfg))
     cfg.write_text('[roles.hot]\ntemperature = 0.9\n')
     assert streamchat.get_model("openai:echo").name == "openai:echo"
+
+
+FAR = '''\
+import re
+from streamchat.events import Done, TextDelta
+from streamchat.providers.registry import ProviderSpec
+
+def spec(type_, remote):
+    return ProviderSpec(type=type_, adapter="far_mod:Echo", needs_key=False, key_env=None, base_url_env=None,
+                        sdk_module=None, tools=False, images=False, pdfs=False, schemas=False, remote=remote,
+                        priced=False, reasoning=False)
+
+FAR, NEAR = spec("far", True), spec("near", False)
+
+class Echo:
+    params = frozenset()
+    accepts = frozenset()
+
+    def __init__(self, config, *, timeout=60.0):
+        self.name, self.base_url = config.name, None
+
+    def prepare(self, model):
+        pass
+
+    def stream(self, request):
+        yield TextDelta(request.messages[-1].content)
+        yield Done("stop")
+
+    def map_error(self, exc, *, model, started):
+        raise exc
+'''
+
+
+def test_a_route_over_a_plugins_provider_imports_the_plugin_when_used_not_at_load(tmp_path, monkeypatch):
+    """parse_routes checked each deployment's spec.remote at load, and a plugin type's spec is its
+    module: every command that loaded the config imported the plugin (and a broken one failed them all),
+    though a [providers.x] of that type alone imports nothing until used. A plugin type's deployments
+    are now checked when the route is first used; a built-in type's still at load."""
+    import sys
+
+    from test_plugins import fake_plugin
+
+    from streamchat import plugins
+    from streamchat.config import parse_settings
+    from streamchat.errors import ConfigError
+    from streamchat.providers import registry
+    from streamchat.routing import Router
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    fake_plugin(folder, "streamchat-far", "far_mod", FAR, {"provider.far": "far_mod:FAR", "provider.near": "far_mod:NEAR"})
+    plugins.registrations.cache_clear()
+    try:
+        settings = parse_settings({
+            "providers": {"a": {"type": "far"}, "b": {"type": "far"}, "n": {"type": "near"}},
+            "routes": {"team": {"models": ["a:x", "b:x"]}, "here": {"models": ["n:x", "n:y"]}}})
+        assert settings.resolve("team")[1] == "x"
+        assert "far_mod" not in sys.modules  # loaded and resolved: nothing of the plugin imported
+        with pytest.raises(ConfigError, match=r"\[routes.here\]: 'n:x' runs on this machine \(near\)"):
+            Router(settings.routes["here"]).adapters(5.0)  # the check load made for a built-in type, at first use
+        assert "far_mod" in sys.modules
+        adapters = Router(settings.routes["team"]).adapters(5.0)
+        assert sorted(adapters) == ["a:x", "b:x"]
+        with pytest.raises(ConfigError, match="runs on this machine"):  # a built-in local type: still at load
+            parse_settings({"routes": {"mine": {"models": ["local:a.gguf", "local:b.gguf"]}}})
+    finally:
+        plugins.registrations.cache_clear()
+        sys.modules.pop("far_mod", None)
+        for type_ in ("far", "near"):
+            registry._SPECS.pop(type_, None)
+
+
+@pytest.mark.e2e
+def test_a_config_routing_over_the_echo_plugin_imports_it_only_for_that_route(home, server, installed):
+    """The CLI, with examples/plugins/echo installed: a question to another model imports no plugin
+    module; asking the route imports it and refuses it (echo runs on this machine), exit 3."""
+    from test_plugins import plugin_env, plugin_imports
+
+    env = plugin_env(home, server, installed)
+    with open(env["STREAMCHAT_CONFIG"], "a") as f:
+        f.write('[providers.e1]\ntype = "echo"\n[routes.mirror]\nmodels = ["e1:a", "e1:b"]\n')
+    found, done = plugin_imports(["-m", "openai:echo", "hi"], env)
+    assert done.returncode == 0 and done.stdout == "echo: hi\n", done.stderr
+    assert not any(name.startswith("streamchat_echo") for name in found), found
+    found, done = plugin_imports(["-m", "mirror", "hi"], env)
+    assert done.returncode == 3 and "[routes.mirror]: 'e1:a' runs on this machine (echo)" in done.stderr, done.stderr
+    assert "streamchat_echo.provider" in found
