@@ -138,3 +138,36 @@ def test_a_config_routing_over_the_echo_plugin_imports_it_only_for_that_route(ho
     found, done = plugin_imports(["-m", "mirror", "hi"], env)
     assert done.returncode == 3 and "[routes.mirror]: 'e1:a' runs on this machine (echo)" in done.stderr, done.stderr
     assert "streamchat_echo.provider" in found
+
+
+@pytest.mark.parametrize("location,host", [
+    ("http://bücher.example:8080/v1/chat/completions", "xn--bcher-kva.example:8080"),
+    ("https://BÜCHER.example/v1", "xn--bcher-kva.example"),  # lower-cased first, as httpx2 does
+    ("http://straße.example/v1", "xn--strae-oqa.example"),  # IDNA 2008 (the idna package), not 2003's "strasse"
+    ("http://user:pw@пример.рф:81/x?q=é", "user:pw@xn--e1afmkfd.xn--p1ai:81"),
+    ("http://plain.example/v1", "plain.example"),
+])
+def test_a_redirect_to_a_non_ascii_host_goes_to_its_idna_name_as_httpx2s(location, host):
+    """Both lean transports follow `redirected`'s URL: a non-ASCII host went on as it was, so http.client
+    resolved it by Python's IDNA 2003 codec (straße → strasse, another host than the SDKs') and serve's
+    reader wrote it into the Host header as Latin-1 (or failed on Cyrillic: an internal error). It is
+    now the A-label httpx2 sends for the SDKs; a name IDNA refuses is a dropped exchange, as a control
+    character is."""
+    from urllib.parse import urlsplit
+
+    import httpx2
+
+    from streamchat.providers._ahttp import _netloc
+    from streamchat.providers._http import StreamDropped, redirected
+
+    target, method, body = redirected(307, "http://127.0.0.1:1/v1/chat/completions", location, "POST", b"{}", {})
+    assert urlsplit(target).netloc == host and target.isascii(), target
+    sdk = httpx2.URL("http://127.0.0.1:1/v1/chat/completions").join(location)
+    assert urlsplit(target).hostname == sdk.raw_host.decode("ascii") and urlsplit(target).port == sdk.port
+    assert _netloc(urlsplit(target)) == host.rpartition("@")[2]  # serve's Host header
+    assert (method, body) == ("POST", b"{}")
+    if host == "plain.example":
+        with pytest.raises(StreamDropped, match="a redirect to an invalid host name"):
+            redirected(307, "http://127.0.0.1:1/v1", "http://☃.example/v1", "POST", b"{}", {})
+        with pytest.raises(httpx2.InvalidURL):  # httpx2 refuses it too
+            httpx2.URL("http://☃.example/v1")

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, urljoin, urlsplit, urlunsplit
 
 from streamchat._version import __version__
 from streamchat.config import ProviderConfig
@@ -334,9 +334,28 @@ def _sendable(target: str, location: str) -> str:
     and serve's reader wrote it into the request line as it was (a 400, or a request split in two)."""
     if any(ord(ch) < 0x20 or ch == "\x7f" for ch in location):
         raise StreamDropped("a redirect to a URL with control characters")
-    parts = urlsplit(target)
+    parts = _idna_host(urlsplit(target))
     return urlunsplit(parts._replace(path=quote(parts.path, safe=_PRINTABLE), query=quote(parts.query, safe=_PRINTABLE),
                                      fragment=quote(parts.fragment, safe=_PRINTABLE)))
+
+
+def _idna_host(parts: SplitResult) -> SplitResult:
+    """A non-ASCII host as its IDNA 2008 A-label, as httpx2 encodes it for the SDKs (lower-cased, then
+    the idna package): http.client would resolve it by Python's IDNA 2003 codec (straße → strasse,
+    another host) and serve's reader wrote it raw into its Host header. A name IDNA refuses is
+    refused as httpx2 refuses it."""
+    host = parts.hostname
+    if host is None or host.isascii():
+        return parts
+    import idna  # only for such a redirect: its tables cost a one-shot's start nothing otherwise
+
+    try:
+        encoded = idna.encode(host.lower()).decode("ascii")
+    except idna.IDNAError:
+        raise StreamDropped("a redirect to an invalid host name") from None
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    _name, colon, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")
+    return parts._replace(netloc=f"{userinfo}{at}{encoded}{colon}{port}")
 
 
 def _discard(response: http.client.HTTPResponse) -> None:
