@@ -20,6 +20,7 @@ from streamchat.access.records import (
     usage_rows,
     usd,
 )
+from streamchat.access.redis_state import FIELDS, LOG, RedisState, _fields
 from streamchat.access.state import Ask, StateUnavailable
 from streamchat.access.stores import check_url, open_state
 from streamchat.errors import UsageError
@@ -202,6 +203,33 @@ def test_the_spend_log_keeps_refusals_and_since(state):
     state.log(SpendEntry(T0 + 100, "a", "m", 3, 4, 9))
     assert [e.status for e in state.entries(T0 + 50)] == ["ok"]
     assert usage_rows(state.entries(T0))[0].errors == 1
+
+
+def test_the_spend_log_keeps_two_months_in_either_store(state):
+    """The spend log grew forever in both stores (the budgets' counters live in the key's record; the
+    log serves `access usage` only). Each write now drops what is older than SPEND_LOG_KEEP_S: this
+    month and the whole last one, whatever the day. (Redis ids are its server's clock, so an old
+    entry is put there with its own time as its id, as it would have been written then.)"""
+    from streamchat.access.state import SPEND_LOG_KEEP_S
+
+    def logged_at(ts: float, name: str) -> None:
+        entry = SpendEntry(ts, name, "m", 1, 1, 5)
+        if isinstance(state, RedisState):
+            state.client.xadd(LOG, dict(zip(FIELDS, _fields(entry), strict=True)), id=f"{int(ts * 1000)}-0")
+        else:
+            state.log(entry)
+
+    assert SPEND_LOG_KEEP_S >= 62 * 86400  # a month budget's whole previous month, on its last day
+    now, day = time.time(), 86400
+    logged_at(now - SPEND_LOG_KEEP_S - 2 * day, "old")
+    logged_at(now - SPEND_LOG_KEEP_S - day, "older than the next settlement")
+    logged_at(now - SPEND_LOG_KEEP_S + 3600, "kept")
+    state.log(SpendEntry(now - 1.5 * day, "refused", "m", status="rate_limited"))  # a refusal's line trims
+    assert [e.name for e in state.entries(0)] == ["older than the next settlement", "kept", "refused"]
+    state.create(KeyRecord("b", budget=1000), "h")
+    got = state.admit("h", _ask(now))
+    state.settle("h", got.ticket, SpendEntry(now, "b", "m", 1, 1, 10))  # and so does a settlement
+    assert [e.name for e in state.entries(0)] == ["kept", "refused", "b"]
 
 
 @pytest.mark.redis

@@ -4,7 +4,8 @@ budgets, rate limits and the spend log.
 Admission and settlement are each one Lua script, run atomically by the server: the same steps
 as `limits` (the tests run one scenario against both stores). A key's record and its counters are
 one hash, `streamchat:access:key:<sha256>`; its reservations in flight another; the spend log is a
-stream. Money is integer nanodollars, formatted with %.0f (Lua's tostring writes 1e+15).
+stream, trimmed by id (MINID) to SPEND_LOG_KEEP_S as each line is added. Money is integer
+nanodollars, formatted with %.0f (Lua's tostring writes 1e+15).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from streamchat.access.limits import Verdict, period_id
 from streamchat.access.records import KeyRecord, KeyStatus, SpendEntry
-from streamchat.access.state import Admission, Ask, StateUnavailable
+from streamchat.access.state import SPEND_LOG_KEEP_S, Admission, Ask, StateUnavailable
 from streamchat.errors import UsageError, mask_url
 
 PREFIX = "streamchat:access:"
@@ -88,7 +89,8 @@ end
 return {'ok', name, '', ticket}
 """
 
-# KEYS: record, reservations, log. ARGV: now, day id, month id, ticket, cost ('' unknown), tokens, then the log's fields
+# KEYS: record, reservations, log. ARGV: now, day id, month id, ticket, cost ('' unknown), tokens, the log's
+# oldest id to keep (MINID), then the log's fields
 SETTLE = _REFILL + """
 redis.call('HDEL', KEYS[2], ARGV[4])
 local k = redis.call('HMGET', KEYS[1], 'period', 'spent', 'period_id', 'tpm', 'tpm_level', 'tpm_at')
@@ -104,7 +106,7 @@ if k[1] then
     redis.call('HSET', KEYS[1], 'tpm_level', string.format('%.17g', level), 'tpm_at', ARGV[1])
   end
 end
-redis.call('XADD', KEYS[3], '*', unpack(ARGV, 7))
+redis.call('XADD', KEYS[3], 'MINID', ARGV[7], '*', unpack(ARGV, 8))
 return 1
 """
 
@@ -136,6 +138,12 @@ def _fields(entry: SpendEntry) -> list[str]:
             "" if entry.cost is None else str(entry.cost), f"{entry.latency_ms:.1f}", entry.status]
 
 
+def _keep_from(entry: SpendEntry) -> str:
+    """The oldest log id kept beside `entry` (MINID: older ones go as it is added). The ids are the
+    server's clock and the entry carries the writer's; SPEND_LOG_KEEP_S dwarfs CLOCK_SLACK_MS."""
+    return str(max(0, int((entry.ts - SPEND_LOG_KEEP_S) * 1000)))
+
+
 def _periods(now: float) -> list[str]:
     return [period_id("day", now), period_id("month", now)]
 
@@ -165,7 +173,7 @@ def _settle_keys(hashed: str) -> list[str]:
 
 def _settle_args(ticket: str, entry: SpendEntry) -> list[str]:
     return [repr(entry.ts), *_periods(entry.ts), ticket, "" if entry.cost is None else str(entry.cost),
-            str(entry.input_tokens + entry.output_tokens),
+            str(entry.input_tokens + entry.output_tokens), _keep_from(entry),
             *(x for pair in zip(FIELDS, _fields(entry), strict=True) for x in pair)]
 
 
@@ -279,7 +287,8 @@ class RedisState:
         return {name: float(until) for name, until in self._call(self.client.hgetall, COOLING + route).items()}
 
     def log(self, entry: SpendEntry) -> None:
-        self._call(self.client.xadd, LOG, dict(zip(FIELDS, _fields(entry), strict=True)))
+        self._call(self.client.xadd, LOG, dict(zip(FIELDS, _fields(entry), strict=True)), minid=_keep_from(entry),
+                   approximate=False)
 
     def entries(self, since: float) -> list[SpendEntry]:
         start = max(0, int(since * 1000) - CLOCK_SLACK_MS)

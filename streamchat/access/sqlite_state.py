@@ -17,7 +17,7 @@ from typing import Any
 
 from streamchat.access.limits import Verdict, budget_verdict, period_id, refill, take, wait_for
 from streamchat.access.records import KeyRecord, KeyStatus, SpendEntry
-from streamchat.access.state import Admission, Ask, StateUnavailable
+from streamchat.access.state import SPEND_LOG_KEEP_S, Admission, Ask, StateUnavailable
 from streamchat.errors import UsageError
 
 BUSY_S = 2.0  # a transaction takes well under a millisecond
@@ -205,6 +205,8 @@ class SqliteState:
 
     @staticmethod
     def _insert(db: sqlite3.Connection, e: SpendEntry) -> None:
+        """A line of the spend log, and the lines past SPEND_LOG_KEEP_S gone (on spend_ts: none, mostly)."""
+        db.execute("DELETE FROM spend WHERE ts < ?", (e.ts - SPEND_LOG_KEEP_S,))
         db.execute("INSERT INTO spend (ts, name, model, input_tokens, output_tokens, cost, latency_ms, status)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (e.ts, e.name, e.model, e.input_tokens, e.output_tokens, e.cost, e.latency_ms, e.status))

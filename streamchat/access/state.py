@@ -18,6 +18,9 @@ from streamchat.access.records import KeyRecord, KeyStatus, SpendEntry
 from streamchat.errors import ConfigError
 
 RESERVATION_S = 900.0  # a reservation whose request never settled (a worker killed mid-answer) lapses after this
+# The spend log (`access usage`; budgets count in the key's record) keeps 62 days: a month budget's
+# current month and the whole one before it, on any day. Each write drops what is older.
+SPEND_LOG_KEEP_S = 62 * 86400.0
 
 
 class StateUnavailable(ConfigError):
