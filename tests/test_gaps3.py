@@ -1,4 +1,6 @@
-"""Gaps closed in session 39: the REPL's words for the thinking/temperature refusal, …"""
+"""Gaps closed in session 39: the REPL's words for the thinking/temperature refusal, a broken [roles.x]
+through the Python API, a route over a plugin's provider imported only when used, a redirect's
+non-ASCII host IDNA-encoded."""
 
 from __future__ import annotations
 
