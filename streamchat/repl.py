@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 PROMPT = "› "
 CONTINUATION = "… "
 FENCE = '"""'
+CPR_TIMEOUT = 1  # seconds a prompt waits for the terminal's first cursor-position reply (prompt-toolkit: 2)
 
 
 class Repl:
@@ -271,10 +272,27 @@ def _make_session(repl: Repl) -> Any:
     except OSError:
         history = InMemoryHistory()
 
-    return PromptSession(history=history, completer=SlashCompleter(), key_bindings=bindings,
-                         bottom_toolbar=repl.toolbar, vi_mode=repl.settings.vi_mode, enable_history_search=False,
-                         complete_while_typing=True, prompt_continuation=CONTINUATION,
-                         enable_open_in_editor=True)  # Ctrl-X Ctrl-E (Emacs keys) / v (vi) edit the line in $EDITOR
+    session: PromptSession[str] = PromptSession(
+        history=history, completer=SlashCompleter(), key_bindings=bindings, bottom_toolbar=repl.toolbar,
+        vi_mode=repl.settings.vi_mode, enable_history_search=False, complete_while_typing=True,
+        prompt_continuation=CONTINUATION,
+        enable_open_in_editor=True)  # Ctrl-X Ctrl-E (Emacs keys) / v (vi) edit the line in $EDITOR
+    renderer = session.app.renderer
+    renderer.cpr_not_supported_callback = None  # no "WARNING: … (CPR)" line drawn into the conversation
+    renderer.CPR_TIMEOUT = CPR_TIMEOUT
+    return session
+
+
+def _settle_cpr(app: Any) -> None:
+    """After a prompt: the cursor-position request (CPR) it made and got no reply to means a terminal
+    that does not answer them (a serial console, some multiplexers, `script`, pexpect). prompt-toolkit
+    decides so only when one prompt stays up CPR_TIMEOUT, so a quick typist's every Enter waited a
+    second for the reply: from now on none is asked (keys that came during the wait are prompt-toolkit's
+    typeahead, the next prompt's). A late reply turns CPR back on (prompt-toolkit's own handling)."""
+    from prompt_toolkit.renderer import CPR_Support
+
+    if app.renderer.cpr_support is CPR_Support.UNKNOWN:  # the first prompt always asks
+        app.renderer.cpr_support = CPR_Support.NOT_SUPPORTED
 
 
 def last_word(text: str) -> tuple[str, str]:
@@ -354,7 +372,10 @@ def _loop(repl: Repl) -> int:
     warm_up: Callable[[], None] | None = partial(_after_first_paint, repl.session.start_warm_up)
     while repl.running and signals.received() is None:
         try:
-            line = session.prompt(PROMPT, pre_run=warm_up)
+            try:
+                line = session.prompt(PROMPT, pre_run=warm_up)
+            finally:
+                _settle_cpr(session.app)
             signals.after_prompt()
             warm_up = None
             pasted = repl.take_pasted()

@@ -15,13 +15,16 @@ from conftest import STREAMCHAT, base_env
 PROMPT = "›"
 
 
-def repl_children(home: Path, server: Any, *, width: int = 120, timeout: float = 20) -> Iterator[Callable[..., pexpect.spawn]]:
+def repl_children(home: Path, server: Any, *, width: int = 120, timeout: float = 20,
+                  cpr: bool = False) -> Iterator[Callable[..., pexpect.spawn]]:
     """Yields `spawn(*args)`: a REPL (30 rows by `width`) at its first prompt, what it shows kept in
-    `child.logfile_read`; afterwards each is hung up on (SIGHUP) and closed."""
+    `child.logfile_read`; afterwards each is hung up on (SIGHUP) and closed. pexpect answers no
+    cursor-position request (CPR): prompt-toolkit is told so (PROMPT_TOOLKIT_NO_CPR) unless `cpr`,
+    for the tests of how the REPL finds that out, or of a test that answers them itself."""
     children: list[pexpect.spawn] = []
 
     def spawn(*args: str) -> pexpect.spawn:
-        env = base_env(home, server, PROMPT_TOOLKIT_NO_CPR="1")
+        env = base_env(home, server, **({} if cpr else {"PROMPT_TOOLKIT_NO_CPR": "1"}))
         child = pexpect.spawn(STREAMCHAT, list(args), env=env, encoding="utf-8", dimensions=(30, width),
                               timeout=timeout)
         child.logfile_read = io.StringIO()
