@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -108,6 +108,46 @@ _NO_TELEMETRY: dict[str, bool] = {"tracing": False, "metrics": False, "logs": Fa
                                   "auto_configure": False}
 
 
+# the endpoints `_Direct` answers: each takes only the `Request` and returns its `Response`
+_DIRECT = (routes_stream.stream_get, routes_stream.stream_post, routes_openai.chat_completions)
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class _Direct:
+    """The innermost middleware: the streaming endpoints (`_DIRECT`) called straight from here, inside
+    the gate and CORS as every route is, past FastAPI's exception middleware, its exit stack, the
+    router's match against every route, and the wrappers and the dependency solver around an endpoint
+    that takes only the `Request`. Every other request, and any other method on these paths (their
+    405, HEAD's too), goes on to FastAPI as before. The table comes from the app's routes (`_direct`):
+    a route with a dependency (`include_router(..., dependencies=[...])`) or a body limit of its own
+    is not in it, so FastAPI still applies those."""
+
+    def __init__(self, app: ASGIApp, endpoints: dict[tuple[str, str], Endpoint]) -> None:
+        self.app, self.endpoints = app, endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.endpoints.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+def _direct(app: FastAPI) -> dict[tuple[str, str], Endpoint]:
+    """(method, path) → endpoint, for the app's routes to `_DIRECT` endpoints that FastAPI would only
+    call: no dependency (its own or its router's) and no body limit of their own."""
+    try:  # FastAPI 0.165+ resolves included routers lazily: their routes, as the router matches them
+        from fastapi.routing import iter_route_contexts
+
+        routes: Iterable[Any] = iter_route_contexts(app.routes)
+    except ImportError:
+        routes = app.routes
+    return {(method, route.path): route.endpoint for route in routes
+            if getattr(route, "endpoint", None) in _DIRECT and not route.dependant.dependencies
+            and getattr(route, "max_body_size", None) is None for method in route.methods}
+
+
 class _RawSend:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -122,8 +162,9 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
 
     A new endpoint is a router in a module of its own, included below. A check that some routes need
     (an access key, a budget) is a dependency on their `include_router(..., dependencies=[...])`;
-    one that every request needs is a check in `gate.Gate`. Middleware is added before CORS, so
-    that CORS stays outermost."""
+    one that every request needs is a check in `gate.Gate`. The streaming routes are answered by the
+    innermost middleware (`_Direct`), past FastAPI's routing, unless such a dependency is on them.
+    Middleware is added before CORS, so that CORS stays outermost."""
     native = {"telemetry": _NO_TELEMETRY} if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {}
     app = _App(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan,
                **native)  # type: ignore[arg-type]
@@ -131,12 +172,6 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
     app.state.serve = state
     _warm(settings, server)
 
-    app.add_middleware(Guard, refusal=state.gate.refusal)
-    if options.cors_origin:  # added last, so it wraps the guard: refusals carry CORS headers too
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=[options.cors_origin], allow_methods=["*"],
-                           allow_headers=["*"])
     app.exception_handler(StarletteHTTPException)(_http_error)
     app.exception_handler(RequestValidationError)(_validation_error)
 
@@ -149,6 +184,14 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
     app.include_router(routes_votes.router)
     if state.keys is not None:
         app.include_router(keys.router)
+
+    app.add_middleware(_Direct, endpoints=_direct(app))  # first, so innermost: inside the guard and CORS
+    app.add_middleware(Guard, refusal=state.gate.refusal)
+    if options.cors_origin:  # added last, so it wraps the guard: refusals carry CORS headers too
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=[options.cors_origin], allow_methods=["*"],
+                           allow_headers=["*"])
 
     _settle_heap()
     return app
