@@ -229,7 +229,9 @@ def report(burst: str, results: list[Result], elapsed: float, alone: float, used
               (f"events/s ≥ 3 × {FILED_EVENTS_S:,}", sum(r[1] for r in results) / elapsed >= 3 * FILED_EVENTS_S),
               ("all completed", all(r[2] for r in results))]
     print("  #15's goals: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in checks))
-    tokens = sum(r[1] - r[2] for r in results)  # every event but each stream's closing `done`
+    # the tokens the upstream sent: CHUNKS a completed stream (serve sends those of one read as one
+    # event), else its events but the closing `done`
+    tokens = sum(CHUNKS if r[2] else r[1] for r in results)
     us = used[0] / tokens * 1e6
     print(f"  CPU per streamed token: serve {us:.1f} µs (goal ≤ {GOAL_US_PER_TOKEN}: {'yes' if us <= GOAL_US_PER_TOKEN else 'NO'}), "
           f"upstream {used[1] / tokens * 1e6:.1f} µs, over {tokens:,} tokens")

@@ -90,9 +90,11 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """A piece of the visible answer."""
+    """A piece of the visible answer: `pieces` deltas as the provider sent them (several when serve
+    joins those of one read), which count the answer's tokens when the provider reports none."""
 
     text: str
+    pieces: int = 1
 
 
 @dataclass(frozen=True, slots=True)

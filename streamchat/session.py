@@ -142,7 +142,7 @@ class _Tally:
             self.ttft_ms = (time.perf_counter() - self.started) * 1000
         if isinstance(event, TextDelta):
             self.text.append(event.text)
-            self.deltas += 1
+            self.deltas += event.pieces
         elif isinstance(event, ReasoningDelta):
             self.reasoning.append(event.text)
         elif isinstance(event, Usage):

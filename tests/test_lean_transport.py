@@ -218,13 +218,17 @@ def aprovider(kind: str, url: str, transport: str, monkeypatch: pytest.MonkeyPat
 
 
 def aanswer(adapter, request: ChatRequest, times: int = 1) -> list:
+    """The answer's events, each run of text deltas as one: the asyncio paths join the deltas of one
+    read, and where a read ends is the network's doing, not the path's."""
     import asyncio
+
+    from streamchat.providers._wire import joined
 
     async def run() -> list:
         try:
             for _ in range(times):
                 events = [e async for e in adapter.astream(request)]
-            return events
+            return joined(events)
         finally:
             await adapter.aclose()
 

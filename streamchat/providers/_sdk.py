@@ -27,7 +27,7 @@ from streamchat.errors import ConfigError, ProtocolError, StreamchatError, from_
 from streamchat.events import Event
 from streamchat.providers._http import WIRES, HttpResponse, HttpStatusError, HttpTransport, path_for, wire_json
 from streamchat.providers._schema import refused_schema
-from streamchat.providers._wire import Reader, WireParser, aevents, events
+from streamchat.providers._wire import Reader, WireParser, aevents, events, joined
 from streamchat.providers.base import ChatRequest, EventStream
 
 if TYPE_CHECKING:
@@ -36,13 +36,15 @@ if TYPE_CHECKING:
 DRAIN_S = 0.5  # how long the end of a body may take after the last event before the connection is dropped
 
 _async_transport = False  # set by serve: its SDK clients run on aiohttp
+_read_pace = 0.0  # set by serve (--coalesce-ms): how often at most a stream's reader wakes (_ahttp._Connection)
 _import_lock = threading.Lock()
 
 
-def use_async_transport() -> None:
-    """Serve calls this before any SDK is imported: the SDKs then load their aiohttp transport."""
-    global _async_transport
-    _async_transport = True
+def use_async_transport(pace: float = 0.0) -> None:
+    """Serve calls this before any SDK is imported: the SDKs then load their aiohttp transport, and
+    the lean asyncio transport reads each stream at most every `pace` seconds."""
+    global _async_transport, _read_pace
+    _async_transport, _read_pace = True, pace
 
 
 def import_sdk(name: str) -> ModuleType:
@@ -154,7 +156,7 @@ class SdkProvider:
             else:
                 from streamchat.providers._ahttp import AsyncHttpTransport
 
-                self._alean = AsyncHttpTransport(url, headers, timeout)
+                self._alean = AsyncHttpTransport(url, headers, timeout, _read_pace)
         if path != "lean":
             self._client  # noqa: B018 — the SDK and its client now: a missing key fails at once
 
@@ -348,7 +350,7 @@ class SdkProvider:
                 reader, read = Reader(self._parser(request)), reply.read
                 decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
                 while not reader.done and (data := await read()):
-                    for event in reader.feed(decode(data)):
+                    for event in joined(reader.feed(decode(data))):
                         yield event
                 if not reader.done:
                     for event in reader.feed(decode(b"", True)):

@@ -330,6 +330,23 @@ class Reader:
         return out
 
 
+def joined(events: list[Event]) -> list[Event]:
+    """The events of one read with each run of text deltas as one delta (its `pieces` counted), so
+    a read that brought several tokens costs one event downstream — one pass through the turn, one
+    frame to the client — not one per token. Serve's streams read this way; at `--coalesce-ms` a
+    read holds several tokens."""
+    if len(events) < 2:
+        return events
+    out: list[Event] = []
+    for event in events:
+        last = out[-1] if out else None
+        if type(event) is TextDelta and type(last) is TextDelta:
+            out[-1] = TextDelta(last.text + event.text, last.pieces + event.pieces)
+        else:
+            out.append(event)
+    return out
+
+
 def events(chunks: Iterable[str], parser: WireParser) -> Iterator[Event]:
     """A blocking stream's text → events."""
     reader = Reader(parser)
@@ -341,10 +358,10 @@ def events(chunks: Iterable[str], parser: WireParser) -> Iterator[Event]:
 
 
 async def aevents(chunks: AsyncIterable[str], parser: WireParser) -> AsyncIterator[Event]:
-    """An asyncio stream's text → events (the same reader)."""
+    """An asyncio stream's text → events (the same reader), each read's text deltas `joined`."""
     reader = Reader(parser)
     async for chunk in chunks:
-        for event in reader.feed(chunk):
+        for event in joined(reader.feed(chunk)):
             yield event
         if reader.done:
             break

@@ -42,8 +42,8 @@ def app_from_env() -> FastAPI:
     from streamchat.config import load_settings
     from streamchat.providers._sdk import use_async_transport
 
-    use_async_transport()  # a fresh worker process: before the app imports the SDK
     spec = ServeSpec.from_json(os.environ[SPEC_VAR])
+    use_async_transport(spec.coalesce_ms / 1000)  # a fresh worker process: before the app imports the SDK
     settings = load_settings(Path(spec.config) if spec.config else None)
     logs.configure(debug=spec.debug, secrets=(spec.token or "",))
     return app_for(spec, settings)
