@@ -24,8 +24,11 @@ def code_blocks(text: str) -> list[CodeBlock]:
     from markdown_it import MarkdownIt
 
     lines = re.split(r"\r\n?|\n", text)  # as markdown-it splits them, so its line numbers index this
+    # raw HTML off, as the renderer parses (markdown_stream._parser): a fence inside a `<div>` block is
+    # drawn as a code block, so it is listed as one
+    parser = MarkdownIt("commonmark", {"html": False})
     return [CodeBlock(tok.info.strip().split(" ")[0], tok.content, _closed(tok.map, tok.markup, lines))
-            for tok in MarkdownIt().parse(text) if tok.type == "fence"]
+            for tok in parser.parse(text) if tok.type == "fence"]
 
 
 def _closed(span: list[int] | None, markup: str, lines: list[str]) -> bool:

@@ -111,10 +111,12 @@ class StreamMarkdown(Markdown):
 @functools.cache
 def _parser() -> MarkdownIt:
     """The parser Rich's Markdown builds for itself (CommonMark, tables, strikethrough), built once
-    (tests/test_library_internals.py checks it still parses as Rich's does)."""
+    (tests/test_library_internals.py checks it still parses as Rich's does), with raw HTML off: Rich
+    drops HTML tokens, so `<br>`, `std::vector<int>` and a whole `<div>` block vanished from answers;
+    as text they show as the model wrote them (as on serve's page). code_blocks.py parses alike."""
     from markdown_it import MarkdownIt
 
-    return MarkdownIt().enable("strikethrough").enable("table")
+    return MarkdownIt("commonmark", {"html": False}).enable("strikethrough").enable("table")
 
 
 def tokenize(text: str) -> list[Token]:
