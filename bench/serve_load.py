@@ -5,6 +5,8 @@ connections, the second finds them pooled), a 120 s ceiling each. Prints per bur
 time to first event, events/s, stream duration against an unloaded stream, CPU per process and
 completed streams; then the server's peak RSS, and its CPU per token and first-event p99 against
 #34's goals (12 µs; 300 ms at CLIENTS=500); with BASELINE, the interleaved ratios after/before.
+COALESCE_MS sets this tree's `serve --coalesce-ms` (0: each upstream read forwarded as it comes); the
+tokens counted are the upstream's (CHUNKS a completed stream), as one event may carry several.
 With LiteLLM's proxy installed (`litellm` importable, or LITELLM=path of its `litellm` binary), the
 same burst on both OpenAI endpoints, interleaved, side by side. Then a disconnect storm: half the
 clients leave after 20 events of a 3000-token answer while the other half read theirs; prints how
@@ -42,6 +44,7 @@ CHUNKS = int(os.environ.get("CHUNKS", 100))
 DELAY = float(os.environ.get("DELAY", 0.005))  # upstream seconds per token
 WORKERS = os.environ.get("WORKERS", "auto")
 ROUNDS = int(os.environ.get("ROUNDS", 1))  # warm bursts after the cold one (per server, interleaved with BASELINE's)
+COALESCE_MS = os.environ.get("COALESCE_MS")  # this tree's `serve --coalesce-ms` (unset: its default, 20)
 GOAL_US_PER_TOKEN = 12  # issue #34: serve's CPU per streamed token at 200 streams
 GOAL_P99_MS = 300  # issue #34: the first event's p99 at 500 streams (CLIENTS=500) on 2 workers
 LITELLM_KEY = "sk-bench-Master-0123456789abcdefXYZ"  # the peer's master key (it refuses to start without one)
@@ -312,10 +315,11 @@ def keys_overhead() -> None:
             redis[0].terminate()
 
 
-def start_serve(upstream: Upstream, tree: str) -> ServeProcess:
+def start_serve(upstream: Upstream, tree: str, *extra: str) -> ServeProcess:
     """serve running the code in `tree` (a checkout of streamchat), its workers' first answers served."""
     serve = ServeProcess(Path(tempfile.mkdtemp()), upstream, "-m", "openai:fast",  # type: ignore[arg-type]
-                         "--allow-model", "openai:long", "--workers", WORKERS, env_extra={"PYTHONPATH": tree}, start_s=300)
+                         "--allow-model", "openai:long", "--workers", WORKERS, *extra, env_extra={"PYTHONPATH": tree},
+                         start_s=300)
     for _ in range(4):  # every worker's first answer (its pools, lazy imports) is not the one measured
         run(load(serve.url, 1))
     return serve
@@ -414,7 +418,8 @@ def main() -> None:
     servers: list[tuple[str, ServeProcess]] = []
     try:
         for label, tree in trees:
-            servers.append((label, start_serve(upstream, tree)))
+            extra = ("--coalesce-ms", COALESCE_MS) if COALESCE_MS is not None and label != "before" else ()
+            servers.append((label, start_serve(upstream, tree, *extra)))
         serve = servers[-1][1]
         alone = statistics.median(run(load(serve.url, 1))[0][0][4] for _ in range(5))  # unloaded duration
         processes = os.cpu_count() if WORKERS == "auto" else WORKERS
