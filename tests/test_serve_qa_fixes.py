@@ -90,3 +90,65 @@ def test_headers_over_64_kib_sent_at_once_are_refused(http):
         assert _status(port, post) == b"HTTP/1.1 200"
         blank_first = b"\r\n\r\n" + b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-big: " + b"a" * 100_000 + b"\r\n\r\n"
         assert _status(port, blank_first) != b"HTTP/1.1 200"
+
+
+# -- in-process serve app ------------------------------------------------------------------------
+
+def _app(settings: dict | None = None, model: str = "openai:echo", **options: object):
+    """serve's app in this process (as test_serve_policy builds it), the heap settings put back."""
+    import gc
+
+    from streamchat.config import parse_settings
+    from streamchat.serve import app as serve_app
+    from streamchat.service import Overrides
+
+    threshold = gc.get_threshold()
+    try:
+        return serve_app.create_app(parse_settings(settings or {}), Overrides(model=model),
+                                    serve_app.ServeOptions(**options))  # type: ignore[arg-type]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def _post(app, path: str, body: object, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    import httpx
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765") as client:
+            content = body if isinstance(body, bytes) else __import__("json").dumps(body).encode()
+            return await client.post(path, content=content, headers={"Content-Type": "application/json", **(headers or {})})
+
+    return asyncio.run(go())
+
+
+def _access(tmp_path, *args: str) -> tuple[int, str, str]:
+    """`streamchat access …` in-process, on the key store at tmp_path/keys.db."""
+    import io
+    import os
+
+    from streamchat.cli import main
+
+    out, err = io.BytesIO(), io.BytesIO()
+    code = main(["access", *args, "--state", str(tmp_path / "keys.db")], dict(os.environ), stdout=out, stderr=err)
+    return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+# -- QA-4: a model_not_priced refusal goes into the spend log -------------------------------------
+
+def test_a_key_refused_for_an_unpriced_model_is_in_the_spend_log(tmp_path, monkeypatch):
+    """QA-4: README says every request of a key, refusals too, goes into the spend log; a 403
+    model_not_priced (a key with a budget, a model without a price) left no row."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    code, key, err = _access(tmp_path, "create", "alice", "--budget", "0.0001", "--period", "day")
+    assert code == 0, err
+    app = _app(keys=True, state=str(tmp_path / "keys.db"), token="admin-token-0123456789abcdef")
+    for _ in range(2):
+        r = _post(app, "/v1/chat/completions", {"model": "openai:echo", "messages": [{"role": "user", "content": "hi"}]},
+                  {"Authorization": f"Bearer {key.strip()}"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_priced"
+    code, out, err = _access(tmp_path, "usage", "--since", "1d", "--json")
+    assert code == 0, err
+    rows = [__import__("json").loads(line) for line in out.splitlines()]
+    assert [(r["key"], r["model"], r["requests"], r["errors"], r["statuses"]) for r in rows] == [
+        ("alice", "openai:echo", 2, 2, {"model_not_priced": 2})]

@@ -158,7 +158,11 @@ class Meter:
     def refused(self, denied: Denied, model: str) -> None:
         """A known key's refused request, in the spend log as an error."""
         if denied.name is not None and denied.verdict not in (Verdict.UNKNOWN, Verdict.REVOKED, Verdict.EXPIRED):
-            self.state.log(SpendEntry(time.time(), denied.name, model, status=STATUS[denied.verdict]))
+            self.log_refusal(denied.name, model, STATUS[denied.verdict])
+
+    def log_refusal(self, name: str, model: str, status: str) -> None:
+        """A request of key `name` refused before it started, in the spend log as an error."""
+        self.state.log(SpendEntry(time.time(), name, model, status=status))
 
 
 STATUS = {Verdict.MODEL: "model_not_allowed", Verdict.EXHAUSTED: "insufficient_quota", Verdict.BUSY: "insufficient_quota",

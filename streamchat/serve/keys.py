@@ -144,7 +144,9 @@ class Keys:
             record = self.meter.record(given)
             if record is None:
                 raise Refused(401, "the access key is not valid", "invalid_api_key")
-            if record.budget is not None and price.cost is None:
+            if record.budget is not None and price.cost is None:  # refused, and logged as every refusal is
+                with contextlib.suppress(StateUnavailable):
+                    self.meter.log_refusal(record.name, f"{target.provider_name}:{target.model}", "model_not_priced")
                 raise Refused(403, f"key '{record.name}' has a budget, and {session.model_name} has no known price "
                                    "(set one with [prices] in the server's config)", "model_not_priced")
             return await self.meter.admit(given, names, price)
