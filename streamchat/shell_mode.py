@@ -24,6 +24,7 @@ from streamchat.environment import Environment
 from streamchat.events import Sink
 from streamchat.exit_status import ExitStatus
 from streamchat.render.code_blocks import code_blocks
+from streamchat.render.sanitize import sanitize_command
 from streamchat.service import ChatSession
 from streamchat.sinks import NullSink, progress_sink
 from streamchat.ui import UI, exact_choice
@@ -109,7 +110,8 @@ def run_shell_mode(session: ChatSession, request: str, env: Environment, ui: UI,
                 ui.error("the model gave no command; nothing to run")
                 return ExitStatus.REQUEST
             if terminal is None:
-                env.stdout.write(command + "\n")  # never executed without a person at a terminal
+                # never executed without a person at a terminal; on one, shown as the menu shows it
+                env.stdout.write((sanitize_command(command) if env.stdout_isatty else command) + "\n")
                 env.stdout.flush()
                 return ExitStatus.OK
             try:
@@ -132,7 +134,9 @@ def _menu(session: ChatSession, command: str, env: Environment, ui: UI, *, hold_
     """Show the command and ask until it is run, copied or aborted (the exit code), or a revision is
     asked for (the next question)."""
     while True:
-        ui.notice_bold("command: ", command)  # model text, sanitized: no escape sequence of its own gets through
+        # model text, and run as it is: CR and invisible characters are shown (␍, <U+200B>), not dropped,
+        # so what runs is what was shown (a dropped CR made `safe \r# ; touch x` look like a comment)
+        ui.notice_bold("command: ", sanitize_command(command))
         choice = _choose(ui)
         if choice == "execute":
             return subprocess.call([user_shell(), "-c", command])  # the terminal is the command's now

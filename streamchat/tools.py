@@ -24,7 +24,7 @@ from streamchat.errors import ConfigError, PluginError, StreamchatError, ToolErr
 from streamchat.events import TOOL_NAME_CHARS, ToolCall, ToolResult, ToolSpec
 from streamchat.function_tools import RESERVED, FunctionSource, file_source
 from streamchat.mcp_client import McpHub
-from streamchat.render.sanitize import sanitize
+from streamchat.render.sanitize import sanitize, sanitize_command
 from streamchat.ui import UI, byte_size, exact_choice
 
 MENU = "run it? [y]es / [n]o / [a]lways for this tool / [e]dit arguments{} (default n): "
@@ -68,7 +68,7 @@ def check_patterns(patterns: tuple[str, ...], servers: Collection[str], where: s
 
 def shown(tool: Tool, call: ToolCall, limit: int | None = 120) -> str:
     """The `→` line of a call: the tool's own server and name, not the name the model saw."""
-    return "→ " + call_line(replace(call, name=tool.qualified), limit)
+    return "→ " + sanitize_command(call_line(replace(call, name=tool.qualified), limit))
 
 
 def argument_lines(call: ToolCall, width: int) -> list[str]:
@@ -77,7 +77,7 @@ def argument_lines(call: ToolCall, width: int) -> list[str]:
     step = max(width - 4, 20)
     lines = []
     for key, value in call.parsed().items():
-        text = f"{shown_key(key)} = {shown_json(value)}"
+        text = sanitize_command(f"{shown_key(key)} = {shown_json(value)}")
         lines.append("  " + text[:step])
         lines += ["    " + text[i:i + step] for i in range(step, len(text), step)]
     return lines
@@ -345,7 +345,7 @@ class Toolbox:
     def run(self, call: ToolCall) -> ToolResult:
         tool = self.tools().get(call.name)
         if tool is None:
-            say(self.ui, f"→ {call_line(call)}")
+            say(self.ui, f"→ {sanitize_command(call_line(call))}")
             say(self.ui, f"  no tool named {call.name}; the model was told")
             return ToolResult(call, f"error: there is no tool named {call.name}", "error")
         say(self.ui, shown(tool, call))
