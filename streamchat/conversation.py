@@ -88,6 +88,7 @@ class Conversation:
     forked_from: int | None = None  # the conversation this one was forked from (its turns are shared)
     name: str | None = None  # its session name (`--session NAME`), unique in the log
     summary: Summary | None = None  # the latest compaction; in effect while `current_summary` says so
+    replacing: int | None = None  # the answer /edit last took off the path: the next question logged is its edit
 
     @property
     def turn_count(self) -> int:
@@ -114,6 +115,13 @@ class Conversation:
         """For /retry: take the last turn off the active path (the log keeps it as a branch)."""
         return self.turns.pop() if self.turns else None
 
+    def edit_last(self) -> Turn | None:
+        """For /edit last: take the last turn off the active path; the next question logged is its
+        edit, so the log keeps both exchanges as alternatives of one question."""
+        turn = self.drop_last()
+        self.replacing = turn.id if turn is not None else None
+        return turn
+
     @property
     def current_summary(self) -> Summary | None:
         """The summary, when the turns it stands in for are still the first ones (an /undo, /alt or
@@ -137,10 +145,13 @@ class Conversation:
                              Message("assistant", turn.result.text)]
         return messages
 
-    def transcript(self, title: str, alternatives: dict[int, list[Turn]] | None = None) -> str:
+    def transcript(self, title: str, alternatives: dict[int, list[Turn]] | None = None,
+                   others: dict[int, list[Turn]] | None = None) -> str:
         """The conversation as Markdown (shared by /save, `history show` and `history export`).
-        `alternatives`: every answer logged for a turn's question (a race's, /retry's), by the turn's
-        id; each is shown with its model and stats, the one the conversation continues marked."""
+        `alternatives`: every answer logged for a turn's question (a race's, /retry's, /edit last's), by
+        the turn's id; each is shown with its model and stats, the one the conversation continues marked.
+        `others`: the other questions asked at the same point (one that failed before it, one another
+        process asked at once), by the turn's id; each is shown as its own exchange where it was asked."""
         parts = [f"# {title}\n"]
         if self.forked_from is not None:
             parts.append(f"_Forked from conversation {self.forked_from}._\n")
@@ -150,9 +161,11 @@ class Conversation:
             parts.append(f"## {m.role.capitalize()}\n\n{m.content}\n")
         summary = self.current_summary
         for number, turn in enumerate(self.turns, 1):
-            attached = "".join(f"\n_[attached: {a.name}, {a.mime}, {len(a.data)} bytes]_\n" for a in turn.attachments)
-            parts.append(f"## User\n\n{turn.prompt}\n{attached}")
             answers = (alternatives or {}).get(turn.id or 0, [])
+            first = min((t.id or 0 for t in answers), default=turn.id or 0)
+            asides = (others or {}).get(turn.id or 0, [])
+            parts += [part for t in asides if (t.id or 0) < first for part in _aside(t)]
+            parts.append(_question(turn))
             if len(answers) > 1:
                 for n, answer in enumerate(answers, 1):
                     continued = " · continued" if answer.id == turn.id else ""
@@ -160,11 +173,24 @@ class Conversation:
                                      stats=True, asked=answer.prompt if answer.prompt != turn.prompt else None)
             else:
                 parts += _answer(turn, "Assistant")
+            parts += [part for t in asides if (t.id or 0) > first for part in _aside(t)]
             if summary is not None and number == summary.turns:
                 quoted = "\n".join(f"> {line}" if line else ">" for line in summary.text.splitlines())
                 parts.append(f"---\n\n_Compacted: the model is sent this summary in place of turns 1–{number} above"
                              f" (about {summary.saved} tokens saved)._\n\n{quoted}\n\n---\n")
         return "\n".join(parts)
+
+
+def _question(turn: Turn) -> str:
+    attached = "".join(f"\n_[attached: {a.name}, {a.mime}, {len(a.data)} bytes]_\n" for a in turn.attachments)
+    return f"## User\n\n{turn.prompt}\n{attached}"
+
+
+def _aside(turn: Turn) -> list[str]:
+    """A question asked at a point the conversation did not go on from (it failed, or another
+    question at the same point was continued): its own exchange, where it was asked."""
+    note = [] if not turn.result.text else ["_The conversation did not continue from this answer._\n"]
+    return [_question(turn), *_answer(turn, f"Assistant: {turn.model or '?'}", stats=True), *note]
 
 
 def _answer(turn: Turn, heading: str, *, stats: bool = False, asked: str | None = None) -> list[str]:

@@ -61,10 +61,11 @@ class History:
         Console(file=out, no_color=self.env.no_color).print(table)
 
     def markdown(self, cid: str) -> str:
-        """The transcript, with every answer of a question that has several (a race's, /retry's)."""
+        """The transcript, with every answer of a question that has several (a race's, /retry's), and
+        each question asked at a point the conversation did not go on from (one that failed), where it was asked."""
         conv = self.log.load(cid)
-        answers = {t.id: self.log.alternatives(conv, t) for t in conv.turns if t.id is not None}
-        return conv.transcript(_title(conv), answers)
+        found = {t.id: self.log.siblings(conv, t) for t in conv.turns if t.id is not None}
+        return conv.transcript(_title(conv), {k: v[0] for k, v in found.items()}, {k: v[1] for k, v in found.items()})
 
     def show(self, cid: str) -> None:
         text = self.markdown(cid)

@@ -475,7 +475,7 @@ def cmd_edit(repl: Repl, arg: str) -> None:
         if not text or text == last.prompt.strip():  # quit without saving (:q!) is not a request to resend
             repl.ui.notice("unchanged — nothing sent (/retry asks it again)" if text else "empty — nothing sent")
             return
-        repl.session.conversation.drop_last()  # the old exchange stays in the log, as an alternative
+        repl.session.conversation.edit_last()  # the old exchange stays in the log, as an alternative
         repl.ask(text)
         return
     if arg:  # `/edit bogus` opened an empty editor as if nothing had been typed after /edit

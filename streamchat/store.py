@@ -226,22 +226,49 @@ class ConversationLog:
     def alternatives(self, conv: Conversation, turn: Turn) -> list[Turn]:
         """Every answer logged for a question at the same point (the first answer, /retry's, a race's,
         and /edit last's, whose question differs: each Turn carries its own), oldest first."""
+        return self.siblings(conv, turn)[0]
+
+    @_reads
+    def others(self, conv: Conversation, turn: Turn) -> list[Turn]:
+        """The other questions asked at the same point as `turn`'s, with their answers, oldest first:
+        one that failed (the next question follows the answer before it), one another process asked
+        at once. Not alternatives: neither /alt nor `pick` goes to them."""
+        return self.siblings(conv, turn)[1]
+
+    @_reads
+    def siblings(self, conv: Conversation, turn: Turn) -> tuple[list[Turn], list[Turn]]:
+        """The exchanges logged at `turn`'s point, (its alternatives, the other questions').
+
+        Alternatives share the question's text (/retry, a race) or are linked by /edit last, either
+        way round and through several edits; a question with another text and no such link is another
+        question (before v12 of the log, /edit last's too)."""
         if conv.id is None or turn.id is None:
-            return [turn]
+            return [turn], []
         db = self._db()
         question = db.execute("SELECT q.* FROM messages a JOIN messages q ON q.id = a.parent_id WHERE a.id = ?",
                               (turn.id,)).fetchone()
         if question is None:
-            return [turn]
+            return [turn], []
         rows = db.execute(
             "SELECT q.*, a.id AS answer_id FROM messages q JOIN messages a ON a.parent_id = q.id AND a.role = 'assistant'"
             " WHERE q.conversation_id = ? AND q.role = 'user' AND q.parent_id IS ? AND NOT a.undone"
             " ORDER BY a.id", (question["conversation_id"], question["parent_id"])).fetchall()
-        turns: list[Turn] = []
+        group = {question["content"]}  # the texts of this question, then of those edits link to it
+        while True:
+            answers = {row["answer_id"] for row in rows if row["content"] in group}
+            linked = {row["content"] for row in rows if row["edit_of"] in answers} | {
+                row["content"] for row in rows for edit in rows
+                if edit["content"] in group and edit["edit_of"] == row["answer_id"]}
+            if linked <= group:
+                break
+            group |= linked
+        attachments = self._attachments(question["conversation_id"])
+        same: list[Turn] = []
+        other: list[Turn] = []
         for row in rows:
             answer = db.execute("SELECT * FROM messages WHERE id = ?", (row["answer_id"],)).fetchone()
-            turns += _turns([row, answer], self._attachments(question["conversation_id"]))
-        return turns or [turn]
+            (same if row["answer_id"] in answers else other).extend(_turns([row, answer], attachments))
+        return same or [turn], other
 
     def _attachments(self, cid: int) -> dict[int, tuple[Attachment, ...]]:
         """The attachments of each question of a conversation, by message id."""
@@ -283,8 +310,9 @@ class ConversationLog:
                 db.execute("UPDATE conversations SET updated_at = ?, provider = ?, model = ?, system = ?, turns = ?"
                            " WHERE id = ?", (now, provider, model, conv.system, turns, cid))
             cur = db.execute(
-                "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, parent_id)"
-                " VALUES (?, 'user', ?, ?, ?, ?, ?)", (cid, storable(prompt), provider, model, now, conv.parent_id))
+                "INSERT INTO messages (conversation_id, role, content, provider, model, created_at, parent_id, edit_of)"
+                " VALUES (?, 'user', ?, ?, ?, ?, ?, ?)",
+                (cid, storable(prompt), provider, model, now, conv.parent_id, conv.replacing))
             question_id = cur.lastrowid
             for position, a in enumerate(attachments):
                 db.execute("INSERT OR IGNORE INTO blobs (hash, name, mime, data) VALUES (?, ?, ?, ?)",
@@ -304,6 +332,7 @@ class ConversationLog:
             self.warn(f"warning: could not save to the conversation log: {exc} (the answer above is complete)")
             return None
         conv.id = cid
+        conv.replacing = None
         return answer_id
 
     def replace_answer(self, conv: Conversation, answer_id: int, result: TurnResult,

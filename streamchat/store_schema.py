@@ -132,9 +132,14 @@ CREATE TABLE votes (
 );
 """
 
+# v12: a question asked by /edit last names the answer it replaced: only those (and /retry's, a race's, which
+# share the question's text) are alternatives of one question; another question at the same point (one that
+# failed before it, or asked by another process at once) is shown as its own exchange.
+V12 = "ALTER TABLE messages ADD COLUMN edit_of INTEGER;"
+
 MIGRATIONS: list[Callable[[], str]] = [lambda: V1, lambda: V2, lambda: V3_FTS if _fts5_available() else "",
                                        lambda: V4, lambda: V5, lambda: V6, lambda: V7, lambda: V8, lambda: V9,
-                                       lambda: V10, lambda: V11]
+                                       lambda: V10, lambda: V11, lambda: V12]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -81,14 +81,20 @@ def test_the_log_keeps_votes_in_order_and_skips_a_damaged_row(tmp_path):
 
 
 def test_a_log_from_before_votes_gets_the_table_when_opened(tmp_path):
+    import sqlite3
+
+    from streamchat.store_schema import MIGRATIONS, SCHEMA_VERSION, V11, statements
+
     path = tmp_path / "log.db"
-    db = connect(path)
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    db.execute("DROP TABLE votes")
-    db.execute(f"PRAGMA user_version = {version - 1}")  # a log as the previous version left it
+    db = sqlite3.connect(path, isolation_level=None)
+    before = [m() for m in MIGRATIONS].index(V11)
+    for number, script in enumerate(MIGRATIONS[:before], 1):  # a log as the version before votes left it
+        for statement in statements(script()):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
     db.close()
     db = connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == version
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("SELECT COUNT(*) FROM votes").fetchone()[0] == 0
 
 
