@@ -49,3 +49,19 @@ def test_a_fence_inside_an_html_block_is_listed_as_it_is_drawn():
     text = "<div>\n```sh\necho hi\n```\n</div>"
     assert [(b.language, b.code) for b in code_blocks(text)] == [("sh", "echo hi\n")]
     assert "echo hi" in [line.strip() for line in shown(text)]
+
+
+# -- QA-3: an image stays where it is in the answer, shown as links are
+
+def test_an_image_keeps_its_place_and_shows_its_url():
+    assert shown("para with ![im2](http://a/b.png) inline text") == ["para with im2 (http://a/b.png) inline text"]
+
+
+def test_an_image_after_a_list_item_line_is_not_drawn_above_it():
+    lines = [line.strip() for line in shown("- item [link](http://x.y)\n![img](http://evil/x.png)") if line.strip()]
+    assert lines == ["• item link (http://x.y) img (http://evil/x.png)"]
+
+
+def test_images_without_alt_in_links_and_by_reference():
+    text = "a ![*em* b](u \"t\") ![](v) [![badge](i)](h) ![r][x]\n\n[x]: http://r/x.png"
+    assert shown(text) == ["a em b (u) image (v) badge (i) (h) r (http://r/x.png)"]

@@ -120,7 +120,27 @@ def _parser() -> MarkdownIt:
 
 
 def tokenize(text: str) -> list[Token]:
-    return _parser().parse(text)
+    tokens = _parser().parse(text)
+    for tok in tokens:
+        if tok.type == "inline" and tok.children and "![" in tok.content:
+            tok.children = _images_as_links(tok.children)
+    return tokens
+
+
+def _images_as_links(children: list[Token]) -> list[Token]:
+    """Each image as a link to its URL, its alt text the link's text: shown `alt (url)` where it stands.
+    Rich draws an image as its own element, before the paragraph it sits in, and without its URL."""
+    from markdown_it.token import Token
+
+    out: list[Token] = []
+    for tok in children:
+        if tok.type != "image":
+            out.append(tok)
+            continue
+        alt = _images_as_links(tok.children) if tok.children else [Token("text", "", 0, content="image")]
+        out += [Token("link_open", "a", 1, attrs={"href": str(tok.attrs.get("src", ""))}), *alt,
+                Token("link_close", "a", -1)]
+    return out
 
 
 def parse(text: str, code_theme: str | None = None) -> StreamMarkdown:
