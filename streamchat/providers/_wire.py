@@ -338,13 +338,24 @@ def joined(events: list[Event]) -> list[Event]:
     if len(events) < 2:
         return events
     out: list[Event] = []
+    run: list[TextDelta] = []
     for event in events:
-        last = out[-1] if out else None
-        if type(event) is TextDelta and type(last) is TextDelta:
-            out[-1] = TextDelta(last.text + event.text, last.pieces + event.pieces)
-        else:
-            out.append(event)
+        if type(event) is TextDelta:
+            run.append(event)
+            continue
+        if run:
+            out.append(_one(run))
+            run = []
+        out.append(event)
+    if run:
+        out.append(_one(run))
     return out
+
+
+def _one(run: list[TextDelta]) -> TextDelta:
+    if len(run) == 1:
+        return run[0]
+    return TextDelta("".join([d.text for d in run]), sum([d.pieces for d in run]))
 
 
 def events(chunks: Iterable[str], parser: WireParser) -> Iterator[Event]:
