@@ -110,7 +110,7 @@ def test_a_budget_admits_what_it_pays_for_then_429_insufficient_quota(serve, ser
     assert mine["requests"] == 6 and mine["errors"] == 1 and mine["statuses"] == {"insufficient_quota": 1}
     assert mine["input_tokens"] == 5 * 400 and mine["output_tokens"] == 5 * 100 and mine["cost_usd"] == pytest.approx(0.0006)
     table = access(serve.home, server, "usage", "--since", "1h").stdout
-    assert "small\topenai:gpt-4o-mini\t6 requests\t2000+500 tokens\t$0.0006\t1 errors" in table
+    assert "small\topenai:gpt-4o-mini\t6 requests\t2000+500 tokens\t$0.0006\t1 error" in table
 
 
 def test_rpm_admits_n_of_a_burst_and_says_when_to_retry(serve, server):

@@ -152,3 +152,15 @@ def test_a_key_refused_for_an_unpriced_model_is_in_the_spend_log(tmp_path, monke
     rows = [__import__("json").loads(line) for line in out.splitlines()]
     assert [(r["key"], r["model"], r["requests"], r["errors"], r["statuses"]) for r in rows] == [
         ("alice", "openai:echo", 2, 2, {"model_not_priced": 2})]
+
+
+def test_access_usage_says_1_request_and_1_error(tmp_path, monkeypatch):
+    """QA-4 (also): `access usage` printed "1 requests" and "1 errors"."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    key = _access(tmp_path, "create", "alice", "--budget", "0.0001")[1].strip()
+    app = _app(keys=True, state=str(tmp_path / "keys.db"))
+    _post(app, "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}, {"Authorization": f"Bearer {key}"})
+    code, out, err = _access(tmp_path, "usage", "--since", "1d")
+    assert code == 0, err
+    assert out.splitlines() == ["alice\topenai:echo\t1 request\t0+0 tokens\t$0\t1 error",
+                                "total\t\t1 request\t\t$0\t1 error"]

@@ -191,9 +191,13 @@ def access_usage(
             if as_json:
                 env.stdout.write(json.dumps(usage_dict(row)) + "\n")
             else:
-                env.stdout.write(f"{row.name}\t{row.model}\t{row.requests} requests\t{row.input_tokens}+{row.output_tokens} tokens\t"
-                                 f"{usd(row.cost)}\t{row.errors} errors\n")
+                env.stdout.write(f"{row.name}\t{row.model}\t{_count(row.requests, 'request')}\t"
+                                 f"{row.input_tokens}+{row.output_tokens} tokens\t{usd(row.cost)}\t{_count(row.errors, 'error')}\n")
         if not as_json and rows:
             total = sum(r.cost for r in rows)
-            env.stdout.write(f"total\t\t{sum(r.requests for r in rows)} requests\t\t{usd(total)}\t"
-                             f"{sum(r.errors for r in rows)} errors\n")
+            env.stdout.write(f"total\t\t{_count(sum(r.requests for r in rows), 'request')}\t\t{usd(total)}\t"
+                             f"{_count(sum(r.errors for r in rows), 'error')}\n")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
