@@ -6,6 +6,10 @@ Each way says what it did and what may still stop the text: tmux drops an applic
 OSC 52 unless `set-clipboard` is `on` (its default is `external`), so inside tmux the text
 goes in through `tmux load-buffer -w`, which also passes it to the outer terminal; and a
 terminal may refuse clipboard writes altogether, which nothing can detect from here.
+
+The text goes as the screen showed it (`render/sanitize.py`): ESC, BEL and the other C0 controls but
+TAB and LF as `␛`, `␇`…, C1 controls as U+FFFD, bidi controls as `<U+202E>`, CR dropped. Raw, an
+answer's `ESC[201~` ended a shell's bracketed paste, and every line after it ran when pasted.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import shutil
 import subprocess
 from typing import IO, Any
+
+from streamchat.render.sanitize import sanitize
 
 # (the environment variables the tool needs, its command line)
 TOOLS: tuple[tuple[tuple[str, ...], list[str]], ...] = (
@@ -43,10 +49,19 @@ def _run(argv: list[str], text: str) -> bool:
 def copy(text: str, terminal: IO[Any] | None = None) -> str | None:
     """How the text was copied and what may still stop it ("with xclip", "into tmux's paste
     buffer …", "through the terminal (OSC 52) …"), or None; `terminal` gets the OSC 52
-    sequence when it is a TTY and nothing else copied.
+    sequence when it is a TTY and nothing else copied. The text is sanitized first (see above),
+    and the answer says so when that changed it.
 
     A tool counts only when it exits 0: xclip without a display fails, and used to be reported
     as having copied."""
+    safe = sanitize(text)
+    how = _copy(safe, terminal)
+    if how is None or safe == text:
+        return how
+    return f"{how} — its control characters as shown on screen (␛, ␇ …), not raw"
+
+
+def _copy(text: str, terminal: IO[Any] | None) -> str | None:
     for needs, tool in TOOLS:
         if shutil.which(tool[0]) and all(os.environ.get(name) for name in needs) and _run(tool, text):
             return f"with {tool[0]}"

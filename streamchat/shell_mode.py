@@ -145,7 +145,7 @@ def _menu(session: ChatSession, command: str, env: Environment, ui: UI, *, hold_
                 session.ask(f"Describe briefly what this command does, without running it:\n\n{command}",
                             progress_sink(env, ui))
         elif choice == "copy":
-            how = clipboard.copy(command, env.stdout)
+            how = clipboard.copy(sanitize_command(command), env.stdout)  # what was shown, ␍ and all
             ui.notice(f"copied {how}" if how else clipboard.MISSING)
             return ExitStatus.OK
         elif choice == "revise":
