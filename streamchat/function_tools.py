@@ -109,9 +109,20 @@ class FunctionTool:
         try:
             with contextlib.redirect_stdout(sys.stderr):  # stdout is the answer's: a print() must not land in it
                 result = self.function(**kwargs)
-        except (Exception, SystemExit) as exc:  # the function's failure (even sys.exit) is the model's to hear about
-            return f"{type(exc).__name__}: {exc}", True
+        except Abandoned:
+            raise
+        except KeyboardInterrupt as exc:
+            if threading.current_thread() is threading.main_thread():
+                raise  # Ctrl-C (a call without a timeout runs here): the user's, not the function's
+            return _failure(exc), True  # on a worker no signal arrives: the function raised it
+        except BaseException as exc:  # the function's failure (sys.exit, its own BaseException) is the model's to hear
+            return _failure(exc), True  # about: a BaseException killed the worker with a traceback, "did not return"
         return _as_text(result), False
+
+
+def _failure(exc: BaseException) -> str:
+    """A function's exception as the model is told it: `Stop: nope`, a bare `KeyboardInterrupt`."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class FunctionSource:

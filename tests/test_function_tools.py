@@ -347,3 +347,35 @@ def test_the_configs_functions_are_left_out_for_a_model_without_tools(tmp_path):
     session = ChatSession(settings, Overrides(model="local:/nowhere.gguf"), ui=ui, toolbox=asked, warm=True)
     with pytest.raises(BadRequestError, match="cannot call tools"):
         session.ask("q", NullSink())
+
+
+def test_a_function_raising_a_base_exception_is_a_tool_error_not_a_timeout(tmp_path):
+    """QA-8: a custom BaseException (or a KeyboardInterrupt the function raises itself) killed the
+    worker thread with a traceback on stderr, and the call was reported as "did not return within
+    60 s" — after under a second."""
+    import threading
+    import time
+
+    source = file_source(write(tmp_path, "stop.py", '''\
+        class Stop(BaseException):
+            pass
+
+        def add(a: int, b: int) -> int:
+            """Add."""
+            raise Stop("nope")
+
+        def interrupt(a: int) -> int:
+            """Interrupts."""
+            raise KeyboardInterrupt
+        '''))
+    died: list[object] = []
+    hook, threading.excepthook = threading.excepthook, died.append
+    try:
+        start = time.monotonic()
+        assert source.call("add", {"a": 2, "b": 3}, timeout=60) == ("Stop: nope", True)
+        assert source.call("interrupt", {"a": 1}, timeout=60) == ("KeyboardInterrupt", True)
+        assert time.monotonic() - start < 10
+        assert source.call("add", {"a": 2, "b": 3}) == ("Stop: nope", True)  # without a timeout too
+    finally:
+        threading.excepthook = hook
+    assert died == []  # no thread traceback
