@@ -159,8 +159,8 @@ class Repl:
             last = self.session.last  # a continued answer: its blocks are numbered from its start
             blocks = code_blocks(last.result.text if last is not None else result.text)
             if blocks:
-                listed = " · ".join(f"{i} {sanitize(b.language) or 'text'} ({plural(b.lines, 'line')})"
-                                    for i, b in enumerate(blocks, 1))
+                listed = " · ".join(f"{i} {sanitize(b.language) or 'text'} ({plural(b.lines, 'line')}"
+                                    f"{'' if b.closed else ', unfinished'})" for i, b in enumerate(blocks, 1))
                 self.ui.notice(f"code blocks: {listed} — /copy N, /save-code N FILE")
         report_end(result, self.ui, self.opts.debug, more="/continue", repl=True)
 

@@ -87,8 +87,10 @@ def with_set(base: Overrides, chosen: dict[str, str], reasoning: str | None) -> 
                    max_tokens=sampling.get("max_tokens", base.max_tokens), reasoning=reasoning or base.reasoning)
 
 
-def _block(repl: Repl, number: str, usage: str) -> CodeBlock | None:
-    """Code block N (1-based) of the last answer, or None after saying why (`usage`: the command's form)."""
+def _block(repl: Repl, number: str, usage: str, instead: str) -> CodeBlock | None:
+    """Code block N (1-based) of the last answer, or None after saying why (`usage`: the command's form,
+    `instead`: what takes the whole answer). A block the answer ended inside is refused, as -x refuses
+    it: half a command must not be pasted or saved as if it were whole."""
     last = repl.session.last
     blocks = code_blocks(last.result.text) if last is not None else []
     if not number.isdigit():
@@ -97,7 +99,12 @@ def _block(repl: Repl, number: str, usage: str) -> CodeBlock | None:
     if not 1 <= int(number) <= len(blocks):
         repl.ui.notice(f"no code block {number} in the last answer" + (f" (it has {len(blocks)})" if blocks else ""))
         return None
-    return blocks[int(number) - 1]
+    block = blocks[int(number) - 1]
+    if not block.closed:
+        repl.ui.notice(f"code block {number} is unfinished: the answer ended inside it, so it may be cut short "
+                       f"— /continue may finish it; {instead}")
+        return None
+    return block
 
 
 def _pending(repl: Repl) -> None:
@@ -297,7 +304,7 @@ def cmd_copy(repl: Repl, arg: str) -> None:
         return
     text = last.result.text
     if arg:
-        block = _block(repl, arg, "/copy N")
+        block = _block(repl, arg, "/copy N", "/copy copies the whole answer")
         if block is None:
             return
         text = block.code
@@ -312,7 +319,7 @@ def cmd_save_code(repl: Repl, arg: str) -> None:
     if not name.strip():
         repl.ui.notice("usage: /save-code N FILE (/save-code! N FILE overwrites)")
         return
-    block = _block(repl, number, "/save-code N FILE")
+    block = _block(repl, number, "/save-code N FILE", "/save FILE saves the whole conversation")
     if block is None:
         return
     path = user_path(_unquoted(name.strip()))  # `'my file.sh'` as /file and Tab completion quote it
