@@ -50,3 +50,23 @@ def test_state_takes_a_file_path_as_well_as_sqlite_path(invoke, home, server):
     assert invoke("access", "list", "--state", f"sqlite:{home / 'other.db'}").out.startswith("amy\tactive")
     typo = invoke("access", "list", "--state", "redis")
     assert typo.code == 2 and len(typo.stderr.strip().splitlines()) == 1 and "PATH" in typo.stderr, typo.stderr
+
+
+@pytest.mark.parametrize("limit", [("--budget", "1e10"), ("--budget", "1e300"), ("--budget", "9000001"),
+                                   ("--tpm", "99999999999999999999999"), ("--rpm", "99999999999999999999999"),
+                                   ("--rpm", "1000000000001")])
+def test_a_limit_past_what_the_store_holds_is_a_usage_error(invoke, home, limit):
+    """QA-10: `--budget 1e10` ($1e10 is 1e19 nanodollars, past SQLite's 2^63) and a huge --rpm/--tpm
+    were "internal error: OverflowError", exit 1. Now a usage error naming the option and its range."""
+    refused = invoke("access", "create", "bob", *limit, *_state(home))
+    assert refused.code == 2 and refused.out == "", refused
+    assert limit[0] in refused.stderr and ("9,000,000" in refused.stderr or "at most 1000000000000" in refused.stderr)
+    assert "internal" not in refused.stderr
+    assert "no keys" in invoke("access", "list", *_state(home)).stderr  # nothing was made
+
+
+def test_the_largest_limits_are_kept(invoke, home):
+    made = invoke("access", "create", "bob", "--budget", "9000000", "--rpm", "1000000000000", "--tpm", "1000000000000",
+                  *_state(home))
+    assert made.code == 0, made
+    assert invoke("access", "list", *_state(home)).out.startswith("bob\tactive\t$9000000/total")

@@ -18,6 +18,9 @@ from streamchat.errors import UsageError
 KEY_PREFIX = "sk-sc-"
 NANO = 1_000_000_000  # nanodollars in a dollar
 PERIODS = ("day", "month", "total")
+# the largest limits: money and token counts stay exact integers in SQLite and in Redis's Lua doubles (2^53)
+MAX_BUDGET_USD = 9_000_000
+MAX_PER_MINUTE = 10**12  # --rpm, --tpm
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 
 
@@ -163,8 +166,9 @@ def parse_budget(text: str) -> int:
         value = float(text.strip().removeprefix("$"))
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0 or to_nano(value) <= 0:
-        raise UsageError(f"--budget must be a positive number of dollars, not {text!r}", hint="e.g. --budget 5 or --budget 0.25")
+    if not math.isfinite(value) or not 0 < value <= MAX_BUDGET_USD or to_nano(value) <= 0:
+        raise UsageError(f"--budget must be a positive number of dollars up to {MAX_BUDGET_USD:,}, not {text!r}",
+                         hint="e.g. --budget 5 or --budget 0.25; for no limit, leave --budget out")
     return to_nano(value)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from streamchat.access.records import MAX_PER_MINUTE
 from streamchat.cli._app import ConfigOpt, DebugOpt, _command, _globals, _number_in, app
 from streamchat.environment import Environment
 from streamchat.ui import UI
@@ -59,8 +60,10 @@ def access_create(
     name: NameArg,
     budget: Annotated[Optional[str], typer.Option("--budget", metavar="USD", help="Spend allowed per --period, in dollars.")] = None,
     period: Annotated[str, typer.Option("--period", metavar="day|month|total", help="The budget's period (UTC).")] = "total",
-    rpm: Annotated[Optional[int], typer.Option("--rpm", metavar="N", callback=_number_in(1), help="Requests per minute.")] = None,
-    tpm: Annotated[Optional[int], typer.Option("--tpm", metavar="N", callback=_number_in(1), help="Tokens per minute.")] = None,
+    rpm: Annotated[Optional[int], typer.Option(
+        "--rpm", metavar="N", callback=_number_in(1, MAX_PER_MINUTE), help="Requests per minute.")] = None,
+    tpm: Annotated[Optional[int], typer.Option(
+        "--tpm", metavar="N", callback=_number_in(1, MAX_PER_MINUTE), help="Tokens per minute.")] = None,
     models: Annotated[Optional[str], typer.Option("--models", metavar="M,…",
                                                   help="Only these models (as clients name them, or PROVIDER:MODEL).")] = None,
     expires: Annotated[Optional[str], typer.Option("--expires", metavar="AGE", help="Stop working after AGE (30d, 12h…).")] = None,
