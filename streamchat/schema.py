@@ -99,16 +99,19 @@ def load_schema(spec: str, *, multi: bool = False, option: str = "--schema") -> 
 
 
 def _source(spec: str, option: str) -> tuple[str, str | None]:
-    """(the schema's text, a name for it): a file's content and stem, or `spec` itself (no name)."""
+    """(the schema's text, a name for it): a file's content and stem, or `spec` itself (no name).
+
+    A file only when `spec` looks like a path — it holds a `/`, starts with `~` or ends in `.json`:
+    `--schema city` is the one field `city` even where a file of that name is in the working
+    directory (it was read, and a JSON Schema in it silently asked for other fields)."""
     if spec.lstrip().startswith("{") or "," in spec or "\n" in spec:
         return spec, None
-    path = user_path(spec)
-    looks_like_path = spec.endswith(".json") or spec.startswith(("/", "./", "../", "~"))
-    if not path.is_file():
-        if looks_like_path or path.exists():
-            reason = "not a file" if path.exists() else "no such file"
-            raise UsageError(f"{option} {spec}: {reason}", hint="give a JSON Schema file, inline JSON, or fields: 'name, age int'")
+    if not (spec.endswith(".json") or "/" in spec or spec.startswith("~")):
         return spec, None
+    path = user_path(spec)
+    if not path.is_file():
+        reason = "not a file" if path.exists() else "no such file"
+        raise UsageError(f"{option} {spec}: {reason}", hint="give a JSON Schema file, inline JSON, or fields: 'name, age int'")
     try:
         return path.read_text(encoding="utf-8"), path.stem
     except (OSError, UnicodeDecodeError) as err:
@@ -131,7 +134,8 @@ def concise(text: str, option: str = "--schema") -> dict[str, Any]:
             raise UsageError(f"{option}: cannot read the field '{field}'", hint="write NAME [TYPE][: description], e.g. 'age int'")
         name, kind = words[0], words[1] if len(words) == 2 else "str"
         if not FIELD_NAME.match(name):
-            raise UsageError(f"{option}: '{name}' is not a field name", hint="use letters, digits, _ and -")
+            file = f"; a schema file is read when it looks like a path: ./{name}" if "." in name and len(words) == 1 else ""
+            raise UsageError(f"{option}: '{name}' is not a field name", hint=f"use letters, digits, _ and -{file}")
         if kind not in TYPES:
             close = difflib.get_close_matches(kind, TYPES, n=1)
             guess = f"did you mean '{close[0]}'? " if close else ""

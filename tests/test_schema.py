@@ -173,3 +173,22 @@ def test_on_a_terminal_a_long_answer_streams_in_a_window_and_is_then_printed_who
     pieces = ['{"items": [' + ", ".join(f'"item number {i}"' for i in range(30)) + "]}"]
     _written, screen = _live([pieces], [{"items": [f"item number {i}" for i in range(30)]}])
     assert screen[0] == "{" and screen[-1] == "}" and len(screen) == 34
+
+
+def test_a_bare_word_is_a_field_even_when_a_file_has_that_name(tmp_path, monkeypatch):
+    """QA-1: `--schema city` read a file named `city` from the working directory (its content parsed
+    as the schema: a JSON one silently asked for other fields). A file is read when SCHEMA looks like a
+    path — it holds a `/`, starts with `~` or ends in `.json` — as README's examples write one."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "city").write_text("hello world\n")
+    (tmp_path / "name").write_text('{"type":"object","properties":{"evil":{"type":"string"}},"required":["evil"]}')
+    (tmp_path / "name.json").write_text((tmp_path / "name").read_text())
+    (tmp_path / "folder").mkdir()
+    assert load_schema("city").schema["required"] == ["city"]
+    assert load_schema("name").schema["required"] == ["name"]
+    assert load_schema("folder").schema["required"] == ["folder"]
+    assert load_schema("./name").schema["required"] == ["evil"]
+    assert load_schema("name.json").schema["required"] == ["evil"]
+    with pytest.raises(UsageError) as caught:
+        load_schema("city.txt")  # not a field name, and not read as a file: say how to give one
+    assert "./city.txt" in caught.value.hint
