@@ -1,9 +1,9 @@
 """Files only you can read or change: every directory streamchat creates is 0700 and every file it
 writes 0600, whatever the umask; a config that someone else could change is refused.
 
-One module so that each writer (config, roles, keys, the log, MCP server logs, REPL history)
-gets the same modes: under `umask 000` another local user once replaced config.toml with an
-`api_key_cmd` that the victim's next run executed. Modes are given at creation (`os.mkdir(p, 0o700)`,
+One module so that each writer (config, roles, keys, the log, MCP server logs, REPL history, the
+REPL's `/save` and `/save-code`) gets the same modes: under `umask 000` another local user once
+replaced config.toml with an `api_key_cmd` that the victim's next run executed. Modes are given at creation (`os.mkdir(p, 0o700)`,
 `O_CREAT` with 0600), so there is no moment at which a file is open to others.
 """
 
@@ -73,6 +73,17 @@ def write_private(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise _cannot_write(path, exc) from exc
         raise
+
+
+def write_named(path: Path, text: str) -> None:
+    """Write `text` to a file the user named (`/save`, `/save-code`), as a shell's `>` does (through a
+    symlink, in place, its directory not created) but 0600: a transcript holds what the 0600 log holds,
+    and was left 0644 by the umask. An existing looser file is made 0600 too. OSError when it cannot."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & ~FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+        handle.write(text)
 
 
 def _cannot_write(path: Path, exc: OSError) -> ConfigError:

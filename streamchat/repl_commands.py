@@ -22,6 +22,7 @@ from streamchat.cost import money
 from streamchat.errors import UsageError
 from streamchat.events import TextDelta
 from streamchat.paths import user_path
+from streamchat.private_files import write_named
 from streamchat.providers.options import REASONING
 from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.render.sanitize import sanitize
@@ -347,7 +348,7 @@ def cmd_save(repl: Repl, arg: str) -> None:
 def _write(repl: Repl, path: Path, text: str, done: str) -> None:
     """`text` into `path`, then `done` — or the one-line reason it could not be written."""
     try:
-        path.write_text(text, encoding="utf-8")
+        write_named(path, text)
     except OSError as exc:
         repl.ui.error(f"cannot write {path}: {exc.strerror}")
         return

@@ -1,6 +1,10 @@
-"""REPL commands over answers, in-process against the fake server: unfinished code blocks (QA-19)."""
+"""REPL commands over answers, in-process against the fake server: unfinished code blocks (QA-19), the
+modes of the files /save and /save-code write (QA-21)."""
 
 from __future__ import annotations
+
+import os
+import stat
 
 import pytest
 from fakeserver import Script
@@ -60,3 +64,39 @@ def test_a_block_cut_off_at_the_token_limit_is_unfinished_too(server, home, no_c
     said = ANSI.sub("", err.getvalue())
     assert "1 sh (1 line, unfinished)" in said and "code block 1 is unfinished" in said
     assert not (home / "c.sh").exists()
+
+
+# -- QA-21: /save and /save-code write 0600 files, whatever the umask
+
+@pytest.fixture
+def open_umask():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_save_and_save_code_write_0600_files(server, home, open_umask):
+    server.script("code", Script(chunks=["Run:\n\n```sh\necho hi\n```\n"]))
+    repl, _out, err = _repl(server, "code")
+    repl.handle("x")
+    older = home / "old.md"
+    older.write_text("someone's notes\n")
+    os.chmod(older, 0o644)
+    linked = home / "link.md"
+    linked.symlink_to(older)
+    repl.handle(f"/save {home / 't2.md'}")
+    repl.handle(f"/save-code 1 {home / 'c.sh'}")
+    repl.handle(f"/save! {linked}")  # through the link, as a shell's > writes, and made 0600
+    said = ANSI.sub("", err.getvalue())
+    assert said.count("saved") == 3, said
+    assert {name: stat.S_IMODE((home / name).stat().st_mode) for name in ("t2.md", "c.sh", "old.md")} == \
+        {"t2.md": 0o600, "c.sh": 0o600, "old.md": 0o600}
+    assert (home / "c.sh").read_text() == "echo hi\n" and "echo hi" in older.read_text() and linked.is_symlink()
+
+
+def test_a_file_that_cannot_be_written_is_one_line(server, home):
+    server.script("code", Script(chunks=["Run:\n\n```sh\necho hi\n```\n"]))
+    repl, _out, err = _repl(server, "code")
+    repl.handle("x")
+    repl.handle(f"/save {home / 'no' / 'such' / 'dir.md'}")
+    assert f"cannot write {home / 'no' / 'such' / 'dir.md'}: No such file or directory" in ANSI.sub("", err.getvalue())
