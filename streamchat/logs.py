@@ -1,4 +1,5 @@
-"""Logging for --debug and serve: secrets redacted from every line, a flood of one repeated line cut short.
+"""Logging for --debug and serve: secrets redacted from every line, control characters shown as `␛`…
+(render/sanitize.py), a flood of one repeated line cut short.
 
 A client can make the server log (bad requests, file-descriptor exhaustion); without a
 limit, ~20,000 slow connections wrote 153 MB of identical tracebacks in 15 seconds.
@@ -11,6 +12,7 @@ import sys
 import time
 
 from streamchat.errors import redact
+from streamchat.render.sanitize import sanitize
 
 
 class RedactingFormatter(logging.Formatter):
@@ -19,7 +21,10 @@ class RedactingFormatter(logging.Formatter):
         self.secrets = tuple(s for s in secrets if s)
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record), self.secrets)
+        """The line, secrets redacted and sanitized as the CLI's notices are: a log line quotes what
+        clients and upstreams chose (a model's name, a server's error text), and its escape sequences
+        reached the operator's terminal (a title set, the screen cleared; OSC 52 writes the clipboard)."""
+        return sanitize(redact(super().format(record), self.secrets))
 
 
 class RepeatLimit(logging.Filter):

@@ -8,6 +8,7 @@ local files or providers the operator did not offer.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -94,6 +95,10 @@ class ModelPolicy:
             return self.default
         if not isinstance(spec, str):
             raise Refused(400, "'model' must be a string", "invalid_model")
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in spec):
+            # no model is named so; an `--allow-model` glob matched them all, and serve's log then
+            # carried the name's escape sequences to the operator's terminal (QA-7)
+            raise Refused(400, "'model' holds a control or format character", "invalid_model")
         shown = "(a file path)" if "/" in spec or spec.endswith(".gguf") else spec[:80]  # never echo paths
         try:
             cfg, model = self.settings.resolve(spec)
