@@ -52,7 +52,10 @@ def open_session(settings: Settings, opts: ChatOptions, ui: UI, *, warm: bool = 
     """The session a CLI front end drives: the log opened, a conversation picked (-c / --cid / -S), and a
     toolbox when tools are asked for (`tools`: also when MCP servers are configured, for /tools).
     `interactive`: a person at the terminal can approve tool calls."""
-    log: ConversationLog = open_log(enabled=opts.log, warn=ui.warn)
+    # continuing a logged conversation needs the log: a damaged one is exit 11 with the way to recover
+    # it, as for `history` (it was a warning "not saved", then "not available — check STREAMCHAT_DB", exit 2)
+    resumes = opts.continue_last or opts.cid is not None or opts.session is not None
+    log: ConversationLog = open_log(enabled=opts.log, warn=ui.warn, required=resumes)
     conversation = log.pick(continue_last=opts.continue_last, cid=opts.cid, session=opts.session)
     toolbox = None
     if opts.tools or opts.functions or settings.functions or (tools and settings.mcp):
