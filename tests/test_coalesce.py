@@ -5,10 +5,12 @@ this way still serves the next answer from the pool."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import threading
 import time
 
 import pytest
-from fakeserver import Script
+from fakeserver import FakeLLMServer, Script
 
 from streamchat.config import ProviderConfig
 from streamchat.events import Done, Outcome, ReasoningDelta, TextDelta, Usage
@@ -20,11 +22,11 @@ from streamchat.session import _Tally
 CHUNKS = [f"t{i} " for i in range(24)]
 
 
-def test_joined_makes_one_delta_of_each_run_of_text():
-    events = [TextDelta("a"), TextDelta("b"), Usage(1, 2), TextDelta("c"), TextDelta("d", 2),
-              ReasoningDelta("r"), TextDelta("e"), Done("stop")]
-    assert joined(events) == [TextDelta("ab", 2), Usage(1, 2), TextDelta("cd", 3), ReasoningDelta("r"),
-                              TextDelta("e"), Done("stop")]
+def test_joined_makes_one_delta_of_each_run_of_text_or_reasoning():
+    events = [ReasoningDelta("r1"), ReasoningDelta("r2"), TextDelta("a"), TextDelta("b"), Usage(1, 2),
+              TextDelta("c"), TextDelta("d", 2), ReasoningDelta("r"), TextDelta("e"), Done("stop")]
+    assert joined(events) == [ReasoningDelta("r1r2"), TextDelta("ab", 2), Usage(1, 2), TextDelta("cd", 3),
+                              ReasoningDelta("r"), TextDelta("e"), Done("stop")]
     one = [TextDelta("x")]
     assert joined(one) is one
 
@@ -36,22 +38,22 @@ def test_a_joined_delta_counts_its_pieces_as_tokens_when_no_usage_comes():
     assert tally.result(Outcome.OK, None).stats.tokens == 3
 
 
-def _adapter(server, monkeypatch: pytest.MonkeyPatch, pace: float) -> OpenAIProvider:
+def _adapter(url: str, monkeypatch: pytest.MonkeyPatch, pace: float) -> OpenAIProvider:
     """An OpenAI adapter as serve builds it: the asyncio lean transport, reading at `pace`."""
     from streamchat.providers import _sdk
 
     monkeypatch.setattr(_sdk, "_async_transport", True)
     monkeypatch.setattr(_sdk, "_read_pace", pace)
     monkeypatch.setenv("STREAMCHAT_TRANSPORT", "")
-    config = ProviderConfig("openai", "openai", base_url=server.url + "/v1", api_key="sk-test-key-0001")
+    config = ProviderConfig("openai", "openai", base_url=url + "/v1", api_key="sk-test-key-0001")
     adapter = OpenAIProvider(config, timeout=30.0)
     assert adapter._alean is not None and adapter._alean.pace == pace
     return adapter
 
 
-def _answers(adapter: OpenAIProvider, times: int) -> list[list[tuple[float, object]]]:
+def _answers(adapter: OpenAIProvider, times: int, loop: str = "asyncio") -> list[list[tuple[float, object]]]:
     """Each answer's events with when they came (seconds after its request), `times` answers in a row
-    on the adapter's pool."""
+    on the adapter's pool, on asyncio's loop or uvloop's (serve's)."""
     request = ChatRequest(model="paced", messages=())
 
     async def run() -> list[list[tuple[float, object]]]:
@@ -64,6 +66,10 @@ def _answers(adapter: OpenAIProvider, times: int) -> list[list[tuple[float, obje
             await adapter.aclose()
         return out
 
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(asyncio.wait_for(run(), 60))
     return asyncio.run(asyncio.wait_for(run(), 60))
 
 
@@ -71,22 +77,70 @@ def _text(events: list[tuple[float, object]]) -> list[TextDelta]:
     return [e for _, e in events if isinstance(e, TextDelta)]
 
 
-@pytest.mark.parametrize("pace", [0.0, 0.06], ids=["each-token", "coalesced"])
-def test_tokens_within_the_interval_come_as_one_event_and_none_is_lost(server, monkeypatch, pace):
-    """24 tokens 10 ms apart: read as they come, each is an event; at 60 ms, a handful of events, the
-    first of them the first token alone (it waits for nothing), the same text and token count. Two
-    answers in a row: the connection held unread when the first ended is read again for the second
-    (it was not, and the second answer hung until the read timeout)."""
+@pytest.mark.parametrize(("pace", "loop"), [(0.0, "asyncio"), (0.06, "asyncio"), (0.06, "uvloop")],
+                         ids=["each-token", "coalesced", "coalesced-uvloop"])
+def test_tokens_within_the_interval_come_as_one_event_and_none_is_lost(server, monkeypatch, pace, loop):
+    """24 tokens 10 ms apart, read as they come or at 60 ms: the same text and token count either way,
+    in a handful of events when paced. Two answers in a row: the connection held unread when the
+    first ended is read again for the second (it was not, and the second hung until the read timeout)."""
     server.script("paced", Script(chunks=CHUNKS, delay=0.01, keep_alive=True))
-    answers = _answers(_adapter(server, monkeypatch, pace), times=2)
+    answers = _answers(_adapter(server.url, monkeypatch, pace), times=2, loop=loop)
     assert server.connections == 1  # both answers on one pooled connection
+    _whole(answers)
+    if pace:  # ~240 ms of tokens in 60 ms reads (a busy machine reads less often still)
+        assert len(_text(answers[0])) <= 8, [d.pieces for d in _text(answers[0])]
+
+
+def test_the_first_token_after_a_quiet_spell_waits_for_nothing(server, monkeypatch):
+    """Paced at 2 s, the first token still comes at once, alone; the server then sends the rest
+    within the interval, and they come together when it is over (one event, at most two)."""
+    gate = threading.Event()
+    server.script("paced", Script(chunks=CHUNKS, delay=0.01, gate=gate))
+    adapter = _adapter(server.url, monkeypatch, 2.0)
+
+    async def run() -> tuple[float, list[object]]:
+        started = time.perf_counter()
+        events, first = [], 0.0
+        try:
+            async for event in adapter.astream(ChatRequest(model="paced", messages=())):
+                if not events:
+                    first = time.perf_counter() - started
+                    gate.set()  # the rest, 10 ms apart
+                events.append(event)
+        finally:
+            gate.set()
+            await adapter.aclose()
+        return first, events
+
+    first, events = asyncio.run(asyncio.wait_for(run(), 30))
+    assert first < 1.0  # held, it would have waited the interval
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert deltas[0] == TextDelta(CHUNKS[0])  # (the next may come alone too: the first read after a wait)
+    assert len(deltas) <= 3 and "".join(d.text for d in deltas) == "".join(CHUNKS), deltas
+
+
+def _whole(answers: list[list[tuple[float, object]]]) -> None:
     for events in answers:
         deltas = _text(events)
         assert "".join(d.text for d in deltas) == "".join(CHUNKS)
         assert sum(d.pieces for d in deltas) == len(CHUNKS)
-    first = _text(answers[0])  # (the second's first tokens meet the fake server's Nagle delay, paced or not)
-    if pace:
-        assert first[0] == TextDelta(CHUNKS[0])
-        assert len(first) <= 8, [d.pieces for d in first]  # ~240 ms of tokens in 60 ms reads
-    else:
-        assert len(first) >= 12  # nearly one each (a busy machine may join a few)
+
+
+def test_a_tls_stream_held_unread_loses_nothing(tmp_path, monkeypatch):
+    """Over TLS the transport holds decrypted and still-encrypted bytes apart: paused and read again,
+    the answer is whole, and the pooled connection serves the next one (on uvloop, as serve runs)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    srv = FakeLLMServer(tls=(str(cert), str(key))).start()
+    try:
+        srv.script("paced", Script(chunks=CHUNKS, delay=0.01, keep_alive=True))
+        answers = _answers(_adapter(srv.url.replace("127.0.0.1", "localhost"), monkeypatch, 0.06), times=2,
+                           loop="uvloop")
+        assert srv.connections == 1
+    finally:
+        srv.stop()
+    _whole(answers)
+    assert len(_text(answers[0])) <= 8

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 
@@ -331,16 +331,20 @@ class Reader:
 
 
 def joined(events: list[Event]) -> list[Event]:
-    """The events of one read with each run of text deltas as one delta (its `pieces` counted), so
-    a read that brought several tokens costs one event downstream — one pass through the turn, one
-    frame to the client — not one per token. Serve's streams read this way; at `--coalesce-ms` a
-    read holds several tokens."""
+    """The events of one read with each run of text deltas as one delta (its `pieces` counted), and
+    each run of reasoning deltas as one, so a read that brought several tokens costs one event
+    downstream — one pass through the turn, one frame to the client — not one per token. Serve's
+    streams read this way; at `--coalesce-ms` a read holds several tokens."""
     if len(events) < 2:
         return events
     out: list[Event] = []
-    run: list[TextDelta] = []
+    run: list[Any] = []
     for event in events:
-        if type(event) is TextDelta:
+        kind = type(event)
+        if kind is TextDelta or kind is ReasoningDelta:
+            if run and type(run[0]) is not kind:
+                out.append(_one(run))
+                run = []
             run.append(event)
             continue
         if run:
@@ -352,10 +356,13 @@ def joined(events: list[Event]) -> list[Event]:
     return out
 
 
-def _one(run: list[TextDelta]) -> TextDelta:
+def _one(run: list[Any]) -> Event:
     if len(run) == 1:
-        return run[0]
-    return TextDelta("".join([d.text for d in run]), sum([d.pieces for d in run]))
+        return cast(Event, run[0])
+    text = "".join([d.text for d in run])
+    if type(run[0]) is ReasoningDelta:
+        return ReasoningDelta(text)
+    return TextDelta(text, sum([d.pieces for d in run]))
 
 
 def events(chunks: Iterable[str], parser: WireParser) -> Iterator[Event]:
