@@ -344,10 +344,12 @@ class ChatSession:
         last = self.conversation.last
         if last is None:
             raise UsageError("there is no answer to continue: this conversation has none yet",
-                             hint="ask a question first; continuing is for an answer cut off at --max-tokens")
+                             hint="ask a question first; continuing is for an answer cut off at --max-tokens",
+                             repl_hint="ask a question first; /continue is for an answer cut off at the token limit")
         if not last.result.cut_off or not last.result.text:
             raise UsageError("the last answer did not stop at the token limit; there is nothing to continue",
-                             hint="continuing is for an answer cut off at --max-tokens; ask a follow-up instead")
+                             hint="continuing is for an answer cut off at --max-tokens; ask a follow-up instead",
+                             repl_hint="/continue is for an answer cut off at the token limit; ask a follow-up instead")
         _prompt, _attachments, request, runner = self._begin(None, ())
         prefix, request = self._continuation(last.result.text, request)
 

@@ -235,8 +235,8 @@ def report_end(result: TurnResult, ui: UI, debug: bool, more: str = "--continue-
     first), or cut off by the token limit, which otherwise looks like a complete answer (`more`:
     how this front end continues it; `repl`: hints in the REPL's words, StreamchatError.said)."""
     if result.cut_off:
-        ui.notice(f"[cut off at the token limit ({result.stats.tokens} tokens) — {more} continues it,"
-                  " --max-tokens raises the limit]")
+        ui.notice(f"[cut off at the token limit ({result.stats.tokens} tokens) — {more} continues it, "
+                  f"{'/set max_tokens N' if repl else '--max-tokens'} raises the limit]")
     if result.outcome is not Outcome.FAILED or result.error is None:
         return
     if debug:

@@ -1,5 +1,5 @@
-"""REPL commands over answers, in-process against the fake server: unfinished code blocks (QA-19), the
-modes of the files /save and /save-code write (QA-21)."""
+"""REPL commands in-process against the fake server: unfinished code blocks (QA-19), the modes of the
+files /save and /save-code write (QA-21), hints in the REPL's words (QA-20)."""
 
 from __future__ import annotations
 
@@ -100,3 +100,44 @@ def test_a_file_that_cannot_be_written_is_one_line(server, home):
     repl.handle("x")
     repl.handle(f"/save {home / 'no' / 'such' / 'dir.md'}")
     assert f"cannot write {home / 'no' / 'such' / 'dir.md'}: No such file or directory" in ANSI.sub("", err.getvalue())
+
+
+# -- QA-20: the REPL's hints in its own words, not the command line's
+
+def _said(repl, line: str) -> str:
+    """What the REPL's loop shows for `line`: a StreamchatError in the REPL's words (run_repl)."""
+    from streamchat.errors import StreamchatError
+
+    try:
+        repl.handle(line)
+    except StreamchatError as err:
+        return err.said(repl=True)
+    return ""
+
+
+def test_cut_off_hint_names_set_max_tokens(server, home):
+    server.script("len", Script(chunks=["a b c d"], finish_reason="length"))
+    repl, _out, err = _repl(server, "len")
+    repl.handle("x")
+    assert "[cut off at the token limit (1 tokens) — /continue continues it, /set max_tokens N raises the limit]" \
+        in ANSI.sub("", err.getvalue())
+
+
+def test_set_and_continue_hints_are_repl_commands(server, home):
+    repl, _out, _err = _repl(server, "echo")
+    assert _said(repl, "/set temperature 5") == "/set: temperature must be a number from 0 to 2 — e.g. /set temperature 0"
+    assert _said(repl, "/set top_p 5") == "option top_p must be a number from 0 to 1 — e.g. /set top_p 0"
+    unknown = _said(repl, "/set bogus 1")
+    assert unknown.startswith("compat takes no option 'bogus' — its options: ") and unknown.endswith("(/set NAME VALUE)")
+    assert _said(repl, "/continue").endswith("— ask a question first; /continue is for an answer cut off at the token limit")
+    repl.handle("hi")
+    assert _said(repl, "/continue").endswith("— /continue is for an answer cut off at the token limit; ask a follow-up instead")
+
+
+def test_the_command_line_keeps_its_flags():
+    from streamchat.errors import UsageError
+    from streamchat.providers.options import SAMPLING, Text, check
+
+    with pytest.raises(UsageError) as caught:
+        check(SAMPLING, [("temperature", Text("5"))], provider="openai")
+    assert caught.value.said() == "option temperature must be a number from 0 to 2 — e.g. temperature=0"

@@ -165,16 +165,19 @@ def check(options: Mapping[str, Option], given: Iterable[tuple[str, Any]], *, pr
     where the values came from in an error."""
     out: dict[str, Any] = {}
     prefix = f"{where}: " if where else "option "
+    typed = where in ("", "/set")  # typed by the user (-o, /set): in the REPL, /set is how to give one
     for name, value in given:
         option = options.get(name)
         if option is None:
             names = ", ".join(sorted(options)) or "none"
             raise error(f"{where + ': ' if where else ''}{provider} takes no option '{name}'",
-                             hint=f"its options: {names} (streamchat models --options {provider})")
+                        hint=f"its options: {names} (streamchat models --options {provider})",
+                        repl_hint=f"its options: {names} (/set NAME VALUE)" if typed else None)
         try:
             out[name] = coerce(option, value)
         except BadValue as exc:
-            raise error(f"{prefix}{name} must be {exc}", hint=f"e.g. {name}={example(option)}") from None
+            raise error(f"{prefix}{name} must be {exc}", hint=f"e.g. {name}={example(option)}",
+                        repl_hint=f"e.g. /set {name} {example(option)}" if typed else None) from None
     return tuple(out.items())
 
 
