@@ -23,3 +23,42 @@ def test_a_new_question_on_a_damaged_log_is_still_answered(invoke, home):
     (home / "log.db").write_bytes(b"garbage not sqlite" * 500)
     r = invoke("-m", "openai:echo", "q")
     assert r.code == 0 and r.out == "echo: q\n" and "will not be saved" in r.stderr, r.stderr
+
+
+def _sh(command: str, home, server) -> tuple[int, str]:
+    """`command` through sh (which can close a descriptor: `>&-`), with the installed streamchat."""
+    import subprocess
+
+    from conftest import STREAMCHAT, base_env
+
+    proc = subprocess.run(["sh", "-c", command.replace("streamchat", STREAMCHAT)], env=base_env(home, server),
+                          capture_output=True, timeout=60, cwd=home)
+    return proc.returncode, proc.stderr.decode()
+
+
+def test_a_closed_stdout_ends_as_output_closed_not_internal_error(home, server):
+    """QA-13: with fd 1 closed Python's sys.stdout is None: the answer's first write was "internal
+    error: AttributeError: 'NoneType' object has no attribute 'write'", exit 1."""
+    code, _ = _sh("streamchat -m openai:echo q >&- 2>err.txt", home, server)
+    err = (home / "err.txt").read_text()
+    assert code == ExitStatus.OUTPUT_CLOSED and "internal error" not in err, err
+    code, _ = _sh("streamchat history >&- 2>err.txt", home, server)
+    assert code == ExitStatus.OUTPUT_CLOSED, (home / "err.txt").read_text()
+    code, _ = _sh("streamchat history rename 1 first >&- 2>err.txt", home, server)  # writes nothing on stdout
+    assert code == 0, (home / "err.txt").read_text()
+    assert _sh("streamchat -c -m openai:echo again >&-", home, server)[0] == ExitStatus.OUTPUT_CLOSED
+    # the log, opened while fd 1 was closed, did not take fd 1 (an answer written into it would damage it)
+    assert _sh("streamchat history show 1 > shown.txt", home, server)[0] == 0
+    assert "## User\n\nagain" in (home / "shown.txt").read_text()
+
+
+def test_a_closed_stderr_keeps_the_turns_own_exit_code(home, server):
+    """QA-13: with fd 2 closed, the error line itself failed: exit 1 instead of the auth error's 3 or
+    the dropped connection's 6."""
+    server.script("e401", status=401, error_message="bad key")
+    server.script("drop", fault="drop", fault_after=1)
+    assert _sh("streamchat -m openai:e401 q 2>&- >out.txt", home, server)[0] == ExitStatus.CONFIG
+    assert _sh("streamchat -m openai:drop q 2>&- >/dev/null", home, server)[0] == ExitStatus.NETWORK
+    assert _sh("streamchat -m openai:echo q 2>&- >out.txt", home, server)[0] == 0
+    assert (home / "out.txt").read_text() == "echo: q\n"
+    assert _sh("streamchat history 2>&- >&-", home, server)[0] == ExitStatus.OUTPUT_CLOSED

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import gc
+import io
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -145,6 +147,7 @@ def _built_command() -> Any:
 
 
 def _process_main() -> None:
+    _closed_descriptors()
     command = _command()
     try:
         command()
@@ -168,6 +171,47 @@ def _process_main() -> None:
         # that the SDK imports created, 0.3-0.6 s of a one-shot here, and free nothing that matters
         # (files and the log are closed by then; refcounting still frees the rest).
         gc.freeze()
+
+
+class _Closed(io.RawIOBase):
+    """stdout when the process started with fd 1 closed (`>&-`: cron, daemons): a write fails as one to
+    a reader that left (EBADF), so an answer ends OUTPUT_CLOSED and a command that writes nothing on
+    stdout is unaffected. It was `sys.stdout is None`: "internal error: AttributeError", exit 1.
+    Once said, later writes go nowhere, as they do once a closed pipe's stdout is silenced: the
+    interpreter's flush at exit would print "Exception ignored" and exit 120."""
+
+    said = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if not self.said:
+            self.said = True
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return len(data)
+
+
+def _closed_descriptors() -> None:
+    """A standard descriptor the process started without gets /dev/null, so no file opened later
+    (the log) takes its number: an answer written to fd 1 would have gone into SQLite's file. A
+    closed stderr then swallows what is said (the turn keeps its own exit code, not 1); a closed
+    stdout fails every write (`_Closed`); stdin stays None as Python set it (it reads as empty)."""
+    for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, mode)
+            except OSError:
+                continue
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if fd == 1 and sys.stdout is None:
+                sys.stdout = io.TextIOWrapper(io.BufferedWriter(_Closed()), encoding="utf-8", errors="backslashreplace")
+            if fd == 2 and sys.stderr is None:
+                sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
 
 
 @contextlib.contextmanager
