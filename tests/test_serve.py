@@ -60,7 +60,7 @@ def test_get_stream_reads_its_query_as_fastapi_parameters_did(serve, server):
     for params in ({}, {"model": "openai:echo"}):
         r = httpx.get(f"{serve.url}/stream", params=params, timeout=30)
         assert (r.status_code, r.json()["error"]) == (400, {"message": "'prompt' Field required", "code": "invalid_request",
-                                                            "type": "invalid_request_error", "param": None})
+                                                            "type": "invalid_request_error", "param": "prompt"})
 
 
 TEXT = ["first line\nsecond", " line 🎉 and ", "中文\n\nend"]

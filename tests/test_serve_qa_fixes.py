@@ -164,3 +164,42 @@ def test_access_usage_says_1_request_and_1_error(tmp_path, monkeypatch):
     assert code == 0, err
     assert out.splitlines() == ["alice\topenai:echo\t1 request\t0+0 tokens\t$0\t1 error",
                                 "total\t\t1 request\t\t$0\t1 error"]
+
+
+# -- QA-15: each 400 names its parameter in `param` -------------------------------------------------
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(("extra", "param"), [
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"logprobs": True}, "logprobs"),
+    ({"n": 2}, "n"),
+    ({"stop": 5}, "stop"),
+    ({"temperature": 3}, "temperature"),
+    ({"model": 5}, "model"),
+    ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
+    ({"messages": [{"role": "tool", "content": "r"}]}, "messages[0].tool_call_id"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]},
+     "messages[0].content[0].image_url.url"),
+    ({"messages": [{"role": "assistant", "content": "a"}]}, "messages"),
+    ({"response_format": {"type": "xml"}}, "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "nope"}}}},
+     "response_format.json_schema.schema"),
+    ({"tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools[0]"),
+])
+def test_a_malformed_request_names_its_parameter(extra, param, monkeypatch):
+    """QA-15: every 400 had `"param": null`, though the message named the parameter and OpenAI's
+    SDKs expose it as `BadRequestError.param`."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    r = _post(_app(), "/v1/chat/completions", {"model": "openai:echo", "messages": HI, **extra})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == param, error
+    assert f"'{param}'" in error["message"] or param == "messages"  # "the last message must be from the user"
+
+
+def test_an_error_without_one_parameter_keeps_param_null(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    r = _post(_app(), "/v1/chat/completions", b"{not json")
+    assert r.status_code == 400 and r.json()["error"]["param"] is None

@@ -205,7 +205,7 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
-    return JSONResponse(openai_error(f"'{where}' {first.get('msg', 'is invalid')}", "invalid_request", 400),
+    return JSONResponse(openai_error(f"'{where}' {first.get('msg', 'is invalid')}", "invalid_request", 400, where or None),
                         status_code=400)
 
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 def refused(err: Refused) -> JSONResponse:
     """A refusal as an OpenAI-shaped error response."""
-    return JSONResponse(openai_error(err.message, err.code, err.status), status_code=err.status, headers=err.headers)
+    return JSONResponse(openai_error(err.message, err.code, err.status, err.param), status_code=err.status,
+                        headers=err.headers)
 
 
 def bearer(headers: Any, query_token: str | None) -> str:

@@ -199,7 +199,7 @@ async def usage(request: Request, since: str = "7d") -> Response:
         try:
             start = time.time() - duration(since)
         except StreamchatError as err:
-            raise Refused(400, f"'since': {err.message}", "invalid_request") from None
+            raise Refused(400, f"'since': {err.message}", "invalid_request", param="since") from None
         try:
             rows = usage_rows(keys.meter.state.entries(start))
         except StateUnavailable:

@@ -48,7 +48,7 @@ class Call:
 
 
 def _bad(param: str, what: str) -> Refused:
-    return Refused(400, f"'{param}' {what}", "invalid_request")
+    return Refused(400, f"'{param}' {what}", "invalid_request", param=param)
 
 
 def decode_json(raw: bytes) -> dict[str, Any]:
@@ -175,9 +175,10 @@ def _messages(body: dict[str, Any], *, openai: bool) -> tuple[Message, ...]:
     elif isinstance(body.get("prompt"), str):
         out = [Message("user", body["prompt"])]
     else:
-        raise Refused(400, "send 'messages' (a list) or 'prompt' (a string)", "missing_prompt")
+        raise Refused(400, "send 'messages' (a list) or 'prompt' (a string)", "missing_prompt",
+                      param="prompt" if "prompt" in body else "messages")
     if not out or out[-1].role not in ("user", "tool"):
-        raise Refused(400, "the last message must be from the user (or tool results)", "missing_prompt")
+        raise Refused(400, "the last message must be from the user (or tool results)", "missing_prompt", param="messages")
     return tuple(out)
 
 
@@ -265,7 +266,7 @@ def _response_format(body: dict[str, Any]) -> ResponseSchema | None:
     try:
         check_schema(spec.get("schema"), option=f"'{where}.schema'")
     except UsageError as err:  # the message only: its hint is for the command line
-        raise Refused(400, err.message, "invalid_request") from None
+        raise Refused(400, err.message, "invalid_request", param=f"{where}.schema") from None
     return ResponseSchema(spec["schema"], spec["name"], strict, description or None)
 
 
@@ -319,7 +320,8 @@ def parse_call(body: dict[str, Any], *, openai: bool) -> Call:
     allowed = OPENAI_KEYS if openai else NATIVE_KEYS
     for key in body:
         if key not in allowed:
-            raise Refused(400, f"parameter '{key}' is not supported by streamchat serve", "unsupported_parameter")
+            raise Refused(400, f"parameter '{key}' is not supported by streamchat serve", "unsupported_parameter",
+                          param=key)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise _bad("stream", "must be true or false")

@@ -23,11 +23,13 @@ WS_PER_CLIENT = 32  # open WebSockets per client address: 1,000 idle ones held e
 
 
 class Refused(Exception):
-    """A request refused before any work: HTTP status, message and OpenAI error code."""
+    """A request refused before any work: HTTP status, message, OpenAI error code and the request
+    parameter at fault (OpenAI's `param`, e.g. `messages[0].role`; None: no one parameter)."""
 
-    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None,
+                 param: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.param = status, message, code, param
         self.headers = headers  # e.g. Retry-After on a 429
 
 
@@ -94,11 +96,11 @@ class ModelPolicy:
         if spec is None or spec == "":
             return self.default
         if not isinstance(spec, str):
-            raise Refused(400, "'model' must be a string", "invalid_model")
+            raise Refused(400, "'model' must be a string", "invalid_model", param="model")
         if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in spec):
             # no model is named so; an `--allow-model` glob matched them all, and serve's log then
             # carried the name's escape sequences to the operator's terminal (QA-7)
-            raise Refused(400, "'model' holds a control or format character", "invalid_model")
+            raise Refused(400, "'model' holds a control or format character", "invalid_model", param="model")
         shown = "(a file path)" if "/" in spec or spec.endswith(".gguf") else spec[:80]  # never echo paths
         try:
             cfg, model = self.settings.resolve(spec)

@@ -37,7 +37,7 @@ async def stream_get(request: Request) -> Response:
     per request, a fifth of what serve spent on a 1-token answer."""
     query = request.query_params
     if "prompt" not in query:
-        return JSONResponse(openai_error("'prompt' Field required", "invalid_request", 400), status_code=400)
+        return JSONResponse(openai_error("'prompt' Field required", "invalid_request", 400, "prompt"), status_code=400)
     try:
         body = {k: query[k] for k in ("prompt", "model", "system") if k in query}
         return await _sse_stream(serve_state(request), parse_call(body, openai=False), request)

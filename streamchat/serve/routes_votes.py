@@ -35,7 +35,7 @@ KEYS = frozenset({"models", "winner", "outcome", "blind", "prompt"})
 
 
 def _bad(param: str, what: str) -> Refused:
-    return Refused(400, f"'{param}' {what}", "invalid_request")
+    return Refused(400, f"'{param}' {what}", "invalid_request", param=param)
 
 
 def voted_name(settings: Settings, spec: str) -> str:

@@ -67,7 +67,8 @@ class ServeState:
         with `--keys`, admitted against the key in `headers` and settled when it ends."""
         options = self.options
         if sum(len(m.content) for m in call.messages) > options.max_prompt_chars:
-            raise Refused(422, f"prompt longer than {options.max_prompt_chars} characters", "prompt_too_long")
+            raise Refused(422, f"prompt longer than {options.max_prompt_chars} characters", "prompt_too_long",
+                          param="messages")
         overrides = replace(self.server, model=self.models.choose(call.model), system=call.system,
                             temperature=call.temperature, max_tokens=call.max_tokens, params=call.params,
                             tools=call.tools, tool_choice=call.tool_choice, schema=call.schema)
@@ -82,7 +83,7 @@ class ServeState:
         unsupported = sorted({k for k, _ in call.params} - session.target.provider.params)
         if unsupported:
             raise Refused(400, f"parameter '{unsupported[0]}' is not supported by {session.target.provider_name}",
-                          "unsupported_parameter")
+                          "unsupported_parameter", param=unsupported[0])
         stream = TurnStream(session, None) if results else TurnStream(session, last.content, last.attachments)
         if self.keys is not None:
             ticket = await self.keys.admit(bearer(headers, None), session, call)

@@ -89,11 +89,11 @@ def sse(item: Event | TurnResult) -> str:
     return f"event: {name}\ndata: {_json(data)}\n\n"
 
 
-def openai_error(message: str, code: str, status: int) -> dict[str, Any]:
+def openai_error(message: str, code: str, status: int, param: str | None = None) -> dict[str, Any]:
     kind = "invalid_request_error" if status < 500 else "server_error"
     if code == "insufficient_quota":  # OpenAI's own type for a spent budget, which clients check
         kind = code
-    return {"error": {"message": message, "type": kind, "code": code, "param": None}}
+    return {"error": {"message": message, "type": kind, "code": code, "param": param}}
 
 
 class OpenAIChunks:
