@@ -203,3 +203,37 @@ def test_an_error_without_one_parameter_keeps_param_null(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     r = _post(_app(), "/v1/chat/completions", b"{not json")
     assert r.status_code == 400 and r.json()["error"]["param"] is None
+
+
+# -- QA-11 (serve): a number JSON reads as infinity is the client's 400, not a 502 ------------------
+
+TOOL_X = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "x": 1e999}}}
+
+
+@pytest.mark.parametrize(("extra", "param"), [
+    ({"tools": "TOOL_X"}, "tools[0].function.parameters.x"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {
+        "type": "object", "properties": {"a": {"type": "number", "maximum": "INF"}}}}}},
+     "response_format.json_schema.schema.properties.a.maximum"),
+    ({"temperature": "INF"}, "temperature"),
+])
+def test_an_infinite_number_in_the_body_is_a_400_naming_where(extra, param, server, monkeypatch):
+    """QA-11: `1e999` inside `tools` or a schema parsed to inf, passed every check, and failed when
+    the upstream request was encoded: 502 "a fault on the server's side" and a WARNING in serve's log.
+    NaN/Infinity literals were already a 400; now 1e999 (and 1000-digit decimals) are too, naming the place."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
+    body = __import__("json").dumps({"model": "openai:echo", "messages": HI, **extra})
+    body = body.replace('"TOOL_X"', '[{"type": "function", "function": {"name": "f", "parameters": '
+                                    '{"type": "object", "x": 1e999}}}]').replace('"INF"', "1e999")
+    r = _post(_app(), "/v1/chat/completions", body.encode())
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param and f"'{param}'" in r.json()["error"]["message"]
+    assert not server.requests  # nothing went upstream
+
+
+def test_large_finite_numbers_and_odd_keys_pass_the_range_check():
+    from streamchat.serve.parse import _infinite_at, decode_json
+
+    assert decode_json(b'{"a": 1.5e308, "b": [1e-999]}') == {"a": 1.5e308, "b": [0.0]}
+    assert _infinite_at({"a b": [{"c": float("inf")}]}, "") == '["a b"][0].c'

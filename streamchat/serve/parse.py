@@ -61,14 +61,26 @@ def decode_json(raw: bytes) -> dict[str, Any]:
     def no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
+    overflowed = False
+
+    def finite(number: str) -> float:  # 1e999 reads as infinity, which no JSON encoder writes again
+        nonlocal overflowed
+        value = float(number)
+        overflowed = overflowed or math.isinf(value)
+        return value
+
     try:
-        body = json.loads(text or "{}", parse_constant=no_constants)
+        body = json.loads(text or "{}", parse_constant=no_constants, parse_float=finite)
     except (ValueError, RecursionError) as exc:
         raise Refused(400, f"invalid JSON: {getattr(exc, 'msg', None) or exc}"[:200], "invalid_json") from None
     if not isinstance(body, dict):
         raise Refused(400, "the body must be a JSON object", "invalid_body")
     if _depth(body) > MAX_DEPTH:
         raise Refused(400, f"the body is nested deeper than {MAX_DEPTH} levels", "invalid_body")
+    if overflowed:
+        where = _infinite_at(body, "") or "body"
+        raise Refused(400, f"'{where}' is a number out of range: JSON numbers must be finite (at most ±1.8e308)",
+                      "invalid_request", param=where)
     if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(body):
         raise Refused(400, "invalid JSON: a \\uD800–\\uDFFF escape without the other half of its surrogate pair "
                            "is not text", "invalid_json")
@@ -92,6 +104,27 @@ def _lone_surrogate(value: Any) -> bool:
     if isinstance(value, list):
         return any(_lone_surrogate(v) for v in value)
     return False
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _infinite_at(value: Any, path: str) -> str | None:
+    """Where in a parsed body a number read as infinity is, as `tools[0].function.parameters.x`."""
+    if isinstance(value, float) and math.isinf(value):
+        return path[:200]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, int):
+            step = f"{path}[{key}]"
+        elif _PLAIN_KEY.fullmatch(key):
+            step = f"{path}.{key}" if path else key
+        else:
+            step = f"{path}[{json.dumps(key)[:40]}]"
+        found = _infinite_at(item, step)
+        if found is not None:
+            return found
+    return None
 
 
 def _depth(value: Any, level: int = 0) -> int:
