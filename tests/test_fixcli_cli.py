@@ -62,3 +62,24 @@ def test_a_closed_stderr_keeps_the_turns_own_exit_code(home, server):
     assert _sh("streamchat -m openai:echo q 2>&- >out.txt", home, server)[0] == 0
     assert (home / "out.txt").read_text() == "echo: q\n"
     assert _sh("streamchat history 2>&- >&-", home, server)[0] == ExitStatus.OUTPUT_CLOSED
+
+
+@pytest.mark.parametrize("words", [["history", "of", "rome"], ["models", "that", "are", "good", "for", "code"],
+                                   ["roles", "of", "a", "ceo"], ["access", "control", "lists", "explained"]])
+def test_an_unquoted_prompt_starting_with_a_command_says_to_quote_it(invoke, words):
+    """QA-14: `streamchat history of rome` was Click's bare "No such command 'of'." — nothing said the
+    words were taken as a command, and README's advice ("add words") is what failed."""
+    r = invoke(*words)
+    assert r.code == ExitStatus.USAGE and r.out == "", r.stderr
+    said = " ".join(words)
+    assert "is a command" in r.stderr and f"streamchat '{said}'" in r.stderr and f"streamchat -- {said}" in r.stderr, r.stderr
+
+
+def test_a_command_word_after_chat_options_says_to_quote_it_too(invoke):
+    r = invoke("--stats", "pick", "a", "number")
+    assert r.code == ExitStatus.USAGE and "quote" in r.stderr and "add words" not in r.stderr, r.stderr
+
+
+def test_a_real_mistake_in_a_command_gets_no_prompt_hint(invoke):
+    r = invoke("history", "shwo", "1")
+    assert r.code == ExitStatus.USAGE and "No such command 'shwo'" in r.stderr and "quote" not in r.stderr, r.stderr

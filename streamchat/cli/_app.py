@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer._click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from streamchat._version import __version__
@@ -48,6 +50,27 @@ def _skip_options(args: list[str], with_value: set[str], flags: set[str] | None)
     return i
 
 
+COMMAND_WORDS = "streamchat.command_words"  # ctx.meta: the words from a subcommand's name on
+
+
+def _quoted(words: list[str]) -> str:
+    return f"streamchat {shlex.quote(' '.join(words))}"
+
+
+def _prompt_hint(err: ClickUsageError, words: list[str] | None) -> None:
+    """`streamchat history of rome`: Click's "No such command 'of'." (or "unexpected extra
+    arguments") alone did not say the words were taken as a command. Unless Click found a close
+    command name (a typo, not a prompt), the message says how to ask it instead."""
+    if not words or len(words) < 2 or type(err) is not ClickUsageError:
+        return
+    message = err.message
+    if not message.startswith(("No such command", "Got unexpected extra argument")) or "Did you mean" in message:
+        return
+    said = " ".join(words)
+    err.message = (f"{message.rstrip('.')}: '{words[0]}' is a command. To ask the model, quote the prompt:"
+                   f" {_quoted(words)} (or: streamchat -- {said})")
+
+
 IMPLICIT_CHAT = "streamchat.implicit_chat"  # ctx.meta: the user did not type `chat`, DefaultGroup added it
 
 
@@ -80,7 +103,11 @@ class DefaultGroup(TyperGroup):
 
     def invoke(self, ctx: ClickContext) -> Any:
         with closed_stdout_exits():  # every command runs in here
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except ClickUsageError as err:
+                _prompt_hint(err, ctx.meta.get(COMMAND_WORDS))
+                raise
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         skipped = _skip_options(args, GLOBAL_VALUE_OPTIONS, GLOBAL_FLAGS)
@@ -88,6 +115,7 @@ class DefaultGroup(TyperGroup):
             return super().parse_args(ctx, args)  # a Tab press on the first word: complete the commands
         rest = args[skipped:]
         if rest and (rest[0] in self.commands or skipped == 0 and rest[0] in ("-h", "--help", "--version")):
+            ctx.meta[COMMAND_WORDS] = rest
             return super().parse_args(ctx, args)
         chat = self.commands[CHAT]
         value_options = {name for p in chat.params if isinstance(p, TyperOption) and not p.is_flag for name in p.opts}
@@ -95,7 +123,8 @@ class DefaultGroup(TyperGroup):
         if after and after[0] in self.commands:
             raise typer.BadParameter(
                 f"'{after[0]}' is a command; only --config, --debug, --no-log, -m and --timeout may come before it. "
-                f"To ask the model about '{after[0]}', add words or put it after --", param_hint="PROMPT")
+                f"To ask the model about it, quote the prompt ({_quoted(after)}) or put it after --",
+                param_hint="PROMPT")
         ctx.meta[IMPLICIT_CHAT] = True
         return super().parse_args(ctx, [CHAT, *args])
 
