@@ -83,3 +83,26 @@ def test_a_command_word_after_chat_options_says_to_quote_it_too(invoke):
 def test_a_real_mistake_in_a_command_gets_no_prompt_hint(invoke):
     r = invoke("history", "shwo", "1")
     assert r.code == ExitStatus.USAGE and "No such command 'shwo'" in r.stderr and "quote" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("value", ['logit_bias={"50256": 1e999}', 'metadata={"a": NaN}', 'metadata={"a": [-Infinity]}'])
+def test_a_json_option_with_a_non_finite_number_is_refused_before_anything_is_sent(invoke, server, home, value):
+    """QA-11: NaN/Infinity (and 1e999, read as infinity) in an -o JSON value passed the option check,
+    then failed as "unexpected error from openai: ValueError: Out of range float values", exit 1;
+    --save-role wrote it as a role TOML could no longer read."""
+    name = value.split("=")[0]
+    r = invoke("-m", "openai:echo", "-o", value, "q")
+    assert r.code == ExitStatus.USAGE and f"option {name} must be a JSON object" in r.stderr, r.stderr
+    assert "finite" in r.stderr and len(r.stderr.splitlines()) == 1 and server.requests == [], r.stderr
+    saved = invoke("-m", "openai:echo", "-o", value, "--save-role", "nanrole")
+    assert saved.code == ExitStatus.USAGE, saved.stderr
+    assert not (home / "config" / "streamchat" / "roles" / "nanrole.toml").exists()
+
+
+def test_typed_non_finite_numbers_in_an_object_option_are_refused_too():
+    from streamchat.errors import UsageError
+    from streamchat.providers.options import check, options_for
+
+    with pytest.raises(UsageError, match="finite"):
+        check(options_for("openai"), [("metadata", {"a": {"b": float("nan")}})], provider="openai")
+    assert check(options_for("openai"), [("metadata", {"a": 1.5})], provider="openai") == (("metadata", {"a": 1.5}),)

@@ -117,6 +117,8 @@ def coerce(option: Option, value: Any) -> Any:
         parsed = _json(text, option) if text is not None else value
         if not isinstance(parsed, dict):
             raise BadValue(option.expected())
+        if not _finite(parsed):  # NaN or infinity (1e999): no JSON body or role file can carry it
+            raise BadValue(option.expected() + " with finite numbers (no NaN or Infinity)")
         return parsed
     parsed = _json(text, option) if text is not None and text.lstrip().startswith("[") else value
     stops = [parsed] if isinstance(parsed, str) else parsed
@@ -141,6 +143,22 @@ def _number(option: Option, value: Any) -> float | int:
     if not math.isfinite(number) or not option.low <= number <= option.high:
         raise BadValue(option.expected())
     return number
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in `value` (an option's JSON). They passed the check, then the
+    request's JSON encoder refused them ("unexpected error", exit 1) and --save-role wrote a role
+    TOML cannot read. A walk, not a recursion: a value may nest as deep as json.loads allows."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack += item.values()
+        elif isinstance(item, (list, tuple)):
+            stack += item
+    return True
 
 
 def _json(text: str, option: Option) -> Any:
