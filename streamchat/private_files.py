@@ -78,11 +78,17 @@ def write_private(path: Path, text: str) -> None:
 def write_named(path: Path, text: str) -> None:
     """Write `text` to a file the user named (`/save`, `/save-code`), as a shell's `>` does (through a
     symlink, in place, its directory not created) but 0600: a transcript holds what the 0600 log holds,
-    and was left 0644 by the umask. An existing looser file is made 0600 too. OSError when it cannot."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    and was left 0644 by the umask. An existing looser file of this user's is made 0600 too, as
+    `tighten` does, before it is emptied; a device (`/dev/null`) or another user's file keeps its mode:
+    chmod made root's /dev/null 0600, and for anyone else it failed after the file was truncated (the
+    old text lost, nothing written). OSError when it cannot."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        if stat.S_IMODE(os.fstat(fd).st_mode) & ~FILE_MODE:
-            os.fchmod(fd, FILE_MODE)
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode):
+            if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & ~FILE_MODE:
+                os.fchmod(fd, FILE_MODE)
+            os.ftruncate(fd, 0)
         handle.write(text)
 
 

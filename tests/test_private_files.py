@@ -15,7 +15,13 @@ from conftest import STREAMCHAT, base_env
 
 from streamchat.errors import UnsafePermissionsError
 from streamchat.exit_status import ExitStatus
-from streamchat.private_files import ensure_private_file, private_dir, refuse_if_others_can_write, write_private
+from streamchat.private_files import (
+    ensure_private_file,
+    private_dir,
+    refuse_if_others_can_write,
+    write_named,
+    write_private,
+)
 
 MCP_SERVER = str(Path(__file__).parent / "mcp_files_server.py")
 
@@ -101,6 +107,28 @@ def test_a_config_owned_by_another_user_is_refused(tmp_path):
     with pytest.raises(UnsafePermissionsError, match="chown 0"):
         refuse_if_others_can_write([config])
 
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a file away and to make a device")
+def test_a_named_file_not_ours_or_a_device_keeps_its_mode_and_gets_the_text(tmp_path):
+    """`/save! FILE` tightens only a file of the user's own: it made a copy of /dev/null (as root) and
+    another user's shared file 0600; without root that chmod failed after the file was emptied."""
+    shared = tmp_path / "shared.md"
+    shared.write_text("old notes, longer than what replaces them\n")
+    os.chown(shared, 4321, -1)
+    shared.chmod(0o666)
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    null.chmod(0o666)
+    write_named(shared, "new\n")
+    write_named(null, "into nothing\n")
+    assert (mode(shared), mode(null)) == (0o666, 0o666)
+    assert shared.read_text() == "new\n"
+    mine = tmp_path / "mine.md"
+    mine.write_text("a longer text than the new one\n")
+    mine.chmod(0o644)
+    write_named(mine, "short\n")
+    assert mode(mine) == 0o600 and mine.read_text() == "short\n"
 
 def test_private_helpers_set_modes_under_umask_000(tmp_path):
     old = os.umask(0)
