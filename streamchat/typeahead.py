@@ -4,7 +4,8 @@ In the terminal's normal (cooked) mode the kernel echoes every key as it is type
 typed during a stream landed inside the rendered answer, and a live Markdown redraw whose
 cursor they had moved drew a code line twice. While a turn runs, echo and line editing are
 off: the keys wait in the terminal's input queue, and the next prompt-toolkit prompt reads
-them as if they were typed there. Ctrl-C still interrupts (signals stay on).
+them as if they were typed there. Ctrl-C still interrupts (signals stay on), and the keys typed
+before it stay queued too (NOFLSH).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ def _quiet(saved: list[Any]) -> list[Any]:
     quiet = [*saved[:6], list(saved[6])]
     quiet[0] &= ~termios.ICRNL  # iflag
     quiet[3] &= ~(termios.ECHO | termios.ICANON | termios.IEXTEN)  # lflag; ISIG stays: Ctrl-C
+    # NOFLSH: the kernel flushes its input queue when Ctrl-C sends SIGINT, which dropped the keys
+    # typed ahead exactly when a long answer is stopped to ask the next question
+    quiet[3] |= termios.NOFLSH
     quiet[6][termios.VMIN], quiet[6][termios.VTIME] = 1, 0
     return quiet
 
