@@ -237,3 +237,47 @@ def test_large_finite_numbers_and_odd_keys_pass_the_range_check():
 
     assert decode_json(b'{"a": 1.5e308, "b": [1e-999]}') == {"a": 1.5e308, "b": [0.0]}
     assert _infinite_at({"a b": [{"c": float("inf")}]}, "") == '["a b"][0].c'
+
+
+# -- QA-17: --cors takes one origin, checked at start ------------------------------------------------
+
+@pytest.mark.parametrize("value", ["*", "evil.com", "localhost:3000", "http://x/y", "http://u@x", "file:///x", "null",
+                                   "http://x:99999", ""])
+def test_serve_refuses_a_cors_value_that_can_never_match(value, invoke):
+    """QA-17: `--cors '*'` started, then refused every cross-origin request with 403 while sending
+    `access-control-allow-origin: *`; `--cors evil.com` (no scheme) started and matched nothing."""
+    with socket.socket() as taken:  # without the check, serve fails on the port instead (never serves here)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = invoke("serve", "-m", "openai:echo", "--workers", "1", "--port", str(taken.getsockname()[1]), "--cors", value)
+    assert done.code == 2, done
+    assert "--cors" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_cors_origin_is_taken_as_browsers_send_it():
+    from streamchat.serve.spec import cors_origin
+
+    assert cors_origin("http://app.example") == "http://app.example"
+    assert cors_origin("https://App.Example:443/") == "https://app.example"
+    assert cors_origin("http://localhost:3000") == "http://localhost:3000"
+    assert cors_origin("http://[::1]:8080") == "http://[::1]:8080"
+    assert cors_origin("chrome-extension://abcdef") == "chrome-extension://abcdef"
+
+
+def test_a_normalised_cors_origin_is_allowed(monkeypatch):
+    """The app allows the origin as normalised (a browser sends `https://app.example`, never `…:443/`)."""
+    import httpx
+
+    from streamchat.serve.policy import OriginPolicy
+    from streamchat.serve.spec import cors_origin
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    origin = cors_origin("https://App.Example:443/")
+    app = _app(cors_origin=origin, origins=OriginPolicy.for_bind("127.0.0.1", cors_origin=origin))
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765") as client:
+            return await client.get("/v1/models", headers={"Origin": "https://app.example"})
+
+    r = asyncio.run(go())
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"

@@ -24,7 +24,7 @@ from streamchat.cli._app import (
 )
 from streamchat.errors import UsageError
 from streamchat.serve.policy import WS_IDLE_TIMEOUT_S, WS_PER_CLIENT
-from streamchat.serve.spec import COALESCE_MS
+from streamchat.serve.spec import COALESCE_MS, cors_origin
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MIN_TOKEN_LENGTH = 16
@@ -46,7 +46,8 @@ def serve(
         "--token", envvar="STREAMCHAT_TOKEN", show_envvar=False, metavar="TOKEN",
         help="Require 'Authorization: Bearer TOKEN' (the page takes ?token=). Prefer the variable: "
              "arguments are visible in ps [env: STREAMCHAT_TOKEN].")] = None,
-    cors: Annotated[Optional[str], typer.Option("--cors", metavar="ORIGIN", help="Allow this browser origin.")] = None,
+    cors: Annotated[Optional[str], typer.Option(
+        "--cors", metavar="ORIGIN", help="Allow pages from this origin (scheme://host[:port]).")] = None,
     allow_host: Annotated[Optional[list[str]], typer.Option(
         "--allow-host", metavar="NAME", help="Also answer to this Host name (repeatable).")] = None,
     allow_local_models: Annotated[bool, typer.Option(
@@ -77,6 +78,8 @@ def serve(
 ) -> None:
     g = _globals(ctx).merge(config=config, debug=debug, model=model, timeout=timeout)
     with _command(g) as (settings, env, ui):
+        if cors is not None:  # as browsers send an Origin: a value that can never match is a mistake
+            cors = cors_origin(cors)
         if token is not None and (not token or token != token.strip()
                                   or host not in LOOPBACK and len(token) < MIN_TOKEN_LENGTH):
             raise UsageError(f"the token must have no surrounding spaces, and off loopback at least {MIN_TOKEN_LENGTH}"

@@ -67,3 +67,35 @@ class ServeSpec:
                                origins=OriginPolicy.for_bind(self.bind, self.allow_hosts, self.cors_origin),
                                keys=self.keys, state=self.state, share_routes=self.workers > 1 or self.state is not None)
         return Overrides(model=self.model, timeout=self.timeout, retry=self.retry), options
+
+
+def cors_origin(text: str) -> str:
+    """`--cors ORIGIN` checked at start: one origin as a browser's `Origin` header gives it,
+    `scheme://host[:port]`, which requests are compared to (lower-case, without a trailing `/` or
+    the scheme's default port). `*` is refused: every web page could then spend the server's keys,
+    and the gate refused such requests anyway while the CORS header said allow-all."""
+    from urllib.parse import urlsplit
+
+    from streamchat.errors import UsageError
+
+    given = text.strip()
+    if given == "*":
+        raise UsageError("--cors '*' is refused: it would let any web page use this server and spend its keys",
+                         hint="name the one origin a page is served from, e.g. --cors https://app.example")
+    hint = "an origin is scheme://host[:port], as browsers send it, e.g. --cors https://app.example or http://localhost:3000"
+    try:
+        parts = urlsplit(given)
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"--cors {text!r} is not an origin", hint=hint) from None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if "://" not in given:
+        hint = f"an origin has its scheme: --cors https://{given} (or http://…, as the page's address has it)"
+    if (not scheme or scheme == "file" or not host or parts.username is not None or parts.password is not None
+            or parts.path not in ("", "/") or parts.query or parts.fragment or given.endswith(("?", "#"))
+            or any(c.isspace() or ord(c) < 0x20 for c in given)):
+        raise UsageError(f"--cors {text!r} is not an origin", hint=hint)
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
