@@ -5,6 +5,7 @@ this way still serves the next answer from the pool."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import threading
 import time
@@ -144,3 +145,28 @@ def test_a_tls_stream_held_unread_loses_nothing(tmp_path, monkeypatch):
         srv.stop()
     _whole(answers)
     assert len(_text(answers[0])) <= 8
+
+
+def test_serve_passes_coalesce_ms_to_its_workers(tmp_path, server):
+    """`serve --coalesce-ms` reaches each worker of `--workers 2` (through the spec): a /stream client
+    gets the 24 tokens, 10 ms apart, in a few events; a value out of range is a usage error."""
+    import httpx
+    from servehelp import ServeProcess
+
+    from streamchat.serve.spec import ServeSpec
+
+    assert ServeSpec.from_json(ServeSpec(coalesce_ms=35.0).to_json()).coalesce_ms == 35.0
+    server.script("paced", Script(chunks=CHUNKS, delay=0.01))
+    proc = ServeProcess(tmp_path, server, "-m", "openai:paced", "--workers", "2", "--coalesce-ms", "60")
+    try:
+        reply = httpx.get(f"{proc.url}/stream", params={"prompt": "go"}, timeout=30)
+    finally:
+        proc.stop()
+    tokens = [line for line in reply.text.splitlines() if line.startswith("data: {\"text\"")]
+    assert "".join(json.loads(t[6:])["text"] for t in tokens) == "".join(CHUNKS)
+    assert len(tokens) <= 8, tokens
+
+
+def test_coalesce_ms_out_of_range_is_a_usage_error(invoke):
+    result = invoke("serve", "--coalesce-ms", "-1")
+    assert result.code == 2 and "coalesce-ms" in result.stderr
