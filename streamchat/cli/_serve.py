@@ -66,7 +66,7 @@ def serve(
                                          help="Server processes (uvicorn workers); auto = one per core; 1 = this "
                                               "process alone [env: STREAMCHAT_WORKERS].")] = "auto",
     coalesce_ms: Annotated[float, typer.Option(
-        "--coalesce-ms", metavar="MS", callback=_number_in(0, 1000),
+        "--coalesce-ms", metavar="MS", callback=_number_in(0, 250),
         help="Send a stream's tokens at most every MS milliseconds: tokens arriving faster go out together, "
              "for less CPU per token; 0 = each as it arrives.")] = COALESCE_MS,
     keys: Annotated[bool, typer.Option(

@@ -60,10 +60,12 @@ class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: the response's body kept as it arrives, for one reader at a time.
 
     `pace` (seconds, serve's `--coalesce-ms`): the reader is woken for the body at most that often.
-    The first bytes after a quiet spell wake it at once; what comes sooner waits for the rest of the
-    interval and is read with it, so an upstream sending a token every 5 ms is parsed, passed down
-    and written to the client four tokens at a time at 20 ms, not one wake-up, event and socket
-    write per token. The end of the body and any fault wake it at once."""
+    Bytes that come `pace` or more after the last wake-up wake it at once (an upstream slower than
+    the pace pays nothing); bytes that come sooner wait for the rest of the interval with the socket
+    unread, and come with what the server sent meanwhile. So an upstream sending a token every 5 ms
+    is parsed, passed down and written to the client four tokens at a time at 20 ms, not one
+    wake-up, event and socket write per token. Over TLS the transport goes on reading the socket
+    into its buffer; decrypting, parsing and the rest are still batched. Faults wake it at once."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float, pace: float = 0.0) -> None:
         self.loop, self.read_timeout, self.pace = loop, read_timeout, pace
@@ -85,6 +87,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.last = self.loop.time()
         self.timer: asyncio.TimerHandle | None = None
+        self.woke = float("-inf")  # when the reader was last woken for the body (pace)
 
     # -- the protocol (called by the loop) ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -138,18 +141,28 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
         if not self.pace:
             self._wake()
-        elif self.waiter is not None and self.holder is None:  # the first bytes since the reader waited
-            self._wake()
-            self._hold()
-
-    def _hold(self) -> None:
-        """Leave the socket unread for `pace`: what the server sends meanwhile waits in the kernel
-        and comes in one read (one wake-up, one recv) when the interval is over."""
-        self.holder = self.loop.call_later(self.pace, self._release)
-        if self.transport is not None and not self.paused:
-            self.transport.pause_reading()
+        elif self.waiter is not None and self.holder is None:
+            due = self.woke + self.pace - self.loop.time()
+            if due <= 0:  # a pace or more since the last wake-up: at once
+                self.woke = self.loop.time()
+                self._wake()
+            else:  # sooner: the rest of the interval, the socket unread
+                self.holder = self.loop.call_later(due, self._release)
+                if self.transport is not None and not self.paused:
+                    self.transport.pause_reading()
 
     def _release(self) -> None:
+        """The interval is over: read the socket again, and wake the reader for what came."""
+        self.unhold()
+        self.woke = self.loop.time()
+        self._wake()
+
+    def unhold(self) -> None:
+        """Stop holding the socket unread: the answer's last events are read (what is left is the
+        body's end, drained at once), or the connection goes back to the pool for the next answer."""
+        if self.holder is None:
+            return
+        self.holder.cancel()
         self.holder = None
         if self.transport is not None and not self.paused and not self.lost:
             self.transport.resume_reading()
@@ -220,9 +233,7 @@ class _Connection(asyncio.Protocol):
         return self.complete and self.keep_alive and not self.lost and self.error is None
 
     def done_with(self) -> None:
-        if self.holder is not None:  # read again: a connection back in the pool must see its next response
-            self.holder.cancel()
-            self._release()
+        self.unhold()  # a connection back in the pool must read its next response
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -242,6 +253,10 @@ class AsyncHttpResponse:
     @property
     def is_closed(self) -> bool:
         return self._conn.complete
+
+    def unhold(self) -> None:
+        """The answer's last events are read: what is left of the body (its end) comes at once."""
+        self._conn.unhold()
 
     async def iter_text(self) -> AsyncIterator[str]:
         """The body as UTF-8 text, each piece as soon as it arrived."""

@@ -357,6 +357,7 @@ class SdkProvider:
                         yield event
                 for event in reader.close():
                     yield event
+                reply.unhold()  # the body's end is not held back by --coalesce-ms
                 await _read_to_end(reply.iter_text())
             finally:
                 self._alean.release(reply)
