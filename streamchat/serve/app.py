@@ -164,7 +164,8 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
     (an access key, a budget) is a dependency on their `include_router(..., dependencies=[...])`;
     one that every request needs is a check in `gate.Gate`. The streaming routes are answered by the
     innermost middleware (`_Direct`), past FastAPI's routing, unless such a dependency is on them.
-    Middleware is added before CORS, so that CORS stays outermost."""
+    Middleware is added before CORS, so that CORS wraps it; with `--cors` only the preflight's own
+    Host and Origin check (`Guard` for OPTIONS) is outside CORS."""
     native = {"telemetry": _NO_TELEMETRY} if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {}
     app = _App(title="streamchat", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan,
                **native)  # type: ignore[arg-type]
@@ -187,11 +188,13 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
 
     app.add_middleware(_Direct, endpoints=_direct(app))  # first, so innermost: inside the guard and CORS
     app.add_middleware(Guard, refusal=state.gate.refusal)
-    if options.cors_origin:  # added last, so it wraps the guard: refusals carry CORS headers too
+    if options.cors_origin:  # added after, so it wraps the guard: refusals carry CORS headers too
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=[options.cors_origin], allow_methods=["*"],
                            allow_headers=["*"])
+        # outermost: CORS answers a preflight without asking the app, so its Host and Origin are checked here
+        app.add_middleware(Guard, refusal=state.gate.preflight_refusal, methods=frozenset({"OPTIONS"}))
 
     _settle_heap()
     return app

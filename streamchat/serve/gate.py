@@ -67,8 +67,16 @@ class Gate:
         """Token, Host and Origin checks and the declared body size, before any route runs."""
         path = request.scope["path"]  # as request.url.path (no root_path here), without building the URL
         page_token = request.query_params.get("token") if path == "/" else None
+        return self._refusal(request, page_token, public=path.startswith("/static/"))
+
+    def preflight_refusal(self, request: Request) -> Response | None:
+        """Host and Origin only, for an OPTIONS request on its way to `--cors`'s preflight answer: a
+        browser sends a preflight without the token (QA-22: it skipped the Host check too)."""
+        return self._refusal(request, None, public=True)
+
+    def _refusal(self, request: Request, page_token: str | None, public: bool) -> Response | None:
         try:
-            self.check(request.headers, page_token, public=path.startswith("/static/"))
+            self.check(request.headers, page_token, public=public)
             length = request.headers.get("content-length")
             if length and length.isdigit() and int(length) > self.max_body_bytes:
                 raise Refused(413, f"request body over {self.max_body_bytes} bytes", "too_large")
@@ -81,15 +89,19 @@ class Gate:
 
 
 class Guard:
-    """Pure ASGI middleware for the request checks. Not `@app.middleware("http")`: Starlette's
-    BaseHTTPMiddleware relays every streamed chunk through an extra task and memory stream, which
-    under load delayed every client's first event by seconds."""
+    """Pure ASGI middleware for the request checks, on every HTTP request whatever its method (before
+    routing, so a trailing slash's redirect never names a Host the gate refuses). With `methods`, on
+    those methods only: `--cors` adds one outside its middleware, for OPTIONS, as the CORS middleware
+    answers a preflight itself. Not `@app.middleware("http")`: Starlette's BaseHTTPMiddleware relays
+    every streamed chunk through an extra task and memory stream, which under load delayed every
+    client's first event by seconds."""
 
-    def __init__(self, app: ASGIApp, refusal: Callable[[Request], Response | None]) -> None:
-        self.app, self.refusal = app, refusal
+    def __init__(self, app: ASGIApp, refusal: Callable[[Request], Response | None],
+                 methods: frozenset[str] | None = None) -> None:
+        self.app, self.refusal, self.methods = app, refusal, methods
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] != "OPTIONS":
+        if scope["type"] == "http" and (self.methods is None or scope["method"] in self.methods):
             response = self.refusal(Request(scope))
             if response is not None:
                 await response(scope, receive, send)
