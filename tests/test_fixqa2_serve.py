@@ -54,3 +54,56 @@ def test_options_requests_pass_the_host_check_and_never_redirect_to_a_foreign_ho
         assert answer.headers["access-control-allow-origin"] == APP_ORIGIN
     else:  # no CORS: another origin's preflight is refused as its request would be
         assert answer.status_code == 403
+
+
+def _handshake(app: Any, headers: dict[str, str], *, denial: bool = True) -> list[dict[str, Any]]:
+    """A WebSocket handshake on `/ws` straight over ASGI: what the app sends before the client's first frame."""
+    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "ws", "path": "/ws",
+             "raw_path": b"/ws", "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 8765), "subprotocols": [],
+             "extensions": {"websocket.http.response": {}} if denial else {},
+             "headers": [(k.encode(), v.encode()) for k, v in
+                         {"host": "127.0.0.1:8765", **{k.lower(): v for k, v in headers.items()}}.items()]}
+    sent: list[dict[str, Any]] = []
+    inbox = [{"type": "websocket.disconnect", "code": 1000}, {"type": "websocket.connect"}]
+
+    async def receive() -> dict[str, Any]:
+        return inbox.pop() if inbox else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+    return sent
+
+
+def _denial(sent: list[dict[str, Any]]) -> tuple[int, dict[str, Any], dict[bytes, bytes]]:
+    import json
+
+    start = sent[0]
+    assert start["type"] == "websocket.http.response.start", sent
+    body = b"".join(m.get("body", b"") for m in sent[1:] if m["type"] == "websocket.http.response.body")
+    return start["status"], json.loads(body), dict(start["headers"])
+
+
+@pytest.mark.parametrize("keys", [False, True])
+def test_websocket_refusals_carry_their_status_and_error(keys, tmp_path):
+    """QA-26: a missing or wrong token or key and a foreign Host were all an empty 403 (`ws.close` before
+    accept); README promises 401 `invalid_api_key` (`unauthorized` for the token) and 421."""
+    options: dict[str, Any] = {"token": TOKEN}
+    if keys:
+        options.update(keys=True, state=str(tmp_path / "access.db"))
+    app = _app(**options)
+    code = "invalid_api_key" if keys else "unauthorized"
+    for headers in ({}, {"Authorization": "Bearer wrong-wrong-wrong-wrong"}):
+        status, body, sent_headers = _denial(_handshake(app, headers))
+        assert (status, body["error"]["code"]) == (401, code)
+        assert sent_headers[b"www-authenticate"] == b"Bearer"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    status, body, _ = _denial(_handshake(app, {**auth, "Host": "evil.example"}))
+    assert (status, body["error"]["code"]) == (421, "host_not_allowed")
+    status, body, _ = _denial(_handshake(app, {**auth, "Origin": "http://evil.example"}))
+    assert (status, body["error"]["code"]) == (403, "origin_not_allowed")
+    assert _handshake(app, auth)[0]["type"] == "websocket.accept"
+    # a server without the denial extension: closed before accept, as before (its own 403)
+    assert _handshake(app, {}, denial=False)[0] == {"type": "websocket.close", "code": 1008, "reason": ""}

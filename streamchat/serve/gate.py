@@ -2,7 +2,8 @@
 size, applied to every request before any route runs.
 
 `Gate` holds the checks; `Guard` is the pure-ASGI middleware that runs them for HTTP (the
-WebSocket route calls `Gate.check` itself, as a browser's WebSocket sends no preflight).
+WebSocket route calls `Gate.check` itself, as a browser's WebSocket sends no preflight, and answers
+a refusal as `refused` would, before accepting).
 With `--keys` the credential is an access key (`keys.Keys.allows`) or the admin token. A check
 every request needs belongs in `Gate.check`; one that only
 some routes need is a FastAPI dependency on that router's `include_router` in `serve/app.py`.
@@ -26,9 +27,12 @@ if TYPE_CHECKING:
 
 
 def refused(err: Refused) -> JSONResponse:
-    """A refusal as an OpenAI-shaped error response."""
-    return JSONResponse(openai_error(err.message, err.code, err.status, err.param), status_code=err.status,
-                        headers=err.headers)
+    """A refusal as an OpenAI-shaped error response (a 401 with `WWW-Authenticate: Bearer`)."""
+    response = JSONResponse(openai_error(err.message, err.code, err.status, err.param), status_code=err.status,
+                            headers=err.headers)
+    if err.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def bearer(headers: Any, query_token: str | None) -> str:
@@ -81,10 +85,7 @@ class Gate:
             if length and length.isdigit() and int(length) > self.max_body_bytes:
                 raise Refused(413, f"request body over {self.max_body_bytes} bytes", "too_large")
         except Refused as err:
-            response = refused(err)
-            if err.status == 401:
-                response.headers["WWW-Authenticate"] = "Bearer"
-            return response
+            return refused(err)
         return None
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from streamchat.events import Done
 from streamchat.serve.bridge import Finished, TurnStream
+from streamchat.serve.gate import refused
 from streamchat.serve.parse import decode_json, parse_call
 from streamchat.serve.policy import Refused
 from streamchat.serve.state import ServeState, serve_state
@@ -27,8 +28,11 @@ async def websocket(ws: WebSocket) -> None:
     state = serve_state(ws)
     try:
         state.gate.check(ws.headers, None)
-    except Refused:
-        await ws.close(code=1008)
+    except Refused as err:  # the refusal's own status and error, as HTTP gets them (QA-26: all were a bare 403)
+        if "websocket.http.response" in ws.scope.get("extensions", {}):
+            await ws.send_denial_response(refused(err))
+        else:  # a server without the denial-response extension answers this with its own 403
+            await ws.close(code=1008)
         return
     await ws.accept()
     address = ws.client.host if ws.client else ""
