@@ -107,3 +107,49 @@ def test_websocket_refusals_carry_their_status_and_error(keys, tmp_path):
     assert _handshake(app, auth)[0]["type"] == "websocket.accept"
     # a server without the denial extension: closed before accept, as before (its own 403)
     assert _handshake(app, {}, denial=False)[0] == {"type": "websocket.close", "code": 1008, "reason": ""}
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"messages": [{"role": "user"}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": None}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": ""}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": []}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}, "messages[0].content"),
+    ({"messages": [{"role": "system", "content": ""}, {"role": "user", "content": "q"}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": "hello"}, {"role": "assistant"}, {"role": "user", "content": "again"}]},
+     "messages[1].content"),
+    ({"messages": [{"role": "user", "content": "q"},
+                   {"role": "assistant", "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
+                   {"role": "tool", "tool_call_id": "c1"}]}, "messages[2].content"),
+])
+def test_a_message_without_content_is_a_400_naming_it(body, param):
+    """QA-23: a message with no content (missing, null, "", [], an empty text part) went upstream as an
+    empty turn; OpenAI answers "Missing required parameter" and Anthropic refuses an empty text block."""
+    from streamchat.serve.parse import parse_call
+    from streamchat.serve.policy import Refused
+
+    for openai in (True, False):
+        if not openai and any(m.get("role") == "tool" for m in body["messages"]):
+            continue
+        with pytest.raises(Refused) as info:
+            parse_call(body, openai=openai)
+        assert (info.value.status, info.value.code, info.value.param) == (400, "invalid_request", param)
+        assert param in info.value.message
+
+
+def test_an_empty_prompt_is_a_400_and_content_that_is_there_still_passes():
+    from streamchat.serve.parse import parse_call
+    from streamchat.serve.policy import Refused
+
+    with pytest.raises(Refused) as info:
+        parse_call({"prompt": ""}, openai=False)
+    assert (info.value.status, info.value.param) == (400, "prompt")
+    image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    call = parse_call({"messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}}]},  # an image alone is a question
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": ""},  # a tool may return nothing
+    ], "tools": [{"type": "function", "function": {"name": "f"}}]}, openai=True)
+    assert [m.role for m in call.messages] == ["user", "assistant", "tool"]
+    assert ask(_app(), "GET", "/stream", params={"prompt": "", "model": "openai:gpt-4o-mini"}).json()["error"]["param"] \
+        == "prompt"

@@ -196,7 +196,7 @@ def _messages(body: dict[str, Any], *, openai: bool) -> tuple[Message, ...]:
             if not isinstance(m, dict) or m.get("role") not in ROLES or (m["role"] == "tool" and not openai):
                 raise _bad(f"messages[{i}].role", "must be system, developer, user, assistant"
                            + (" or tool" if openai else ""))
-            text, attachments = _content(m.get("content") or "", f"messages[{i}].content")
+            text, attachments = _message_content(m, i, openai=openai)
             if m["role"] == "tool":
                 if not isinstance(m.get("tool_call_id"), str) or not m["tool_call_id"]:
                     raise _bad(f"messages[{i}].tool_call_id", "must name the call this result answers")
@@ -206,6 +206,8 @@ def _messages(body: dict[str, Any], *, openai: bool) -> tuple[Message, ...]:
             else:
                 out.append(Message(ROLES[m["role"]], text, attachments))
     elif isinstance(body.get("prompt"), str):
+        if not body["prompt"]:
+            raise _bad("prompt", "is empty: ask something")
         out = [Message("user", body["prompt"])]
     else:
         raise Refused(400, "send 'messages' (a list) or 'prompt' (a string)", "missing_prompt",
@@ -213,6 +215,19 @@ def _messages(body: dict[str, Any], *, openai: bool) -> tuple[Message, ...]:
     if not out or out[-1].role not in ("user", "tool"):
         raise Refused(400, "the last message must be from the user (or tool results)", "missing_prompt", param="messages")
     return tuple(out)
+
+
+def _message_content(m: dict[str, Any], i: int, *, openai: bool) -> tuple[str, tuple[Attachment, ...]]:
+    """A message's text and attachments; none at all is a 400 (QA-23: it went upstream as an empty
+    turn), except a tool's result, which may be "", and an assistant's turn that made tool calls."""
+    where = f"messages[{i}].content"
+    calls = m["role"] == "assistant" and bool(m.get("tool_calls")) and openai
+    if m.get("content") is None and not calls:
+        raise _bad(where, "is missing: give the message's text (a string or content parts)")
+    text, attachments = _content(m.get("content") or "", where)
+    if not text and not attachments and m["role"] != "tool" and not calls:
+        raise _bad(where, "is empty: give the message's text (a string or content parts)")
+    return text, attachments
 
 
 def _calls(value: Any, where: str) -> tuple[ToolCall, ...]:
