@@ -153,3 +153,23 @@ def test_an_empty_prompt_is_a_400_and_content_that_is_there_still_passes():
     assert [m.role for m in call.messages] == ["user", "assistant", "tool"]
     assert ask(_app(), "GET", "/stream", params={"prompt": "", "model": "openai:gpt-4o-mini"}).json()["error"]["param"] \
         == "prompt"
+
+
+def test_get_stream_refuses_what_post_stream_refuses():
+    """QA-25: GET /stream ignored unknown and invalid query parameters and took the last of a repeated
+    one, while POST /stream refuses each with a 400 naming it."""
+    app = _app()
+    for query, param, code in (
+            ("prompt=hi&bogus=1", "bogus", "unsupported_parameter"),
+            ("prompt=hi&temperature=5&max_tokens=-1", "temperature", "unsupported_parameter"),
+            ("prompt=a&prompt=b", "prompt", "invalid_request"),
+            ("prompt=hi&model=a&model=b", "model", "invalid_request"),
+            ("prompt=hi&messages=x", "messages", "unsupported_parameter")):
+        answer = ask(app, "GET", f"/stream?{query}")
+        error = answer.json()["error"]
+        assert (answer.status_code, error["param"], error["code"]) == (400, param, code), query
+        assert f"'{param}'" in error["message"], error
+    post = ask(app, "POST", "/stream", json={"prompt": "hi", "bogus": 1}).json()["error"]
+    assert ask(app, "GET", "/stream?prompt=hi&bogus=1").json()["error"] == post  # the same words
+    hint = ask(app, "GET", "/stream?prompt=hi&temperature=1").json()["error"]["message"]
+    assert "POST /stream" in hint

@@ -48,16 +48,18 @@ def parse_sse(raw: str) -> list[tuple[str, dict]]:
 
 def test_get_stream_reads_its_query_as_fastapi_parameters_did(serve, server):
     """GET /stream reads `prompt`, `model`, `system` from the query itself: the same answers as the
-    FastAPI parameters it replaced (the last of a repeated one, no prompt a 400), but an empty prompt is a 400."""
+    FastAPI parameters it replaced (no prompt a 400); an empty prompt, a repeated or another parameter is a 400."""
     def text(params) -> str:
         r = httpx.get(f"{serve.url}/stream", params=params, timeout=30)
         assert r.status_code == 200, r.text
         return "".join(d["text"] for n, d in parse_sse(r.text) if n == "token")
 
-    assert text([("prompt", "a"), ("prompt", "b")]) == "echo: b"
+    assert text({"prompt": "x", "system": "s", "model": "openai:echo"}) == "echo: x"
     empty = httpx.get(f"{serve.url}/stream", params={"prompt": "", "model": "openai:echo"}, timeout=30)
     assert (empty.status_code, empty.json()["error"]["param"]) == (400, "prompt")  # QA-23: not sent upstream
-    assert text({"prompt": "x", "system": "s", "other": "1"}) == "echo: x"
+    for params in ([("prompt", "a"), ("prompt", "b")], {"prompt": "x", "other": "1"}):  # QA-25: not ignored
+        r = httpx.get(f"{serve.url}/stream", params=params, timeout=30)
+        assert r.status_code == 400 and r.json()["error"]["param"] in ("prompt", "other"), r.text
     for params in ({}, {"model": "openai:echo"}):
         r = httpx.get(f"{serve.url}/stream", params=params, timeout=30)
         assert (r.status_code, r.json()["error"]) == (400, {"message": "'prompt' Field required", "code": "invalid_request",

@@ -27,6 +27,7 @@ OPENAI_KEYS = frozenset({"model", "messages", "stream", "stream_options", "tempe
                          "max_completion_tokens", "n", "user", "tools", "tool_choice", "parallel_tool_calls",
                          "response_format", *SAMPLING})
 NATIVE_KEYS = frozenset({"model", "messages", "prompt", "system", "temperature", "max_tokens", *SAMPLING})
+QUERY_KEYS = frozenset({"prompt", "model", "system"})  # GET /stream's query; the rest only in POST /stream's body
 MAX_DEPTH = 32
 
 
@@ -363,12 +364,25 @@ def _params(body: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-def parse_call(body: dict[str, Any], *, openai: bool) -> Call:
-    """Check a request body; `openai` for /v1/chat/completions, else /stream and /ws."""
-    allowed = OPENAI_KEYS if openai else NATIVE_KEYS
+def query_body(items: Any) -> dict[str, str]:
+    """A query string's (key, value) pairs as a body for `parse_call(..., query=True)`: a repeated
+    parameter is a 400, not the last one silently (QA-25)."""
+    body: dict[str, str] = {}
+    for key, value in items:
+        if key in body:
+            raise _bad(key, "is given more than once")
+        body[key] = value
+    return body
+
+
+def parse_call(body: dict[str, Any], *, openai: bool, query: bool = False) -> Call:
+    """Check a request body; `openai` for /v1/chat/completions, else /stream and /ws; `query` for
+    GET /stream's query parameters (`query_body`), which take only QUERY_KEYS."""
+    allowed = QUERY_KEYS if query else OPENAI_KEYS if openai else NATIVE_KEYS
     for key in body:
         if key not in allowed:
-            raise Refused(400, f"parameter '{key}' is not supported by streamchat serve", "unsupported_parameter",
+            also = " in a query: POST /stream takes it in its body" if query and key in NATIVE_KEYS else ""
+            raise Refused(400, f"parameter '{key}' is not supported by streamchat serve{also}", "unsupported_parameter",
                           param=key)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
