@@ -25,7 +25,7 @@ from streamchat.paths import user_path
 from streamchat.schema_request import ResponseSchema
 
 TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}  # concise syntax → JSON Schema
-FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")  # the refusal's hint states this rule (QA-24)
 MESSAGE_MAX = 160  # a validation message quotes the answer's value: keep the line one line
 REPAIR_PROBLEMS = 5  # how many problems a corrective request lists
 # Where a `$ref` may lead: the schema itself and the drafts' own metaschemas. jsonschema's default
@@ -135,7 +135,8 @@ def concise(text: str, option: str = "--schema") -> dict[str, Any]:
         name, kind = words[0], words[1] if len(words) == 2 else "str"
         if not FIELD_NAME.match(name):
             file = f"; a schema file is read when it looks like a path: ./{name}" if "." in name and len(words) == 1 else ""
-            raise UsageError(f"{option}: '{name}' is not a field name", hint=f"use letters, digits, _ and -{file}")
+            raise UsageError(f"{option}: '{name}' is not a field name",
+                             hint=f"start with an ASCII letter or _, then ASCII letters, digits, _ and -{file}")
         if kind not in TYPES:
             close = difflib.get_close_matches(kind, TYPES, n=1)
             guess = f"did you mean '{close[0]}'? " if close else ""

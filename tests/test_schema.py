@@ -192,3 +192,15 @@ def test_a_bare_word_is_a_field_even_when_a_file_has_that_name(tmp_path, monkeyp
     with pytest.raises(UsageError) as caught:
         load_schema("city.txt")  # not a field name, and not read as a file: say how to give one
     assert "./city.txt" in caught.value.hint
+
+
+@pytest.mark.parametrize("name", ["-", "--", "-a", "1a", "é", "prénom"])
+def test_a_refused_field_name_is_told_the_rule_it_broke(name):
+    """QA-24: the hint said "use letters, digits, _ and -" for `-`, `1a` and `prénom`, each made of
+    exactly those; it now states the rule FIELD_NAME applies, and what it accepts still passes."""
+    with pytest.raises(UsageError) as caught:
+        load_schema(f"city, {name} int")
+    assert caught.value.hint is not None
+    assert "start with an ASCII letter or _" in caught.value.hint and "ASCII letters, digits, _ and -" in caught.value.hint
+    for fine in ("a-b", "_", "_1", "Z9-x"):
+        assert fine in load_schema(f"city, {fine} int").schema["properties"]
