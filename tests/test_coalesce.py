@@ -9,6 +9,7 @@ import json
 import subprocess
 import threading
 import time
+from typing import Any
 
 import pytest
 from fakeserver import FakeLLMServer, Script
@@ -173,51 +174,77 @@ def test_coalesce_ms_out_of_range_is_a_usage_error(invoke):
 
 
 class _Transport(asyncio.Transport):
-    """Records what the connection asks of its socket."""
+    """Records what the connection asks of its socket, and holds what `send` is given while reading
+    is paused, as the kernel would, handing it over in one read when reading resumes."""
 
-    def __init__(self) -> None:
+    def __init__(self, conn: object) -> None:
         super().__init__()
+        self.conn: Any = conn
         self.calls: list[str] = []
+        self.kernel = b""
+
+    def send(self, data: bytes) -> None:
+        if "pause" in self.calls[-1:] or self.kernel:  # paused, or a read is due: in order after it
+            self.kernel += data
+        else:
+            self.conn.data_received(data)
+
+    def _deliver(self) -> None:
+        data, self.kernel = self.kernel, b""
+        if data:
+            self.conn.data_received(data)
 
     def pause_reading(self) -> None:
         self.calls.append("pause")
 
     def resume_reading(self) -> None:
         self.calls.append("resume")
+        if self.kernel:
+            asyncio.get_running_loop().call_later(0.001, self._deliver)  # at the loop's next poll
 
 
 @pytest.mark.parametrize(("gap", "held"), [(0.04, False), (0.004, True)], ids=["slower", "faster"])
 def test_only_a_stream_faster_than_the_pace_is_held(gap, held):
-    """The pacing on the protocol alone (bytes fed by hand, a transport that records): tokens 40 ms
-    apart at a 20 ms pace wake the reader each as it comes, with no timer and no pause (held, each
-    token cost a timer and two socket calls for nothing); 4 ms apart, the socket is paused and the
-    reader woken a few times for all of them."""
+    """The pacing on the protocol alone (a transport that records, and keeps what comes while paused
+    as the kernel would): tokens 40 ms apart at a 20 ms pace wake the reader each as it comes, with
+    no timer and no pause (held, each token cost a timer and two socket calls for nothing); 4 ms
+    apart, the socket is paused and the reader woken a few times for all of them — and no token
+    waits much more than the pace (a hold that began at the read after a pause kept that read's
+    tokens a second interval)."""
     from streamchat.providers._ahttp import _Connection
 
-    async def run() -> tuple[list[bytes], list[str]]:
-        conn = _Connection(asyncio.get_running_loop(), 30.0, pace=0.02)
-        transport = _Transport()
+    async def run() -> tuple[list[tuple[float, bytes]], list[str], list[float]]:
+        loop = asyncio.get_running_loop()
+        conn = _Connection(loop, 30.0, pace=0.02)
+        transport = _Transport(conn)
         conn.connection_made(transport)
-        conn.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        reads: list[bytes] = []
+        transport.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        reads: list[tuple[float, bytes]] = []
+        sent: list[float] = []
 
         async def reader() -> None:
             while data := await conn.read():
-                reads.append(data)
+                reads.append((loop.time(), data))
 
         task = asyncio.ensure_future(reader())
         for i in range(10):
             await asyncio.sleep(gap)
-            conn.data_received(b"%x\r\n%s\r\n" % (len(b"t%d " % i), b"t%d " % i))
+            sent.append(loop.time())
+            transport.send(b"%x\r\n%s\r\n" % (len(b"t%d " % i), b"t%d " % i))
         await asyncio.sleep(0.05)
-        conn.data_received(b"0\r\n\r\n")
+        transport.send(b"0\r\n\r\n")
         await asyncio.wait_for(task, 5)
         conn.done_with()
-        return reads, transport.calls
+        return reads, transport.calls, sent
 
-    reads, calls = asyncio.run(run())
-    assert b"".join(reads) == b"".join(b"t%d " % i for i in range(10))
+    reads, calls, sent = asyncio.run(run())
+    assert b"".join(data for _, data in reads) == b"".join(b"t%d " % i for i in range(10))
     if held:
         assert "pause" in calls and calls.count("pause") == calls.count("resume") and len(reads) <= 6
+        seen = 0
+        for at, data in reads:  # each token's wait: from when it was sent to the read that brought it
+            for _ in range(data.count(b"t")):
+                assert at - sent[seen] < 0.02 + 0.015, (seen, at - sent[seen])
+                seen += 1
     else:
         assert calls == [] and len(reads) == 10

@@ -60,9 +60,9 @@ class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: the response's body kept as it arrives, for one reader at a time.
 
     `pace` (seconds, serve's `--coalesce-ms`): the reader is woken for the body at most that often.
-    Bytes that come `pace` or more after the last wake-up wake it at once (an upstream slower than
-    the pace pays nothing); bytes that come sooner wait for the rest of the interval with the socket
-    unread, and come with what the server sent meanwhile. So an upstream sending a token every 5 ms
+    A read of body bytes wakes it at once, and if the stream is fast the socket is then left unread
+    for `pace`: what the server sends meanwhile comes in the next read, which wakes it at once
+    again — so no byte waits more than `pace`. So an upstream sending a token every 5 ms
     is parsed, passed down and written to the client four tokens at a time at 20 ms, not one
     wake-up, event and socket write per token. Over TLS the transport goes on reading the socket
     into its buffer; decrypting, parsing and the rest are still batched. Faults wake it at once."""
@@ -87,7 +87,8 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.last = self.loop.time()
         self.timer: asyncio.TimerHandle | None = None
-        self.woke = float("-inf")  # when the reader was last woken for the body (pace)
+        self.arrived = float("-inf")  # when the last read brought body bytes (pace)
+        self.pieces = 0  # body pieces so far (pace: how many a read brought)
 
     # -- the protocol (called by the loop) ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -96,12 +97,15 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.received = True
         self.last = self.loop.time()
+        pieces = self.pieces
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:  # a header cap (on_header) has said its own error first
             self._fail(StreamDropped(f"malformed HTTP response: {exc}"))
         else:
             if self.headers_done:
+                if self.pace and self.pieces > pieces:
+                    self._paced(self.pieces - pieces)
                 return
             self.head += len(data)  # llhttp keeps an unfinished header whole: bounded here
             if self.head <= HEAD_MAX:
@@ -139,23 +143,24 @@ class _Connection(asyncio.Protocol):
         if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
+        self.pieces += 1
         if not self.pace:
             self._wake()
-        elif self.waiter is not None and self.holder is None:
-            due = self.woke + self.pace - self.loop.time()
-            if due <= 0:  # a pace or more since the last wake-up: at once
-                self.woke = self.loop.time()
-                self._wake()
-            else:  # sooner: the rest of the interval, the socket unread
-                self.holder = self.loop.call_later(due, self._release)
-                if self.transport is not None and not self.paused:
-                    self.transport.pause_reading()
 
-    def _release(self) -> None:
-        """The interval is over: read the socket again, and wake the reader for what came."""
-        self.unhold()
-        self.woke = self.loop.time()
+    def _paced(self, pieces: int) -> None:
+        """A read brought `pieces` pieces of the body: wake the reader (if it waits and no hold is on),
+        and hold the socket unread for `pace` if the stream is fast — this read brought several, or
+        came within half the pace of the last. A slow stream is never held (held, it would pay a
+        timer, a pause and a resume a token to join one or two)."""
+        now = self.loop.time()
+        gap, self.arrived = now - self.arrived, now
+        if self.waiter is None or self.holder is not None:
+            return
         self._wake()
+        if pieces > 1 or gap < self.pace / 2:
+            self.holder = self.loop.call_later(self.pace, self.unhold)
+            if self.transport is not None and not self.paused:
+                self.transport.pause_reading()
 
     def unhold(self) -> None:
         """Stop holding the socket unread: the answer's last events are read (what is left is the
