@@ -202,7 +202,8 @@ def create_app(settings: Settings, server: Overrides, options: ServeOptions) -> 
 
 async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = "not_found" if exc.status_code == 404 else "http_error"
-    return JSONResponse(openai_error(str(exc.detail), code, exc.status_code), status_code=exc.status_code)
+    return JSONResponse(openai_error(str(exc.detail), code, exc.status_code), status_code=exc.status_code,
+                        headers=exc.headers)  # a 405's Allow
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
