@@ -106,3 +106,17 @@ def test_typed_non_finite_numbers_in_an_object_option_are_refused_too():
     with pytest.raises(UsageError, match="finite"):
         check(options_for("openai"), [("metadata", {"a": {"b": float("nan")}})], provider="openai")
     assert check(options_for("openai"), [("metadata", {"a": 1.5})], provider="openai") == (("metadata", {"a": 1.5}),)
+
+
+def test_both_prompt_suggestions_are_commands_the_shell_can_run(invoke):
+    """Review 13: the second suggestion was `streamchat -- {words}` unquoted: for an apostrophe
+    (`rome's`) it printed a command the shell cannot run (unbalanced quote)."""
+    import re
+    import shlex
+
+    words = ["history", "of", "rome's", "fall"]
+    r = invoke(*words)
+    assert r.code == ExitStatus.USAGE, r.stderr
+    first, second = re.search(r"quote the prompt: (.*) \(or: (.*)\)$", r.stderr.strip()).groups()
+    assert shlex.split(first) == ["streamchat", " ".join(words)], r.stderr
+    assert shlex.split(second) == ["streamchat", "--", *words], r.stderr

@@ -66,9 +66,8 @@ def _prompt_hint(err: ClickUsageError, words: list[str] | None) -> None:
     message = err.message
     if not message.startswith(("No such command", "Got unexpected extra argument")) or "Did you mean" in message:
         return
-    said = " ".join(words)
     err.message = (f"{message.rstrip('.')}: '{words[0]}' is a command. To ask the model, quote the prompt:"
-                   f" {_quoted(words)} (or: streamchat -- {said})")
+                   f" {_quoted(words)} (or: streamchat -- {shlex.join(words)})")
 
 
 IMPLICIT_CHAT = "streamchat.implicit_chat"  # ctx.meta: the user did not type `chat`, DefaultGroup added it
