@@ -1,5 +1,5 @@
 """Logging for --debug and serve: secrets redacted from every line, control characters shown as `␛`…
-(render/sanitize.py), a flood of one repeated line cut short.
+(render/sanitize.py), a message's line breaks as `\\n`, a flood of one repeated line cut short.
 
 A client can make the server log (bad requests, file-descriptor exhaustion); without a
 limit, ~20,000 slow connections wrote 153 MB of identical tracebacks in 15 seconds.
@@ -25,6 +25,12 @@ class RedactingFormatter(logging.Formatter):
         clients and upstreams chose (a model's name, a server's error text), and its escape sequences
         reached the operator's terminal (a title set, the screen cleared; OSC 52 writes the clipboard)."""
         return sanitize(redact(super().format(record), self.secrets))
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The record's own line, its CR/LF shown as `\\r`/`\\n`: an upstream's error text with a line
+        break wrote a second line that passed for the server's own. A traceback, added after this,
+        keeps its line breaks."""
+        return super().formatMessage(record).replace("\r", "\\r").replace("\n", "\\n")
 
 
 class RepeatLimit(logging.Filter):

@@ -34,7 +34,7 @@ def test_log_lines_show_escape_sequences_as_pictures(configured, capsys):
         log.exception("failed \x07")
     err = capsys.readouterr().err
     assert not any(c in err for c in "\x1b\x07\x9b\r"), repr(err)
-    assert "a turn on openai:␛]0;PWNED␇␛[2Jx failed: bad ␛[31mthing␛[0m (key ***)\n" in err
+    assert "a turn on openai:␛]0;PWNED␇␛[2Jx failed: bad ␛[31mthing␛[0m (key ***)\\r\n" in err
     assert "ValueError: \ufffd2J in a traceback" in err and "failed ␇" in err
 
 
@@ -45,3 +45,19 @@ def test_allow_model_globs_do_not_match_names_with_control_characters():
         with pytest.raises(Refused) as refused:
             policy.choose(name)
         assert refused.value.status == 400 and refused.value.code == "invalid_model"
+
+
+def test_a_line_break_in_a_message_cannot_forge_a_log_line(configured, capsys):
+    """Review 8: sanitize kept LF, so an upstream's error text with "\\n" wrote a second line that
+    looked like the server's own. A message's CR/LF are shown as \\r \\n; a traceback keeps its lines."""
+    logs.configure(debug=False, secrets=())
+    log = logging.getLogger("streamchat.serve")
+    log.warning("upstream said: %s", "busy\r\nERROR: streamchat.serve: token accepted for admin")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed:\n%s", "twice")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "WARNING: streamchat.serve: upstream said: busy\\r\\nERROR: streamchat.serve: token accepted for admin"
+    assert lines[1] == "ERROR: streamchat.serve: failed:\\ntwice" and lines[2] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: boom" and len(lines) > 4
