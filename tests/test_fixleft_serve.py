@@ -1,4 +1,5 @@
-"""serve's leftovers from session 39's QA, in-process over ASGI: a 405 names the allowed methods."""
+"""serve's leftovers from session 39's QA, in-process over ASGI: a 405 names the allowed methods, an
+upstream's escape sequences never reach a client inside an error message."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the `serve` extra is installed by .ci/run")
 
+from fakeserver import FakeLLMServer, Script  # noqa: E402
 from test_fixqa2_serve import ask  # noqa: E402
 from test_serve_policy import _app  # noqa: E402
 
@@ -16,3 +18,37 @@ def test_a_405_carries_an_allow_header():
     assert answer.status_code == 405, answer.text
     assert answer.headers.get("allow") == "POST", answer.headers
     assert answer.json()["error"]["code"] == "http_error"
+
+
+def test_an_upstream_error_reaches_clients_without_its_control_characters():
+    """A client-side error (the upstream's 400) was passed on in the upstream's own words, raw: a
+    client printing `bad \\x1b[31mthing` had its terminal driven by the upstream. Shown as pictures now."""
+    import gc
+
+    from streamchat.config import parse_settings
+    from streamchat.serve import app as serve_app
+    from streamchat.service import Overrides
+
+    server = FakeLLMServer().start()
+    settings = parse_settings({"providers": {"escapes": {"type": "openai", "base_url": f"{server.url}/v1",
+                                                         "api_key": "k"}}})
+    threshold = gc.get_threshold()
+    try:
+        app = serve_app.create_app(settings, Overrides(model="escapes:evil"), serve_app.ServeOptions())
+    finally:  # create_app settles a server's heap; this is the test process
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+    server.script("evil", Script(status=400, error_type="invalid_request_error",
+                                 error_message="bad \x1b[31mthing\x1b[0m\u202e\x9b2J"))
+    try:
+        plain = ask(app, "POST", "/v1/chat/completions", json={"model": "escapes:evil",
+                                                              "messages": [{"role": "user", "content": "hi"}]})
+        streamed = ask(app, "POST", "/stream", json={"prompt": "hi"})
+    finally:
+        server.stop()
+    assert plain.status_code == 400, plain.text
+    message = plain.json()["error"]["message"]
+    assert "bad \u241b[31mthing\u241b[0m<U+202E>\ufffd2J" in message, repr(message)
+    assert streamed.status_code == 400 and "\u241b[31mthing" in streamed.text, streamed.text  # failed before any event
+    for text in (plain.text, streamed.text):
+        assert not any(c in text for c in "\x1b\u202e\x9b") and "\\u001b" not in text, repr(text)

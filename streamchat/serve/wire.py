@@ -11,6 +11,7 @@ from typing import Any
 from streamchat import errors
 from streamchat.events import Event, Outcome, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallStart, TurnResult
 from streamchat.records import error_code, event_dict, result_dict
+from streamchat.render.sanitize import sanitize
 
 _HTTP_STATUS: list[tuple[type[errors.StreamchatError], int]] = [
     (errors.ModelNotFoundError, 404),
@@ -52,12 +53,13 @@ def http_status(err: BaseException | None) -> int:
 
 
 def client_message(result: TurnResult) -> str:
-    """The one line a remote client gets for a failed turn (every front: SSE, OpenAI, WebSocket)."""
+    """The one line a remote client gets for a failed turn (every front: SSE, OpenAI, WebSocket).
+    An upstream's words are sanitized: a client that prints them gets no escape sequence of theirs."""
     err = result.error
     if err is None:
-        return result.message
+        return sanitize(result.message)
     if isinstance(err, _CLIENT_SIDE):
-        return errors.redact(err.message)
+        return sanitize(errors.redact(err.message))
     for cls, message in _SERVER_SIDE:
         if isinstance(err, cls):
             if err.retry_after is not None:
