@@ -264,6 +264,19 @@ def test_a_cors_origin_is_taken_as_browsers_send_it():
     assert cors_origin("chrome-extension://abcdef") == "chrome-extension://abcdef"
 
 
+def test_a_cors_origin_with_a_non_ascii_host_is_taken_as_its_a_label():
+    """Review 12: `https://Bücher.example` was kept as `https://bücher.example`, but a browser's
+    Origin carries the A-label (`xn--bcher-kva.example`), so that --cors never matched."""
+    from streamchat.errors import UsageError
+    from streamchat.serve.spec import cors_origin
+
+    assert cors_origin("https://Bücher.example") == "https://xn--bcher-kva.example"
+    assert cors_origin("http://Straße.example:8080/") == "http://xn--strae-oqa.example:8080"
+    with pytest.raises(UsageError) as refused:
+        cors_origin("https://\u2603.example")  # a snowman: no IDNA 2008 name
+    assert "is not an origin" in str(refused.value) and "xn--" in (refused.value.hint or "")
+
+
 def test_a_normalised_cors_origin_is_allowed(monkeypatch):
     """The app allows the origin as normalised (a browser sends `https://app.example`, never `…:443/`)."""
     import httpx

@@ -72,7 +72,7 @@ class ServeSpec:
 def cors_origin(text: str) -> str:
     """`--cors ORIGIN` checked at start: one origin as a browser's `Origin` header gives it,
     `scheme://host[:port]`, which requests are compared to (lower-case, without a trailing `/` or
-    the scheme's default port). `*` is refused: every web page could then spend the server's keys,
+    the scheme's default port, a non-ASCII host as its IDNA A-label). `*` is refused: every web page could then spend the server's keys,
     and the gate refused such requests anyway while the CORS header said allow-all."""
     from urllib.parse import urlsplit
 
@@ -95,6 +95,14 @@ def cors_origin(text: str) -> str:
             or parts.path not in ("", "/") or parts.query or parts.fragment or given.endswith(("?", "#"))
             or any(c.isspace() or ord(c) < 0x20 for c in given)):
         raise UsageError(f"--cors {text!r} is not an origin", hint=hint)
+    if not host.isascii():  # a browser's Origin carries the IDNA A-label, as a redirect's host is sent
+        import idna
+
+        try:
+            host = idna.encode(host).decode("ascii")
+        except idna.IDNAError:
+            raise UsageError(f"--cors {text!r} is not an origin", hint="its host is no valid internationalized"
+                             " name: give it as the browser's Origin shows it (xn--…)") from None
     if ":" in host:  # IPv6
         host = f"[{host}]"
     default = {"http": 80, "https": 443}.get(scheme)
