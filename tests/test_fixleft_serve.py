@@ -52,3 +52,26 @@ def test_an_upstream_error_reaches_clients_without_its_control_characters():
     assert streamed.status_code == 400 and "\u241b[31mthing" in streamed.text, streamed.text  # failed before any event
     for text in (plain.text, streamed.text):
         assert not any(c in text for c in "\x1b\u202e\x9b") and "\\u001b" not in text, repr(text)
+
+
+ASKED = {"role": "assistant", "content": "",
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+
+
+def test_stream_and_ws_refuse_an_assistant_message_s_tool_calls():
+    """/stream and /ws dropped an assistant message's `tool_calls` without a word (with text, the
+    turn went on without them; without, the 400 named its content): a 400 naming them now."""
+    from streamchat.serve.parse import parse_call
+    from streamchat.serve.policy import Refused
+
+    for content in ("", "calling f"):
+        body = {"messages": [{"role": "user", "content": "hi"}, {**ASKED, "content": content},
+                             {"role": "user", "content": "go on"}]}
+        with pytest.raises(Refused) as refused:  # /ws parses a frame as /stream parses a body
+            parse_call(body, openai=False)
+        assert (refused.value.status, refused.value.param) == (400, "messages[1].tool_calls")
+        assert "/v1/chat/completions" in refused.value.message
+        answer = ask(_app(), "POST", "/stream", json=body)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["param"] == "messages[1].tool_calls"
+        assert parse_call(body, openai=True).messages[1].tool_calls  # where they are supported

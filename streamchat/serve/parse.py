@@ -197,6 +197,9 @@ def _messages(body: dict[str, Any], *, openai: bool) -> tuple[Message, ...]:
             if not isinstance(m, dict) or m.get("role") not in ROLES or (m["role"] == "tool" and not openai):
                 raise _bad(f"messages[{i}].role", "must be system, developer, user, assistant"
                            + (" or tool" if openai else ""))
+            if m.get("tool_calls") and not openai:  # dropped here before, against "nothing is ignored"
+                raise _bad(f"messages[{i}].tool_calls", "is not supported on /stream and /ws: "
+                           "send a conversation with tool calls to /v1/chat/completions")
             text, attachments = _message_content(m, i, openai=openai)
             if m["role"] == "tool":
                 if not isinstance(m.get("tool_call_id"), str) or not m["tool_call_id"]:
