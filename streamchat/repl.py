@@ -28,10 +28,10 @@ from streamchat.paths import data_dir
 from streamchat.providers.options import REASONING
 from streamchat.render.code_blocks import code_blocks
 from streamchat.render.sanitize import sanitize
-from streamchat.repl_commands import COMMANDS, lookup, plural, set_label, set_names
+from streamchat.repl_commands import COMMANDS, lookup, set_label, set_names
 from streamchat.service import ChatSession
 from streamchat.sinks import choose_sink
-from streamchat.ui import UI, report_end
+from streamchat.ui import UI, plural, report_end
 
 if TYPE_CHECKING:
     from streamchat.tools import Toolbox

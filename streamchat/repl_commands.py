@@ -27,7 +27,7 @@ from streamchat.providers.options import REASONING
 from streamchat.render.code_blocks import CodeBlock, code_blocks
 from streamchat.render.sanitize import sanitize
 from streamchat.service import Overrides
-from streamchat.ui import byte_size
+from streamchat.ui import byte_size, plural
 
 if TYPE_CHECKING:  # the loop imports this module: the type only, no import cycle at run time
     from streamchat.repl import Repl
@@ -63,10 +63,6 @@ def lookup(name: str) -> Command | None:
 def clip(text: str, width: int = 40) -> str:
     one_line = " ".join(text.split())
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def set_label(chosen: dict[str, str], reasoning: str | None) -> str:

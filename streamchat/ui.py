@@ -36,6 +36,11 @@ def byte_size(n: int) -> str:
     return f"{size:.1f} {unit}"
 
 
+def plural(n: int, word: str) -> str:
+    """`1 turn`, `2 turns`: for the REPL's notices and `access usage`'s table."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def discard_typeahead(stream: IO[Any] | None) -> None:
     """Drop what was typed before a question showed (a terminal's pending input): a line typed while
     the answer streamed must not answer a prompt its typist never saw — a `y` approving a tool call,

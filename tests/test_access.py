@@ -258,3 +258,12 @@ def test_a_reservation_is_priced_at_the_dearest_deployment(tmp_path):
     assert meter.price([(openai, "gpt-4o-mini")], 400, 100).cost == 400 * 150 + 100 * 600  # nanodollars a token
     assert meter.price([(openai, "gpt-4o-mini"), (openai, "house")], 400, 100).cost == 400 * 1000 + 100 * 2000
     assert meter.price([(openai, "gpt-4o-mini"), (openai, "no-such-model")], 400, 100).cost is None
+
+
+def test_access_usage_and_the_repl_count_with_one_plural():
+    """Review 9: `access usage` had `_count`, a copy of repl_commands.plural; one function in ui serves both."""
+    from streamchat import repl_commands, ui
+    from streamchat.cli import _access
+
+    assert _access.plural is ui.plural and repl_commands.plural is ui.plural
+    assert (ui.plural(1, "error"), ui.plural(0, "request"), ui.plural(2, "turn")) == ("1 error", "0 requests", "2 turns")

@@ -13,7 +13,7 @@ import typer
 from streamchat.access.records import MAX_PER_MINUTE
 from streamchat.cli._app import ConfigOpt, DebugOpt, _command, _globals, _number_in, app
 from streamchat.environment import Environment
-from streamchat.ui import UI
+from streamchat.ui import UI, plural
 
 if TYPE_CHECKING:
     from streamchat.access.state import AccessState
@@ -194,13 +194,9 @@ def access_usage(
             if as_json:
                 env.stdout.write(json.dumps(usage_dict(row)) + "\n")
             else:
-                env.stdout.write(f"{row.name}\t{row.model}\t{_count(row.requests, 'request')}\t"
-                                 f"{row.input_tokens}+{row.output_tokens} tokens\t{usd(row.cost)}\t{_count(row.errors, 'error')}\n")
+                env.stdout.write(f"{row.name}\t{row.model}\t{plural(row.requests, 'request')}\t"
+                                 f"{row.input_tokens}+{row.output_tokens} tokens\t{usd(row.cost)}\t{plural(row.errors, 'error')}\n")
         if not as_json and rows:
             total = sum(r.cost for r in rows)
-            env.stdout.write(f"total\t\t{_count(sum(r.requests for r in rows), 'request')}\t\t{usd(total)}\t"
-                             f"{_count(sum(r.errors for r in rows), 'error')}\n")
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+            env.stdout.write(f"total\t\t{plural(sum(r.requests for r in rows), 'request')}\t\t{usd(total)}\t"
+                             f"{plural(sum(r.errors for r in rows), 'error')}\n")
