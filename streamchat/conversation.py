@@ -88,7 +88,7 @@ class Conversation:
     forked_from: int | None = None  # the conversation this one was forked from (its turns are shared)
     name: str | None = None  # its session name (`--session NAME`), unique in the log
     summary: Summary | None = None  # the latest compaction; in effect while `current_summary` says so
-    replacing: int | None = None  # the answer /edit last took off the path: the next question logged is its edit
+    replacing: int | None = None  # the answer /edit last took off the path: the question it asks is its edit
 
     @property
     def turn_count(self) -> int:

@@ -480,7 +480,11 @@ def cmd_edit(repl: Repl, arg: str) -> None:
             repl.ui.notice("unchanged — nothing sent (/retry asks it again)" if text else "empty — nothing sent")
             return
         repl.session.conversation.edit_last()  # the old exchange stays in the log, as an alternative
-        repl.ask(text)
+        try:
+            repl.ask(text)
+        finally:  # refused before it was logged (a role's missing value, a held overflow, a failed
+            # write): the next question is no edit, and must not be stored as the old answer's alternative
+            repl.session.conversation.replacing = None
         return
     if arg:  # `/edit bogus` opened an empty editor as if nothing had been typed after /edit
         repl.ui.notice("usage: /edit (a new question) or /edit last (the last one, changed and asked again)")

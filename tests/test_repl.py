@@ -404,3 +404,23 @@ def test_copy_through_osc52_names_what_may_drop_it(repl, server, tmp_path):
     child.expect_exact("copied the answer through the terminal (OSC 52) — if it is not on the clipboard, "
                        "the terminal refuses clipboard writes")
     child.expect_exact("tmux passes it on only with set -g set-clipboard on")
+
+
+def test_an_edit_refused_before_it_is_logged_leaves_the_next_question_alone(repl, server, home, invoke):
+    """Review 7: /edit last marked the next question *logged* as the edit; when the edited question
+    was refused first (here a role's template missing a value), the next unrelated question was
+    stored as the old answer's alternative ("To the question asked before /edit last")."""
+    cfg = home / "roles.toml"
+    cfg.write_text('[roles.rev]\ntemplate = "Review for {{focus}}:\\n{{input}}"\n')
+    editor = home / "ed.sh"
+    editor.write_text("#!/bin/sh\nprintf 'better question' > \"$1\"\n")
+    editor.chmod(0o755)
+    child = repl("-m", "openai:echo", env_extra={"STREAMCHAT_CONFIG": str(cfg), "EDITOR": str(editor)})
+    exchange(child, "first try", "echo: first try")
+    exchange(child, "/role rev", "its template needs {{focus}}")
+    exchange(child, "/edit last", "needs a value for {{focus}}")
+    exchange(child, "/role rev focus=style", "role: rev (focus=style)")
+    exchange(child, "unrelated", "echo: Review for style:")
+    shown = invoke("history", "show", "1").out
+    assert "echo: first try" in shown and "unrelated" in shown, shown
+    assert "before /edit last" not in shown, shown
