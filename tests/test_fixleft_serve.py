@@ -23,21 +23,13 @@ def test_a_405_carries_an_allow_header():
 def test_an_upstream_error_reaches_clients_without_its_control_characters():
     """A client-side error (the upstream's 400) was passed on in the upstream's own words, raw: a
     client printing `bad \\x1b[31mthing` had its terminal driven by the upstream. Shown as pictures now."""
-    import gc
 
     from streamchat.config import parse_settings
-    from streamchat.serve import app as serve_app
-    from streamchat.service import Overrides
 
     server = FakeLLMServer().start()
     settings = parse_settings({"providers": {"escapes": {"type": "openai", "base_url": f"{server.url}/v1",
                                                          "api_key": "k"}}})
-    threshold = gc.get_threshold()
-    try:
-        app = serve_app.create_app(settings, Overrides(model="escapes:evil"), serve_app.ServeOptions())
-    finally:  # create_app settles a server's heap; this is the test process
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
+    app = _app(settings, "escapes:evil")
     server.script("evil", Script(status=400, error_type="invalid_request_error",
                                  error_message="bad \x1b[31mthing\x1b[0m\u202e\x9b2J"))
     try:

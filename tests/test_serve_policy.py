@@ -210,8 +210,9 @@ def test_an_event_reaches_the_response_one_loop_turn_after_it_is_queued():
     assert max(asyncio.run(measure())) <= 1
 
 
-def _app(**options: object):
-    """serve's app in this process, with the heap settings create_app makes for a server put back."""
+def _app(settings: object = None, model: str = "openai:gpt-4o-mini", **options: object):
+    """serve's app in this process (for `settings`, serving `model`), with the heap settings create_app
+    makes for a server put back."""
     import gc
 
     from streamchat.serve import app as serve_app
@@ -219,7 +220,7 @@ def _app(**options: object):
 
     threshold = gc.get_threshold()
     try:
-        return serve_app.create_app(parse_settings({}), Overrides(model="openai:gpt-4o-mini"),
+        return serve_app.create_app(settings or parse_settings({}), Overrides(model=model),  # type: ignore[arg-type]
                                     serve_app.ServeOptions(**options))
     finally:  # create_app settles a server's heap; this is the test process
         gc.unfreeze()
@@ -268,25 +269,17 @@ def test_a_stopping_worker_closes_its_pooled_upstream_connections():
     shutdown) it closes them, rather than leaving them to the process's death. In-process, so
     that the process outliving the shutdown shows the difference."""
     import asyncio
-    import gc
     import time
 
     import httpx
 
-    from streamchat.serve import app as serve_app
-    from streamchat.service import Overrides
 
     # an upstream of its own, so no other test's pooled connection ends here while this one counts;
     # and a provider name of its own: adapters are cached per process
     server = FakeLLMServer().start()
     settings = parse_settings({"providers": {"closing": {"type": "openai", "base_url": f"{server.url}/v1",
                                                          "api_key": "k"}}})
-    threshold = gc.get_threshold()
-    try:
-        app = serve_app.create_app(settings, Overrides(model="closing:pooled"), serve_app.ServeOptions())
-    finally:  # create_app settles a server's heap; this is the test process
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
+    app = _app(settings, "closing:pooled")
 
     def ended_within(seconds: float) -> int:
         deadline = time.monotonic() + seconds
