@@ -339,19 +339,28 @@ def _sendable(target: str, location: str) -> str:
                                      fragment=quote(parts.fragment, safe=_PRINTABLE)))
 
 
+def a_label(host: str) -> str:
+    """A non-ASCII host name as its IDNA 2008 A-label, as httpx2 encodes it for the SDKs and browsers
+    send it in `Origin` (lower-cased, then the idna package); ValueError for a name IDNA refuses.
+    Imports idna only when called: its tables cost a one-shot's start nothing otherwise."""
+    import idna
+
+    try:
+        return idna.encode(host.lower()).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _idna_host(parts: SplitResult) -> SplitResult:
-    """A non-ASCII host as its IDNA 2008 A-label, as httpx2 encodes it for the SDKs (lower-cased, then
-    the idna package): http.client would resolve it by Python's IDNA 2003 codec (straße → strasse,
-    another host) and serve's reader wrote it raw into its Host header. A name IDNA refuses is
-    refused as httpx2 refuses it."""
+    """A redirect's non-ASCII host as its A-label (`a_label`): http.client would resolve it by
+    Python's IDNA 2003 codec (straße → strasse, another host) and serve's reader wrote it raw into
+    its Host header. A name IDNA refuses is refused as httpx2 refuses it."""
     host = parts.hostname
     if host is None or host.isascii():
         return parts
-    import idna  # only for such a redirect: its tables cost a one-shot's start nothing otherwise
-
     try:
-        encoded = idna.encode(host.lower()).decode("ascii")
-    except idna.IDNAError:
+        encoded = a_label(host)
+    except ValueError:
         raise StreamDropped("a redirect to an invalid host name") from None
     userinfo, at, hostport = parts.netloc.rpartition("@")
     _name, colon, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "")

@@ -96,11 +96,11 @@ def cors_origin(text: str) -> str:
             or any(c.isspace() or ord(c) < 0x20 for c in given)):
         raise UsageError(f"--cors {text!r} is not an origin", hint=hint)
     if not host.isascii():  # a browser's Origin carries the IDNA A-label, as a redirect's host is sent
-        import idna
+        from streamchat.providers._http import a_label
 
         try:
-            host = idna.encode(host).decode("ascii")
-        except idna.IDNAError:
+            host = a_label(host)
+        except ValueError:
             raise UsageError(f"--cors {text!r} is not an origin", hint="its host is no valid internationalized"
                              " name: give it as the browser's Origin shows it (xn--…)") from None
     if ":" in host:  # IPv6
