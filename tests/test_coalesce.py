@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from fakeserver import FakeLLMServer, Script
 
-from streamchat.config import ProviderConfig
 from streamchat.events import Done, Outcome, ReasoningDelta, TextDelta, Usage
 from streamchat.providers._wire import joined
 from streamchat.providers.base import ChatRequest
@@ -41,14 +40,13 @@ def test_a_joined_delta_counts_its_pieces_as_tokens_when_no_usage_comes():
 
 
 def _adapter(url: str, monkeypatch: pytest.MonkeyPatch, pace: float) -> OpenAIProvider:
-    """An OpenAI adapter as serve builds it: the asyncio lean transport, reading at `pace`."""
+    """An OpenAI adapter as serve builds it (test_lean_transport's), reading at `pace`."""
+    from test_lean_transport import aprovider
+
     from streamchat.providers import _sdk
 
-    monkeypatch.setattr(_sdk, "_async_transport", True)
     monkeypatch.setattr(_sdk, "_read_pace", pace)
-    monkeypatch.setenv("STREAMCHAT_TRANSPORT", "")
-    config = ProviderConfig("openai", "openai", base_url=url + "/v1", api_key="sk-test-key-0001")
-    adapter = OpenAIProvider(config, timeout=30.0)
+    adapter = aprovider("openai", url, "lean", monkeypatch, timeout=30.0)
     assert adapter._alean is not None and adapter._alean.pace == pace
     return adapter
 
